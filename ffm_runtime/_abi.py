@@ -1,0 +1,79 @@
+"""The contract between generated stubs and this runtime.
+
+Stubs are ELF objects that import only the names listed here: CPython Stable
+ABI functions and data, one libc function, and the runtime's own cells (data
+words the runtime fills in before a stub runs).  The loader refuses any other
+undefined symbol, and the code generator declares exactly these names.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "CELL_ADDRESS_ATTR",
+    "CELL_ARG_ERROR",
+    "CELL_MAKE_SEGMENT",
+    "CELL_SEGMENT_TYPE",
+    "PYTHON_DATA",
+    "PYTHON_FUNCTIONS",
+    "RUNTIME_CELLS",
+    "LIBC_FUNCTIONS",
+    "STUB_BOUND_SUFFIX",
+    "STUB_UNBOUND_SUFFIX",
+    "METH_FASTCALL",
+    "allowed_import",
+]
+
+#: CPython Stable ABI functions a stub may call (all available since 3.10 or earlier).
+PYTHON_FUNCTIONS: Final = frozenset({
+    "PyLong_AsLongLong",
+    "PyLong_FromLongLong",
+    "PyLong_FromUnsignedLongLong",
+    "PyLong_AsVoidPtr",
+    "PyLong_FromVoidPtr",
+    "PyFloat_AsDouble",
+    "PyFloat_FromDouble",
+    "PyBool_FromLong",
+    "PyErr_Occurred",
+    "PyErr_Clear",
+    "PyEval_SaveThread",
+    "PyEval_RestoreThread",
+    "PyObject_IsInstance",
+    "PyObject_GetAttr",
+    "PyObject_CallFunction",
+    "PyObject_CallFunctionObjArgs",
+    "Py_IncRef",
+    "Py_DecRef",
+})
+
+#: CPython Stable ABI data a stub may reference.
+PYTHON_DATA: Final = frozenset({"_Py_NoneStruct", "_Py_TrueStruct", "_Py_FalseStruct"})
+
+#: libc functions a stub may call.
+LIBC_FUNCTIONS: Final = frozenset({"__errno_location"})
+
+#: Cell holding the ``MemorySegment`` type (a ``PyObject *``).
+CELL_SEGMENT_TYPE: Final = "ffm_rt_segment_type"
+#: Cell holding the interned name of the attribute that yields a segment's raw address.
+CELL_ADDRESS_ATTR: Final = "ffm_rt_address_attr"
+#: Cell holding ``make_segment(address: int) -> MemorySegment`` for ``ADDRESS`` results.
+CELL_MAKE_SEGMENT: Final = "ffm_rt_make_segment"
+#: Cell holding ``arg_error(key: str, index: int, value: object)``, which always raises.
+CELL_ARG_ERROR: Final = "ffm_rt_arg_error"
+
+RUNTIME_CELLS: Final = (CELL_SEGMENT_TYPE, CELL_ADDRESS_ATTR, CELL_MAKE_SEGMENT, CELL_ARG_ERROR)
+
+#: A stub for key K is emitted twice: ``<symbol>_b`` takes the target address from the
+#: handle's ``self`` (a bound handle), ``<symbol>_u`` from its first argument.
+STUB_BOUND_SUFFIX: Final = "_b"
+STUB_UNBOUND_SUFFIX: Final = "_u"
+
+#: ``PyMethodDef.ml_flags`` for a vectorcall-style builtin.
+METH_FASTCALL: Final = 0x0080
+
+
+def allowed_import(name: str) -> bool:
+    """Whether a stub object may import ``name``."""
+    return (name in PYTHON_FUNCTIONS or name in PYTHON_DATA or name in LIBC_FUNCTIONS
+            or name in RUNTIME_CELLS)

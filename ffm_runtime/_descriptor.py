@@ -1,0 +1,217 @@
+"""Function descriptors and Linker options, and the canonical registration key.
+
+A registration key identifies one stub: the descriptor with every layout name
+stripped, plus the options that change the generated code.  The build side and
+the run time compute it with the same function, :func:`registration_key`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from ._layouts import MemoryLayout
+
+__all__ = ["FunctionDescriptor", "Option", "registration_key"]
+
+CAPTURABLE_STATES: Final = ("errno",)
+
+
+class FunctionDescriptor:
+    """The signature of a native function: a result layout (or none) and argument layouts."""
+
+    __slots__ = ("_args", "_result")
+
+    _result: MemoryLayout | None
+    _args: tuple[MemoryLayout, ...]
+
+    def __init__(self, result: MemoryLayout | None, args: Iterable[MemoryLayout]) -> None:
+        args = tuple(args)
+        for position, layout in enumerate(args):
+            if not isinstance(layout, MemoryLayout):
+                raise TypeError(
+                    f"argument layout {position} must be a MemoryLayout, not {type(layout).__name__}")
+        if result is not None and not isinstance(result, MemoryLayout):
+            raise TypeError(f"result layout must be a MemoryLayout or None, not {type(result).__name__}")
+        object.__setattr__(self, "_result", result)
+        object.__setattr__(self, "_args", args)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError("FunctionDescriptor is immutable")
+
+    @classmethod
+    def of(cls, result: MemoryLayout, *args: MemoryLayout) -> FunctionDescriptor:
+        """A descriptor with a result layout (Java's ``FunctionDescriptor.of``)."""
+        if not isinstance(result, MemoryLayout):
+            raise TypeError(f"result layout must be a MemoryLayout, not {type(result).__name__}")
+        return cls(result, args)
+
+    @classmethod
+    def of_void(cls, *args: MemoryLayout) -> FunctionDescriptor:
+        """A descriptor without a result (Java's ``FunctionDescriptor.ofVoid``)."""
+        return cls(None, args)
+
+    @property
+    def return_layout(self) -> MemoryLayout | None:
+        """The result layout, or ``None`` for a void function."""
+        return self._result
+
+    @property
+    def argument_layouts(self) -> tuple[MemoryLayout, ...]:
+        """The argument layouts, in order."""
+        return self._args
+
+    def append_argument_layouts(self, *layouts: MemoryLayout) -> FunctionDescriptor:
+        """A new descriptor with more argument layouts at the end."""
+        return FunctionDescriptor(self._result, self._args + layouts)
+
+    def change_return_layout(self, layout: MemoryLayout) -> FunctionDescriptor:
+        """A new descriptor with another result layout."""
+        return FunctionDescriptor.of(layout, *self._args)
+
+    def drop_return_layout(self) -> FunctionDescriptor:
+        """A new descriptor without a result layout."""
+        return FunctionDescriptor(None, self._args)
+
+    def stripped(self) -> FunctionDescriptor:
+        """This descriptor with every layout name removed."""
+        return FunctionDescriptor(None if self._result is None else self._result.stripped(),
+                                  (a.stripped() for a in self._args))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FunctionDescriptor):
+            return NotImplemented
+        return self._result == other._result and self._args == other._args
+
+    def __hash__(self) -> int:
+        return hash((self._result, self._args))
+
+    def __str__(self) -> str:
+        result = "v" if self._result is None else str(self._result)
+        return "(" + "".join(str(a) for a in self._args) + ")" + result
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(a) for a in self._args)
+        if self._result is None:
+            return f"FunctionDescriptor.of_void({inner})"
+        return f"FunctionDescriptor.of({self._result!r}{', ' if inner else ''}{inner})"
+
+
+class Option:
+    """A linker option (Java's ``Linker.Option``); create with the static methods."""
+
+    __slots__ = ("_kind", "_value")
+
+    _kind: str
+    _value: object
+
+    def __init__(self, kind: str, value: object) -> None:
+        object.__setattr__(self, "_kind", kind)
+        object.__setattr__(self, "_value", value)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError("Linker.Option is immutable")
+
+    @staticmethod
+    def critical(allow_heap_access: bool = False) -> Option:
+        """A short call that keeps the GIL (Java's ``Linker.Option.critical``)."""
+        if not isinstance(allow_heap_access, bool):
+            raise TypeError("allow_heap_access must be a bool")
+        return Option("critical", allow_heap_access)
+
+    @staticmethod
+    def is_trivial() -> Option:
+        """JDK 21's name for ``critical(allow_heap_access=False)``."""
+        return Option.critical(False)
+
+    @staticmethod
+    def first_variadic_arg(index: int) -> Option:
+        """The index of the first variadic argument (Java's ``firstVariadicArg``)."""
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise TypeError(f"first_variadic_arg index must be an int, not {type(index).__name__}")
+        if index < 0:
+            raise ValueError(f"first_variadic_arg index must be >= 0, not {index}")
+        return Option("first_variadic_arg", index)
+
+    @staticmethod
+    def capture_call_state(*names: str) -> Option:
+        """Save parts of the execution state (``"errno"``) right after the call."""
+        for name in names:
+            if name not in CAPTURABLE_STATES:
+                raise ValueError(
+                    f"Unknown name: {name!r}, must be one of: {', '.join(CAPTURABLE_STATES)}")
+        return Option("capture_call_state", tuple(sorted(set(names))))
+
+    @staticmethod
+    def capture_state_layout() -> MemoryLayout:
+        """The layout of the segment that receives captured state: ``struct { int errno; }``."""
+        from ._layouts import JAVA_INT, MemoryLayout
+
+        return MemoryLayout.struct_layout(JAVA_INT.with_name("errno"))
+
+    @property
+    def kind(self) -> str:
+        """``critical``, ``first_variadic_arg`` or ``capture_call_state``."""
+        return self._kind
+
+    @property
+    def value(self) -> object:
+        """The option's argument."""
+        return self._value
+
+    @property
+    def canonical(self) -> str:
+        """The option's part of a registration key."""
+        if self._kind == "critical":
+            return "critical(heap)" if self._value else "critical"
+        if self._kind == "first_variadic_arg":
+            return f"variadic({self._value})"
+        assert isinstance(self._value, tuple)
+        return "capture(" + ",".join(self._value) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Option):
+            return NotImplemented
+        return (self._kind, self._value) == (other._kind, other._value)
+
+    def __hash__(self) -> int:
+        return hash((self._kind, self._value))
+
+    def __repr__(self) -> str:
+        if self._kind == "critical":
+            return f"Linker.Option.critical(allow_heap_access={self._value})"
+        if self._kind == "first_variadic_arg":
+            return f"Linker.Option.first_variadic_arg({self._value})"
+        assert isinstance(self._value, tuple)
+        return "Linker.Option.capture_call_state(" + ", ".join(repr(n) for n in self._value) + ")"
+
+
+def check_options(descriptor: FunctionDescriptor, options: Iterable[object]) -> tuple[Option, ...]:
+    """Validate linker options against a descriptor; return them in canonical order."""
+    seen: dict[str, Option] = {}
+    for option in options:
+        if not isinstance(option, Option):
+            raise TypeError(f"options must be Linker.Option values, not {type(option).__name__}")
+        if option.kind in seen:
+            raise ValueError(f"Duplicate option: {option!r}")
+        seen[option.kind] = option
+    variadic = seen.get("first_variadic_arg")
+    if variadic is not None:
+        index = variadic.value
+        assert isinstance(index, int)
+        if index > len(descriptor.argument_layouts):
+            raise IndexError(
+                f"Index '{index}' not in bounds for descriptor {descriptor} "
+                f"({len(descriptor.argument_layouts)} arguments)")
+    return tuple(seen[k] for k in sorted(seen))
+
+
+def registration_key(descriptor: FunctionDescriptor, options: Iterable[object] = ()) -> str:
+    """The canonical key of a downcall shape: names stripped, options in canonical order."""
+    if not isinstance(descriptor, FunctionDescriptor):
+        raise TypeError(f"descriptor must be a FunctionDescriptor, not {type(descriptor).__name__}")
+    checked = check_options(descriptor, options)
+    key = str(descriptor.stripped())
+    for option in checked:
+        key += " " + option.canonical
+    return key

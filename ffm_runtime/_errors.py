@@ -1,0 +1,86 @@
+"""Exceptions raised by the runtime.
+
+Each one subclasses the Python built-in whose meaning is closest to the Java
+exception it stands for, so ``except IndexError`` and friends keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FFMError",
+    "IllegalCallerError",
+    "LibraryLoadError",
+    "OutOfBoundsError",
+    "MissingForeignRegistrationError",
+    "ScopeClosedError",
+    "StubLoadError",
+    "UnsupportedOperationError",
+    "UnsupportedPlatformError",
+    "UpcallNotSupportedError",
+    "WrongThreadError",
+]
+
+
+class FFMError(Exception):
+    """Base class of every exception that only this runtime raises."""
+
+
+class MissingForeignRegistrationError(FFMError, LookupError):
+    """A call shape was not registered when the wheel was built.
+
+    The analog of GraalVM's ``MissingForeignRegistrationError``: the message
+    shows the signature and the registration line to add to a Feature.
+    """
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        #: The canonical registration key that was looked up.
+        self.key = key
+
+
+class StubLoadError(FFMError, ImportError):
+    """A stub file or its manifest is malformed, tampered with or unloadable."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        #: The file that could not be loaded, when there is one.
+        self.path = path
+
+
+class UnsupportedOperationError(FFMError, NotImplementedError):
+    """The operation exists in the API but is not supported (yet, or here)."""
+
+
+class UpcallNotSupportedError(UnsupportedOperationError):
+    """Upcalls (native code calling Python) are not supported yet."""
+
+
+class UnsupportedPlatformError(UnsupportedOperationError):
+    """Foreign calls are not supported on the running platform."""
+
+
+class ScopeClosedError(FFMError, RuntimeError):
+    """The arena that owns a segment was closed (Java's IllegalStateException)."""
+
+
+class WrongThreadError(FFMError, RuntimeError):
+    """A confined segment was used outside its owning thread."""
+
+
+class IllegalCallerError(FFMError, PermissionError):
+    """The calling module is not enabled for native access."""
+
+
+class OutOfBoundsError(FFMError, IndexError):
+    """An access outside a segment (Java's IndexOutOfBoundsException)."""
+
+    def __init__(self, message: str, offset: int, length: int) -> None:
+        super().__init__(message)
+        #: The offset of the access.
+        self.offset = offset
+        #: The number of bytes accessed.
+        self.length = length
+
+
+class LibraryLoadError(FFMError, OSError):
+    """A native library could not be found or loaded (Java's UnsatisfiedLinkError)."""

@@ -1,0 +1,132 @@
+"""Downcall handles: builtin functions bound to a stub, and their error reports.
+
+A handle is a CPython builtin whose C function is the stub and whose ``self``
+is the target address (bound handles) or ``None`` (unbound handles).  When a
+stub meets an argument it cannot convert, it calls :func:`arg_error`, which
+works out what was wrong and raises the matching exception with a message.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import sys
+import threading
+from typing import Any, NoReturn
+
+from . import _abi, _native
+from ._descriptor import FunctionDescriptor
+from ._errors import MissingForeignRegistrationError
+from ._layouts import ADDRESS, MemoryLayout, ValueLayout
+from ._memory import MemorySegment
+from ._registry import registry
+
+__all__ = ["arg_error", "make_handle", "missing_registration"]
+
+_lock = threading.Lock()
+#: registration key -> descriptor (names stripped), for error messages
+_descriptors: dict[str, FunctionDescriptor] = {}
+
+_INT_RANGES = {
+    "b": (-(1 << 7), (1 << 7) - 1),
+    "c": (0, (1 << 16) - 1),
+    "s": (-(1 << 15), (1 << 15) - 1),
+    "i": (-(1 << 31), (1 << 31) - 1),
+    "j": (-(1 << 63), (1 << 63) - 1),
+}
+_FLOAT_MAX = 3.4028234663852886e38
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _raise_for(layout: MemoryLayout, value: object, where: str) -> NoReturn:
+    if not isinstance(layout, ValueLayout):
+        raise TypeError(f"{where}: cannot pass {_type_name(value)} as {layout}")
+    name = layout.constant_name
+    carrier = layout.carrier
+    if carrier == "z":
+        raise TypeError(f"{where}: expected bool for {name}, got {_type_name(value)}")
+    if carrier in _INT_RANGES:
+        try:
+            number = operator.index(value)  # type: ignore[call-overload]
+        except TypeError as exc:
+            raise TypeError(f"{where}: expected int for {name}, got {_type_name(value)}") from exc
+        low, high = _INT_RANGES[carrier]
+        raise OverflowError(f"{where}: {number} is out of range for {name} [{low}, {high}]")
+    if carrier in "fd":
+        if isinstance(value, (str, bytes, bytearray)):
+            raise TypeError(f"{where}: expected float for {name}, got {_type_name(value)}")
+        try:
+            number_f = math.fsum((value,))  # type: ignore[arg-type]  # converts like the stub
+        except TypeError as exc:
+            raise TypeError(f"{where}: expected float for {name}, got {_type_name(value)}") from exc
+        if carrier == "f" and math.isfinite(number_f) and abs(number_f) > _FLOAT_MAX:
+            raise OverflowError(
+                f"{where}: {number_f!r} is out of range for {name} (|x| <= {_FLOAT_MAX!r})")
+        raise TypeError(f"{where}: cannot convert {_type_name(value)} to {name}")
+    if not isinstance(value, MemorySegment):
+        hint = ""
+        if isinstance(value, (str, bytes, bytearray)):
+            hint = " (copy it to native memory first, e.g. arena.allocate_from(text))"
+        elif isinstance(value, int):
+            hint = " (wrap a raw address with MemorySegment.of_address(n))"
+        raise TypeError(f"{where}: expected MemorySegment for {name}, got {_type_name(value)}{hint}")
+    address = value._ffm_address  # type: ignore[attr-defined]  # raises for closed / other thread
+    if address == 0:
+        raise ValueError(f"{where}: Symbol is NULL: {value!r}")
+    raise TypeError(f"{where}: cannot pass {value!r} as {name}")
+
+
+def arg_error(key: str, mode: str, position: int, value: Any) -> NoReturn:
+    """Raise the exception for a bad downcall argument (called by stubs only).
+
+    ``mode`` is ``"b"`` (bound handle) or ``"u"`` (unbound: argument 0 is the
+    target); ``position`` is the argument's index, or -1 for a wrong count, in
+    which case ``value`` is the number of arguments given.
+    """
+    descriptor = _descriptors.get(key)
+    if descriptor is None:
+        raise TypeError(f"invalid argument for downcall {key}")
+    offset = 0 if mode == "b" else 1
+    where = f"downcall {key}"
+    if position < 0:
+        expected = len(descriptor.argument_layouts) + offset
+        plural = "" if expected == 1 else "s"
+        target = "" if offset == 0 else " (the target address segment, then the arguments)"
+        raise TypeError(f"{where} takes {expected} argument{plural}{target} ({value} given)")
+    if position < offset:
+        _raise_for(ADDRESS, value, f"{where}, argument 0 (target address)")
+    layout = descriptor.argument_layouts[position - offset]
+    _raise_for(layout, value, f"{where}, argument {position}")
+
+
+def missing_registration(key: str, descriptor: FunctionDescriptor, options: tuple[object, ...]
+                         ) -> MissingForeignRegistrationError:
+    """The error for a call shape that no installed wheel registered."""
+    arguments = ", ".join([repr(descriptor.stripped())] + [repr(o) for o in options])
+    return MissingForeignRegistrationError(
+        f"Cannot perform downcall with descriptor {key}: no installed wheel registered this "
+        "call shape. To allow it, add this line to during_setup(access) of a Feature listed in "
+        "[tool.hatch.build.targets.wheel.hooks.ffm] features, then rebuild and reinstall the "
+        f"wheel:\n\n    RuntimeForeignAccess.register_for_downcall({arguments})\n", key)
+
+
+def make_handle(key: str, descriptor: FunctionDescriptor, options: tuple[object, ...], target: str,
+                address: int | None) -> Any:
+    """A builtin calling the stub for ``key``; bound to ``address`` unless it is ``None``."""
+    stub = registry.stub_address(key, target, bound=address is not None)
+    if stub is None:
+        raise missing_registration(key, descriptor, options)
+    with _lock:
+        _descriptors.setdefault(key, descriptor.stripped())
+    doc = f"Downcall handle {key}" + ("" if address is not None else
+                                      "; the first argument is the target address segment")
+    return _native.new_builtin(stub, address, "downcall", doc)
+
+
+_native.set_cell(_abi.CELL_SEGMENT_TYPE, MemorySegment)
+_native.set_cell(_abi.CELL_ADDRESS_ATTR, sys.intern("_ffm_address"))
+_native.set_cell(_abi.CELL_MAKE_SEGMENT, MemorySegment.of_address)
+_native.set_cell(_abi.CELL_ARG_ERROR, arg_error)

@@ -1,0 +1,93 @@
+"""The native linker: creates downcall handles (Java's ``Linker``)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from ._access import ensure_native_access
+from ._descriptor import FunctionDescriptor, Option, check_options, registration_key
+from ._errors import UnsupportedOperationError, UpcallNotSupportedError
+from ._layouts import (
+    ADDRESS,
+    JAVA_BOOLEAN,
+    JAVA_BYTE,
+    JAVA_DOUBLE,
+    JAVA_FLOAT,
+    JAVA_INT,
+    JAVA_LONG,
+    JAVA_SHORT,
+    MemoryLayout,
+)
+from ._memory import MemorySegment
+from ._platform import check_supported
+
+__all__ = ["Linker"]
+
+_CANONICAL_LAYOUTS: Final[dict[str, MemoryLayout]] = {
+    "bool": JAVA_BOOLEAN, "char": JAVA_BYTE, "short": JAVA_SHORT, "int": JAVA_INT,
+    "float": JAVA_FLOAT, "long": JAVA_LONG, "long long": JAVA_LONG, "double": JAVA_DOUBLE,
+    "void*": ADDRESS, "size_t": JAVA_LONG, "wchar_t": JAVA_INT,
+}
+
+
+class Linker:
+    """Links Python to native functions through stubs compiled when the wheel was built."""
+
+    Option = Option
+
+    _instance: Linker | None = None
+
+    @staticmethod
+    def native_linker() -> Linker:
+        """The linker for the platform's C ABI (Java's ``Linker.nativeLinker()``)."""
+        if Linker._instance is None:
+            Linker._instance = Linker()
+        return Linker._instance
+
+    def downcall_handle(self, *args: Any) -> Any:
+        """Create a downcall handle (a restricted operation).
+
+        ``downcall_handle(address, descriptor, *options)`` returns a handle bound to
+        ``address`` (a :class:`MemorySegment`, usually from ``SymbolLookup.find``);
+        ``downcall_handle(descriptor, *options)`` returns one that takes the target
+        segment as its first argument.  Raises
+        :class:`MissingForeignRegistrationError` if no installed wheel registered
+        the call shape.
+        """
+        if not args:
+            raise TypeError("downcall_handle() needs a descriptor (optionally after an address)")
+        ensure_native_access("Linker.downcall_handle")
+        address: int | None = None
+        if isinstance(args[0], MemorySegment):
+            segment, *rest = args
+            address = segment._ffm_address  # checks the segment's scope
+            if address == 0:
+                raise ValueError(f"Symbol is NULL: {segment!r}")
+            args = tuple(rest)
+            if not args:
+                raise TypeError("downcall_handle(address, descriptor, *options) needs a descriptor")
+        descriptor, *options = args
+        if not isinstance(descriptor, FunctionDescriptor):
+            raise TypeError(
+                f"expected a FunctionDescriptor, got {type(descriptor).__name__} (the address, if "
+                "given, must be a MemorySegment)")
+        checked = check_options(descriptor, options)
+        key = registration_key(descriptor, checked)
+        target = check_supported()
+        from ._handles import make_handle
+
+        return make_handle(key, descriptor, checked, target, address)
+
+    def upcall_stub(self, *args: Any, **kwargs: Any) -> MemorySegment:
+        """Not supported: raises :class:`UpcallNotSupportedError`."""
+        raise UpcallNotSupportedError("Upcalls are not yet supported.")
+
+    def default_lookup(self) -> Any:
+        """Not supported yet: raises :class:`UnsupportedOperationError`."""
+        raise UnsupportedOperationError(
+            "Linker.default_lookup() is not supported yet: SymbolLookup.loader_lookup() is "
+            "currently the only supported kind of SymbolLookup")
+
+    def canonical_layouts(self) -> dict[str, MemoryLayout]:
+        """C type names mapped to layouts for this platform (Linux, LP64)."""
+        return dict(_CANONICAL_LAYOUTS)

@@ -1,0 +1,134 @@
+"""Finding native symbols: ``load_library`` and ``SymbolLookup``.
+
+``load_library`` is the analog of ``System.loadLibrary``/``System.load``: the
+libraries a package loads are what its :meth:`SymbolLookup.loader_lookup`
+searches, before the process's global symbols.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+import threading
+from collections.abc import Callable
+
+from . import _native
+from ._access import caller_module, ensure_native_access
+from ._errors import LibraryLoadError, UnsupportedOperationError
+from ._memory import MemorySegment
+
+__all__ = ["SymbolLookup", "load_library"]
+
+_lock = threading.Lock()
+#: unit -> libraries it loaded, in load order
+_loaded: dict[str, list[ctypes.CDLL]] = {}
+
+
+def _package_dirs(module_name: str) -> list[str]:
+    """Folders to search first for a bare library name: the caller's own, then its top package's."""
+    dirs: list[str] = []
+    module = sys.modules.get(module_name)
+    path = getattr(module, "__file__", None)
+    if isinstance(path, str):
+        dirs.append(os.path.dirname(os.path.abspath(path)))
+    top = sys.modules.get(module_name.partition(".")[0])
+    for entry in getattr(top, "__path__", None) or ():
+        entry = os.path.abspath(entry)
+        if entry not in dirs:
+            dirs.append(entry)
+    return dirs
+
+
+def _candidates(name: str, module_name: str) -> list[str]:
+    if os.sep in name or name.endswith(".so") or ".so." in name:
+        return [os.path.abspath(name)]
+    found = []
+    for folder in _package_dirs(module_name):
+        for file_name in (f"lib{name}.so", f"{name}.so"):
+            candidate = os.path.join(folder, file_name)
+            if os.path.isfile(candidate):
+                found.append(candidate)
+    system = ctypes.util.find_library(name)
+    if system:
+        found.append(system)
+    return found
+
+
+def load_library(name_or_path: str) -> str:
+    """Load a native library for the calling package and return the path or name loaded.
+
+    A path (containing ``/`` or ending in ``.so``) is loaded as is, like
+    ``System.load``.  A bare name like ``"m"`` is looked up as ``libm.so`` in the
+    calling module's folder and its top-level package's folder, then on the
+    system (``ctypes.util.find_library``), like ``System.loadLibrary``.
+    This is a restricted operation.
+    """
+    if not isinstance(name_or_path, str) or not name_or_path:
+        raise TypeError("load_library() takes a non-empty str")
+    unit = ensure_native_access("ffm_runtime.load_library")
+    module_name = caller_module()
+    candidates = _candidates(name_or_path, module_name)
+    errors = []
+    for candidate in candidates:
+        try:
+            library = ctypes.CDLL(candidate)
+        except OSError as exc:
+            errors.append(str(exc))
+            continue
+        with _lock:
+            _loaded.setdefault(unit, []).append(library)
+        return candidate
+    detail = "; ".join(errors) if errors else "no such library in the package folder or on the system"
+    raise LibraryLoadError(f"cannot load library {name_or_path!r}: {detail}")
+
+
+class SymbolLookup:
+    """Finds symbols by name; ``find`` returns a zero-length segment or ``None``."""
+
+    __slots__ = ("_finder",)
+
+    def __init__(self, finder: Callable[[str], int | None]) -> None:
+        self._finder = finder
+
+    @staticmethod
+    def loader_lookup() -> SymbolLookup:
+        """Symbols of the libraries the calling package loaded, then the process's globals."""
+        unit = caller_module().partition(".")[0] or "__main__"
+
+        def find(name: str) -> int | None:
+            with _lock:
+                libraries = list(_loaded.get(unit, ()))
+            for library in libraries:
+                address = _native.dlsym(name, library._handle)
+                if address:
+                    return address
+            return _native.dlsym(name)
+
+        return SymbolLookup(find)
+
+    @staticmethod
+    def library_lookup(name_or_path: str, arena: object = None) -> SymbolLookup:
+        """Not supported yet; raises :class:`UnsupportedOperationError`."""
+        raise UnsupportedOperationError(
+            "SymbolLookup.library_lookup is not supported yet: SymbolLookup.loader_lookup() is "
+            "currently the only supported kind of SymbolLookup; load the library with "
+            "ffm_runtime.load_library(name) first")
+
+    def find(self, name: str) -> MemorySegment | None:
+        """The address of ``name`` as a zero-length segment, or ``None`` if not found."""
+        if not isinstance(name, str):
+            raise TypeError(f"symbol name must be a str, not {type(name).__name__}")
+        if not name or "\0" in name:
+            return None
+        address = self._finder(name)
+        return None if address is None else MemorySegment.of_address(address)
+
+    def or_else(self, other: SymbolLookup) -> SymbolLookup:
+        """A lookup that tries this one, then ``other``."""
+        def find(name: str) -> int | None:
+            found = self._finder(name)
+            return found if found is not None else other._finder(name)
+
+        return SymbolLookup(find)

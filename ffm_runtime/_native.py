@@ -1,0 +1,78 @@
+"""Bootstrap glue to the running interpreter: symbol lookup, runtime cells, builtins.
+
+ctypes is used here to set things up (resolve symbols, create the builtin
+function objects); it is never on the path of a downcall.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from typing import Any
+
+from . import _abi
+
+__all__ = ["cell_address", "dlsym", "new_builtin", "resolve_import", "set_cell"]
+
+_process = ctypes.CDLL(None)
+_dlsym = _process.dlsym
+_dlsym.restype = ctypes.c_void_p
+_dlsym.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
+
+_cells = (ctypes.c_void_p * len(_abi.RUNTIME_CELLS))()
+_cell_objects: dict[str, object] = {}  # keeps the objects stored in cells alive
+_lock = threading.Lock()
+
+
+def dlsym(name: str, handle: int | None = None) -> int | None:
+    """Address of ``name`` in ``handle`` (default: every global symbol of the process)."""
+    address = _dlsym(handle, name.encode())
+    return int(address) if address else None
+
+
+def cell_address(name: str) -> int:
+    """Address of the runtime cell ``name`` (see :mod:`._abi`)."""
+    return ctypes.addressof(_cells) + _abi.RUNTIME_CELLS.index(name) * ctypes.sizeof(ctypes.c_void_p)
+
+
+def set_cell(name: str, obj: object) -> None:
+    """Store a (kept-alive) Python object in a runtime cell."""
+    with _lock:
+        _cell_objects[name] = obj
+        _cells[_abi.RUNTIME_CELLS.index(name)] = id(obj)
+
+
+def resolve_import(name: str) -> int | None:
+    """Resolve an undefined symbol of a stub object; ``None`` if it is not allowed."""
+    if not _abi.allowed_import(name):
+        return None
+    if name in _abi.RUNTIME_CELLS:
+        return cell_address(name)
+    return dlsym(name)
+
+
+class _PyMethodDef(ctypes.Structure):
+    _fields_ = (
+        ("ml_name", ctypes.c_char_p),
+        ("ml_meth", ctypes.c_void_p),
+        ("ml_flags", ctypes.c_int),
+        ("ml_doc", ctypes.c_char_p),
+    )
+
+
+_new_ex = ctypes.pythonapi.PyCFunction_NewEx
+_new_ex.restype = ctypes.py_object
+_new_ex.argtypes = (ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p)
+
+_method_defs: dict[tuple[int, str], _PyMethodDef] = {}  # never freed: builtins point into them
+
+
+def new_builtin(function: int, self_object: object, name: str, doc: str) -> Any:
+    """A builtin function calling ``function`` (a ``METH_FASTCALL`` C function) with ``self``."""
+    with _lock:
+        key = (function, name)
+        definition = _method_defs.get(key)
+        if definition is None:
+            definition = _PyMethodDef(name.encode(), function, _abi.METH_FASTCALL, doc.encode())
+            _method_defs[key] = definition
+    return _new_ex(ctypes.addressof(definition), self_object, None)

@@ -1,0 +1,72 @@
+"""From registrations to files: compile one object per target, write the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ffm_runtime import __version__
+from ffm_runtime._manifest import Manifest, StubObject
+
+from ._codegen import build_module, stub_symbol
+from ._registration import Registration
+
+__all__ = ["TARGET_TRIPLES", "BuiltStubs", "build_stubs", "resolve_targets"]
+
+#: Targets the code generator and runtime loader support, with their LLVM triples.
+TARGET_TRIPLES = {"x86_64-linux": "x86_64-unknown-linux-gnu"}
+
+
+class TargetError(ValueError):
+    """A requested target is unknown or not supported yet."""
+
+
+def resolve_targets(requested: Iterable[str], host: str, option_path: str) -> tuple[str, ...]:
+    """Turn the ``targets`` option into target names (``native`` is the build machine)."""
+    targets: list[str] = []
+    for name in requested:
+        target = host if name == "native" else name
+        if target not in TARGET_TRIPLES:
+            raise TargetError(
+                f"Option `targets` in `{option_path}`: target {name!r}"
+                + (f" (the build machine, {host})" if name == "native" else "")
+                + " is not supported yet; supported: " + ", ".join(sorted(TARGET_TRIPLES)))
+        if target not in targets:
+            targets.append(target)
+    return tuple(targets)
+
+
+@dataclass(frozen=True)
+class BuiltStubs:
+    manifest: Manifest
+    #: file name -> absolute path, everything under ``_ffm/``
+    files: dict[str, str]
+
+
+def build_stubs(registrations: Iterable[Registration], targets: tuple[str, ...], package: str,
+                out_dir: str) -> BuiltStubs:
+    """Compile all registrations for each target into ``out_dir``; write the manifest."""
+    from ._compile import compile_object
+
+    regs = sorted(registrations, key=lambda r: r.key)
+    objects = []
+    files: dict[str, str] = {}
+    for target in targets:
+        triple = TARGET_TRIPLES[target]
+        ir_text = str(build_module((r.signature for r in regs), triple))
+        data = compile_object(ir_text, triple)
+        file_name = f"stubs-{target}.o"
+        path = os.path.join(out_dir, file_name)
+        with open(path, "wb") as handle:
+            handle.write(data)
+        files[file_name] = path
+        objects.append(StubObject(target, triple, file_name, hashlib.sha256(data).hexdigest()))
+    manifest = Manifest(package, f"hatch-ffm {__version__}", tuple(objects),
+                        {r.key: stub_symbol(r.key) for r in regs})
+    manifest_path = os.path.join(out_dir, "manifest.json")
+    with open(manifest_path, "w", encoding="utf-8") as handle:
+        handle.write(manifest.to_json())
+    files["manifest.json"] = manifest_path
+    return BuiltStubs(manifest, files)

@@ -1,0 +1,51 @@
+"""The one place where LLVM IR becomes machine code (``llvmlite.binding``)."""
+
+from __future__ import annotations
+
+import threading
+
+__all__ = ["compile_object", "host_triple", "verify_ir"]
+
+_init_lock = threading.Lock()
+_initialized = False
+
+
+def _initialize() -> None:
+    global _initialized
+    with _init_lock:
+        if not _initialized:
+            import llvmlite.binding as llvm
+
+            llvm.initialize_all_targets()
+            llvm.initialize_all_asmprinters()
+            _initialized = True
+
+
+def host_triple() -> str:
+    """The LLVM triple of the build machine."""
+    import llvmlite.binding as llvm
+
+    return str(llvm.get_process_triple())
+
+
+def verify_ir(ir_text: str) -> None:
+    """Parse and verify IR text with LLVM; raise ``RuntimeError`` when invalid."""
+    _initialize()
+    import llvmlite.binding as llvm
+
+    module = llvm.parse_assembly(ir_text)
+    module.verify()
+
+
+def compile_object(ir_text: str, triple: str) -> bytes:
+    """Compile IR text to an ELF relocatable object for ``triple`` (small PIC code)."""
+    _initialize()
+    import llvmlite.binding as llvm
+
+    module = llvm.parse_assembly(ir_text)
+    module.triple = triple
+    module.verify()
+    target = llvm.Target.from_triple(triple)
+    machine = target.create_target_machine(reloc="pic", codemodel="small", opt=2)
+    module.data_layout = str(machine.target_data)
+    return bytes(machine.emit_object(module))

@@ -1,0 +1,66 @@
+"""The build hook's options, validated once with hatchling-style messages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ConfigError", "HookConfig", "parse_config"]
+
+#: Keys hatchling itself reads from every hook table; the hook must ignore them.
+_RESERVED = frozenset({"dependencies", "require-runtime-dependencies", "require-runtime-features",
+                       "enable-by-default"})
+_KNOWN = ("features", "entry-points", "package", "targets")
+_FEATURE_SPEC = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+
+
+class ConfigError(ValueError):
+    """An invalid option in the hook's TOML table."""
+
+
+@dataclass(frozen=True)
+class HookConfig:
+    """Validated options of ``[tool.hatch.build.targets.wheel.hooks.ffm]``."""
+
+    features: tuple[str, ...]
+    entry_points: bool
+    package: str | None
+    targets: tuple[str, ...]
+    #: the TOML path of the table, for messages
+    path: str
+
+
+def parse_config(config: Mapping[str, Any], path: str) -> HookConfig:
+    """Validate the hook table ``config`` found at TOML path ``path``."""
+    for key in config:
+        if key not in _KNOWN and key not in _RESERVED:
+            raise ConfigError(f"Unknown option `{key}` in `{path}`; known options: "
+                              + ", ".join(f"`{k}`" for k in _KNOWN))
+
+    features = config.get("features", [])
+    if not isinstance(features, list):
+        raise ConfigError(f"Option `features` in `{path}` must be an array of strings like "
+                          f"\"mypkg.ffm_features:LibcFeature\", not {type(features).__name__}")
+    for index, spec in enumerate(features):
+        if not isinstance(spec, str) or not _FEATURE_SPEC.match(spec):
+            raise ConfigError(f"Option `features[{index}]` in `{path}` must be a string "
+                              f"\"module:Class\" (e.g. \"mypkg.ffm_features:LibcFeature\"), "
+                              f"not {spec!r}")
+
+    entry_points = config.get("entry-points", True)
+    if not isinstance(entry_points, bool):
+        raise ConfigError(f"Option `entry-points` in `{path}` must be a boolean")
+
+    package = config.get("package")
+    if package is not None and (not isinstance(package, str) or not package.isidentifier()):
+        raise ConfigError(f"Option `package` in `{path}` must be the import name of a package "
+                          f"(e.g. \"mypkg\"), not {package!r}")
+
+    targets = config.get("targets", ["native"])
+    if not isinstance(targets, list) or not targets \
+            or not all(isinstance(t, str) for t in targets):
+        raise ConfigError(f"Option `targets` in `{path}` must be a non-empty array of strings "
+                          "such as [\"native\"] or [\"x86_64-linux\"]")
+    return HookConfig(tuple(features), entry_points, package, tuple(targets), path)
