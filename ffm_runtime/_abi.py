@@ -13,15 +13,17 @@ from typing import Final
 __all__ = [
     "CELL_ADDRESS_ATTR",
     "CELL_ARG_ERROR",
+    "CELL_CONFINED_TYPE",
+    "CELL_GUARD_ATTR",
     "CELL_MAKE_SEGMENT",
     "CELL_SEGMENT_TYPE",
+    "LIBC_FUNCTIONS",
+    "METH_FASTCALL",
     "PYTHON_DATA",
     "PYTHON_FUNCTIONS",
     "RUNTIME_CELLS",
-    "LIBC_FUNCTIONS",
     "STUB_BOUND_SUFFIX",
     "STUB_UNBOUND_SUFFIX",
-    "METH_FASTCALL",
     "allowed_import",
 ]
 
@@ -40,9 +42,13 @@ PYTHON_FUNCTIONS: Final = frozenset({
     "PyEval_SaveThread",
     "PyEval_RestoreThread",
     "PyObject_IsInstance",
+    "PyObject_Type",
     "PyObject_GetAttr",
     "PyObject_CallFunction",
     "PyObject_CallFunctionObjArgs",
+    "PyList_GetItem",
+    "PyLong_AsUnsignedLongLong",
+    "PyThread_get_thread_ident",
     "Py_IncRef",
     "Py_DecRef",
 })
@@ -53,16 +59,24 @@ PYTHON_DATA: Final = frozenset({"_Py_NoneStruct", "_Py_TrueStruct", "_Py_FalseSt
 #: libc functions a stub may call.
 LIBC_FUNCTIONS: Final = frozenset({"__errno_location"})
 
-#: Cell holding the ``MemorySegment`` type (a ``PyObject *``).
+#: Cell holding the ``MemorySegment`` type (a ``PyObject *``): segments usable from any
+#: thread at any time are exactly of this type.
 CELL_SEGMENT_TYPE: Final = "ffm_rt_segment_type"
+#: Cell holding the type of segments owned by a confined arena (a subclass).
+CELL_CONFINED_TYPE: Final = "ffm_rt_confined_type"
 #: Cell holding the interned name of the attribute that yields a segment's raw address.
 CELL_ADDRESS_ATTR: Final = "ffm_rt_address_attr"
+#: Cell holding the interned name of a confined segment's guard: a one-element list holding
+#: the owner thread's ident, or 0 once the owning arena is closed.
+CELL_GUARD_ATTR: Final = "ffm_rt_guard_attr"
 #: Cell holding ``make_segment(address: int) -> MemorySegment`` for ``ADDRESS`` results.
 CELL_MAKE_SEGMENT: Final = "ffm_rt_make_segment"
-#: Cell holding ``arg_error(key: str, index: int, value: object)``, which always raises.
+#: Cell holding ``arg_error(key: str, mode: str, index: int, value: object)``, which always
+#: raises (see ``ffm_runtime._handles.arg_error``).
 CELL_ARG_ERROR: Final = "ffm_rt_arg_error"
 
-RUNTIME_CELLS: Final = (CELL_SEGMENT_TYPE, CELL_ADDRESS_ATTR, CELL_MAKE_SEGMENT, CELL_ARG_ERROR)
+RUNTIME_CELLS: Final = (CELL_SEGMENT_TYPE, CELL_CONFINED_TYPE, CELL_ADDRESS_ATTR, CELL_GUARD_ATTR,
+                        CELL_MAKE_SEGMENT, CELL_ARG_ERROR)
 
 #: A stub for key K is emitted twice: ``<symbol>_b`` takes the target address from the
 #: handle's ``self`` (a bound handle), ``<symbol>_u`` from its first argument.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["caller_unit", "caller_module", "ensure_native_access"]
+__all__ = ["caller_module", "caller_unit", "ensure_native_access"]
 
 _RUNTIME_PACKAGE = __name__.partition(".")[0]
 

@@ -191,7 +191,7 @@ def parse(data: bytes, machines: tuple[int, ...] = (EM_X86_64, EM_AARCH64)) -> E
     for i in range(symtab.size // _SYM.size):
         st_name, st_info, _other, st_shndx, st_value, st_size = _SYM.unpack_from(
             data, symtab.offset + i * _SYM.size)
-        if st_shndx == SHN_COMMON or st_shndx == SHN_XINDEX:
+        if st_shndx in {SHN_COMMON, SHN_XINDEX}:
             raise ElfError(f"symbol {i}: common or extended-index symbols are not supported")
         if st_shndx != SHN_ABS and st_shndx >= len(sections):
             raise ElfError(f"symbol {i}: section index {st_shndx} out of range")

@@ -12,13 +12,13 @@ import math
 import operator
 import sys
 import threading
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from . import _abi, _native
 from ._descriptor import FunctionDescriptor
 from ._errors import MissingForeignRegistrationError
 from ._layouts import ADDRESS, MemoryLayout, ValueLayout
-from ._memory import MemorySegment
+from ._memory import MemorySegment, _ConfinedSegment
 from ._registry import registry
 
 __all__ = ["arg_error", "make_handle", "missing_registration"]
@@ -50,7 +50,7 @@ def _raise_for(layout: MemoryLayout, value: object, where: str) -> NoReturn:
         raise TypeError(f"{where}: expected bool for {name}, got {_type_name(value)}")
     if carrier in _INT_RANGES:
         try:
-            number = operator.index(value)  # type: ignore[call-overload]
+            number = operator.index(cast(Any, value))
         except TypeError as exc:
             raise TypeError(f"{where}: expected int for {name}, got {_type_name(value)}") from exc
         low, high = _INT_RANGES[carrier]
@@ -73,8 +73,8 @@ def _raise_for(layout: MemoryLayout, value: object, where: str) -> NoReturn:
         elif isinstance(value, int):
             hint = " (wrap a raw address with MemorySegment.of_address(n))"
         raise TypeError(f"{where}: expected MemorySegment for {name}, got {_type_name(value)}{hint}")
-    address = value._ffm_address  # type: ignore[attr-defined]  # raises for closed / other thread
-    if address == 0:
+    value.scope._check()  # raises for a closed arena or another thread
+    if value.address == 0:
         raise ValueError(f"{where}: Symbol is NULL: {value!r}")
     raise TypeError(f"{where}: cannot pass {value!r} as {name}")
 
@@ -127,6 +127,8 @@ def make_handle(key: str, descriptor: FunctionDescriptor, options: tuple[object,
 
 
 _native.set_cell(_abi.CELL_SEGMENT_TYPE, MemorySegment)
+_native.set_cell(_abi.CELL_CONFINED_TYPE, _ConfinedSegment)
 _native.set_cell(_abi.CELL_ADDRESS_ATTR, sys.intern("_ffm_address"))
+_native.set_cell(_abi.CELL_GUARD_ATTR, sys.intern("_ffm_guard"))
 _native.set_cell(_abi.CELL_MAKE_SEGMENT, MemorySegment.of_address)
 _native.set_cell(_abi.CELL_ARG_ERROR, arg_error)

@@ -11,7 +11,7 @@ the stub manifest format and must not change lightly.
 from __future__ import annotations
 
 import sys
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 __all__ = [
     "ADDRESS",
@@ -364,7 +364,8 @@ class GroupLayout(MemoryLayout):
         return max((m.byte_alignment for m in self._members), default=1)
 
     def stripped(self) -> MemoryLayout:
-        clone = type(self)(tuple(m.stripped() for m in self._members))
+        factory: Any = type(self)  # StructLayout or UnionLayout: (members, *, name)
+        clone: MemoryLayout = factory(tuple(m.stripped() for m in self._members))
         return clone.with_byte_alignment(self._byte_alignment)
 
     def __str__(self) -> str:

@@ -60,7 +60,8 @@ class Linker:
         address: int | None = None
         if isinstance(args[0], MemorySegment):
             segment, *rest = args
-            address = segment._ffm_address  # checks the segment's scope
+            segment.scope._check()
+            address = segment.address
             if address == 0:
                 raise ValueError(f"Symbol is NULL: {segment!r}")
             args = tuple(rest)

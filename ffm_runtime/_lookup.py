@@ -35,9 +35,9 @@ def _package_dirs(module_name: str) -> list[str]:
         dirs.append(os.path.dirname(os.path.abspath(path)))
     top = sys.modules.get(module_name.partition(".")[0])
     for entry in getattr(top, "__path__", None) or ():
-        entry = os.path.abspath(entry)
-        if entry not in dirs:
-            dirs.append(entry)
+        folder = os.path.abspath(entry)
+        if folder not in dirs:
+            dirs.append(folder)
     return dirs
 
 

@@ -105,13 +105,14 @@ class Manifest:
         for entry in raw_objects:
             if not isinstance(entry, dict):
                 raise fail("each object entry must be an object")
-            fields = {k: entry.get(k) for k in ("target", "triple", "file", "sha256")}
-            if not all(isinstance(v, str) for v in fields.values()):
+            raw_fields = {k: entry.get(k) for k in ("target", "triple", "file", "sha256")}
+            if not all(isinstance(v, str) for v in raw_fields.values()):
                 raise fail("object entries need string 'target', 'triple', 'file', 'sha256'")
+            fields: dict[str, str] = {k: str(v) for k, v in raw_fields.items()}
             if not _TARGET.match(fields["target"]) or not _FILE.match(fields["file"]) \
                     or not _DIGEST.match(fields["sha256"]):
                 raise fail(f"malformed object entry {entry!r}")
-            objects.append(StubObject(**fields))  # type: ignore[arg-type]  # all str, checked
+            objects.append(StubObject(**fields))
         stubs = data.get("stubs")
         if not isinstance(stubs, dict):
             raise fail("'stubs' must be an object")

@@ -5,10 +5,13 @@ Segments of the global scope (``MemorySegment.NULL``, ``of_address``, pointers
 returned by downcalls) are always alive; segments allocated in a confined
 arena are usable only while the arena is open and only from its owner thread.
 
-Downcall stubs read a segment's raw address through the ``_ffm_address``
-attribute: a plain slot for global-scope segments (fast), a checking property
-for arena segments (so a closed or foreign-thread segment is refused before
-the native call).
+Downcall stubs read a segment's raw address from the ``_ffm_address`` slot.
+Segments usable from any thread at any time are exactly of type
+``MemorySegment``; segments of a confined arena are of a private subclass with
+a ``_ffm_guard`` slot shared with their arena: a one-element list holding the
+owner thread's ident, 0 once the arena is closed.  So a closed or
+foreign-thread segment is refused before the native call, with no Python code
+on the path.
 """
 
 from __future__ import annotations
@@ -60,6 +63,10 @@ class Scope:
     def _check(self) -> None:
         """Raise unless the current thread may access segments of this scope now."""
 
+    def _guard(self) -> list[int] | None:
+        """The confinement guard stubs check (``None``: no check needed)."""
+        return None
+
 
 class _GlobalScope(Scope):
     __slots__ = ()
@@ -88,7 +95,12 @@ class MemorySegment:
 
     @classmethod
     def _make(cls, address: int, byte_size: int, scope: Scope = GLOBAL_SCOPE) -> MemorySegment:
-        segment = object.__new__(cls)
+        guard = scope._guard()
+        if guard is None:
+            segment = object.__new__(MemorySegment)
+        else:
+            segment = object.__new__(_ConfinedSegment)
+            segment._ffm_guard = guard  # type: ignore[attr-defined]  # slot of the subclass
         segment._address = address
         segment._size = byte_size
         segment._scope = scope
@@ -159,7 +171,7 @@ class MemorySegment:
         _check_int(new_size, "new_size")
         if new_size < 0:
             raise ValueError(f"Invalid size: {new_size}")
-        return type(self)._make(self._address, new_size, self._scope)
+        return MemorySegment._make(self._address, new_size, self._scope)
 
     def to_bytes(self) -> bytes:
         """A copy of the segment's contents."""
@@ -184,32 +196,30 @@ MemorySegment._ffm_address = MemorySegment.__dict__["_address"]  # type: ignore[
 MemorySegment.NULL = MemorySegment._make(0, 0)
 
 
-class _ArenaSegment(MemorySegment):
-    """A segment owned by an arena: every native use checks the arena first."""
+class _ConfinedSegment(MemorySegment):
+    """A segment of a confined arena; ``_ffm_guard`` is the arena's confinement guard."""
 
-    __slots__ = ()
-
-    @property
-    def _ffm_address(self) -> int:
-        self._scope._check()
-        return self._address
+    __slots__ = ("_ffm_guard",)
 
 
 class Arena(Scope):
     """Owner of native memory; ``with Arena.of_confined() as arena:`` frees it at the end."""
 
-    __slots__ = ("__weakref__", "_alive", "_blocks", "_closeable", "_finalizer", "_owner")
+    __slots__ = ("__weakref__", "_alive", "_blocks", "_closeable", "_confinement", "_finalizer",
+                 "_owner")
 
     _alive: bool
     _owner: int | None
     _closeable: bool
     _blocks: list[int]
     _finalizer: Any
+    _confinement: list[int] | None
 
     def __init__(self, owner: int | None, closeable: bool) -> None:
         # Internal: use the factory methods.
         self._alive = True
         self._owner = owner
+        self._confinement = None if owner is None and not closeable else [owner or 0]
         self._closeable = closeable
         self._blocks = []
         self._finalizer = None
@@ -249,6 +259,9 @@ class Arena(Scope):
         if self._owner is not None and self._owner != threading.get_ident():
             raise WrongThreadError("Attempted access outside owning thread")
 
+    def _guard(self) -> list[int] | None:
+        return self._confinement
+
     @property
     def scope(self) -> Scope:
         """The scope of the segments this arena allocates (the arena itself)."""
@@ -275,8 +288,7 @@ class Arena(Scope):
         if not address:
             raise MemoryError(f"cannot allocate {byte_size} bytes")
         self._blocks.append(address)
-        cls = MemorySegment if self is _GLOBAL_ARENA else _ArenaSegment
-        return cls._make(address, byte_size, self)
+        return MemorySegment._make(address, byte_size, self)
 
     def allocate_from(self, value: str) -> MemorySegment:
         """A NUL-terminated UTF-8 copy of ``value``."""
@@ -295,6 +307,8 @@ class Arena(Scope):
             raise UnsupportedOperationError(f"Attempted to close a non-closeable ({kind}) arena")
         self._check()
         self._alive = False
+        if self._confinement is not None:
+            self._confinement[0] = 0
         _free_blocks(self._blocks)
 
     def __enter__(self) -> Arena:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import ClassVar
 
 from llvmlite import ir
 
@@ -55,7 +56,7 @@ class _Imports:
         self._globals: dict[str, ir.GlobalVariable] = {}
         self._strings: dict[bytes, ir.GlobalVariable] = {}
 
-    _SIGNATURES = {
+    _SIGNATURES: ClassVar[dict[str, tuple[ir.Type, list[ir.Type], bool]]] = {
         "PyLong_AsLongLong": (_I64, [_PTR], False),
         "PyLong_FromLongLong": (_PTR, [_I64], False),
         "PyLong_AsVoidPtr": (_PTR, [_PTR], False),
@@ -68,9 +69,13 @@ class _Imports:
         "PyEval_SaveThread": (_PTR, [], False),
         "PyEval_RestoreThread": (ir.VoidType(), [_PTR], False),
         "PyObject_IsInstance": (_I32, [_PTR, _PTR], False),
+        "PyObject_Type": (_PTR, [_PTR], False),
         "PyObject_GetAttr": (_PTR, [_PTR, _PTR], False),
         "PyObject_CallFunction": (_PTR, [_PTR, _PTR], True),
         "PyObject_CallFunctionObjArgs": (_PTR, [_PTR], True),
+        "PyList_GetItem": (_PTR, [_PTR, _I64], False),
+        "PyLong_AsUnsignedLongLong": (_I64, [_PTR], False),
+        "PyThread_get_thread_ident": (_I64, [], False),
         "Py_IncRef": (ir.VoidType(), [_PTR], False),
         "Py_DecRef": (ir.VoidType(), [_PTR], False),
         "llvm.fabs.f32": (_F32, [_F32], False),
@@ -180,16 +185,36 @@ class _StubBuilder:
 
     # -- conversions -------------------------------------------------------------------
     def unbox_address(self, obj: ir.Value, position: int) -> ir.Value:
+        """A ``MemorySegment``'s address; a confined segment's guard must allow this thread.
+
+        Segments usable anywhere are exactly of the ``MemorySegment`` type (fast
+        path); confined ones are of a subclass with a guard (see ``ffm_runtime._abi``).
+        """
         b = self.builder
+        null = ir.Constant(_PTR, None)
+        obj_type = self.call("PyObject_Type", obj)
+        self.call("Py_DecRef", obj_type)  # the object keeps its type alive
         seg_type = b.load(self.imports.data(_abi.CELL_SEGMENT_TYPE), typ=_PTR)
-        is_segment = self.call("PyObject_IsInstance", obj, seg_type)
-        self.fail_if(b.icmp_signed("!=", is_segment, ir.Constant(_I32, 1)), position, obj)
+        plain = b.icmp_unsigned("==", obj_type, seg_type)
+        with b.if_then(b.not_(plain), likely=False):
+            confined_type = b.load(self.imports.data(_abi.CELL_CONFINED_TYPE), typ=_PTR)
+            is_confined = self.call("PyObject_IsInstance", obj, confined_type)
+            self.fail_if(b.icmp_signed("!=", is_confined, ir.Constant(_I32, 1)), position, obj)
+            guard_name = b.load(self.imports.data(_abi.CELL_GUARD_ATTR), typ=_PTR)
+            guard = self.call("PyObject_GetAttr", obj, guard_name)
+            self.fail_if(b.icmp_unsigned("==", guard, null), position, obj)
+            self.call("Py_DecRef", guard)  # the segment keeps its guard alive
+            owner_obj = self.call("PyList_GetItem", guard, ir.Constant(_I64, 0))
+            self.fail_if(b.icmp_unsigned("==", owner_obj, null), position, obj)
+            owner = self.call("PyLong_AsUnsignedLongLong", owner_obj)
+            current = self.call("PyThread_get_thread_ident")
+            self.fail_if(b.icmp_unsigned("!=", owner, current), position, obj)
         name = b.load(self.imports.data(_abi.CELL_ADDRESS_ATTR), typ=_PTR)
         raw = self.call("PyObject_GetAttr", obj, name)
-        self.fail_if(b.icmp_unsigned("==", raw, ir.Constant(_PTR, None)), position, obj)
+        self.fail_if(b.icmp_unsigned("==", raw, null), position, obj)
         address = self.call("PyLong_AsVoidPtr", raw)
         self.call("Py_DecRef", raw)
-        self.check_error_if(b.icmp_unsigned("==", address, ir.Constant(_PTR, None)), position, obj)
+        self.check_error_if(b.icmp_unsigned("==", address, null), position, obj)
         return address
 
     def unbox(self, kind: ScalarKind, obj: ir.Value, position: int) -> ir.Value:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ffm_runtime import ADDRESS, JAVA_DOUBLE, JAVA_INT, JAVA_LONG, FunctionDescriptor, Linker
-
 from hatch_ffm import DuringSetupAccess, RuntimeForeignAccess
 
 

@@ -1,0 +1,47 @@
+# The two commands of the README:
+#   make demo  - build example_project's wheel with the hook, install it in a fresh venv
+#                without llvmlite/hatchling/pluggy, run it, print the benchmark table
+#   make test  - lint, type-check and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+DEMO_VENV := .demo-venv
+DIST := dist
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	rm -rf $(DIST) $(DEMO_VENV)
+	$(VENV)/bin/python -m pip wheel --quiet --no-deps -w $(DIST) .
+	$(VENV)/bin/python -m pip wheel --quiet --no-deps --no-build-isolation -w $(DIST) ./example_project
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet --no-index --find-links $(DIST) example-project
+	$(DEMO_VENV)/bin/python -m pip install --quiet cffi
+	@! $(DEMO_VENV)/bin/python -c "import llvmlite" 2>/dev/null || (echo "llvmlite must not be installed at run time" && false)
+	@! $(DEMO_VENV)/bin/python -c "import hatchling" 2>/dev/null || (echo "hatchling must not be installed at run time" && false)
+	@! $(DEMO_VENV)/bin/python -c "import pluggy" 2>/dev/null || (echo "pluggy must not be installed at run time" && false)
+	@ls $(DIST)
+	cd /tmp && $(CURDIR)/$(DEMO_VENV)/bin/python -m example_project
+	$(DEMO_VENV)/bin/python benchmarks/bench_calls.py
+
+bench:
+	$(DEMO_VENV)/bin/python benchmarks/bench_calls.py
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check ffm_runtime hatch_ffm tests benchmarks example_project
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+pytest: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) $(DEMO_VENV) $(DIST) tests/_build benchmarks/_build

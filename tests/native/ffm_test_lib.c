@@ -1,0 +1,43 @@
+/* Native side of the round-trip tests: compiled with the system C compiler, the
+ * independent reference for the C ABI the stubs must follow. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+
+bool id_bool(bool x) { return x; }
+int8_t id_byte(int8_t x) { return x; }
+uint16_t id_char(uint16_t x) { return x; }
+int16_t id_short(int16_t x) { return x; }
+int32_t id_int(int32_t x) { return x; }
+int64_t id_long(int64_t x) { return x; }
+float id_float(float x) { return x; }
+double id_double(double x) { return x; }
+void *id_ptr(void *x) { return x; }
+
+bool not_bool(bool x) { return !x; }
+int32_t add_int(int32_t a, int32_t b) { return a + b; }
+
+/* Every carrier in one call; the result encodes each argument so a swap shows. */
+double mix(bool z, int8_t b, uint16_t c, int16_t s, int32_t i, int64_t j, float f, double d,
+           void *p) {
+    return (z ? 1.0 : 0.0) + b * 10.0 + c * 100.0 + s * 1000.0 + i * 1e4 + (double)j * 1e5 +
+           f * 1e6 + d * 1e7 + (p ? 1e9 : 0.0);
+}
+
+/* More arguments than registers: 10 integers and 10 doubles. */
+double spill(int64_t a0, int64_t a1, int64_t a2, int64_t a3, int64_t a4, int64_t a5, int64_t a6,
+             int64_t a7, int64_t a8, int64_t a9, double d0, double d1, double d2, double d3,
+             double d4, double d5, double d6, double d7, double d8, double d9) {
+    return a0 + 2 * a1 + 3 * a2 + 4 * a3 + 5 * a4 + 6 * a5 + 7 * a6 + 8 * a7 + 9 * a8 + 10 * a9 +
+           11 * d0 + 12 * d1 + 13 * d2 + 14 * d3 + 15 * d4 + 16 * d5 + 17 * d6 + 18 * d7 +
+           19 * d8 + 20 * d9;
+}
+
+static int32_t counter;
+void bump(void) { counter++; }
+int32_t get_counter(void) { return counter; }
+
+void write_int(int32_t *where, int32_t value) { *where = value; }
+size_t byte_len(const char *s) { return strlen(s); }
+const char *greeting(void) { return "hello from C"; }

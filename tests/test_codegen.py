@@ -1,0 +1,90 @@
+"""Stub IR: generated text re-parsed and verified by LLVM, and its shape checked."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ffm_runtime import (
+    ADDRESS,
+    JAVA_BOOLEAN,
+    JAVA_BYTE,
+    JAVA_CHAR,
+    JAVA_DOUBLE,
+    JAVA_FLOAT,
+    JAVA_INT,
+    JAVA_LONG,
+    JAVA_SHORT,
+    FunctionDescriptor,
+    Linker,
+    _abi,
+    registration_key,
+)
+from ffm_runtime._elf import parse
+from hatch_ffm._codegen import build_module, stub_symbol
+from hatch_ffm._compile import compile_object, verify_ir
+from hatch_ffm._lowering import LoweredSignature, lower
+
+TRIPLE = "x86_64-unknown-linux-gnu"
+ALL = (JAVA_BOOLEAN, JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, JAVA_LONG, JAVA_FLOAT, JAVA_DOUBLE,
+       ADDRESS)
+
+
+def lowered(descriptor: FunctionDescriptor, *options: Linker.Option) -> LoweredSignature:
+    return lower(registration_key(descriptor, options), descriptor, options)
+
+
+def function_body(ir_text: str, name: str) -> str:
+    match = re.search(rf'define ptr @"{name}"\(.*?\n}}\n', ir_text, re.S)
+    assert match, name
+    return match.group(0)
+
+
+@pytest.mark.parametrize("layout", ALL, ids=lambda x: x.constant_name)
+def test_every_value_layout_verifies(layout: object) -> None:
+    sigs = [lowered(FunctionDescriptor.of(layout, layout)),  # type: ignore[arg-type]
+            lowered(FunctionDescriptor.of_void(layout), Linker.Option.critical())]  # type: ignore[arg-type]
+    verify_ir(str(build_module(sigs, TRIPLE)))
+
+
+def test_module_has_bound_and_unbound_variants() -> None:
+    sig = lowered(FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT))
+    text = str(build_module([sig], TRIPLE))
+    base = stub_symbol("(i4i4)i4")
+    assert f'define ptr @"{base}_b"(ptr' in text
+    assert f'define ptr @"{base}_u"(ptr' in text
+
+
+def test_default_releases_the_gil_and_critical_keeps_it() -> None:
+    default = lowered(FunctionDescriptor.of(JAVA_INT, JAVA_INT))
+    critical = lowered(FunctionDescriptor.of(JAVA_INT, JAVA_INT), Linker.Option.critical())
+    text = str(build_module([default, critical], TRIPLE))
+    default_body = function_body(text, stub_symbol(default.key) + "_b")
+    critical_body = function_body(text, stub_symbol(critical.key) + "_b")
+    assert "PyEval_SaveThread" in default_body and "PyEval_RestoreThread" in default_body
+    assert "PyEval_SaveThread" not in critical_body
+
+
+def test_small_integers_carry_extension_attributes() -> None:
+    sig = lowered(FunctionDescriptor.of_void(JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_BOOLEAN))
+    body = function_body(str(build_module([sig], TRIPLE)), stub_symbol(sig.key) + "_b")
+    assert re.search(r"call void %\S+\(i8 signext %\S+, i16 zeroext %\S+, i16 signext %\S+, "
+                     r"i8 zeroext %\S+\)", body), body
+
+
+def test_imports_stay_inside_the_abi_contract() -> None:
+    sigs = [lowered(FunctionDescriptor.of(layout, *ALL)) for layout in ALL]
+    sigs.append(lowered(FunctionDescriptor.of_void()))
+    obj = parse(compile_object(str(build_module(sigs, TRIPLE)), TRIPLE))
+    undefined = {s.name for s in obj.symbols if s.is_undefined and s.name}
+    assert undefined, "stubs import CPython functions"
+    assert all(_abi.allowed_import(name) for name in undefined), undefined
+    defined = {s.name for s in obj.symbols if not s.is_undefined and s.binding == 1}
+    assert {stub_symbol(s.key) + suffix for s in sigs for suffix in ("_b", "_u")} <= defined
+
+
+def test_stub_symbols_are_stable() -> None:
+    assert stub_symbol("(i4i4)i4") == stub_symbol("(i4i4)i4")
+    assert stub_symbol("(i4i4)i4") != stub_symbol("(i4i4)i4 critical")
+    assert re.fullmatch(r"ffm_[0-9a-f]{20}", stub_symbol("()v"))

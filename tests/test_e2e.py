@@ -1,0 +1,188 @@
+"""End to end: the real hook builds real wheels; fresh interpreters without llvmlite run them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, build_wheel
+
+TAG = "cp310-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64"
+
+
+def pyenv_python(version: str) -> str:
+    """The pyenv-installed CPython ``version`` (e.g. "3.10")."""
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    if shutil.which("pyenv"):
+        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    candidates = sorted(Path(root, "versions").glob(f"{version}.*/bin/python{version}"))
+    if not candidates:
+        pytest.fail(f"CPython {version} is not installed through pyenv under {root}")
+    return str(candidates[-1])
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
+    """hatch-ffm's own wheel and example_project's, built by the hook; plus the build log."""
+    out = tmp_path_factory.mktemp("dist")
+    build_wheel(ROOT, out)
+    project = tmp_path_factory.mktemp("src") / "example_project"
+    shutil.copytree(ROOT / "example_project", project)
+    result = build_wheel(project, out)
+    (runtime,) = out.glob("hatch_ffm-*.whl")
+    (example,) = out.glob("example_project-*.whl")
+    return {"dir": out, "runtime": runtime, "example": example,
+            "log": result.stdout + result.stderr}
+
+
+def make_venv(python: str, where: Path) -> Path:
+    subprocess.run([python, "-m", "venv", str(where)], check=True)
+    return where / "bin" / "python"
+
+
+def pip_install(venv_python: Path, *args: str) -> None:
+    subprocess.run([str(venv_python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    *args], check=True)
+
+
+class TestWheel:
+    def test_tag_and_contents(self, wheels: dict[str, Path | str]) -> None:
+        example = Path(wheels["example"])
+        assert example.name == f"example_project-0.1.0-{TAG}.whl"
+        with zipfile.ZipFile(example) as archive:
+            names = set(archive.namelist())
+            assert {"example_project/_ffm/manifest.json",
+                    "example_project/_ffm/stubs-x86_64-linux.o"} <= names
+            wheel_meta = archive.read("example_project-0.1.0.dist-info/WHEEL").decode()
+            manifest = json.loads(archive.read("example_project/_ffm/manifest.json"))
+            stub = archive.read("example_project/_ffm/stubs-x86_64-linux.o")
+        assert "Root-Is-Purelib: false" in wheel_meta
+        assert "Tag: cp310-abi3-manylinux_2_17_x86_64" in wheel_meta
+        assert manifest["format"] == 1 and manifest["package"] == "example_project"
+        assert manifest["generator"].startswith("hatch-ffm ")
+        (obj,) = manifest["objects"]
+        assert obj["sha256"] == hashlib.sha256(stub).hexdigest()
+        assert obj["triple"] == "x86_64-unknown-linux-gnu"
+        assert "(a8)j8" in manifest["stubs"] and "(d8)d8 critical" in manifest["stubs"]
+
+    def test_build_reports_what_it_did(self, wheels: dict[str, Path | str]) -> None:
+        log = str(wheels["log"])
+        assert "hatch-ffm: Features run: example_project.ffm_features:LibcFeature" in log
+        assert re.search(r"hatch-ffm: 8 registration\(s\), 8 distinct call shape\(s\)", log)
+        assert re.search(r"hatch-ffm: 8 stub\(s\) for x86_64-linux into example_project/_ffm/ "
+                         r"in [0-9.]+s", log)
+
+    def test_runtime_wheel_has_no_dependencies(self, wheels: dict[str, Path | str]) -> None:
+        with zipfile.ZipFile(Path(wheels["runtime"])) as archive:
+            metadata = next(archive.read(n).decode() for n in archive.namelist()
+                            if n.endswith("METADATA"))
+        required = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+        assert required and all("extra ==" in line for line in required), required
+
+
+@pytest.mark.parametrize("version", ["3.10", "3.13"])
+def test_runs_on_fresh_interpreters_without_llvmlite(wheels: dict[str, Path | str],
+                                                     tmp_path: Path, version: str) -> None:
+    python = make_venv(pyenv_python(version), tmp_path / "venv")
+    pip_install(python, "--no-index", "--find-links", str(wheels["dir"]), "example-project")
+    for module in ("llvmlite", "hatchling", "pluggy"):
+        probe = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True,
+                               check=False)
+        assert probe.returncode != 0, f"{module} must not be installed at run time"
+    result = subprocess.run([str(python), "-m", "example_project"], capture_output=True,
+                            text=True, cwd=tmp_path, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines()[1:] if line.strip()]
+    assert len(rows) == 6 and all(line.endswith("yes") for line in rows), result.stdout
+
+
+def test_editable_install(wheels: dict[str, Path | str], tmp_path: Path) -> None:
+    project = tmp_path / "example_project"
+    shutil.copytree(ROOT / "example_project", project)
+    out = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "hatchling", "build", "-t", "wheel:editable", "-d",
+                    str(out)], cwd=project, check=True, capture_output=True)
+    (editable,) = out.glob("*.whl")
+    python = make_venv(sys.executable, tmp_path / "venv")
+    pip_install(python, "--no-index", "--find-links", str(wheels["dir"]), str(editable))
+    result = subprocess.run(
+        [str(python), "-c", "import example_project.native as n, example_project as p; "
+                            "print(n.abs_(-5), p.__file__)"],
+        capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert result.returncode == 0, result.stderr
+    value, location = result.stdout.split()
+    assert value == "5" and location == str(project / "example_project" / "__init__.py")
+
+
+def modified_project(tmp_path: Path, old: str, new: str) -> Path:
+    project = tmp_path / "example_project"
+    shutil.copytree(ROOT / "example_project", project)
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    assert old in text
+    pyproject.write_text(text.replace(old, new))
+    return project
+
+
+def test_refuses_project_without_runtime_dependency(tmp_path: Path) -> None:
+    project = modified_project(tmp_path, 'dependencies = ["hatch-ffm"]', "dependencies = []")
+    result = build_wheel(project, tmp_path / "out", check=False)
+    assert result.returncode != 0
+    assert ("Project `example-project` must list `hatch-ffm` in `project.dependencies`"
+            in result.stdout + result.stderr)
+
+
+def test_config_error_names_the_toml_path(tmp_path: Path) -> None:
+    project = modified_project(tmp_path, 'features = ["example_project.ffm_features:LibcFeature"]',
+                               'features = "example_project.ffm_features:LibcFeature"')
+    result = build_wheel(project, tmp_path / "out", check=False)
+    assert result.returncode != 0
+    assert ("Option `features` in `tool.hatch.build.targets.wheel.hooks.ffm` must be an array"
+            in result.stdout + result.stderr)
+
+
+def test_unsupported_registration_stops_the_build(tmp_path: Path) -> None:
+    project = modified_project(tmp_path, "[tool.hatch.build.targets.wheel.hooks.ffm]",
+                               "[tool.hatch.build.targets.wheel.hooks.ffm]\n"
+                               'targets = ["native"]')
+    features = project / "example_project" / "ffm_features.py"
+    features.write_text(features.read_text().replace(
+        "        register(FunctionDescriptor.of(JAVA_INT))  ",
+        "        register(FunctionDescriptor.of(ADDRESS, JAVA_INT, JAVA_INT),\n"
+        "                 Linker.Option.first_variadic_arg(1))\n"
+        "        register(FunctionDescriptor.of(JAVA_INT))  "))
+    result = build_wheel(project, tmp_path / "out", check=False)
+    assert result.returncode != 0
+    assert re.search(r"Linker\.Option\.first_variadic_arg\(1\) \(registered with \(i4i4\)a8\) is "
+                     r"not supported yet", result.stdout + result.stderr)
+
+
+def test_packages_import_without_build_tools() -> None:
+    script = """
+import sys
+for name in ("llvmlite", "pluggy"):
+    sys.modules[name] = None  # importing them now fails
+import ffm_runtime, hatch_ffm, hatch_ffm.plugin
+"""
+    subprocess.run([sys.executable, "-c", script], check=True)
+    runtime_only = """
+import sys
+before = set(sys.modules)
+import ffm_runtime
+outside = sorted(name for name in set(sys.modules) - before if name.partition(".")[0] not in
+                 sys.stdlib_module_names and not name.startswith("ffm_runtime"))
+print(outside)
+raise SystemExit(1 if outside else 0)
+"""
+    result = subprocess.run([sys.executable, "-c", runtime_only], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, f"ffm_runtime imported non-stdlib modules: {result.stdout}"

@@ -1,0 +1,196 @@
+"""Feature discovery (option and entry points), declining, and registration rules."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ffm_runtime import ADDRESS, JAVA_INT, FunctionDescriptor, Linker, UpcallNotSupportedError
+from hatch_ffm import DuringSetupAccess, NotSupportedYetError, RuntimeForeignAccess
+from hatch_ffm._features import FeatureError, run_features
+
+ACCESS = DuringSetupAccess("/project", "demo", "demo", ("x86_64-linux",))
+PATH = "tool.hatch.build.targets.wheel.hooks.ffm"
+
+
+def write_module(folder: Path, name: str, body: str) -> None:
+    (folder / f"{name}.py").write_text(textwrap.dedent(body))
+
+
+PREAMBLE = """
+from ffm_runtime import *
+from hatch_ffm import RuntimeForeignAccess
+"""
+
+
+@pytest.fixture
+def plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_feature_from_option(plugins: Path) -> None:
+    write_module(plugins, "feat_option", PREAMBLE + """
+class Libc:
+    def during_setup(self, access):
+        RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of(JAVA_LONG, ADDRESS))
+        RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of(JAVA_LONG, ADDRESS))
+        RuntimeForeignAccess.register_for_downcall(
+            FunctionDescriptor.of(JAVA_LONG.with_name("n"), ADDRESS.with_name("s")))
+""")
+    session, ran, declined = run_features(["feat_option:Libc"], False, ACCESS, PATH)
+    assert ran == ["feat_option:Libc"] and declined == []
+    assert list(session.registrations) == ["(a8)j8"]
+    assert session.requests == 3
+    assert session.registrations["(a8)j8"].feature == "feat_option:Libc"
+
+
+def test_feature_from_entry_point_of_installed_distribution(plugins: Path) -> None:
+    write_module(plugins, "thirdparty_feature", PREAMBLE + """
+class ThirdParty:
+    def during_setup(self, access):
+        RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of(JAVA_INT, JAVA_INT))
+""")
+    dist_info = plugins / "thirdparty_feature-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: thirdparty-feature\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(
+        "[hatch_ffm.features]\nthirdparty = thirdparty_feature:ThirdParty\n")
+    session, ran, _ = run_features([], True, ACCESS, PATH)
+    assert "thirdparty" in ran
+    assert "(i4)i4" in session.registrations
+    # entry points can be switched off
+    session, ran, _ = run_features([], False, ACCESS, PATH)
+    assert "thirdparty" not in ran and "(i4)i4" not in session.registrations
+
+
+def test_declining_feature_is_not_run(plugins: Path) -> None:
+    write_module(plugins, "feat_decline", PREAMBLE + """
+from hatch_ffm import hookimpl
+
+class No:
+    @hookimpl
+    def is_in_configuration(self, access):
+        return access.package != "demo"
+    def during_setup(self, access):
+        raise AssertionError("must not run")
+
+class Yes:
+    def is_in_configuration(self, access):
+        return True
+    def during_setup(self, access):
+        RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of_void())
+""")
+    session, ran, declined = run_features(["feat_decline:No", "feat_decline:Yes"], False, ACCESS,
+                                          PATH)
+    assert ran == ["feat_decline:Yes"] and declined == ["feat_decline:No"]
+    assert list(session.registrations) == ["()v"]
+
+
+def test_seed_example_registrations(plugins: Path) -> None:
+    """GraalVM's example Feature in Python: the last two shapes are not compiled yet."""
+    write_module(plugins, "feat_seed", PREAMBLE + """
+class Accepted:
+    def during_setup(self, access):
+        RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of_void())
+        RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of_void(),
+                                                   Linker.Option.is_trivial())
+        RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT))
+
+class Variadic:
+    def during_setup(self, access):
+        RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of(ADDRESS, JAVA_INT, JAVA_INT),
+                                                   Linker.Option.first_variadic_arg(1))
+
+class Errno:
+    def during_setup(self, access):
+        RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of_void(JAVA_INT),
+                                                   Linker.Option.capture_call_state("errno"))
+""")
+    session, _, _ = run_features(["feat_seed:Accepted"], False, ACCESS, PATH)
+    assert sorted(session.registrations) == ["()v", "()v critical", "(i4i4)i4"]
+    with pytest.raises(FeatureError, match=r"first_variadic_arg\(1\).*is not supported yet") as info:
+        run_features(["feat_seed:Variadic"], False, ACCESS, PATH)
+    assert isinstance(info.value.__cause__, NotSupportedYetError)
+    with pytest.raises(FeatureError, match=r"capture_call_state\('errno'\).*not supported yet"):
+        run_features(["feat_seed:Errno"], False, ACCESS, PATH)
+
+
+@pytest.mark.parametrize(("descriptor", "options", "message"), [
+    (FunctionDescriptor.of(JAVA_INT, Linker.Option.capture_state_layout()), (),
+     r"StructLayout \[i4\(errno\)\] as argument 0 .* is not supported yet"),
+    (FunctionDescriptor.of_void(JAVA_INT), (Linker.Option.critical(allow_heap_access=True),),
+     r"critical\(allow_heap_access=True\).*not supported yet"),
+], ids=["struct", "heap-access"])
+def test_not_supported_yet_shapes(descriptor: FunctionDescriptor,
+                                  options: tuple[Linker.Option, ...], message: str) -> None:
+    from hatch_ffm._registration import RegistrationSession, open_session
+
+    with open_session(RegistrationSession()), pytest.raises(NotSupportedYetError, match=message):
+        RuntimeForeignAccess.register_for_downcall(descriptor, *options)
+
+
+def test_invalid_layouts_are_refused() -> None:
+    from hatch_ffm._registration import RegistrationSession, open_session
+
+    with open_session(RegistrationSession()):
+        with pytest.raises(ValueError, match="has non-native byte order"):
+            RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of(JAVA_INT.with_order("big")))
+        with pytest.raises(ValueError, match="layout alignment must be natural alignment"):
+            RuntimeForeignAccess.register_for_downcall(
+                FunctionDescriptor.of_void(ADDRESS.with_byte_alignment(4)))
+        with pytest.raises(TypeError, match="expects a FunctionDescriptor"):
+            RuntimeForeignAccess.register_for_downcall("(i4)v")  # type: ignore[arg-type]
+
+
+def test_registration_outside_a_build() -> None:
+    with pytest.raises(RuntimeError, match="only possible while hatch-ffm builds a wheel"):
+        RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of_void())
+    with pytest.raises(UpcallNotSupportedError, match="Upcalls are not yet supported"):
+        RuntimeForeignAccess.register_for_upcall(FunctionDescriptor.of_void())
+    with pytest.raises(TypeError, match="only static methods"):
+        RuntimeForeignAccess()
+
+
+class TestFeatureErrors:
+    def test_module_not_found(self, plugins: Path) -> None:
+        with pytest.raises(FeatureError, match=rf"{PATH}\.features\[0\]: cannot import module "
+                                               r"'no_such_module'"):
+            run_features(["no_such_module:F"], False, ACCESS, PATH)
+
+    def test_attribute_not_found(self, plugins: Path) -> None:
+        write_module(plugins, "feat_attr", "X = 1\n")
+        with pytest.raises(FeatureError, match=r"features\[1\]: module 'feat_attr' has no "
+                                               r"attribute 'Missing'"):
+            run_features(["feat_attr:X", "feat_attr:Missing"], False, ACCESS, PATH)
+
+    def test_wrong_hook_signature(self, plugins: Path) -> None:
+        write_module(plugins, "feat_sig", """
+class Bad:
+    def during_setup(self, acc):
+        pass
+""")
+        with pytest.raises(FeatureError, match=r"Feature 'feat_sig:Bad' is not valid"):
+            run_features(["feat_sig:Bad"], False, ACCESS, PATH)
+
+    def test_handle_created_at_import(self, plugins: Path) -> None:
+        write_module(plugins, "feat_eager", PREAMBLE + """
+HANDLE = Linker.native_linker().downcall_handle(
+    FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT))
+""")
+        with pytest.raises(FeatureError, match="move handle creation out of the modules"):
+            run_features(["feat_eager:F"], False, ACCESS, PATH)
+
+    def test_failure_inside_during_setup(self, plugins: Path) -> None:
+        write_module(plugins, "feat_fail", """
+class Boom:
+    def during_setup(self, access):
+        raise KeyError("nope")
+""")
+        with pytest.raises(FeatureError, match=r"Feature 'feat_fail:Boom' failed in during_setup"):
+            run_features(["feat_fail:Boom"], False, ACCESS, PATH)
+
+

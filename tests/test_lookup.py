@@ -1,0 +1,89 @@
+"""Symbol lookup, library loading, and the operations that are not supported yet."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import ffm_runtime as ffm
+from ffm_runtime import JAVA_INT, FunctionDescriptor, Linker, SymbolLookup, _platform
+
+
+def test_loader_lookup_finds_process_symbols() -> None:
+    lookup = SymbolLookup.loader_lookup()
+    strlen = lookup.find("strlen")
+    assert isinstance(strlen, ffm.MemorySegment) and strlen.address and strlen.byte_size == 0
+    assert lookup.find("no_such_symbol_hopefully") is None
+    assert lookup.find("") is None
+    with pytest.raises(TypeError, match="symbol name must be a str"):
+        lookup.find(b"strlen")  # type: ignore[arg-type]
+
+
+def test_load_library_by_path(native_lib: Path) -> None:
+    assert ffm.load_library(str(native_lib)) == str(native_lib)
+    assert SymbolLookup.loader_lookup().find("mix") is not None
+
+
+def test_bare_name_searches_the_calling_package_first(tmp_path: Path, native_lib: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "pkg_with_lib"
+    package.mkdir()
+    shutil.copy(native_lib, package / "libbundled.so")
+    (package / "__init__.py").write_text(textwrap.dedent("""
+        import ffm_runtime
+        LOADED = ffm_runtime.load_library("bundled")
+        FOUND = ffm_runtime.SymbolLookup.loader_lookup().find("spill")
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import pkg_with_lib  # type: ignore[import-not-found]
+
+    assert str(package / "libbundled.so") == pkg_with_lib.LOADED
+    assert pkg_with_lib.FOUND is not None
+    del sys.modules["pkg_with_lib"]
+
+
+def test_bare_name_falls_back_to_the_system() -> None:
+    assert "libm" in ffm.load_library("m")
+    assert SymbolLookup.loader_lookup().find("cos") is not None
+
+
+def test_missing_library() -> None:
+    with pytest.raises(ffm.LibraryLoadError, match="cannot load library 'no-such-lib-xyz'"):
+        ffm.load_library("no-such-lib-xyz")
+    with pytest.raises(ffm.LibraryLoadError, match="cannot load library"):
+        ffm.load_library("/nonexistent/libx.so")
+    with pytest.raises(TypeError, match="takes a non-empty str"):
+        ffm.load_library("")
+
+
+def test_or_else() -> None:
+    empty = SymbolLookup(lambda name: None)
+    combined = empty.or_else(SymbolLookup.loader_lookup())
+    assert combined.find("strlen") == SymbolLookup.loader_lookup().find("strlen")
+
+
+def test_not_supported_yet() -> None:
+    with pytest.raises(ffm.UnsupportedOperationError, match="library_lookup is not supported yet"):
+        SymbolLookup.library_lookup("c")
+    with pytest.raises(ffm.UnsupportedOperationError, match="default_lookup\\(\\) is not supported"):
+        Linker.native_linker().default_lookup()
+    with pytest.raises(ffm.UpcallNotSupportedError, match="Upcalls are not yet supported"):
+        Linker.native_linker().upcall_stub(None, FunctionDescriptor.of_void(), ffm.Arena.global_arena())
+    assert issubclass(ffm.UpcallNotSupportedError, NotImplementedError)
+
+
+def test_other_platforms_fail_at_link_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_platform, "host_target", lambda: "riscv64-linux")
+    with pytest.raises(ffm.UnsupportedPlatformError,
+                       match="not supported on platform: riscv64-linux"):
+        Linker.native_linker().downcall_handle(FunctionDescriptor.of(JAVA_INT))
+
+
+def test_canonical_layouts() -> None:
+    layouts = Linker.native_linker().canonical_layouts()
+    assert layouts["int"] is JAVA_INT and layouts["void*"] is ffm.ADDRESS
+    assert layouts["long"].byte_size == 8
