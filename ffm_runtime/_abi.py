@@ -47,7 +47,7 @@ PYTHON_FUNCTIONS: Final = frozenset({
     "PyObject_CallFunction",
     "PyObject_CallFunctionObjArgs",
     "PyList_GetItem",
-    "PyLong_AsUnsignedLongLong",
+    "PyLong_AsUnsignedLong",
     "PyThread_get_thread_ident",
     "Py_IncRef",
     "Py_DecRef",

@@ -74,7 +74,7 @@ class _Imports:
         "PyObject_CallFunction": (_PTR, [_PTR, _PTR], True),
         "PyObject_CallFunctionObjArgs": (_PTR, [_PTR], True),
         "PyList_GetItem": (_PTR, [_PTR, _I64], False),
-        "PyLong_AsUnsignedLongLong": (_I64, [_PTR], False),
+        "PyLong_AsUnsignedLong": (_I64, [_PTR], False),
         "PyThread_get_thread_ident": (_I64, [], False),
         "Py_IncRef": (ir.VoidType(), [_PTR], False),
         "Py_DecRef": (ir.VoidType(), [_PTR], False),
@@ -206,7 +206,7 @@ class _StubBuilder:
             self.call("Py_DecRef", guard)  # the segment keeps its guard alive
             owner_obj = self.call("PyList_GetItem", guard, ir.Constant(_I64, 0))
             self.fail_if(b.icmp_unsigned("==", owner_obj, null), position, obj)
-            owner = self.call("PyLong_AsUnsignedLongLong", owner_obj)
+            owner = self.call("PyLong_AsUnsignedLong", owner_obj)
             current = self.call("PyThread_get_thread_ident")
             self.fail_if(b.icmp_unsigned("!=", owner, current), position, obj)
         name = b.load(self.imports.data(_abi.CELL_ADDRESS_ATTR), typ=_PTR)
