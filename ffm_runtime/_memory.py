@@ -17,6 +17,7 @@ on the path.
 from __future__ import annotations
 
 import ctypes
+import sys
 import threading
 import weakref
 from typing import Any, ClassVar, Final
@@ -25,6 +26,7 @@ from ._errors import (
     OutOfBoundsError,
     ScopeClosedError,
     UnsupportedOperationError,
+    UnsupportedPlatformError,
     WrongThreadError,
 )
 
@@ -33,16 +35,24 @@ __all__ = ["Arena", "MemorySegment", "Scope"]
 _MAX_ADDRESS: Final = (1 << 64) - 1
 _STRING_CHUNK: Final = 256
 
-_libc = ctypes.CDLL(None)
-_calloc = _libc.calloc
-_calloc.restype = ctypes.c_void_p
-_calloc.argtypes = (ctypes.c_size_t, ctypes.c_size_t)
-_aligned_alloc = _libc.aligned_alloc
-_aligned_alloc.restype = ctypes.c_void_p
-_aligned_alloc.argtypes = (ctypes.c_size_t, ctypes.c_size_t)
-_free = _libc.free
-_free.restype = None
-_free.argtypes = (ctypes.c_void_p,)
+try:
+    _libc = ctypes.CDLL(None)
+    _calloc: Any = _libc.calloc
+    _calloc.restype = ctypes.c_void_p
+    _calloc.argtypes = (ctypes.c_size_t, ctypes.c_size_t)
+    _aligned_alloc: Any = _libc.aligned_alloc
+    _aligned_alloc.restype = ctypes.c_void_p
+    _aligned_alloc.argtypes = (ctypes.c_size_t, ctypes.c_size_t)
+    _free: Any = _libc.free
+    _free.restype = None
+    _free.argtypes = (ctypes.c_void_p,)
+except (OSError, TypeError, AttributeError):  # no C library reachable this way
+    def _calloc(count: int, size: int) -> int:
+        raise UnsupportedPlatformError(
+            f"native memory allocation is not supported on {sys.platform}")
+
+    _aligned_alloc = _calloc
+    _free = None
 
 
 def _check_int(value: object, what: str) -> int:

@@ -14,10 +14,12 @@ from . import _abi
 
 __all__ = ["cell_address", "dlsym", "new_builtin", "resolve_import", "set_cell"]
 
-_process = ctypes.CDLL(None)
-_dlsym = _process.dlsym
-_dlsym.restype = ctypes.c_void_p
-_dlsym.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
+try:
+    _dlsym: Any = ctypes.CDLL(None).dlsym
+    _dlsym.restype = ctypes.c_void_p
+    _dlsym.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
+except (OSError, TypeError, AttributeError):  # not a POSIX dynamic loader: nothing to look up
+    _dlsym = None
 
 _cells = (ctypes.c_void_p * len(_abi.RUNTIME_CELLS))()
 _cell_objects: dict[str, object] = {}  # keeps the objects stored in cells alive
@@ -26,6 +28,8 @@ _lock = threading.Lock()
 
 def dlsym(name: str, handle: int | None = None) -> int | None:
     """Address of ``name`` in ``handle`` (default: every global symbol of the process)."""
+    if _dlsym is None:
+        return None
     address = _dlsym(handle, name.encode())
     return int(address) if address else None
 

@@ -89,9 +89,38 @@ class TestWheel:
         assert required and all("extra ==" in line for line in required), required
 
 
-@pytest.mark.parametrize("version", ["3.10", "3.13"])
+CHECKS = """
+import math
+from example_project import native
+from ffm_runtime import FunctionDescriptor, JAVA_INT, Linker, MissingForeignRegistrationError
+assert native.abs_(-7) == 7 and native.labs(-(2**62)) == 2**62
+assert native.cos(0.0) == 1.0 and native.toupper(ord("a")) == ord("A")
+assert native.strlen("") == 0 and native.strlen("x" * 1000) == 1000
+expected = [
+    (lambda: native.abs_("1"), TypeError, "expected int for JAVA_INT, got str"),
+    (lambda: native.abs_(2**31), OverflowError, "out of range for JAVA_INT"),
+    (lambda: native.abs_(), TypeError, "takes 1 argument (0 given)"),
+    (lambda: native.cos("x"), TypeError, "expected float for JAVA_DOUBLE"),
+    (lambda: native._strlen(b"x"), TypeError, "expected MemorySegment for ADDRESS, got bytes"),
+    (lambda: Linker.native_linker().downcall_handle(FunctionDescriptor.of(JAVA_INT, JAVA_INT,
+                                                                          JAVA_INT, JAVA_INT)),
+     MissingForeignRegistrationError, "register_for_downcall("),
+]
+for call, error, text in expected:
+    try:
+        call()
+    except error as exc:
+        assert text in str(exc), (text, str(exc))
+    else:
+        raise AssertionError(f"no {error.__name__}")
+print("checks passed")
+"""
+
+
+@pytest.mark.parametrize("version", ["3.10", "3.11", "3.12", "3.13"])
 def test_runs_on_fresh_interpreters_without_llvmlite(wheels: dict[str, Path | str],
                                                      tmp_path: Path, version: str) -> None:
+    """The one abi3 wheel works on every CPython from 3.10, with no build tools installed."""
     python = make_venv(pyenv_python(version), tmp_path / "venv")
     pip_install(python, "--no-index", "--find-links", str(wheels["dir"]), "example-project")
     for module in ("llvmlite", "hatchling", "pluggy"):
@@ -103,6 +132,9 @@ def test_runs_on_fresh_interpreters_without_llvmlite(wheels: dict[str, Path | st
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines()[1:] if line.strip()]
     assert len(rows) == 6 and all(line.endswith("yes") for line in rows), result.stdout
+    checks = subprocess.run([str(python), "-c", CHECKS], capture_output=True, text=True,
+                            cwd=tmp_path, check=False)
+    assert checks.returncode == 0 and "checks passed" in checks.stdout, checks.stderr
 
 
 def test_editable_install(wheels: dict[str, Path | str], tmp_path: Path) -> None:

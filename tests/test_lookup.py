@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -87,3 +88,28 @@ def test_canonical_layouts() -> None:
     layouts = Linker.native_linker().canonical_layouts()
     assert layouts["int"] is JAVA_INT and layouts["void*"] is ffm.ADDRESS
     assert layouts["long"].byte_size == 8
+
+
+def test_import_works_where_there_is_no_posix_loader() -> None:
+    """Stand-in for Windows: ctypes.CDLL(None) fails there; import must not."""
+    script = """
+import ctypes, platform, sys
+real = ctypes.CDLL
+def cdll(name, *args, **kwargs):
+    if name is None:
+        raise TypeError("expected str, bytes or os.PathLike object, not NoneType")
+    return real(name, *args, **kwargs)
+ctypes.CDLL = cdll
+platform.machine = lambda: "AMD64"
+sys.platform = "win32"
+import ffm_runtime as ffm
+assert ffm.SymbolLookup.loader_lookup().find("strlen") is None
+try:
+    ffm.Linker.native_linker().downcall_handle(ffm.FunctionDescriptor.of(ffm.JAVA_INT))
+except ffm.UnsupportedPlatformError as exc:
+    print(exc)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert "not supported on platform: x86_64-win32" in result.stdout
