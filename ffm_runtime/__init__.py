@@ -7,13 +7,16 @@ Java names to these.
 
 from __future__ import annotations
 
+from ._arena import Arena, SegmentAllocator
 from ._descriptor import FunctionDescriptor, registration_key
 from ._errors import (
     FFMError,
     IllegalCallerError,
     LibraryLoadError,
+    MisalignedAccessError,
     MissingForeignRegistrationError,
     OutOfBoundsError,
+    ReadOnlyError,
     ScopeClosedError,
     StubLoadError,
     UnsupportedOperationError,
@@ -23,39 +26,55 @@ from ._errors import (
 )
 from ._layouts import (
     ADDRESS,
+    ADDRESS_UNALIGNED,
     JAVA_BOOLEAN,
     JAVA_BYTE,
     JAVA_CHAR,
+    JAVA_CHAR_UNALIGNED,
     JAVA_DOUBLE,
+    JAVA_DOUBLE_UNALIGNED,
     JAVA_FLOAT,
+    JAVA_FLOAT_UNALIGNED,
     JAVA_INT,
+    JAVA_INT_UNALIGNED,
     JAVA_LONG,
+    JAVA_LONG_UNALIGNED,
     JAVA_SHORT,
+    JAVA_SHORT_UNALIGNED,
     AddressLayout,
     GroupLayout,
     MemoryLayout,
     PaddingLayout,
+    PathElement,
     SequenceLayout,
     StructLayout,
     UnionLayout,
     ValueLayout,
+    VarHandle,
 )
 from ._linker import Linker
 from ._lookup import SymbolLookup, load_library
-from ._memory import Arena, MemorySegment, Scope
+from ._memory import MemorySegment, Scope
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ADDRESS",
+    "ADDRESS_UNALIGNED",
     "JAVA_BOOLEAN",
     "JAVA_BYTE",
     "JAVA_CHAR",
+    "JAVA_CHAR_UNALIGNED",
     "JAVA_DOUBLE",
+    "JAVA_DOUBLE_UNALIGNED",
     "JAVA_FLOAT",
+    "JAVA_FLOAT_UNALIGNED",
     "JAVA_INT",
+    "JAVA_INT_UNALIGNED",
     "JAVA_LONG",
+    "JAVA_LONG_UNALIGNED",
     "JAVA_SHORT",
+    "JAVA_SHORT_UNALIGNED",
     "AddressLayout",
     "Arena",
     "FFMError",
@@ -66,11 +85,15 @@ __all__ = [
     "Linker",
     "MemoryLayout",
     "MemorySegment",
+    "MisalignedAccessError",
     "MissingForeignRegistrationError",
     "OutOfBoundsError",
     "PaddingLayout",
+    "PathElement",
+    "ReadOnlyError",
     "Scope",
     "ScopeClosedError",
+    "SegmentAllocator",
     "SequenceLayout",
     "StructLayout",
     "StubLoadError",
@@ -80,6 +103,7 @@ __all__ = [
     "UnsupportedPlatformError",
     "UpcallNotSupportedError",
     "ValueLayout",
+    "VarHandle",
     "WrongThreadError",
     "__version__",
     "load_library",

@@ -15,6 +15,7 @@ __all__ = [
     "CELL_ARG_ERROR",
     "CELL_CONFINED_TYPE",
     "CELL_GUARD_ATTR",
+    "CELL_HEAP_TYPE",
     "CELL_MAKE_SEGMENT",
     "CELL_SEGMENT_TYPE",
     "LIBC_FUNCTIONS",
@@ -64,19 +65,22 @@ LIBC_FUNCTIONS: Final = frozenset({"__errno_location"})
 CELL_SEGMENT_TYPE: Final = "ffm_rt_segment_type"
 #: Cell holding the type of segments owned by a confined arena (a subclass).
 CELL_CONFINED_TYPE: Final = "ffm_rt_confined_type"
+#: Cell holding the type of heap segments (over Python buffers; a subclass).
+CELL_HEAP_TYPE: Final = "ffm_rt_heap_type"
 #: Cell holding the interned name of the attribute that yields a segment's raw address.
 CELL_ADDRESS_ATTR: Final = "ffm_rt_address_attr"
-#: Cell holding the interned name of a confined segment's guard: a one-element list holding
+#: Cell holding the interned name (``_guard``) of a confined segment's guard: a one-element list holding
 #: the owner thread's ident, or 0 once the owning arena is closed.
 CELL_GUARD_ATTR: Final = "ffm_rt_guard_attr"
-#: Cell holding ``make_segment(address: int) -> MemorySegment`` for ``ADDRESS`` results.
+#: Cell holding ``make_segment(address: int, size: int) -> MemorySegment`` for ``ADDRESS``
+#: results (``size`` is the target layout's size, 0 without one).
 CELL_MAKE_SEGMENT: Final = "ffm_rt_make_segment"
 #: Cell holding ``arg_error(key: str, mode: str, index: int, value: object)``, which always
 #: raises (see ``ffm_runtime._handles.arg_error``).
 CELL_ARG_ERROR: Final = "ffm_rt_arg_error"
 
-RUNTIME_CELLS: Final = (CELL_SEGMENT_TYPE, CELL_CONFINED_TYPE, CELL_ADDRESS_ATTR, CELL_GUARD_ATTR,
-                        CELL_MAKE_SEGMENT, CELL_ARG_ERROR)
+RUNTIME_CELLS: Final = (CELL_SEGMENT_TYPE, CELL_CONFINED_TYPE, CELL_HEAP_TYPE, CELL_ADDRESS_ATTR,
+                        CELL_GUARD_ATTR, CELL_MAKE_SEGMENT, CELL_ARG_ERROR)
 
 #: A stub for key K is emitted twice: ``<symbol>_b`` takes the target address from the
 #: handle's ``self`` (a bound handle), ``<symbol>_u`` from its first argument.

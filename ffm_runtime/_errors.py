@@ -10,8 +10,10 @@ __all__ = [
     "FFMError",
     "IllegalCallerError",
     "LibraryLoadError",
+    "MisalignedAccessError",
     "MissingForeignRegistrationError",
     "OutOfBoundsError",
+    "ReadOnlyError",
     "ScopeClosedError",
     "StubLoadError",
     "UnsupportedOperationError",
@@ -84,3 +86,11 @@ class OutOfBoundsError(FFMError, IndexError):
 
 class LibraryLoadError(FFMError, OSError):
     """A native library could not be found or loaded (Java's UnsatisfiedLinkError)."""
+
+
+class MisalignedAccessError(FFMError, ValueError):
+    """An access or slice at an address the layout's alignment does not allow."""
+
+
+class ReadOnlyError(FFMError, TypeError):
+    """A write through a read-only segment (like writing to a read-only memoryview)."""

@@ -18,7 +18,7 @@ from . import _abi, _native
 from ._descriptor import FunctionDescriptor
 from ._errors import MissingForeignRegistrationError
 from ._layouts import ADDRESS, MemoryLayout, ValueLayout
-from ._memory import MemorySegment, _ConfinedSegment
+from ._memory import MemorySegment, _ConfinedSegment, _HeapSegment
 from ._registry import registry
 
 __all__ = ["arg_error", "make_handle", "missing_registration"]
@@ -74,6 +74,10 @@ def _raise_for(layout: MemoryLayout, value: object, where: str) -> NoReturn:
             hint = " (wrap a raw address with MemorySegment.of_address(n))"
         raise TypeError(f"{where}: expected MemorySegment for {name}, got {_type_name(value)}{hint}")
     value.scope._check()  # raises for a closed arena or another thread
+    if not value.is_native():
+        raise ValueError(
+            f"{where}: Heap segment not allowed: {value!r}; to pass Python buffers, register "
+            "and link the call shape with Linker.Option.critical(allow_heap_access=True)")
     if value.address == 0:
         raise ValueError(f"{where}: Symbol is NULL: {value!r}")
     raise TypeError(f"{where}: cannot pass {value!r} as {name}")
@@ -128,7 +132,13 @@ def make_handle(key: str, descriptor: FunctionDescriptor, options: tuple[object,
 
 _native.set_cell(_abi.CELL_SEGMENT_TYPE, MemorySegment)
 _native.set_cell(_abi.CELL_CONFINED_TYPE, _ConfinedSegment)
+_native.set_cell(_abi.CELL_HEAP_TYPE, _HeapSegment)
 _native.set_cell(_abi.CELL_ADDRESS_ATTR, sys.intern("_ffm_address"))
-_native.set_cell(_abi.CELL_GUARD_ATTR, sys.intern("_ffm_guard"))
-_native.set_cell(_abi.CELL_MAKE_SEGMENT, MemorySegment.of_address)
+_native.set_cell(_abi.CELL_GUARD_ATTR, sys.intern("_guard"))
+def _result_segment(address: int, size: int) -> MemorySegment:
+    """The segment an ``ADDRESS`` result denotes (called by stubs)."""
+    return MemorySegment.NULL if address == 0 else MemorySegment._make(address, size)
+
+
+_native.set_cell(_abi.CELL_MAKE_SEGMENT, _result_segment)
 _native.set_cell(_abi.CELL_ARG_ERROR, arg_error)

@@ -11,29 +11,41 @@ the stub manifest format and must not change lightly.
 from __future__ import annotations
 
 import sys
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal, TypeAlias
+
+from ._codecs import codec_for
 
 __all__ = [
     "ADDRESS",
+    "ADDRESS_UNALIGNED",
     "JAVA_BOOLEAN",
     "JAVA_BYTE",
     "JAVA_CHAR",
+    "JAVA_CHAR_UNALIGNED",
     "JAVA_DOUBLE",
+    "JAVA_DOUBLE_UNALIGNED",
     "JAVA_FLOAT",
+    "JAVA_FLOAT_UNALIGNED",
     "JAVA_INT",
+    "JAVA_INT_UNALIGNED",
     "JAVA_LONG",
+    "JAVA_LONG_UNALIGNED",
     "JAVA_SHORT",
+    "JAVA_SHORT_UNALIGNED",
     "AddressLayout",
     "GroupLayout",
     "MemoryLayout",
     "PaddingLayout",
+    "PathElement",
     "SequenceLayout",
     "StructLayout",
     "UnionLayout",
     "ValueLayout",
+    "VarHandle",
 ]
 
 ByteOrder = Literal["little", "big"]
+_Path: TypeAlias = "PathElement"
 NATIVE_ORDER: Final[ByteOrder] = "little" if sys.byteorder == "little" else "big"
 
 # carrier code -> (byte size, constant name)
@@ -102,12 +114,16 @@ class MemoryLayout:
 
     # -- derivation -------------------------------------------------------------------
     def _replace(self, **changes: object) -> MemoryLayout:
-        state = {slot: getattr(self, slot) for slot in _all_slots(type(self))}
+        state = {slot: getattr(self, slot) for slot in _key_slots(type(self))}
         state.update({"_" + key: value for key, value in changes.items()})
         clone = object.__new__(type(self))
         for slot, value in state.items():
             object.__setattr__(clone, slot, value)
+        clone._derive()
         return clone
+
+    def _derive(self) -> None:
+        """Compute the derived (non-key) slots after construction."""
 
     def with_name(self, name: str) -> MemoryLayout:
         """Return this layout with the given name."""
@@ -127,7 +143,7 @@ class MemoryLayout:
 
     # -- value semantics --------------------------------------------------------------
     def _key(self) -> tuple[object, ...]:
-        return tuple(getattr(self, slot) for slot in _all_slots(type(self)))
+        return tuple(getattr(self, slot) for slot in _key_slots(type(self)))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MemoryLayout):
@@ -154,6 +170,34 @@ class MemoryLayout:
             text = f"{text}.with_name({self._name!r})"
         return text
 
+    # -- layout paths ---------------------------------------------------------------------
+    PathElement: ClassVar[type[PathElement]]
+
+    def byte_offset(self, *path: _Path) -> int:
+        """Offset in bytes of the layout selected by ``path`` (no open sequence elements)."""
+        _, offset, strides = _walk(self, path)
+        if strides:
+            raise ValueError(f"Bad layout path: cannot compute the offset of an open sequence "
+                             f"element in {self}; give the element's index")
+        return offset
+
+    def select(self, *path: _Path) -> MemoryLayout:
+        """The layout selected by ``path``."""
+        return _walk(self, path)[0]
+
+    def var_handle(self, *path: _Path) -> VarHandle:
+        """An accessor for the value layout selected by ``path``.
+
+        ``handle.get(segment, base_offset, *indices)`` and
+        ``handle.set(segment, base_offset, *indices, value)`` read and write it; each
+        open ``sequence_element()`` in ``path`` adds an index argument.
+        """
+        selected, offset, strides = _walk(self, path)
+        if not isinstance(selected, ValueLayout):
+            raise ValueError(f"Bad layout path: {selected} selected by the path is not a value "
+                             "layout")
+        return VarHandle(selected, offset, tuple(strides))
+
     # -- factories (java.lang.foreign.MemoryLayout static methods) ---------------------
     @staticmethod
     def struct_layout(*elements: MemoryLayout) -> StructLayout:
@@ -176,20 +220,26 @@ class MemoryLayout:
         return PaddingLayout(byte_size)
 
 
-def _all_slots(cls: type) -> list[str]:
+#: Slots computed from the others (fast-access helpers); not part of a layout's identity.
+_DERIVED_SLOTS: Final = frozenset({"_codec", "_mask"})
+
+
+def _key_slots(cls: type) -> list[str]:
     slots: list[str] = []
     for klass in reversed(cls.__mro__):
-        slots.extend(getattr(klass, "__slots__", ()))
+        slots.extend(s for s in getattr(klass, "__slots__", ()) if s not in _DERIVED_SLOTS)
     return slots
 
 
 class ValueLayout(MemoryLayout):
     """A layout for one primitive value (``JAVA_INT``, ``ADDRESS``, ...)."""
 
-    __slots__ = ("_carrier", "_order")
+    __slots__ = ("_carrier", "_codec", "_mask", "_order")
 
     _carrier: str
     _order: ByteOrder
+    _codec: Any
+    _mask: int
 
     def __init__(self, carrier: str, *, byte_alignment: int | None = None,
                  order: ByteOrder = NATIVE_ORDER, name: str | None = None) -> None:
@@ -200,6 +250,12 @@ class ValueLayout(MemoryLayout):
                          name)
         object.__setattr__(self, "_carrier", carrier)
         object.__setattr__(self, "_order", order)
+        if type(self) is ValueLayout:
+            self._derive()
+
+    def _derive(self) -> None:
+        object.__setattr__(self, "_codec", codec_for(self._carrier, self._order))
+        object.__setattr__(self, "_mask", self._byte_alignment - 1)
 
     @property
     def carrier(self) -> str:
@@ -260,6 +316,33 @@ class AddressLayout(ValueLayout):
                  name: str | None = None) -> None:
         super().__init__("a", byte_alignment=byte_alignment, order=order, name=name)
         object.__setattr__(self, "_target", None)
+        self._derive()
+
+    def _derive(self) -> None:
+        target_size = 0 if self._target is None else self._target.byte_size
+        object.__setattr__(self, "_codec", codec_for("a", self._order, target_size))
+        object.__setattr__(self, "_mask", self._byte_alignment - 1)
+
+    def with_target_layout(self, layout: MemoryLayout) -> AddressLayout:
+        """This address layout, pointing to ``layout`` (restricted, like Java's).
+
+        Addresses read through it, or returned by a downcall whose result layout it is,
+        become segments of ``layout.byte_size`` bytes instead of zero-length ones.
+        """
+        from ._access import ensure_native_access
+
+        ensure_native_access("AddressLayout.with_target_layout")
+        if not isinstance(layout, MemoryLayout):
+            raise TypeError(f"target layout must be a MemoryLayout, not {type(layout).__name__}")
+        clone = self._replace(target=layout)
+        assert isinstance(clone, AddressLayout)
+        return clone
+
+    def without_target_layout(self) -> AddressLayout:
+        """This address layout without a target layout."""
+        clone = self._replace(target=None)
+        assert isinstance(clone, AddressLayout)
+        return clone
 
     @property
     def target_layout(self) -> MemoryLayout | None:
@@ -426,3 +509,145 @@ for _layout in (JAVA_BOOLEAN, JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, JAVA_L
                 JAVA_FLOAT, JAVA_DOUBLE, ADDRESS):
     setattr(ValueLayout, _layout.constant_name, _layout)
 del _layout
+
+JAVA_SHORT_UNALIGNED: Final = JAVA_SHORT.with_byte_alignment(1)
+JAVA_CHAR_UNALIGNED: Final = JAVA_CHAR.with_byte_alignment(1)
+JAVA_INT_UNALIGNED: Final = JAVA_INT.with_byte_alignment(1)
+JAVA_LONG_UNALIGNED: Final = JAVA_LONG.with_byte_alignment(1)
+JAVA_FLOAT_UNALIGNED: Final = JAVA_FLOAT.with_byte_alignment(1)
+JAVA_DOUBLE_UNALIGNED: Final = JAVA_DOUBLE.with_byte_alignment(1)
+ADDRESS_UNALIGNED: Final = ADDRESS.with_byte_alignment(1)
+
+
+class PathElement:
+    """One step of a layout path (Java's ``MemoryLayout.PathElement``)."""
+
+    __slots__ = ("_kind", "_value")
+
+    _kind: str
+    _value: str | int | None
+
+    def __init__(self, kind: str, value: str | int | None) -> None:
+        object.__setattr__(self, "_kind", kind)
+        object.__setattr__(self, "_value", value)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError("PathElement is immutable")
+
+    @staticmethod
+    def group_element(name_or_index: str | int) -> PathElement:
+        """Select a struct or union member by name or by index."""
+        if isinstance(name_or_index, bool) or not isinstance(name_or_index, (str, int)):
+            raise TypeError("group_element() takes a member name or index")
+        if isinstance(name_or_index, int) and name_or_index < 0:
+            raise ValueError(f"Index out of range: {name_or_index}")
+        return PathElement("group", name_or_index)
+
+    @staticmethod
+    def sequence_element(index: int | None = None) -> PathElement:
+        """Select a sequence element; without ``index`` the element is open (a handle argument)."""
+        if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
+            raise TypeError("sequence_element() takes an int index or nothing")
+        if index is not None and index < 0:
+            raise ValueError(f"Index out of range: {index}")
+        return PathElement("sequence", index)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PathElement):
+            return NotImplemented
+        return (self._kind, self._value) == (other._kind, other._value)
+
+    def __hash__(self) -> int:
+        return hash((self._kind, self._value))
+
+    def __repr__(self) -> str:
+        method = "group_element" if self._kind == "group" else "sequence_element"
+        inner = "" if self._value is None else repr(self._value)
+        return f"PathElement.{method}({inner})"
+
+
+MemoryLayout.PathElement = PathElement
+
+
+def _walk(layout: MemoryLayout, path: tuple[object, ...]
+          ) -> tuple[MemoryLayout, int, list[tuple[int, int]]]:
+    offset = 0
+    strides: list[tuple[int, int]] = []
+    for element in path:
+        if not isinstance(element, PathElement):
+            raise TypeError(f"layout paths are made of PathElements, not {type(element).__name__}")
+        if element._kind == "group":
+            if not isinstance(layout, GroupLayout):
+                raise ValueError(f"Bad layout path: cannot select a group element from {layout}")
+            members = layout.member_layouts
+            key = element._value
+            if isinstance(key, int):
+                if key >= len(members):
+                    raise ValueError(f"Bad layout path: index {key} out of range for {layout}")
+                index = key
+            else:
+                names = [m.name for m in members]
+                if key not in names:
+                    raise ValueError(f"Bad layout path: no member named {key!r} in {layout}")
+                index = names.index(key)
+            if isinstance(layout, StructLayout):
+                offset += sum(m.byte_size for m in members[:index])
+            layout = members[index]
+        else:
+            if not isinstance(layout, SequenceLayout):
+                raise ValueError(f"Bad layout path: cannot select a sequence element from {layout}")
+            element_layout = layout.element_layout
+            if element._value is None:
+                strides.append((element_layout.byte_size, layout.element_count))
+            else:
+                assert isinstance(element._value, int)
+                if element._value >= layout.element_count:
+                    raise ValueError(f"Bad layout path: index {element._value} out of range for "
+                                     f"{layout}")
+                offset += element._value * element_layout.byte_size
+            layout = element_layout
+    return layout, offset, strides
+
+
+class VarHandle:
+    """Reads and writes one value inside a segment through a layout path."""
+
+    __slots__ = ("_layout", "_offset", "_strides")
+
+    def __init__(self, layout: ValueLayout, offset: int, strides: tuple[tuple[int, int], ...]
+                 ) -> None:
+        self._layout = layout
+        self._offset = offset
+        self._strides = strides
+
+    @property
+    def layout(self) -> ValueLayout:
+        """The value layout accessed."""
+        return self._layout
+
+    def _position(self, base_offset: int, indices: tuple[object, ...]) -> int:
+        if len(indices) != len(self._strides):
+            raise TypeError(f"this handle takes {len(self._strides)} index argument(s), "
+                            f"got {len(indices)}")
+        offset = base_offset + self._offset
+        for index, (stride, count) in zip(indices, self._strides, strict=True):
+            if isinstance(index, bool) or not isinstance(index, int):
+                raise TypeError(f"sequence index must be an int, not {type(index).__name__}")
+            if not 0 <= index < count:
+                raise IndexError(f"Index {index} out of bounds for length {count}")
+            offset += index * stride
+        return offset
+
+    def get(self, segment: Any, base_offset: int, *indices: int) -> Any:
+        """Read the value at ``base_offset`` (plus the path) in ``segment``."""
+        return segment.get(self._layout, self._position(base_offset, indices))
+
+    def set(self, segment: Any, base_offset: int, *indices_and_value: Any) -> None:
+        """Write the last argument at ``base_offset`` (plus the path) in ``segment``."""
+        if not indices_and_value:
+            raise TypeError("set() needs a value")
+        *indices, value = indices_and_value
+        segment.set(self._layout, self._position(base_offset, tuple(indices)), value)
+
+    def __repr__(self) -> str:
+        return f"VarHandle({self._layout!r}, offset={self._offset}, strides={self._strides})"

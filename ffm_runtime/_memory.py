@@ -1,64 +1,74 @@
-"""Memory segments and arenas (the part of the memory model downcalls need).
+"""Memory segments: bounded, lifetime- and thread-checked views of native or heap memory.
 
-A :class:`MemorySegment` is a bounded view of native memory with a scope.
-Segments of the global scope (``MemorySegment.NULL``, ``of_address``, pointers
-returned by downcalls) are always alive; segments allocated in a confined
-arena are usable only while the arena is open and only from its owner thread.
+Every access goes through the same checks, in this order: the segment's
+arena is open and owned by this thread, the access is inside the segment, the
+address is aligned for the layout, the value fits the layout.  Native memory
+is reached through memoryviews cut from one view spanning the address space
+(an arena's slab, or the segment's own bytes, made on first use), so a checked
+``get`` is a few small-integer comparisons and one ``struct`` call; nothing is
+reachable without passing the checks first.
 
 Downcall stubs read a segment's raw address from the ``_ffm_address`` slot.
 Segments usable from any thread at any time are exactly of type
-``MemorySegment``; segments of a confined arena are of a private subclass with
-a ``_ffm_guard`` slot shared with their arena: a one-element list holding the
-owner thread's ident, 0 once the arena is closed.  So a closed or
-foreign-thread segment is refused before the native call, with no Python code
-on the path.
+``MemorySegment``; segments of a confined arena are of a private subclass whose
+``_guard`` (shared with the arena) is a one-element list holding the owner
+thread's ident, 0 once the arena is closed; heap segments are of another
+private subclass.  So a closed, foreign-thread or heap segment is refused
+before a native call, with no Python code on the call path.
 """
 
 from __future__ import annotations
 
+import array
 import ctypes
+import struct
 import sys
 import threading
-import weakref
+from collections.abc import Callable
 from typing import Any, ClassVar, Final
 
+from . import _codecs
 from ._errors import (
+    MisalignedAccessError,
     OutOfBoundsError,
-    ScopeClosedError,
+    ReadOnlyError,
     UnsupportedOperationError,
-    UnsupportedPlatformError,
-    WrongThreadError,
 )
+from ._layouts import MemoryLayout, ValueLayout
 
-__all__ = ["Arena", "MemorySegment", "Scope"]
+__all__ = ["GLOBAL_SCOPE", "MemorySegment", "Scope"]
 
 _MAX_ADDRESS: Final = (1 << 64) - 1
+#: ``_align`` keeps the low bits of the address: enough for any value layout's alignment.
+ALIGN_BITS: Final = (1 << 30) - 1
 _STRING_CHUNK: Final = 256
+_get_ident = threading.get_ident
 
-try:
-    _libc = ctypes.CDLL(None)
-    _calloc: Any = _libc.calloc
-    _calloc.restype = ctypes.c_void_p
-    _calloc.argtypes = (ctypes.c_size_t, ctypes.c_size_t)
-    _aligned_alloc: Any = _libc.aligned_alloc
-    _aligned_alloc.restype = ctypes.c_void_p
-    _aligned_alloc.argtypes = (ctypes.c_size_t, ctypes.c_size_t)
-    _free: Any = _libc.free
-    _free.restype = None
-    _free.argtypes = (ctypes.c_void_p,)
-except (OSError, TypeError, AttributeError):  # no C library reachable this way
-    def _calloc(count: int, size: int) -> int:
-        raise UnsupportedPlatformError(
-            f"native memory allocation is not supported on {sys.platform}")
+#: All of the address space as bytes; only ever indexed after the checks passed.
+_ALL: Final = memoryview((ctypes.c_char * sys.maxsize).from_address(0)).cast("B")
+_ALL_READ_ONLY: Final = _ALL.toreadonly()
 
-    _aligned_alloc = _calloc
-    _free = None
+_ARRAY_CODES: Final = {"b": "b", "c": "H", "s": "h", "i": "i", "j": "q", "f": "f", "d": "d"}
+_TERMINATORS: Final = {"utf-8": 1, "utf8": 1, "ascii": 1, "us-ascii": 1, "latin-1": 1,
+                       "iso-8859-1": 1, "utf-16le": 2, "utf-16be": 2, "utf-32le": 4,
+                       "utf-32be": 4}
 
 
 def _check_int(value: object, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
     return value
+
+
+def _charset(name: object) -> tuple[str, int]:
+    if not isinstance(name, str):
+        raise TypeError(f"charset must be a str, not {type(name).__name__}")
+    key = name.lower().replace("_", "-")
+    width = _TERMINATORS.get(key)
+    if width is None:
+        raise ValueError(f"Unsupported charset {name!r}; use one of "
+                         + ", ".join(sorted(_TERMINATORS)))
+    return key, width
 
 
 class Scope:
@@ -74,8 +84,14 @@ class Scope:
         """Raise unless the current thread may access segments of this scope now."""
 
     def _guard(self) -> list[int] | None:
-        """The confinement guard stubs check (``None``: no check needed)."""
+        """The confinement guard (``None``: accessible from any thread while alive)."""
         return None
+
+    def _owner_thread(self) -> int | None:
+        return None
+
+    def _keep_view(self, view: memoryview) -> None:
+        """Remember an exported view so that closing the scope can release it."""
 
 
 class _GlobalScope(Scope):
@@ -89,32 +105,61 @@ GLOBAL_SCOPE: Final = _GlobalScope()
 
 
 class MemorySegment:
-    """A contiguous region of native memory: an address, a size and a scope."""
+    """A contiguous region of memory: an address, a size, a scope, and checked access."""
 
-    __slots__ = ("__weakref__", "_address", "_scope", "_size")
+    __slots__ = ("__weakref__", "_address", "_align", "_base", "_guard", "_scope", "_size",
+                 "_view")
 
     NULL: ClassVar[MemorySegment]
 
-    _address: int
+    _address: int           # raw address (also for heap segments: pinned buffer address)
     _size: int
     _scope: Scope
+    _guard: list[int] | None
+    _view: memoryview | None  # what accesses index; None: this segment's bytes, made on use
+    _base: int                # index of byte 0 of this segment in _view
+    _align: int               # _address & ALIGN_BITS, for alignment checks in small ints
 
     def __new__(cls, *args: object, **kwargs: object) -> MemorySegment:
         raise TypeError("MemorySegment cannot be created directly: use Arena.allocate(), "
-                        "MemorySegment.of_address() or a downcall result")
+                        "MemorySegment.of_address(), MemorySegment.of_array() or a downcall result")
 
-    @classmethod
-    def _make(cls, address: int, byte_size: int, scope: Scope = GLOBAL_SCOPE) -> MemorySegment:
+    @staticmethod
+    def _make(address: int, byte_size: int, scope: Scope = GLOBAL_SCOPE,
+              read_only: bool = False) -> MemorySegment:
+        """A native segment (internal constructor)."""
         guard = scope._guard()
-        if guard is None:
-            segment = object.__new__(MemorySegment)
-        else:
-            segment = object.__new__(_ConfinedSegment)
-            segment._ffm_guard = guard  # type: ignore[attr-defined]  # slot of the subclass
+        segment = object.__new__(MemorySegment if guard is None else _ConfinedSegment)
         segment._address = address
         segment._size = byte_size
         segment._scope = scope
+        segment._guard = guard
+        segment._view = _ALL_READ_ONLY[address:address + byte_size] if read_only else None
+        segment._base = 0
+        segment._align = address & ALIGN_BITS
         return segment
+
+    def _materialize(self) -> memoryview:
+        """Make this segment's view of its bytes (native segments make it on first access)."""
+        view = _ALL[self._address:self._address + self._size]
+        self._view = view
+        self._base = 0
+        return view
+
+    def _derive(self, offset: int, size: int, read_only: bool | None = None) -> MemorySegment:
+        """A segment for ``[offset, offset + size)`` of this one, same memory and scope."""
+        clone = object.__new__(type(self))
+        clone._address = address = self._address + offset
+        clone._size = size
+        clone._scope = self._scope
+        clone._guard = self._guard
+        clone._align = address & ALIGN_BITS
+        view = self._view
+        if view is None:
+            view = self._materialize()
+        clone._view = view.toreadonly() if read_only else view
+        clone._base = self._base + offset
+        return clone
 
     # -- construction -----------------------------------------------------------------
     @staticmethod
@@ -125,10 +170,30 @@ class MemorySegment:
             raise OverflowError(f"address {address} is outside [0, 2**64 - 1]")
         return MemorySegment.NULL if address == 0 else MemorySegment._make(address, 0)
 
+    @staticmethod
+    def of_array(buffer: Any) -> MemorySegment:
+        """A heap segment over a writable Python buffer, without copying.
+
+        Works with ``bytearray``, ``array.array``, writable ``memoryview`` and numpy
+        arrays (C-contiguous).  The buffer cannot be resized while the segment exists.
+        """
+        try:
+            view = memoryview(buffer)
+        except TypeError as exc:
+            raise TypeError(f"of_array() needs an object with the buffer protocol, not "
+                            f"{type(buffer).__name__}") from exc
+        if view.readonly:
+            raise TypeError(f"of_array() needs a writable buffer; {type(buffer).__name__} is "
+                            "read-only (use bytearray, array.array or a writable memoryview)")
+        if not view.c_contiguous:
+            raise TypeError("of_array() needs a C-contiguous buffer")
+        flat = view.cast("B") if view.ndim else view.cast("B", (view.nbytes,))
+        return _HeapSegment._over(buffer, flat, view.itemsize)
+
     # -- properties -------------------------------------------------------------------
     @property
     def address(self) -> int:
-        """The native address of the first byte."""
+        """The native address of the first byte (for a heap segment: its offset in the buffer)."""
         return self._address
 
     @property
@@ -142,200 +207,442 @@ class MemorySegment:
         return self._scope
 
     def is_native(self) -> bool:
-        """Always true: every segment here is native memory."""
+        """Whether this segment is native memory (``False`` for :meth:`of_array` segments)."""
         return True
 
-    # -- access -----------------------------------------------------------------------
-    def _check_access(self, offset: int, length: int) -> None:
-        self._scope._check()
+    def heap_base(self) -> Any:
+        """The Python object a heap segment is over, or ``None`` for a native segment."""
+        return None
+
+    def is_read_only(self) -> bool:
+        """Whether writes through this segment are refused."""
+        return self._view is not None and self._view.readonly
+
+    def as_read_only(self) -> MemorySegment:
+        """A read-only view of the same memory."""
+        return self._derive(0, self._size, read_only=True)
+
+    def is_accessible_by(self, thread: threading.Thread) -> bool:
+        """Whether ``thread`` may access this segment (confined segments: only the owner)."""
+        owner = self._scope._owner_thread()
+        return owner is None or thread.ident == owner
+
+    def max_byte_alignment(self) -> int:
+        """The largest alignment this segment's address satisfies."""
+        address = self._address
+        return 1 << 62 if address == 0 else min(address & -address, 1 << 62)
+
+    # -- checks -----------------------------------------------------------------------
+    def _check_scope(self) -> None:
+        guard = self._guard
+        if (guard is not None and guard[0] != _get_ident()) or not self._scope.is_alive():
+            self._scope._check()
+
+    def _check_bounds(self, offset: int, length: int) -> None:
         if offset < 0 or length < 0 or offset > self._size - length:
-            raise OutOfBoundsError(
-                f"Out of bound access on segment {self!r}; new offset = {offset}; "
-                f"new length = {length}", offset, length)
+            raise self._out_of_bounds(offset, length)
 
-    def get_string(self, offset: int = 0) -> str:
-        """Read a NUL-terminated UTF-8 string starting at ``offset``."""
+    def _out_of_bounds(self, offset: object, length: int) -> Exception:
+        if not isinstance(offset, int) or isinstance(offset, bool):
+            return TypeError(f"offset must be an int, not {type(offset).__name__}")
+        return OutOfBoundsError(
+            f"Out of bound access on segment {self!r}; new offset = {offset}; "
+            f"new length = {length}", offset, length)
+
+    def _check_writable(self) -> None:
+        if self.is_read_only():
+            raise ReadOnlyError(f"Attempt to write to the read-only segment {self!r}")
+
+    def _bytes_view(self) -> tuple[memoryview, int]:
+        """(view, index of byte 0) for bulk operations."""
+        view = self._view
+        if view is None:
+            view = self._materialize()
+        return view, self._base
+
+    def _misaligned(self, layout: ValueLayout, offset: int) -> Exception:
+        return MisalignedAccessError(
+            f"Misaligned access at address {self._address + offset:#x}: {layout} needs "
+            f"{layout.byte_alignment}-byte alignment (use an *_UNALIGNED layout or "
+            "with_byte_alignment(1) for packed data)")
+
+    # -- typed access -----------------------------------------------------------------
+    def get(self, layout: ValueLayout, offset: int = 0) -> Any:
+        """Read a value of ``layout`` at byte ``offset``."""
+        try:
+            codec = layout._codec
+            mask = layout._mask
+            size = layout._byte_size
+        except AttributeError:
+            raise TypeError(f"get() needs a ValueLayout, not {type(layout).__name__}") from None
+        guard = self._guard
+        if guard is not None and guard[0] != _get_ident():
+            self._scope._check()
+        if offset < 0 or offset > self._size - size:
+            raise self._out_of_bounds(offset, size)
+        if (self._align + offset) & mask:
+            raise self._misaligned(layout, offset)
+        view = self._view
+        if view is None:
+            view = self._materialize()
+        return codec.unpack_from(view, self._base + offset)[0]
+
+    def set(self, layout: ValueLayout, offset: int, value: Any) -> None:
+        """Write ``value`` as ``layout`` at byte ``offset``."""
+        try:
+            codec = layout._codec
+            mask = layout._mask
+            size = layout._byte_size
+        except AttributeError:
+            raise TypeError(f"set() needs a ValueLayout, not {type(layout).__name__}") from None
+        guard = self._guard
+        if guard is not None and guard[0] != _get_ident():
+            self._scope._check()
+        if offset < 0 or offset > self._size - size:
+            raise self._out_of_bounds(offset, size)
+        if (self._align + offset) & mask:
+            raise self._misaligned(layout, offset)
+        view = self._view
+        if view is None:
+            view = self._materialize()
+        try:
+            codec.pack_into(view, self._base + offset, value)
+        except struct.error as exc:
+            raise _value_error(layout, value, exc) from None
+        except TypeError:
+            self._check_writable()
+            raise
+
+    def get_at_index(self, layout: ValueLayout, index: int) -> Any:
+        """Read element ``index`` of an array of ``layout``."""
+        return self.get(layout, _check_int(index, "index") * layout.byte_size)
+
+    def set_at_index(self, layout: ValueLayout, index: int, value: Any) -> None:
+        """Write element ``index`` of an array of ``layout``."""
+        self.set(layout, _check_int(index, "index") * layout.byte_size, value)
+
+    # -- slices and resizing ----------------------------------------------------------
+    def as_slice(self, offset: int, new_size: int | MemoryLayout | None = None,
+                 byte_alignment: int = 1) -> MemorySegment:
+        """The part of this segment from ``offset``, ``new_size`` bytes long (default: to the end).
+
+        ``new_size`` may be a layout: its size and alignment are used.
+        """
         _check_int(offset, "offset")
-        self._check_access(offset, 0)
-        chunks = []
-        position = offset
-        while True:
-            length = min(_STRING_CHUNK, self._size - position)
-            if length <= 0:
-                raise OutOfBoundsError(
-                    f"No string terminator found in segment {self!r} after offset {offset}",
-                    offset, self._size - offset)
-            chunk = ctypes.string_at(self._address + position, length)
-            end = chunk.find(b"\0")
-            if end >= 0:
-                chunks.append(chunk[:end])
-                return b"".join(chunks).decode("utf-8", errors="replace")
-            chunks.append(chunk)
-            position += length
+        if isinstance(new_size, MemoryLayout):
+            byte_alignment = new_size.byte_alignment
+            size = new_size.byte_size
+        else:
+            size = self._size - offset if new_size is None else _check_int(new_size, "new_size")
+        _check_int(byte_alignment, "byte_alignment")
+        if byte_alignment <= 0 or byte_alignment & (byte_alignment - 1):
+            raise ValueError(f"Invalid alignment constraint : {byte_alignment}")
+        self._check_scope()
+        self._check_bounds(offset, size)
+        if (self._address + offset) % byte_alignment:
+            raise MisalignedAccessError(
+                f"Target offset {offset} is incompatible with alignment constraint "
+                f"{byte_alignment} (of segment {self!r})")
+        return self._derive(offset, size)
 
-    def reinterpret(self, new_size: int) -> MemorySegment:
-        """The same address and scope with another size (restricted, like Java's)."""
+    def reinterpret(self, new_size: int | None = None, arena: Any = None,
+                    cleanup: Callable[[MemorySegment], object] | None = None) -> MemorySegment:
+        """The same memory with another size and/or scope (restricted, like Java's).
+
+        With ``arena``, the result lives in that arena's scope, and ``cleanup`` (if any)
+        is called once, with a segment of the same address and size in the global scope,
+        when the arena is closed (or, for an automatic arena, freed).
+        """
         from ._access import ensure_native_access
 
         ensure_native_access("MemorySegment.reinterpret")
-        _check_int(new_size, "new_size")
-        if new_size < 0:
-            raise ValueError(f"Invalid size: {new_size}")
-        return MemorySegment._make(self._address, new_size, self._scope)
+        if not self.is_native():
+            raise UnsupportedOperationError(f"Not a native segment: {self!r}")
+        size = self._size if new_size is None else _check_int(new_size, "new_size")
+        if size < 0:
+            raise ValueError(f"Invalid size: {size}")
+        if arena is None:
+            if cleanup is not None:
+                raise TypeError("reinterpret(): cleanup needs an arena")
+            return MemorySegment._make(self._address, size, self._scope, self.is_read_only())
+        scope = arena.scope
+        scope._check()
+        segment = MemorySegment._make(self._address, size, scope, self.is_read_only())
+        if cleanup is not None:
+            if not callable(cleanup):
+                raise TypeError("cleanup must be callable")
+            address = self._address
+            scope._add_cleanup(lambda: cleanup(MemorySegment._make(address, size)))
+        return segment
+
+    # -- bulk operations --------------------------------------------------------------
+    def fill(self, value: int) -> MemorySegment:
+        """Set every byte to ``value`` (-128..255); returns this segment."""
+        _check_int(value, "value")
+        if not -128 <= value <= 255:
+            raise OverflowError(f"fill value {value} does not fit in a byte")
+        self._check_scope()
+        self._check_writable()
+        _fill(self, value & 0xFF)
+        return self
+
+    def copy_from(self, source: MemorySegment) -> MemorySegment:
+        """Copy all of ``source`` to the start of this segment; returns this segment."""
+        MemorySegment.copy(source, 0, self, 0, source.byte_size)
+        return self
+
+    @staticmethod
+    def copy(*args: Any) -> None:
+        """Copy bytes or elements between segments (overlapping regions are fine).
+
+        ``copy(src, src_offset, dst, dst_offset, byte_size)`` copies bytes;
+        ``copy(src, src_layout, src_offset, dst, dst_layout, dst_offset, count)`` copies
+        ``count`` elements, swapping bytes when the two layouts' byte orders differ.
+        """
+        if len(args) == 5:
+            source, source_offset, target, target_offset, byte_size = args
+            swap = 0
+        elif len(args) == 7:
+            source, source_layout, source_offset, target, target_layout, target_offset, count = args
+            if not isinstance(source_layout, ValueLayout) or not isinstance(target_layout,
+                                                                            ValueLayout):
+                raise TypeError("element copy needs value layouts")
+            if source_layout.byte_size != target_layout.byte_size:
+                raise ValueError(f"Source and target layouts must have the same size: "
+                                 f"{source_layout}, {target_layout}")
+            byte_size = _check_int(count, "count") * source_layout.byte_size
+            swap = source_layout.byte_size if source_layout.order != target_layout.order else 0
+        else:
+            raise TypeError("copy() takes 5 (bytes) or 7 (elements) arguments")
+        for segment in (source, target):
+            if not isinstance(segment, MemorySegment):
+                raise TypeError(f"copy() needs MemorySegments, not {type(segment).__name__}")
+        for value, what in ((source_offset, "source offset"), (target_offset, "target offset"),
+                            (byte_size, "byte size")):
+            _check_int(value, what)
+        source._check_scope()
+        target._check_scope()
+        source._check_bounds(source_offset, byte_size)
+        target._check_bounds(target_offset, byte_size)
+        target._check_writable()
+        if not byte_size:
+            return
+        source_view, source_base = source._bytes_view()
+        target_view, target_base = target._bytes_view()
+        start = source_base + source_offset
+        chunk: memoryview | bytearray = source_view[start:start + byte_size]
+        if swap > 1:
+            chunk = bytearray(chunk)
+            for first in range(0, byte_size, swap):
+                chunk[first:first + swap] = chunk[first:first + swap][::-1]
+        start = target_base + target_offset
+        target_view[start:start + byte_size] = chunk  # memmove semantics: overlap is fine
+
+    def mismatch(self, other: MemorySegment) -> int:
+        """Offset of the first differing byte, or -1 when both segments are equal."""
+        if not isinstance(other, MemorySegment):
+            raise TypeError(f"mismatch() needs a MemorySegment, not {type(other).__name__}")
+        self._check_scope()
+        other._check_scope()
+        common = min(self._size, other._size)
+        view, base = self._bytes_view()
+        mine = view[base:base + common]
+        view, base = other._bytes_view()
+        theirs = view[base:base + common]
+        if mine != theirs:
+            low, high = 0, common
+            while high - low > 64:
+                middle = (low + high) // 2
+                if mine[low:middle] != theirs[low:middle]:
+                    high = middle
+                else:
+                    low = middle
+            for index in range(low, high):
+                if mine[index] != theirs[index]:
+                    return index
+        return -1 if self._size == other._size else common
 
     def to_bytes(self) -> bytes:
         """A copy of the segment's contents."""
-        self._check_access(0, self._size)
-        return ctypes.string_at(self._address, self._size)
+        self._check_scope()
+        view, base = self._bytes_view()
+        return bytes(view[base:base + self._size])
+
+    def to_array(self, layout: ValueLayout) -> array.array[Any]:
+        """A copy of the contents as an ``array.array`` of ``layout``'s elements."""
+        if not isinstance(layout, ValueLayout) or layout.carrier not in _ARRAY_CODES:
+            raise TypeError(f"to_array() takes JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, "
+                            f"JAVA_LONG, JAVA_FLOAT or JAVA_DOUBLE, not {layout!r}")
+        if self._size % layout.byte_size:
+            raise ValueError(f"Segment size {self._size} is not a multiple of {layout} size")
+        result = array.array(_ARRAY_CODES[layout.carrier], self.to_bytes())
+        if layout.order != sys.byteorder:
+            result.byteswap()
+        return result
+
+    def as_memoryview(self) -> memoryview:
+        """A zero-copy view of the segment's bytes.
+
+        A view of a confined arena's segment is released when the arena is closed;
+        one of an automatic arena keeps the arena's memory alive.
+        """
+        self._check_scope()
+        if not self.is_native():
+            view, base = self._bytes_view()
+            return view[base:base + self._size]
+        raw = (ctypes.c_char * self._size).from_address(self._address)
+        raw._ffm_scope = self._scope  # type: ignore[attr-defined]  # keeps an auto arena alive
+        view = memoryview(raw).cast("B")
+        if self.is_read_only():
+            view = view.toreadonly()
+        self._scope._keep_view(view)
+        return view
+
+    # -- strings ----------------------------------------------------------------------
+    def get_string(self, offset: int = 0, charset: str = "utf-8") -> str:
+        """Read a NUL-terminated string starting at ``offset``."""
+        _check_int(offset, "offset")
+        name, width = _charset(charset)
+        self._check_scope()
+        self._check_bounds(offset, 0)
+        terminator = bytes(width)
+        view, base = self._bytes_view()
+        start = base + offset
+        end = base + self._size
+        position = start
+        while True:
+            stop = min(position + _STRING_CHUNK * width, end)
+            stop -= (stop - start) % width
+            if stop <= position:
+                raise OutOfBoundsError(
+                    f"No string terminator found in segment {self!r} after offset {offset}",
+                    offset, self._size - offset)
+            chunk = bytes(view[position:stop])
+            index = chunk.find(terminator)
+            while index >= 0 and index % width:
+                index = chunk.find(terminator, index + 1)
+            if index >= 0:
+                return bytes(view[start:position + index]).decode(name, errors="replace")
+            position = stop
+
+    def set_string(self, offset: int, text: str, charset: str = "utf-8") -> None:
+        """Write ``text`` and a terminator at ``offset``."""
+        _check_int(offset, "offset")
+        if not isinstance(text, str):
+            raise TypeError(f"set_string() takes a str, not {type(text).__name__}")
+        name, width = _charset(charset)
+        data = text.encode(name) + bytes(width)
+        self._check_scope()
+        self._check_bounds(offset, len(data))
+        self._check_writable()
+        view, base = self._bytes_view()
+        view[base + offset:base + offset + len(data)] = data
 
     # -- value semantics --------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MemorySegment):
             return NotImplemented
-        return self._address == other._address and self._size == other._size
+        return (self.heap_base() is other.heap_base() and self.address == other.address
+                and self._size == other._size)
 
     def __hash__(self) -> int:
-        return hash((self._address, self._size))
+        return hash((id(self.heap_base()), self.address, self._size))
 
     def __repr__(self) -> str:
         return f"MemorySegment(address={self._address:#x}, byte_size={self._size})"
 
 
-# The stub-facing name of the raw address: for plain segments, the slot itself.
+# The stub-facing name of the raw address: the slot itself.
 MemorySegment._ffm_address = MemorySegment.__dict__["_address"]  # type: ignore[attr-defined]
 MemorySegment.NULL = MemorySegment._make(0, 0)
 
 
 class _ConfinedSegment(MemorySegment):
-    """A segment of a confined arena; ``_ffm_guard`` is the arena's confinement guard."""
+    """A segment of a confined arena (see the module docstring)."""
 
-    __slots__ = ("_ffm_guard",)
+    __slots__ = ()
 
 
-class Arena(Scope):
-    """Owner of native memory; ``with Arena.of_confined() as arena:`` frees it at the end."""
+class _HeapSegment(MemorySegment):
+    """A segment over a Python buffer; ``_pin`` keeps the buffer exported (unresizable)."""
 
-    __slots__ = ("__weakref__", "_alive", "_blocks", "_closeable", "_confinement", "_finalizer",
-                 "_owner")
+    __slots__ = ("_itemsize", "_object", "_pin")
 
-    _alive: bool
-    _owner: int | None
-    _closeable: bool
-    _blocks: list[int]
-    _finalizer: Any
-    _confinement: list[int] | None
-
-    def __init__(self, owner: int | None, closeable: bool) -> None:
-        # Internal: use the factory methods.
-        self._alive = True
-        self._owner = owner
-        self._confinement = None if owner is None and not closeable else [owner or 0]
-        self._closeable = closeable
-        self._blocks = []
-        self._finalizer = None
-
-    # -- factories ----------------------------------------------------------------------
-    @staticmethod
-    def of_confined() -> Arena:
-        """An arena usable only by the calling thread; ``close()`` frees its memory."""
-        return Arena(threading.get_ident(), closeable=True)
+    _object: Any
+    _pin: Any
+    _itemsize: int
 
     @staticmethod
-    def of_auto() -> Arena:
-        """An arena whose memory is freed once it and all its segments are unreachable."""
-        arena = Arena(None, closeable=False)
-        arena._finalizer = weakref.finalize(arena, _free_blocks, arena._blocks)
-        return arena
-
-    @staticmethod
-    def global_arena() -> Arena:
-        """The arena whose memory is never freed."""
-        return _GLOBAL_ARENA
-
-    @staticmethod
-    def of_shared() -> Arena:
-        """Not supported: raises :class:`UnsupportedOperationError`, as GraalVM does."""
-        raise UnsupportedOperationError(
-            "Shared arenas are currently not supported; use Arena.of_confined() per thread, "
-            "Arena.of_auto() or Arena.global_arena()")
-
-    # -- scope --------------------------------------------------------------------------
-    def is_alive(self) -> bool:
-        return self._alive
-
-    def _check(self) -> None:
-        if not self._alive:
-            raise ScopeClosedError("Already closed")
-        if self._owner is not None and self._owner != threading.get_ident():
-            raise WrongThreadError("Attempted access outside owning thread")
-
-    def _guard(self) -> list[int] | None:
-        return self._confinement
-
-    @property
-    def scope(self) -> Scope:
-        """The scope of the segments this arena allocates (the arena itself)."""
-        return self
-
-    # -- allocation ---------------------------------------------------------------------
-    def allocate(self, byte_size: int, byte_alignment: int = 1) -> MemorySegment:
-        """Allocate ``byte_size`` zeroed bytes aligned to ``byte_alignment``."""
-        _check_int(byte_size, "byte_size")
-        _check_int(byte_alignment, "byte_alignment")
-        if byte_size < 0:
-            raise ValueError(f"Invalid allocation size : {byte_size}")
-        if byte_alignment <= 0 or byte_alignment & (byte_alignment - 1):
-            raise ValueError(f"Invalid alignment constraint : {byte_alignment}")
-        self._check()
-        size = max(byte_size, 1)
-        if byte_alignment <= 16:
-            address = _calloc(1, size)
-        else:
-            rounded = (size + byte_alignment - 1) // byte_alignment * byte_alignment
-            address = _aligned_alloc(byte_alignment, rounded)
-            if address:
-                ctypes.memset(address, 0, rounded)
-        if not address:
-            raise MemoryError(f"cannot allocate {byte_size} bytes")
-        self._blocks.append(address)
-        return MemorySegment._make(address, byte_size, self)
-
-    def allocate_from(self, value: str) -> MemorySegment:
-        """A NUL-terminated UTF-8 copy of ``value``."""
-        if not isinstance(value, str):
-            raise TypeError(f"allocate_from() takes a str, not {type(value).__name__}")
-        data = value.encode("utf-8")
-        segment = self.allocate(len(data) + 1)
-        ctypes.memmove(segment._address, data, len(data))
+    def _over(obj: Any, flat: memoryview, itemsize: int) -> MemorySegment:
+        segment = object.__new__(_HeapSegment)
+        size = flat.nbytes
+        pin = (ctypes.c_char * size).from_buffer(flat) if size else None
+        segment._address = ctypes.addressof(pin) if pin is not None else 0
+        segment._size = size
+        segment._scope = GLOBAL_SCOPE
+        segment._guard = None
+        segment._view = flat
+        segment._base = 0
+        segment._align = segment._address & ALIGN_BITS
+        segment._object = obj
+        segment._pin = pin
+        segment._itemsize = itemsize
         return segment
 
-    # -- lifetime -----------------------------------------------------------------------
-    def close(self) -> None:
-        """Free all memory of this arena; its segments can no longer be used."""
-        if not self._closeable:
-            kind = "global" if self is _GLOBAL_ARENA else "automatic"
-            raise UnsupportedOperationError(f"Attempted to close a non-closeable ({kind}) arena")
-        self._check()
-        self._alive = False
-        if self._confinement is not None:
-            self._confinement[0] = 0
-        _free_blocks(self._blocks)
+    def _derive(self, offset: int, size: int, read_only: bool | None = None) -> MemorySegment:
+        clone = super()._derive(offset, size, read_only)
+        assert isinstance(clone, _HeapSegment)
+        clone._object, clone._pin, clone._itemsize = self._object, self._pin, self._itemsize
+        return clone
 
-    def __enter__(self) -> Arena:
-        return self
+    @property
+    def address(self) -> int:
+        return self._base
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def is_native(self) -> bool:
+        return False
+
+    def heap_base(self) -> Any:
+        return None if self.is_read_only() else self._object
+
+    def max_byte_alignment(self) -> int:
+        return self._itemsize
 
     def __repr__(self) -> str:
-        state = "alive" if self._alive else "closed"
-        return f"<Arena {state} owner={self._owner}>"
+        return (f"MemorySegment(heap={type(self._object).__name__}, offset={self._base}, "
+                f"byte_size={self._size})")
 
 
-def _free_blocks(blocks: list[int]) -> None:
-    for address in blocks:
-        _free(address)
-    blocks.clear()
+_ZEROS: Final = memoryview(bytes(65536))
 
 
-_GLOBAL_ARENA: Final = Arena(None, closeable=False)
+def _fill(segment: MemorySegment, byte: int) -> None:
+    view, base = segment._bytes_view()
+    size = segment._size
+    if size <= len(_ZEROS):
+        view[base:base + size] = _ZEROS[:size] if byte == 0 else bytes((byte,)) * size
+    else:
+        ctypes.memset(segment._address, byte, size)
+
+
+def _value_error(layout: ValueLayout, value: object, exc: struct.error) -> Exception:
+    """Translate a ``struct`` packing error into TypeError / OverflowError."""
+    if layout.carrier in "fd":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return OverflowError(f"{value!r} is out of range for {layout.constant_name}")
+        return TypeError(f"{layout.constant_name} needs a float, not {type(value).__name__}")
+    if isinstance(value, int) or hasattr(value, "__index__"):
+        return OverflowError(f"{value!r} is out of range for {layout.constant_name} ({exc})")
+    return TypeError(f"{layout.constant_name} needs an int, not {type(value).__name__}")
+
+
+def _segment_address(value: object) -> int:
+    if not isinstance(value, MemorySegment):
+        raise TypeError(f"ADDRESS needs a MemorySegment, not {type(value).__name__}")
+    if not value.is_native():
+        raise TypeError(f"Heap segment not allowed: {value!r}")
+    return value._address
+
+
+_codecs.make_address_segment = MemorySegment._make
+_codecs.segment_address = _segment_address

@@ -199,16 +199,26 @@ class _StubBuilder:
         with b.if_then(b.not_(plain), likely=False):
             confined_type = b.load(self.imports.data(_abi.CELL_CONFINED_TYPE), typ=_PTR)
             is_confined = self.call("PyObject_IsInstance", obj, confined_type)
-            self.fail_if(b.icmp_signed("!=", is_confined, ir.Constant(_I32, 1)), position, obj)
-            guard_name = b.load(self.imports.data(_abi.CELL_GUARD_ATTR), typ=_PTR)
-            guard = self.call("PyObject_GetAttr", obj, guard_name)
-            self.fail_if(b.icmp_unsigned("==", guard, null), position, obj)
-            self.call("Py_DecRef", guard)  # the segment keeps its guard alive
-            owner_obj = self.call("PyList_GetItem", guard, ir.Constant(_I64, 0))
-            self.fail_if(b.icmp_unsigned("==", owner_obj, null), position, obj)
-            owner = self.call("PyLong_AsUnsignedLong", owner_obj)
-            current = self.call("PyThread_get_thread_ident")
-            self.fail_if(b.icmp_unsigned("!=", owner, current), position, obj)
+            confined = b.icmp_signed("==", is_confined, ir.Constant(_I32, 1))
+            with b.if_else(confined) as (then, otherwise):
+                with then:
+                    guard_name = b.load(self.imports.data(_abi.CELL_GUARD_ATTR), typ=_PTR)
+                    guard = self.call("PyObject_GetAttr", obj, guard_name)
+                    self.fail_if(b.icmp_unsigned("==", guard, null), position, obj)
+                    self.call("Py_DecRef", guard)  # the segment keeps its guard alive
+                    owner_obj = self.call("PyList_GetItem", guard, ir.Constant(_I64, 0))
+                    self.fail_if(b.icmp_unsigned("==", owner_obj, null), position, obj)
+                    owner = self.call("PyLong_AsUnsignedLong", owner_obj)
+                    current = self.call("PyThread_get_thread_ident")
+                    self.fail_if(b.icmp_unsigned("!=", owner, current), position, obj)
+                with otherwise:
+                    if self.sig.allow_heap:
+                        heap_type = b.load(self.imports.data(_abi.CELL_HEAP_TYPE), typ=_PTR)
+                        is_heap = self.call("PyObject_IsInstance", obj, heap_type)
+                        self.fail_if(b.icmp_signed("!=", is_heap, ir.Constant(_I32, 1)),
+                                     position, obj)
+                    else:
+                        self.fail_if(ir.Constant(_I1, 1), position, obj)
         name = b.load(self.imports.data(_abi.CELL_ADDRESS_ATTR), typ=_PTR)
         raw = self.call("PyObject_GetAttr", obj, name)
         self.fail_if(b.icmp_unsigned("==", raw, null), position, obj)
@@ -268,14 +278,9 @@ class _StubBuilder:
             return self.call("PyFloat_FromDouble", b.fpext(value, _F64))
         if kind.carrier == "d":
             return self.call("PyFloat_FromDouble", value)
-        as_int = self.call("PyLong_FromVoidPtr", value)
-        null = ir.Constant(_PTR, None)
-        with b.if_then(b.icmp_unsigned("==", as_int, null), likely=False):
-            b.ret(null)
         factory = b.load(self.imports.data(_abi.CELL_MAKE_SEGMENT), typ=_PTR)
-        segment = self.call("PyObject_CallFunctionObjArgs", factory, as_int, null)
-        self.call("Py_DecRef", as_int)
-        return segment
+        return self.call("PyObject_CallFunction", factory, self.imports.cstring("Kn"),
+                         b.ptrtoint(value, _I64), ir.Constant(_I64, self.sig.result_target_size))
 
     # -- the stub ----------------------------------------------------------------------
     def emit(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ffm_runtime._descriptor import FunctionDescriptor, Option, check_options
-from ffm_runtime._layouts import NATIVE_ORDER, MemoryLayout, ValueLayout
+from ffm_runtime._layouts import NATIVE_ORDER, AddressLayout, MemoryLayout, ValueLayout
 
 __all__ = ["LoweredSignature", "NotSupportedYetError", "ScalarKind", "lower"]
 
@@ -55,6 +55,10 @@ class LoweredSignature:
     result: ScalarKind | None
     #: keep the GIL across the call (``critical`` / ``is_trivial``)
     keeps_gil: bool
+    #: heap segments may be passed for ``ADDRESS`` (``critical(allow_heap_access=True)``)
+    allow_heap: bool = False
+    #: byte size of an ``ADDRESS`` result's target layout (0: zero-length segments)
+    result_target_size: int = 0
 
 
 def _scalar(layout: MemoryLayout, where: str, descriptor: FunctionDescriptor) -> ScalarKind:
@@ -72,16 +76,21 @@ def _scalar(layout: MemoryLayout, where: str, descriptor: FunctionDescriptor) ->
 
 def lower(key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...]) -> LoweredSignature:
     """Lower one registration, or raise :class:`NotSupportedYetError` / ``ValueError``."""
-    keeps_gil = False
+    keeps_gil = allow_heap = False
     for option in check_options(descriptor, options):
-        if option.kind == "critical" and not option.value:
+        if option.kind == "critical":
             keeps_gil = True
+            allow_heap = bool(option.value)
         else:
             raise NotSupportedYetError(
                 f"{option!r} (registered with {descriptor}) is not supported yet")
     arguments = tuple(_scalar(layout, f"argument {i}", descriptor)
                       for i, layout in enumerate(descriptor.argument_layouts))
     result = None
+    target_size = 0
     if descriptor.return_layout is not None:
         result = _scalar(descriptor.return_layout, "result", descriptor)
-    return LoweredSignature(key, arguments, result, keeps_gil)
+        if isinstance(descriptor.return_layout, AddressLayout) \
+                and descriptor.return_layout.target_layout is not None:
+            target_size = descriptor.return_layout.target_layout.byte_size
+    return LoweredSignature(key, arguments, result, keeps_gil, allow_heap, target_size)

@@ -1,0 +1,427 @@
+"""Arenas and segment allocators: where native memory comes from and when it goes.
+
+Small allocations are carved from 64 KiB slabs; a closed (or collected) arena
+zeroes what it used of its slabs and hands them back to a small process-wide
+pool, so a ``with Arena.of_confined() as arena: arena.allocate(64)`` cycle makes
+no system allocator call once warm.  Large or strongly aligned allocations get
+their own block.  Memory handed out is always zeroed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import struct
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from ._errors import OutOfBoundsError, ScopeClosedError, UnsupportedOperationError, WrongThreadError
+from ._layouts import MemoryLayout, ValueLayout
+from ._memory import _ALL, ALIGN_BITS, MemorySegment, Scope, _charset, _ConfinedSegment
+
+__all__ = ["Arena", "SegmentAllocator"]
+
+_SLAB_SIZE: Final = 64 * 1024
+_SLAB_ALIGN: Final = 64          # slabs start on this boundary; larger alignments get blocks
+_SMALL: Final = 4096             # larger allocations get their own block
+_POOL_MAX: Final = 32            # zeroed slabs kept for reuse, process-wide
+_get_ident = threading.get_ident
+_new = object.__new__
+
+try:
+    _libc = ctypes.CDLL(None)
+    _calloc: Any = _libc.calloc
+    _calloc.restype = ctypes.c_void_p
+    _calloc.argtypes = (ctypes.c_size_t, ctypes.c_size_t)
+    _free: Any = _libc.free
+    _free.restype = None
+    _free.argtypes = (ctypes.c_void_p,)
+except (OSError, TypeError, AttributeError):  # no C library reachable this way
+    _calloc = _free = None
+
+#: zeroed slabs ready for reuse: (address to free, 64-aligned start, view of the slab)
+_pool: list[tuple[int, int, memoryview]] = []
+_ZEROS: Final = memoryview(bytes(_SLAB_SIZE))
+
+
+def _check_int(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    return value
+
+
+def _raw_calloc(size: int) -> int:
+    if _calloc is None:
+        from ._errors import UnsupportedPlatformError
+
+        raise UnsupportedPlatformError("native memory allocation is not supported here")
+    address = _calloc(1, size)
+    if not address:
+        raise MemoryError(f"cannot allocate {size} bytes of native memory")
+    return int(address)
+
+
+class _Extras:
+    """An arena's rarely needed state: retired slabs, large blocks, cleanups, exported views."""
+
+    __slots__ = ("blocks", "cleanups", "slabs", "views")
+
+    def __init__(self) -> None:
+        self.slabs: list[tuple[tuple[int, int, memoryview], int]] = []  # (slab, bytes used)
+        self.blocks: list[int] = []
+        self.cleanups: list[Callable[[], object]] = []
+        self.views: list[memoryview] = []
+
+    def release(self, recycle: bool) -> None:
+        """Run cleanups, release views, recycle (or free) slabs, free blocks."""
+        errors: list[BaseException] = []
+        for cleanup in self.cleanups:
+            try:
+                cleanup()
+            except Exception as exc:
+                errors.append(exc)
+        for view in self.views:
+            # still exported (e.g. a numpy array over it): nothing more we can do
+            with contextlib.suppress(BufferError):
+                view.release()
+        for slab, used in self.slabs:
+            if recycle:
+                _recycle(slab, used)
+            else:
+                _free(slab[0])
+        for raw in self.blocks:
+            _free(raw)
+        self.slabs, self.blocks, self.cleanups, self.views = [], [], [], []
+        if errors:
+            raise errors[0]
+
+
+def _recycle(slab: tuple[int, int, memoryview], used: int) -> None:
+    """Zero the used part of a slab and pool it (or free it when the pool is full)."""
+    if len(_pool) < _POOL_MAX:
+        if used:
+            slab[2][:used] = _ZEROS[:used]
+        _pool.append(slab)
+    else:
+        slab[2].release()
+        _free(slab[0])
+
+
+def _take_slab() -> tuple[int, int, memoryview]:
+    try:
+        return _pool.pop()
+    except IndexError:
+        raw = _raw_calloc(_SLAB_SIZE + _SLAB_ALIGN)
+        start = (raw + _SLAB_ALIGN - 1) & -_SLAB_ALIGN
+        return (raw, start, _ALL[start:start + _SLAB_SIZE])
+
+
+class SegmentAllocator:
+    """Allocates segments (Java's ``SegmentAllocator``); subclasses implement ``_allocate``."""
+
+    __slots__ = ()
+
+    def _allocate(self, byte_size: int, byte_alignment: int) -> MemorySegment:
+        raise NotImplementedError
+
+    def allocate(self, size: int | MemoryLayout, alignment_or_count: int | None = None
+                 ) -> MemorySegment:
+        """``allocate(byte_size, byte_alignment=1)``, ``allocate(layout)`` or
+        ``allocate(layout, count)``: a zeroed segment (for arenas)."""
+        if isinstance(size, MemoryLayout):
+            count = 1 if alignment_or_count is None else _check_int(alignment_or_count, "count")
+            if count < 0:
+                raise ValueError(f"Invalid element count: {count}")
+            return self._allocate(size.byte_size * count, size.byte_alignment)
+        _check_int(size, "byte_size")
+        alignment = 1 if alignment_or_count is None else _check_int(alignment_or_count,
+                                                                    "byte_alignment")
+        if size < 0:
+            raise ValueError(f"Invalid allocation size : {size}")
+        if alignment <= 0 or alignment & (alignment - 1):
+            raise ValueError(f"Invalid alignment constraint : {alignment}")
+        return self._allocate(size, alignment)
+
+    def allocate_from(self, layout_or_text: ValueLayout | str, value: Any = None,
+                      charset: str = "utf-8") -> MemorySegment:
+        """``allocate_from(text)``: a NUL-terminated copy of ``text`` (UTF-8 by default);
+        ``allocate_from(layout, value)``: one value; ``allocate_from(layout, values)``: an
+        array of values (any sequence, or an iterable)."""
+        if isinstance(layout_or_text, str):
+            if value is not None:
+                raise TypeError("allocate_from(text) takes no value; pass charset= by keyword")
+            name, width = _charset(charset)
+            data = layout_or_text.encode(name) + bytes(width)
+            segment = self._allocate(len(data), width)
+            view, base = segment._bytes_view()
+            view[base:base + len(data)] = data
+            return segment
+        if not isinstance(layout_or_text, ValueLayout):
+            raise TypeError(f"allocate_from() takes a str or a ValueLayout, not "
+                            f"{type(layout_or_text).__name__}")
+        layout = layout_or_text
+        if value is None:
+            raise TypeError("allocate_from(layout, value) needs a value")
+        if isinstance(value, (str, bytes, bytearray, memoryview)) or not (
+                isinstance(value, Sequence) or hasattr(value, "__iter__")):
+            segment = self.allocate(layout)
+            segment.set(layout, 0, value)
+            return segment
+        values = list(value)
+        segment = self.allocate(layout, len(values))
+        if layout.carrier in "bcsijfd" and values:
+            fmt = ("<" if layout.order == "little" else ">") + layout._codec.format[1:] * len(values)
+            try:
+                packed = struct.pack(fmt, *values)
+            except (struct.error, OverflowError, TypeError):
+                packed = None  # report the first bad element precisely below
+            if packed is not None:
+                view, base = segment._bytes_view()
+                view[base:base + len(packed)] = packed
+                return segment
+        for index, item in enumerate(values):
+            segment.set_at_index(layout, index, item)
+        return segment
+
+    @staticmethod
+    def slicing_allocator(segment: MemorySegment) -> SegmentAllocator:
+        """Hands out consecutive slices of ``segment``; raises when it is used up."""
+        return _SlicingAllocator(segment)
+
+    @staticmethod
+    def prefix_allocator(segment: MemorySegment) -> SegmentAllocator:
+        """Hands out the start of ``segment`` every time (earlier results are overwritten)."""
+        return _PrefixAllocator(segment)
+
+
+class _SlicingAllocator(SegmentAllocator):
+    __slots__ = ("_offset", "_segment")
+
+    def __init__(self, segment: MemorySegment) -> None:
+        if not isinstance(segment, MemorySegment):
+            raise TypeError("slicing_allocator() takes a MemorySegment")
+        self._segment = segment
+        self._offset = 0
+
+    def _allocate(self, byte_size: int, byte_alignment: int) -> MemorySegment:
+        segment = self._segment
+        start = (segment._address + self._offset + byte_alignment - 1) & -byte_alignment
+        offset = start - segment._address
+        if offset + byte_size > segment.byte_size:
+            raise OutOfBoundsError(
+                f"slicing allocator of {segment!r} cannot fit {byte_size} more bytes at offset "
+                f"{offset}", offset, byte_size)
+        result = segment.as_slice(offset, byte_size)
+        self._offset = offset + byte_size
+        return result
+
+
+class _PrefixAllocator(SegmentAllocator):
+    __slots__ = ("_segment",)
+
+    def __init__(self, segment: MemorySegment) -> None:
+        if not isinstance(segment, MemorySegment):
+            raise TypeError("prefix_allocator() takes a MemorySegment")
+        self._segment = segment
+
+    def _allocate(self, byte_size: int, byte_alignment: int) -> MemorySegment:
+        return self._segment.as_slice(0, byte_size, byte_alignment)
+
+
+class Arena(Scope, SegmentAllocator):
+    """Owner of native memory; ``with Arena.of_confined() as arena:`` frees it at the end."""
+
+    __slots__ = ("__weakref__", "_alive", "_confinement", "_cursor", "_extra", "_kind", "_limit",
+                 "_owner", "_segment_class", "_slab", "_slab_align", "_slab_start", "_slab_view")
+
+    _alive: bool
+    _owner: int | None
+    _kind: str
+    _confinement: list[int] | None
+    _segment_class: type[MemorySegment]
+    _cursor: int                # next free offset in the current slab
+    _limit: int                 # size of the current slab (-1: none yet)
+    _slab: tuple[int, int, memoryview] | None
+    _slab_start: int
+    _slab_align: int            # _slab_start & ALIGN_BITS
+    _slab_view: memoryview
+    _extra: _Extras | None
+
+    def __init__(self, *args: object) -> None:
+        raise TypeError("use Arena.of_confined(), Arena.of_auto() or Arena.global_arena()")
+
+    # -- factories ----------------------------------------------------------------------
+    @staticmethod
+    def of_confined() -> Arena:
+        """An arena usable only by the calling thread; ``close()`` frees its memory."""
+        arena: Arena = _new(Arena)
+        arena._alive = True
+        arena._owner = owner = _get_ident()
+        arena._kind = "confined"
+        arena._confinement = [owner]
+        arena._segment_class = _ConfinedSegment
+        arena._cursor = 0
+        arena._limit = -1
+        arena._slab = None
+        arena._extra = None
+        return arena
+
+    @staticmethod
+    def _unconfined(kind: str) -> Arena:
+        arena: Arena = _new(Arena)
+        arena._alive = True
+        arena._owner = None
+        arena._kind = kind
+        arena._confinement = None
+        arena._segment_class = MemorySegment
+        arena._cursor = 0
+        arena._limit = -1
+        arena._slab = None
+        arena._extra = _Extras()
+        return arena
+
+    @staticmethod
+    def of_auto() -> Arena:
+        """An arena whose memory is freed once it and all its segments are unreachable."""
+        arena = Arena._unconfined("automatic")
+        assert arena._extra is not None
+        weakref.finalize(arena, arena._extra.release, False)
+        return arena
+
+    @staticmethod
+    def global_arena() -> Arena:
+        """The arena whose memory is never freed."""
+        return _GLOBAL_ARENA
+
+    @staticmethod
+    def of_shared() -> Arena:
+        """Not supported: raises :class:`UnsupportedOperationError`, as GraalVM does."""
+        raise UnsupportedOperationError(
+            "Shared arenas are currently not supported; use Arena.of_confined() per thread, "
+            "Arena.of_auto() or Arena.global_arena()")
+
+    # -- scope --------------------------------------------------------------------------
+    def is_alive(self) -> bool:
+        return self._alive
+
+    def _check(self) -> None:
+        if not self._alive:
+            raise ScopeClosedError("Already closed")
+        if self._owner is not None and self._owner != _get_ident():
+            raise WrongThreadError("Attempted access outside owning thread")
+
+    def _guard(self) -> list[int] | None:
+        return self._confinement
+
+    def _owner_thread(self) -> int | None:
+        return self._owner
+
+    def _extras(self) -> _Extras:
+        if self._extra is None:
+            self._extra = _Extras()
+        return self._extra
+
+    def _keep_view(self, view: memoryview) -> None:
+        if self._kind == "confined":
+            self._extras().views.append(view)
+
+    def _add_cleanup(self, cleanup: Callable[[], object]) -> None:
+        self._check()
+        if self is not _GLOBAL_ARENA:  # the global arena is never closed
+            self._extras().cleanups.append(cleanup)
+
+    @property
+    def scope(self) -> Scope:
+        """The scope of the segments this arena allocates (the arena itself)."""
+        return self
+
+    # -- allocation ---------------------------------------------------------------------
+    def allocate(self, size: int | MemoryLayout, alignment_or_count: int | None = None
+                 ) -> MemorySegment:
+        """``allocate(byte_size, byte_alignment=1)``, ``allocate(layout)`` or
+        ``allocate(layout, count)``: zeroed memory owned by this arena."""
+        if size.__class__ is not int or (alignment_or_count is not None
+                                         and alignment_or_count.__class__ is not int):
+            return SegmentAllocator.allocate(self, size, alignment_or_count)
+        alignment = 1 if alignment_or_count is None else alignment_or_count
+        if size < 0 or alignment <= 0 or alignment & (alignment - 1):
+            return SegmentAllocator.allocate(self, size, alignment)  # raises the right error
+        guard = self._confinement
+        if guard is not None and guard[0] != _get_ident():
+            self._check()
+        segment: MemorySegment = _new(self._segment_class)
+        if size <= _SMALL and alignment <= _SLAB_ALIGN:
+            offset = (self._cursor + alignment - 1) & -alignment
+            end = offset + size
+            if end > self._limit:
+                self._new_slab()
+                offset, end = 0, size
+            self._cursor = end
+            segment._address = self._slab_start + offset
+            segment._align = self._slab_align + offset  # low bits only matter, see ALIGN_BITS
+            segment._view = self._slab_view
+            segment._base = offset
+        else:
+            raw = _raw_calloc(size + alignment)
+            self._extras().blocks.append(raw)
+            segment._address = address = (raw + alignment - 1) & -alignment
+            segment._align = address & ALIGN_BITS
+            segment._view = None
+            segment._base = 0
+        segment._size = size
+        segment._scope = self
+        segment._guard = guard
+        return segment
+
+    def _allocate(self, byte_size: int, byte_alignment: int) -> MemorySegment:
+        return self.allocate(byte_size, byte_alignment)
+
+    def _new_slab(self) -> None:
+        if self._slab is not None:
+            self._extras().slabs.append((self._slab, self._cursor))
+        self._slab = slab = _take_slab()
+        if self._kind == "automatic":  # freed by the finalizer, which cannot see the arena
+            assert self._extra is not None
+            self._extra.slabs.append((slab, _SLAB_SIZE))
+            self._slab = None
+        self._slab_start = slab[1]
+        self._slab_align = slab[1] & ALIGN_BITS
+        self._slab_view = slab[2]
+        self._cursor = 0
+        self._limit = _SLAB_SIZE
+
+    # -- lifetime -----------------------------------------------------------------------
+    def close(self, *exc_info: object) -> None:
+        """Free all memory of this arena; its segments can no longer be used.
+
+        Only confined arenas can be closed.  (Arguments are ignored: ``close`` is also
+        the arena's ``__exit__``.)
+        """
+        guard = self._confinement
+        if guard is None:
+            raise UnsupportedOperationError(
+                f"Attempted to close a non-closeable ({self._kind}) arena")
+        if guard[0] != _get_ident():
+            self._check()
+        guard[0] = 0
+        self._alive = False
+        slab = self._slab
+        if slab is not None:
+            self._slab = None
+            _recycle(slab, self._cursor)
+        if self._extra is not None:
+            self._extra.release(True)
+
+    __exit__ = close
+
+    def __enter__(self) -> Arena:
+        return self
+
+    def __repr__(self) -> str:
+        state = "alive" if self._alive else "closed"
+        return f"<Arena {self._kind} {state} owner={self._owner}>"
+
+
+_GLOBAL_ARENA: Final = Arena._unconfined("global")
