@@ -278,10 +278,13 @@ class MemorySegment:
         guard = self._guard
         if guard is not None and guard[0] != _get_ident():
             self._scope._check()
-        if offset < 0 or offset > self._size - size:
-            raise self._out_of_bounds(offset, size)
-        if (self._align + offset) & mask:
-            raise self._misaligned(layout, offset)
+        try:
+            if offset < 0 or offset > self._size - size:
+                raise self._out_of_bounds(offset, size)
+            if (self._align + offset) & mask:
+                raise self._misaligned(layout, offset)
+        except TypeError:
+            raise self._out_of_bounds(offset, size) from None
         view = self._view
         if view is None:
             view = self._materialize()
@@ -298,16 +301,19 @@ class MemorySegment:
         guard = self._guard
         if guard is not None and guard[0] != _get_ident():
             self._scope._check()
-        if offset < 0 or offset > self._size - size:
-            raise self._out_of_bounds(offset, size)
-        if (self._align + offset) & mask:
-            raise self._misaligned(layout, offset)
+        try:
+            if offset < 0 or offset > self._size - size:
+                raise self._out_of_bounds(offset, size)
+            if (self._align + offset) & mask:
+                raise self._misaligned(layout, offset)
+        except TypeError:
+            raise self._out_of_bounds(offset, size) from None
         view = self._view
         if view is None:
             view = self._materialize()
         try:
             codec.pack_into(view, self._base + offset, value)
-        except struct.error as exc:
+        except (struct.error, OverflowError) as exc:
             raise _value_error(layout, value, exc) from None
         except TypeError:
             self._check_writable()
@@ -625,7 +631,7 @@ def _fill(segment: MemorySegment, byte: int) -> None:
         ctypes.memset(segment._address, byte, size)
 
 
-def _value_error(layout: ValueLayout, value: object, exc: struct.error) -> Exception:
+def _value_error(layout: ValueLayout, value: object, exc: Exception) -> Exception:
     """Translate a ``struct`` packing error into TypeError / OverflowError."""
     if layout.carrier in "fd":
         if isinstance(value, (int, float)) and not isinstance(value, bool):

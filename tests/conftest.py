@@ -50,6 +50,13 @@ def native_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def structs_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of the compiled C struct-layout library."""
+    out = tmp_path_factory.mktemp("structs")
+    return compile_c(TESTS / "native" / "structs.c", out / "libffm_structs.so")
+
+
+@pytest.fixture(scope="session")
 def testpkg_wheel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """The test package's wheel, built by the real hook; returns (wheel, build log)."""
     out = tmp_path_factory.mktemp("testpkg-dist")

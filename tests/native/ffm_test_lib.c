@@ -41,3 +41,7 @@ int32_t get_counter(void) { return counter; }
 void write_int(int32_t *where, int32_t value) { *where = value; }
 size_t byte_len(const char *s) { return strlen(s); }
 const char *greeting(void) { return "hello from C"; }
+
+/* Heap access (critical(allow_heap_access=True)) and target layouts. */
+void copy_bytes(void *dst, const void *src, int64_t n) { memcpy(dst, src, (size_t)n); }
+int32_t *int_ptr(void) { static int32_t x = 1234; return &x; }

@@ -1,0 +1,86 @@
+"""Downcalls with memory: heap segments, critical(allow_heap_access=True), target layouts."""
+
+from __future__ import annotations
+
+import array
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ffm_runtime as ffm
+from ffm_runtime import ADDRESS, JAVA_INT, JAVA_LONG, Arena, FunctionDescriptor, Linker, MemorySegment
+
+pytestmark = pytest.mark.usefixtures("stub_site")
+LINKER = Linker.native_linker()
+COPY = FunctionDescriptor.of_void(ADDRESS, ADDRESS, JAVA_LONG)
+
+
+@pytest.fixture(scope="module")
+def lookup(native_lib: Path) -> ffm.SymbolLookup:
+    ffm.load_library(str(native_lib))
+    return ffm.SymbolLookup.loader_lookup()
+
+
+@pytest.fixture(scope="module")
+def copy_heap(lookup: ffm.SymbolLookup) -> Any:
+    return LINKER.downcall_handle(lookup.find("copy_bytes"), COPY,
+                                  Linker.Option.critical(allow_heap_access=True))
+
+
+def test_heap_segments_refused_without_heap_access(lookup: ffm.SymbolLookup) -> None:
+    copy = LINKER.downcall_handle(lookup.find("copy_bytes"), COPY)
+    source = MemorySegment.of_array(bytearray(b"abcd"))
+    with Arena.of_confined() as arena:
+        target = arena.allocate(4)
+        with pytest.raises(ValueError, match=r"argument 1: Heap segment not allowed.*"
+                                             r"critical\(allow_heap_access=True\)"):
+            copy(target, source, 4)
+        copy(target, arena.allocate_from("abc"), 4)
+        assert target.get_string() == "abc"
+
+
+def test_heap_access_passes_buffers_without_copying(copy_heap: Any) -> None:
+    source = bytearray(b"hello, heap")
+    target = array.array("i", [0] * 3)
+    copy_heap(MemorySegment.of_array(target), MemorySegment.of_array(source), len(source))
+    assert target.tobytes()[:len(source)] == bytes(source)
+
+
+def test_heap_slices_and_mixed_segments(copy_heap: Any) -> None:
+    buffer = bytearray(16)
+    with Arena.of_confined() as arena:
+        native = arena.allocate_from(JAVA_INT, [1, 2, 3, 4])
+        copy_heap(MemorySegment.of_array(buffer).as_slice(4), native, 8)
+    assert buffer[4:12] == b"\1\0\0\0\2\0\0\0"
+
+
+def test_numpy_arrays_as_heap_segments(copy_heap: Any) -> None:
+    import numpy
+
+    values = numpy.arange(4, dtype=numpy.float64)
+    result = numpy.zeros(4, dtype=numpy.float64)
+    copy_heap(MemorySegment.of_array(result), MemorySegment.of_array(values), 32)
+    assert result.tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_closed_and_foreign_segments_still_refused_with_heap_access(copy_heap: Any) -> None:
+    arena = Arena.of_confined()
+    native = arena.allocate(4)
+    arena.close()
+    with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
+        copy_heap(MemorySegment.of_array(bytearray(4)), native, 4)
+
+
+def test_address_result_with_target_layout(lookup: ffm.SymbolLookup) -> None:
+    int_ptr = LINKER.downcall_handle(lookup.find("int_ptr"),
+                                     FunctionDescriptor.of(ADDRESS.with_target_layout(JAVA_INT)))
+    result = int_ptr()
+    assert result.byte_size == 4 and result.get(JAVA_INT, 0) == 1234
+
+
+def test_read_only_segments_can_be_passed(lookup: ffm.SymbolLookup) -> None:
+    byte_len = LINKER.downcall_handle(lookup.find("byte_len"),
+                                      FunctionDescriptor.of(JAVA_LONG, ADDRESS))
+    with Arena.of_confined() as arena:
+        assert byte_len(arena.allocate_from("four").as_read_only()) == 4
