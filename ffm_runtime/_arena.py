@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import struct
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -381,7 +382,11 @@ class Arena(Scope, SegmentAllocator):
     def _new_slab(self) -> None:
         if self._slab is not None:
             self._extras().slabs.append((self._slab, self._cursor))
-        self._slab = slab = _take_slab()
+        try:
+            slab = _pool.pop()
+        except IndexError:
+            slab = _take_slab()
+        self._slab = slab
         if self._kind == "automatic":  # freed by the finalizer, which cannot see the arena
             assert self._extra is not None
             self._extra.slabs.append((slab, _SLAB_SIZE))
@@ -410,7 +415,13 @@ class Arena(Scope, SegmentAllocator):
         slab = self._slab
         if slab is not None:
             self._slab = None
-            _recycle(slab, self._cursor)
+            used = self._cursor
+            if len(_pool) < _POOL_MAX:  # _recycle(slab, used), inlined: the common case
+                if used:
+                    slab[2][:used] = _ZEROS[:used]
+                _pool.append(slab)
+            else:
+                _recycle(slab, used)
         if self._extra is not None:
             self._extra.release(True)
 
@@ -418,6 +429,23 @@ class Arena(Scope, SegmentAllocator):
 
     def __enter__(self) -> Arena:
         return self
+
+    def __del__(self) -> None:
+        # A confined arena dropped without close(): no segment of it is reachable any more
+        # (segments keep their arena alive), so its memory can go back; say so, like an
+        # unclosed file does.
+        guard = self._confinement
+        if guard is not None and guard[0] != 0:
+            guard[0] = 0
+            self._alive = False
+            warnings.warn(f"confined arena {self!r} was never closed; use "
+                          "'with Arena.of_confined() as arena:' or call close()",
+                          ResourceWarning, stacklevel=2)
+            if self._slab is not None:
+                _recycle(self._slab, self._cursor)
+                self._slab = None
+            if self._extra is not None:
+                self._extra.release(True)
 
     def __repr__(self) -> str:
         state = "alive" if self._alive else "closed"

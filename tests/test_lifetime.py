@@ -5,6 +5,9 @@ from __future__ import annotations
 import gc
 import os
 import resource
+import warnings
+
+import pytest
 
 from ffm_runtime import JAVA_LONG, Arena, _arena
 
@@ -51,3 +54,27 @@ def test_segments_keep_their_auto_arena_alive() -> None:
     filler = [Arena.of_auto().allocate(64).fill(0xFF) for _ in range(1000)]
     assert [s.get(JAVA_LONG, 0) for s in segments] == list(range(1000))
     assert len(filler) == 1000 and os.getpid() > 0
+
+
+def test_unclosed_confined_arena_warns_and_gives_memory_back() -> None:
+    arena = Arena.of_confined()
+    segment = arena.allocate(64)
+    segment.set(JAVA_LONG, 0, 1)
+    pool_before = len(_arena._pool)
+    del segment
+    with pytest.warns(ResourceWarning, match="was never closed"):
+        del arena
+        gc.collect()
+    assert len(_arena._pool) == min(pool_before + 1, _arena._POOL_MAX)
+
+
+def test_forgotten_arenas_do_not_pile_up() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        for _ in range(2_000):
+            Arena.of_confined().allocate(64)
+        before = resident_bytes()
+        for _ in range(50_000):
+            Arena.of_confined().allocate(64)
+    growth = resident_bytes() - before
+    assert growth < 8 << 20, f"resident memory grew by {growth} bytes"
