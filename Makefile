@@ -28,9 +28,11 @@ demo: $(VENV)/.installed
 	@ls $(DIST)
 	cd /tmp && $(CURDIR)/$(DEMO_VENV)/bin/python -m example_project
 	$(DEMO_VENV)/bin/python benchmarks/bench_calls.py
+	$(DEMO_VENV)/bin/python benchmarks/bench_memory.py
 
 bench:
 	$(DEMO_VENV)/bin/python benchmarks/bench_calls.py
+	$(DEMO_VENV)/bin/python benchmarks/bench_memory.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check ffm_runtime hatch_ffm tests benchmarks example_project
