@@ -27,11 +27,11 @@ demo: $(VENV)/.installed
 	@! $(DEMO_VENV)/bin/python -c "import pluggy" 2>/dev/null || (echo "pluggy must not be installed at run time" && false)
 	@ls $(DIST)
 	cd /tmp && $(CURDIR)/$(DEMO_VENV)/bin/python -m example_project
-	$(DEMO_VENV)/bin/python benchmarks/bench_calls.py
+	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_calls.py
 	$(DEMO_VENV)/bin/python benchmarks/bench_memory.py
 
 bench:
-	$(DEMO_VENV)/bin/python benchmarks/bench_calls.py
+	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_calls.py
 	$(DEMO_VENV)/bin/python benchmarks/bench_memory.py
 
 lint: $(VENV)/.installed

@@ -3,7 +3,7 @@
 Run after ``make demo`` (which installs example_project, whose Feature registers
 the shapes measured here) with that environment's Python::
 
-    .demo-venv/bin/python benchmarks/bench_calls.py
+    FFM_ENABLE_NATIVE_ACCESS=__main__ .demo-venv/bin/python benchmarks/bench_calls.py
 
 Every row is ``min(timeit.repeat(...)) / number`` in nanoseconds, all measured
 in the same run; ratios compare rows of this run only.  ``int add(int, int)``

@@ -1,31 +1,79 @@
 """Native access: the single gate every restricted operation goes through.
 
-Restricted operations (creating downcall handles, ``reinterpret``, loading
-libraries) call :func:`ensure_native_access`.  The unit of permission is the
-top-level package of the calling module (``__main__`` for a script).  This
-version allows every unit; the enforcement policy plugs in here.
+Restricted operations (creating downcall handles, upcall stubs, ``reinterpret``,
+``with_target_layout``, ``library_lookup``, ``load_library``) call
+:func:`ensure_native_access`.  The caller is the first module on the stack outside
+``ffm_runtime``; its top-level package is the *unit* of permission (a script run as
+``__main__`` is its own unit).
+
+A unit is enabled when
+
+- a stub manifest of an installed wheel lists it (the build hook's option
+  ``enable-native-access``, by default the project's own top-level packages), or
+- it is named in ``FFM_ENABLE_NATIVE_ACCESS`` (comma-separated), or that variable
+  contains ``ALL-UNNAMED`` and no manifest mentions the unit (as in Java, where
+  ``ALL-UNNAMED`` covers the class path but not named modules).
+
+Other units meet the policy ``FFM_ILLEGAL_NATIVE_ACCESS``: ``deny`` (the default)
+raises :class:`IllegalCallerError`, ``warn`` warns once per unit in the JDK's words,
+``allow`` lets them through.  The check runs when a handle is created, never when
+it is called.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
+import warnings
+from types import FrameType
+from typing import Final
 
-__all__ = ["caller_module", "caller_unit", "ensure_native_access"]
+from ._errors import IllegalCallerError
 
-_RUNTIME_PACKAGE = __name__.partition(".")[0]
+__all__ = [
+    "ENV_ENABLE",
+    "ENV_POLICY",
+    "NativeAccessWarning",
+    "caller_module",
+    "caller_unit",
+    "ensure_native_access",
+]
+
+ENV_ENABLE: Final = "FFM_ENABLE_NATIVE_ACCESS"
+ENV_POLICY: Final = "FFM_ILLEGAL_NATIVE_ACCESS"
+ALL_UNNAMED: Final = "ALL-UNNAMED"
+_POLICIES: Final = ("deny", "warn", "allow")
+_RUNTIME_PACKAGE: Final = __name__.partition(".")[0]
+
+_lock = threading.Lock()
+_warned: set[str] = set()
+
+
+class NativeAccessWarning(RuntimeWarning):
+    """A unit that is not enabled for native access used a restricted operation."""
+
+
+def _caller_frame(skip: int) -> FrameType | None:
+    frame: FrameType | None = sys._getframe(1 + skip)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if not isinstance(name, str) or name.partition(".")[0] != _RUNTIME_PACKAGE:
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _module_of(frame: FrameType | None) -> str:
+    if frame is None:
+        return "__main__"
+    name = frame.f_globals.get("__name__")
+    return name if isinstance(name, str) and name else "__main__"
 
 
 def caller_module(skip: int = 0) -> str:
     """Name of the first module outside ``ffm_runtime`` on the call stack."""
-    frame = sys._getframe(1 + skip)
-    while frame is not None:
-        name = frame.f_globals.get("__name__", "")
-        if not isinstance(name, str):
-            name = ""
-        if name.partition(".")[0] != _RUNTIME_PACKAGE:
-            return name
-        frame = frame.f_back  # type: ignore[assignment]  # loop ends on None
-    return "__main__"
+    return _module_of(_caller_frame(skip + 1))
 
 
 def caller_unit(skip: int = 0) -> str:
@@ -33,6 +81,78 @@ def caller_unit(skip: int = 0) -> str:
     return caller_module(skip + 1).partition(".")[0] or "__main__"
 
 
+def _environment_units() -> set[str]:
+    return {unit.strip() for unit in os.environ.get(ENV_ENABLE, "").split(",") if unit.strip()}
+
+
+def _policy() -> str:
+    value = os.environ.get(ENV_POLICY, "deny").strip().lower() or "deny"
+    if value not in _POLICIES:
+        raise ValueError(f"{ENV_POLICY} must be one of {', '.join(_POLICIES)}, not {value!r}")
+    return value
+
+
+def is_enabled(unit: str) -> bool:
+    """Whether ``unit`` may perform restricted operations without meeting the policy."""
+    from ._registry import registry
+
+    environment = _environment_units()
+    if unit in environment:
+        return True
+    enabled, mentioned = registry.native_access_units()
+    if unit in enabled:
+        return True
+    return ALL_UNNAMED in environment and unit not in mentioned
+
+
+def _how_to_enable(unit: str) -> str:
+    from ._registry import registry
+
+    _, mentioned = registry.native_access_units()
+    if unit in mentioned:
+        return (f"add \"{unit}\" to the option enable-native-access of "
+                f"[tool.hatch.build.targets.wheel.hooks.ffm] of the project whose wheel ships it "
+                f"and rebuild, or set {ENV_ENABLE}={unit}")
+    where = ("" if unit == "__main__" else
+             f", or, if {unit} is built with hatch-ffm, list it in enable-native-access = "
+             f"[\"{unit}\"] under [tool.hatch.build.targets.wheel.hooks.ffm]")
+    return f"set {ENV_ENABLE}={unit} (or {ENV_ENABLE}={ALL_UNNAMED}){where}"
+
+
+def _describe(unit: str) -> str:
+    return "the __main__ script" if unit == "__main__" else f"package '{unit}'"
+
+
 def ensure_native_access(operation: str) -> str:
     """Check that the caller may perform the restricted ``operation``; return its unit."""
-    return caller_unit(1)
+    frame = _caller_frame(1)
+    module = _module_of(frame)
+    unit = module.partition(".")[0] or "__main__"
+    if is_enabled(unit):
+        return unit
+    policy = _policy()
+    if policy == "allow":
+        return unit
+    who = _describe(unit)
+    how = _how_to_enable(unit)
+    if policy == "deny":
+        raise IllegalCallerError(
+            f"Illegal native access from {who} (module {module}) calling the restricted "
+            f"{operation}: {who} is not enabled for native access; to enable it, {how}. "
+            f"{ENV_POLICY}=warn or allow relaxes the check.")
+    with _lock:
+        first = unit not in _warned
+        _warned.add(unit)
+    if first:
+        message = (
+            f"A restricted method in ffm_runtime has been called\n"
+            f"{operation} has been called by {module} in {who}\n"
+            f"Use {ENV_ENABLE}={unit} to avoid a warning for callers in this package\n"
+            f"Restricted methods are blocked unless native access is enabled "
+            f"({ENV_POLICY}=deny is the default)")
+        if frame is not None:
+            warnings.warn_explicit(message, NativeAccessWarning, frame.f_code.co_filename,
+                                   frame.f_lineno, module=module)
+        else:
+            warnings.warn(message, NativeAccessWarning, stacklevel=2)
+    return unit

@@ -80,7 +80,8 @@ class Linker:
         return make_handle(key, descriptor, checked, target, address)
 
     def upcall_stub(self, *args: Any, **kwargs: Any) -> MemorySegment:
-        """Not supported: raises :class:`UpcallNotSupportedError`."""
+        """Not supported: raises :class:`UpcallNotSupportedError` (after the native-access check)."""
+        ensure_native_access("Linker.upcall_stub")
         raise UpcallNotSupportedError("Upcalls are not yet supported.")
 
     def default_lookup(self) -> Any:

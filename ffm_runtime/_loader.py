@@ -20,6 +20,8 @@ __all__ = ["LoadedObject", "load_object"]
 _ARCHES: dict[int, ModuleType] = {_elf.EM_X86_64: _reloc_x86_64}
 _SKIPPED_SECTIONS = frozenset({".eh_frame", ".note.GNU-stack", ".comment"})
 _GOT_ENTRY = 8
+#: Upper bound for everything one object maps (stubs take a few KiB per call shape).
+MAX_IMAGE_SIZE = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,11 @@ class LoadedObject:
 
     symbols: dict[str, int]
     region: _execmem.Region
+
+    @property
+    def method(self) -> str:
+        """How the code was made executable: ``mprotect`` or ``memfd`` (the fallback)."""
+        return self.region.method
 
 
 def _align(value: int, alignment: int) -> int:
@@ -108,6 +115,8 @@ def _load(data: bytes, resolve: Callable[[str], int | None], path: str,
         offsets[section.index] = cursor
         cursor += section.size
     total = cursor
+    if total > MAX_IMAGE_SIZE:
+        raise _elf.ElfError(f"the object would map {total} bytes, more than {MAX_IMAGE_SIZE}")
 
     region = _execmem.allocate(total)
     try:

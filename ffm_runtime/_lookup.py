@@ -110,7 +110,8 @@ class SymbolLookup:
 
     @staticmethod
     def library_lookup(name_or_path: str, arena: object = None) -> SymbolLookup:
-        """Not supported yet; raises :class:`UnsupportedOperationError`."""
+        """Not supported yet; raises :class:`UnsupportedOperationError` (a restricted method)."""
+        ensure_native_access("SymbolLookup.library_lookup")
         raise UnsupportedOperationError(
             "SymbolLookup.library_lookup is not supported yet: SymbolLookup.loader_lookup() is "
             "currently the only supported kind of SymbolLookup; load the library with "

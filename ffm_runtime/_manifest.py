@@ -11,7 +11,8 @@ format is defined once.  Example::
         {"target": "x86_64-linux", "triple": "x86_64-unknown-linux-gnu",
          "file": "stubs-x86_64-linux.o", "sha256": "<hex digest>"}
       ],
-      "stubs": {"(i4i4)i4": "ffm_0123456789abcdef0123", ...}
+      "stubs": {"(i4i4)i4": "ffm_0123456789abcdef0123", ...},
+      "enable_native_access": ["example_project"]
     }
 
 Every object holds every stub; a stub symbol ``S`` is emitted as ``S_b`` (bound
@@ -58,6 +59,8 @@ class Manifest:
     generator: str
     objects: tuple[StubObject, ...]
     stubs: Mapping[str, str]
+    #: units (top-level packages) enabled for native access by this wheel
+    enable_native_access: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         data = {
@@ -69,6 +72,7 @@ class Manifest:
                 for o in self.objects
             ],
             "stubs": dict(sorted(self.stubs.items())),
+            "enable_native_access": list(self.enable_native_access),
         }
         return json.dumps(data, indent=2) + "\n"
 
@@ -119,4 +123,8 @@ class Manifest:
         for key, symbol in stubs.items():
             if not isinstance(symbol, str) or not _SYMBOL.match(symbol):
                 raise fail(f"malformed stub symbol for {key!r}: {symbol!r}")
-        return cls(package, generator, tuple(objects), dict(stubs))
+        units = data.get("enable_native_access", [package])
+        if not isinstance(units, list) or not all(
+                isinstance(u, str) and (u.isidentifier() or u == "__main__") for u in units):
+            raise fail("'enable_native_access' must be a list of package names")
+        return cls(package, generator, tuple(objects), dict(stubs), tuple(units))

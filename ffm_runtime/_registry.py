@@ -37,6 +37,8 @@ class StubRegistry:
         self._seen: set[str] = set()
         self._keys: dict[str, _Source] = {}
         self._objects: dict[str, LoadedObject] = {}
+        self._enabled: set[str] = set()
+        self._mentioned: set[str] = set()
 
     def _scan(self) -> None:
         for entry in list(sys.path):
@@ -61,6 +63,9 @@ class StubRegistry:
         with self._lock:
             for key in manifest.stubs:
                 self._keys.setdefault(key, source)
+            self._enabled.update(manifest.enable_native_access)
+            self._mentioned.update(manifest.enable_native_access)
+            self._mentioned.add(manifest.package)
 
     def find(self, key: str) -> _Source | None:
         """The manifest providing ``key``; rescans ``sys.path`` once on a miss."""
@@ -70,6 +75,13 @@ class StubRegistry:
                 self._scan()
                 source = self._keys.get(key)
             return source
+
+    def native_access_units(self) -> tuple[frozenset[str], frozenset[str]]:
+        """(units some manifest enables, units some manifest mentions), over all of sys.path."""
+        with self._lock:
+            if self._scanned_path != tuple(sys.path):
+                self._scan()
+            return frozenset(self._enabled), frozenset(self._mentioned)
 
     def known_keys(self) -> list[str]:
         with self._lock:

@@ -46,7 +46,7 @@ class BuiltStubs:
 
 
 def build_stubs(registrations: Iterable[Registration], targets: tuple[str, ...], package: str,
-                out_dir: str) -> BuiltStubs:
+                out_dir: str, enable_native_access: tuple[str, ...] = ()) -> BuiltStubs:
     """Compile all registrations for each target into ``out_dir``; write the manifest."""
     from ._compile import compile_object
 
@@ -64,7 +64,7 @@ def build_stubs(registrations: Iterable[Registration], targets: tuple[str, ...],
         files[file_name] = path
         objects.append(StubObject(target, triple, file_name, hashlib.sha256(data).hexdigest()))
     manifest = Manifest(package, f"hatch-ffm {__version__}", tuple(objects),
-                        {r.key: stub_symbol(r.key) for r in regs})
+                        {r.key: stub_symbol(r.key) for r in regs}, enable_native_access)
     manifest_path = os.path.join(out_dir, "manifest.json")
     with open(manifest_path, "w", encoding="utf-8") as handle:
         handle.write(manifest.to_json())

@@ -12,7 +12,7 @@ __all__ = ["ConfigError", "HookConfig", "parse_config"]
 #: Keys hatchling itself reads from every hook table; the hook must ignore them.
 _RESERVED = frozenset({"dependencies", "require-runtime-dependencies", "require-runtime-features",
                        "enable-by-default"})
-_KNOWN = ("features", "entry-points", "package", "targets")
+_KNOWN = ("features", "entry-points", "package", "targets", "enable-native-access")
 _FEATURE_SPEC = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 
@@ -28,6 +28,8 @@ class HookConfig:
     entry_points: bool
     package: str | None
     targets: tuple[str, ...]
+    #: units enabled for native access; ``None``: the project's own top-level packages
+    enable_native_access: tuple[str, ...] | None
     #: the TOML path of the table, for messages
     path: str
 
@@ -63,4 +65,10 @@ def parse_config(config: Mapping[str, Any], path: str) -> HookConfig:
             or not all(isinstance(t, str) for t in targets):
         raise ConfigError(f"Option `targets` in `{path}` must be a non-empty array of strings "
                           "such as [\"native\"] or [\"x86_64-linux\"]")
-    return HookConfig(tuple(features), entry_points, package, tuple(targets), path)
+    units = config.get("enable-native-access")
+    if units is not None and (not isinstance(units, list) or not all(
+            isinstance(u, str) and (u.isidentifier() or u == "__main__") for u in units)):
+        raise ConfigError(f"Option `enable-native-access` in `{path}` must be an array of "
+                          f"top-level package names such as [\"mypkg\"], not {units!r}")
+    return HookConfig(tuple(features), entry_points, package, tuple(targets),
+                      None if units is None else tuple(units), path)

@@ -128,8 +128,15 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
             app.display_debug(f"hatch-ffm:   {key}")
 
         self._workdir = tempfile.mkdtemp(prefix="hatch-ffm-")
+        units = config.enable_native_access
+        if units is None:
+            packages = getattr(self.build_config, "packages", None) or []
+            units = tuple(dict.fromkeys(
+                [os.path.basename(p.rstrip("/")) for p in packages] or [package]))
+        app.display_info(f"hatch-ffm: enabled for native access: {', '.join(units) or 'none'}")
         try:
-            built = build_stubs(session.registrations.values(), targets, package, self._workdir)
+            built = build_stubs(session.registrations.values(), targets, package, self._workdir,
+                                units)
         except BaseException:
             self._cleanup()
             raise

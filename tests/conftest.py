@@ -15,6 +15,11 @@ import pytest
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
 
+# The test modules are "unnamed" units (no wheel of theirs enables them), like scripts:
+# enable them the way a user enables a script. Tests of the policy itself run subprocesses
+# with an environment of their own.
+os.environ["FFM_ENABLE_NATIVE_ACCESS"] = "ALL-UNNAMED"
+
 
 def compile_c(source: Path, output: Path, *flags: str) -> Path:
     """Compile ``source`` into a shared library with the system C compiler."""

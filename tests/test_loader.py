@@ -193,3 +193,60 @@ def test_malformed_objects_are_refused(stub_object: bytes, mutate: object, messa
 def test_malformed_manifests_are_refused(text: str, message: str) -> None:
     with pytest.raises(StubLoadError, match=message):
         Manifest.from_json(text, "manifest.json")
+
+
+def test_falls_back_to_a_file_backed_mapping(tmp_path: Path, stub_object: bytes) -> None:
+    """Where mprotect(PROT_EXEC) is refused (deny_execmem, MemoryDenyWriteExecute)."""
+    path = tmp_path / "stub.o"
+    path.write_bytes(stub_object)
+    script = f"""
+import errno, re
+from ffm_runtime import _execmem
+from ffm_runtime._loader import load_object
+from ffm_runtime._native import resolve_import
+_execmem._make_executable = lambda address, length: errno.EACCES  # as under deny_execmem
+loaded = load_object(open({str(path)!r}, "rb").read(), resolve_import, "stub.o")
+address = min(loaded.symbols.values())
+for line in open("/proc/self/maps"):
+    span, perms = line.split()[:2]
+    start, end = (int(x, 16) for x in span.split("-"))
+    if start <= address < end:
+        print(loaded.method, perms, line.split()[-2:])
+bad = [line for line in open("/proc/self/maps") if re.search(r" [r-]wx", line)]
+raise SystemExit(1 if bad else 0)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("memfd r-xp") and "/memfd:ffm-stubs" in result.stdout
+
+
+def test_explains_when_no_executable_memory_can_be_had(tmp_path: Path,
+                                                       stub_object: bytes) -> None:
+    script = f"""
+import errno, os
+from ffm_runtime import StubLoadError, _execmem
+from ffm_runtime._loader import load_object
+from ffm_runtime._native import resolve_import
+_execmem._make_executable = lambda address, length: errno.EACCES
+def no_memfd(*args):
+    raise OSError(errno.ENOSYS, "memfd_create not available")
+os.memfd_create = no_memfd
+try:
+    load_object({stub_object!r}, resolve_import, "stub.o")
+except StubLoadError as exc:
+    print(exc)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=False)
+    assert "refuses executable anonymous memory (SELinux deny_execmem or systemd " \
+           "MemoryDenyWriteExecute?) and memfd_create, the fallback, failed" in result.stdout
+
+
+def test_oversized_objects_are_refused(stub_object: bytes,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from ffm_runtime import _loader
+
+    monkeypatch.setattr(_loader, "MAX_IMAGE_SIZE", 64)
+    with pytest.raises(StubLoadError, match=r"the object would map \d+ bytes, more than 64"):
+        load_object(stub_object, resolve_import, "big.o")

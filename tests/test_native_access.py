@@ -1,0 +1,223 @@
+"""The native-access policy, with two real distributions built by the hook: one whose wheel
+enables its package (the default), one whose wheel does not; scripts; the environment
+variables; the three policy modes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import build_wheel, unpack_wheel
+
+FEATURE = """
+from ffm_runtime import JAVA_INT, FunctionDescriptor
+from hatch_ffm import RuntimeForeignAccess
+
+class Feature:
+    def during_setup(self, access):
+        RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of(JAVA_INT, JAVA_INT))
+"""
+
+USE = """
+import ffm_runtime as ffm
+from ffm_runtime import ADDRESS, JAVA_INT, FunctionDescriptor, Linker, MemorySegment
+
+def make():
+    return Linker.native_linker().downcall_handle(
+        ffm.SymbolLookup.loader_lookup().find("abs"), FunctionDescriptor.of(JAVA_INT, JAVA_INT))
+
+RESTRICTED = {
+    "downcall_handle(address, ...)": make,
+    "downcall_handle(descriptor)": lambda: Linker.native_linker().downcall_handle(
+        FunctionDescriptor.of(JAVA_INT, JAVA_INT)),
+    "upcall_stub": lambda: Linker.native_linker().upcall_stub(None, None, None),
+    "reinterpret": lambda: MemorySegment.NULL.reinterpret(8),
+    "reinterpret(arena)": lambda: MemorySegment.NULL.reinterpret(8, ffm.Arena.global_arena()),
+    "with_target_layout": lambda: ADDRESS.with_target_layout(JAVA_INT),
+    "library_lookup": lambda: ffm.SymbolLookup.library_lookup("c"),
+    "load_library": lambda: ffm.load_library("m"),
+}
+
+def outcomes():
+    result = {}
+    for name, operation in RESTRICTED.items():
+        try:
+            operation()
+            result[name] = "ok"
+        except ffm.IllegalCallerError:
+            result[name] = "denied"
+        except Exception as exc:
+            result[name] = type(exc).__name__
+    return result
+"""
+
+
+def make_project(root: Path, name: str, extra_config: str) -> Path:
+    project = root / name
+    package = project / name
+    package.mkdir(parents=True)
+    (project / "pyproject.toml").write_text(textwrap.dedent(f"""
+        [build-system]
+        requires = ["hatchling", "hatch-ffm[build]"]
+        build-backend = "hatchling.build"
+
+        [project]
+        name = "{name.replace("_", "-")}"
+        version = "1.0"
+        dependencies = ["hatch-ffm"]
+
+        [tool.hatch.build.targets.wheel.hooks.ffm]
+        features = ["{name}.features:Feature"]
+        {extra_config}
+    """))
+    (package / "__init__.py").write_text("")
+    (package / "features.py").write_text(FEATURE)
+    (package / "use.py").write_text(USE)
+    return project
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both test distributions, built by the hook and installed into one folder."""
+    src = tmp_path_factory.mktemp("nat-src")
+    dist = tmp_path_factory.mktemp("nat-dist")
+    build_wheel(make_project(src, "nat_enabled", ""), dist)
+    build_wheel(make_project(src, "nat_disabled", "enable-native-access = []"), dist)
+    site = tmp_path_factory.mktemp("nat-site")
+    for wheel in dist.glob("*.whl"):
+        unpack_wheel(wheel, site)
+    (site / "helper_script.py").write_text(USE)
+    return site
+
+
+def run(site: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
+    base["PYTHONPATH"] = str(site)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, env={**base, **env}, cwd=site, check=False)
+
+
+def outcomes_of(site: Path, package: str, **env: str) -> dict[str, str]:
+    result = run(site, f"from {package}.use import outcomes; print(outcomes())", **env)
+    assert result.returncode == 0, result.stderr
+    return eval(result.stdout)  # type: ignore[no-any-return]  # noqa: S307 - our own output
+
+
+NOT_SUPPORTED = {"upcall_stub": "UpcallNotSupportedError",
+                 "library_lookup": "UnsupportedOperationError"}
+
+
+def test_wheel_records_its_enabled_units(site: Path) -> None:
+    enabled = (site / "nat_enabled" / "_ffm" / "manifest.json").read_text()
+    disabled = (site / "nat_disabled" / "_ffm" / "manifest.json").read_text()
+    assert '"enable_native_access": [\n    "nat_enabled"\n  ]' in enabled
+    assert '"enable_native_access": []' in disabled
+
+
+def test_enabled_package_may_use_every_restricted_operation(site: Path) -> None:
+    outcomes = outcomes_of(site, "nat_enabled")
+    assert outcomes == {name: NOT_SUPPORTED.get(name, "ok") for name in outcomes}
+
+
+def test_not_enabled_package_is_denied_every_restricted_operation(site: Path) -> None:
+    outcomes = outcomes_of(site, "nat_disabled")
+    assert set(outcomes.values()) == {"denied"}, outcomes
+    assert len(outcomes) == 8
+
+
+def test_denial_message(site: Path) -> None:
+    result = run(site, "from nat_disabled.use import make; make()")
+    assert result.returncode != 0
+    assert "IllegalCallerError: Illegal native access from package 'nat_disabled' (module " \
+           "nat_disabled.use) calling the restricted Linker.downcall_handle" in result.stderr
+    assert ('add "nat_disabled" to the option enable-native-access of '
+            "[tool.hatch.build.targets.wheel.hooks.ffm]") in result.stderr
+    assert "or set FFM_ENABLE_NATIVE_ACCESS=nat_disabled" in result.stderr
+    assert "PermissionError" not in result.stderr  # the class name shown is our own
+
+
+def test_environment_variable_enables_a_package(site: Path) -> None:
+    outcomes = outcomes_of(site, "nat_disabled", FFM_ENABLE_NATIVE_ACCESS="x, nat_disabled")
+    assert outcomes["downcall_handle(address, ...)"] == "ok"
+
+
+def test_all_unnamed_covers_scripts_but_not_packages_with_manifests(site: Path) -> None:
+    script = "from helper_script import outcomes; print(outcomes()['reinterpret'])"
+    assert run(site, script).stdout.strip() == "denied"
+    assert run(site, script, FFM_ENABLE_NATIVE_ACCESS="ALL-UNNAMED").stdout.strip() == "ok"
+    outcomes = outcomes_of(site, "nat_disabled", FFM_ENABLE_NATIVE_ACCESS="ALL-UNNAMED")
+    assert outcomes["reinterpret"] == "denied"
+
+
+def test_main_script_is_its_own_unit(site: Path) -> None:
+    code = """
+        import ffm_runtime as ffm
+        try:
+            ffm.MemorySegment.NULL.reinterpret(1)
+            print("ok")
+        except ffm.IllegalCallerError as exc:
+            print(exc)
+    """
+    assert "Illegal native access from the __main__ script (module __main__)" in run(
+        site, code).stdout
+    assert "set FFM_ENABLE_NATIVE_ACCESS=__main__ (or FFM_ENABLE_NATIVE_ACCESS=ALL-UNNAMED)" in \
+        run(site, code).stdout
+    assert run(site, code, FFM_ENABLE_NATIVE_ACCESS="__main__").stdout.strip() == "ok"
+
+
+def test_warn_policy_warns_once_per_unit_in_the_jdk_form(site: Path) -> None:
+    code = """
+        import warnings
+        warnings.simplefilter("always")
+        from nat_disabled.use import make
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            print(make()(-5), make()(-6))
+        for warning in caught:
+            print(warning.category.__name__, "|", warning.message)
+    """
+    result = run(site, code, FFM_ILLEGAL_NATIVE_ACCESS="warn")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "5 6"
+    assert lines.count("NativeAccessWarning | A restricted method in ffm_runtime has been called") == 1
+    assert "Linker.downcall_handle has been called by nat_disabled.use in package " \
+           "'nat_disabled'" in result.stdout
+    assert "Use FFM_ENABLE_NATIVE_ACCESS=nat_disabled to avoid a warning for callers in this " \
+           "package" in result.stdout
+
+
+def test_allow_policy_is_silent(site: Path) -> None:
+    code = """
+        import warnings
+        warnings.simplefilter("error")
+        from nat_disabled.use import outcomes
+        print(outcomes()["reinterpret"])
+    """
+    result = run(site, code, FFM_ILLEGAL_NATIVE_ACCESS="allow")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_invalid_policy_is_an_error(site: Path) -> None:
+    result = run(site, "from nat_disabled.use import make; make()",
+                 FFM_ILLEGAL_NATIVE_ACCESS="sometimes")
+    assert "FFM_ILLEGAL_NATIVE_ACCESS must be one of deny, warn, allow, not 'sometimes'" in \
+        result.stderr
+
+
+def test_check_is_at_link_time_not_per_call(site: Path) -> None:
+    """A handle made by an enabled package keeps working for anyone it is handed to."""
+    code = """
+        from nat_enabled.use import make
+        handle = make()
+        print(handle(-9))
+    """
+    result = run(site, code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "9"
