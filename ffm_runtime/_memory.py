@@ -321,10 +321,14 @@ class MemorySegment:
 
     def get_at_index(self, layout: ValueLayout, index: int) -> Any:
         """Read element ``index`` of an array of ``layout``."""
+        if not isinstance(layout, ValueLayout):
+            raise TypeError(f"get_at_index() needs a ValueLayout, not {type(layout).__name__}")
         return self.get(layout, _check_int(index, "index") * layout.byte_size)
 
     def set_at_index(self, layout: ValueLayout, index: int, value: Any) -> None:
         """Write element ``index`` of an array of ``layout``."""
+        if not isinstance(layout, ValueLayout):
+            raise TypeError(f"set_at_index() needs a ValueLayout, not {type(layout).__name__}")
         self.set(layout, _check_int(index, "index") * layout.byte_size, value)
 
     # -- slices and resizing ----------------------------------------------------------
@@ -394,6 +398,8 @@ class MemorySegment:
 
     def copy_from(self, source: MemorySegment) -> MemorySegment:
         """Copy all of ``source`` to the start of this segment; returns this segment."""
+        if not isinstance(source, MemorySegment):
+            raise TypeError(f"copy_from() needs a MemorySegment, not {type(source).__name__}")
         MemorySegment.copy(source, 0, self, 0, source.byte_size)
         return self
 

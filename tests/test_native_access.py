@@ -11,7 +11,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import build_wheel, unpack_wheel
 
 FEATURE = """
@@ -105,7 +104,7 @@ def run(site: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
 def outcomes_of(site: Path, package: str, **env: str) -> dict[str, str]:
     result = run(site, f"from {package}.use import outcomes; print(outcomes())", **env)
     assert result.returncode == 0, result.stderr
-    return eval(result.stdout)  # type: ignore[no-any-return]  # noqa: S307 - our own output
+    return eval(result.stdout)  # type: ignore[no-any-return]
 
 
 NOT_SUPPORTED = {"upcall_stub": "UpcallNotSupportedError",
