@@ -12,12 +12,14 @@ from typing import Final
 
 __all__ = [
     "CELL_ADDRESS_ATTR",
+    "CELL_ALLOCATE",
     "CELL_ARG_ERROR",
     "CELL_CONFINED_TYPE",
     "CELL_GUARD_ATTR",
     "CELL_HEAP_TYPE",
     "CELL_MAKE_SEGMENT",
     "CELL_SEGMENT_TYPE",
+    "CELL_SIZE_ATTR",
     "LIBC_FUNCTIONS",
     "METH_FASTCALL",
     "PYTHON_DATA",
@@ -48,6 +50,7 @@ PYTHON_FUNCTIONS: Final = frozenset({
     "PyObject_CallFunction",
     "PyObject_CallFunctionObjArgs",
     "PyList_GetItem",
+    "PyLong_AsSsize_t",
     "PyLong_AsUnsignedLong",
     "PyThread_get_thread_ident",
     "Py_IncRef",
@@ -72,6 +75,10 @@ CELL_ADDRESS_ATTR: Final = "ffm_rt_address_attr"
 #: Cell holding the interned name (``_guard``) of a confined segment's guard: a one-element list holding
 #: the owner thread's ident, or 0 once the owning arena is closed.
 CELL_GUARD_ATTR: Final = "ffm_rt_guard_attr"
+#: Cell holding the interned name (``_size``) of a segment's byte size.
+CELL_SIZE_ATTR: Final = "ffm_rt_size_attr"
+#: Cell holding ``allocate(allocator, size, alignment) -> MemorySegment`` for struct results.
+CELL_ALLOCATE: Final = "ffm_rt_allocate"
 #: Cell holding ``make_segment(address: int, size: int) -> MemorySegment`` for ``ADDRESS``
 #: results (``size`` is the target layout's size, 0 without one).
 CELL_MAKE_SEGMENT: Final = "ffm_rt_make_segment"
@@ -80,7 +87,8 @@ CELL_MAKE_SEGMENT: Final = "ffm_rt_make_segment"
 CELL_ARG_ERROR: Final = "ffm_rt_arg_error"
 
 RUNTIME_CELLS: Final = (CELL_SEGMENT_TYPE, CELL_CONFINED_TYPE, CELL_HEAP_TYPE, CELL_ADDRESS_ATTR,
-                        CELL_GUARD_ATTR, CELL_MAKE_SEGMENT, CELL_ARG_ERROR)
+                        CELL_GUARD_ATTR, CELL_SIZE_ATTR, CELL_ALLOCATE, CELL_MAKE_SEGMENT,
+                        CELL_ARG_ERROR)
 
 #: A stub for key K is emitted twice: ``<symbol>_b`` takes the target address from the
 #: handle's ``self`` (a bound handle), ``<symbol>_u`` from its first argument.

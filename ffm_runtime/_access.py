@@ -22,10 +22,12 @@ it is called.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 import warnings
+from collections.abc import Iterable, Iterator
 from types import FrameType
 from typing import Final
 
@@ -48,6 +50,8 @@ _RUNTIME_PACKAGE: Final = __name__.partition(".")[0]
 
 _lock = threading.Lock()
 _warned: set[str] = set()
+#: units enabled for the duration of a build (see :func:`enabled_while`)
+_build_units: list[frozenset[str]] = []
 
 
 class NativeAccessWarning(RuntimeWarning):
@@ -97,12 +101,26 @@ def is_enabled(unit: str) -> bool:
     from ._registry import registry
 
     environment = _environment_units()
-    if unit in environment:
+    if unit in environment or any(unit in units for units in _build_units):
         return True
     enabled, mentioned = registry.native_access_units()
     if unit in enabled:
         return True
     return ALL_UNNAMED in environment and unit not in mentioned
+
+
+@contextlib.contextmanager
+def enabled_while(units: Iterable[str]) -> Iterator[None]:
+    """Enable ``units`` while the block runs: the build hook runs a project's Features so,
+    as the wheel it builds will enable them anyway."""
+    entry = frozenset(units)
+    with _lock:
+        _build_units.append(entry)
+    try:
+        yield
+    finally:
+        with _lock:
+            _build_units.remove(entry)
 
 
 def _how_to_enable(unit: str) -> str:

@@ -186,8 +186,69 @@ class Option:
         return "Linker.Option.capture_call_state(" + ", ".join(repr(n) for n in self._value) + ")"
 
 
+_VARIADIC_REFUSED: Final = frozenset("zbcsf")
+
+
+def _check_layout(layout: MemoryLayout, where: str, top_level: bool) -> None:
+    """The JDK's link-time rules for a layout in a descriptor (TestIllegalLink)."""
+    from ._layouts import (
+        NATIVE_ORDER,
+        GroupLayout,
+        PaddingLayout,
+        SequenceLayout,
+        StructLayout,
+        ValueLayout,
+    )
+
+    if isinstance(layout, ValueLayout):
+        if layout.order != NATIVE_ORDER:
+            raise ValueError(f"Layout {layout} ({where}) does not have the native byte order")
+        if layout.byte_alignment != layout.byte_size:
+            raise ValueError(f"Layout alignment must be natural alignment: {layout} ({where})")
+        return
+    if top_level and isinstance(layout, (SequenceLayout, PaddingLayout)):
+        raise ValueError(f"Unsupported layout: {layout} ({where}); a {type(layout).__name__} "
+                         "cannot be passed or returned on its own, wrap it in a struct")
+    if isinstance(layout, SequenceLayout):
+        _check_layout(layout.element_layout, where, False)
+        return
+    if isinstance(layout, PaddingLayout):
+        return
+    assert isinstance(layout, GroupLayout)
+    if not layout.member_layouts:
+        raise ValueError(f"Unsupported layout: empty group {layout} ({where})")
+    natural = max(m.byte_alignment for m in layout.member_layouts)
+    if layout.byte_alignment != natural:
+        raise ValueError(f"Layout alignment must be natural alignment: {layout} ({where}) has "
+                         f"alignment {layout.byte_alignment}, its members {natural}")
+    for member in layout.member_layouts:
+        _check_layout(member, where, False)
+    if isinstance(layout, StructLayout):
+        actual = content = 0  # offset in the layout; end of the last member
+        for member in layout.member_layouts:
+            if isinstance(member, PaddingLayout):
+                actual += member.byte_size
+                continue
+            expected = -(-content // member.byte_alignment) * member.byte_alignment
+            if actual != expected:
+                raise ValueError(f"Member layout {member} of {layout} ({where}) is at offset "
+                                 f"{actual}, C puts it at {expected}: check the padding")
+            actual += member.byte_size
+            content = actual
+    else:
+        content = max(m.byte_size for m in layout.member_layouts)
+    padded = -(-content // natural) * natural
+    if layout.byte_size < padded:
+        raise ValueError(f"Layout lacks trailing padding: {layout} ({where}) is "
+                         f"{layout.byte_size} bytes, C makes it {padded}")
+    if layout.byte_size > padded:
+        raise ValueError(f"Layout has unexpected padding: {layout} ({where}) is "
+                         f"{layout.byte_size} bytes, C makes it {padded}")
+
+
 def check_options(descriptor: FunctionDescriptor, options: Iterable[object]) -> tuple[Option, ...]:
-    """Validate linker options against a descriptor; return them in canonical order."""
+    """Validate a descriptor and its linker options (the JDK's link-time checks); return the
+    options in canonical order."""
     seen: dict[str, Option] = {}
     for option in options:
         if not isinstance(option, Option):
@@ -195,14 +256,28 @@ def check_options(descriptor: FunctionDescriptor, options: Iterable[object]) -> 
         if option.kind in seen:
             raise ValueError(f"Duplicate option: {option!r}")
         seen[option.kind] = option
+    for index, layout in enumerate(descriptor.argument_layouts):
+        _check_layout(layout, f"argument {index} of {descriptor}", True)
+    if descriptor.return_layout is not None:
+        _check_layout(descriptor.return_layout, f"result of {descriptor}", True)
     variadic = seen.get("first_variadic_arg")
     if variadic is not None:
-        index = variadic.value
-        assert isinstance(index, int)
-        if index > len(descriptor.argument_layouts):
+        first = variadic.value
+        assert isinstance(first, int)
+        if first > len(descriptor.argument_layouts):
             raise IndexError(
-                f"Index '{index}' not in bounds for descriptor {descriptor} "
+                f"Index '{first}' not in bounds for descriptor {descriptor} "
                 f"({len(descriptor.argument_layouts)} arguments)")
+        for layout in descriptor.argument_layouts[first:]:
+            carrier = getattr(layout, "carrier", "")
+            if carrier in _VARIADIC_REFUSED:
+                raise ValueError(
+                    f"Invalid variadic argument layout: {layout} in {descriptor}; C promotes "
+                    "it, so pass JAVA_INT for bool/char/short and JAVA_DOUBLE for float")
+    capture = seen.get("capture_call_state")
+    if capture is not None and not capture.value:
+        raise ValueError("capture_call_state() needs the names of the states to capture, "
+                         f"e.g. capture_call_state({CAPTURABLE_STATES[0]!r})")
     return tuple(seen[k] for k in sorted(seen))
 
 

@@ -15,17 +15,18 @@ import threading
 from typing import Any, NoReturn, cast
 
 from . import _abi, _native
-from ._descriptor import FunctionDescriptor
-from ._errors import MissingForeignRegistrationError
-from ._layouts import ADDRESS, MemoryLayout, ValueLayout
+from ._arena import SegmentAllocator
+from ._descriptor import FunctionDescriptor, Option
+from ._errors import MissingForeignRegistrationError, OutOfBoundsError
+from ._layouts import ADDRESS, GroupLayout, MemoryLayout, ValueLayout
 from ._memory import MemorySegment, _ConfinedSegment, _HeapSegment
 from ._registry import registry
 
 __all__ = ["arg_error", "make_handle", "missing_registration"]
 
 _lock = threading.Lock()
-#: registration key -> descriptor (names stripped), for error messages
-_descriptors: dict[str, FunctionDescriptor] = {}
+#: registration key -> (descriptor with names stripped, options), for error messages
+_descriptors: dict[str, tuple[FunctionDescriptor, tuple[Option, ...]]] = {}
 
 _INT_RANGES = {
     "b": (-(1 << 7), (1 << 7) - 1),
@@ -43,7 +44,7 @@ def _type_name(value: object) -> str:
 
 def _raise_for(layout: MemoryLayout, value: object, where: str) -> NoReturn:
     if not isinstance(layout, ValueLayout):
-        raise TypeError(f"{where}: cannot pass {_type_name(value)} as {layout}")
+        _raise_for_segment(value, where, f"struct {layout}", layout.byte_size, heap=False)
     name = layout.constant_name
     carrier = layout.carrier
     if carrier == "z":
@@ -83,6 +84,20 @@ def _raise_for(layout: MemoryLayout, value: object, where: str) -> NoReturn:
     raise TypeError(f"{where}: cannot pass {value!r} as {name}")
 
 
+def _raise_for_segment(value: object, where: str, what: str, size: int, heap: bool) -> NoReturn:
+    if not isinstance(value, MemorySegment):
+        raise TypeError(f"{where}: expected MemorySegment for {what}, got {_type_name(value)}")
+    value.scope._check()  # raises for a closed arena or another thread
+    if not value.is_native() and not heap:
+        raise ValueError(
+            f"{where}: Heap segment not allowed: {value!r}; to pass Python buffers, register "
+            "and link the call shape with Linker.Option.critical(allow_heap_access=True)")
+    if value.byte_size < size:
+        raise OutOfBoundsError(f"{where}: segment of {value.byte_size} bytes is too small for "
+                               f"{what} ({size} bytes)", 0, size)
+    raise TypeError(f"{where}: cannot pass {value!r} as {what}")
+
+
 def arg_error(key: str, mode: str, position: int, value: Any) -> NoReturn:
     """Raise the exception for a bad downcall argument (called by stubs only).
 
@@ -90,20 +105,52 @@ def arg_error(key: str, mode: str, position: int, value: Any) -> NoReturn:
     target); ``position`` is the argument's index, or -1 for a wrong count, in
     which case ``value`` is the number of arguments given.
     """
-    descriptor = _descriptors.get(key)
-    if descriptor is None:
+    entry = _descriptors.get(key)
+    if entry is None:
         raise TypeError(f"invalid argument for downcall {key}")
-    offset = 0 if mode == "b" else 1
+    descriptor, options = entry
+    leading = ["target address"] if mode == "u" else []
+    if isinstance(descriptor.return_layout, GroupLayout):
+        leading.append("SegmentAllocator for the struct result")
+    capture = any(o.kind == "capture_call_state" for o in options)
+    if capture:
+        leading.append("capture segment")
     where = f"downcall {key}"
     if position < 0:
-        expected = len(descriptor.argument_layouts) + offset
+        expected = len(descriptor.argument_layouts) + len(leading)
         plural = "" if expected == 1 else "s"
-        target = "" if offset == 0 else " (the target address segment, then the arguments)"
-        raise TypeError(f"{where} takes {expected} argument{plural}{target} ({value} given)")
-    if position < offset:
-        _raise_for(ADDRESS, value, f"{where}, argument 0 (target address)")
-    layout = descriptor.argument_layouts[position - offset]
+        first = f" (first: {', then '.join(leading)})" if leading else ""
+        raise TypeError(f"{where} takes {expected} argument{plural}{first} ({value} given)")
+    if position < len(leading):
+        role = leading[position]
+        here = f"{where}, argument {position} ({role})"
+        if role == "target address":
+            _raise_for(ADDRESS, value, here)
+        if role == "capture segment":
+            layout = Option.capture_state_layout()
+            _raise_for_segment(value, here, f"the capture state {layout}", layout.byte_size,
+                               heap=False)
+        raise TypeError(f"{here}: invalid value {value!r}")
+    layout = descriptor.argument_layouts[position - len(leading)]
+    if isinstance(layout, GroupLayout):
+        heap = any(o.kind == "critical" and o.value for o in options)
+        _raise_for_segment(value, f"{where}, argument {position}", f"struct {layout}",
+                           layout.byte_size, heap)
     _raise_for(layout, value, f"{where}, argument {position}")
+
+
+def _allocate_result(allocator: Any, size: int, alignment: int) -> MemorySegment:
+    """Memory for a struct result (called by stubs): ``allocator.allocate(size, alignment)``."""
+    if not isinstance(allocator, SegmentAllocator):
+        raise TypeError(f"a downcall returning a struct takes a SegmentAllocator (an Arena, for "
+                        f"example) before its arguments, not {_type_name(allocator)}")
+    segment = allocator.allocate(size, alignment)
+    if not isinstance(segment, MemorySegment) or not segment.is_native() \
+            or segment.byte_size < size or segment.is_read_only():
+        raise TypeError(f"{type(allocator).__name__}.allocate({size}, {alignment}) returned "
+                        f"{segment!r}, not a writable native segment of {size} bytes")
+    segment.scope._check()
+    return segment
 
 
 def missing_registration(key: str, descriptor: FunctionDescriptor, options: tuple[object, ...]
@@ -124,7 +171,7 @@ def make_handle(key: str, descriptor: FunctionDescriptor, options: tuple[object,
     if stub is None:
         raise missing_registration(key, descriptor, options)
     with _lock:
-        _descriptors.setdefault(key, descriptor.stripped())
+        _descriptors.setdefault(key, (descriptor.stripped(), tuple(options)))  # type: ignore[arg-type]
     doc = f"Downcall handle {key}" + ("" if address is not None else
                                       "; the first argument is the target address segment")
     return _native.new_builtin(stub, address, "downcall", doc)
@@ -135,6 +182,8 @@ _native.set_cell(_abi.CELL_CONFINED_TYPE, _ConfinedSegment)
 _native.set_cell(_abi.CELL_HEAP_TYPE, _HeapSegment)
 _native.set_cell(_abi.CELL_ADDRESS_ATTR, sys.intern("_ffm_address"))
 _native.set_cell(_abi.CELL_GUARD_ATTR, sys.intern("_guard"))
+_native.set_cell(_abi.CELL_SIZE_ATTR, sys.intern("_size"))
+_native.set_cell(_abi.CELL_ALLOCATE, _allocate_result)
 def _result_segment(address: int, size: int) -> MemorySegment:
     """The segment an ``ADDRESS`` result denotes (called by stubs)."""
     return MemorySegment.NULL if address == 0 else MemorySegment._make(address, size)

@@ -22,7 +22,7 @@ from llvmlite import ir
 
 from ffm_runtime import _abi
 
-from ._lowering import LoweredSignature, ScalarKind
+from ._lowering import LoweredSignature, Piece, ScalarKind
 
 __all__ = ["build_module", "stub_symbol"]
 
@@ -76,15 +76,18 @@ class _Imports:
         "PyList_GetItem": (_PTR, [_PTR, _I64], False),
         "PyLong_AsUnsignedLong": (_I64, [_PTR], False),
         "PyThread_get_thread_ident": (_I64, [], False),
+        "PyLong_AsSsize_t": (_I64, [_PTR], False),
         "Py_IncRef": (ir.VoidType(), [_PTR], False),
         "Py_DecRef": (ir.VoidType(), [_PTR], False),
+        "__errno_location": (_PTR, [], False),
         "llvm.fabs.f32": (_F32, [_F32], False),
         "llvm.fabs.f64": (_F64, [_F64], False),
     }
 
     def function(self, name: str) -> ir.Function:
         if name not in self._functions:
-            if not (name in _abi.PYTHON_FUNCTIONS or name.startswith("llvm.")):
+            if not (name in _abi.PYTHON_FUNCTIONS or name in _abi.LIBC_FUNCTIONS
+                    or name.startswith("llvm.")):
                 raise AssertionError(f"{name} is not in the stub ABI contract")
             result, params, variadic = self._SIGNATURES[name]
             fn = ir.Function(self.module, ir.FunctionType(result, params, var_arg=variadic), name)
@@ -280,14 +283,36 @@ class _StubBuilder:
             return self.call("PyFloat_FromDouble", value)
         factory = b.load(self.imports.data(_abi.CELL_MAKE_SEGMENT), typ=_PTR)
         return self.call("PyObject_CallFunction", factory, self.imports.cstring("Kn"),
-                         b.ptrtoint(value, _I64), ir.Constant(_I64, self.sig.result_target_size))
+                         b.ptrtoint(value, _I64), ir.Constant(_I64, self.sig.result.target_size))
 
     # -- the stub ----------------------------------------------------------------------
+    def unbox_segment(self, obj: ir.Value, position: int, min_size: int) -> ir.Value:
+        """A segment's address, after the checks of :meth:`unbox_address` and a size check."""
+        b = self.builder
+        address = self.unbox_address(obj, position)
+        name = b.load(self.imports.data(_abi.CELL_SIZE_ATTR), typ=_PTR)
+        raw = self.call("PyObject_GetAttr", obj, name)
+        self.fail_if(b.icmp_unsigned("==", raw, ir.Constant(_PTR, None)), position, obj)
+        size = self.call("PyLong_AsSsize_t", raw)
+        self.call("Py_DecRef", raw)
+        self.fail_if(b.icmp_signed("<", size, ir.Constant(_I64, min_size)), position, obj)
+        return address
+
+    def load_piece(self, address: ir.Value, piece: Piece) -> ir.Value:
+        b = self.builder
+        where = b.gep(address, [ir.Constant(_I64, piece.offset)], source_etype=_I8)
+        return b.load(where, typ=_piece_type(piece), align=1)
+
+    def store_piece(self, address: ir.Value, piece: Piece, value: ir.Value) -> None:
+        b = self.builder
+        where = b.gep(address, [ir.Constant(_I64, piece.offset)], source_etype=_I8)
+        b.store(value, where, align=1)
+
     def emit(self) -> None:
         b = self.builder
         sig = self.sig
         base = 0 if self.bound else 1
-        expected = len(sig.arguments) + base
+        expected = len(sig.params) + base
         bad_count = self.new_block("bad_count")
         start = self.new_block("start")
         b.cbranch(b.icmp_signed("!=", self.nargs, ir.Constant(_I64, expected)), bad_count, start)
@@ -304,19 +329,121 @@ class _StubBuilder:
             first = arg(0)
             target = self.unbox_address(first, 0)
             self.fail_if(b.icmp_unsigned("==", target, ir.Constant(_PTR, None)), 0, first)
-        values = [self.unbox(kind, arg(i + base), i + base) for i, kind in enumerate(sig.arguments)]
 
-        c_result = ir.VoidType() if sig.result is None else _c_type(sig.result)
-        c_type = ir.FunctionType(c_result, [_c_type(k) for k in sig.arguments])
+        # Unbox every argument before anything else happens.
+        allocator = capture = None
+        native: list[tuple[ir.Value, ir.Type, tuple[str, ...]]] = []  # (value, type, attributes)
+        variadic_from = None  # index in ``native`` of the first variadic argument
+        result = sig.result
+        for index, param in enumerate(sig.params):
+            position = index + base
+            obj = arg(position)
+            if param.role == "allocator":
+                allocator = obj
+                continue
+            if param.role == "capture":
+                capture = self.unbox_segment(obj, position, param.size)
+                continue
+            if sig.first_variadic is not None and variadic_from is None \
+                    and param.layout_index >= sig.first_variadic:
+                variadic_from = len(native)
+            if param.passing == "scalar":
+                assert param.scalar is not None
+                kind = param.scalar
+                native.append((self.unbox(kind, obj, position), _c_type(kind),
+                               (kind.extension,) if kind.extension else ()))
+            else:
+                address = self.unbox_segment(obj, position, param.size)
+                if param.passing == "pieces":
+                    for piece in param.pieces:
+                        native.append((self.load_piece(address, piece), _piece_type(piece), ()))
+                else:
+                    alignment = max(8, param.alignment)
+                    native.append((address, _PTR,
+                                   (f"byval([{param.size} x i8]) align {alignment}",)))
+        if sig.first_variadic is not None and variadic_from is None:
+            variadic_from = len(native)
+
+        # A struct result gets its memory from the allocator before the call.
+        segment = result_address = None
+        if result.passing in ("pieces", "sret"):
+            assert allocator is not None
+            cell = b.load(self.imports.data(_abi.CELL_ALLOCATE), typ=_PTR)
+            segment = self.call("PyObject_CallFunction", cell, self.imports.cstring("Onn"),
+                                allocator, ir.Constant(_I64, result.size),
+                                ir.Constant(_I64, result.alignment))
+            with b.if_then(b.icmp_unsigned("==", segment, ir.Constant(_PTR, None)),
+                           likely=False):
+                b.ret(ir.Constant(_PTR, None))
+            name = b.load(self.imports.data(_abi.CELL_ADDRESS_ATTR), typ=_PTR)
+            raw = self.call("PyObject_GetAttr", segment, name)
+            result_address = self.call("PyLong_AsVoidPtr", raw)
+            self.call("Py_DecRef", raw)
+            if result.passing == "sret":
+                native.insert(0, (result_address, _PTR,
+                                  (f"sret([{result.size} x i8]) align {max(8, result.alignment)}",)))
+                if variadic_from is not None:
+                    variadic_from += 1
+
+        if result.passing == "scalar":
+            assert result.scalar is not None
+            c_result: ir.Type = _c_type(result.scalar)
+        elif result.passing == "pieces":
+            types = [_piece_type(p) for p in result.pieces]
+            c_result = types[0] if len(types) == 1 else ir.LiteralStructType(types)
+        else:
+            c_result = ir.VoidType()
+        fixed_types = [t for _, t, _ in native[:variadic_from]]
+        c_type = ir.FunctionType(c_result, fixed_types, var_arg=variadic_from is not None)
         state = None if sig.keeps_gil else self.call("PyEval_SaveThread")
         # An indirect call through an opaque pointer: llvmlite reads the callee's
         # ``function_type`` to print the call, so attach the C signature to it.
-        extensions = {i: (kind.extension,) for i, kind in enumerate(sig.arguments)
-                      if kind.extension}
-        call = b.call(_IndirectCallee(target, c_type), values, arg_attrs=extensions)
+        call = b.call(_IndirectCallee(target, c_type), [v for v, _, _ in native])
+        for position, (_, _, attributes) in enumerate(native):
+            if attributes:
+                call.arg_attributes[position] = _RawAttributes(attributes)
+        if capture is not None:
+            # errno right after the call: before the GIL (or anything else) can touch it
+            location = b.call(self.imports.function("__errno_location"), [])
+            b.store(b.load(location, typ=_I32), capture, align=1)
         if state is not None:
             self.call("PyEval_RestoreThread", state)
-        b.ret(self.box(sig.result, None if sig.result is None else call))
+        if result.passing == "pieces":
+            assert result_address is not None and segment is not None
+            if len(result.pieces) == 1:
+                self.store_piece(result_address, result.pieces[0], call)
+            else:
+                for index, piece in enumerate(result.pieces):
+                    self.store_piece(result_address, piece, b.extract_value(call, index))
+            b.ret(segment)
+        elif result.passing == "sret":
+            assert segment is not None
+            b.ret(segment)
+        else:
+            b.ret(self.box(result.scalar, None if result.passing == "void" else call))
+
+
+class _RawAttributes:
+    """Parameter attributes printed verbatim (``byval([24 x i8]) align 8``, ``sret(...)``)."""
+
+    def __init__(self, attributes: tuple[str, ...]) -> None:
+        self._attributes = attributes
+
+    def __bool__(self) -> bool:
+        return bool(self._attributes)
+
+    def _to_list(self, typ: ir.Type) -> list[str]:
+        return list(self._attributes)
+
+
+def _piece_type(piece: Piece) -> ir.Type:
+    if piece.ir == "float":
+        return _F32
+    if piece.ir == "double":
+        return _F64
+    if piece.ir == "v2f32":
+        return ir.VectorType(_F32, 2)
+    return ir.IntType(int(piece.ir[1:]))
 
 
 def build_module(signatures: Iterable[LoweredSignature], triple: str) -> ir.Module:

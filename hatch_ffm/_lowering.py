@@ -1,8 +1,10 @@
 """ABI lowering: from a descriptor and options to the machine-level call shape.
 
-This step decides how each argument and the result travel (which C type, which
-Python conversion) and refuses what the code generator does not handle yet.
-It knows nothing about LLVM; :mod:`hatch_ffm._codegen` turns its result into IR.
+This step decides what the handle takes from Python (a leading allocator for a
+struct result, a capture segment, the arguments), how each argument travels
+(a scalar, register-sized pieces of a struct, or a struct copied to the stack),
+and how the result comes back.  It knows nothing about LLVM;
+:mod:`hatch_ffm._codegen` turns its result into IR.
 """
 
 from __future__ import annotations
@@ -10,9 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ffm_runtime._descriptor import FunctionDescriptor, Option, check_options
-from ffm_runtime._layouts import NATIVE_ORDER, AddressLayout, MemoryLayout, ValueLayout
+from ffm_runtime._layouts import AddressLayout, GroupLayout, MemoryLayout, ValueLayout
 
-__all__ = ["LoweredSignature", "NotSupportedYetError", "ScalarKind", "lower"]
+from . import _sysv
+from ._sysv import Piece
+
+__all__ = ["LoweredSignature", "NotSupportedYetError", "Param", "Piece", "Result", "ScalarKind",
+           "lower"]
 
 
 class NotSupportedYetError(ValueError):
@@ -32,6 +38,10 @@ class ScalarKind:
     #: inclusive range accepted from Python for integers, else ``None``
     value_range: tuple[int, int] | None
 
+    @property
+    def is_sse(self) -> bool:
+        return self.carrier in "fd"
+
 
 SCALARS: dict[str, ScalarKind] = {
     "z": ScalarKind("z", 8, "zeroext", None),
@@ -47,50 +57,128 @@ SCALARS: dict[str, ScalarKind] = {
 
 
 @dataclass(frozen=True)
+class Param:
+    """One Python argument of a handle (after an unbound handle's target address)."""
+
+    #: ``allocator`` (for a struct result), ``capture`` (the call-state segment) or ``value``
+    role: str
+    #: how a value travels: ``scalar``, ``pieces`` (struct in registers) or ``byval`` (struct
+    #: copied to the stack); ``segment`` for the capture segment, ``object`` for the allocator
+    passing: str
+    scalar: ScalarKind | None = None
+    #: a struct's (or the capture segment's minimum) size and alignment
+    size: int = 0
+    alignment: int = 1
+    pieces: tuple[Piece, ...] = ()
+    #: the argument's layout index in the descriptor (``-1`` for allocator / capture)
+    layout_index: int = -1
+
+
+@dataclass(frozen=True)
+class Result:
+    """How the result comes back: ``void``, ``scalar``, ``pieces`` or ``sret`` (through memory)."""
+
+    passing: str
+    scalar: ScalarKind | None = None
+    size: int = 0
+    alignment: int = 1
+    pieces: tuple[Piece, ...] = ()
+    #: byte size of an ``ADDRESS`` result's target layout (0: zero-length segments)
+    target_size: int = 0
+
+
+@dataclass(frozen=True)
 class LoweredSignature:
     """A call shape ready for code generation."""
 
     key: str
-    arguments: tuple[ScalarKind, ...]
-    result: ScalarKind | None
+    params: tuple[Param, ...]
+    result: Result
     #: keep the GIL across the call (``critical`` / ``is_trivial``)
     keeps_gil: bool
     #: heap segments may be passed for ``ADDRESS`` (``critical(allow_heap_access=True)``)
     allow_heap: bool = False
-    #: byte size of an ``ADDRESS`` result's target layout (0: zero-length segments)
-    result_target_size: int = 0
+    #: index of the first variadic *layout* (``first_variadic_arg``), or ``None``
+    first_variadic: int | None = None
+    #: store ``errno`` into the capture segment right after the call
+    capture_errno: bool = False
+
+    @property
+    def arguments(self) -> tuple[ScalarKind, ...]:
+        """The scalar value parameters (for shapes that have no structs)."""
+        return tuple(p.scalar for p in self.params if p.scalar is not None)
 
 
-def _scalar(layout: MemoryLayout, where: str, descriptor: FunctionDescriptor) -> ScalarKind:
-    if not isinstance(layout, ValueLayout):
-        raise NotSupportedYetError(
-            f"{type(layout).__name__} {layout} as {where} of {descriptor} is not supported yet: "
-            "hatch-ffm currently compiles value layouts (JAVA_* and ADDRESS) only")
-    if layout.order != NATIVE_ORDER:
-        raise ValueError(f"Layout {layout} as {where} of {descriptor} has non-native byte order")
-    if layout.byte_alignment != layout.byte_size:
-        raise ValueError(
-            f"Layout {layout} as {where} of {descriptor}: layout alignment must be natural alignment")
+def _scalar(layout: ValueLayout) -> ScalarKind:
     return SCALARS[layout.carrier]
 
 
-def lower(key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...]) -> LoweredSignature:
-    """Lower one registration, or raise :class:`NotSupportedYetError` / ``ValueError``."""
-    keeps_gil = allow_heap = False
+def lower(key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...],
+          target: str = "x86_64-linux") -> LoweredSignature:
+    """Lower one registration for ``target``, or raise :class:`NotSupportedYetError`."""
+    if target != "x86_64-linux":
+        raise NotSupportedYetError(f"lowering for {target} is not supported yet")
+    keeps_gil = allow_heap = capture = False
+    first_variadic = None
     for option in check_options(descriptor, options):
         if option.kind == "critical":
             keeps_gil = True
             allow_heap = bool(option.value)
+        elif option.kind == "first_variadic_arg":
+            assert isinstance(option.value, int)
+            first_variadic = option.value
         else:
-            raise NotSupportedYetError(
-                f"{option!r} (registered with {descriptor}) is not supported yet")
-    arguments = tuple(_scalar(layout, f"argument {i}", descriptor)
-                      for i, layout in enumerate(descriptor.argument_layouts))
-    result = None
-    target_size = 0
-    if descriptor.return_layout is not None:
-        result = _scalar(descriptor.return_layout, "result", descriptor)
-        if isinstance(descriptor.return_layout, AddressLayout) \
-                and descriptor.return_layout.target_layout is not None:
-            target_size = descriptor.return_layout.target_layout.byte_size
-    return LoweredSignature(key, arguments, result, keeps_gil, allow_heap, target_size)
+            capture = True
+
+    params: list[Param] = []
+    gprs, sses = _sysv.GPR_COUNT, _sysv.SSE_COUNT
+    result_layout = descriptor.return_layout
+    if result_layout is None:
+        result = Result("void")
+    elif isinstance(result_layout, ValueLayout):
+        target_size = 0
+        if isinstance(result_layout, AddressLayout) and result_layout.target_layout is not None:
+            target_size = result_layout.target_layout.byte_size
+        result = Result("scalar", _scalar(result_layout), target_size=target_size)
+    else:
+        assert isinstance(result_layout, GroupLayout)
+        pieces = _sysv.classify(result_layout)
+        if pieces is None:
+            gprs -= 1  # the hidden result pointer takes rdi
+            result = Result("sret", None, result_layout.byte_size, result_layout.byte_alignment)
+        else:
+            result = Result("pieces", None, result_layout.byte_size, result_layout.byte_alignment,
+                            pieces)
+        params.append(Param("allocator", "object"))
+    if capture:
+        params.append(Param("capture", "segment", size=4, alignment=4))
+
+    for index, layout in enumerate(descriptor.argument_layouts):
+        if isinstance(layout, ValueLayout):
+            kind = _scalar(layout)
+            if kind.is_sse:
+                sses = max(sses - 1, 0)  # past the registers, scalars go to the stack
+            else:
+                gprs = max(gprs - 1, 0)
+            params.append(Param("value", "scalar", kind, layout_index=index))
+            continue
+        assert isinstance(layout, GroupLayout)
+        pieces = _sysv.classify(layout)
+        if pieces is not None:
+            need_sse = sum(1 for p in pieces if p.is_sse)
+            need_gpr = len(pieces) - need_sse
+            if need_sse <= sses and need_gpr <= gprs:
+                sses -= need_sse
+                gprs -= need_gpr
+                params.append(Param("value", "pieces", None, layout.byte_size,
+                                    layout.byte_alignment, pieces, index))
+                continue
+        params.append(Param("value", "byval", None, layout.byte_size, layout.byte_alignment,
+                            (), index))
+    return LoweredSignature(key, tuple(params), result, keeps_gil, allow_heap, first_variadic,
+                            capture)
+
+
+def describe(layout: MemoryLayout) -> str:
+    """A short name for a layout in messages."""
+    return getattr(layout, "constant_name", None) or str(layout)

@@ -97,6 +97,7 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
         self._check_runtime_dependency()
         package, package_dir = self._package()
 
+        from ffm_runtime._access import enabled_while
         from ffm_runtime._platform import host_target
 
         from ._build import build_stubs, resolve_targets
@@ -106,12 +107,20 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
         targets = resolve_targets(config.targets, host_target(), config.path)
         access = DuringSetupAccess(self.root, self.metadata.core.name, package, targets,
                                    dict(self.config))
+        units = config.enable_native_access
+        if units is None:
+            packages = getattr(self.build_config, "packages", None) or []
+            units = tuple(dict.fromkeys(
+                [os.path.basename(p.rstrip("/")) for p in packages] or [package]))
         source_root = os.path.dirname(package_dir)
         added = [p for p in (source_root, self.root) if p not in sys.path]
         sys.path[:0] = added
         try:
-            session, ran, declined = run_features(config.features, config.entry_points, access,
-                                                  config.path)
+            # Features may use restricted operations (with_target_layout, say) in the name of
+            # the packages this wheel enables.
+            with enabled_while(units):
+                session, ran, declined = run_features(config.features, config.entry_points,
+                                                      access, config.path)
         finally:
             for p in added:
                 sys.path.remove(p)
@@ -128,11 +137,6 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
             app.display_debug(f"hatch-ffm:   {key}")
 
         self._workdir = tempfile.mkdtemp(prefix="hatch-ffm-")
-        units = config.enable_native_access
-        if units is None:
-            packages = getattr(self.build_config, "packages", None) or []
-            units = tuple(dict.fromkeys(
-                [os.path.basename(p.rstrip("/")) for p in packages] or [package]))
         app.display_info(f"hatch-ffm: enabled for native access: {', '.join(units) or 'none'}")
         try:
             built = build_stubs(session.registrations.values(), targets, package, self._workdir,

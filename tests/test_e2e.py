@@ -182,20 +182,24 @@ def test_config_error_names_the_toml_path(tmp_path: Path) -> None:
             in result.stdout + result.stderr)
 
 
-def test_unsupported_registration_stops_the_build(tmp_path: Path) -> None:
+def test_invalid_registration_stops_the_build(tmp_path: Path) -> None:
     project = modified_project(tmp_path, "[tool.hatch.build.targets.wheel.hooks.ffm]",
                                "[tool.hatch.build.targets.wheel.hooks.ffm]\n"
                                'targets = ["native"]')
     features = project / "example_project" / "ffm_features.py"
     features.write_text(features.read_text().replace(
         "        register(FunctionDescriptor.of(JAVA_INT))  ",
-        "        register(FunctionDescriptor.of(ADDRESS, JAVA_INT, JAVA_INT),\n"
+        "        register(FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_DOUBLE.with_name('x')),\n"
+        "                 Linker.Option.first_variadic_arg(1))\n"
+        "        from ffm_runtime import JAVA_FLOAT\n"
+        "        register(FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_FLOAT),\n"
         "                 Linker.Option.first_variadic_arg(1))\n"
         "        register(FunctionDescriptor.of(JAVA_INT))  "))
     result = build_wheel(project, tmp_path / "out", check=False)
     assert result.returncode != 0
-    assert re.search(r"Linker\.Option\.first_variadic_arg\(1\) \(registered with \(i4i4\)a8\) is "
-                     r"not supported yet", result.stdout + result.stderr)
+    assert re.search(r"Feature 'example_project\.ffm_features:LibcFeature' failed in during_setup: "
+                     r"Invalid variadic argument layout: f4 in \(a8f4\)i4",
+                     result.stdout + result.stderr)
 
 
 def test_packages_import_without_build_tools() -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ffm_runtime import ADDRESS, JAVA_INT, FunctionDescriptor, Linker, UpcallNotSupportedError
+from ffm_runtime import ADDRESS, JAVA_INT, FunctionDescriptor, UpcallNotSupportedError
 from hatch_ffm import DuringSetupAccess, NotSupportedYetError, RuntimeForeignAccess
 from hatch_ffm._features import FeatureError, run_features
+from hatch_ffm._lowering import lower
 
 ACCESS = DuringSetupAccess("/project", "demo", "demo", ("x86_64-linux",))
 PATH = "tool.hatch.build.targets.wheel.hooks.ffm"
@@ -91,55 +92,37 @@ class Yes:
 
 
 def test_seed_example_registrations(plugins: Path) -> None:
-    """GraalVM's example Feature in Python: the last two shapes are not compiled yet."""
+    """GraalVM's example Feature, in Python: every registration is accepted."""
     write_module(plugins, "feat_seed", PREAMBLE + """
-class Accepted:
+class Seed:
     def during_setup(self, access):
         RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of_void())
         RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of_void(),
                                                    Linker.Option.is_trivial())
         RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT))
-
-class Variadic:
-    def during_setup(self, access):
         RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of(ADDRESS, JAVA_INT, JAVA_INT),
                                                    Linker.Option.first_variadic_arg(1))
-
-class Errno:
-    def during_setup(self, access):
         RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of_void(JAVA_INT),
                                                    Linker.Option.capture_call_state("errno"))
 """)
-    session, _, _ = run_features(["feat_seed:Accepted"], False, ACCESS, PATH)
-    assert sorted(session.registrations) == ["()v", "()v critical", "(i4i4)i4"]
-    with pytest.raises(FeatureError, match=r"first_variadic_arg\(1\).*is not supported yet") as info:
-        run_features(["feat_seed:Variadic"], False, ACCESS, PATH)
-    assert isinstance(info.value.__cause__, NotSupportedYetError)
-    with pytest.raises(FeatureError, match=r"capture_call_state\('errno'\).*not supported yet"):
-        run_features(["feat_seed:Errno"], False, ACCESS, PATH)
+    session, _, _ = run_features(["feat_seed:Seed"], False, ACCESS, PATH)
+    assert sorted(session.registrations) == [
+        "()v", "()v critical", "(i4)v capture(errno)", "(i4i4)a8 variadic(1)", "(i4i4)i4"]
 
 
-@pytest.mark.parametrize(("descriptor", "options", "message"), [
-    (FunctionDescriptor.of(JAVA_INT, Linker.Option.capture_state_layout()), (),
-     r"StructLayout \[i4\(errno\)\] as argument 0 .* is not supported yet"),
-    (FunctionDescriptor.of_void(JAVA_INT), (Linker.Option.first_variadic_arg(0),),
-     r"first_variadic_arg\(0\).*not supported yet"),
-], ids=["struct", "variadic"])
-def test_not_supported_yet_shapes(descriptor: FunctionDescriptor,
-                                  options: tuple[Linker.Option, ...], message: str) -> None:
-    from hatch_ffm._registration import RegistrationSession, open_session
-
-    with open_session(RegistrationSession()), pytest.raises(NotSupportedYetError, match=message):
-        RuntimeForeignAccess.register_for_downcall(descriptor, *options)
+def test_targets_without_lowering_are_not_supported_yet() -> None:
+    descriptor = FunctionDescriptor.of(JAVA_INT, JAVA_INT)
+    with pytest.raises(NotSupportedYetError, match="lowering for riscv64-linux is not supported yet"):
+        lower("(i4)i4", descriptor, (), "riscv64-linux")
 
 
 def test_invalid_layouts_are_refused() -> None:
     from hatch_ffm._registration import RegistrationSession, open_session
 
     with open_session(RegistrationSession()):
-        with pytest.raises(ValueError, match="has non-native byte order"):
+        with pytest.raises(ValueError, match="does not have the native byte order"):
             RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of(JAVA_INT.with_order("big")))
-        with pytest.raises(ValueError, match="layout alignment must be natural alignment"):
+        with pytest.raises(ValueError, match="Layout alignment must be natural alignment"):
             RuntimeForeignAccess.register_for_downcall(
                 FunctionDescriptor.of_void(ADDRESS.with_byte_alignment(4)))
         with pytest.raises(TypeError, match="expects a FunctionDescriptor"):

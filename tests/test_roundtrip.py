@@ -158,7 +158,7 @@ def test_unbound_handle_takes_target_first(lookup: ffm.SymbolLookup) -> None:
     add = LINKER.downcall_handle(FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT))
     target = lookup.find("add_int")
     assert add(target, 2, 40) == 42
-    with pytest.raises(TypeError, match=r"takes 3 arguments \(the target address segment"):
+    with pytest.raises(TypeError, match=r"takes 3 arguments \(first: target address\) \(2 given\)"):
         add(2, 40)
     with pytest.raises(TypeError, match=r"argument 0 \(target address\): expected MemorySegment"):
         add(1, 2, 40)

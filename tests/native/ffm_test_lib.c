@@ -45,3 +45,52 @@ const char *greeting(void) { return "hello from C"; }
 /* Heap access (critical(allow_heap_access=True)) and target layouts. */
 void copy_bytes(void *dst, const void *src, int64_t n) { memcpy(dst, src, (size_t)n); }
 int32_t *int_ptr(void) { static int32_t x = 1234; return &x; }
+
+/* errno capture (after the JDK's libCaptureCallState.c): set errno, return something. */
+#include <errno.h>
+#include <stdarg.h>
+#include <time.h>
+struct SL { long long x; };
+struct SLL { long long x, y; };
+struct SLLL { long long x, y, z; };
+struct SD { double x; };
+struct SDD { double x, y; };
+struct SDDD { double x, y, z; };
+void set_errno_V(int v) { errno = v; }
+int set_errno_I(int v) { errno = v; return 42; }
+double set_errno_D(int v) { errno = v; return 42.0; }
+struct SL set_errno_SL(int v) { errno = v; struct SL s = {42}; return s; }
+struct SLL set_errno_SLL(int v) { errno = v; struct SLL s = {42, 43}; return s; }
+struct SLLL set_errno_SLLL(int v) { errno = v; struct SLLL s = {42, 43, 44}; return s; }
+struct SD set_errno_SD(int v) { errno = v; struct SD s = {42.5}; return s; }
+struct SDD set_errno_SDD(int v) { errno = v; struct SDD s = {42.5, 43.5}; return s; }
+struct SDDD set_errno_SDDD(int v) { errno = v; struct SDDD s = {42.5, 43.5, 44.5}; return s; }
+
+/* Variadic writeback (after the JDK's libVarArgs.c): types[i] says what the i-th variadic
+ * argument is; each value is copied into its 32-byte slot of out. */
+struct S_II { int a, b; };
+struct S_FFFF { float a, b, c, d; };
+void varargs(const int *types, unsigned char *out, int num, ...) {
+    va_list ap;
+    va_start(ap, num);
+    for (int i = 0; i < num; i++) {
+        unsigned char *slot = out + 32 * i;
+        switch (types[i]) {
+        case 0: { int x = va_arg(ap, int); memcpy(slot, &x, sizeof x); break; }
+        case 1: { long long x = va_arg(ap, long long); memcpy(slot, &x, sizeof x); break; }
+        case 2: { double x = va_arg(ap, double); memcpy(slot, &x, sizeof x); break; }
+        case 3: { void *x = va_arg(ap, void *); memcpy(slot, &x, sizeof x); break; }
+        case 4: { struct S_II x = va_arg(ap, struct S_II); memcpy(slot, &x, sizeof x); break; }
+        case 5: { struct SDD x = va_arg(ap, struct SDD); memcpy(slot, &x, sizeof x); break; }
+        case 6: { struct S_FFFF x = va_arg(ap, struct S_FFFF); memcpy(slot, &x, sizeof x); break; }
+        case 7: { struct SLLL x = va_arg(ap, struct SLLL); memcpy(slot, &x, sizeof x); break; }
+        }
+    }
+    va_end(ap);
+}
+
+/* Blocks for a while: the GIL test. */
+void sleep_ms(int ms) {
+    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
