@@ -129,15 +129,187 @@ class _IndirectCallee:
         return str(self.pointer.get_reference())
 
 
-class _StubBuilder:
-    def __init__(self, imports: _Imports, sig: LoweredSignature, name: str, bound: bool) -> None:
+class _Helpers:
+    """Internal functions shared by every stub of a module: the argument conversions and the
+    error path.  Keeping them out of the stubs keeps the module small to build and compile."""
+
+    def __init__(self, imports: _Imports) -> None:
         self.imports = imports
+        self._made: dict[str, ir.Function] = {}
+
+    def get(self, name: str) -> ir.Function:
+        if name not in self._made:
+            self._made[name] = getattr(self, "_make_" + name)()
+        return self._made[name]
+
+    def _function(self, name: str, result: ir.Type, params: list[ir.Type], cold: bool = False,
+                  inline: bool = True) -> tuple[ir.Function, ir.IRBuilder]:
+        fn = ir.Function(self.imports.module, ir.FunctionType(result, params), "ffm_h_" + name)
+        fn.linkage = "internal"
+        fn.attributes.add("nounwind")
+        if cold:
+            fn.attributes.add("cold")
+        fn.attributes.add("alwaysinline" if inline and not cold else "noinline")
+        return fn, ir.IRBuilder(fn.append_basic_block("entry"))
+
+    def call(self, b: ir.IRBuilder, name: str, *args: ir.Value) -> ir.Instruction:
+        return b.call(self.imports.function(name), list(args))
+
+    def _make_fail(self) -> ir.Function:
+        """``fail(key, mode, position, value)``: clear the error, let ``arg_error`` raise."""
+        fn, b = self._function("fail", _PTR, [_PTR, _PTR, _I64, _PTR], cold=True)
+        key, mode, position, value = fn.args
+        self.call(b, "PyErr_Clear")
+        cell = b.load(self.imports.data(_abi.CELL_ARG_ERROR), typ=_PTR)
+        result = self.call(b, "PyObject_CallFunction", cell, self.imports.cstring("ssnO"), key,
+                           mode, position, value)
+        with b.if_then(b.icmp_unsigned("!=", result, ir.Constant(_PTR, None))):
+            self.call(b, "Py_DecRef", result)
+        b.ret(ir.Constant(_PTR, None))
+        return fn
+
+    def _make_fail_count(self) -> ir.Function:
+        fn, b = self._function("fail_count", _PTR, [_PTR, _PTR, _I64], cold=True)
+        key, mode, nargs = fn.args
+        cell = b.load(self.imports.data(_abi.CELL_ARG_ERROR), typ=_PTR)
+        result = self.call(b, "PyObject_CallFunction", cell, self.imports.cstring("ssnn"), key,
+                           mode, ir.Constant(_I64, -1), nargs)
+        with b.if_then(b.icmp_unsigned("!=", result, ir.Constant(_PTR, None))):
+            self.call(b, "Py_DecRef", result)
+        b.ret(ir.Constant(_PTR, None))
+        return fn
+
+    @staticmethod
+    def _pair(b: ir.IRBuilder, value: ir.Value, ok: ir.Value) -> None:
+        pair = ir.LiteralStructType([value.type, _I1])
+        b.ret(b.insert_value(b.insert_value(ir.Constant(pair, ir.Undefined), value, 0), ok, 1))
+
+    def _make_int(self) -> ir.Function:
+        """``int(obj, low, high) -> {i64, ok}``: an int in ``[low, high]``."""
+        fn, b = self._function("int", ir.LiteralStructType([_I64, _I1]), [_PTR, _I64, _I64])
+        obj, low, high = fn.args
+        value = self.call(b, "PyLong_AsLongLong", obj)
+        with b.if_then(b.icmp_signed("==", value, ir.Constant(_I64, -1)), likely=False):
+            failed = b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"), ir.Constant(_PTR, None))
+            with b.if_then(failed, likely=False):
+                self._pair(b, value, ir.Constant(_I1, 0))
+        inside = b.and_(b.icmp_signed(">=", value, low), b.icmp_signed("<=", value, high))
+        self._pair(b, value, inside)
+        return fn
+
+    def _make_double(self) -> ir.Function:
+        fn, b = self._function("double", ir.LiteralStructType([_F64, _I1]), [_PTR])
+        value = self.call(b, "PyFloat_AsDouble", fn.args[0])
+        with b.if_then(b.fcmp_ordered("==", value, ir.Constant(_F64, -1.0)), likely=False):
+            failed = b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"), ir.Constant(_PTR, None))
+            with b.if_then(failed, likely=False):
+                self._pair(b, value, ir.Constant(_I1, 0))
+        self._pair(b, value, ir.Constant(_I1, 1))
+        return fn
+
+    def _make_float(self) -> ir.Function:
+        """``float(obj) -> {float, ok}``: finite doubles beyond float's range are refused."""
+        fn, b = self._function("float", ir.LiteralStructType([_F32, _I1]), [_PTR])
+        pair = b.call(self.get("double"), [fn.args[0]])
+        value, ok = b.extract_value(pair, 0), b.extract_value(pair, 1)
+        narrow = b.fptrunc(value, _F32)
+        inf32 = b.fcmp_ordered("==", self.call(b, "llvm.fabs.f32", narrow),
+                               ir.Constant(_F32, float("inf")))
+        inf64 = b.fcmp_ordered("==", self.call(b, "llvm.fabs.f64", value),
+                               ir.Constant(_F64, float("inf")))
+        self._pair(b, narrow, b.and_(ok, b.not_(b.and_(inf32, b.not_(inf64)))))
+        return fn
+
+    def _make_bool(self) -> ir.Function:
+        fn, b = self._function("bool", ir.LiteralStructType([_I8, _I1]), [_PTR])
+        obj = fn.args[0]
+        is_true = b.icmp_unsigned("==", obj, self.imports.data("_Py_TrueStruct"))
+        is_false = b.icmp_unsigned("==", obj, self.imports.data("_Py_FalseStruct"))
+        self._pair(b, b.zext(is_true, _I8), b.or_(is_true, is_false))
+        return fn
+
+    def _make_segment(self) -> ir.Function:
+        """``segment(obj, min_size, allow_heap) -> {address, ok}``.
+
+        Segments usable anywhere are exactly of the ``MemorySegment`` type (fast path);
+        confined ones are of a subclass whose guard must name this thread; heap ones of
+        another subclass, allowed only when ``allow_heap``.  ``min_size`` < 0 skips the
+        size check (an ``ADDRESS`` argument).
+        """
+        fn, b = self._function("segment", ir.LiteralStructType([_PTR, _I1]), [_PTR, _I64, _I1],
+                               inline=False)
+        obj, min_size, allow_heap = fn.args
+        null = ir.Constant(_PTR, None)
+        fail = fn.append_basic_block("fail")
+        obj_type = self.call(b, "PyObject_Type", obj)
+        self.call(b, "Py_DecRef", obj_type)  # the object keeps its type alive
+        seg_type = b.load(self.imports.data(_abi.CELL_SEGMENT_TYPE), typ=_PTR)
+        with b.if_then(b.icmp_unsigned("!=", obj_type, seg_type), likely=False):
+            confined_type = b.load(self.imports.data(_abi.CELL_CONFINED_TYPE), typ=_PTR)
+            is_confined = self.call(b, "PyObject_IsInstance", obj, confined_type)
+            confined = b.icmp_signed("==", is_confined, ir.Constant(_I32, 1))
+            with b.if_else(confined) as (then, otherwise):
+                with then:
+                    guard_name = b.load(self.imports.data(_abi.CELL_GUARD_ATTR), typ=_PTR)
+                    guard = self.call(b, "PyObject_GetAttr", obj, guard_name)
+                    checked = fn.append_basic_block("guard")
+                    b.cbranch(b.icmp_unsigned("==", guard, null), fail, checked)
+                    b.position_at_end(checked)
+                    self.call(b, "Py_DecRef", guard)  # the segment keeps its guard alive
+                    owner_obj = self.call(b, "PyList_GetItem", guard, ir.Constant(_I64, 0))
+                    owned = fn.append_basic_block("owned")
+                    b.cbranch(b.icmp_unsigned("==", owner_obj, null), fail, owned)
+                    b.position_at_end(owned)
+                    owner = self.call(b, "PyLong_AsUnsignedLong", owner_obj)
+                    current = self.call(b, "PyThread_get_thread_ident")
+                    mine = fn.append_basic_block("mine")
+                    b.cbranch(b.icmp_unsigned("!=", owner, current), fail, mine)
+                    b.position_at_end(mine)
+                with otherwise:
+                    heap_type = b.load(self.imports.data(_abi.CELL_HEAP_TYPE), typ=_PTR)
+                    is_heap = self.call(b, "PyObject_IsInstance", obj, heap_type)
+                    heap_ok = b.and_(allow_heap, b.icmp_signed("==", is_heap,
+                                                               ir.Constant(_I32, 1)))
+                    allowed = fn.append_basic_block("heap")
+                    b.cbranch(heap_ok, allowed, fail)
+                    b.position_at_end(allowed)
+        name = b.load(self.imports.data(_abi.CELL_ADDRESS_ATTR), typ=_PTR)
+        raw = self.call(b, "PyObject_GetAttr", obj, name)
+        got = fn.append_basic_block("address")
+        b.cbranch(b.icmp_unsigned("==", raw, null), fail, got)
+        b.position_at_end(got)
+        address = self.call(b, "PyLong_AsVoidPtr", raw)
+        self.call(b, "Py_DecRef", raw)
+        with b.if_then(b.icmp_signed(">=", min_size, ir.Constant(_I64, 0))):
+            size_name = b.load(self.imports.data(_abi.CELL_SIZE_ATTR), typ=_PTR)
+            size_obj = self.call(b, "PyObject_GetAttr", obj, size_name)
+            sized = fn.append_basic_block("sized")
+            b.cbranch(b.icmp_unsigned("==", size_obj, null), fail, sized)
+            b.position_at_end(sized)
+            size = self.call(b, "PyLong_AsSsize_t", size_obj)
+            self.call(b, "Py_DecRef", size_obj)
+            large = fn.append_basic_block("large")
+            b.cbranch(b.icmp_signed("<", size, min_size), fail, large)
+            b.position_at_end(large)
+        self._pair(b, address, ir.Constant(_I1, 1))
+        b.position_at_end(fail)
+        self._pair(b, null, ir.Constant(_I1, 0))
+        return fn
+
+
+class _StubBuilder:
+    def __init__(self, imports: _Imports, helpers: _Helpers, sig: LoweredSignature, name: str,
+                 bound: bool) -> None:
+        self.imports = imports
+        self.helpers = helpers
         self.sig = sig
         self.bound = bound
         self.fn = ir.Function(imports.module, _STUB_TYPE, name)
         self.fn.attributes.add("nounwind")
         self.self_arg, self.args, self.nargs = self.fn.args
         self.builder = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        self.key = imports.cstring(sig.key)
+        self.mode = imports.cstring("b" if bound else "u")
 
     # -- helpers -----------------------------------------------------------------------
     def call(self, name: str, *args: ir.Value) -> ir.Instruction:
@@ -146,120 +318,48 @@ class _StubBuilder:
     def new_block(self, name: str) -> ir.Block:
         return self.fn.append_basic_block(name)
 
-    def raise_arg_error(self, position: int, value: ir.Value | None) -> None:
-        """Emit: clear the error, call ``arg_error(key, mode, position, value)``, return NULL.
-
-        ``position`` -1 reports a wrong argument count (``value`` is then ``nargs``).
-        """
-        b = self.builder
-        self.call("PyErr_Clear")
-        cell = b.load(self.imports.data(_abi.CELL_ARG_ERROR), typ=_PTR)
-        key = self.imports.cstring(self.sig.key)
-        mode = self.imports.cstring("b" if self.bound else "u")
-        if value is None:
-            fmt = self.imports.cstring("ssnn")
-            result = self.call("PyObject_CallFunction", cell, fmt, key, mode,
-                               ir.Constant(_I64, position), self.nargs)
-        else:
-            fmt = self.imports.cstring("ssnO")
-            result = self.call("PyObject_CallFunction", cell, fmt, key, mode,
-                               ir.Constant(_I64, position), value)
-        failed = b.icmp_unsigned("==", result, ir.Constant(_PTR, None))
-        with b.if_then(b.not_(failed)):
-            self.call("Py_DecRef", result)
-        b.ret(ir.Constant(_PTR, None))
-
-    def check_error_if(self, condition: ir.Value, position: int, value: ir.Value) -> None:
-        """If ``condition`` and an exception is pending, fail on argument ``position``."""
-        b = self.builder
-        with b.if_then(condition, likely=False):
-            occurred = self.call("PyErr_Occurred")
-            is_error = b.icmp_unsigned("!=", occurred, ir.Constant(_PTR, None))
-            self.fail_if(is_error, position, value)
-
     def fail_if(self, condition: ir.Value, position: int, value: ir.Value) -> None:
+        """If ``condition``, report argument ``position`` (``value``) and return NULL."""
         b = self.builder
         fail = self.new_block(f"fail{position}")
         ok = self.new_block(f"ok{position}")
         b.cbranch(condition, fail, ok)
         b.position_at_end(fail)
-        self.raise_arg_error(position, value)
+        b.ret(b.call(self.helpers.get("fail"), [self.key, self.mode,
+                                                 ir.Constant(_I64, position), value]))
         b.position_at_end(ok)
+
+    def checked(self, helper: str, position: int, obj: ir.Value, *extra: ir.Value) -> ir.Value:
+        b = self.builder
+        pair = b.call(self.helpers.get(helper), [obj, *extra])
+        self.fail_if(b.not_(b.extract_value(pair, 1)), position, obj)
+        return b.extract_value(pair, 0)
 
     # -- conversions -------------------------------------------------------------------
     def unbox_address(self, obj: ir.Value, position: int) -> ir.Value:
-        """A ``MemorySegment``'s address; a confined segment's guard must allow this thread.
+        """A ``MemorySegment``'s address (see ``_Helpers._make_segment``)."""
+        return self.checked("segment", position, obj, ir.Constant(_I64, -1),
+                            ir.Constant(_I1, int(self.sig.allow_heap)))
 
-        Segments usable anywhere are exactly of the ``MemorySegment`` type (fast
-        path); confined ones are of a subclass with a guard (see ``ffm_runtime._abi``).
-        """
-        b = self.builder
-        null = ir.Constant(_PTR, None)
-        obj_type = self.call("PyObject_Type", obj)
-        self.call("Py_DecRef", obj_type)  # the object keeps its type alive
-        seg_type = b.load(self.imports.data(_abi.CELL_SEGMENT_TYPE), typ=_PTR)
-        plain = b.icmp_unsigned("==", obj_type, seg_type)
-        with b.if_then(b.not_(plain), likely=False):
-            confined_type = b.load(self.imports.data(_abi.CELL_CONFINED_TYPE), typ=_PTR)
-            is_confined = self.call("PyObject_IsInstance", obj, confined_type)
-            confined = b.icmp_signed("==", is_confined, ir.Constant(_I32, 1))
-            with b.if_else(confined) as (then, otherwise):
-                with then:
-                    guard_name = b.load(self.imports.data(_abi.CELL_GUARD_ATTR), typ=_PTR)
-                    guard = self.call("PyObject_GetAttr", obj, guard_name)
-                    self.fail_if(b.icmp_unsigned("==", guard, null), position, obj)
-                    self.call("Py_DecRef", guard)  # the segment keeps its guard alive
-                    owner_obj = self.call("PyList_GetItem", guard, ir.Constant(_I64, 0))
-                    self.fail_if(b.icmp_unsigned("==", owner_obj, null), position, obj)
-                    owner = self.call("PyLong_AsUnsignedLong", owner_obj)
-                    current = self.call("PyThread_get_thread_ident")
-                    self.fail_if(b.icmp_unsigned("!=", owner, current), position, obj)
-                with otherwise:
-                    if self.sig.allow_heap:
-                        heap_type = b.load(self.imports.data(_abi.CELL_HEAP_TYPE), typ=_PTR)
-                        is_heap = self.call("PyObject_IsInstance", obj, heap_type)
-                        self.fail_if(b.icmp_signed("!=", is_heap, ir.Constant(_I32, 1)),
-                                     position, obj)
-                    else:
-                        self.fail_if(ir.Constant(_I1, 1), position, obj)
-        name = b.load(self.imports.data(_abi.CELL_ADDRESS_ATTR), typ=_PTR)
-        raw = self.call("PyObject_GetAttr", obj, name)
-        self.fail_if(b.icmp_unsigned("==", raw, null), position, obj)
-        address = self.call("PyLong_AsVoidPtr", raw)
-        self.call("Py_DecRef", raw)
-        self.check_error_if(b.icmp_unsigned("==", address, null), position, obj)
-        return address
+    def unbox_segment(self, obj: ir.Value, position: int, min_size: int) -> ir.Value:
+        """A segment's address, after the checks of :meth:`unbox_address` and a size check."""
+        return self.checked("segment", position, obj, ir.Constant(_I64, min_size),
+                            ir.Constant(_I1, int(self.sig.allow_heap)))
 
     def unbox(self, kind: ScalarKind, obj: ir.Value, position: int) -> ir.Value:
         b = self.builder
         if kind.carrier == "z":
-            is_true = b.icmp_unsigned("==", obj, self.imports.data("_Py_TrueStruct"))
-            is_false = b.icmp_unsigned("==", obj, self.imports.data("_Py_FalseStruct"))
-            self.fail_if(b.not_(b.or_(is_true, is_false)), position, obj)
-            return b.zext(is_true, _I8)
+            return self.checked("bool", position, obj)
         if kind.bits:
-            value = self.call("PyLong_AsLongLong", obj)
-            self.check_error_if(b.icmp_signed("==", value, ir.Constant(_I64, -1)), position, obj)
             assert kind.value_range is not None
             low, high = kind.value_range
-            if kind.bits < 64:
-                too_low = b.icmp_signed("<", value, ir.Constant(_I64, low))
-                too_high = b.icmp_signed(">", value, ir.Constant(_I64, high))
-                self.fail_if(b.or_(too_low, too_high), position, obj)
-                return b.trunc(value, ir.IntType(kind.bits))
-            return value
-        if kind.carrier in "fd":
-            value = self.call("PyFloat_AsDouble", obj)
-            self.check_error_if(b.fcmp_ordered("==", value, ir.Constant(_F64, -1.0)), position, obj)
-            if kind.carrier == "d":
-                return value
-            narrow = b.fptrunc(value, _F32)
-            inf32 = b.fcmp_ordered("==", self.call("llvm.fabs.f32", narrow),
-                                   ir.Constant(_F32, float("inf")))
-            inf64 = b.fcmp_ordered("==", self.call("llvm.fabs.f64", value),
-                                   ir.Constant(_F64, float("inf")))
-            self.fail_if(b.and_(inf32, b.not_(inf64)), position, obj)
-            return narrow
+            value = self.checked("int", position, obj, ir.Constant(_I64, low),
+                                 ir.Constant(_I64, high))
+            return b.trunc(value, ir.IntType(kind.bits)) if kind.bits < 64 else value
+        if kind.carrier == "d":
+            return self.checked("double", position, obj)
+        if kind.carrier == "f":
+            return self.checked("float", position, obj)
         return self.unbox_address(obj, position)
 
     def box(self, kind: ScalarKind | None, value: ir.Value | None) -> ir.Value:
@@ -286,18 +386,6 @@ class _StubBuilder:
                          b.ptrtoint(value, _I64), ir.Constant(_I64, self.sig.result.target_size))
 
     # -- the stub ----------------------------------------------------------------------
-    def unbox_segment(self, obj: ir.Value, position: int, min_size: int) -> ir.Value:
-        """A segment's address, after the checks of :meth:`unbox_address` and a size check."""
-        b = self.builder
-        address = self.unbox_address(obj, position)
-        name = b.load(self.imports.data(_abi.CELL_SIZE_ATTR), typ=_PTR)
-        raw = self.call("PyObject_GetAttr", obj, name)
-        self.fail_if(b.icmp_unsigned("==", raw, ir.Constant(_PTR, None)), position, obj)
-        size = self.call("PyLong_AsSsize_t", raw)
-        self.call("Py_DecRef", raw)
-        self.fail_if(b.icmp_signed("<", size, ir.Constant(_I64, min_size)), position, obj)
-        return address
-
     def load_piece(self, address: ir.Value, piece: Piece) -> ir.Value:
         b = self.builder
         where = b.gep(address, [ir.Constant(_I64, piece.offset)], source_etype=_I8)
@@ -317,7 +405,7 @@ class _StubBuilder:
         start = self.new_block("start")
         b.cbranch(b.icmp_signed("!=", self.nargs, ir.Constant(_I64, expected)), bad_count, start)
         b.position_at_end(bad_count)
-        self.raise_arg_error(-1, None)
+        b.ret(b.call(self.helpers.get("fail_count"), [self.key, self.mode, self.nargs]))
         b.position_at_end(start)
 
         def arg(i: int) -> ir.Value:
@@ -451,8 +539,9 @@ def build_module(signatures: Iterable[LoweredSignature], triple: str) -> ir.Modu
     module = ir.Module(name="hatch_ffm_stubs")
     module.triple = triple
     imports = _Imports(module)
+    helpers = _Helpers(imports)
     for sig in signatures:
         symbol = stub_symbol(sig.key)
-        _StubBuilder(imports, sig, symbol + _abi.STUB_BOUND_SUFFIX, bound=True).emit()
-        _StubBuilder(imports, sig, symbol + _abi.STUB_UNBOUND_SUFFIX, bound=False).emit()
+        _StubBuilder(imports, helpers, sig, symbol + _abi.STUB_BOUND_SUFFIX, bound=True).emit()
+        _StubBuilder(imports, helpers, sig, symbol + _abi.STUB_UNBOUND_SUFFIX, bound=False).emit()
     return module
