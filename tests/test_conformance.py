@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import build_wheel, compile_c, unpack_wheel
 
 import ffm_runtime as ffm
-from conftest import build_wheel, compile_c, unpack_wheel
 from ffm_runtime import (
     ADDRESS,
     JAVA_DOUBLE,
@@ -34,7 +34,7 @@ from ffm_runtime import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent / "conformance"))
-from generator import SIZES, Signature, c_file, sample, signatures, struct_offsets  # noqa: E402
+from generator import SIZES, Signature, c_file, sample, signatures, struct_offsets
 
 SEED = int(os.environ.get("FFM_FUZZ_SEED", "20261125"))
 LAYOUTS = {"I": JAVA_INT, "F": JAVA_FLOAT, "D": JAVA_DOUBLE, "P": ADDRESS}
