@@ -28,10 +28,12 @@ demo: $(VENV)/.installed
 	@ls $(DIST)
 	cd /tmp && $(CURDIR)/$(DEMO_VENV)/bin/python -m example_project
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_calls.py
+	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_abi.py
 	$(DEMO_VENV)/bin/python benchmarks/bench_memory.py
 
 bench:
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_calls.py
+	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_abi.py
 	$(DEMO_VENV)/bin/python benchmarks/bench_memory.py
 
 lint: $(VENV)/.installed

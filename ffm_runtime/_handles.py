@@ -15,7 +15,7 @@ import threading
 from typing import Any, NoReturn, cast
 
 from . import _abi, _native
-from ._arena import SegmentAllocator
+from ._arena import Arena, SegmentAllocator
 from ._descriptor import FunctionDescriptor, Option
 from ._errors import MissingForeignRegistrationError, OutOfBoundsError
 from ._layouts import ADDRESS, GroupLayout, MemoryLayout, ValueLayout
@@ -141,6 +141,8 @@ def arg_error(key: str, mode: str, position: int, value: Any) -> NoReturn:
 
 def _allocate_result(allocator: Any, size: int, alignment: int) -> MemorySegment:
     """Memory for a struct result (called by stubs): ``allocator.allocate(size, alignment)``."""
+    if allocator.__class__ is Arena:  # the common case; its segments need no checking
+        return allocator.allocate(size, alignment)  # type: ignore[no-any-return]
     if not isinstance(allocator, SegmentAllocator):
         raise TypeError(f"a downcall returning a struct takes a SegmentAllocator (an Arena, for "
                         f"example) before its arguments, not {_type_name(allocator)}")

@@ -77,8 +77,8 @@ class TestWheel:
     def test_build_reports_what_it_did(self, wheels: dict[str, Path | str]) -> None:
         log = str(wheels["log"])
         assert "hatch-ffm: Features run: example_project.ffm_features:LibcFeature" in log
-        assert re.search(r"hatch-ffm: 8 registration\(s\), 8 distinct call shape\(s\)", log)
-        assert re.search(r"hatch-ffm: 8 stub\(s\) for x86_64-linux into example_project/_ffm/ "
+        assert re.search(r"hatch-ffm: 11 registration\(s\), 11 distinct call shape\(s\)", log)
+        assert re.search(r"hatch-ffm: 11 stub\(s\) for x86_64-linux into example_project/_ffm/ "
                          r"in [0-9.]+s", log)
 
     def test_runtime_wheel_has_no_dependencies(self, wheels: dict[str, Path | str]) -> None:
@@ -131,7 +131,7 @@ def test_runs_on_fresh_interpreters_without_llvmlite(wheels: dict[str, Path | st
                             text=True, cwd=tmp_path, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines()[1:] if line.strip()]
-    assert len(rows) == 6 and all(line.endswith("yes") for line in rows), result.stdout
+    assert len(rows) == 9 and all(line.endswith("yes") for line in rows), result.stdout
     checks = subprocess.run([str(python), "-c", CHECKS], capture_output=True, text=True,
                             cwd=tmp_path, check=False)
     assert checks.returncode == 0 and "checks passed" in checks.stdout, checks.stderr

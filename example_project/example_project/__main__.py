@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 
@@ -17,6 +18,9 @@ def main() -> int:
         ("labs", "-(2**40)", ex.labs(-(2**40)), abs(-(2**40))),  # type: ignore[operator]
         ("toupper", "ord('q')", ex.toupper(ord("q")), ord("Q")),  # type: ignore[operator]
         ("cos", "1.0", ex.cos(1.0), math.cos(1.0)),  # type: ignore[operator]
+        ("div", "-17, 5", ex.c_div(-17, 5), (-3, -2)),  # C truncates toward zero
+        ("snprintf", "3, 2.5", ex.format_number(3, 2.5), "3 items, 2.500 each"),
+        ("strtol", "'99'*20", ex.parse_long("99" * 20), (2**63 - 1, errno.ERANGE)),
     ]
     failures = 0
     print(f"{'function':<8} {'input':<18} {'native':>22} {'python':>22}  ok")

@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
-from ffm_runtime import ADDRESS, JAVA_DOUBLE, JAVA_INT, JAVA_LONG, FunctionDescriptor, Linker
+from ffm_runtime import (
+    ADDRESS,
+    JAVA_DOUBLE,
+    JAVA_INT,
+    JAVA_LONG,
+    FunctionDescriptor,
+    Linker,
+    MemoryLayout,
+)
 from hatch_ffm import DuringSetupAccess, RuntimeForeignAccess
+
+
+#: C's ``div_t``
+DIV_T = MemoryLayout.struct_layout(JAVA_INT.with_name("quot"), JAVA_INT.with_name("rem"))
+DIV = FunctionDescriptor.of(DIV_T, JAVA_INT, JAVA_INT)
+#: ``snprintf(buffer, size, format, int, double)``: variadic from the int on
+SNPRINTF = (FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_INT, JAVA_DOUBLE),
+            Linker.Option.first_variadic_arg(3))
+#: ``strtol(text, end, base)``, reading errno right after the call
+STRTOL = (FunctionDescriptor.of(JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT),
+          Linker.Option.capture_call_state("errno"))
 
 
 class LibcFeature:
@@ -22,3 +41,7 @@ class LibcFeature:
         register(FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT))
         register(FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), Linker.Option.critical())
         register(FunctionDescriptor.of(JAVA_LONG, ADDRESS), Linker.Option.critical())
+        # A struct result, a variadic call and errno capture (also in the benchmarks).
+        register(DIV)
+        register(*SNPRINTF)
+        register(*STRTOL)

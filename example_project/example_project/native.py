@@ -10,11 +10,15 @@ from ffm_runtime import (
     Arena,
     FunctionDescriptor,
     Linker,
+    MemorySegment,
     SymbolLookup,
     load_library,
 )
 
-__all__ = ["abs_", "cos", "getpid", "labs", "strlen", "toupper"]
+from .ffm_features import DIV, SNPRINTF, STRTOL
+
+__all__ = ["abs_", "c_div", "cos", "format_number", "getpid", "labs", "parse_long", "strlen",
+           "toupper"]
 
 load_library("m")  # libm, searched here first, then on the system
 _linker = Linker.native_linker()
@@ -41,3 +45,30 @@ def strlen(text: str) -> int:
     """Length in bytes of ``text`` encoded as UTF-8, measured by libc's ``strlen``."""
     with Arena.of_confined() as arena:
         return _strlen(arena.allocate_from(text))  # type: ignore[operator, no-any-return]
+
+_div = _handle("div", DIV)
+_snprintf = _handle("snprintf", *SNPRINTF)
+_strtol = _handle("strtol", *STRTOL)
+
+
+def c_div(numerator: int, denominator: int) -> tuple[int, int]:
+    """``(quot, rem)`` from C's ``div`` (a struct returned by value)."""
+    with Arena.of_confined() as arena:
+        result = _div(arena, numerator, denominator)  # type: ignore[operator]
+        return result.get(JAVA_INT, 0), result.get(JAVA_INT, 4)
+
+
+def format_number(count: int, value: float) -> str:
+    """``snprintf(buffer, 64, "%d items, %.3f each", count, value)`` (a variadic call)."""
+    with Arena.of_confined() as arena:
+        buffer = arena.allocate(64)
+        _snprintf(buffer, 64, arena.allocate_from("%d items, %.3f each"), count, value)  # type: ignore[operator]
+        return buffer.get_string()
+
+
+def parse_long(text: str) -> tuple[int, int]:
+    """``(value, errno)`` from C's ``strtol(text, NULL, 10)``, errno captured by the stub."""
+    with Arena.of_confined() as arena:
+        state = arena.allocate(Linker.Option.capture_state_layout())
+        value = _strtol(state, arena.allocate_from(text), MemorySegment.NULL, 10)  # type: ignore[operator]
+        return value, state.get(JAVA_INT, 0)

@@ -1,0 +1,112 @@
+"""Per-call cost of a struct-returning call (``div``), a variadic call (``snprintf``) and an
+errno-capturing call (``strtol``) through hatch-ffm, ctypes and cffi ABI mode, in one run.
+
+Run after ``make demo`` (example_project's Feature registers these shapes)::
+
+    FFM_ENABLE_NATIVE_ACCESS=__main__ .demo-venv/bin/python benchmarks/bench_abi.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import platform
+import sys
+import timeit
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--number", type=int, default=200_000, help="calls per repeat")
+    parser.add_argument("--repeat", type=int, default=7, help="repeats; the minimum is kept")
+    args = parser.parse_args()
+
+    import ffm_runtime as ffm
+    from ffm_runtime import Linker, MemorySegment
+
+    from example_project.ffm_features import DIV, SNPRINTF, STRTOL
+
+    find = ffm.SymbolLookup.loader_lookup().find
+    link = Linker.native_linker().downcall_handle
+    ffm_div = link(find("div"), DIV)
+    ffm_snprintf = link(find("snprintf"), *SNPRINTF)
+    ffm_strtol = link(find("strtol"), *STRTOL)
+    arena = ffm.Arena.of_confined()
+    result_block = arena.allocate(8, 4)
+    prefix = ffm.SegmentAllocator.prefix_allocator(result_block)
+    buffer = arena.allocate(64)
+    fmt = arena.allocate_from("%d and %.2f")
+    number = arena.allocate_from("12345")
+    state = arena.allocate(Linker.Option.capture_state_layout())
+    null = MemorySegment.NULL
+
+    class DivT(ctypes.Structure):
+        _fields_ = (("quot", ctypes.c_int), ("rem", ctypes.c_int))
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    c_div = libc.div
+    c_div.argtypes, c_div.restype = (ctypes.c_int, ctypes.c_int), DivT
+    c_snprintf = libc.snprintf
+    c_snprintf.restype = ctypes.c_int
+    c_strtol = libc.strtol
+    c_strtol.argtypes = (ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int)
+    c_strtol.restype = ctypes.c_long
+    c_buffer = ctypes.create_string_buffer(64)
+
+    namespace: dict[str, object] = {
+        "ffm_div": ffm_div, "ffm_snprintf": ffm_snprintf, "ffm_strtol": ffm_strtol,
+        "arena": arena, "prefix": prefix, "buffer": buffer, "fmt": fmt, "number": number,
+        "state": state, "null": null, "c_div": c_div, "c_snprintf": c_snprintf,
+        "c_strtol": c_strtol, "c_buffer": c_buffer, "ctypes": ctypes,
+    }
+    rows = [
+        ("div: hatch-ffm, result in a prefix allocator", "ffm_div(prefix, 17, 5)"),
+        ("div: hatch-ffm, result in the arena", "ffm_div(arena, 17, 5)"),
+        ("div: ctypes (Structure restype)", "c_div(17, 5)"),
+        ("snprintf: hatch-ffm", "ffm_snprintf(buffer, 64, fmt, 42, 2.5)"),
+        ("snprintf: ctypes", "c_snprintf(c_buffer, 64, b'%d and %.2f', 42, ctypes.c_double(2.5))"),
+        ("strtol + errno: hatch-ffm capture_call_state", "ffm_strtol(state, number, null, 10)"),
+        ("strtol + errno: ctypes use_errno + get_errno",
+         "c_strtol(b'12345', None, 10); ctypes.get_errno()"),
+    ]
+    try:
+        import cffi
+
+        ffi = cffi.FFI()
+        ffi.cdef("typedef struct { int quot; int rem; } div_t; div_t div(int, int);"
+                 "int snprintf(char *, size_t, const char *, ...);"
+                 "long strtol(const char *, char **, int);")
+        cffi_libc = ffi.dlopen(None)
+        namespace.update(cffi_div=cffi_libc.div, cffi_snprintf=cffi_libc.snprintf,
+                         cffi_strtol=cffi_libc.strtol, ffi=ffi, cffi_buf=ffi.new("char[64]"),
+                         cffi_int=ffi.cast("int", 42), cffi_double=ffi.cast("double", 2.5))
+        rows.insert(3, ("div: cffi ABI", "cffi_div(17, 5)"))
+        rows.insert(6, ("snprintf: cffi ABI",
+                        "cffi_snprintf(cffi_buf, 64, b'%d and %.2f', cffi_int, cffi_double)"))
+        rows.append(("strtol + errno: cffi ABI (ffi.errno)",
+                     "cffi_strtol(b'12345', ffi.NULL, 10); ffi.errno"))
+    except ImportError:
+        print("(cffi not installed: its rows are skipped)", file=sys.stderr)
+
+    assert ffm_div(prefix, 17, 5).get(ffm.JAVA_INT, 4) == c_div(17, 5).rem == 2
+    assert ffm_strtol(state, number, null, 10) == 12345
+
+    results = {}
+    for label, statement in rows:
+        timer = timeit.Timer(statement, globals=namespace)
+        results[label] = min(timer.repeat(repeat=args.repeat, number=args.number)) / args.number * 1e9
+    print(f"# {platform.python_implementation()} {platform.python_version()} on "
+          f"{platform.machine()}, number={args.number}, repeat={args.repeat}")
+    print("| call | ns per call | ctypes / this |")
+    print("|---|---:|---:|")
+    for label, ns in results.items():
+        group = label.split(":")[0]
+        peer = next(v for k, v in results.items() if k.startswith(group) and "ctypes" in k)
+        ratio = f"{peer / ns:.1f}x" if "hatch-ffm" in label or "cffi" in label else ""
+        print(f"| {label} | {ns:.1f} | {ratio} |")
+    arena.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
