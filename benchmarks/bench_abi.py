@@ -21,10 +21,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=7, help="repeats; the minimum is kept")
     args = parser.parse_args()
 
+    from example_project.ffm_features import DIV, SNPRINTF, STRTOL
+
     import ffm_runtime as ffm
     from ffm_runtime import Linker, MemorySegment
-
-    from example_project.ffm_features import DIV, SNPRINTF, STRTOL
 
     find = ffm.SymbolLookup.loader_lookup().find
     link = Linker.native_linker().downcall_handle

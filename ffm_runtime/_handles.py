@@ -142,7 +142,7 @@ def arg_error(key: str, mode: str, position: int, value: Any) -> NoReturn:
 def _allocate_result(allocator: Any, size: int, alignment: int) -> MemorySegment:
     """Memory for a struct result (called by stubs): ``allocator.allocate(size, alignment)``."""
     if allocator.__class__ is Arena:  # the common case; its segments need no checking
-        return allocator.allocate(size, alignment)  # type: ignore[no-any-return]
+        return allocator.allocate(size, alignment)
     if not isinstance(allocator, SegmentAllocator):
         raise TypeError(f"a downcall returning a struct takes a SegmentAllocator (an Arena, for "
                         f"example) before its arguments, not {_type_name(allocator)}")

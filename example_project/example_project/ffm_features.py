@@ -13,7 +13,6 @@ from ffm_runtime import (
 )
 from hatch_ffm import DuringSetupAccess, RuntimeForeignAccess
 
-
 #: C's ``div_t``
 DIV_T = MemoryLayout.struct_layout(JAVA_INT.with_name("quot"), JAVA_INT.with_name("rem"))
 DIV = FunctionDescriptor.of(DIV_T, JAVA_INT, JAVA_INT)
