@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
-from . import _elf, _execmem, _reloc_x86_64
+from . import _elf, _execmem, _reloc_aarch64, _reloc_x86_64
 from ._errors import StubLoadError
 
 __all__ = ["LoadedObject", "load_object"]
 
-_ARCHES: dict[int, ModuleType] = {_elf.EM_X86_64: _reloc_x86_64}
+_ARCHES: dict[int, ModuleType] = {_elf.EM_X86_64: _reloc_x86_64, _elf.EM_AARCH64: _reloc_aarch64}
 _SKIPPED_SECTIONS = frozenset({".eh_frame", ".note.GNU-stack", ".comment"})
 _GOT_ENTRY = 8
 #: Upper bound for everything one object maps (stubs take a few KiB per call shape).
@@ -30,6 +30,8 @@ class LoadedObject:
 
     symbols: dict[str, int]
     region: _execmem.Region
+    #: address of every loaded section, by name (for tests and diagnostics)
+    sections: dict[str, int]
 
     @property
     def method(self) -> str:
@@ -50,7 +52,7 @@ def load_object(data: bytes, resolve: Callable[[str], int | None], path: str,
     """
     try:
         return _load(data, resolve, path, machine)
-    except (_elf.ElfError, _reloc_x86_64.RelocationError) as exc:
+    except (_elf.ElfError, _reloc_x86_64.RelocationError, _reloc_aarch64.RelocationError) as exc:
         raise StubLoadError(f"cannot load stub object {path}: {exc}", path) from exc
 
 
@@ -179,4 +181,5 @@ def _load(data: bytes, resolve: Callable[[str], int | None], path: str,
         if s.binding in (_elf.STB_GLOBAL, _elf.STB_WEAK) and not s.is_undefined
         and s.section in offsets and s.name
     }
-    return LoadedObject(symbols, region)
+    sections = {s.name: base + offsets[s.index] for s in loaded}
+    return LoadedObject(symbols, region, sections)

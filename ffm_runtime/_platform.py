@@ -11,7 +11,7 @@ from ._errors import UnsupportedPlatformError
 __all__ = ["SUPPORTED_TARGETS", "check_supported", "host_target"]
 
 #: Targets whose stub objects the loader can relocate.
-SUPPORTED_TARGETS: Final = frozenset({"x86_64-linux"})
+SUPPORTED_TARGETS: Final = frozenset({"x86_64-linux", "aarch64-linux"})
 
 _MACHINES: Final = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 

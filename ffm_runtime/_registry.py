@@ -14,12 +14,15 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from . import _abi, _native
+from . import _abi, _elf, _native
 from ._errors import StubLoadError
 from ._loader import LoadedObject, load_object
 from ._manifest import MANIFEST_DIR, MANIFEST_NAME, Manifest
 
 __all__ = ["StubRegistry", "registry"]
+
+#: ELF machine of each target's objects
+_MACHINES = {"x86_64-linux": _elf.EM_X86_64, "aarch64-linux": _elf.EM_AARCH64}
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ class StubRegistry:
         with self._lock:
             loaded = self._objects.get(path)
             if loaded is None:
-                loaded = self._load(path, stub.sha256)
+                loaded = self._load(path, stub.sha256, _MACHINES.get(target, 0))
                 self._objects[path] = loaded
         symbol = source.manifest.stubs[key] + (
             _abi.STUB_BOUND_SUFFIX if bound else _abi.STUB_UNBOUND_SUFFIX)
@@ -116,7 +119,7 @@ class StubRegistry:
         return address
 
     @staticmethod
-    def _load(path: str, digest: str) -> LoadedObject:
+    def _load(path: str, digest: str, machine: int = _elf.EM_X86_64) -> LoadedObject:
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
@@ -128,7 +131,7 @@ class StubRegistry:
                 f"stub object {path} does not match its manifest (sha256 {actual}, expected "
                 f"{digest}); the file was modified after the wheel was built: reinstall the package",
                 path)
-        return load_object(data, _native.resolve_import, path)
+        return load_object(data, _native.resolve_import, path, machine)
 
 
 registry = StubRegistry()

@@ -16,7 +16,8 @@ from ._registration import Registration
 __all__ = ["TARGET_TRIPLES", "BuiltStubs", "build_stubs", "resolve_targets"]
 
 #: Targets the code generator and runtime loader support, with their LLVM triples.
-TARGET_TRIPLES = {"x86_64-linux": "x86_64-unknown-linux-gnu"}
+TARGET_TRIPLES = {"x86_64-linux": "x86_64-unknown-linux-gnu",
+                  "aarch64-linux": "aarch64-unknown-linux-gnu"}
 
 
 class TargetError(ValueError):
@@ -55,7 +56,7 @@ def build_stubs(registrations: Iterable[Registration], targets: tuple[str, ...],
     files: dict[str, str] = {}
     for target in targets:
         triple = TARGET_TRIPLES[target]
-        ir_text = str(build_module((r.signature for r in regs), triple))
+        ir_text = str(build_module((r.signatures[target] for r in regs), triple))
         data = compile_object(ir_text, triple)
         file_name = f"stubs-{target}.o"
         path = os.path.join(out_dir, file_name)

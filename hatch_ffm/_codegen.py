@@ -80,6 +80,7 @@ class _Imports:
         "Py_IncRef": (ir.VoidType(), [_PTR], False),
         "Py_DecRef": (ir.VoidType(), [_PTR], False),
         "__errno_location": (_PTR, [], False),
+        "llvm.memcpy.p0.p0.i64": (ir.VoidType(), [_PTR, _PTR, _I64, _I1], False),
         "llvm.fabs.f32": (_F32, [_F32], False),
         "llvm.fabs.f64": (_F64, [_F64], False),
     }
@@ -386,15 +387,41 @@ class _StubBuilder:
                          b.ptrtoint(value, _I64), ir.Constant(_I64, self.sig.result.target_size))
 
     # -- the stub ----------------------------------------------------------------------
+    def temporary(self, kind: ir.Type) -> ir.Value:
+        """A 16-byte-aligned stack slot for a ``kind`` (allocated in the entry block)."""
+        b = self.builder
+        with b.goto_entry_block():
+            slot = b.alloca(kind)
+            slot.align = 16
+        return slot
+
+    def copy(self, target: ir.Value, source: ir.Value, size: int) -> None:
+        self.builder.call(self.imports.function("llvm.memcpy.p0.p0.i64"),
+                          [target, source, ir.Constant(_I64, size), ir.Constant(_I1, 0)])
+
     def load_piece(self, address: ir.Value, piece: Piece) -> ir.Value:
+        """A piece's value, never reading past the piece's bytes (through a copy if needed)."""
         b = self.builder
         where = b.gep(address, [ir.Constant(_I64, piece.offset)], source_etype=_I8)
-        return b.load(where, typ=_piece_type(piece), align=1)
+        kind = _piece_type(piece)
+        width = _store_size(kind)
+        if width > piece.size:
+            slot = self.temporary(kind)
+            b.store(ir.Constant(kind, None), slot)
+            self.copy(slot, where, piece.size)
+            where = slot
+        return b.load(where, typ=kind, align=1)
 
     def store_piece(self, address: ir.Value, piece: Piece, value: ir.Value) -> None:
+        """Store a piece, never writing past the piece's bytes (through a copy if needed)."""
         b = self.builder
         where = b.gep(address, [ir.Constant(_I64, piece.offset)], source_etype=_I8)
-        b.store(value, where, align=1)
+        if _store_size(value.type) > piece.size:
+            slot = self.temporary(value.type)
+            b.store(value, slot)
+            self.copy(where, slot, piece.size)
+        else:
+            b.store(value, where, align=1)
 
     def emit(self) -> None:
         b = self.builder
@@ -445,6 +472,11 @@ class _StubBuilder:
                 if param.passing == "pieces":
                     for piece in param.pieces:
                         native.append((self.load_piece(address, piece), _piece_type(piece), ()))
+                elif param.passing == "byref":
+                    # the callee owns the copy (AAPCS64: larger aggregates by reference)
+                    copy = self.temporary(ir.ArrayType(_I8, param.size))
+                    self.copy(copy, address, param.size)
+                    native.append((copy, _PTR, ()))
                 else:
                     alignment = max(8, param.alignment)
                     native.append((address, _PTR,
@@ -531,7 +563,23 @@ def _piece_type(piece: Piece) -> ir.Type:
         return _F64
     if piece.ir == "v2f32":
         return ir.VectorType(_F32, 2)
+    if piece.ir == "a2i64":
+        return ir.ArrayType(_I64, 2)
+    if piece.ir.startswith("a"):
+        element = _F32 if piece.ir.endswith("f32") else _F64
+        return ir.ArrayType(element, int(piece.ir[1:-3]))
     return ir.IntType(int(piece.ir[1:]))
+
+
+def _store_size(kind: ir.Type) -> int:
+    """Bytes a store of ``kind`` writes."""
+    if isinstance(kind, ir.ArrayType):
+        return int(kind.count) * _store_size(kind.element)
+    if isinstance(kind, ir.VectorType):
+        return int(kind.count) * _store_size(kind.element)
+    if isinstance(kind, ir.IntType):
+        return (int(kind.width) + 7) // 8
+    return 8 if isinstance(kind, ir.DoubleType) else 4
 
 
 def build_module(signatures: Iterable[LoweredSignature], triple: str) -> ir.Module:

@@ -100,7 +100,7 @@ def run_features(specs: Sequence[str], use_entry_points: bool, access: DuringSet
             manager.unregister(plugin)
             declined.append(name)
 
-    session = RegistrationSession()
+    session = RegistrationSession(access.targets)
     ran: list[str] = []
     with open_session(session):
         for impl in reversed(manager.hook.during_setup.get_hookimpls()):

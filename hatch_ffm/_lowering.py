@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ffm_runtime._descriptor import FunctionDescriptor, Option, check_options
 from ffm_runtime._layouts import AddressLayout, GroupLayout, MemoryLayout, ValueLayout
 
-from . import _sysv
+from . import _aapcs64, _sysv
 from ._sysv import Piece
 
 __all__ = ["LoweredSignature", "NotSupportedYetError", "Param", "Piece", "Result", "ScalarKind",
@@ -62,8 +62,9 @@ class Param:
 
     #: ``allocator`` (for a struct result), ``capture`` (the call-state segment) or ``value``
     role: str
-    #: how a value travels: ``scalar``, ``pieces`` (struct in registers) or ``byval`` (struct
-    #: copied to the stack); ``segment`` for the capture segment, ``object`` for the allocator
+    #: how a value travels: ``scalar``, ``pieces`` (struct in registers), ``byval`` (struct
+    #: copied to the stack by the call) or ``byref`` (struct copied by the stub, passed by
+    #: pointer); ``segment`` for the capture segment, ``object`` for the allocator
     passing: str
     scalar: ScalarKind | None = None
     #: a struct's (or the capture segment's minimum) size and alignment
@@ -113,11 +114,16 @@ def _scalar(layout: ValueLayout) -> ScalarKind:
     return SCALARS[layout.carrier]
 
 
+#: targets with a lowering
+TARGETS = ("x86_64-linux", "aarch64-linux")
+
+
 def lower(key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...],
           target: str = "x86_64-linux") -> LoweredSignature:
     """Lower one registration for ``target``, or raise :class:`NotSupportedYetError`."""
-    if target != "x86_64-linux":
+    if target not in TARGETS:
         raise NotSupportedYetError(f"lowering for {target} is not supported yet")
+    aarch64 = target == "aarch64-linux"
     keeps_gil = allow_heap = capture = False
     first_variadic = None
     for option in check_options(descriptor, options):
@@ -129,6 +135,7 @@ def lower(key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...],
             first_variadic = option.value
         else:
             capture = True
+    classify = _aapcs64.classify if aarch64 else _sysv.classify
 
     params: list[Param] = []
     gprs, sses = _sysv.GPR_COUNT, _sysv.SSE_COUNT
@@ -142,9 +149,10 @@ def lower(key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...],
         result = Result("scalar", _scalar(result_layout), target_size=target_size)
     else:
         assert isinstance(result_layout, GroupLayout)
-        pieces = _sysv.classify(result_layout)
+        pieces = classify(result_layout)
         if pieces is None:
-            gprs -= 1  # the hidden result pointer takes rdi
+            if not aarch64:
+                gprs -= 1  # the hidden result pointer takes rdi (on AArch64 it is x8)
             result = Result("sret", None, result_layout.byte_size, result_layout.byte_alignment)
         else:
             result = Result("pieces", None, result_layout.byte_size, result_layout.byte_alignment,
@@ -163,7 +171,13 @@ def lower(key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...],
             params.append(Param("value", "scalar", kind, layout_index=index))
             continue
         assert isinstance(layout, GroupLayout)
-        pieces = _sysv.classify(layout)
+        pieces = classify(layout)
+        if pieces is not None and aarch64:
+            # AArch64 keeps an aggregate whole: in registers if they suffice, else on the
+            # stack; LLVM decides from the piece types ([N x float], [2 x i64]).
+            params.append(Param("value", "pieces", None, layout.byte_size,
+                                layout.byte_alignment, pieces, index))
+            continue
         if pieces is not None:
             need_sse = sum(1 for p in pieces if p.is_sse)
             need_gpr = len(pieces) - need_sse
@@ -173,8 +187,8 @@ def lower(key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...],
                 params.append(Param("value", "pieces", None, layout.byte_size,
                                     layout.byte_alignment, pieces, index))
                 continue
-        params.append(Param("value", "byval", None, layout.byte_size, layout.byte_alignment,
-                            (), index))
+        params.append(Param("value", "byref" if aarch64 else "byval", None, layout.byte_size,
+                            layout.byte_alignment, (), index))
     return LoweredSignature(key, tuple(params), result, keeps_gil, allow_heap, first_variadic,
                             capture)
 

@@ -28,8 +28,14 @@ class Registration:
     key: str
     descriptor: FunctionDescriptor
     options: tuple[Option, ...]
-    signature: LoweredSignature
+    #: the lowered call shape for each target
+    signatures: dict[str, LoweredSignature]
     feature: str
+
+    @property
+    def signature(self) -> LoweredSignature:
+        """The lowered shape for the first target (the only one, usually)."""
+        return next(iter(self.signatures.values()))
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,8 @@ class DuringSetupAccess:
 class RegistrationSession:
     """Registrations collected during one build, deduplicated by canonical key."""
 
-    def __init__(self) -> None:
+    def __init__(self, targets: tuple[str, ...] = ("x86_64-linux",)) -> None:
+        self.targets = targets
         self.registrations: dict[str, Registration] = {}
         self.requests = 0
         self.current_feature = "?"
@@ -67,8 +74,9 @@ class RegistrationSession:
         existing = self.registrations.get(key)
         if existing is not None:
             return existing
-        registration = Registration(key, descriptor.stripped(), checked,
-                                    lower(key, descriptor, checked), self.current_feature)
+        signatures = {target: lower(key, descriptor, checked, target) for target in self.targets}
+        registration = Registration(key, descriptor.stripped(), checked, signatures,
+                                    self.current_feature)
         self.registrations[key] = registration
         return registration
 

@@ -31,7 +31,8 @@ SSE_COUNT = 8
 class Piece:
     """A part of an aggregate that travels in one register."""
 
-    #: IR type name: ``iN`` (N = 8 * size), ``float``, ``double`` or ``v2f32``
+    #: IR type name: ``iN`` (N bits), ``float``, ``double``, ``v2f32`` (x86_64), or an array
+    #: ``a2i64`` / ``a{N}f32`` / ``a{N}f64`` (AArch64)
     ir: str
     offset: int
     size: int
