@@ -15,7 +15,7 @@ import threading
 from typing import Any, NoReturn, cast
 
 from . import _abi, _native
-from ._arena import Arena, SegmentAllocator
+from ._arena import Arena, SegmentAllocator, _PrefixAllocator, _SlicingAllocator
 from ._descriptor import FunctionDescriptor, Option
 from ._errors import MissingForeignRegistrationError, OutOfBoundsError
 from ._layouts import ADDRESS, GroupLayout, MemoryLayout, ValueLayout
@@ -27,6 +27,8 @@ __all__ = ["arg_error", "make_handle", "missing_registration"]
 _lock = threading.Lock()
 #: registration key -> (descriptor with names stripped, options), for error messages
 _descriptors: dict[str, tuple[FunctionDescriptor, tuple[Option, ...]]] = {}
+
+_TRUSTED_ALLOCATORS = frozenset({Arena, _PrefixAllocator, _SlicingAllocator})
 
 _INT_RANGES = {
     "b": (-(1 << 7), (1 << 7) - 1),
@@ -141,8 +143,9 @@ def arg_error(key: str, mode: str, position: int, value: Any) -> NoReturn:
 
 def _allocate_result(allocator: Any, size: int, alignment: int) -> MemorySegment:
     """Memory for a struct result (called by stubs): ``allocator.allocate(size, alignment)``."""
-    if allocator.__class__ is Arena:  # the common case; its segments need no checking
-        return allocator.allocate(size, alignment)
+    if type(allocator) in _TRUSTED_ALLOCATORS:  # their segments need no checking
+        trusted: SegmentAllocator = allocator
+        return trusted.allocate(size, alignment)
     if not isinstance(allocator, SegmentAllocator):
         raise TypeError(f"a downcall returning a struct takes a SegmentAllocator (an Arena, for "
                         f"example) before its arguments, not {_type_name(allocator)}")
