@@ -292,6 +292,7 @@ class MemorySegment:
 
     def set(self, layout: ValueLayout, offset: int, value: Any) -> None:
         """Write ``value`` as ``layout`` at byte ``offset``."""
+        # The checks repeat get()'s on purpose: a shared helper would cost a call per access.
         try:
             codec = layout._codec
             mask = layout._mask
