@@ -28,6 +28,7 @@ _SLAB_SIZE: Final = 64 * 1024
 _SLAB_ALIGN: Final = 64          # slabs start on this boundary; larger alignments get blocks
 _SMALL: Final = 4096             # larger allocations get their own block
 _POOL_MAX: Final = 32            # zeroed slabs kept for reuse, process-wide
+_MAX_ALLOCATION: Final = 1 << 62  # beyond this no allocation can succeed (and size_t wraps)
 _get_ident = threading.get_ident
 _new = object.__new__
 
@@ -48,12 +49,15 @@ _ZEROS: Final = memoryview(bytes(_SLAB_SIZE))
 
 
 def _check_int(value: object, what: str) -> int:
+    """``value`` as an exact ``int`` (subclasses' overridden operators are not trusted)."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    return value
+    return int.__index__(value)
 
 
 def _raw_calloc(size: int) -> int:
+    if size > _MAX_ALLOCATION:
+        raise MemoryError(f"cannot allocate {size} bytes of native memory")
     if _calloc is None:
         from ._errors import UnsupportedPlatformError
 
@@ -67,26 +71,34 @@ def _raw_calloc(size: int) -> int:
 class _Extras:
     """An arena's rarely needed state: retired slabs, large blocks, cleanups, exported views."""
 
-    __slots__ = ("blocks", "cleanups", "slabs", "views")
+    __slots__ = ("blocks", "cleanups", "exports", "slabs")
 
     def __init__(self) -> None:
         self.slabs: list[tuple[tuple[int, int, memoryview], int]] = []  # (slab, bytes used)
         self.blocks: list[int] = []
         self.cleanups: list[Callable[[], object]] = []
-        self.views: list[memoryview] = []
+        self.exports: list[tuple[memoryview, Any]] = []  # (view, its exporter)
+
+    def quarantine(self, current: tuple[int, int, memoryview] | None, used: int) -> None:
+        """Hand all memory to a keeper owned by the exported views' exporters: it is freed
+        when the last of them is gone, and never reused before."""
+        slabs = [slab for slab, _ in self.slabs] + ([current] if current is not None else [])
+        keeper = _Quarantine(slabs, self.blocks)
+        for view, exporter in self.exports:
+            exporter._ffm_keep = keeper
+            # release the view handed out; views derived from it stay valid, on kept memory
+            with contextlib.suppress(BufferError):
+                view.release()
+        self.slabs, self.blocks, self.exports = [], [], []
 
     def release(self, recycle: bool) -> None:
-        """Run cleanups, release views, recycle (or free) slabs, free blocks."""
+        """Run cleanups, recycle (or free) slabs, free blocks."""
         errors: list[BaseException] = []
         for cleanup in self.cleanups:
             try:
                 cleanup()
             except Exception as exc:
                 errors.append(exc)
-        for view in self.views:
-            # still exported (e.g. a numpy array over it): nothing more we can do
-            with contextlib.suppress(BufferError):
-                view.release()
         for slab, used in self.slabs:
             if recycle:
                 _recycle(slab, used)
@@ -94,9 +106,26 @@ class _Extras:
                 _free(slab[0])
         for raw in self.blocks:
             _free(raw)
-        self.slabs, self.blocks, self.cleanups, self.views = [], [], [], []
+        self.slabs, self.blocks, self.cleanups, self.exports = [], [], [], []
         if errors:
             raise errors[0]
+
+
+class _Quarantine:
+    """Memory of a closed arena that exported views: freed when this object is collected."""
+
+    __slots__ = ("blocks", "slabs")
+
+    def __init__(self, slabs: list[tuple[int, int, memoryview]], blocks: list[int]) -> None:
+        self.slabs = slabs
+        self.blocks = blocks
+
+    def __del__(self) -> None:
+        for raw, _, view in self.slabs:
+            view.release()
+            _free(raw)
+        for raw in self.blocks:
+            _free(raw)
 
 
 def _recycle(slab: tuple[int, int, memoryview], used: int) -> None:
@@ -136,7 +165,7 @@ class SegmentAllocator:
             if count < 0:
                 raise ValueError(f"Invalid element count: {count}")
             return self._allocate(size.byte_size * count, size.byte_alignment)
-        _check_int(size, "byte_size")
+        size = _check_int(size, "byte_size")
         alignment = 1 if alignment_or_count is None else _check_int(alignment_or_count,
                                                                     "byte_alignment")
         if size < 0:
@@ -324,9 +353,9 @@ class Arena(Scope, SegmentAllocator):
             self._extra = _Extras()
         return self._extra
 
-    def _keep_view(self, view: memoryview) -> None:
+    def _keep_view(self, view: memoryview, exporter: object) -> None:
         if self._kind == "confined":
-            self._extras().views.append(view)
+            self._extras().exports.append((view, exporter))
 
     def _add_cleanup(self, cleanup: Callable[[], object]) -> None:
         self._check()
@@ -413,8 +442,11 @@ class Arena(Scope, SegmentAllocator):
         guard[0] = 0
         self._alive = False
         slab = self._slab
-        if slab is not None:
-            self._slab = None
+        self._slab = None
+        extra = self._extra
+        if extra is not None and extra.exports:
+            extra.quarantine(slab, self._cursor)
+        elif slab is not None:
             used = self._cursor
             if len(_pool) < _POOL_MAX:  # _recycle(slab, used), inlined: the common case
                 if used:
@@ -422,8 +454,8 @@ class Arena(Scope, SegmentAllocator):
                 _pool.append(slab)
             else:
                 _recycle(slab, used)
-        if self._extra is not None:
-            self._extra.release(True)
+        if extra is not None:
+            extra.release(True)
 
     __exit__ = close
 
@@ -441,9 +473,11 @@ class Arena(Scope, SegmentAllocator):
             warnings.warn(f"confined arena {self!r} was never closed; use "
                           "'with Arena.of_confined() as arena:' or call close()",
                           ResourceWarning, stacklevel=2)
-            if self._slab is not None:
-                _recycle(self._slab, self._cursor)
-                self._slab = None
+            slab, self._slab = self._slab, None
+            if self._extra is not None and self._extra.exports:
+                self._extra.quarantine(slab, self._cursor)
+            elif slab is not None:
+                _recycle(slab, self._cursor)
             if self._extra is not None:
                 self._extra.release(True)
 

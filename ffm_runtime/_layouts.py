@@ -609,6 +609,15 @@ def _walk(layout: MemoryLayout, path: tuple[object, ...]
     return layout, offset, strides
 
 
+#: ``MemorySegment``, set by ``ffm_runtime._memory`` (which imports this module)
+SEGMENT_TYPE: type | None = None
+
+
+def _check_segment(segment: object) -> None:
+    if SEGMENT_TYPE is None or not isinstance(segment, SEGMENT_TYPE):
+        raise TypeError(f"a var handle accesses a MemorySegment, not {type(segment).__name__}")
+
+
 class VarHandle:
     """Reads and writes one value inside a segment through a layout path."""
 
@@ -626,13 +635,17 @@ class VarHandle:
         return self._layout
 
     def _position(self, base_offset: int, indices: tuple[object, ...]) -> int:
+        if isinstance(base_offset, bool) or not isinstance(base_offset, int):
+            raise TypeError(f"base offset must be an int, not {type(base_offset).__name__}")
+        base_offset = int.__index__(base_offset)
         if len(indices) != len(self._strides):
             raise TypeError(f"this handle takes {len(self._strides)} index argument(s), "
                             f"got {len(indices)}")
         offset = base_offset + self._offset
-        for index, (stride, count) in zip(indices, self._strides, strict=True):
-            if isinstance(index, bool) or not isinstance(index, int):
-                raise TypeError(f"sequence index must be an int, not {type(index).__name__}")
+        for given, (stride, count) in zip(indices, self._strides, strict=True):
+            if isinstance(given, bool) or not isinstance(given, int):
+                raise TypeError(f"sequence index must be an int, not {type(given).__name__}")
+            index = int.__index__(given)
             if not 0 <= index < count:
                 raise IndexError(f"Index {index} out of bounds for length {count}")
             offset += index * stride
@@ -640,6 +653,7 @@ class VarHandle:
 
     def get(self, segment: Any, base_offset: int, *indices: int) -> Any:
         """Read the value at ``base_offset`` (plus the path) in ``segment``."""
+        _check_segment(segment)
         return segment.get(self._layout, self._position(base_offset, indices))
 
     def set(self, segment: Any, base_offset: int, *indices_and_value: Any) -> None:
@@ -647,6 +661,7 @@ class VarHandle:
         if not indices_and_value:
             raise TypeError("set() needs a value")
         *indices, value = indices_and_value
+        _check_segment(segment)
         segment.set(self._layout, self._position(base_offset, tuple(indices)), value)
 
     def __repr__(self) -> str:

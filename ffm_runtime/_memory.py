@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar, Final
 
-from . import _codecs
+from . import _codecs, _layouts
 from ._errors import (
     MisalignedAccessError,
     OutOfBoundsError,
@@ -54,10 +54,19 @@ _TERMINATORS: Final = {"utf-8": 1, "utf8": 1, "ascii": 1, "us-ascii": 1, "latin-
                        "utf-32be": 4}
 
 
+def _offset(value: object, size: int) -> int:
+    """An access offset that is not an exact ``int``: an ``int`` subclass is converted (its
+    operators are not trusted), anything else is a ``TypeError``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"offset must be an int, not {type(value).__name__}")
+    return int.__index__(value)
+
+
 def _check_int(value: object, what: str) -> int:
+    """``value`` as an exact ``int`` (subclasses' overridden operators are not trusted)."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    return value
+    return int.__index__(value)
 
 
 def _charset(name: object) -> tuple[str, int]:
@@ -90,8 +99,8 @@ class Scope:
     def _owner_thread(self) -> int | None:
         return None
 
-    def _keep_view(self, view: memoryview) -> None:
-        """Remember an exported view so that closing the scope can release it."""
+    def _keep_view(self, view: memoryview, exporter: object) -> None:
+        """Remember an exported view (and the object exporting its memory) for close()."""
 
 
 class _GlobalScope(Scope):
@@ -165,7 +174,7 @@ class MemorySegment:
     @staticmethod
     def of_address(address: int) -> MemorySegment:
         """A zero-length segment at ``address`` in the global scope (Java's ``ofAddress``)."""
-        _check_int(address, "address")
+        address = _check_int(address, "address")
         if not 0 <= address <= _MAX_ADDRESS:
             raise OverflowError(f"address {address} is outside [0, 2**64 - 1]")
         return MemorySegment.NULL if address == 0 else MemorySegment._make(address, 0)
@@ -278,6 +287,8 @@ class MemorySegment:
         guard = self._guard
         if guard is not None and guard[0] != _get_ident():
             self._scope._check()
+        if offset.__class__ is not int:
+            offset = _offset(offset, size)
         try:
             if offset < 0 or offset > self._size - size:
                 raise self._out_of_bounds(offset, size)
@@ -302,6 +313,8 @@ class MemorySegment:
         guard = self._guard
         if guard is not None and guard[0] != _get_ident():
             self._scope._check()
+        if offset.__class__ is not int:
+            offset = _offset(offset, size)
         try:
             if offset < 0 or offset > self._size - size:
                 raise self._out_of_bounds(offset, size)
@@ -339,13 +352,13 @@ class MemorySegment:
 
         ``new_size`` may be a layout: its size and alignment are used.
         """
-        _check_int(offset, "offset")
+        offset = _check_int(offset, "offset")
         if isinstance(new_size, MemoryLayout):
             byte_alignment = new_size.byte_alignment
             size = new_size.byte_size
         else:
             size = self._size - offset if new_size is None else _check_int(new_size, "new_size")
-        _check_int(byte_alignment, "byte_alignment")
+        byte_alignment = _check_int(byte_alignment, "byte_alignment")
         if byte_alignment <= 0 or byte_alignment & (byte_alignment - 1):
             raise ValueError(f"Invalid alignment constraint : {byte_alignment}")
         self._check_scope()
@@ -389,7 +402,7 @@ class MemorySegment:
     # -- bulk operations --------------------------------------------------------------
     def fill(self, value: int) -> MemorySegment:
         """Set every byte to ``value`` (-128..255); returns this segment."""
-        _check_int(value, "value")
+        value = _check_int(value, "value")
         if not -128 <= value <= 255:
             raise OverflowError(f"fill value {value} does not fit in a byte")
         self._check_scope()
@@ -430,9 +443,9 @@ class MemorySegment:
         for segment in (source, target):
             if not isinstance(segment, MemorySegment):
                 raise TypeError(f"copy() needs MemorySegments, not {type(segment).__name__}")
-        for value, what in ((source_offset, "source offset"), (target_offset, "target offset"),
-                            (byte_size, "byte size")):
-            _check_int(value, what)
+        source_offset = _check_int(source_offset, "source offset")
+        target_offset = _check_int(target_offset, "target offset")
+        byte_size = _check_int(byte_size, "byte size")
         source._check_scope()
         target._check_scope()
         source._check_bounds(source_offset, byte_size)
@@ -494,27 +507,29 @@ class MemorySegment:
         return result
 
     def as_memoryview(self) -> memoryview:
-        """A zero-copy view of the segment's bytes.
+        """A zero-copy view of the segment's bytes (a read-only copy for a read-only segment).
 
-        A view of a confined arena's segment is released when the arena is closed;
-        one of an automatic arena keeps the arena's memory alive.
+        Python cannot check accesses through a memoryview, so its memory is never reused
+        while the view (or anything made from it) exists: closing a confined arena releases
+        the views it handed out and keeps their memory until their last derived view is
+        gone; a view of an automatic arena's segment keeps the arena alive.
         """
         self._check_scope()
+        if self.is_read_only():
+            return memoryview(self.to_bytes())  # no writable exporter may escape
         if not self.is_native():
             view, base = self._bytes_view()
             return view[base:base + self._size]
         raw = (ctypes.c_char * self._size).from_address(self._address)
         raw._ffm_scope = self._scope  # type: ignore[attr-defined]  # keeps an auto arena alive
         view = memoryview(raw).cast("B")
-        if self.is_read_only():
-            view = view.toreadonly()
-        self._scope._keep_view(view)
+        self._scope._keep_view(view, raw)
         return view
 
     # -- strings ----------------------------------------------------------------------
     def get_string(self, offset: int = 0, charset: str = "utf-8") -> str:
         """Read a NUL-terminated string starting at ``offset``."""
-        _check_int(offset, "offset")
+        offset = _check_int(offset, "offset")
         name, width = _charset(charset)
         self._check_scope()
         self._check_bounds(offset, 0)
@@ -540,7 +555,7 @@ class MemorySegment:
 
     def set_string(self, offset: int, text: str, charset: str = "utf-8") -> None:
         """Write ``text`` and a terminator at ``offset``."""
-        _check_int(offset, "offset")
+        offset = _check_int(offset, "offset")
         if not isinstance(text, str):
             raise TypeError(f"set_string() takes a str, not {type(text).__name__}")
         name, width = _charset(charset)
@@ -657,5 +672,6 @@ def _segment_address(value: object) -> int:
     return value._address
 
 
+_layouts.SEGMENT_TYPE = MemorySegment
 _codecs.make_address_segment = MemorySegment._make
 _codecs.segment_address = _segment_address

@@ -1,0 +1,108 @@
+"""Regression tests: inputs that once slipped past the checks (found by review and fuzzing)."""
+
+from __future__ import annotations
+
+import gc
+from enum import IntEnum
+
+import pytest
+
+from ffm_runtime import JAVA_BYTE, JAVA_INT, JAVA_LONG, Arena, MemoryLayout, MemorySegment
+
+
+class Sneaky(int):
+    """An int whose operators lie: the checks must not use them."""
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        return False
+
+    def __rsub__(self, other: object) -> int:
+        return 0
+
+    def __mul__(self, other: object) -> int:
+        return 0
+
+
+class FakeOffset:
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        return False
+
+    def __radd__(self, other: int) -> int:
+        return other + 64
+
+
+class Size(IntEnum):
+    SMALL = 8
+
+
+@pytest.mark.parametrize(("size", "alignment"), [(2**64, 1), (2**62, 1), (8, 2**64),
+                                                 (2**63 - 1, 1)])
+def test_absurd_allocations_fail_cleanly(size: int, alignment: int) -> None:
+    with Arena.of_confined() as arena, pytest.raises(MemoryError, match="cannot allocate"):
+        arena.allocate(size, alignment)
+    with Arena.of_confined() as arena, pytest.raises(MemoryError, match="cannot allocate"):
+        arena.allocate(MemoryLayout.sequence_layout(2**61, JAVA_LONG))
+
+
+def test_offsets_must_really_be_ints() -> None:
+    with Arena.of_confined() as arena:
+        segment = arena.allocate(8, 8)
+        for method in (lambda o: segment.get(JAVA_LONG, o),
+                       lambda o: segment.set(JAVA_LONG, o, 1)):
+            with pytest.raises(TypeError, match="offset must be an int, not FakeOffset"):
+                method(FakeOffset())
+
+
+def test_int_subclasses_are_read_as_plain_ints() -> None:
+    with Arena.of_confined() as arena:
+        segment = arena.allocate(16, 8)
+        with pytest.raises(IndexError, match="Out of bound access"):
+            segment.as_slice(0, Sneaky(4096))
+        with pytest.raises(IndexError, match="Out of bound access"):
+            segment.get(JAVA_LONG, Sneaky(64))
+        with pytest.raises(IndexError):
+            segment.get_at_index(JAVA_LONG, Sneaky(5))
+        with pytest.raises(IndexError):
+            MemorySegment.copy(segment, 0, segment, 0, Sneaky(1 << 40))
+        assert segment.as_slice(Sneaky(8)).byte_size == 8
+        assert arena.allocate(Size.SMALL, Size.SMALL).byte_size == 8
+
+
+def test_views_outlive_close_on_memory_that_is_not_reused() -> None:
+    with Arena.of_confined() as first:
+        derived = first.allocate(64).as_memoryview()[:]
+        owner = first.allocate(1 << 16).as_memoryview().obj
+    with Arena.of_confined() as second:
+        fresh = second.allocate(64)
+        derived[0:4] = b"LATE"  # writes to the first arena's kept memory
+        owner[100] = b"x"
+        assert fresh.to_bytes()[:4] == bytes(4)
+    del derived, owner
+    gc.collect()
+
+
+def test_read_only_views_are_copies() -> None:
+    with Arena.of_confined() as arena:
+        segment = arena.allocate(8)
+        view = segment.as_read_only().as_memoryview()
+        assert view.readonly
+        with pytest.raises(TypeError):
+            view.obj[0] = 65  # type: ignore[index]
+        heap = MemorySegment.of_array(bytearray(8)).as_read_only().as_memoryview()
+        assert heap.readonly and heap.obj is not None and not isinstance(heap.obj, bytearray)
+        assert segment.get(JAVA_BYTE, 0) == 0
+
+
+def test_var_handles_need_segments() -> None:
+    handle = JAVA_INT.var_handle()
+    for bad in (None, 5, {}):
+        with pytest.raises(TypeError, match="a var handle accesses a MemorySegment"):
+            handle.get(bad, 0)
+        with pytest.raises(TypeError, match="a var handle accesses a MemorySegment"):
+            handle.set(bad, 0, 1)
