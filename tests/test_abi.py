@@ -17,6 +17,7 @@ import pytest
 import ffm_runtime as ffm
 from ffm_runtime import (
     ADDRESS,
+    JAVA_DOUBLE,
     JAVA_INT,
     JAVA_LONG,
     Arena,
@@ -160,6 +161,22 @@ class TestStructs:
                 handle(types, out, 1, arena.allocate(16))
             with pytest.raises(TypeError, match=r"argument 3: expected MemorySegment for struct"):
                 handle(types, out, 1, (1, 2, 3))
+
+
+class TestUnions:
+    def test_unions_by_value(self, lookup: ffm.SymbolLookup, features: Any) -> None:
+        unions = features.UNIONS
+        with Arena.of_confined() as arena:
+            small = arena.allocate(features.UNION_IF)
+            small.set(JAVA_INT, 0, -123)
+            assert link(lookup, "union_int", unions["union_int"])(small) == -123
+            pair = arena.allocate(features.UNION_DL)
+            pair.set(JAVA_DOUBLE, 0, 2.5)
+            echoed = link(lookup, "union_echo", unions["union_echo"])(arena, pair)
+            assert echoed.get(JAVA_DOUBLE, 0) == 2.5 and echoed.to_bytes() == pair.to_bytes()
+            big = arena.allocate_from(JAVA_DOUBLE, [1.5, 2.5, 3.5])
+            union_big = link(lookup, "union_big", unions["union_big"])
+            assert [union_big(big, i) for i in range(3)] == [1.5, 2.5, 3.5]
 
 
 class TestVariadic:

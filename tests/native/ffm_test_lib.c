@@ -94,3 +94,11 @@ void sleep_ms(int ms) {
     struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&t, NULL);
 }
+
+/* Unions by value. */
+union IF { int32_t i; float f; };
+union DL { double d; long long l; };
+union BIG { double d[3]; long long l; };
+int32_t union_int(union IF u) { return u.i; }
+union DL union_echo(union DL u) { return u; }
+double union_big(union BIG u, int32_t i) { return u.d[i]; }
