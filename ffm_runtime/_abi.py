@@ -13,6 +13,8 @@ from typing import Final
 __all__ = [
     "CELL_ADDRESS_ATTR",
     "CELL_ALLOCATE",
+    "CELL_ALLOCATE_NAME",
+    "CELL_ARENA_TYPE",
     "CELL_ARG_ERROR",
     "CELL_CONFINED_TYPE",
     "CELL_GUARD_ATTR",
@@ -49,6 +51,7 @@ PYTHON_FUNCTIONS: Final = frozenset({
     "PyObject_GetAttr",
     "PyObject_CallFunction",
     "PyObject_CallFunctionObjArgs",
+    "PyObject_CallMethodObjArgs",
     "PyList_GetItem",
     "PyLong_AsSsize_t",
     "PyLong_AsUnsignedLong",
@@ -79,6 +82,11 @@ CELL_GUARD_ATTR: Final = "ffm_rt_guard_attr"
 CELL_SIZE_ATTR: Final = "ffm_rt_size_attr"
 #: Cell holding ``allocate(allocator, size, alignment) -> MemorySegment`` for struct results.
 CELL_ALLOCATE: Final = "ffm_rt_allocate"
+#: Cell holding the ``Arena`` type: a struct result's memory comes from ``arena.allocate``
+#: directly when the allocator is exactly an ``Arena``.
+CELL_ARENA_TYPE: Final = "ffm_rt_arena_type"
+#: Cell holding the interned name ``allocate``.
+CELL_ALLOCATE_NAME: Final = "ffm_rt_allocate_name"
 #: Cell holding ``make_segment(address: int, size: int) -> MemorySegment`` for ``ADDRESS``
 #: results (``size`` is the target layout's size, 0 without one).
 CELL_MAKE_SEGMENT: Final = "ffm_rt_make_segment"
@@ -87,8 +95,8 @@ CELL_MAKE_SEGMENT: Final = "ffm_rt_make_segment"
 CELL_ARG_ERROR: Final = "ffm_rt_arg_error"
 
 RUNTIME_CELLS: Final = (CELL_SEGMENT_TYPE, CELL_CONFINED_TYPE, CELL_HEAP_TYPE, CELL_ADDRESS_ATTR,
-                        CELL_GUARD_ATTR, CELL_SIZE_ATTR, CELL_ALLOCATE, CELL_MAKE_SEGMENT,
-                        CELL_ARG_ERROR)
+                        CELL_GUARD_ATTR, CELL_SIZE_ATTR, CELL_ALLOCATE, CELL_ARENA_TYPE,
+                        CELL_ALLOCATE_NAME, CELL_MAKE_SEGMENT, CELL_ARG_ERROR)
 
 #: A stub for key K is emitted twice: ``<symbol>_b`` takes the target address from the
 #: handle's ``self`` (a bound handle), ``<symbol>_u`` from its first argument.

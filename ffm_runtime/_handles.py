@@ -189,6 +189,8 @@ _native.set_cell(_abi.CELL_ADDRESS_ATTR, sys.intern("_ffm_address"))
 _native.set_cell(_abi.CELL_GUARD_ATTR, sys.intern("_guard"))
 _native.set_cell(_abi.CELL_SIZE_ATTR, sys.intern("_size"))
 _native.set_cell(_abi.CELL_ALLOCATE, _allocate_result)
+_native.set_cell(_abi.CELL_ARENA_TYPE, Arena)
+_native.set_cell(_abi.CELL_ALLOCATE_NAME, sys.intern("allocate"))
 def _result_segment(address: int, size: int) -> MemorySegment:
     """The segment an ``ADDRESS`` result denotes (called by stubs)."""
     return MemorySegment.NULL if address == 0 else MemorySegment._make(address, size)

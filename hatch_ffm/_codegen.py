@@ -73,6 +73,7 @@ class _Imports:
         "PyObject_GetAttr": (_PTR, [_PTR, _PTR], False),
         "PyObject_CallFunction": (_PTR, [_PTR, _PTR], True),
         "PyObject_CallFunctionObjArgs": (_PTR, [_PTR], True),
+        "PyObject_CallMethodObjArgs": (_PTR, [_PTR, _PTR], True),
         "PyList_GetItem": (_PTR, [_PTR, _I64], False),
         "PyLong_AsUnsignedLong": (_I64, [_PTR], False),
         "PyThread_get_thread_ident": (_I64, [], False),
@@ -227,6 +228,35 @@ class _Helpers:
         is_true = b.icmp_unsigned("==", obj, self.imports.data("_Py_TrueStruct"))
         is_false = b.icmp_unsigned("==", obj, self.imports.data("_Py_FalseStruct"))
         self._pair(b, b.zext(is_true, _I8), b.or_(is_true, is_false))
+        return fn
+
+    def _make_allocate(self) -> ir.Function:
+        """``allocate(allocator, size, alignment) -> segment or NULL`` for a struct result.
+
+        An ``Arena`` is asked directly (``arena.allocate(size, alignment)``); any other
+        allocator goes through the runtime's checking ``allocate`` cell.
+        """
+        fn, b = self._function("allocate", _PTR, [_PTR, _I64, _I64], inline=False)
+        allocator, size, alignment = fn.args
+        null = ir.Constant(_PTR, None)
+        kind = self.call(b, "PyObject_Type", allocator)
+        self.call(b, "Py_DecRef", kind)  # the allocator keeps its type alive
+        arena_type = b.load(self.imports.data(_abi.CELL_ARENA_TYPE), typ=_PTR)
+        with b.if_then(b.icmp_unsigned("==", kind, arena_type)):
+            size_obj = self.call(b, "PyLong_FromLongLong", size)
+            alignment_obj = self.call(b, "PyLong_FromLongLong", alignment)
+            with b.if_then(b.or_(b.icmp_unsigned("==", size_obj, null),
+                                 b.icmp_unsigned("==", alignment_obj, null)), likely=False):
+                b.ret(null)  # MemoryError is set; the two small ints are cached anyway
+            name = b.load(self.imports.data(_abi.CELL_ALLOCATE_NAME), typ=_PTR)
+            segment = self.call(b, "PyObject_CallMethodObjArgs", allocator, name, size_obj,
+                                alignment_obj, null)
+            self.call(b, "Py_DecRef", size_obj)
+            self.call(b, "Py_DecRef", alignment_obj)
+            b.ret(segment)
+        cell = b.load(self.imports.data(_abi.CELL_ALLOCATE), typ=_PTR)
+        b.ret(self.call(b, "PyObject_CallFunction", cell, self.imports.cstring("Onn"), allocator,
+                        size, alignment))
         return fn
 
     def _make_segment(self) -> ir.Function:
@@ -488,10 +518,9 @@ class _StubBuilder:
         segment = result_address = None
         if result.passing in ("pieces", "sret"):
             assert allocator is not None
-            cell = b.load(self.imports.data(_abi.CELL_ALLOCATE), typ=_PTR)
-            segment = self.call("PyObject_CallFunction", cell, self.imports.cstring("Onn"),
-                                allocator, ir.Constant(_I64, result.size),
-                                ir.Constant(_I64, result.alignment))
+            segment = b.call(self.helpers.get("allocate"),
+                             [allocator, ir.Constant(_I64, result.size),
+                              ir.Constant(_I64, result.alignment)])
             with b.if_then(b.icmp_unsigned("==", segment, ir.Constant(_PTR, None)),
                            likely=False):
                 b.ret(ir.Constant(_PTR, None))
