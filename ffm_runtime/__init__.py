@@ -7,6 +7,7 @@ Java names to these.
 
 from __future__ import annotations
 
+from ._access import NativeAccessWarning
 from ._arena import Arena, SegmentAllocator
 from ._descriptor import FunctionDescriptor, registration_key
 from ._errors import (
@@ -87,6 +88,7 @@ __all__ = [
     "MemorySegment",
     "MisalignedAccessError",
     "MissingForeignRegistrationError",
+    "NativeAccessWarning",
     "OutOfBoundsError",
     "PaddingLayout",
     "PathElement",

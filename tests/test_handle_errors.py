@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fuzz.values import BrokenIndex, Index
 
 import ffm_runtime as ffm
 from ffm_runtime import (
@@ -118,19 +119,6 @@ def test_integer_wrong_type(lookup: ffm.SymbolLookup, layout: ffm.ValueLayout, v
     with pytest.raises(TypeError, match=rf"argument 0: expected int for {layout.constant_name}, "
                                         rf"got {type(value).__name__}"):
         handle(value)
-
-
-class Index:
-    def __init__(self, value: int) -> None:
-        self.value = value
-
-    def __index__(self) -> int:
-        return self.value
-
-
-class BrokenIndex:
-    def __index__(self) -> int:
-        raise ZeroDivisionError("broken __index__")
 
 
 def test_integer_accepts_index_protocol(lookup: ffm.SymbolLookup) -> None:

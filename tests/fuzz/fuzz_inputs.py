@@ -19,6 +19,8 @@ from typing import Any
 
 sys.path.insert(0, sys.argv[1])
 
+from values import BrokenFloat, BrokenIndex, FloatLike, Index, WrongIndex
+
 import ffm_runtime as ffm
 from ffm_runtime import (
     ADDRESS,
@@ -35,35 +37,6 @@ from ffm_runtime import (
     Linker,
     MemorySegment,
 )
-
-
-class Index:
-    def __init__(self, value: int) -> None:
-        self.value = value
-
-    def __index__(self) -> int:
-        return self.value
-
-
-class BrokenIndex:
-    def __index__(self) -> int:
-        raise RuntimeError("broken __index__")
-
-
-class BrokenFloat:
-    def __float__(self) -> float:
-        raise RuntimeError("broken __float__")
-
-
-class FloatLike:
-    def __float__(self) -> float:
-        return 2.5
-
-
-class WrongIndex:
-    def __index__(self) -> object:
-        return "not an int"  # noqa: PLE0305 - a broken __index__ on purpose
-
 
 DEBUG = False
 
