@@ -1,9 +1,16 @@
 """The contract between generated stubs and this runtime.
 
 Stubs are ELF objects that import only the names listed here: CPython Stable
-ABI functions and data, one libc function, and the runtime's own cells (data
-words the runtime fills in before a stub runs).  The loader refuses any other
-undefined symbol, and the code generator declares exactly these names.
+ABI functions and data, one libc function, the runtime's own cells (data
+words the runtime fills in before a stub runs) and the runtime's table of
+object field offsets.  The loader refuses any other undefined symbol, and the
+code generator declares exactly these names.
+
+The offsets table lets a stub read a segment's or an arena's ``__slots__``
+fields directly instead of through attribute lookups.  The runtime does not
+assume any object layout: it finds each offset at import by storing a
+sentinel in the slot and searching the instance's memory for it (see
+``ffm_runtime._native.slot_offset``), and refuses to start if that fails.
 """
 
 from __future__ import annotations
@@ -11,19 +18,20 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
-    "CELL_ADDRESS_ATTR",
+    "ARENA_SLAB_ALIGN",
+    "ARENA_SMALL",
     "CELL_ALLOCATE",
     "CELL_ALLOCATE_NAME",
     "CELL_ARENA_TYPE",
     "CELL_ARG_ERROR",
     "CELL_CONFINED_TYPE",
-    "CELL_GUARD_ATTR",
     "CELL_HEAP_TYPE",
     "CELL_MAKE_SEGMENT",
     "CELL_SEGMENT_TYPE",
-    "CELL_SIZE_ATTR",
     "LIBC_FUNCTIONS",
     "METH_FASTCALL",
+    "OFFSETS",
+    "OFFSETS_SYMBOL",
     "PYTHON_DATA",
     "PYTHON_FUNCTIONS",
     "RUNTIME_CELLS",
@@ -54,6 +62,8 @@ PYTHON_FUNCTIONS: Final = frozenset({
     "PyObject_CallMethodObjArgs",
     "PyList_GetItem",
     "PyLong_AsSsize_t",
+    "PyLong_FromSsize_t",
+    "PyType_GenericAlloc",
     "PyLong_AsUnsignedLong",
     "PyThread_get_thread_ident",
     "Py_IncRef",
@@ -73,13 +83,6 @@ CELL_SEGMENT_TYPE: Final = "ffm_rt_segment_type"
 CELL_CONFINED_TYPE: Final = "ffm_rt_confined_type"
 #: Cell holding the type of heap segments (over Python buffers; a subclass).
 CELL_HEAP_TYPE: Final = "ffm_rt_heap_type"
-#: Cell holding the interned name of the attribute that yields a segment's raw address.
-CELL_ADDRESS_ATTR: Final = "ffm_rt_address_attr"
-#: Cell holding the interned name (``_guard``) of a confined segment's guard: a one-element list holding
-#: the owner thread's ident, or 0 once the owning arena is closed.
-CELL_GUARD_ATTR: Final = "ffm_rt_guard_attr"
-#: Cell holding the interned name (``_size``) of a segment's byte size.
-CELL_SIZE_ATTR: Final = "ffm_rt_size_attr"
 #: Cell holding ``allocate(allocator, size, alignment) -> MemorySegment`` for struct results.
 CELL_ALLOCATE: Final = "ffm_rt_allocate"
 #: Cell holding the ``Arena`` type: a struct result's memory comes from ``arena.allocate``
@@ -94,9 +97,28 @@ CELL_MAKE_SEGMENT: Final = "ffm_rt_make_segment"
 #: raises (see ``ffm_runtime._handles.arg_error``).
 CELL_ARG_ERROR: Final = "ffm_rt_arg_error"
 
-RUNTIME_CELLS: Final = (CELL_SEGMENT_TYPE, CELL_CONFINED_TYPE, CELL_HEAP_TYPE, CELL_ADDRESS_ATTR,
-                        CELL_GUARD_ATTR, CELL_SIZE_ATTR, CELL_ALLOCATE, CELL_ARENA_TYPE,
-                        CELL_ALLOCATE_NAME, CELL_MAKE_SEGMENT, CELL_ARG_ERROR)
+RUNTIME_CELLS: Final = (CELL_SEGMENT_TYPE, CELL_CONFINED_TYPE, CELL_HEAP_TYPE, CELL_ALLOCATE,
+                        CELL_ARENA_TYPE, CELL_ALLOCATE_NAME, CELL_MAKE_SEGMENT, CELL_ARG_ERROR)
+
+#: The runtime's table of byte offsets (an array of 64-bit words, in this order):
+#: ``ob_type`` of any object, then the ``__slots__`` fields of ``MemorySegment``
+#: (``segment.*``) and of ``Arena`` (``arena.*``).  A segment's ``_address`` and
+#: ``_size`` are exact ints; a confined segment's ``_guard`` (shared with its arena's
+#: ``_confinement``) is a one-element list holding the owner thread's ident, 0 once the
+#: arena is closed, and ``None`` for unconfined segments and arenas.
+OFFSETS_SYMBOL: Final = "ffm_rt_offsets"
+OFFSETS: Final = (
+    "ob_type",
+    "segment._address", "segment._size", "segment._scope", "segment._guard",
+    "segment._view", "segment._base", "segment._align",
+    "arena._confinement", "arena._cursor", "arena._limit", "arena._slab_start",
+    "arena._slab_align", "arena._slab_view", "arena._segment_class",
+)
+
+#: An arena's slabs start on this boundary; allocations with a larger alignment get blocks.
+ARENA_SLAB_ALIGN: Final = 64
+#: Allocations larger than this get their own block rather than a piece of a slab.
+ARENA_SMALL: Final = 4096
 
 #: A stub for key K is emitted twice: ``<symbol>_b`` takes the target address from the
 #: handle's ``self`` (a bound handle), ``<symbol>_u`` from its first argument.
@@ -110,4 +132,4 @@ METH_FASTCALL: Final = 0x0080
 def allowed_import(name: str) -> bool:
     """Whether a stub object may import ``name``."""
     return (name in PYTHON_FUNCTIONS or name in PYTHON_DATA or name in LIBC_FUNCTIONS
-            or name in RUNTIME_CELLS)
+            or name in RUNTIME_CELLS or name == OFFSETS_SYMBOL)

@@ -18,6 +18,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from . import _abi
 from ._errors import OutOfBoundsError, ScopeClosedError, UnsupportedOperationError, WrongThreadError
 from ._layouts import MemoryLayout, ValueLayout
 from ._memory import _ALL, ALIGN_BITS, MemorySegment, Scope, _charset, _ConfinedSegment
@@ -25,8 +26,8 @@ from ._memory import _ALL, ALIGN_BITS, MemorySegment, Scope, _charset, _Confined
 __all__ = ["Arena", "SegmentAllocator"]
 
 _SLAB_SIZE: Final = 64 * 1024
-_SLAB_ALIGN: Final = 64          # slabs start on this boundary; larger alignments get blocks
-_SMALL: Final = 4096             # larger allocations get their own block
+_SLAB_ALIGN: Final = _abi.ARENA_SLAB_ALIGN  # slabs start here; larger alignments get blocks
+_SMALL: Final = _abi.ARENA_SMALL            # larger allocations get their own block
 _POOL_MAX: Final = 32            # zeroed slabs kept for reuse, process-wide
 _MAX_ALLOCATION: Final = 1 << 62  # beyond this no allocation can succeed (and size_t wraps)
 _get_ident = threading.get_ident

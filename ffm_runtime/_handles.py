@@ -185,9 +185,6 @@ def make_handle(key: str, descriptor: FunctionDescriptor, options: tuple[object,
 _native.set_cell(_abi.CELL_SEGMENT_TYPE, MemorySegment)
 _native.set_cell(_abi.CELL_CONFINED_TYPE, _ConfinedSegment)
 _native.set_cell(_abi.CELL_HEAP_TYPE, _HeapSegment)
-_native.set_cell(_abi.CELL_ADDRESS_ATTR, sys.intern("_ffm_address"))
-_native.set_cell(_abi.CELL_GUARD_ATTR, sys.intern("_guard"))
-_native.set_cell(_abi.CELL_SIZE_ATTR, sys.intern("_size"))
 _native.set_cell(_abi.CELL_ALLOCATE, _allocate_result)
 _native.set_cell(_abi.CELL_ARENA_TYPE, Arena)
 _native.set_cell(_abi.CELL_ALLOCATE_NAME, sys.intern("allocate"))
@@ -198,3 +195,20 @@ def _result_segment(address: int, size: int) -> MemorySegment:
 
 _native.set_cell(_abi.CELL_MAKE_SEGMENT, _result_segment)
 _native.set_cell(_abi.CELL_ARG_ERROR, arg_error)
+
+
+def _publish_offsets() -> None:
+    """Find and publish the field offsets stubs read (see :data:`._abi.OFFSETS`)."""
+    segment = object.__new__(MemorySegment)
+    arena = object.__new__(Arena)
+    try:
+        _native.set_offset("ob_type", _native.type_offset())
+        for name in _abi.OFFSETS[1:]:
+            kind, field = name.split(".")
+            _native.set_offset(name, _native.slot_offset(segment if kind == "segment" else arena,
+                                                         field))
+    finally:
+        arena._confinement = None  # what __del__ reads
+
+
+_publish_offsets()

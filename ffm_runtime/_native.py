@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from typing import Any
+from typing import Any, Final
 
 from . import _abi
 
-__all__ = ["cell_address", "dlsym", "new_builtin", "resolve_import", "set_cell"]
+__all__ = ["cell_address", "dlsym", "new_builtin", "resolve_import", "set_cell", "set_offset",
+           "slot_offset"]
 
 try:
     _dlsym: Any = ctypes.CDLL(None).dlsym
@@ -23,6 +24,8 @@ except (OSError, TypeError, AttributeError):  # not a POSIX dynamic loader: noth
 
 _cells = (ctypes.c_void_p * len(_abi.RUNTIME_CELLS))()
 _cell_objects: dict[str, object] = {}  # keeps the objects stored in cells alive
+_offsets = (ctypes.c_int64 * len(_abi.OFFSETS))()
+_WORD: Final = ctypes.sizeof(ctypes.c_void_p)
 _lock = threading.Lock()
 
 
@@ -46,12 +49,56 @@ def set_cell(name: str, obj: object) -> None:
         _cells[_abi.RUNTIME_CELLS.index(name)] = id(obj)
 
 
+def set_offset(name: str, offset: int) -> None:
+    """Publish a byte offset in the table stubs read (see :data:`._abi.OFFSETS`)."""
+    _offsets[_abi.OFFSETS.index(name)] = offset
+
+
+def slot_offset(instance: object, name: str) -> int:
+    """The byte offset of the ``__slots__`` field ``name`` in ``instance``'s memory.
+
+    Found, not assumed: a fresh sentinel is stored in the slot and the instance's
+    words are searched for its address; exactly one must match.  The slot is left
+    unset afterwards.
+    """
+    descriptor = getattr(type(instance), name)
+    sentinel = object()
+    descriptor.__set__(instance, sentinel)
+    try:
+        base = id(instance)
+        hits = [offset for offset in range(0, type(instance).__basicsize__, _WORD)
+                if ctypes.c_void_p.from_address(base + offset).value == id(sentinel)]
+    finally:
+        descriptor.__delete__(instance)
+    if len(hits) != 1:
+        from ._errors import UnsupportedPlatformError
+
+        raise UnsupportedPlatformError(
+            f"cannot find the slot {type(instance).__name__}.{name} in this interpreter's "
+            "objects: hatch-ffm supports CPython 3.10 and later (standard builds)")
+    return hits[0]
+
+
+def type_offset() -> int:
+    """The byte offset of ``ob_type`` in every object (found like :func:`slot_offset`)."""
+    probe = object()
+    hits = [offset for offset in range(0, type(probe).__basicsize__, _WORD)
+            if ctypes.c_void_p.from_address(id(probe) + offset).value == id(object)]
+    if len(hits) != 1:
+        from ._errors import UnsupportedPlatformError
+
+        raise UnsupportedPlatformError("cannot find ob_type in this interpreter's objects")
+    return hits[0]
+
+
 def resolve_import(name: str) -> int | None:
     """Resolve an undefined symbol of a stub object; ``None`` if it is not allowed."""
     if not _abi.allowed_import(name):
         return None
     if name in _abi.RUNTIME_CELLS:
         return cell_address(name)
+    if name == _abi.OFFSETS_SYMBOL:
+        return ctypes.addressof(_offsets)
     return dlsym(name)
 
 

@@ -78,6 +78,8 @@ class _Imports:
         "PyLong_AsUnsignedLong": (_I64, [_PTR], False),
         "PyThread_get_thread_ident": (_I64, [], False),
         "PyLong_AsSsize_t": (_I64, [_PTR], False),
+        "PyLong_FromSsize_t": (_PTR, [_I64], False),
+        "PyType_GenericAlloc": (_PTR, [_PTR, _I64], False),
         "Py_IncRef": (ir.VoidType(), [_PTR], False),
         "Py_DecRef": (ir.VoidType(), [_PTR], False),
         "__errno_location": (_PTR, [], False),
@@ -99,9 +101,15 @@ class _Imports:
     def data(self, name: str) -> ir.GlobalVariable:
         """An imported data symbol (Python object or runtime cell)."""
         if name not in self._globals:
-            if not (name in _abi.PYTHON_DATA or name in _abi.RUNTIME_CELLS):
+            if not (name in _abi.PYTHON_DATA or name in _abi.RUNTIME_CELLS
+                    or name == _abi.OFFSETS_SYMBOL):
                 raise AssertionError(f"{name} is not in the stub ABI contract")
-            var = ir.GlobalVariable(self.module, _PTR if name in _abi.RUNTIME_CELLS else _I8, name)
+            kind: ir.Type = _I8
+            if name in _abi.RUNTIME_CELLS:
+                kind = _PTR
+            elif name == _abi.OFFSETS_SYMBOL:
+                kind = ir.ArrayType(_I64, len(_abi.OFFSETS))
+            var = ir.GlobalVariable(self.module, kind, name)
             var.linkage = "external"
             self._globals[name] = var
         return self._globals[name]
@@ -156,6 +164,17 @@ class _Helpers:
 
     def call(self, b: ir.IRBuilder, name: str, *args: ir.Value) -> ir.Instruction:
         return b.call(self.imports.function(name), list(args))
+
+    def field(self, b: ir.IRBuilder, obj: ir.Value, name: str) -> ir.Value:
+        """The address of field ``name`` (see ``_abi.OFFSETS``) of the object ``obj``."""
+        table = self.imports.data(_abi.OFFSETS_SYMBOL)
+        where = b.gep(table, [ir.Constant(_I64, 0), ir.Constant(_I32, _abi.OFFSETS.index(name))],
+                      source_etype=table.value_type)
+        return b.gep(obj, [b.load(where, typ=_I64)], source_etype=_I8)
+
+    def load_field(self, b: ir.IRBuilder, obj: ir.Value, name: str) -> ir.Value:
+        """The ``PyObject *`` in field ``name`` of ``obj`` (borrowed; NULL if unset)."""
+        return b.load(self.field(b, obj, name), typ=_PTR)
 
     def _make_fail(self) -> ir.Function:
         """``fail(key, mode, position, value)``: clear the error, let ``arg_error`` raise."""
@@ -233,27 +252,91 @@ class _Helpers:
     def _make_allocate(self) -> ir.Function:
         """``allocate(allocator, size, alignment) -> segment or NULL`` for a struct result.
 
-        An ``Arena`` is asked directly (``arena.allocate(size, alignment)``); any other
-        allocator goes through the runtime's checking ``allocate`` cell.
+        From an ``Arena`` owned by this thread (or unconfined) whose current slab has room,
+        the segment is carved here, exactly as ``Arena.allocate`` would: the cursor moves
+        first (no Python code can run in between), then the segment object is made and
+        its fields filled.  Otherwise an ``Arena`` is asked (``arena.allocate(size,
+        alignment)``: new slabs, large blocks and every error are its business), and any
+        other allocator goes through the runtime's checking ``allocate`` cell.
         """
         fn, b = self._function("allocate", _PTR, [_PTR, _I64, _I64], inline=False)
         allocator, size, alignment = fn.args
         null = ir.Constant(_PTR, None)
-        kind = self.call(b, "PyObject_Type", allocator)
-        self.call(b, "Py_DecRef", kind)  # the allocator keeps its type alive
+        none = self.imports.data("_Py_NoneStruct")
+        slow = fn.append_basic_block("slow")
+        kind = self.load_field(b, allocator, "ob_type")
         arena_type = b.load(self.imports.data(_abi.CELL_ARENA_TYPE), typ=_PTR)
-        with b.if_then(b.icmp_unsigned("==", kind, arena_type)):
+        is_arena = b.icmp_unsigned("==", kind, arena_type)
+        small = b.and_(b.icmp_signed("<=", size, ir.Constant(_I64, _abi.ARENA_SMALL)),
+                       b.icmp_signed("<=", alignment, ir.Constant(_I64, _abi.ARENA_SLAB_ALIGN)))
+        fast = fn.append_basic_block("fast")
+        b.cbranch(b.and_(is_arena, small), fast, slow)
+        b.position_at_end(fast)
+        guard = self.load_field(b, allocator, "arena._confinement")
+        with b.if_then(b.icmp_unsigned("!=", guard, none)):
+            owner = self.call(b, "PyList_GetItem", guard, ir.Constant(_I64, 0))
+            mine = fn.append_basic_block("mine")
+            b.cbranch(b.icmp_unsigned("==", owner, null), slow, mine)
+            b.position_at_end(mine)
+            current = self.call(b, "PyThread_get_thread_ident")
+            owned = fn.append_basic_block("owned")
+            b.cbranch(b.icmp_unsigned("==", self.call(b, "PyLong_AsUnsignedLong", owner), current),
+                      owned, slow)
+            b.position_at_end(owned)
+        cursor_field = self.field(b, allocator, "arena._cursor")
+        old_cursor = b.load(cursor_field, typ=_PTR)
+        cursor = self.call(b, "PyLong_AsSsize_t", old_cursor)
+        limit = self.call(b, "PyLong_AsSsize_t", self.load_field(b, allocator, "arena._limit"))
+        mask = b.sub(alignment, ir.Constant(_I64, 1))
+        offset = b.and_(b.add(cursor, mask), b.not_(mask))
+        end = b.add(offset, size)
+        room = fn.append_basic_block("room")
+        b.cbranch(b.icmp_signed(">", end, limit), slow, room)
+        b.position_at_end(room)
+        new_cursor = self.call(b, "PyLong_FromSsize_t", end)
+        with b.if_then(b.icmp_unsigned("==", new_cursor, null), likely=False):
+            b.ret(null)
+        b.store(new_cursor, cursor_field)
+        self.call(b, "Py_DecRef", old_cursor)
+        segment = self.call(b, "PyType_GenericAlloc",
+                            self.load_field(b, allocator, "arena._segment_class"),
+                            ir.Constant(_I64, 0))
+        with b.if_then(b.icmp_unsigned("==", segment, null), likely=False):
+            b.ret(null)
+        start = self.call(b, "PyLong_AsSsize_t", self.load_field(b, allocator, "arena._slab_start"))
+        low = self.call(b, "PyLong_AsSsize_t", self.load_field(b, allocator, "arena._slab_align"))
+        fields = [
+            ("segment._address", self.call(b, "PyLong_FromSsize_t", b.add(start, offset))),
+            ("segment._align", self.call(b, "PyLong_FromSsize_t", b.add(low, offset))),
+            ("segment._base", self.call(b, "PyLong_FromSsize_t", offset)),
+            ("segment._size", self.call(b, "PyLong_FromSsize_t", size)),
+        ]
+        failed = ir.Constant(_I1, 0)
+        for name, value in fields:
+            b.store(value, self.field(b, segment, name))
+            failed = b.or_(failed, b.icmp_unsigned("==", value, null))
+        for name, value in (("segment._view", self.load_field(b, allocator, "arena._slab_view")),
+                            ("segment._scope", allocator), ("segment._guard", guard)):
+            self.call(b, "Py_IncRef", value)
+            b.store(value, self.field(b, segment, name))
+        with b.if_then(failed, likely=False):
+            self.call(b, "Py_DecRef", segment)  # unset fields are NULL: deallocation skips them
+            b.ret(null)
+        b.ret(segment)
+
+        b.position_at_end(slow)
+        with b.if_then(is_arena):
             size_obj = self.call(b, "PyLong_FromLongLong", size)
             alignment_obj = self.call(b, "PyLong_FromLongLong", alignment)
             with b.if_then(b.or_(b.icmp_unsigned("==", size_obj, null),
                                  b.icmp_unsigned("==", alignment_obj, null)), likely=False):
                 b.ret(null)  # MemoryError is set; the two small ints are cached anyway
             name = b.load(self.imports.data(_abi.CELL_ALLOCATE_NAME), typ=_PTR)
-            segment = self.call(b, "PyObject_CallMethodObjArgs", allocator, name, size_obj,
-                                alignment_obj, null)
+            result = self.call(b, "PyObject_CallMethodObjArgs", allocator, name, size_obj,
+                               alignment_obj, null)
             self.call(b, "Py_DecRef", size_obj)
             self.call(b, "Py_DecRef", alignment_obj)
-            b.ret(segment)
+            b.ret(result)
         cell = b.load(self.imports.data(_abi.CELL_ALLOCATE), typ=_PTR)
         b.ret(self.call(b, "PyObject_CallFunction", cell, self.imports.cstring("Onn"), allocator,
                         size, alignment))
@@ -263,30 +346,25 @@ class _Helpers:
         """``segment(obj, min_size, allow_heap) -> {address, ok}``.
 
         Segments usable anywhere are exactly of the ``MemorySegment`` type (fast path);
-        confined ones are of a subclass whose guard must name this thread; heap ones of
-        another subclass, allowed only when ``allow_heap``.  ``min_size`` < 0 skips the
-        size check (an ``ADDRESS`` argument).
+        confined ones are exactly of a subclass whose guard must name this thread; heap
+        ones of another subclass, allowed only when ``allow_heap``.  ``min_size`` < 0 skips
+        the size check (an ``ADDRESS`` argument).  Fields are read at the runtime's offsets.
         """
         fn, b = self._function("segment", ir.LiteralStructType([_PTR, _I1]), [_PTR, _I64, _I1],
                                inline=False)
         obj, min_size, allow_heap = fn.args
         null = ir.Constant(_PTR, None)
         fail = fn.append_basic_block("fail")
-        obj_type = self.call(b, "PyObject_Type", obj)
-        self.call(b, "Py_DecRef", obj_type)  # the object keeps its type alive
+        obj_type = self.load_field(b, obj, "ob_type")
         seg_type = b.load(self.imports.data(_abi.CELL_SEGMENT_TYPE), typ=_PTR)
         with b.if_then(b.icmp_unsigned("!=", obj_type, seg_type), likely=False):
             confined_type = b.load(self.imports.data(_abi.CELL_CONFINED_TYPE), typ=_PTR)
-            is_confined = self.call(b, "PyObject_IsInstance", obj, confined_type)
-            confined = b.icmp_signed("==", is_confined, ir.Constant(_I32, 1))
-            with b.if_else(confined) as (then, otherwise):
+            with b.if_else(b.icmp_unsigned("==", obj_type, confined_type)) as (then, otherwise):
                 with then:
-                    guard_name = b.load(self.imports.data(_abi.CELL_GUARD_ATTR), typ=_PTR)
-                    guard = self.call(b, "PyObject_GetAttr", obj, guard_name)
+                    guard = self.load_field(b, obj, "segment._guard")
                     checked = fn.append_basic_block("guard")
                     b.cbranch(b.icmp_unsigned("==", guard, null), fail, checked)
                     b.position_at_end(checked)
-                    self.call(b, "Py_DecRef", guard)  # the segment keeps its guard alive
                     owner_obj = self.call(b, "PyList_GetItem", guard, ir.Constant(_I64, 0))
                     owned = fn.append_basic_block("owned")
                     b.cbranch(b.icmp_unsigned("==", owner_obj, null), fail, owned)
@@ -298,27 +376,21 @@ class _Helpers:
                     b.position_at_end(mine)
                 with otherwise:
                     heap_type = b.load(self.imports.data(_abi.CELL_HEAP_TYPE), typ=_PTR)
-                    is_heap = self.call(b, "PyObject_IsInstance", obj, heap_type)
-                    heap_ok = b.and_(allow_heap, b.icmp_signed("==", is_heap,
-                                                               ir.Constant(_I32, 1)))
+                    heap_ok = b.and_(allow_heap, b.icmp_unsigned("==", obj_type, heap_type))
                     allowed = fn.append_basic_block("heap")
                     b.cbranch(heap_ok, allowed, fail)
                     b.position_at_end(allowed)
-        name = b.load(self.imports.data(_abi.CELL_ADDRESS_ATTR), typ=_PTR)
-        raw = self.call(b, "PyObject_GetAttr", obj, name)
+        raw = self.load_field(b, obj, "segment._address")
         got = fn.append_basic_block("address")
         b.cbranch(b.icmp_unsigned("==", raw, null), fail, got)
         b.position_at_end(got)
         address = self.call(b, "PyLong_AsVoidPtr", raw)
-        self.call(b, "Py_DecRef", raw)
         with b.if_then(b.icmp_signed(">=", min_size, ir.Constant(_I64, 0))):
-            size_name = b.load(self.imports.data(_abi.CELL_SIZE_ATTR), typ=_PTR)
-            size_obj = self.call(b, "PyObject_GetAttr", obj, size_name)
+            size_obj = self.load_field(b, obj, "segment._size")
             sized = fn.append_basic_block("sized")
             b.cbranch(b.icmp_unsigned("==", size_obj, null), fail, sized)
             b.position_at_end(sized)
             size = self.call(b, "PyLong_AsSsize_t", size_obj)
-            self.call(b, "Py_DecRef", size_obj)
             large = fn.append_basic_block("large")
             b.cbranch(b.icmp_signed("<", size, min_size), fail, large)
             b.position_at_end(large)
@@ -524,10 +596,8 @@ class _StubBuilder:
             with b.if_then(b.icmp_unsigned("==", segment, ir.Constant(_PTR, None)),
                            likely=False):
                 b.ret(ir.Constant(_PTR, None))
-            name = b.load(self.imports.data(_abi.CELL_ADDRESS_ATTR), typ=_PTR)
-            raw = self.call("PyObject_GetAttr", segment, name)
+            raw = self.helpers.load_field(b, segment, "segment._address")
             result_address = self.call("PyLong_AsVoidPtr", raw)
-            self.call("Py_DecRef", raw)
             if result.passing == "sret":
                 native.insert(0, (result_address, _PTR,
                                   (f"sret([{result.size} x i8]) align {max(8, result.alignment)}",)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import itertools
 import os
 import struct
 import threading
@@ -147,6 +148,58 @@ class TestStructs:
             with pytest.raises(IndexError, match="cannot fit 8 more bytes"):
                 for _ in range(10):
                     div(allocator, 1, 1)
+
+    @pytest.mark.parametrize("make", [Arena.of_confined, Arena.of_auto, Arena.global_arena])
+    def test_struct_results_carved_from_an_arena(self, features: Any, make: Any) -> None:
+        """The stub carves results from the arena's slab itself: they must be exactly what
+        ``arena.allocate`` would give, interleave with it without overlap, and survive a
+        slab change (100,000 bytes of results need two slabs)."""
+        div = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("div"),
+                                     features.LIBC["div"][0])
+        arena = make()
+        try:
+            results = []
+            for i in range(12_500):
+                results.append((i, div(arena, i, 7)))
+                if i % 1000 == 0:
+                    results.append((-1, arena.allocate(3)))
+            spans = sorted((s.address, s.address + s.byte_size) for _, s in results)
+            assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
+            for i, segment in results:
+                assert segment.scope is arena and segment.byte_size == (3 if i < 0 else 8)
+                assert type(segment) is type(arena.allocate(1))
+                if i >= 0:
+                    assert segment.address % 4 == 0
+                    assert (segment.get(JAVA_INT, 0), segment.get(JAVA_INT, 4)) == divmod(i, 7)
+                    assert segment.to_bytes() == struct.pack("=ii", *divmod(i, 7))
+                    assert segment.as_slice(4).get(JAVA_INT, 0) == i % 7
+        finally:
+            if make is Arena.of_confined:
+                arena.close()
+        if make is Arena.of_confined:
+            with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
+                results[1][1].get(JAVA_INT, 0)
+            with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
+                div(arena, 1, 1)
+
+    def test_struct_results_from_another_threads_arena(self, features: Any) -> None:
+        div = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("div"),
+                                     features.LIBC["div"][0])
+        errors: list[BaseException] = []
+        with Arena.of_confined() as arena:
+            div(arena, 1, 1)  # the arena has a slab: the stub's own path is the one tested
+
+            def call() -> None:
+                try:
+                    div(arena, 1, 1)
+                except BaseException as exc:
+                    errors.append(exc)
+
+            thread = threading.Thread(target=call)
+            thread.start()
+            thread.join()
+        assert len(errors) == 1 and isinstance(errors[0], ffm.WrongThreadError)
+        assert "Attempted access outside owning thread" in str(errors[0])
 
     def test_struct_arguments_are_checked(self, lookup: ffm.SymbolLookup, features: Any) -> None:
         kinds = features.VARARG_KINDS

@@ -34,6 +34,10 @@ id_ptr = link(find("id_ptr"), FunctionDescriptor.of(ADDRESS, ADDRESS))
 byte_len = link(find("byte_len"), FunctionDescriptor.of(JAVA_LONG, ADDRESS))
 add = link(FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT))
 add_target = find("add_int")
+div = link(find("div"), FunctionDescriptor.of(
+    ffm.MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT))
+with ffm.Arena.of_confined() as probe:
+    confined_type = type(probe.allocate(1))
 text = ffm.Arena.of_auto().allocate_from("leak check")
 closed_arena = ffm.Arena.of_confined()
 closed = closed_arena.allocate(8)
@@ -41,7 +45,7 @@ closed_arena.close()
 BAD = {"raises TypeError": "x" * 3, "raises OverflowError": 2**40,
        "raises ScopeClosedError": closed, "raises count TypeError": None}
 WATCHED = [text, text._address, closed, closed._guard, add_target, add_target._address,
-           *BAD.values(), True, False, id_int, byte_len]
+           *BAD.values(), True, False, id_int, byte_len, div, ffm.Arena, confined_type]
 
 def call(kind, n):
     if kind == "int":
@@ -56,6 +60,10 @@ def call(kind, n):
         for _ in range(n): byte_len(text)
     elif kind == "unbound":
         for i in range(n): add(add_target, i, 1)
+    elif kind == "struct result":
+        for _ in range(n // 1000):
+            with ffm.Arena.of_confined() as arena:
+                for i in range(1000): div(arena, i, 7)
     else:
         bad = BAD[kind]
         handle = byte_len if kind == "raises ScopeClosedError" else id_int
@@ -86,6 +94,7 @@ print([end[i] - start[i] for i in range(len(start))])
 """
 
 KINDS = ["int", "int critical", "double", "pointer in and out", "segment argument", "unbound",
+         "struct result",
          "raises TypeError", "raises OverflowError", "raises ScopeClosedError",
          "raises count TypeError"]
 
