@@ -7,7 +7,7 @@ VENV := .venv
 DEMO_VENV := .demo-venv
 DIST := dist
 
-.PHONY: demo test test-slow lint typecheck pytest bench clean
+.PHONY: demo test test-slow lint typecheck pytest bench clean aarch64-env
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,11 +45,16 @@ typecheck: $(VENV)/.installed
 pytest: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest
 
-test: lint typecheck pytest
+# qemu-user, a cross C compiler and an aarch64 CPython for tests/test_aarch64_emulated.py;
+# needs root (apt-get).  Without it those tests skip, unless FFM_REQUIRE_AARCH64 is set.
+aarch64-env:
+	-bash tests/aarch64/setup.sh .aarch64
+
+test: lint typecheck aarch64-env pytest
 
 # The exhaustive runs: 1,000,000 fuzzed argument tuples, 100,000 mutated stub objects.
 test-slow: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -m slow
 
 clean:
-	rm -rf $(VENV) $(DEMO_VENV) $(DIST) tests/_build benchmarks/_build
+	rm -rf $(VENV) $(DEMO_VENV) $(DIST) tests/_build benchmarks/_build .aarch64

@@ -21,9 +21,9 @@ ROOT = TESTS.parent
 os.environ["FFM_ENABLE_NATIVE_ACCESS"] = "ALL-UNNAMED"
 
 
-def compile_c(source: Path, output: Path, *flags: str) -> Path:
-    """Compile ``source`` into a shared library with the system C compiler."""
-    cc = os.environ.get("CC", "cc")
+def compile_c(source: Path, output: Path, *flags: str, cc: str | None = None) -> Path:
+    """Compile ``source`` into a shared library with ``cc`` (default: the system C compiler)."""
+    cc = cc or os.environ.get("CC", "cc")
     subprocess.run([cc, "-O1", "-shared", "-fPIC", *flags, "-o", str(output), str(source)],
                    check=True)
     return output
