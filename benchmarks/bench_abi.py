@@ -21,7 +21,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=7, help="repeats; the minimum is kept")
     args = parser.parse_args()
 
-    from example_project.ffm_features import DIV, SNPRINTF, STRTOL
+    from example_project.ffm_features import CRITICAL, DIV, SNPRINTF, STRTOL
 
     import ffm_runtime as ffm
     from ffm_runtime import Linker, MemorySegment
@@ -31,6 +31,9 @@ def main() -> int:
     ffm_div = link(find("div"), DIV)
     ffm_snprintf = link(find("snprintf"), *SNPRINTF)
     ffm_strtol = link(find("strtol"), *STRTOL)
+    ffm_div_critical = link(find("div"), DIV, CRITICAL)
+    ffm_snprintf_critical = link(find("snprintf"), *SNPRINTF, CRITICAL)
+    ffm_strtol_critical = link(find("strtol"), *STRTOL, CRITICAL)
     arena = ffm.Arena.of_confined()
     result_block = arena.allocate(8, 4)
     prefix = ffm.SegmentAllocator.prefix_allocator(result_block)
@@ -55,6 +58,8 @@ def main() -> int:
 
     namespace: dict[str, object] = {
         "ffm_div": ffm_div, "ffm_snprintf": ffm_snprintf, "ffm_strtol": ffm_strtol,
+        "ffm_div_critical": ffm_div_critical, "ffm_snprintf_critical": ffm_snprintf_critical,
+        "ffm_strtol_critical": ffm_strtol_critical,
         "arena": arena, "prefix": prefix, "buffer": buffer, "fmt": fmt, "number": number,
         "state": state, "null": null, "c_div": c_div, "c_snprintf": c_snprintf,
         "c_strtol": c_strtol, "c_buffer": c_buffer, "ctypes": ctypes,
@@ -62,10 +67,14 @@ def main() -> int:
     rows = [
         ("div: hatch-ffm, result in a prefix allocator", "ffm_div(prefix, 17, 5)"),
         ("div: hatch-ffm, result in the arena", "ffm_div(arena, 17, 5)"),
+        ("div: hatch-ffm critical, result in the arena", "ffm_div_critical(arena, 17, 5)"),
         ("div: ctypes (Structure restype)", "c_div(17, 5)"),
         ("snprintf: hatch-ffm", "ffm_snprintf(buffer, 64, fmt, 42, 2.5)"),
+        ("snprintf: hatch-ffm critical", "ffm_snprintf_critical(buffer, 64, fmt, 42, 2.5)"),
         ("snprintf: ctypes", "c_snprintf(c_buffer, 64, b'%d and %.2f', 42, ctypes.c_double(2.5))"),
         ("strtol + errno: hatch-ffm capture_call_state", "ffm_strtol(state, number, null, 10)"),
+        ("strtol + errno: hatch-ffm critical capture_call_state",
+         "ffm_strtol_critical(state, number, null, 10)"),
         ("strtol + errno: ctypes use_errno + get_errno",
          "c_strtol(b'12345', None, 10); ctypes.get_errno()"),
     ]
@@ -80,8 +89,8 @@ def main() -> int:
         namespace.update(cffi_div=cffi_libc.div, cffi_snprintf=cffi_libc.snprintf,
                          cffi_strtol=cffi_libc.strtol, ffi=ffi, cffi_buf=ffi.new("char[64]"),
                          cffi_int=ffi.cast("int", 42), cffi_double=ffi.cast("double", 2.5))
-        rows.insert(3, ("div: cffi ABI", "cffi_div(17, 5)"))
-        rows.insert(6, ("snprintf: cffi ABI",
+        rows.insert(4, ("div: cffi ABI", "cffi_div(17, 5)"))
+        rows.insert(8, ("snprintf: cffi ABI",
                         "cffi_snprintf(cffi_buf, 64, b'%d and %.2f', cffi_int, cffi_double)"))
         rows.append(("strtol + errno: cffi ABI (ffi.errno)",
                      "cffi_strtol(b'12345', ffi.NULL, 10); ffi.errno"))

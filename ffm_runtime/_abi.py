@@ -74,7 +74,7 @@ PYTHON_FUNCTIONS: Final = frozenset({
 PYTHON_DATA: Final = frozenset({"_Py_NoneStruct", "_Py_TrueStruct", "_Py_FalseStruct"})
 
 #: libc functions a stub may call.
-LIBC_FUNCTIONS: Final = frozenset({"__errno_location"})
+LIBC_FUNCTIONS: Final = frozenset({"__errno_location", "memset"})
 
 #: Cell holding the ``MemorySegment`` type (a ``PyObject *``): segments usable from any
 #: thread at any time are exactly of this type.

@@ -1,10 +1,13 @@
 """Arenas and segment allocators: where native memory comes from and when it goes.
 
 Small allocations are carved from 64 KiB slabs; a closed (or collected) arena
-zeroes what it used of its slabs and hands them back to a small process-wide
-pool, so a ``with Arena.of_confined() as arena: arena.allocate(64)`` cycle makes
-no system allocator call once warm.  Large or strongly aligned allocations get
-their own block.  Memory handed out is always zeroed.
+hands its slabs back to a small process-wide pool, and a new confined arena
+starts with a slab from it, so a ``with Arena.of_confined() as arena:
+arena.allocate(64)`` cycle makes no system allocator call once warm.  Large or
+strongly aligned allocations get their own block.  Memory handed out is always
+zeroed: pooled slabs keep their old bytes, and each allocation zeroes exactly its
+own bytes when it is carved (here, or in native code: downcall stubs and the
+runtime's accelerators carve from the same slab, see ``_abi.OFFSETS``).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ try:
 except (OSError, TypeError, AttributeError):  # no C library reachable this way
     _calloc = _free = None
 
-#: zeroed slabs ready for reuse: (address to free, 64-aligned start, view of the slab)
+#: slabs ready for reuse (not zeroed): (address to free, 64-aligned start, view of the slab)
 _pool: list[tuple[int, int, memoryview]] = []
 _ZEROS: Final = memoryview(bytes(_SLAB_SIZE))
 
@@ -130,10 +133,8 @@ class _Quarantine:
 
 
 def _recycle(slab: tuple[int, int, memoryview], used: int) -> None:
-    """Zero the used part of a slab and pool it (or free it when the pool is full)."""
+    """Pool a slab (or free it when the pool is full)."""
     if len(_pool) < _POOL_MAX:
-        if used:
-            slab[2][:used] = _ZEROS[:used]
         _pool.append(slab)
     else:
         slab[2].release()
@@ -294,9 +295,17 @@ class Arena(Scope, SegmentAllocator):
         arena._confinement = [owner]
         arena._segment_class = _ConfinedSegment
         arena._cursor = 0
-        arena._limit = -1
-        arena._slab = None
         arena._extra = None
+        try:  # start with a pooled slab: the first allocation is then as cheap as any
+            arena._slab = slab = _pool.pop()
+        except IndexError:
+            arena._slab = None
+            arena._limit = -1
+        else:
+            arena._slab_start = slab[1]
+            arena._slab_align = slab[1] & ALIGN_BITS
+            arena._slab_view = slab[2]
+            arena._limit = _SLAB_SIZE
         return arena
 
     @staticmethod
@@ -390,9 +399,11 @@ class Arena(Scope, SegmentAllocator):
                 self._new_slab()
                 offset, end = 0, size
             self._cursor = end
+            view = self._slab_view
+            view[offset:end] = _ZEROS[:size]  # pooled slabs keep their old bytes
             segment._address = self._slab_start + offset
             segment._align = self._slab_align + offset  # low bits only matter, see ALIGN_BITS
-            segment._view = self._slab_view
+            segment._view = view
             segment._base = offset
         else:
             raw = _raw_calloc(size + alignment)
@@ -448,13 +459,10 @@ class Arena(Scope, SegmentAllocator):
         if extra is not None and extra.exports:
             extra.quarantine(slab, self._cursor)
         elif slab is not None:
-            used = self._cursor
             if len(_pool) < _POOL_MAX:  # _recycle(slab, used), inlined: the common case
-                if used:
-                    slab[2][:used] = _ZEROS[:used]
                 _pool.append(slab)
             else:
-                _recycle(slab, used)
+                _recycle(slab, self._cursor)
         if extra is not None:
             extra.release(True)
 

@@ -83,6 +83,7 @@ class _Imports:
         "Py_IncRef": (ir.VoidType(), [_PTR], False),
         "Py_DecRef": (ir.VoidType(), [_PTR], False),
         "__errno_location": (_PTR, [], False),
+        "memset": (_PTR, [_PTR, _I32, _I64], False),
         "llvm.memcpy.p0.p0.i64": (ir.VoidType(), [_PTR, _PTR, _I64, _I1], False),
         "llvm.fabs.f32": (_F32, [_F32], False),
         "llvm.fabs.f64": (_F64, [_F64], False),
@@ -305,6 +306,8 @@ class _Helpers:
             b.ret(null)
         start = self.call(b, "PyLong_AsSsize_t", self.load_field(b, allocator, "arena._slab_start"))
         low = self.call(b, "PyLong_AsSsize_t", self.load_field(b, allocator, "arena._slab_align"))
+        # pooled slabs keep their old bytes: an allocation zeroes its own
+        self.call(b, "memset", b.inttoptr(b.add(start, offset), _PTR), ir.Constant(_I32, 0), size)
         fields = [
             ("segment._address", self.call(b, "PyLong_FromSsize_t", b.add(start, offset))),
             ("segment._align", self.call(b, "PyLong_FromSsize_t", b.add(low, offset))),

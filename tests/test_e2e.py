@@ -77,8 +77,8 @@ class TestWheel:
     def test_build_reports_what_it_did(self, wheels: dict[str, Path | str]) -> None:
         log = str(wheels["log"])
         assert "hatch-ffm: Features run: example_project.ffm_features:LibcFeature" in log
-        assert re.search(r"hatch-ffm: 11 registration\(s\), 11 distinct call shape\(s\)", log)
-        assert re.search(r"hatch-ffm: 11 stub\(s\) for x86_64-linux into example_project/_ffm/ "
+        assert re.search(r"hatch-ffm: 14 registration\(s\), 14 distinct call shape\(s\)", log)
+        assert re.search(r"hatch-ffm: 14 stub\(s\) for x86_64-linux into example_project/_ffm/ "
                          r"in [0-9.]+s", log)
 
     def test_runtime_wheel_has_no_dependencies(self, wheels: dict[str, Path | str]) -> None:

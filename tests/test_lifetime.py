@@ -78,3 +78,15 @@ def test_forgotten_arenas_do_not_pile_up() -> None:
             Arena.of_confined().allocate(64)
     growth = resident_bytes() - before
     assert growth < 8 << 20, f"resident memory grew by {growth} bytes"
+
+
+def test_reused_slabs_are_zeroed_per_allocation() -> None:
+    """Pooled slabs keep their old bytes; every allocation must still come back zeroed."""
+    for size, alignment in ((4096, 1), (64, 64), (3, 1), (1000, 8)):
+        for _ in range(3):
+            with Arena.of_confined() as dirty:
+                for _ in range(20):
+                    dirty.allocate(size, alignment).fill(0xAB)
+            with Arena.of_confined() as fresh:
+                for _ in range(20):
+                    assert fresh.allocate(size, alignment).to_bytes() == bytes(size)

@@ -15,7 +15,7 @@ from ffm_runtime import (
     load_library,
 )
 
-from .ffm_features import DIV, SNPRINTF, STRTOL
+from .ffm_features import CRITICAL, DIV, SNPRINTF, STRTOL
 
 __all__ = ["abs_", "c_div", "cos", "format_number", "getpid", "labs", "parse_long", "strlen",
            "toupper"]
@@ -46,9 +46,9 @@ def strlen(text: str) -> int:
     with Arena.of_confined() as arena:
         return _strlen(arena.allocate_from(text))  # type: ignore[operator, no-any-return]
 
-_div = _handle("div", DIV)
-_snprintf = _handle("snprintf", *SNPRINTF)
-_strtol = _handle("strtol", *STRTOL)
+_div = _handle("div", DIV, CRITICAL)
+_snprintf = _handle("snprintf", *SNPRINTF, CRITICAL)
+_strtol = _handle("strtol", *STRTOL, CRITICAL)
 
 
 def c_div(numerator: int, denominator: int) -> tuple[int, int]:
