@@ -37,12 +37,18 @@ bench:
 	$(DEMO_VENV)/bin/python benchmarks/bench_memory.py
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check ffm_runtime hatch_ffm tests benchmarks example_project
+	$(VENV)/bin/ruff check ffm_runtime hatch_ffm tests benchmarks example_project build_accel.py
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
-pytest: $(VENV)/.installed
+# ffm_runtime's accelerators: the editable install builds them (build_accel.py); rebuilt
+# here when their sources change.
+ACCEL := ffm_runtime/_objects/manifest.json
+$(ACCEL): $(VENV)/.installed hatch_ffm/_accel.py hatch_ffm/_codegen.py ffm_runtime/_abi.py
+	$(VENV)/bin/python -m hatch_ffm._accel ffm_runtime/_objects
+
+pytest: $(VENV)/.installed $(ACCEL)
 	$(VENV)/bin/python -m pytest
 
 # qemu-user, a cross C compiler and an aarch64 CPython for tests/test_aarch64_emulated.py;
@@ -53,8 +59,8 @@ aarch64-env:
 test: lint typecheck aarch64-env pytest
 
 # The exhaustive runs: 1,000,000 fuzzed argument tuples, 100,000 mutated stub objects.
-test-slow: $(VENV)/.installed
+test-slow: $(VENV)/.installed $(ACCEL)
 	$(VENV)/bin/python -m pytest -m slow
 
 clean:
-	rm -rf $(VENV) $(DEMO_VENV) $(DIST) tests/_build benchmarks/_build .aarch64
+	rm -rf $(VENV) $(DEMO_VENV) $(DIST) tests/_build benchmarks/_build .aarch64 ffm_runtime/_objects

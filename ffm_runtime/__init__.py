@@ -7,6 +7,9 @@ Java names to these.
 
 from __future__ import annotations
 
+from . import _handles  # noqa: F401  (publishes the offsets and cells native code reads)
+from ._accel import accelerated
+from ._accel import install as _install_accelerators
 from ._access import NativeAccessWarning
 from ._arena import Arena, SegmentAllocator
 from ._descriptor import FunctionDescriptor, registration_key
@@ -56,6 +59,8 @@ from ._layouts import (
 from ._linker import Linker
 from ._lookup import SymbolLookup, load_library
 from ._memory import MemorySegment, Scope
+
+_install_accelerators()
 
 __version__ = "0.1.0"
 
@@ -108,6 +113,7 @@ __all__ = [
     "VarHandle",
     "WrongThreadError",
     "__version__",
+    "accelerated",
     "load_library",
     "registration_key",
 ]

@@ -18,8 +18,10 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ACCELERATORS",
     "ARENA_SLAB_ALIGN",
     "ARENA_SMALL",
+    "CELL_ACCEL_FALLBACK",
     "CELL_ALLOCATE",
     "CELL_ALLOCATE_NAME",
     "CELL_ARENA_TYPE",
@@ -28,15 +30,20 @@ __all__ = [
     "CELL_HEAP_TYPE",
     "CELL_MAKE_SEGMENT",
     "CELL_SEGMENT_TYPE",
+    "CELL_VALUE_LAYOUT_TYPE",
     "LIBC_FUNCTIONS",
     "METH_FASTCALL",
+    "METH_KEYWORDS",
     "OFFSETS",
     "OFFSETS_SYMBOL",
     "PYTHON_DATA",
     "PYTHON_FUNCTIONS",
     "RUNTIME_CELLS",
+    "SEGMENT_READ_ONLY_BIT",
     "STUB_BOUND_SUFFIX",
     "STUB_UNBOUND_SUFFIX",
+    "VALUE_KINDS",
+    "accelerator_symbol",
     "allowed_import",
 ]
 
@@ -64,6 +71,9 @@ PYTHON_FUNCTIONS: Final = frozenset({
     "PyLong_AsSsize_t",
     "PyLong_FromSsize_t",
     "PyType_GenericAlloc",
+    "PyTuple_New",
+    "PyTuple_SetItem",
+    "PyTuple_Size",
     "PyLong_AsUnsignedLong",
     "PyThread_get_thread_ident",
     "Py_IncRef",
@@ -71,7 +81,8 @@ PYTHON_FUNCTIONS: Final = frozenset({
 })
 
 #: CPython Stable ABI data a stub may reference.
-PYTHON_DATA: Final = frozenset({"_Py_NoneStruct", "_Py_TrueStruct", "_Py_FalseStruct"})
+PYTHON_DATA: Final = frozenset({"_Py_NoneStruct", "_Py_TrueStruct", "_Py_FalseStruct",
+                                "PyLong_Type", "PyFloat_Type", "PyBool_Type"})
 
 #: libc functions a stub may call.
 LIBC_FUNCTIONS: Final = frozenset({"__errno_location", "memset"})
@@ -97,12 +108,31 @@ CELL_MAKE_SEGMENT: Final = "ffm_rt_make_segment"
 #: raises (see ``ffm_runtime._handles.arg_error``).
 CELL_ARG_ERROR: Final = "ffm_rt_arg_error"
 
+#: Cell holding the ``ValueLayout`` type (layouts of exactly this type have ``_kind``).
+CELL_VALUE_LAYOUT_TYPE: Final = "ffm_rt_value_layout_type"
+#: Cell holding ``fallback(index, self, args: tuple, kwnames: tuple | None)``, which calls
+#: the Python implementation of accelerator ``ACCELERATORS[index]``.
+CELL_ACCEL_FALLBACK: Final = "ffm_rt_accel_fallback"
+
 RUNTIME_CELLS: Final = (CELL_SEGMENT_TYPE, CELL_CONFINED_TYPE, CELL_HEAP_TYPE, CELL_ALLOCATE,
-                        CELL_ARENA_TYPE, CELL_ALLOCATE_NAME, CELL_MAKE_SEGMENT, CELL_ARG_ERROR)
+                        CELL_ARENA_TYPE, CELL_ALLOCATE_NAME, CELL_MAKE_SEGMENT, CELL_ARG_ERROR,
+                        CELL_VALUE_LAYOUT_TYPE, CELL_ACCEL_FALLBACK)
+
+#: The runtime's accelerators: native ``METH_FASTCALL | METH_KEYWORDS`` methods that take
+#: the common case of ``Class.method`` and hand anything else (other argument types,
+#: keywords, every error) to the Python implementation through ``CELL_ACCEL_FALLBACK``.
+#: ``(class name, method name)``; the symbol is ``ffm_acc_<class>_<method>``.
+ACCELERATORS: Final = (("Arena", "allocate"), ("MemorySegment", "get"), ("MemorySegment", "set"))
+METH_KEYWORDS: Final = 0x0002
+
+
+def accelerator_symbol(class_name: str, method: str) -> str:
+    """The symbol of the accelerator for ``class_name.method``."""
+    return f"ffm_acc_{class_name.lower()}_{method}"
 
 #: The runtime's table of byte offsets (an array of 64-bit words, in this order):
 #: ``ob_type`` of any object, then the ``__slots__`` fields of ``MemorySegment``
-#: (``segment.*``) and of ``Arena`` (``arena.*``).  A segment's ``_address`` and
+#: (``segment.*``), ``Arena`` (``arena.*``) and ``ValueLayout`` (``layout.*``).  A segment's ``_address`` and
 #: ``_size`` are exact ints; a confined segment's ``_guard`` (shared with its arena's
 #: ``_confinement``) is a one-element list holding the owner thread's ident, 0 once the
 #: arena is closed, and ``None`` for unconfined segments and arenas.
@@ -113,12 +143,22 @@ OFFSETS: Final = (
     "segment._view", "segment._base", "segment._align",
     "arena._confinement", "arena._cursor", "arena._limit", "arena._slab_start",
     "arena._slab_align", "arena._slab_view", "arena._segment_class",
+    "layout._kind", "layout._byte_size", "layout._mask",
 )
+
+#: A ``ValueLayout``'s ``_kind``: how native code reads and writes it (little-endian, the
+#: byte order of both targets); 0 for layouts native code leaves to Python (big-endian
+#: ones, ``ADDRESS``).
+VALUE_KINDS: Final = {"z": 1, "b": 2, "c": 3, "s": 4, "i": 5, "j": 6, "f": 7, "d": 8}
 
 #: An arena's slabs start on this boundary; allocations with a larger alignment get blocks.
 ARENA_SLAB_ALIGN: Final = 64
 #: Allocations larger than this get their own block rather than a piece of a slab.
 ARENA_SMALL: Final = 4096
+
+#: Set in a segment's ``_align`` field when the segment is read-only (``_align`` holds the
+#: address's low 30 bits otherwise).
+SEGMENT_READ_ONLY_BIT: Final = 1 << 40
 
 #: A stub for key K is emitted twice: ``<symbol>_b`` takes the target address from the
 #: handle's ``self`` (a bound handle), ``<symbol>_u`` from its first argument.

@@ -296,10 +296,14 @@ class Arena(Scope, SegmentAllocator):
         arena._segment_class = _ConfinedSegment
         arena._cursor = 0
         arena._extra = None
-        try:  # start with a pooled slab: the first allocation is then as cheap as any
-            arena._slab = slab = _pool.pop()
-        except IndexError:
-            arena._slab = None
+        slab = None
+        if _pool:  # start with a pooled slab: the first allocation is then as cheap as any
+            try:  # noqa: SIM105  (contextlib.suppress costs more than the rest of of_confined)
+                slab = _pool.pop()
+            except IndexError:  # another thread took the last one
+                pass
+        arena._slab = slab
+        if slab is None:
             arena._limit = -1
         else:
             arena._slab_start = slab[1]

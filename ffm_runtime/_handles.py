@@ -199,14 +199,14 @@ _native.set_cell(_abi.CELL_ARG_ERROR, arg_error)
 
 def _publish_offsets() -> None:
     """Find and publish the field offsets stubs read (see :data:`._abi.OFFSETS`)."""
-    segment = object.__new__(MemorySegment)
     arena = object.__new__(Arena)
+    probes = {"segment": object.__new__(MemorySegment), "arena": arena,
+              "layout": object.__new__(ValueLayout)}
     try:
         _native.set_offset("ob_type", _native.type_offset())
         for name in _abi.OFFSETS[1:]:
             kind, field = name.split(".")
-            _native.set_offset(name, _native.slot_offset(segment if kind == "segment" else arena,
-                                                         field))
+            _native.set_offset(name, _native.slot_offset(probes[kind], field))
     finally:
         arena._confinement = None  # what __del__ reads
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from typing import Any, ClassVar, Final, Literal, TypeAlias
 
+from . import _abi
 from ._codecs import codec_for
 
 __all__ = [
@@ -221,7 +222,7 @@ class MemoryLayout:
 
 
 #: Slots computed from the others (fast-access helpers); not part of a layout's identity.
-_DERIVED_SLOTS: Final = frozenset({"_codec", "_mask"})
+_DERIVED_SLOTS: Final = frozenset({"_codec", "_kind", "_mask"})
 
 
 def _key_slots(cls: type) -> list[str]:
@@ -234,7 +235,7 @@ def _key_slots(cls: type) -> list[str]:
 class ValueLayout(MemoryLayout):
     """A layout for one primitive value (``JAVA_INT``, ``ADDRESS``, ...)."""
 
-    __slots__ = ("_carrier", "_codec", "_mask", "_order")
+    __slots__ = ("_carrier", "_codec", "_kind", "_mask", "_order")
 
     _carrier: str
     _order: ByteOrder
@@ -256,6 +257,8 @@ class ValueLayout(MemoryLayout):
     def _derive(self) -> None:
         object.__setattr__(self, "_codec", codec_for(self._carrier, self._order))
         object.__setattr__(self, "_mask", self._byte_alignment - 1)
+        object.__setattr__(self, "_kind", _abi.VALUE_KINDS.get(self._carrier, 0)
+                           if self._order == "little" else 0)
 
     @property
     def carrier(self) -> str:
@@ -322,6 +325,7 @@ class AddressLayout(ValueLayout):
         target_size = 0 if self._target is None else self._target.byte_size
         object.__setattr__(self, "_codec", codec_for("a", self._order, target_size))
         object.__setattr__(self, "_mask", self._byte_alignment - 1)
+        object.__setattr__(self, "_kind", 0)
 
     def with_target_layout(self, layout: MemoryLayout) -> AddressLayout:
         """This address layout, pointing to ``layout`` (restricted, like Java's).

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar, Final
 
-from . import _codecs, _layouts
+from . import _abi, _codecs, _layouts
 from ._errors import (
     MisalignedAccessError,
     OutOfBoundsError,
@@ -41,6 +41,8 @@ __all__ = ["GLOBAL_SCOPE", "MemorySegment", "Scope"]
 _MAX_ADDRESS: Final = (1 << 64) - 1
 #: ``_align`` keeps the low bits of the address: enough for any value layout's alignment.
 ALIGN_BITS: Final = (1 << 30) - 1
+#: ...and this bit when the segment is read-only (for native code; see ``_abi``).
+READ_ONLY_BIT: Final = _abi.SEGMENT_READ_ONLY_BIT
 _STRING_CHUNK: Final = 256
 _get_ident = threading.get_ident
 
@@ -127,7 +129,7 @@ class MemorySegment:
     _guard: list[int] | None
     _view: memoryview | None  # what accesses index; None: this segment's bytes, made on use
     _base: int                # index of byte 0 of this segment in _view
-    _align: int               # _address & ALIGN_BITS, for alignment checks in small ints
+    _align: int               # _address & ALIGN_BITS (| READ_ONLY_BIT), alignment checks in small ints
 
     def __new__(cls, *args: object, **kwargs: object) -> MemorySegment:
         raise TypeError("MemorySegment cannot be created directly: use Arena.allocate(), "
@@ -145,7 +147,7 @@ class MemorySegment:
         segment._guard = guard
         segment._view = _ALL_READ_ONLY[address:address + byte_size] if read_only else None
         segment._base = 0
-        segment._align = address & ALIGN_BITS
+        segment._align = (address & ALIGN_BITS) | (READ_ONLY_BIT if read_only else 0)
         return segment
 
     def _materialize(self) -> memoryview:
@@ -162,7 +164,8 @@ class MemorySegment:
         clone._size = size
         clone._scope = self._scope
         clone._guard = self._guard
-        clone._align = address & ALIGN_BITS
+        clone._align = (address & ALIGN_BITS) | (READ_ONLY_BIT if read_only
+                                                  else self._align & READ_ONLY_BIT)
         view = self._view
         if view is None:
             view = self._materialize()

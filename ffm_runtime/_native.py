@@ -12,8 +12,8 @@ from typing import Any, Final
 
 from . import _abi
 
-__all__ = ["cell_address", "dlsym", "new_builtin", "resolve_import", "set_cell", "set_offset",
-           "slot_offset"]
+__all__ = ["cell_address", "dlsym", "new_builtin", "new_method", "resolve_import", "set_cell",
+           "set_offset", "slot_offset"]
 
 try:
     _dlsym: Any = ctypes.CDLL(None).dlsym
@@ -127,3 +127,20 @@ def new_builtin(function: int, self_object: object, name: str, doc: str) -> Any:
             definition = _PyMethodDef(name.encode(), function, _abi.METH_FASTCALL, doc.encode())
             _method_defs[key] = definition
     return _new_ex(ctypes.addressof(definition), self_object, None)
+
+
+_new_method = ctypes.pythonapi.PyDescr_NewMethod
+_new_method.restype = ctypes.py_object
+_new_method.argtypes = (ctypes.py_object, ctypes.c_void_p)
+
+
+def new_method(cls: type, function: int, name: str, doc: str) -> Any:
+    """A method descriptor of ``cls`` calling ``function`` (``METH_FASTCALL | METH_KEYWORDS``)."""
+    with _lock:
+        key = (function, name)
+        definition = _method_defs.get(key)
+        if definition is None:
+            definition = _PyMethodDef(name.encode(), function,
+                                      _abi.METH_FASTCALL | _abi.METH_KEYWORDS, doc.encode())
+            _method_defs[key] = definition
+    return _new_method(cls, ctypes.addressof(definition))

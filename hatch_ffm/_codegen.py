@@ -80,6 +80,9 @@ class _Imports:
         "PyLong_AsSsize_t": (_I64, [_PTR], False),
         "PyLong_FromSsize_t": (_PTR, [_I64], False),
         "PyType_GenericAlloc": (_PTR, [_PTR, _I64], False),
+        "PyTuple_New": (_PTR, [_I64], False),
+        "PyTuple_SetItem": (_I32, [_PTR, _I64, _PTR], False),
+        "PyTuple_Size": (_I64, [_PTR], False),
         "Py_IncRef": (ir.VoidType(), [_PTR], False),
         "Py_DecRef": (ir.VoidType(), [_PTR], False),
         "__errno_location": (_PTR, [], False),
@@ -250,62 +253,51 @@ class _Helpers:
         self._pair(b, b.zext(is_true, _I8), b.or_(is_true, is_false))
         return fn
 
-    def _make_allocate(self) -> ir.Function:
-        """``allocate(allocator, size, alignment) -> segment or NULL`` for a struct result.
+    def _make_carve(self) -> ir.Function:
+        """``carve(arena, size, alignment) -> segment or NULL``: a zeroed segment cut from the
+        current slab of ``arena`` (exactly an ``Arena``; ``size`` <= ``ARENA_SMALL``, a power
+        of two ``alignment`` <= ``ARENA_SLAB_ALIGN``), exactly as ``Arena.allocate`` would.
 
-        From an ``Arena`` owned by this thread (or unconfined) whose current slab has room,
-        the segment is carved here, exactly as ``Arena.allocate`` would: the cursor moves
-        first (no Python code can run in between), then the segment object is made and
-        its fields filled.  Otherwise an ``Arena`` is asked (``arena.allocate(size,
-        alignment)``: new slabs, large blocks and every error are its business), and any
-        other allocator goes through the runtime's checking ``allocate`` cell.
+        NULL without an error set means "not here": no slab with room, or the arena is
+        closed or owned by another thread; ``Arena.allocate`` then does (or refuses) it.
+        The cursor moves first, with no Python code in between, then the segment object
+        is made and its fields filled.
         """
-        fn, b = self._function("allocate", _PTR, [_PTR, _I64, _I64], inline=False)
-        allocator, size, alignment = fn.args
+        fn, b = self._function("carve", _PTR, [_PTR, _I64, _I64], inline=False)
+        arena, size, alignment = fn.args
         null = ir.Constant(_PTR, None)
         none = self.imports.data("_Py_NoneStruct")
-        slow = fn.append_basic_block("slow")
-        kind = self.load_field(b, allocator, "ob_type")
-        arena_type = b.load(self.imports.data(_abi.CELL_ARENA_TYPE), typ=_PTR)
-        is_arena = b.icmp_unsigned("==", kind, arena_type)
-        small = b.and_(b.icmp_signed("<=", size, ir.Constant(_I64, _abi.ARENA_SMALL)),
-                       b.icmp_signed("<=", alignment, ir.Constant(_I64, _abi.ARENA_SLAB_ALIGN)))
-        fast = fn.append_basic_block("fast")
-        b.cbranch(b.and_(is_arena, small), fast, slow)
-        b.position_at_end(fast)
-        guard = self.load_field(b, allocator, "arena._confinement")
+        guard = self.load_field(b, arena, "arena._confinement")
         with b.if_then(b.icmp_unsigned("!=", guard, none)):
             owner = self.call(b, "PyList_GetItem", guard, ir.Constant(_I64, 0))
-            mine = fn.append_basic_block("mine")
-            b.cbranch(b.icmp_unsigned("==", owner, null), slow, mine)
-            b.position_at_end(mine)
+            with b.if_then(b.icmp_unsigned("==", owner, null), likely=False):
+                self.call(b, "PyErr_Clear")
+                b.ret(null)
             current = self.call(b, "PyThread_get_thread_ident")
-            owned = fn.append_basic_block("owned")
-            b.cbranch(b.icmp_unsigned("==", self.call(b, "PyLong_AsUnsignedLong", owner), current),
-                      owned, slow)
-            b.position_at_end(owned)
-        cursor_field = self.field(b, allocator, "arena._cursor")
+            with b.if_then(b.icmp_unsigned("!=", self.call(b, "PyLong_AsUnsignedLong", owner),
+                                           current), likely=False):
+                b.ret(null)
+        cursor_field = self.field(b, arena, "arena._cursor")
         old_cursor = b.load(cursor_field, typ=_PTR)
         cursor = self.call(b, "PyLong_AsSsize_t", old_cursor)
-        limit = self.call(b, "PyLong_AsSsize_t", self.load_field(b, allocator, "arena._limit"))
+        limit = self.call(b, "PyLong_AsSsize_t", self.load_field(b, arena, "arena._limit"))
         mask = b.sub(alignment, ir.Constant(_I64, 1))
         offset = b.and_(b.add(cursor, mask), b.not_(mask))
         end = b.add(offset, size)
-        room = fn.append_basic_block("room")
-        b.cbranch(b.icmp_signed(">", end, limit), slow, room)
-        b.position_at_end(room)
+        with b.if_then(b.icmp_signed(">", end, limit), likely=False):
+            b.ret(null)
         new_cursor = self.call(b, "PyLong_FromSsize_t", end)
         with b.if_then(b.icmp_unsigned("==", new_cursor, null), likely=False):
             b.ret(null)
         b.store(new_cursor, cursor_field)
         self.call(b, "Py_DecRef", old_cursor)
         segment = self.call(b, "PyType_GenericAlloc",
-                            self.load_field(b, allocator, "arena._segment_class"),
+                            self.load_field(b, arena, "arena._segment_class"),
                             ir.Constant(_I64, 0))
         with b.if_then(b.icmp_unsigned("==", segment, null), likely=False):
             b.ret(null)
-        start = self.call(b, "PyLong_AsSsize_t", self.load_field(b, allocator, "arena._slab_start"))
-        low = self.call(b, "PyLong_AsSsize_t", self.load_field(b, allocator, "arena._slab_align"))
+        start = self.call(b, "PyLong_AsSsize_t", self.load_field(b, arena, "arena._slab_start"))
+        low = self.call(b, "PyLong_AsSsize_t", self.load_field(b, arena, "arena._slab_align"))
         # pooled slabs keep their old bytes: an allocation zeroes its own
         self.call(b, "memset", b.inttoptr(b.add(start, offset), _PTR), ir.Constant(_I32, 0), size)
         fields = [
@@ -318,16 +310,39 @@ class _Helpers:
         for name, value in fields:
             b.store(value, self.field(b, segment, name))
             failed = b.or_(failed, b.icmp_unsigned("==", value, null))
-        for name, value in (("segment._view", self.load_field(b, allocator, "arena._slab_view")),
-                            ("segment._scope", allocator), ("segment._guard", guard)):
+        for name, value in (("segment._view", self.load_field(b, arena, "arena._slab_view")),
+                            ("segment._scope", arena), ("segment._guard", guard)):
             self.call(b, "Py_IncRef", value)
             b.store(value, self.field(b, segment, name))
         with b.if_then(failed, likely=False):
             self.call(b, "Py_DecRef", segment)  # unset fields are NULL: deallocation skips them
             b.ret(null)
         b.ret(segment)
+        return fn
 
-        b.position_at_end(slow)
+    def _make_allocate(self) -> ir.Function:
+        """``allocate(allocator, size, alignment) -> segment or NULL`` for a struct result.
+
+        From an ``Arena``, :meth:`_make_carve` cuts it when it can; otherwise the arena is
+        asked (``arena.allocate(size, alignment)``: new slabs, large blocks and every error
+        are its business), and any other allocator goes through the runtime's checking
+        ``allocate`` cell.
+        """
+        fn, b = self._function("allocate", _PTR, [_PTR, _I64, _I64], inline=False)
+        allocator, size, alignment = fn.args
+        null = ir.Constant(_PTR, None)
+        kind = self.load_field(b, allocator, "ob_type")
+        arena_type = b.load(self.imports.data(_abi.CELL_ARENA_TYPE), typ=_PTR)
+        is_arena = b.icmp_unsigned("==", kind, arena_type)
+        small = b.and_(b.icmp_signed("<=", size, ir.Constant(_I64, _abi.ARENA_SMALL)),
+                       b.icmp_signed("<=", alignment, ir.Constant(_I64, _abi.ARENA_SLAB_ALIGN)))
+        with b.if_then(b.and_(is_arena, small)):
+            segment = b.call(self.get("carve"), [allocator, size, alignment])
+            with b.if_then(b.icmp_unsigned("!=", segment, null)):
+                b.ret(segment)
+            with b.if_then(b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"), null),
+                           likely=False):
+                b.ret(null)
         with b.if_then(is_arena):
             size_obj = self.call(b, "PyLong_FromLongLong", size)
             alignment_obj = self.call(b, "PyLong_FromLongLong", alignment)

@@ -96,7 +96,18 @@ from ffm_runtime import FunctionDescriptor, JAVA_INT, Linker, MissingForeignRegi
 assert native.abs_(-7) == 7 and native.labs(-(2**62)) == 2**62
 assert native.cos(0.0) == 1.0 and native.toupper(ord("a")) == ord("A")
 assert native.strlen("") == 0 and native.strlen("x" * 1000) == 1000
+import ffm_runtime
+from ffm_runtime import JAVA_DOUBLE, Arena, MemorySegment, OutOfBoundsError
+assert ffm_runtime.accelerated(), "the wheel's accelerators did not load"
+assert type(MemorySegment.get).__name__ == "method_descriptor"
+with Arena.of_confined() as arena:
+    cell = arena.allocate(16, 8)
+    cell.set(JAVA_DOUBLE, 8, 2.5)
+    assert cell.get(JAVA_DOUBLE, 8) == 2.5 and cell.get(JAVA_INT, 0) == 0
 expected = [
+    (lambda: cell.get(JAVA_INT, 0), ffm_runtime.ScopeClosedError, "Already closed"),
+    (lambda: Arena.global_arena().allocate(8).get(JAVA_DOUBLE, 1), OutOfBoundsError,
+     "new offset = 1"),
     (lambda: native.abs_("1"), TypeError, "expected int for JAVA_INT, got str"),
     (lambda: native.abs_(2**31), OverflowError, "out of range for JAVA_INT"),
     (lambda: native.abs_(), TypeError, "takes 1 argument (0 given)"),

@@ -38,6 +38,7 @@ div = link(find("div"), FunctionDescriptor.of(
     ffm.MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT))
 with ffm.Arena.of_confined() as probe:
     confined_type = type(probe.allocate(1))
+cell = ffm.Arena.of_auto().allocate(16, 8)
 text = ffm.Arena.of_auto().allocate_from("leak check")
 closed_arena = ffm.Arena.of_confined()
 closed = closed_arena.allocate(8)
@@ -45,7 +46,8 @@ closed_arena.close()
 BAD = {"raises TypeError": "x" * 3, "raises OverflowError": 2**40,
        "raises ScopeClosedError": closed, "raises count TypeError": None}
 WATCHED = [text, text._address, closed, closed._guard, add_target, add_target._address,
-           *BAD.values(), True, False, id_int, byte_len, div, ffm.Arena, confined_type]
+           *BAD.values(), True, False, id_int, byte_len, div, ffm.Arena, confined_type,
+           cell, JAVA_INT, JAVA_DOUBLE]
 
 def call(kind, n):
     if kind == "int":
@@ -60,6 +62,23 @@ def call(kind, n):
         for _ in range(n): byte_len(text)
     elif kind == "unbound":
         for i in range(n): add(add_target, i, 1)
+    elif kind == "segment get and set":
+        for i in range(n):
+            cell.set(JAVA_INT, 4, i & 0xFFFF)
+            cell.set(JAVA_DOUBLE, 8, 0.5)
+            cell.get(JAVA_INT, 4)
+            cell.get(JAVA_DOUBLE, 8)
+    elif kind == "arena allocate":
+        for _ in range(n // 1000):
+            with ffm.Arena.of_confined() as arena:
+                for _ in range(1000): arena.allocate(16)
+    elif kind == "accelerator slow path":
+        for i in range(n):
+            try:
+                cell.get(JAVA_INT, 100)
+            except IndexError:
+                pass
+            cell.get(JAVA_INT, offset=4)
     elif kind == "struct result":
         for _ in range(n // 1000):
             with ffm.Arena.of_confined() as arena:
@@ -94,7 +113,7 @@ print([end[i] - start[i] for i in range(len(start))])
 """
 
 KINDS = ["int", "int critical", "double", "pointer in and out", "segment argument", "unbound",
-         "struct result",
+         "struct result", "segment get and set", "arena allocate", "accelerator slow path",
          "raises TypeError", "raises OverflowError", "raises ScopeClosedError",
          "raises count TypeError"]
 

@@ -1,0 +1,101 @@
+"""Native accelerators for the hottest methods: ``Arena.allocate``, ``MemorySegment.get``
+and ``MemorySegment.set`` (see ``_abi.ACCELERATORS``).
+
+hatch-ffm's own wheel carries them, compiled by llvmlite when that wheel is built, one
+object per target under ``_objects/``, listed with their SHA-256 in
+``_objects/manifest.json``.  At import the object for this machine is hash-checked,
+loaded like a stub object and its functions become the methods; the Python methods stay
+as the accelerators' slow path, which takes every case but the common one.  Without an
+object for this machine, with a modified one (a ``RuntimeWarning`` says so), or with
+``FFM_PURE_PYTHON=1`` in the environment, the Python methods are used as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+from . import _abi, _elf, _native, _platform
+from ._arena import Arena
+from ._errors import StubLoadError
+from ._layouts import ValueLayout
+from ._loader import load_object
+from ._memory import MemorySegment
+
+__all__ = ["OBJECTS_DIR", "accelerated", "install"]
+
+OBJECTS_DIR: Final = Path(__file__).with_name("_objects")
+MANIFEST: Final = "manifest.json"
+_MACHINES: Final = {"x86_64-linux": _elf.EM_X86_64, "aarch64-linux": _elf.EM_AARCH64}
+_CLASSES: Final[dict[str, type]] = {"Arena": Arena, "MemorySegment": MemorySegment}
+
+#: the Python implementations, in ``_abi.ACCELERATORS`` order, once installed
+_python_methods: list[Callable[..., Any]] = []
+
+
+def _fallback(index: int, self: object, values: tuple[Any, ...], kwnames: tuple[str, ...] | None
+              ) -> Any:
+    """The slow path of accelerator ``index``: its Python method, with the same arguments."""
+    method = _python_methods[index]
+    if kwnames is None:
+        return method(self, *values)
+    positional = len(values) - len(kwnames)
+    return method(self, *values[:positional], **dict(zip(kwnames, values[positional:],
+                                                          strict=True)))
+
+
+def _text_signature(name: str, method: Callable[..., Any]) -> str:
+    """``name($self, ...)``: the signature line that ``inspect`` reads from a builtin's doc."""
+    parameters = list(inspect.signature(method).parameters.values())[1:]
+    plain = [str(p.replace(annotation=inspect.Parameter.empty)) for p in parameters]
+    return f"{name}({', '.join(['$self', *plain])})\n--\n\n"
+
+
+def accelerated() -> bool:
+    """Whether the native accelerators are in use in this process."""
+    return bool(_python_methods)
+
+
+def install() -> bool:
+    """Install the accelerators for this machine, if there are any (see the module doc)."""
+    if _python_methods or os.environ.get("FFM_PURE_PYTHON"):
+        return bool(_python_methods)
+    target = _platform.host_target()
+    try:
+        manifest = json.loads((OBJECTS_DIR / MANIFEST).read_text())
+        entry = manifest["objects"][target]
+        path = OBJECTS_DIR / entry["file"]
+        data = path.read_bytes()
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # no accelerators for this machine (or none built): Python it is
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry.get("sha256"):
+        warnings.warn(f"ffm_runtime: {path} does not match its manifest (sha256 {digest}); "
+                      "not using it: reinstall hatch-ffm", RuntimeWarning, stacklevel=2)
+        return False
+    try:
+        loaded = load_object(data, _native.resolve_import, str(path), _MACHINES[target])
+        symbols = [loaded.symbols[_abi.accelerator_symbol(c, m)] for c, m in _abi.ACCELERATORS]
+    except (StubLoadError, KeyError) as exc:
+        warnings.warn(f"ffm_runtime: cannot use {path}: {exc}", RuntimeWarning, stacklevel=2)
+        return False
+    methods = []
+    for (class_name, name), address in zip(_abi.ACCELERATORS, symbols, strict=True):
+        cls = _CLASSES[class_name]
+        python = cls.__dict__[name]
+        doc = _text_signature(name, python) + (python.__doc__ or "")
+        methods.append((cls, name, python, _native.new_method(cls, address, name, doc)))
+    for cls, name, python, method in methods:
+        _python_methods.append(python)
+        setattr(cls, name, method)
+    return True
+
+
+_native.set_cell(_abi.CELL_VALUE_LAYOUT_TYPE, ValueLayout)
+_native.set_cell(_abi.CELL_ACCEL_FALLBACK, _fallback)

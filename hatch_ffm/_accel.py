@@ -1,0 +1,332 @@
+"""The runtime's accelerators: native versions of ``Arena.allocate``, ``MemorySegment.get``
+and ``MemorySegment.set`` (see ``ffm_runtime._abi.ACCELERATORS``).
+
+They are compiled like the stubs, with the same helpers, when hatch-ffm's own wheel is
+built (``build_accel.py``), and ``ffm_runtime._accel`` installs them as methods.  Each
+takes only the common case: exact ``int`` offsets and sizes, a ``ValueLayout`` of a
+little-endian numeric or boolean carrier, a value of the exact type the carrier takes, a
+segment this thread may access, in bounds and aligned.  Everything else, errors included,
+goes to the Python implementation, so behaviour and messages are the Python ones.  No
+Python code can run between a check and the access it guards: every object a fast path
+touches is of an exact built-in type.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from llvmlite import ir
+
+from ffm_runtime import _abi
+
+from ._codegen import _F32, _F64, _I8, _I32, _I64, _PTR, _Helpers, _Imports
+
+__all__ = ["build_accelerator_module", "write_accelerators"]
+
+_I16 = ir.IntType(16)
+_METHOD_TYPE = ir.FunctionType(_PTR, [_PTR, _PTR, _I64, _PTR])
+#: (IR type, Python type that the fast path of ``set`` takes, value range) per ``_kind``
+_KINDS: dict[int, tuple[ir.Type, str, tuple[int, int] | None]] = {
+    _abi.VALUE_KINDS["z"]: (_I8, "PyBool_Type", None),
+    _abi.VALUE_KINDS["b"]: (_I8, "PyLong_Type", (-(2**7), 2**7 - 1)),
+    _abi.VALUE_KINDS["c"]: (_I16, "PyLong_Type", (0, 2**16 - 1)),
+    _abi.VALUE_KINDS["s"]: (_I16, "PyLong_Type", (-(2**15), 2**15 - 1)),
+    _abi.VALUE_KINDS["i"]: (_I32, "PyLong_Type", (-(2**31), 2**31 - 1)),
+    _abi.VALUE_KINDS["j"]: (_I64, "PyLong_Type", (-(2**63), 2**63 - 1)),
+    _abi.VALUE_KINDS["f"]: (_F32, "PyFloat_Type", None),
+    _abi.VALUE_KINDS["d"]: (_F64, "PyFloat_Type", None),
+}
+
+class _Method:
+    """One accelerator: ``PyObject *f(self, args, nargs, kwnames)``, with a slow path."""
+
+    def __init__(self, imports: _Imports, helpers: _Helpers, index: int) -> None:
+        class_name, method = _abi.ACCELERATORS[index]
+        self.imports = imports
+        self.helpers = helpers
+        self.fn = ir.Function(imports.module, _METHOD_TYPE,
+                              _abi.accelerator_symbol(class_name, method))
+        self.fn.attributes.add("nounwind")
+        self.self_arg, self.args, self.nargs, self.kwnames = self.fn.args
+        self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        self.slow = self.fn.append_basic_block("slow")
+        self._emit_slow(index)
+
+    def call(self, name: str, *args: ir.Value) -> ir.Instruction:
+        return self.b.call(self.imports.function(name), list(args))
+
+    def arg(self, index: int) -> ir.Value:
+        b = self.b
+        return b.load(b.gep(self.args, [ir.Constant(_I64, index)], source_etype=_PTR), typ=_PTR)
+
+    def slow_if(self, condition: ir.Value) -> None:
+        """Continue only if ``condition`` is false; otherwise take the Python path."""
+        go_on = self.fn.append_basic_block("on")
+        self.b.cbranch(condition, self.slow, go_on)
+        self.b.position_at_end(go_on)
+
+    def is_type(self, obj: ir.Value, type_symbol: str) -> ir.Value:
+        """Whether ``obj`` is exactly of the built-in type ``type_symbol``."""
+        return self.b.icmp_unsigned("==", self.helpers.load_field(self.b, obj, "ob_type"),
+                                    self.imports.data(type_symbol))
+
+    def exact_int(self, obj: ir.Value) -> ir.Value:
+        """An exact ``int``'s value as ``Py_ssize_t``; other objects and overflow go slow."""
+        self.slow_if(self.b.not_(self.is_type(obj, "PyLong_Type")))
+        value = self.call("PyLong_AsSsize_t", obj)
+        with self.b.if_then(self.b.icmp_signed("==", value, ir.Constant(_I64, -1)), likely=False):
+            failed = self.b.icmp_unsigned("!=", self.call("PyErr_Occurred"),
+                                          ir.Constant(_PTR, None))
+            with self.b.if_then(failed, likely=False):
+                self.call("PyErr_Clear")
+                self.b.branch(self.slow)
+        return value
+
+    def field_int(self, obj: ir.Value, name: str) -> ir.Value:
+        """An ``int`` field that the runtime always sets (NULL, i.e. unset, goes slow)."""
+        raw = self.helpers.load_field(self.b, obj, name)
+        self.slow_if(self.b.icmp_unsigned("==", raw, ir.Constant(_PTR, None)))
+        return self.call("PyLong_AsSsize_t", raw)
+
+    def _emit_slow(self, index: int) -> None:
+        """The Python implementation, called with a tuple of every argument."""
+        b = ir.IRBuilder(self.slow)
+        null = ir.Constant(_PTR, None)
+        has_keywords = b.icmp_unsigned("!=", self.kwnames, null)
+        keywords = b.select(has_keywords, self.kwnames, self.imports.data("_Py_NoneStruct"))
+        count = b.alloca(_I64)
+        b.store(self.nargs, count)
+        with b.if_then(has_keywords):
+            b.store(b.add(self.nargs, b.call(self.imports.function("PyTuple_Size"),
+                                             [self.kwnames])), count)
+        total = b.load(count)
+        values = b.call(self.imports.function("PyTuple_New"), [total])
+        with b.if_then(b.icmp_unsigned("==", values, null), likely=False):
+            b.ret(null)
+        position = b.alloca(_I64)
+        b.store(ir.Constant(_I64, 0), position)
+        head = self.fn.append_basic_block("fill")
+        body = self.fn.append_basic_block("fill_one")
+        done = self.fn.append_basic_block("filled")
+        b.branch(head)
+        b.position_at_end(head)
+        i = b.load(position)
+        b.cbranch(b.icmp_signed("<", i, total), body, done)
+        b.position_at_end(body)
+        item = b.load(b.gep(self.args, [i], source_etype=_PTR), typ=_PTR)
+        b.call(self.imports.function("Py_IncRef"), [item])
+        b.call(self.imports.function("PyTuple_SetItem"), [values, i, item])  # steals item
+        b.store(b.add(i, ir.Constant(_I64, 1)), position)
+        b.branch(head)
+        b.position_at_end(done)
+        fallback = b.load(self.imports.data(_abi.CELL_ACCEL_FALLBACK), typ=_PTR)
+        result = b.call(self.imports.function("PyObject_CallFunction"),
+                        [fallback, self.imports.cstring("nOOO"), ir.Constant(_I64, index),
+                         self.self_arg, values, keywords])
+        b.call(self.imports.function("Py_DecRef"), [values])
+        b.ret(result)
+
+    def no_keywords(self, low: int, high: int) -> None:
+        """Positional arguments only, between ``low`` and ``high`` of them."""
+        b = self.b
+        self.slow_if(b.icmp_unsigned("!=", self.kwnames, ir.Constant(_PTR, None)))
+        self.slow_if(b.or_(b.icmp_signed("<", self.nargs, ir.Constant(_I64, low)),
+                           b.icmp_signed(">", self.nargs, ir.Constant(_I64, high))))
+
+def _arena_allocate(imports: _Imports, helpers: _Helpers) -> None:
+    """``arena.allocate(byte_size[, byte_alignment])`` with ints, for small allocations."""
+    m = _Method(imports, helpers, _abi.ACCELERATORS.index(("Arena", "allocate")))
+    b = m.b
+    m.no_keywords(1, 2)
+    size = m.exact_int(m.arg(0))
+    alignment_slot = b.alloca(_I64)
+    b.store(ir.Constant(_I64, 1), alignment_slot)
+    with b.if_then(b.icmp_signed("==", m.nargs, ir.Constant(_I64, 2))):
+        b.store(m.exact_int(m.arg(1)), alignment_slot)
+    alignment = b.load(alignment_slot)
+    mask = b.sub(alignment, ir.Constant(_I64, 1))
+    bad = b.or_(b.icmp_signed("<", size, ir.Constant(_I64, 0)),
+                b.icmp_signed(">", size, ir.Constant(_I64, _abi.ARENA_SMALL)))
+    bad = b.or_(bad, b.icmp_signed("<=", alignment, ir.Constant(_I64, 0)))
+    bad = b.or_(bad, b.icmp_signed(">", alignment, ir.Constant(_I64, _abi.ARENA_SLAB_ALIGN)))
+    bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(alignment, mask), ir.Constant(_I64, 0)))
+    m.slow_if(bad)
+    arena_type = b.load(imports.data(_abi.CELL_ARENA_TYPE), typ=_PTR)
+    m.slow_if(b.icmp_unsigned("!=", helpers.load_field(b, m.self_arg, "ob_type"), arena_type))
+    segment = b.call(helpers.get("carve"), [m.self_arg, size, alignment])
+    with b.if_then(b.icmp_unsigned("!=", segment, ir.Constant(_PTR, None))):
+        b.ret(segment)
+    with b.if_then(b.icmp_unsigned("!=", m.call("PyErr_Occurred"), ir.Constant(_PTR, None)),
+                   likely=False):
+        b.ret(ir.Constant(_PTR, None))
+    b.branch(m.slow)
+
+def _locate(m: _Method, layout: ir.Value, offset: ir.Value, writing: bool) -> ir.Value:
+    """The address ``offset`` bytes into segment ``self`` for an access of ``layout``,
+    after the checks of ``MemorySegment.get``/``set`` (failing ones go slow)."""
+    b, helpers, imports = m.b, m.helpers, m.imports
+    segment = m.self_arg
+    kind = helpers.load_field(b, segment, "ob_type")
+    confined = b.icmp_unsigned("==", kind, b.load(imports.data(_abi.CELL_CONFINED_TYPE), typ=_PTR))
+    anywhere = b.or_(
+        b.icmp_unsigned("==", kind, b.load(imports.data(_abi.CELL_SEGMENT_TYPE), typ=_PTR)),
+        b.icmp_unsigned("==", kind, b.load(imports.data(_abi.CELL_HEAP_TYPE), typ=_PTR)))
+    m.slow_if(b.not_(b.or_(confined, anywhere)))
+    with b.if_then(confined, likely=False):
+        guard = helpers.load_field(b, segment, "segment._guard")
+        m.slow_if(b.icmp_unsigned("==", guard, ir.Constant(_PTR, None)))
+        owner = m.call("PyList_GetItem", guard, ir.Constant(_I64, 0))
+        m.slow_if(b.icmp_unsigned("==", owner, ir.Constant(_PTR, None)))
+        m.slow_if(b.icmp_unsigned("!=", m.call("PyLong_AsUnsignedLong", owner),
+                                  m.call("PyThread_get_thread_ident")))
+    size = m.field_int(segment, "segment._size")
+    width = m.field_int(layout, "layout._byte_size")
+    m.slow_if(b.or_(b.icmp_signed("<", offset, ir.Constant(_I64, 0)),
+                    b.icmp_signed(">", offset, b.sub(size, width))))
+    low_bits = m.field_int(segment, "segment._align")
+    if writing:
+        read_only = b.and_(low_bits, ir.Constant(_I64, _abi.SEGMENT_READ_ONLY_BIT))
+        m.slow_if(b.icmp_unsigned("!=", read_only, ir.Constant(_I64, 0)))
+    mask = m.field_int(layout, "layout._mask")
+    m.slow_if(b.icmp_unsigned("!=", b.and_(b.add(low_bits, offset), mask), ir.Constant(_I64, 0)))
+    address = helpers.load_field(b, segment, "segment._address")
+    m.slow_if(b.icmp_unsigned("==", address, ir.Constant(_PTR, None)))
+    base = m.call("PyLong_AsVoidPtr", address)
+    return b.gep(base, [offset], source_etype=_I8)
+
+def _layout_kind(m: _Method, layout: ir.Value) -> ir.Value:
+    """``layout._kind`` of a ``ValueLayout``; anything else (or kind 0) goes slow."""
+    b = m.b
+    value_layout = b.load(m.imports.data(_abi.CELL_VALUE_LAYOUT_TYPE), typ=_PTR)
+    m.slow_if(b.icmp_unsigned("!=", m.helpers.load_field(b, layout, "ob_type"), value_layout))
+    kind = m.field_int(layout, "layout._kind")
+    m.slow_if(b.icmp_signed("==", kind, ir.Constant(_I64, 0)))
+    return kind
+
+def _per_kind(m: _Method, kind: ir.Value, emit: Callable[[int], None]) -> None:
+    """Branch on ``kind``; ``emit(k)`` fills the block of kind ``k`` (and must return)."""
+    b = m.b
+    switch = b.switch(kind, m.slow)
+    for code in _KINDS:
+        block = m.fn.append_basic_block(f"kind{code}")
+        switch.add_case(ir.Constant(_I64, code), block)
+        b.position_at_end(block)
+        emit(code)
+
+def _segment_get(imports: _Imports, helpers: _Helpers) -> None:
+    """``segment.get(layout[, offset])``."""
+    m = _Method(imports, helpers, _abi.ACCELERATORS.index(("MemorySegment", "get")))
+    b = m.b
+    m.no_keywords(1, 2)
+    layout = m.arg(0)
+    kind = _layout_kind(m, layout)
+    offset_slot = b.alloca(_I64)
+    b.store(ir.Constant(_I64, 0), offset_slot)
+    with b.if_then(b.icmp_signed("==", m.nargs, ir.Constant(_I64, 2))):
+        b.store(m.exact_int(m.arg(1)), offset_slot)
+    where = _locate(m, layout, b.load(offset_slot), writing=False)
+
+    def emit(code: int) -> None:
+        ir_type, _, value_range = _KINDS[code]
+        value = b.load(where, typ=ir_type, align=1)
+        if code == _abi.VALUE_KINDS["z"]:
+            b.ret(m.call("PyBool_FromLong", b.zext(b.icmp_unsigned("!=", value,
+                                                                    ir.Constant(_I8, 0)), _I64)))
+        elif ir_type is _F32:
+            b.ret(m.call("PyFloat_FromDouble", b.fpext(value, _F64)))
+        elif ir_type is _F64:
+            b.ret(m.call("PyFloat_FromDouble", value))
+        else:
+            assert value_range is not None
+            unsigned = value_range[0] == 0
+            wide = value if ir_type is _I64 else (b.zext(value, _I64) if unsigned
+                                                 else b.sext(value, _I64))
+            b.ret(m.call("PyLong_FromLongLong", wide))
+
+    _per_kind(m, kind, emit)
+
+def _segment_set(imports: _Imports, helpers: _Helpers) -> None:
+    """``segment.set(layout, offset, value)``."""
+    m = _Method(imports, helpers, _abi.ACCELERATORS.index(("MemorySegment", "set")))
+    b = m.b
+    m.no_keywords(3, 3)
+    layout = m.arg(0)
+    kind = _layout_kind(m, layout)
+    offset = m.exact_int(m.arg(1))
+    value_obj = m.arg(2)
+    none = imports.data("_Py_NoneStruct")
+
+    def emit(code: int) -> None:
+        ir_type, type_symbol, value_range = _KINDS[code]
+        # the value first: of an exact built-in type, so converting it runs no Python code
+        m.slow_if(b.not_(m.is_type(value_obj, type_symbol)))
+        if code == _abi.VALUE_KINDS["z"]:
+            value: ir.Value = b.zext(b.icmp_unsigned("==", value_obj,
+                                                     imports.data("_Py_TrueStruct")), _I8)
+        elif type_symbol == "PyFloat_Type":
+            double = m.call("PyFloat_AsDouble", value_obj)
+            if ir_type is _F32:
+                # like struct's "f": finite doubles beyond float's range are Python's to refuse
+                value = b.fptrunc(double, _F32)
+                too_big = b.and_(
+                    b.fcmp_ordered("==", m.call("llvm.fabs.f32", value),
+                                   ir.Constant(_F32, float("inf"))),
+                    b.fcmp_ordered("!=", m.call("llvm.fabs.f64", double),
+                                   ir.Constant(_F64, float("inf"))))
+                m.slow_if(too_big)
+            else:
+                value = double
+        else:
+            assert value_range is not None
+            pair = b.call(helpers.get("int"), [value_obj, ir.Constant(_I64, value_range[0]),
+                                               ir.Constant(_I64, value_range[1])])
+            with b.if_then(b.not_(b.extract_value(pair, 1)), likely=False):
+                m.call("PyErr_Clear")
+                b.branch(m.slow)
+            value = b.extract_value(pair, 0)
+            if ir_type is not _I64:
+                value = b.trunc(value, ir_type)
+        where = _locate(m, layout, offset, writing=True)
+        b.store(value, where, align=1)
+        m.call("Py_IncRef", none)
+        b.ret(none)
+
+    _per_kind(m, kind, emit)
+
+def build_accelerator_module(triple: str) -> ir.Module:
+    """The LLVM module of every accelerator in ``_abi.ACCELERATORS``."""
+    module = ir.Module(name="ffm_runtime_accelerators")
+    module.triple = triple
+    imports = _Imports(module)
+    helpers = _Helpers(imports)
+    _arena_allocate(imports, helpers)
+    _segment_get(imports, helpers)
+    _segment_set(imports, helpers)
+    return module
+
+
+def write_accelerators(directory: Path) -> dict[str, object]:
+    """Compile the accelerators for every target into ``directory``, with their manifest
+    (``ffm_runtime._accel`` reads it); returns the manifest."""
+    from ._build import TARGET_TRIPLES
+    from ._compile import compile_object
+
+    directory.mkdir(parents=True, exist_ok=True)
+    objects = {}
+    for target, triple in sorted(TARGET_TRIPLES.items()):
+        data = compile_object(str(build_accelerator_module(triple)), triple)
+        name = f"accel-{target}.o"
+        (directory / name).write_bytes(data)
+        objects[target] = {"file": name, "sha256": hashlib.sha256(data).hexdigest()}
+    manifest: dict[str, object] = {"format": 1, "objects": objects}
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+if __name__ == "__main__":
+    import sys
+
+    write_accelerators(Path(sys.argv[1]))

@@ -1,0 +1,225 @@
+"""The native accelerators of Arena.allocate, MemorySegment.get and MemorySegment.set:
+installed from the objects built into ffm_runtime, and indistinguishable from the Python
+methods they replace (same results, same exceptions, same messages)."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import ffm_runtime
+from ffm_runtime import (
+    ADDRESS,
+    JAVA_BOOLEAN,
+    JAVA_BYTE,
+    JAVA_CHAR,
+    JAVA_DOUBLE,
+    JAVA_FLOAT,
+    JAVA_INT,
+    JAVA_INT_UNALIGNED,
+    JAVA_LONG,
+    JAVA_SHORT,
+    Arena,
+    MemorySegment,
+    _accel,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+INDEX = {method: i for i, (_, method) in enumerate(ffm_runtime._abi.ACCELERATORS)}
+
+
+class Index(int):
+    """An int subclass: the Python path converts it, the native one leaves it alone."""
+
+
+LAYOUTS = [JAVA_BYTE, JAVA_BOOLEAN, JAVA_CHAR, JAVA_SHORT, JAVA_INT, JAVA_LONG, JAVA_FLOAT,
+           JAVA_DOUBLE, JAVA_INT_UNALIGNED, JAVA_LONG.with_order("big"), ADDRESS,
+           JAVA_INT.with_name("n"), JAVA_SHORT.with_byte_alignment(8)]
+OFFSETS: list[Any] = [0, 1, 2, 3, 4, 8, 56, 60, 63, 64, -1, -8, 2**62, 2**63, 2**64, -(2**63) - 1,
+                      True, 4.0, "4", None, Index(4), np.int64(8)]
+VALUES: list[Any] = [0, 1, -1, 127, 128, -128, -129, 255, 65535, 65536, -32769, 2**31 - 1, 2**31,
+                     2**63 - 1, 2**63, -(2**63) - 1, True, False, 1.5, -0.0, 3.4e38, 1e39,
+                     float("inf"), float("nan"), "x", None, Index(5), np.int32(7),
+                     np.float64(2.5), MemorySegment.NULL]
+
+
+def test_installed_from_the_built_objects() -> None:
+    assert ffm_runtime.accelerated()
+    for cls, name in ((Arena, "allocate"), (MemorySegment, "get"), (MemorySegment, "set")):
+        method = cls.__dict__[name]
+        assert type(method).__name__ == "method_descriptor", name
+        python = inspect.signature(_accel._python_methods[INDEX[name]])
+        assert list(inspect.signature(method).parameters) == list(python.parameters)
+        assert (method.__doc__ or "").strip().endswith(
+            (_accel._python_methods[INDEX[name]].__doc__ or "").strip())
+
+
+def outcome(call: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+    try:
+        value = call(*args, **kwargs)
+    except Exception as exc:
+        return ("raised", type(exc), str(exc))
+    if isinstance(value, float):
+        return ("value", float, struct.pack("<d", value))  # NaN-safe, -0.0-exact
+    if isinstance(value, MemorySegment):
+        return ("value", MemorySegment, value.address, value.byte_size)
+    return ("value", type(value), value)
+
+
+@pytest.fixture
+def segments() -> Iterator[dict[str, tuple[MemorySegment, MemorySegment]]]:
+    """name -> (segment under test, a writable segment over the same bytes)."""
+    heap = bytearray(64)
+    with Arena.of_confined() as confined:
+        block = confined.allocate(64, 64)
+        auto = Arena.of_auto().allocate(64, 64)
+        closed_arena = Arena.of_confined()
+        closed = closed_arena.allocate(64, 64)
+        closed_arena.close()
+        yield {
+            "confined": (block, block),
+            "auto": (auto, auto),
+            "read-only": (block.as_read_only(), block),
+            "odd slice": (block.as_slice(1, 40), block.as_slice(1, 40)),
+            "heap": (MemorySegment.of_array(heap), MemorySegment.of_array(heap)),
+            "empty": (block.as_slice(0, 0), block),
+            "closed": (closed, closed),
+        }
+
+
+def test_get_matches_python(segments: dict[str, tuple[MemorySegment, MemorySegment]]) -> None:
+    python_get = _accel._python_methods[INDEX["get"]]
+    compared = 0
+    for name, (segment, writable) in segments.items():
+        if name != "closed":
+            writable.fill(0)
+            writable.copy_from(MemorySegment.of_array(bytearray(range(7, 7 + writable.byte_size))))
+        for layout in LAYOUTS:
+            for offset in OFFSETS:
+                native = outcome(segment.get, layout, offset)
+                python = outcome(python_get, segment, layout, offset)
+                assert native == python, (name, layout, offset)
+                compared += 1
+            assert outcome(segment.get, layout) == outcome(python_get, segment, layout)
+            assert outcome(segment.get, layout, offset=8) == outcome(python_get, segment, layout,
+                                                                     offset=8)
+    assert compared == len(segments) * len(LAYOUTS) * len(OFFSETS)
+
+
+def test_set_matches_python(segments: dict[str, tuple[MemorySegment, MemorySegment]]) -> None:
+    python_set = _accel._python_methods[INDEX["set"]]
+    for name, (segment, writable) in segments.items():
+        for layout in LAYOUTS:
+            for offset in (0, 3, 8, 60, -1, 2**63, Index(4)):
+                for value in VALUES:
+                    native = _set_outcome(name, writable, segment.set, layout, offset, value)
+                    python = _set_outcome(name, writable, python_set, segment, layout, offset,
+                                          value)
+                    assert native == python, (name, layout, offset, value)
+        assert _set_outcome(name, writable, segment.set, JAVA_INT, offset=4, value=9) == \
+            _set_outcome(name, writable, python_set, segment, JAVA_INT, offset=4, value=9)
+
+
+def _set_outcome(name: str, writable: MemorySegment, setter: Callable[..., Any], *args: Any,
+                 **kwargs: Any) -> tuple[Any, ...]:
+    """What a set did: its outcome, and the bytes of the segment (0x5A before)."""
+    if name != "closed":
+        writable.fill(0x5A)
+    result = outcome(setter, *args, **kwargs)
+    return (*result, b"" if name == "closed" else writable.to_bytes())
+
+
+def test_values_round_trip_exactly() -> None:
+    with Arena.of_confined() as arena:
+        cell = arena.allocate(8, 8)
+        for layout, values in ((JAVA_BYTE, (-128, 127)), (JAVA_CHAR, (0, 65535)),
+                               (JAVA_SHORT, (-32768, 32767)), (JAVA_INT, (-(2**31), 2**31 - 1)),
+                               (JAVA_LONG, (-(2**63), 2**63 - 1)), (JAVA_BOOLEAN, (True, False)),
+                               (JAVA_DOUBLE, (math.pi, -0.0, 5e-324)),
+                               (JAVA_FLOAT, (1.5, -(2.0**127)))):
+            for value in values:
+                cell.set(layout, 0, value)
+                assert cell.get(layout, 0) == value
+                assert type(cell.get(layout, 0)) is type(value)
+
+
+def test_allocate_matches_python() -> None:
+    python_allocate = _accel._python_methods[INDEX["allocate"]]
+    cases: list[tuple[Any, ...]] = [(0,), (1,), (64,), (4096,), (4097,), (8, 8), (8, 64), (8, 128),
+                                    (8, 3), (8, 0), (-1,), (8, -8), (2**63,), (Index(8),),
+                                    (8, Index(8)), (8.0,), ("8",), (JAVA_INT,), (JAVA_INT, 3),
+                                    (True,), ()]
+    with Arena.of_confined() as native_arena, Arena.of_confined() as python_arena:
+        for args in cases:
+            native = outcome(native_arena.allocate, *args)
+            python = outcome(python_allocate, python_arena, *args)
+            if native[0] == "value":
+                segment = native_arena.allocate(*args)
+                assert python[0] == "value" and segment.byte_size == python[3], args
+                assert segment.scope is native_arena and segment.to_bytes() == bytes(python[3])
+            else:
+                assert native == python, args
+        assert native_arena.allocate(16, alignment_or_count=8).byte_size == 16
+
+
+def test_allocate_from_another_thread_and_after_close() -> None:
+    import threading
+
+    arena = Arena.of_confined()
+    errors: list[BaseException] = []
+    thread = threading.Thread(target=lambda: errors.append(outcome(arena.allocate, 8)))
+    thread.start()
+    thread.join()
+    assert errors == [("raised", ffm_runtime.WrongThreadError,
+                       "Attempted access outside owning thread")]
+    arena.close()
+    with pytest.raises(ffm_runtime.ScopeClosedError, match="Already closed"):
+        arena.allocate(8)
+
+
+def run_python(code: str, env: dict[str, str], path: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-S", "-W", "always", "-c", code], capture_output=True,
+                          text=True, check=False, cwd=path,
+                          env={**os.environ, "PYTHONPATH": str(path), **env})
+
+
+def test_pure_python_when_asked() -> None:
+    result = run_python("import ffm_runtime as f; print(f.accelerated(), "
+                        "type(f.MemorySegment.get).__name__)", {"FFM_PURE_PYTHON": "1"})
+    assert result.stdout.split() == ["False", "function"], result.stderr
+
+
+def test_modified_object_is_not_used(tmp_path: Path) -> None:
+    copy = tmp_path / "ffm_runtime"
+    shutil.copytree(ROOT / "ffm_runtime", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    target = ffm_runtime._platform.host_target()
+    obj = copy / "_objects" / f"accel-{target}.o"
+    data = bytearray(obj.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    obj.write_bytes(bytes(data))
+    result = run_python("import ffm_runtime as f; print(f.accelerated())", {}, tmp_path)
+    assert result.stdout.strip() == "False"
+    assert "does not match its manifest" in result.stderr and "RuntimeWarning" in result.stderr
+
+
+def test_memory_suites_pass_in_pure_python() -> None:
+    """The Python methods stay the accelerators' reference: the memory test files pass
+    with them alone."""
+    files = ["tests/test_memory.py", "tests/test_segments.py", "tests/test_scoped_operations.py",
+             "tests/test_memory_properties.py", "tests/test_lifetime.py"]
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             *files], capture_output=True, text=True, cwd=ROOT, check=False,
+                            env={**os.environ, "FFM_PURE_PYTHON": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout
