@@ -19,17 +19,21 @@ from typing import Final
 
 __all__ = [
     "ACCELERATORS",
+    "ARENA_POOL_MAX",
     "ARENA_SLAB_ALIGN",
+    "ARENA_SLAB_SIZE",
     "ARENA_SMALL",
     "CELL_ACCEL_FALLBACK",
     "CELL_ALLOCATE",
     "CELL_ALLOCATE_NAME",
     "CELL_ARENA_TYPE",
     "CELL_ARG_ERROR",
+    "CELL_CONFINED_KIND",
     "CELL_CONFINED_TYPE",
     "CELL_HEAP_TYPE",
     "CELL_MAKE_SEGMENT",
     "CELL_SEGMENT_TYPE",
+    "CELL_SLAB_POOL",
     "CELL_VALUE_LAYOUT_TYPE",
     "LIBC_FUNCTIONS",
     "METH_FASTCALL",
@@ -39,7 +43,9 @@ __all__ = [
     "PYTHON_DATA",
     "PYTHON_FUNCTIONS",
     "RUNTIME_CELLS",
+    "SEGMENT_ALIGN_BITS",
     "SEGMENT_READ_ONLY_BIT",
+    "STATIC_ACCELERATORS",
     "STUB_BOUND_SUFFIX",
     "STUB_UNBOUND_SUFFIX",
     "VALUE_KINDS",
@@ -74,6 +80,12 @@ PYTHON_FUNCTIONS: Final = frozenset({
     "PyTuple_New",
     "PyTuple_SetItem",
     "PyTuple_Size",
+    "PyTuple_GetItem",
+    "PyList_New",
+    "PyList_SetItem",
+    "PyList_Size",
+    "PyList_Append",
+    "PyList_SetSlice",
     "PyLong_AsUnsignedLong",
     "PyThread_get_thread_ident",
     "Py_IncRef",
@@ -114,21 +126,34 @@ CELL_VALUE_LAYOUT_TYPE: Final = "ffm_rt_value_layout_type"
 #: the Python implementation of accelerator ``ACCELERATORS[index]``.
 CELL_ACCEL_FALLBACK: Final = "ffm_rt_accel_fallback"
 
+#: Cell holding the process-wide list of pooled slabs, ``(raw, start, view)`` tuples.
+CELL_SLAB_POOL: Final = "ffm_rt_slab_pool"
+#: Cell holding the ``str`` a confined arena's ``_kind`` is.
+CELL_CONFINED_KIND: Final = "ffm_rt_confined_kind"
+
 RUNTIME_CELLS: Final = (CELL_SEGMENT_TYPE, CELL_CONFINED_TYPE, CELL_HEAP_TYPE, CELL_ALLOCATE,
                         CELL_ARENA_TYPE, CELL_ALLOCATE_NAME, CELL_MAKE_SEGMENT, CELL_ARG_ERROR,
-                        CELL_VALUE_LAYOUT_TYPE, CELL_ACCEL_FALLBACK)
+                        CELL_VALUE_LAYOUT_TYPE, CELL_ACCEL_FALLBACK, CELL_SLAB_POOL,
+                        CELL_CONFINED_KIND)
+
+#: Arena constants native code shares: the slab size and the pool's capacity.
+ARENA_SLAB_SIZE: Final = 64 * 1024
+ARENA_POOL_MAX: Final = 32
 
 #: The runtime's accelerators: native ``METH_FASTCALL | METH_KEYWORDS`` methods that take
 #: the common case of ``Class.method`` and hand anything else (other argument types,
 #: keywords, every error) to the Python implementation through ``CELL_ACCEL_FALLBACK``.
 #: ``(class name, method name)``; the symbol is ``ffm_acc_<class>_<method>``.
-ACCELERATORS: Final = (("Arena", "allocate"), ("MemorySegment", "get"), ("MemorySegment", "set"))
+ACCELERATORS: Final = (("Arena", "allocate"), ("MemorySegment", "get"), ("MemorySegment", "set"),
+                       ("Arena", "of_confined"), ("Arena", "__enter__"), ("Arena", "close"))
+#: Those of ``ACCELERATORS`` that are static methods (called without ``self``).
+STATIC_ACCELERATORS: Final = frozenset({("Arena", "of_confined")})
 METH_KEYWORDS: Final = 0x0002
 
 
 def accelerator_symbol(class_name: str, method: str) -> str:
     """The symbol of the accelerator for ``class_name.method``."""
-    return f"ffm_acc_{class_name.lower()}_{method}"
+    return f"ffm_acc_{class_name.lower()}_{method.strip('_')}"
 
 #: The runtime's table of byte offsets (an array of 64-bit words, in this order):
 #: ``ob_type`` of any object, then the ``__slots__`` fields of ``MemorySegment``
@@ -144,6 +169,7 @@ OFFSETS: Final = (
     "arena._confinement", "arena._cursor", "arena._limit", "arena._slab_start",
     "arena._slab_align", "arena._slab_view", "arena._segment_class",
     "layout._kind", "layout._byte_size", "layout._mask",
+    "arena._alive", "arena._owner", "arena._kind", "arena._extra", "arena._slab",
 )
 
 #: A ``ValueLayout``'s ``_kind``: how native code reads and writes it (little-endian, the
@@ -156,6 +182,8 @@ ARENA_SLAB_ALIGN: Final = 64
 #: Allocations larger than this get their own block rather than a piece of a slab.
 ARENA_SMALL: Final = 4096
 
+#: A segment's ``_align`` field holds its address's bits under this mask (small ints).
+SEGMENT_ALIGN_BITS: Final = (1 << 30) - 1
 #: Set in a segment's ``_align`` field when the segment is read-only (``_align`` holds the
 #: address's low 30 bits otherwise).
 SEGMENT_READ_ONLY_BIT: Final = 1 << 40

@@ -1,5 +1,6 @@
-"""Native accelerators for the hottest methods: ``Arena.allocate``, ``MemorySegment.get``
-and ``MemorySegment.set`` (see ``_abi.ACCELERATORS``).
+"""Native accelerators for the hottest methods: ``Arena.allocate``, ``MemorySegment.get``,
+``MemorySegment.set`` and the confined arena's life cycle, ``Arena.of_confined``,
+``__enter__`` and ``close``/``__exit__`` (see ``_abi.ACCELERATORS``).
 
 hatch-ffm's own wheel carries them, compiled by llvmlite when that wheel is built, one
 object per target under ``_objects/``, listed with their SHA-256 in
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from . import _abi, _elf, _native, _platform
-from ._arena import Arena
+from ._arena import Arena, _pool
 from ._errors import StubLoadError
 from ._layouts import ValueLayout
 from ._loader import load_object
@@ -35,8 +36,11 @@ MANIFEST: Final = "manifest.json"
 _MACHINES: Final = {"x86_64-linux": _elf.EM_X86_64, "aarch64-linux": _elf.EM_AARCH64}
 _CLASSES: Final[dict[str, type]] = {"Arena": Arena, "MemorySegment": MemorySegment}
 
-#: the Python implementations, in ``_abi.ACCELERATORS`` order, once installed
+#: the Python implementations, in ``_abi.ACCELERATORS`` order, once installed, called
+#: with ``self`` first (``None`` for static methods)
 _python_methods: list[Callable[..., Any]] = []
+#: what the class held before: functions, and ``staticmethod`` objects
+_originals: list[Any] = []
 
 
 def _fallback(index: int, self: object, values: tuple[Any, ...], kwnames: tuple[str, ...] | None
@@ -50,11 +54,16 @@ def _fallback(index: int, self: object, values: tuple[Any, ...], kwnames: tuple[
                                                           strict=True)))
 
 
-def _text_signature(name: str, method: Callable[..., Any]) -> str:
+def _text_signature(name: str, method: Callable[..., Any], static: bool) -> str:
     """``name($self, ...)``: the signature line that ``inspect`` reads from a builtin's doc."""
-    parameters = list(inspect.signature(method).parameters.values())[1:]
+    parameters = list(inspect.signature(method).parameters.values())[0 if static else 1:]
     plain = [str(p.replace(annotation=inspect.Parameter.empty)) for p in parameters]
-    return f"{name}({', '.join(['$self', *plain])})\n--\n\n"
+    return f"{name}({', '.join(plain if static else ['$self', *plain])})\n--\n\n"
+
+
+def _static(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` called like a method's slow path: with a ``self`` it ignores."""
+    return lambda _self, *args, **kwargs: function(*args, **kwargs)
 
 
 def accelerated() -> bool:
@@ -85,17 +94,30 @@ def install() -> bool:
     except (StubLoadError, KeyError) as exc:
         warnings.warn(f"ffm_runtime: cannot use {path}: {exc}", RuntimeWarning, stacklevel=2)
         return False
-    methods = []
+    flags = _abi.METH_FASTCALL | _abi.METH_KEYWORDS
+    replacements = []
     for (class_name, name), address in zip(_abi.ACCELERATORS, symbols, strict=True):
         cls = _CLASSES[class_name]
-        python = cls.__dict__[name]
-        doc = _text_signature(name, python) + (python.__doc__ or "")
-        methods.append((cls, name, python, _native.new_method(cls, address, name, doc)))
-    for cls, name, python, method in methods:
+        original = cls.__dict__[name]
+        static = (class_name, name) in _abi.STATIC_ACCELERATORS
+        python = original.__func__ if static else original
+        doc = _text_signature(name, python, static) + (python.__doc__ or "")
+        if static:
+            method: Any = staticmethod(_native.new_builtin(address, None, name, doc, flags))
+        else:
+            method = _native.new_method(cls, address, name, doc)
+        aliases = [key for key, value in vars(cls).items() if value is original]  # __exit__
+        replacements.append((cls, aliases, original, _static(python) if static else python,
+                             method))
+    for cls, aliases, original, python, method in replacements:
+        _originals.append(original)
         _python_methods.append(python)
-        setattr(cls, name, method)
+        for alias in aliases:
+            setattr(cls, alias, method)
     return True
 
 
 _native.set_cell(_abi.CELL_VALUE_LAYOUT_TYPE, ValueLayout)
 _native.set_cell(_abi.CELL_ACCEL_FALLBACK, _fallback)
+_native.set_cell(_abi.CELL_SLAB_POOL, _pool)
+_native.set_cell(_abi.CELL_CONFINED_KIND, "confined")

@@ -28,10 +28,10 @@ from ._memory import _ALL, ALIGN_BITS, MemorySegment, Scope, _charset, _Confined
 
 __all__ = ["Arena", "SegmentAllocator"]
 
-_SLAB_SIZE: Final = 64 * 1024
+_SLAB_SIZE: Final = _abi.ARENA_SLAB_SIZE
 _SLAB_ALIGN: Final = _abi.ARENA_SLAB_ALIGN  # slabs start here; larger alignments get blocks
 _SMALL: Final = _abi.ARENA_SMALL            # larger allocations get their own block
-_POOL_MAX: Final = 32            # zeroed slabs kept for reuse, process-wide
+_POOL_MAX: Final = _abi.ARENA_POOL_MAX    # slabs kept for reuse, process-wide
 _MAX_ALLOCATION: Final = 1 << 62  # beyond this no allocation can succeed (and size_t wraps)
 _get_ident = threading.get_ident
 _new = object.__new__

@@ -40,7 +40,7 @@ __all__ = ["GLOBAL_SCOPE", "MemorySegment", "Scope"]
 
 _MAX_ADDRESS: Final = (1 << 64) - 1
 #: ``_align`` keeps the low bits of the address: enough for any value layout's alignment.
-ALIGN_BITS: Final = (1 << 30) - 1
+ALIGN_BITS: Final = _abi.SEGMENT_ALIGN_BITS
 #: ...and this bit when the segment is read-only (for native code; see ``_abi``).
 READ_ONLY_BIT: Final = _abi.SEGMENT_READ_ONLY_BIT
 _STRING_CHUNK: Final = 256

@@ -115,17 +115,25 @@ _new_ex = ctypes.pythonapi.PyCFunction_NewEx
 _new_ex.restype = ctypes.py_object
 _new_ex.argtypes = (ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p)
 
+_new_ex_unbound = ctypes.pythonapi["PyCFunction_NewEx"]  # a separate prototype object
+_new_ex_unbound.restype = ctypes.py_object
+_new_ex_unbound.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
 _method_defs: dict[tuple[int, str], _PyMethodDef] = {}  # never freed: builtins point into them
 
 
-def new_builtin(function: int, self_object: object, name: str, doc: str) -> Any:
-    """A builtin function calling ``function`` (a ``METH_FASTCALL`` C function) with ``self``."""
+def new_builtin(function: int, self_object: object, name: str, doc: str,
+                flags: int = _abi.METH_FASTCALL) -> Any:
+    """A builtin function calling ``function`` (a ``METH_FASTCALL`` C function, or of the
+    calling convention ``flags`` says) with ``self``."""
     with _lock:
         key = (function, name)
         definition = _method_defs.get(key)
         if definition is None:
-            definition = _PyMethodDef(name.encode(), function, _abi.METH_FASTCALL, doc.encode())
+            definition = _PyMethodDef(name.encode(), function, flags, doc.encode())
             _method_defs[key] = definition
+    if self_object is None:  # a plain function (self is NULL)
+        return _new_ex_unbound(ctypes.addressof(definition), None, None)
     return _new_ex(ctypes.addressof(definition), self_object, None)
 
 

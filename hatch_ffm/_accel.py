@@ -95,8 +95,10 @@ class _Method:
         """The Python implementation, called with a tuple of every argument."""
         b = ir.IRBuilder(self.slow)
         null = ir.Constant(_PTR, None)
+        none = self.imports.data("_Py_NoneStruct")
+        self_or_none = b.select(b.icmp_unsigned("==", self.self_arg, null), none, self.self_arg)
         has_keywords = b.icmp_unsigned("!=", self.kwnames, null)
-        keywords = b.select(has_keywords, self.kwnames, self.imports.data("_Py_NoneStruct"))
+        keywords = b.select(has_keywords, self.kwnames, none)
         count = b.alloca(_I64)
         b.store(self.nargs, count)
         with b.if_then(has_keywords):
@@ -125,7 +127,7 @@ class _Method:
         fallback = b.load(self.imports.data(_abi.CELL_ACCEL_FALLBACK), typ=_PTR)
         result = b.call(self.imports.function("PyObject_CallFunction"),
                         [fallback, self.imports.cstring("nOOO"), ir.Constant(_I64, index),
-                         self.self_arg, values, keywords])
+                         self_or_none, values, keywords])
         b.call(self.imports.function("Py_DecRef"), [values])
         b.ret(result)
 
@@ -296,6 +298,122 @@ def _segment_set(imports: _Imports, helpers: _Helpers) -> None:
 
     _per_kind(m, kind, emit)
 
+def _set_field(m: _Method, obj: ir.Value, name: str, value: ir.Value, new: bool) -> None:
+    """Store ``value`` in field ``name`` of ``obj``, dropping the old value; ``new``: the
+    reference is ours to give (otherwise a reference is taken)."""
+    b = m.b
+    where = m.helpers.field(b, obj, name)
+    old = b.load(where, typ=_PTR)
+    if not new:
+        m.call("Py_IncRef", value)
+    b.store(value, where)
+    with b.if_then(b.icmp_unsigned("!=", old, ir.Constant(_PTR, None))):
+        m.call("Py_DecRef", old)
+
+
+def _arena_of_confined(imports: _Imports, helpers: _Helpers) -> None:
+    """``Arena.of_confined()``: the arena, owned by this thread, with a pooled slab if any."""
+    m = _Method(imports, helpers, _abi.ACCELERATORS.index(("Arena", "of_confined")))
+    b = m.b
+    null = ir.Constant(_PTR, None)
+    m.no_keywords(0, 0)
+    owner = m.call("PyLong_FromUnsignedLongLong", m.call("PyThread_get_thread_ident"))
+    confinement = m.call("PyList_New", ir.Constant(_I64, 1))
+    cursor = m.call("PyLong_FromLongLong", ir.Constant(_I64, 0))
+    no_slab = m.call("PyLong_FromLongLong", ir.Constant(_I64, -1))
+    made = [owner, confinement, cursor, no_slab]
+    failed = ir.Constant(ir.IntType(1), 0)
+    for obj in made:
+        failed = b.or_(failed, b.icmp_unsigned("==", obj, null))
+    arena_type = b.load(imports.data(_abi.CELL_ARENA_TYPE), typ=_PTR)
+    arena = b.select(failed, null, m.call("PyType_GenericAlloc", arena_type, ir.Constant(_I64, 0)))
+    with b.if_then(b.icmp_unsigned("==", arena, null), likely=False):
+        for obj in made:
+            with b.if_then(b.icmp_unsigned("!=", obj, null)):
+                m.call("Py_DecRef", obj)
+        b.ret(null)
+    m.call("Py_IncRef", owner)
+    m.call("PyList_SetItem", confinement, ir.Constant(_I64, 0), owner)  # steals one
+    true, none = imports.data("_Py_TrueStruct"), imports.data("_Py_NoneStruct")
+    for name, value, new in (
+            ("arena._confinement", confinement, True), ("arena._alive", true, False),
+            ("arena._owner", owner, True),
+            ("arena._kind", b.load(imports.data(_abi.CELL_CONFINED_KIND), typ=_PTR), False),
+            ("arena._segment_class", b.load(imports.data(_abi.CELL_CONFINED_TYPE), typ=_PTR),
+             False),
+            ("arena._cursor", cursor, True), ("arena._extra", none, False)):
+        _set_field(m, arena, name, value, new)
+    pool = b.load(imports.data(_abi.CELL_SLAB_POOL), typ=_PTR)
+    count = m.call("PyList_Size", pool)
+    with b.if_else(b.icmp_signed(">", count, ir.Constant(_I64, 0))) as (pooled, empty):
+        with pooled:
+            last = b.sub(count, ir.Constant(_I64, 1))
+            slab = m.call("PyList_GetItem", pool, last)
+            m.call("Py_IncRef", slab)
+            m.call("PyList_SetSlice", pool, last, count, null)
+            start = m.call("PyTuple_GetItem", slab, ir.Constant(_I64, 1))
+            low = m.call("PyLong_FromSsize_t", b.and_(
+                m.call("PyLong_AsSsize_t", start), ir.Constant(_I64, _abi.SEGMENT_ALIGN_BITS)))
+            _set_field(m, arena, "arena._slab", slab, True)
+            _set_field(m, arena, "arena._slab_start", start, False)
+            _set_field(m, arena, "arena._slab_align", low, True)
+            _set_field(m, arena, "arena._slab_view",
+                       m.call("PyTuple_GetItem", slab, ir.Constant(_I64, 2)), False)
+            _set_field(m, arena, "arena._limit",
+                       m.call("PyLong_FromSsize_t", ir.Constant(_I64, _abi.ARENA_SLAB_SIZE)), True)
+            m.call("Py_DecRef", no_slab)
+        with empty:
+            _set_field(m, arena, "arena._slab", none, False)
+            _set_field(m, arena, "arena._limit", no_slab, True)
+    b.ret(arena)
+
+
+def _arena_enter(imports: _Imports, helpers: _Helpers) -> None:
+    """``arena.__enter__()``: the arena itself."""
+    m = _Method(imports, helpers, _abi.ACCELERATORS.index(("Arena", "__enter__")))
+    m.no_keywords(0, 0)
+    m.call("Py_IncRef", m.self_arg)
+    m.b.ret(m.self_arg)
+
+
+def _arena_close(imports: _Imports, helpers: _Helpers) -> None:
+    """``arena.close(*ignored)`` (and ``__exit__``) of an open confined arena of this thread
+    that has nothing but its current slab to give back (no cleanups, blocks, old slabs or
+    exported views: those, and every error, are Python's)."""
+    m = _Method(imports, helpers, _abi.ACCELERATORS.index(("Arena", "close")))
+    b = m.b
+    null = ir.Constant(_PTR, None)
+    none = imports.data("_Py_NoneStruct")
+    m.slow_if(b.icmp_unsigned("!=", m.kwnames, null))
+    arena_type = b.load(imports.data(_abi.CELL_ARENA_TYPE), typ=_PTR)
+    m.slow_if(b.icmp_unsigned("!=", helpers.load_field(b, m.self_arg, "ob_type"), arena_type))
+    guard = helpers.load_field(b, m.self_arg, "arena._confinement")
+    m.slow_if(b.or_(b.icmp_unsigned("==", guard, null), b.icmp_unsigned("==", guard, none)))
+    owner = m.call("PyList_GetItem", guard, ir.Constant(_I64, 0))
+    m.slow_if(b.icmp_unsigned("==", owner, null))
+    m.slow_if(b.icmp_unsigned("!=", m.call("PyLong_AsUnsignedLong", owner),
+                              m.call("PyThread_get_thread_ident")))
+    m.slow_if(b.icmp_unsigned("!=", helpers.load_field(b, m.self_arg, "arena._extra"), none))
+    slab = helpers.load_field(b, m.self_arg, "arena._slab")
+    m.slow_if(b.icmp_unsigned("==", slab, null))
+    has_slab = b.icmp_unsigned("!=", slab, none)
+    pool = b.load(imports.data(_abi.CELL_SLAB_POOL), typ=_PTR)
+    full = b.icmp_signed(">=", m.call("PyList_Size", pool), ir.Constant(_I64, _abi.ARENA_POOL_MAX))
+    m.slow_if(b.and_(has_slab, full))
+    zero = m.call("PyLong_FromLongLong", ir.Constant(_I64, 0))
+    with b.if_then(b.icmp_unsigned("==", zero, null), likely=False):
+        b.ret(null)
+    m.call("PyList_SetItem", guard, ir.Constant(_I64, 0), zero)  # steals zero
+    _set_field(m, m.self_arg, "arena._alive", imports.data("_Py_FalseStruct"), False)
+    with b.if_then(has_slab):
+        appended = m.call("PyList_Append", pool, slab)
+        _set_field(m, m.self_arg, "arena._slab", none, False)  # drops the arena's reference
+        with b.if_then(b.icmp_signed("!=", appended, ir.Constant(_I32, 0)), likely=False):
+            b.ret(null)
+    m.call("Py_IncRef", none)
+    b.ret(none)
+
+
 def build_accelerator_module(triple: str) -> ir.Module:
     """The LLVM module of every accelerator in ``_abi.ACCELERATORS``."""
     module = ir.Module(name="ffm_runtime_accelerators")
@@ -305,6 +423,9 @@ def build_accelerator_module(triple: str) -> ir.Module:
     _arena_allocate(imports, helpers)
     _segment_get(imports, helpers)
     _segment_set(imports, helpers)
+    _arena_of_confined(imports, helpers)
+    _arena_enter(imports, helpers)
+    _arena_close(imports, helpers)
     return module
 
 

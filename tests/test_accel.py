@@ -56,13 +56,20 @@ VALUES: list[Any] = [0, 1, -1, 127, 128, -128, -129, 255, 65535, 65536, -32769, 
 
 def test_installed_from_the_built_objects() -> None:
     assert ffm_runtime.accelerated()
-    for cls, name in ((Arena, "allocate"), (MemorySegment, "get"), (MemorySegment, "set")):
+    for cls, name in ((Arena, "allocate"), (MemorySegment, "get"), (MemorySegment, "set"),
+                      (Arena, "__enter__"), (Arena, "close"), (Arena, "of_confined")):
         method = cls.__dict__[name]
-        assert type(method).__name__ == "method_descriptor", name
-        python = inspect.signature(_accel._python_methods[INDEX[name]])
-        assert list(inspect.signature(method).parameters) == list(python.parameters)
-        assert (method.__doc__ or "").strip().endswith(
-            (_accel._python_methods[INDEX[name]].__doc__ or "").strip())
+        original = _accel._originals[INDEX[name]]
+        if name == "of_confined":
+            assert isinstance(method, staticmethod), name
+            method, original = method.__func__, original.__func__
+            assert type(method).__name__ == "builtin_function_or_method"
+        else:
+            assert type(method).__name__ == "method_descriptor", name
+        assert list(inspect.signature(method).parameters) == \
+            list(inspect.signature(original).parameters)
+        assert (method.__doc__ or "").strip().endswith((original.__doc__ or "").strip())
+    assert Arena.__dict__["__exit__"] is Arena.__dict__["close"]
 
 
 def outcome(call: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, ...]:
@@ -223,3 +230,51 @@ def test_memory_suites_pass_in_pure_python() -> None:
                             env={**os.environ, "FFM_PURE_PYTHON": "1"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert " passed" in result.stdout
+
+
+def arena_state(arena: Arena) -> dict[str, Any]:
+    """Every slot of an arena (the slab by identity)."""
+    state = {}
+    for name in Arena.__slots__:
+        if name == "__weakref__":
+            continue
+        try:
+            value = getattr(arena, name)
+        except AttributeError:
+            value = "<unset>"
+        state[name] = id(value) if name in ("_slab", "_slab_view") else value
+    return state
+
+
+@pytest.mark.parametrize("pooled", [True, False])
+def test_confined_life_cycle_matches_python(pooled: bool) -> None:
+    """of_confined, __enter__ and close leave an arena exactly as the Python methods do,
+    with a pooled slab to start with and without one."""
+    python_new = _accel._originals[INDEX["of_confined"]].__func__
+    python_close = _accel._python_methods[INDEX["close"]]
+    pool = ffm_runtime._arena._pool
+    saved = list(pool)
+    try:
+        for make, close in ((Arena.of_confined, Arena.close), (python_new, python_close)):
+            del pool[:]
+            if pooled:
+                with Arena.of_confined() as warm:
+                    warm.allocate(8)  # one slab in the pool
+            arena = make()
+            state = arena_state(arena)
+            assert state["_confinement"] == [state["_owner"]] and state["_alive"] is True
+            assert state["_kind"] == "confined" and state["_extra"] is None
+            assert state["_cursor"] == 0 and pool == []
+            assert (state["_limit"] == 65536) == pooled and (state["_slab"] == id(None)) != pooled
+            assert arena.__enter__() is arena
+            cell = arena.allocate(8)
+            close(arena)
+            closed = arena_state(arena)
+            assert closed["_confinement"] == [0] and closed["_alive"] is False
+            assert closed["_slab"] == id(None) and len(pool) == 1
+            with pytest.raises(ffm_runtime.ScopeClosedError, match="Already closed"):
+                cell.get(JAVA_INT, 0)
+            with pytest.raises(ffm_runtime.ScopeClosedError, match="Already closed"):
+                close(arena)
+    finally:
+        pool[:] = (saved + pool)[:ffm_runtime._abi.ARENA_POOL_MAX]
