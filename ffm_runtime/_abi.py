@@ -32,8 +32,10 @@ __all__ = [
     "CELL_CONFINED_TYPE",
     "CELL_HEAP_TYPE",
     "CELL_MAKE_SEGMENT",
+    "CELL_PREFIX_TYPE",
     "CELL_SEGMENT_TYPE",
     "CELL_SLAB_POOL",
+    "CELL_SLICING_TYPE",
     "CELL_VALUE_LAYOUT_TYPE",
     "LIBC_FUNCTIONS",
     "METH_FASTCALL",
@@ -131,10 +133,15 @@ CELL_SLAB_POOL: Final = "ffm_rt_slab_pool"
 #: Cell holding the ``str`` a confined arena's ``_kind`` is.
 CELL_CONFINED_KIND: Final = "ffm_rt_confined_kind"
 
+#: Cells holding the types of ``SegmentAllocator.prefix_allocator`` and
+#: ``slicing_allocator`` results: struct results are cut from their segment natively.
+CELL_PREFIX_TYPE: Final = "ffm_rt_prefix_type"
+CELL_SLICING_TYPE: Final = "ffm_rt_slicing_type"
+
 RUNTIME_CELLS: Final = (CELL_SEGMENT_TYPE, CELL_CONFINED_TYPE, CELL_HEAP_TYPE, CELL_ALLOCATE,
                         CELL_ARENA_TYPE, CELL_ALLOCATE_NAME, CELL_MAKE_SEGMENT, CELL_ARG_ERROR,
                         CELL_VALUE_LAYOUT_TYPE, CELL_ACCEL_FALLBACK, CELL_SLAB_POOL,
-                        CELL_CONFINED_KIND)
+                        CELL_CONFINED_KIND, CELL_PREFIX_TYPE, CELL_SLICING_TYPE)
 
 #: Arena constants native code shares: the slab size and the pool's capacity.
 ARENA_SLAB_SIZE: Final = 64 * 1024
@@ -157,7 +164,8 @@ def accelerator_symbol(class_name: str, method: str) -> str:
 
 #: The runtime's table of byte offsets (an array of 64-bit words, in this order):
 #: ``ob_type`` of any object, then the ``__slots__`` fields of ``MemorySegment``
-#: (``segment.*``), ``Arena`` (``arena.*``) and ``ValueLayout`` (``layout.*``).  A segment's ``_address`` and
+#: (``segment.*``), ``Arena`` (``arena.*``), ``ValueLayout`` (``layout.*``) and the
+#: prefix and slicing allocators (``prefix.*``, ``slicing.*``).  A segment's ``_address`` and
 #: ``_size`` are exact ints; a confined segment's ``_guard`` (shared with its arena's
 #: ``_confinement``) is a one-element list holding the owner thread's ident, 0 once the
 #: arena is closed, and ``None`` for unconfined segments and arenas.
@@ -170,6 +178,7 @@ OFFSETS: Final = (
     "arena._slab_align", "arena._slab_view", "arena._segment_class",
     "layout._kind", "layout._byte_size", "layout._mask",
     "arena._alive", "arena._owner", "arena._kind", "arena._extra", "arena._slab",
+    "prefix._segment", "slicing._segment", "slicing._offset",
 )
 
 #: A ``ValueLayout``'s ``_kind``: how native code reads and writes it (little-endian, the

@@ -195,13 +195,17 @@ def _result_segment(address: int, size: int) -> MemorySegment:
 
 _native.set_cell(_abi.CELL_MAKE_SEGMENT, _result_segment)
 _native.set_cell(_abi.CELL_ARG_ERROR, arg_error)
+_native.set_cell(_abi.CELL_PREFIX_TYPE, _PrefixAllocator)
+_native.set_cell(_abi.CELL_SLICING_TYPE, _SlicingAllocator)
 
 
 def _publish_offsets() -> None:
     """Find and publish the field offsets stubs read (see :data:`._abi.OFFSETS`)."""
     arena = object.__new__(Arena)
     probes = {"segment": object.__new__(MemorySegment), "arena": arena,
-              "layout": object.__new__(ValueLayout)}
+              "layout": object.__new__(ValueLayout),
+              "prefix": object.__new__(_PrefixAllocator),
+              "slicing": object.__new__(_SlicingAllocator)}
     try:
         _native.set_offset("ob_type", _native.type_offset())
         for name in _abi.OFFSETS[1:]:

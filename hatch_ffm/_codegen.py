@@ -327,13 +327,85 @@ class _Helpers:
         b.ret(segment)
         return fn
 
+    def _make_cut(self) -> ir.Function:
+        """``cut(parent, offset, size, alignment) -> segment or NULL``: the writable slice
+        ``[offset, offset + size)`` of a native segment, as ``parent.as_slice(offset, size,
+        alignment)`` makes it, for the prefix and slicing allocators.
+
+        NULL without an error set means "not here" (a heap, read-only, closed or foreign
+        segment, out of bounds, misaligned): the Python allocator then does or refuses it.
+        """
+        fn, b = self._function("cut", _PTR, [_PTR, _I64, _I64, _I64], inline=False)
+        parent, offset, size, alignment = fn.args
+        null = ir.Constant(_PTR, None)
+        none = self.imports.data("_Py_NoneStruct")
+        kind = self.load_field(b, parent, "ob_type")
+        confined = b.icmp_unsigned("==", kind, b.load(self.imports.data(_abi.CELL_CONFINED_TYPE),
+                                                      typ=_PTR))
+        plain = b.icmp_unsigned("==", kind, b.load(self.imports.data(_abi.CELL_SEGMENT_TYPE),
+                                                   typ=_PTR))
+        with b.if_then(b.not_(b.or_(confined, plain)), likely=False):
+            b.ret(null)
+        guard = self.load_field(b, parent, "segment._guard")
+        with b.if_then(confined):
+            owner = self.call(b, "PyList_GetItem", guard, ir.Constant(_I64, 0))
+            with b.if_then(b.icmp_unsigned("==", owner, null), likely=False):
+                self.call(b, "PyErr_Clear")
+                b.ret(null)
+            with b.if_then(b.icmp_unsigned("!=", self.call(b, "PyLong_AsUnsignedLong", owner),
+                                           self.call(b, "PyThread_get_thread_ident")),
+                           likely=False):
+                b.ret(null)
+        whole = self.call(b, "PyLong_AsSsize_t", self.load_field(b, parent, "segment._size"))
+        low = self.call(b, "PyLong_AsSsize_t", self.load_field(b, parent, "segment._align"))
+        address = b.ptrtoint(self.call(b, "PyLong_AsVoidPtr",
+                                       self.load_field(b, parent, "segment._address")), _I64)
+        start = b.add(address, offset)
+        bad = b.or_(b.icmp_signed("<", offset, ir.Constant(_I64, 0)),
+                    b.icmp_signed(">", b.add(offset, size), whole))
+        bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(low, ir.Constant(
+            _I64, _abi.SEGMENT_READ_ONLY_BIT)), ir.Constant(_I64, 0)))
+        bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(start, b.sub(alignment, ir.Constant(
+            _I64, 1))), ir.Constant(_I64, 0)))
+        with b.if_then(bad, likely=False):
+            b.ret(null)
+        segment = self.call(b, "PyType_GenericAlloc", kind, ir.Constant(_I64, 0))
+        with b.if_then(b.icmp_unsigned("==", segment, null), likely=False):
+            b.ret(null)
+        view = self.load_field(b, parent, "segment._view")
+        has_view = b.icmp_unsigned("!=", view, none)
+        base = b.select(has_view, b.add(self.call(b, "PyLong_AsSsize_t", self.load_field(
+            b, parent, "segment._base")), offset), ir.Constant(_I64, 0))
+        fields = [
+            ("segment._address", self.call(b, "PyLong_FromSsize_t", start)),
+            ("segment._align", self.call(b, "PyLong_FromSsize_t", b.and_(
+                start, ir.Constant(_I64, _abi.SEGMENT_ALIGN_BITS)))),
+            ("segment._base", self.call(b, "PyLong_FromSsize_t", base)),
+            ("segment._size", self.call(b, "PyLong_FromSsize_t", size)),
+        ]
+        failed = ir.Constant(_I1, 0)
+        for name, value in fields:
+            b.store(value, self.field(b, segment, name))
+            failed = b.or_(failed, b.icmp_unsigned("==", value, null))
+        for name, value in (("segment._view", view),
+                            ("segment._scope", self.load_field(b, parent, "segment._scope")),
+                            ("segment._guard", guard)):
+            self.call(b, "Py_IncRef", value)
+            b.store(value, self.field(b, segment, name))
+        with b.if_then(failed, likely=False):
+            self.call(b, "Py_DecRef", segment)
+            b.ret(null)
+        b.ret(segment)
+        return fn
+
     def _make_allocate(self) -> ir.Function:
         """``allocate(allocator, size, alignment) -> segment or NULL`` for a struct result.
 
-        From an ``Arena``, :meth:`_make_carve` cuts it when it can; otherwise the arena is
-        asked (``arena.allocate(size, alignment)``: new slabs, large blocks and every error
-        are its business), and any other allocator goes through the runtime's checking
-        ``allocate`` cell.
+        From an ``Arena``, :meth:`_make_carve` cuts it when it can, from a prefix or slicing
+        allocator :meth:`_make_cut`.  Otherwise an arena is asked (``arena.allocate(size,
+        alignment)``: new slabs, large blocks and every error are its business), and any
+        other allocator goes through the runtime's checking ``allocate`` cell (so do prefix
+        and slicing allocators whose segment is not cut here: their errors are Python's).
         """
         fn, b = self._function("allocate", _PTR, [_PTR, _I64, _I64], inline=False)
         allocator, size, alignment = fn.args
@@ -346,6 +418,38 @@ class _Helpers:
         with b.if_then(b.and_(is_arena, small)):
             segment = b.call(self.get("carve"), [allocator, size, alignment])
             with b.if_then(b.icmp_unsigned("!=", segment, null)):
+                b.ret(segment)
+            with b.if_then(b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"), null),
+                           likely=False):
+                b.ret(null)
+        prefix_type = b.load(self.imports.data(_abi.CELL_PREFIX_TYPE), typ=_PTR)
+        with b.if_then(b.icmp_unsigned("==", kind, prefix_type)):
+            parent = self.load_field(b, allocator, "prefix._segment")
+            segment = b.call(self.get("cut"), [parent, ir.Constant(_I64, 0), size, alignment])
+            with b.if_then(b.icmp_unsigned("!=", segment, null)):
+                b.ret(segment)
+            with b.if_then(b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"), null),
+                           likely=False):
+                b.ret(null)
+        slicing_type = b.load(self.imports.data(_abi.CELL_SLICING_TYPE), typ=_PTR)
+        with b.if_then(b.icmp_unsigned("==", kind, slicing_type)):
+            parent = self.load_field(b, allocator, "slicing._segment")
+            offset_field = self.field(b, allocator, "slicing._offset")
+            old_offset = b.load(offset_field, typ=_PTR)
+            base = b.ptrtoint(self.call(b, "PyLong_AsVoidPtr",
+                                        self.load_field(b, parent, "segment._address")), _I64)
+            mask = b.sub(alignment, ir.Constant(_I64, 1))
+            start = b.and_(b.add(b.add(base, self.call(b, "PyLong_AsSsize_t", old_offset)), mask),
+                           b.not_(mask))
+            offset = b.sub(start, base)
+            segment = b.call(self.get("cut"), [parent, offset, size, alignment])
+            with b.if_then(b.icmp_unsigned("!=", segment, null)):
+                new_offset = self.call(b, "PyLong_FromSsize_t", b.add(offset, size))
+                with b.if_then(b.icmp_unsigned("==", new_offset, null), likely=False):
+                    self.call(b, "Py_DecRef", segment)
+                    b.ret(null)
+                b.store(new_offset, offset_field)
+                self.call(b, "Py_DecRef", old_offset)
                 b.ret(segment)
             with b.if_then(b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"), null),
                            likely=False):

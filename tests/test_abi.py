@@ -182,6 +182,48 @@ class TestStructs:
             with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
                 div(arena, 1, 1)
 
+    @pytest.mark.parametrize("kind", ["prefix", "slicing"])
+    def test_struct_results_cut_from_allocator_segments(self, features: Any, kind: str) -> None:
+        """Prefix and slicing allocators are served by the stub itself when it can; whatever
+        it serves or refuses must be what the runtime's checking path gives."""
+        from ffm_runtime._handles import _allocate_result
+
+        div = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("div"),
+                                     features.LIBC["div"][0])
+        make = getattr(ffm.SegmentAllocator, f"{kind}_allocator")
+
+        def outcome(call: Any, *args: Any) -> tuple[Any, ...]:
+            try:
+                segment = call(*args)
+            except Exception as exc:
+                return (type(exc), str(exc))
+            return (type(segment), segment.address, segment.byte_size, segment.scope,
+                    segment.is_read_only())
+
+        heap = bytearray(64)
+        closed_arena = Arena.of_confined()
+        closed = closed_arena.allocate(64, 8)
+        closed_arena.close()
+        with Arena.of_confined() as arena:
+            parents = {"confined": arena.allocate(64, 8), "auto": Arena.of_auto().allocate(64, 8),
+                       "read-only": arena.allocate(64, 8).as_read_only(),
+                       "heap": MemorySegment.of_array(heap), "odd": arena.allocate(64, 8).as_slice(1),
+                       "small": arena.allocate(4, 8), "closed": closed,
+                       "materialized": arena.allocate(5000, 8)}
+            parents["materialized"].to_bytes()
+            for name, parent in parents.items():
+                for calls in range(1, 4):  # a slicing allocator moves on, then runs out
+                    native, python = make(parent), make(parent)
+                    for _ in range(calls):
+                        expected = outcome(_allocate_result, python, 8, 4)
+                        got = outcome(div, native, 17, 5)
+                        assert got == expected, (name, got, expected)
+                        if got[0] is type(parents["confined"]) or got[0] is MemorySegment:
+                            result = div(native, 9, 4)
+                            _allocate_result(python, 8, 4)  # keep the two in step
+                            assert (result.get(JAVA_INT, 0), result.get(JAVA_INT, 4)) == (2, 1)
+                            assert result.to_bytes() == struct.pack("=ii", 2, 1)
+
     def test_struct_results_from_another_threads_arena(self, features: Any) -> None:
         div = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("div"),
                                      features.LIBC["div"][0])
