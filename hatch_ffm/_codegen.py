@@ -260,6 +260,23 @@ class _Helpers:
         self._pair(b, b.zext(is_true, _I8), b.or_(is_true, is_false))
         return fn
 
+    def _drop_unless_owned(self, b: ir.IRBuilder, segment: ir.Value, guard: ir.Value) -> None:
+        """After allocating ``segment`` (which may have run finalizers): if ``guard`` (a
+        confinement list, or None) no longer names this thread, drop the still empty segment
+        and return NULL without an error, leaving the refusal to the Python path."""
+        null = ir.Constant(_PTR, None)
+        with b.if_then(b.icmp_unsigned("!=", guard, self.imports.data("_Py_NoneStruct"))):
+            owner = self.call(b, "PyList_GetItem", guard, ir.Constant(_I64, 0))
+            with b.if_then(b.icmp_unsigned("==", owner, null), likely=False):
+                self.call(b, "PyErr_Clear")
+                self.call(b, "Py_DecRef", segment)
+                b.ret(null)
+            current = self.call(b, "PyThread_get_thread_ident")
+            with b.if_then(b.icmp_unsigned("!=", self.call(b, "PyLong_AsUnsignedLong", owner),
+                                           current), likely=False):
+                self.call(b, "Py_DecRef", segment)
+                b.ret(null)
+
     def _make_carve(self) -> ir.Function:
         """``carve(arena, size, alignment) -> segment or NULL``: a zeroed segment cut from the
         current slab of ``arena`` (exactly an ``Arena``; ``size`` <= ``ARENA_SMALL``, a power
@@ -298,15 +315,17 @@ class _Helpers:
             b.ret(null)
         b.store(new_cursor, cursor_field)
         self.call(b, "Py_DecRef", old_cursor)
+        start = self.call(b, "PyLong_AsSsize_t", self.load_field(b, arena, "arena._slab_start"))
+        low = self.call(b, "PyLong_AsSsize_t", self.load_field(b, arena, "arena._slab_align"))
+        # pooled slabs keep their old bytes: an allocation zeroes its own (now: the object
+        # allocation below may collect garbage, and a finalizer may close this arena)
+        self.call(b, "memset", b.inttoptr(b.add(start, offset), _PTR), ir.Constant(_I32, 0), size)
         segment = self.call(b, "PyType_GenericAlloc",
                             self.load_field(b, arena, "arena._segment_class"),
                             ir.Constant(_I64, 0))
         with b.if_then(b.icmp_unsigned("==", segment, null), likely=False):
             b.ret(null)
-        start = self.call(b, "PyLong_AsSsize_t", self.load_field(b, arena, "arena._slab_start"))
-        low = self.call(b, "PyLong_AsSsize_t", self.load_field(b, arena, "arena._slab_align"))
-        # pooled slabs keep their old bytes: an allocation zeroes its own
-        self.call(b, "memset", b.inttoptr(b.add(start, offset), _PTR), ir.Constant(_I32, 0), size)
+        self._drop_unless_owned(b, segment, guard)
         fields = [
             ("segment._address", self.call(b, "PyLong_FromSsize_t", b.add(start, offset))),
             ("segment._align", self.call(b, "PyLong_FromSsize_t", b.add(low, offset))),
@@ -372,6 +391,7 @@ class _Helpers:
         segment = self.call(b, "PyType_GenericAlloc", kind, ir.Constant(_I64, 0))
         with b.if_then(b.icmp_unsigned("==", segment, null), likely=False):
             b.ret(null)
+        self._drop_unless_owned(b, segment, guard)
         view = self.load_field(b, parent, "segment._view")
         has_view = b.icmp_unsigned("!=", view, none)
         base = b.select(has_view, b.add(self.call(b, "PyLong_AsSsize_t", self.load_field(
@@ -573,11 +593,6 @@ class _StubBuilder:
         return self.checked("segment", position, obj, ir.Constant(_I64, -1),
                             ir.Constant(_I1, int(self.sig.allow_heap)))
 
-    def unbox_segment(self, obj: ir.Value, position: int, min_size: int) -> ir.Value:
-        """A segment's address, after the checks of :meth:`unbox_address` and a size check."""
-        return self.checked("segment", position, obj, ir.Constant(_I64, min_size),
-                            ir.Constant(_I1, int(self.sig.allow_heap)))
-
     def unbox(self, kind: ScalarKind, obj: ir.Value, position: int) -> ir.Value:
         b = self.builder
         if kind.carrier == "z":
@@ -669,53 +684,23 @@ class _StubBuilder:
         def arg(i: int) -> ir.Value:
             return b.load(b.gep(self.args, [ir.Constant(_I64, i)], source_etype=_PTR), typ=_PTR)
 
-        if self.bound:
-            target = self.call("PyLong_AsVoidPtr", self.self_arg)
-        else:
-            first = arg(0)
-            target = self.unbox_address(first, 0)
-            self.fail_if(b.icmp_unsigned("==", target, ir.Constant(_PTR, None)), 0, first)
-
-        # Unbox every argument before anything else happens.
+        # Three phases, so that no Python code runs between reading a segment's address and
+        # the call: (1) numbers and booleans, whose conversion may call __index__/__float__;
+        # (2) the struct result's memory, whose allocator may run Python code (and, through
+        # the garbage collector, finalizers); (3) segments, whose checks run no Python code.
+        values: dict[int, list[tuple[ir.Value, ir.Type, tuple[str, ...]]]] = {}
         allocator = capture = None
-        native: list[tuple[ir.Value, ir.Type, tuple[str, ...]]] = []  # (value, type, attributes)
-        variadic_from = None  # index in ``native`` of the first variadic argument
         result = sig.result
         for index, param in enumerate(sig.params):
-            position = index + base
-            obj = arg(position)
             if param.role == "allocator":
-                allocator = obj
-                continue
-            if param.role == "capture":
-                capture = self.unbox_segment(obj, position, param.size)
-                continue
-            if sig.first_variadic is not None and variadic_from is None \
-                    and param.layout_index >= sig.first_variadic:
-                variadic_from = len(native)
-            if param.passing == "scalar":
+                allocator = arg(index + base)
+            elif param.passing == "scalar" and param.role != "capture":
                 assert param.scalar is not None
                 kind = param.scalar
-                native.append((self.unbox(kind, obj, position), _c_type(kind),
-                               (kind.extension,) if kind.extension else ()))
-            else:
-                address = self.unbox_segment(obj, position, param.size)
-                if param.passing == "pieces":
-                    for piece in param.pieces:
-                        native.append((self.load_piece(address, piece), _piece_type(piece), ()))
-                elif param.passing == "byref":
-                    # the callee owns the copy (AAPCS64: larger aggregates by reference)
-                    copy = self.temporary(ir.ArrayType(_I8, param.size))
-                    self.copy(copy, address, param.size)
-                    native.append((copy, _PTR, ()))
-                else:
-                    alignment = max(8, param.alignment)
-                    native.append((address, _PTR,
-                                   (f"byval([{param.size} x i8]) align {alignment}",)))
-        if sig.first_variadic is not None and variadic_from is None:
-            variadic_from = len(native)
+                if kind.carrier != "a":
+                    values[index] = [(self.unbox(kind, arg(index + base), index + base),
+                                      _c_type(kind), (kind.extension,) if kind.extension else ())]
 
-        # A struct result gets its memory from the allocator before the call.
         segment = result_address = None
         if result.passing in ("pieces", "sret"):
             assert allocator is not None
@@ -725,13 +710,74 @@ class _StubBuilder:
             with b.if_then(b.icmp_unsigned("==", segment, ir.Constant(_PTR, None)),
                            likely=False):
                 b.ret(ir.Constant(_PTR, None))
-            raw = self.helpers.load_field(b, segment, "segment._address")
-            result_address = self.call("PyLong_AsVoidPtr", raw)
+
+        def fail_with_result(condition: ir.Value, position: int, value: ir.Value) -> None:
+            """fail_if, dropping the result segment made in phase 2."""
+            if segment is None:
+                self.fail_if(condition, position, value)
+                return
+            failing = self.new_block(f"drop{position}")
+            going_on = self.new_block(f"keep{position}")
+            b.cbranch(condition, failing, going_on)
+            b.position_at_end(failing)
+            self.call("Py_DecRef", segment)
+            b.ret(b.call(self.helpers.get("fail"), [self.key, self.mode,
+                                                     ir.Constant(_I64, position), value]))
+            b.position_at_end(going_on)
+
+        def segment_address(obj: ir.Value, position: int, min_size: int) -> ir.Value:
+            pair = b.call(self.helpers.get("segment"),
+                          [obj, ir.Constant(_I64, min_size), ir.Constant(_I1, int(sig.allow_heap))])
+            fail_with_result(b.not_(b.extract_value(pair, 1)), position, obj)
+            return b.extract_value(pair, 0)
+
+        if self.bound:
+            target = self.call("PyLong_AsVoidPtr", self.self_arg)
+        else:
+            first = arg(0)
+            target = segment_address(first, 0, -1)
+            fail_with_result(b.icmp_unsigned("==", target, ir.Constant(_PTR, None)), 0, first)
+        for index, param in enumerate(sig.params):
+            position = index + base
+            if param.role == "allocator" or index in values:
+                continue
+            obj = arg(position)
+            if param.role == "capture":
+                capture = segment_address(obj, position, param.size)
+            elif param.passing == "scalar":  # ADDRESS
+                values[index] = [(segment_address(obj, position, -1), _PTR, ())]
+            else:
+                address = segment_address(obj, position, param.size)
+                if param.passing == "pieces":
+                    values[index] = [(self.load_piece(address, piece), _piece_type(piece), ())
+                                     for piece in param.pieces]
+                elif param.passing == "byref":
+                    # the callee owns the copy (AAPCS64: larger aggregates by reference)
+                    copy = self.temporary(ir.ArrayType(_I8, param.size))
+                    self.copy(copy, address, param.size)
+                    values[index] = [(copy, _PTR, ())]
+                else:
+                    alignment = max(8, param.alignment)
+                    values[index] = [(address, _PTR,
+                                      (f"byval([{param.size} x i8]) align {alignment}",))]
+
+        native: list[tuple[ir.Value, ir.Type, tuple[str, ...]]] = []  # (value, type, attributes)
+        variadic_from = None  # index in ``native`` of the first variadic argument
+        if segment is not None:
+            result_address = self.call("PyLong_AsVoidPtr",
+                                       self.helpers.load_field(b, segment, "segment._address"))
             if result.passing == "sret":
-                native.insert(0, (result_address, _PTR,
-                                  (f"sret([{result.size} x i8]) align {max(8, result.alignment)}",)))
-                if variadic_from is not None:
-                    variadic_from += 1
+                native.append((result_address, _PTR,
+                               (f"sret([{result.size} x i8]) align {max(8, result.alignment)}",)))
+        for index, param in enumerate(sig.params):
+            if param.role in ("allocator", "capture"):
+                continue
+            if sig.first_variadic is not None and variadic_from is None \
+                    and param.layout_index >= sig.first_variadic:
+                variadic_from = len(native)
+            native.extend(values[index])
+        if sig.first_variadic is not None and variadic_from is None:
+            variadic_from = len(native)
 
         if result.passing == "scalar":
             assert result.scalar is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from enum import IntEnum
+from typing import Any
 
 import pytest
 
@@ -106,3 +107,78 @@ def test_var_handles_need_segments() -> None:
             handle.get(bad, 0)
         with pytest.raises(TypeError, match="a var handle accesses a MemorySegment"):
             handle.set(bad, 0, 1)
+
+
+class Closing:
+    """An argument whose conversion closes an arena: Python code running in the middle of a
+    downcall's argument handling."""
+
+    def __init__(self, arena: Arena, value: int) -> None:
+        self.arena, self.value = arena, value
+
+    def __index__(self) -> int:
+        self.arena.close()
+        return self.value
+
+    def __float__(self) -> float:
+        self.arena.close()
+        return float(self.value)
+
+
+@pytest.mark.usefixtures("stub_site")
+def test_no_segment_is_read_before_python_code_in_the_arguments_ran(native_lib: Any) -> None:
+    """Numbers are converted before segments are checked: a conversion that closes the arena
+    of a segment argument makes the call fail with ScopeClosedError, never write into memory
+    that went back to the pool."""
+    import ffm_runtime as ffm
+    from ffm_runtime import ADDRESS, FunctionDescriptor, Linker
+
+    ffm.load_library(str(native_lib))
+    find = ffm.SymbolLookup.loader_lookup().find
+    write_int = Linker.native_linker().downcall_handle(
+        find("write_int"), FunctionDescriptor.of_void(ADDRESS, JAVA_INT))
+    for _ in range(3):
+        arena = Arena.of_confined()
+        cell = arena.allocate(4)
+        with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
+            write_int(cell, Closing(arena, 77))
+        assert not arena.is_alive()
+        with Arena.of_confined() as other:  # the pooled slab comes back zeroed, unwritten
+            assert other.allocate(64).to_bytes() == bytes(64)
+
+
+class CloseOnCollect:
+    """Garbage whose finalizer closes an arena, collected when the next object is allocated."""
+
+    def __init__(self, arena: Arena) -> None:
+        self.arena = arena
+        self.cycle = self
+
+    def __del__(self) -> None:
+        self.arena.close()
+
+
+@pytest.mark.usefixtures("stub_site")
+def test_struct_result_arena_closed_by_a_finalizer_during_allocation(native_lib: Any) -> None:
+    """Allocating the result segment object may collect garbage; a finalizer that closes the
+    arena then must make the call fail, not hand out (and write) memory of a closed arena."""
+    import ffm_runtime as ffm
+    from ffm_runtime import FunctionDescriptor, Linker
+
+    div = Linker.native_linker().downcall_handle(
+        ffm.SymbolLookup.loader_lookup().find("div"),
+        FunctionDescriptor.of(MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT))
+    thresholds = gc.get_threshold()
+    arena = Arena.of_confined()
+    div(arena, 1, 1)  # the arena has a slab: the stub carves from it itself
+    try:
+        with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
+            gc.disable()
+            CloseOnCollect(arena)  # unreachable from here on
+            gc.set_threshold(1)
+            gc.enable()  # the next object allocated, in the stub, triggers a collection
+            div(arena, 7, 2)
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.enable()
+    assert not arena.is_alive()
