@@ -260,6 +260,16 @@ class _Helpers:
         self._pair(b, b.zext(is_true, _I8), b.or_(is_true, is_false))
         return fn
 
+    def _unless_unset(self, b: ir.IRBuilder, obj: ir.Value, *names: str) -> None:
+        """Return NULL (no error: "not here") if any of these fields of ``obj`` is unset, as
+        in an object made with ``object.__new__``; Python then raises AttributeError."""
+        unset = ir.Constant(_I1, 0)
+        for name in names:
+            unset = b.or_(unset, b.icmp_unsigned("==", self.load_field(b, obj, name),
+                                                 ir.Constant(_PTR, None)))
+        with b.if_then(unset, likely=False):
+            b.ret(ir.Constant(_PTR, None))
+
     def _drop_unless_owned(self, b: ir.IRBuilder, segment: ir.Value, guard: ir.Value) -> None:
         """After allocating ``segment`` (which may have run finalizers): if ``guard`` (a
         confinement list, or None) no longer names this thread, drop the still empty segment
@@ -291,6 +301,8 @@ class _Helpers:
         arena, size, alignment = fn.args
         null = ir.Constant(_PTR, None)
         none = self.imports.data("_Py_NoneStruct")
+        self._unless_unset(b, arena, "arena._confinement", "arena._cursor", "arena._limit",
+                           "arena._segment_class", "arena._slab_view")
         guard = self.load_field(b, arena, "arena._confinement")
         with b.if_then(b.icmp_unsigned("!=", guard, none)):
             owner = self.call(b, "PyList_GetItem", guard, ir.Constant(_I64, 0))
@@ -315,6 +327,7 @@ class _Helpers:
             b.ret(null)
         b.store(new_cursor, cursor_field)
         self.call(b, "Py_DecRef", old_cursor)
+        self._unless_unset(b, arena, "arena._slab_start", "arena._slab_align")
         start = self.call(b, "PyLong_AsSsize_t", self.load_field(b, arena, "arena._slab_start"))
         low = self.call(b, "PyLong_AsSsize_t", self.load_field(b, arena, "arena._slab_align"))
         # pooled slabs keep their old bytes: an allocation zeroes its own (now: the object
@@ -358,6 +371,8 @@ class _Helpers:
         parent, offset, size, alignment = fn.args
         null = ir.Constant(_PTR, None)
         none = self.imports.data("_Py_NoneStruct")
+        with b.if_then(b.icmp_unsigned("==", parent, null), likely=False):
+            b.ret(null)
         kind = self.load_field(b, parent, "ob_type")
         confined = b.icmp_unsigned("==", kind, b.load(self.imports.data(_abi.CELL_CONFINED_TYPE),
                                                       typ=_PTR))
@@ -365,6 +380,9 @@ class _Helpers:
                                                    typ=_PTR))
         with b.if_then(b.not_(b.or_(confined, plain)), likely=False):
             b.ret(null)
+        self._unless_unset(b, parent, "segment._guard", "segment._size", "segment._align",
+                           "segment._address", "segment._view", "segment._scope",
+                           "segment._base")
         guard = self.load_field(b, parent, "segment._guard")
         with b.if_then(confined):
             owner = self.call(b, "PyList_GetItem", guard, ir.Constant(_I64, 0))
@@ -456,8 +474,17 @@ class _Helpers:
             parent = self.load_field(b, allocator, "slicing._segment")
             offset_field = self.field(b, allocator, "slicing._offset")
             old_offset = b.load(offset_field, typ=_PTR)
-            base = b.ptrtoint(self.call(b, "PyLong_AsVoidPtr",
-                                        self.load_field(b, parent, "segment._address")), _I64)
+            cell = b.load(self.imports.data(_abi.CELL_ALLOCATE), typ=_PTR)
+            unset = b.or_(b.icmp_unsigned("==", parent, null),
+                          b.icmp_unsigned("==", old_offset, null))
+            with b.if_then(unset, likely=False):
+                b.ret(self.call(b, "PyObject_CallFunction", cell, self.imports.cstring("Onn"),
+                                allocator, size, alignment))
+            address_obj = self.load_field(b, parent, "segment._address")
+            with b.if_then(b.icmp_unsigned("==", address_obj, null), likely=False):
+                b.ret(self.call(b, "PyObject_CallFunction", cell, self.imports.cstring("Onn"),
+                                allocator, size, alignment))
+            base = b.ptrtoint(self.call(b, "PyLong_AsVoidPtr", address_obj), _I64)
             mask = b.sub(alignment, ir.Constant(_I64, 1))
             start = b.and_(b.add(b.add(base, self.call(b, "PyLong_AsSsize_t", old_offset)), mask),
                            b.not_(mask))

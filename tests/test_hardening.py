@@ -182,3 +182,61 @@ def test_struct_result_arena_closed_by_a_finalizer_during_allocation(native_lib:
         gc.set_threshold(*thresholds)
         gc.enable()
     assert not arena.is_alive()
+
+
+UNINITIALIZED = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+import ffm_runtime as ffm
+from ffm_runtime import JAVA_INT, Arena, FunctionDescriptor, Linker, MemoryLayout, MemorySegment
+from ffm_runtime._arena import _PrefixAllocator, _SlicingAllocator
+
+div = Linker.native_linker().downcall_handle(
+    ffm.SymbolLookup.loader_lookup().find("div"),
+    FunctionDescriptor.of(MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT))
+strlen = Linker.native_linker().downcall_handle(
+    ffm.SymbolLookup.loader_lookup().find("strlen"),
+    FunctionDescriptor.of(ffm.JAVA_LONG, ffm.ADDRESS))
+arena = object.__new__(Arena)
+segment = object.__new__(MemorySegment)
+layout = object.__new__(ffm.ValueLayout)
+with Arena.of_confined() as real:
+    cell = real.allocate(8)
+    calls = [lambda: arena.allocate(8), lambda: Arena.close(arena), lambda: arena.__enter__(),
+             lambda: segment.get(JAVA_INT, 0), lambda: segment.set(JAVA_INT, 0, 1),
+             lambda: cell.get(layout, 0), lambda: cell.set(layout, 0, 1),
+             lambda: div(arena, 1, 1), lambda: div(object.__new__(_PrefixAllocator), 1, 1),
+             lambda: div(object.__new__(_SlicingAllocator), 1, 1), lambda: strlen(segment),
+             lambda: Arena.allocate(segment, 8), lambda: MemorySegment.get(arena, JAVA_INT, 0)]
+    for call in calls:
+        try:
+            call()
+        except (AttributeError, TypeError) as exc:
+            print(type(exc).__name__)
+        else:
+            print("returned")
+arena._confinement = None  # so that its __del__ has nothing to say
+"""
+
+
+@pytest.mark.usefixtures("stub_site")
+def test_objects_made_without_init_raise_instead_of_crashing(stub_site: Any) -> None:
+    """Native paths read fields at fixed offsets: objects whose fields were never set (made
+    with object.__new__) must reach the Python path, which raises AttributeError."""
+    import os
+    import subprocess
+    import sys
+
+    outputs = []
+    for pure in ("", "1"):  # the accelerators, and the Python methods they stand for
+        result = subprocess.run([sys.executable, "-c", UNINITIALIZED, str(stub_site)],
+                                capture_output=True, text=True, check=False,
+                                env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED",
+                                     "FFM_PURE_PYTHON": pure})
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout.split())
+    assert len(outputs[0]) == 13 and outputs[0][:11] == outputs[1][:11]
+    assert outputs[0].count("returned") == 1  # __enter__ only returns self
+    # a method called on another class's instance: native methods check self (TypeError),
+    # the Python functions fail on the missing field (AttributeError)
+    assert outputs[0][11:] == ["TypeError", "TypeError"]
