@@ -19,7 +19,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from . import _abi
 from ._errors import OutOfBoundsError, ScopeClosedError, UnsupportedOperationError, WrongThreadError
@@ -478,8 +478,15 @@ class Arena(Scope, SegmentAllocator):
     def __del__(self) -> None:
         # A confined arena dropped without close(): no segment of it is reachable any more
         # (segments keep their arena alive), so its memory can go back; say so, like an
-        # unclosed file does.
+        # unclosed file does.  Only its owner thread gives memory back: __del__ can also be
+        # called by hand, from any thread, while the owner is in a native call using the
+        # memory (collected in another thread, the arena's memory is left allocated).
         guard = self._confinement
+        if guard is not None and guard[0] != 0 and guard[0] != _get_ident():
+            warnings.warn(f"confined arena {self!r} was never closed (finalized outside its "
+                          "owner thread: its memory is not reused)", ResourceWarning,
+                          stacklevel=2)
+            return
         if guard is not None and guard[0] != 0:
             guard[0] = 0
             self._alive = False
@@ -493,6 +500,9 @@ class Arena(Scope, SegmentAllocator):
                 _recycle(slab, self._cursor)
             if self._extra is not None:
                 self._extra.release(True)
+
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError("an Arena cannot be copied or pickled: it owns its memory")
 
     def __repr__(self) -> str:
         state = "alive" if self._alive else "closed"

@@ -17,7 +17,7 @@ from typing import Any, NoReturn, cast
 from . import _abi, _native
 from ._arena import Arena, SegmentAllocator, _PrefixAllocator, _SlicingAllocator
 from ._descriptor import FunctionDescriptor, Option
-from ._errors import MissingForeignRegistrationError, OutOfBoundsError
+from ._errors import MissingForeignRegistrationError, OutOfBoundsError, ReadOnlyError
 from ._layouts import ADDRESS, GroupLayout, MemoryLayout, ValueLayout
 from ._memory import MemorySegment, _ConfinedSegment, _HeapSegment
 from ._registry import registry
@@ -28,7 +28,6 @@ _lock = threading.Lock()
 #: registration key -> (descriptor with names stripped, options), for error messages
 _descriptors: dict[str, tuple[FunctionDescriptor, tuple[Option, ...]]] = {}
 
-_TRUSTED_ALLOCATORS = frozenset({Arena, _PrefixAllocator, _SlicingAllocator})
 
 _INT_RANGES = {
     "b": (-(1 << 7), (1 << 7) - 1),
@@ -86,7 +85,8 @@ def _raise_for(layout: MemoryLayout, value: object, where: str) -> NoReturn:
     raise TypeError(f"{where}: cannot pass {value!r} as {name}")
 
 
-def _raise_for_segment(value: object, where: str, what: str, size: int, heap: bool) -> NoReturn:
+def _raise_for_segment(value: object, where: str, what: str, size: int, heap: bool,
+                       written: bool = False) -> NoReturn:
     if not isinstance(value, MemorySegment):
         raise TypeError(f"{where}: expected MemorySegment for {what}, got {_type_name(value)}")
     value.scope._check()  # raises for a closed arena or another thread
@@ -97,6 +97,9 @@ def _raise_for_segment(value: object, where: str, what: str, size: int, heap: bo
     if value.byte_size < size:
         raise OutOfBoundsError(f"{where}: segment of {value.byte_size} bytes is too small for "
                                f"{what} ({size} bytes)", 0, size)
+    if written and value.is_read_only():
+        raise ReadOnlyError(f"{where}: {what} is written by the call, and {value!r} is "
+                            "read-only")
     raise TypeError(f"{where}: cannot pass {value!r} as {what}")
 
 
@@ -131,7 +134,7 @@ def arg_error(key: str, mode: str, position: int, value: Any) -> NoReturn:
         if role == "capture segment":
             layout = Option.capture_state_layout()
             _raise_for_segment(value, here, f"the capture state {layout}", layout.byte_size,
-                               heap=False)
+                               heap=False, written=True)
         raise TypeError(f"{here}: invalid value {value!r}")
     layout = descriptor.argument_layouts[position - len(leading)]
     if isinstance(layout, GroupLayout):
@@ -143,7 +146,7 @@ def arg_error(key: str, mode: str, position: int, value: Any) -> NoReturn:
 
 def _allocate_result(allocator: Any, size: int, alignment: int) -> MemorySegment:
     """Memory for a struct result (called by stubs): ``allocator.allocate(size, alignment)``."""
-    if type(allocator) in _TRUSTED_ALLOCATORS:  # their segments need no checking
+    if type(allocator) is Arena:  # its segments need no checking
         trusted: SegmentAllocator = allocator
         return trusted.allocate(size, alignment)
     if not isinstance(allocator, SegmentAllocator):

@@ -63,12 +63,22 @@ _CARRIERS: Final[dict[str, tuple[int, str]]] = {
 }
 
 
+_MAX_VALUE_ALIGNMENT: Final = _abi.SEGMENT_ALIGN_BITS + 1
+
+
 def _check_alignment(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"byte alignment must be an int, not {type(value).__name__}")
     if value <= 0 or value & (value - 1):
         raise ValueError(f"Invalid alignment: {value} (must be a power of two >= 1)")
     return value
+
+
+def _check_value_alignment(layout: MemoryLayout) -> None:
+    """Value layouts are accessed with alignment checks on the address's low 30 bits."""
+    if layout._byte_alignment > _MAX_VALUE_ALIGNMENT:
+        raise ValueError(f"Invalid alignment: {layout._byte_alignment}: value layouts support "
+                         f"alignments up to {_MAX_VALUE_ALIGNMENT} (2**30)")
 
 
 def _check_name(name: object) -> str:
@@ -255,6 +265,7 @@ class ValueLayout(MemoryLayout):
             self._derive()
 
     def _derive(self) -> None:
+        _check_value_alignment(self)
         object.__setattr__(self, "_codec", codec_for(self._carrier, self._order))
         object.__setattr__(self, "_mask", self._byte_alignment - 1)
         object.__setattr__(self, "_kind", _abi.VALUE_KINDS.get(self._carrier, 0)
@@ -323,6 +334,7 @@ class AddressLayout(ValueLayout):
 
     def _derive(self) -> None:
         target_size = 0 if self._target is None else self._target.byte_size
+        _check_value_alignment(self)
         object.__setattr__(self, "_codec", codec_for("a", self._order, target_size))
         object.__setattr__(self, "_mask", self._byte_alignment - 1)
         object.__setattr__(self, "_kind", 0)

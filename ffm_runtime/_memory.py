@@ -25,7 +25,7 @@ import struct
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, NoReturn
 
 from . import _abi, _codecs, _layouts
 from ._errors import (
@@ -570,6 +570,16 @@ class MemorySegment:
         view[base + offset:base + offset + len(data)] = data
 
     # -- value semantics --------------------------------------------------------------
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError("a MemorySegment cannot be pickled: it is an address in this process "
+                        "(copy its bytes with to_bytes() instead)")
+
+    def __copy__(self) -> MemorySegment:
+        return self  # a segment is a value: a view of memory that does not change
+
+    def __deepcopy__(self, memo: object) -> MemorySegment:
+        return self
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MemorySegment):
             return NotImplemented

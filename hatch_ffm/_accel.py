@@ -86,10 +86,18 @@ class _Method:
         return value
 
     def field_int(self, obj: ir.Value, name: str) -> ir.Value:
-        """An ``int`` field that the runtime always sets (NULL, i.e. unset, goes slow)."""
+        """An ``int`` field that the runtime always sets (NULL, i.e. unset, or beyond
+        ``Py_ssize_t`` goes slow)."""
         raw = self.helpers.load_field(self.b, obj, name)
         self.slow_if(self.b.icmp_unsigned("==", raw, ir.Constant(_PTR, None)))
-        return self.call("PyLong_AsSsize_t", raw)
+        value = self.call("PyLong_AsSsize_t", raw)
+        with self.b.if_then(self.b.icmp_signed("==", value, ir.Constant(_I64, -1)), likely=False):
+            failed = self.b.icmp_unsigned("!=", self.call("PyErr_Occurred"),
+                                          ir.Constant(_PTR, None))
+            with self.b.if_then(failed, likely=False):
+                self.call("PyErr_Clear")
+                self.b.branch(self.slow)
+        return value
 
     def _emit_slow(self, index: int) -> None:
         """The Python implementation, called with a tuple of every argument."""
@@ -321,17 +329,26 @@ def _arena_of_confined(imports: _Imports, helpers: _Helpers) -> None:
     confinement = m.call("PyList_New", ir.Constant(_I64, 1))
     cursor = m.call("PyLong_FromLongLong", ir.Constant(_I64, 0))
     no_slab = m.call("PyLong_FromLongLong", ir.Constant(_I64, -1))
-    made = [owner, confinement, cursor, no_slab]
-    failed = ir.Constant(ir.IntType(1), 0)
-    for obj in made:
-        failed = b.or_(failed, b.icmp_unsigned("==", obj, null))
-    arena_type = b.load(imports.data(_abi.CELL_ARENA_TYPE), typ=_PTR)
-    arena = b.select(failed, null, m.call("PyType_GenericAlloc", arena_type, ir.Constant(_I64, 0)))
-    with b.if_then(b.icmp_unsigned("==", arena, null), likely=False):
+    slab_limit = m.call("PyLong_FromSsize_t", ir.Constant(_I64, _abi.ARENA_SLAB_SIZE))
+    made = [owner, confinement, cursor, no_slab, slab_limit]
+
+    def drop_made() -> None:
         for obj in made:
             with b.if_then(b.icmp_unsigned("!=", obj, null)):
                 m.call("Py_DecRef", obj)
+
+    failed = ir.Constant(ir.IntType(1), 0)
+    for obj in made:
+        failed = b.or_(failed, b.icmp_unsigned("==", obj, null))
+    with b.if_then(failed, likely=False):
+        drop_made()
         b.ret(null)
+    arena_type = b.load(imports.data(_abi.CELL_ARENA_TYPE), typ=_PTR)
+    arena = m.call("PyType_GenericAlloc", arena_type, ir.Constant(_I64, 0))
+    with b.if_then(b.icmp_unsigned("==", arena, null), likely=False):
+        drop_made()
+        b.ret(null)
+    # from here on nothing can fail but the slab's alignment int (then: no slab)
     m.call("Py_IncRef", owner)
     m.call("PyList_SetItem", confinement, ir.Constant(_I64, 0), owner)  # steals one
     true, none = imports.data("_Py_TrueStruct"), imports.data("_Py_NoneStruct")
@@ -341,30 +358,35 @@ def _arena_of_confined(imports: _Imports, helpers: _Helpers) -> None:
             ("arena._kind", b.load(imports.data(_abi.CELL_CONFINED_KIND), typ=_PTR), False),
             ("arena._segment_class", b.load(imports.data(_abi.CELL_CONFINED_TYPE), typ=_PTR),
              False),
-            ("arena._cursor", cursor, True), ("arena._extra", none, False)):
+            ("arena._cursor", cursor, True), ("arena._extra", none, False),
+            ("arena._slab", none, False), ("arena._limit", no_slab, True)):
         _set_field(m, arena, name, value, new)
     pool = b.load(imports.data(_abi.CELL_SLAB_POOL), typ=_PTR)
     count = m.call("PyList_Size", pool)
-    with b.if_else(b.icmp_signed(">", count, ir.Constant(_I64, 0))) as (pooled, empty):
-        with pooled:
-            last = b.sub(count, ir.Constant(_I64, 1))
-            slab = m.call("PyList_GetItem", pool, last)
-            m.call("Py_IncRef", slab)
-            m.call("PyList_SetSlice", pool, last, count, null)
-            start = m.call("PyTuple_GetItem", slab, ir.Constant(_I64, 1))
-            low = m.call("PyLong_FromSsize_t", b.and_(
-                m.call("PyLong_AsSsize_t", start), ir.Constant(_I64, _abi.SEGMENT_ALIGN_BITS)))
-            _set_field(m, arena, "arena._slab", slab, True)
-            _set_field(m, arena, "arena._slab_start", start, False)
-            _set_field(m, arena, "arena._slab_align", low, True)
-            _set_field(m, arena, "arena._slab_view",
-                       m.call("PyTuple_GetItem", slab, ir.Constant(_I64, 2)), False)
-            _set_field(m, arena, "arena._limit",
-                       m.call("PyLong_FromSsize_t", ir.Constant(_I64, _abi.ARENA_SLAB_SIZE)), True)
-            m.call("Py_DecRef", no_slab)
-        with empty:
-            _set_field(m, arena, "arena._slab", none, False)
-            _set_field(m, arena, "arena._limit", no_slab, True)
+    with b.if_then(b.icmp_signed(">", count, ir.Constant(_I64, 0))):
+        last = b.sub(count, ir.Constant(_I64, 1))
+        slab = m.call("PyList_GetItem", pool, last)
+        start = m.call("PyTuple_GetItem", slab, ir.Constant(_I64, 1))
+        view = m.call("PyTuple_GetItem", slab, ir.Constant(_I64, 2))
+        low = m.call("PyLong_FromSsize_t", b.and_(
+            m.call("PyLong_AsSsize_t", start), ir.Constant(_I64, _abi.SEGMENT_ALIGN_BITS)))
+        usable = b.and_(b.icmp_unsigned("!=", low, null),
+                        b.and_(b.icmp_unsigned("!=", start, null),
+                               b.icmp_unsigned("!=", view, null)))
+        with b.if_else(usable, likely=True) as (take, leave):
+            with take:
+                m.call("Py_IncRef", slab)
+                m.call("PyList_SetSlice", pool, last, count, null)  # drops the pool's reference
+                _set_field(m, arena, "arena._slab", slab, True)
+                _set_field(m, arena, "arena._slab_start", start, False)
+                _set_field(m, arena, "arena._slab_align", low, True)
+                _set_field(m, arena, "arena._slab_view", view, False)
+                _set_field(m, arena, "arena._limit", slab_limit, False)
+            with leave:  # start without a slab, as when the pool is empty
+                m.call("PyErr_Clear")
+                with b.if_then(b.icmp_unsigned("!=", low, null)):
+                    m.call("Py_DecRef", low)
+    m.call("Py_DecRef", slab_limit)
     b.ret(arena)
 
 

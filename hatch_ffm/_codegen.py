@@ -15,7 +15,7 @@ the first argument.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import ClassVar
 
 from llvmlite import ir
@@ -260,32 +260,51 @@ class _Helpers:
         self._pair(b, b.zext(is_true, _I8), b.or_(is_true, is_false))
         return fn
 
-    def _unless_unset(self, b: ir.IRBuilder, obj: ir.Value, *names: str) -> None:
+    def _unless_unset(self, b: ir.IRBuilder, obj: ir.Value, *names: str,
+                      drop: ir.Value | None = None) -> None:
         """Return NULL (no error: "not here") if any of these fields of ``obj`` is unset, as
-        in an object made with ``object.__new__``; Python then raises AttributeError."""
+        in an object made with ``object.__new__`` (Python then raises AttributeError),
+        dropping ``drop`` (a still empty new segment) first."""
         unset = ir.Constant(_I1, 0)
         for name in names:
             unset = b.or_(unset, b.icmp_unsigned("==", self.load_field(b, obj, name),
                                                  ir.Constant(_PTR, None)))
-        with b.if_then(unset, likely=False):
+        self._give_up_if(b, unset, drop)
+
+    def _give_up_if(self, b: ir.IRBuilder, condition: ir.Value, drop: ir.Value | None) -> None:
+        """If ``condition``: drop ``drop`` (if any) and return NULL without an error."""
+        with b.if_then(condition, likely=False):
+            if drop is not None:
+                self.call(b, "Py_DecRef", drop)  # unset fields are NULL: dealloc skips them
             b.ret(ir.Constant(_PTR, None))
 
-    def _drop_unless_owned(self, b: ir.IRBuilder, segment: ir.Value, guard: ir.Value) -> None:
-        """After allocating ``segment`` (which may have run finalizers): if ``guard`` (a
-        confinement list, or None) no longer names this thread, drop the still empty segment
-        and return NULL without an error, leaving the refusal to the Python path."""
+    def _owned_here(self, b: ir.IRBuilder, guard: ir.Value) -> ir.Value:
+        """Whether ``guard`` (a confinement list, or None) lets this thread in (runs no Python
+        code; clears the error of a malformed guard)."""
         null = ir.Constant(_PTR, None)
+        result = b.alloca(_I1)
+        b.store(ir.Constant(_I1, 1), result)
         with b.if_then(b.icmp_unsigned("!=", guard, self.imports.data("_Py_NoneStruct"))):
             owner = self.call(b, "PyList_GetItem", guard, ir.Constant(_I64, 0))
-            with b.if_then(b.icmp_unsigned("==", owner, null), likely=False):
-                self.call(b, "PyErr_Clear")
-                self.call(b, "Py_DecRef", segment)
-                b.ret(null)
-            current = self.call(b, "PyThread_get_thread_ident")
-            with b.if_then(b.icmp_unsigned("!=", self.call(b, "PyLong_AsUnsignedLong", owner),
-                                           current), likely=False):
-                self.call(b, "Py_DecRef", segment)
-                b.ret(null)
+            with b.if_else(b.icmp_unsigned("==", owner, null), likely=False) as (broken, fine):
+                with broken:
+                    self.call(b, "PyErr_Clear")
+                    b.store(ir.Constant(_I1, 0), result)
+                with fine:
+                    current = self.call(b, "PyThread_get_thread_ident")
+                    b.store(b.icmp_unsigned("==", self.call(b, "PyLong_AsUnsignedLong", owner),
+                                            current), result)
+        return b.load(result)
+
+    def _size_of(self, b: ir.IRBuilder, obj: ir.Value) -> ir.Value:
+        """An ``int`` size field's value; beyond ``Py_ssize_t`` it reads as the largest one."""
+        value = self.call(b, "PyLong_AsSsize_t", obj)
+        failed = b.and_(b.icmp_signed("==", value, ir.Constant(_I64, -1)),
+                        b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"),
+                                        ir.Constant(_PTR, None)))
+        with b.if_then(failed, likely=False):
+            self.call(b, "PyErr_Clear")
+        return b.select(failed, ir.Constant(_I64, 2**63 - 1), value)
 
     def _make_carve(self) -> ir.Function:
         """``carve(arena, size, alignment) -> segment or NULL``: a zeroed segment cut from the
@@ -294,145 +313,111 @@ class _Helpers:
 
         NULL without an error set means "not here": no slab with room, or the arena is
         closed or owned by another thread; ``Arena.allocate`` then does (or refuses) it.
-        The cursor moves first, with no Python code in between, then the segment object
-        is made and its fields filled.
+        The segment object is allocated first (that may collect garbage, and so run
+        finalizers: any Python code); every check and field read comes after it, with no
+        Python code in between and until the segment is complete.
         """
         fn, b = self._function("carve", _PTR, [_PTR, _I64, _I64], inline=False)
         arena, size, alignment = fn.args
         null = ir.Constant(_PTR, None)
-        none = self.imports.data("_Py_NoneStruct")
-        self._unless_unset(b, arena, "arena._confinement", "arena._cursor", "arena._limit",
-                           "arena._segment_class", "arena._slab_view")
-        guard = self.load_field(b, arena, "arena._confinement")
-        with b.if_then(b.icmp_unsigned("!=", guard, none)):
-            owner = self.call(b, "PyList_GetItem", guard, ir.Constant(_I64, 0))
-            with b.if_then(b.icmp_unsigned("==", owner, null), likely=False):
-                self.call(b, "PyErr_Clear")
-                b.ret(null)
-            current = self.call(b, "PyThread_get_thread_ident")
-            with b.if_then(b.icmp_unsigned("!=", self.call(b, "PyLong_AsUnsignedLong", owner),
-                                           current), likely=False):
-                b.ret(null)
-        cursor_field = self.field(b, arena, "arena._cursor")
-        old_cursor = b.load(cursor_field, typ=_PTR)
-        cursor = self.call(b, "PyLong_AsSsize_t", old_cursor)
-        limit = self.call(b, "PyLong_AsSsize_t", self.load_field(b, arena, "arena._limit"))
-        mask = b.sub(alignment, ir.Constant(_I64, 1))
-        offset = b.and_(b.add(cursor, mask), b.not_(mask))
-        end = b.add(offset, size)
-        with b.if_then(b.icmp_signed(">", end, limit), likely=False):
-            b.ret(null)
-        new_cursor = self.call(b, "PyLong_FromSsize_t", end)
-        with b.if_then(b.icmp_unsigned("==", new_cursor, null), likely=False):
-            b.ret(null)
-        b.store(new_cursor, cursor_field)
-        self.call(b, "Py_DecRef", old_cursor)
-        self._unless_unset(b, arena, "arena._slab_start", "arena._slab_align")
-        start = self.call(b, "PyLong_AsSsize_t", self.load_field(b, arena, "arena._slab_start"))
-        low = self.call(b, "PyLong_AsSsize_t", self.load_field(b, arena, "arena._slab_align"))
-        # pooled slabs keep their old bytes: an allocation zeroes its own (now: the object
-        # allocation below may collect garbage, and a finalizer may close this arena)
-        self.call(b, "memset", b.inttoptr(b.add(start, offset), _PTR), ir.Constant(_I32, 0), size)
+        self._unless_unset(b, arena, "arena._segment_class")
         segment = self.call(b, "PyType_GenericAlloc",
                             self.load_field(b, arena, "arena._segment_class"),
                             ir.Constant(_I64, 0))
         with b.if_then(b.icmp_unsigned("==", segment, null), likely=False):
             b.ret(null)
-        self._drop_unless_owned(b, segment, guard)
-        fields = [
+        self._unless_unset(b, arena, "arena._confinement", "arena._cursor", "arena._limit",
+                           "arena._slab_view", drop=segment)
+        guard = self.load_field(b, arena, "arena._confinement")
+        self._give_up_if(b, b.not_(self._owned_here(b, guard)), segment)
+        cursor_field = self.field(b, arena, "arena._cursor")
+        old_cursor = b.load(cursor_field, typ=_PTR)
+        cursor = self._size_of(b, old_cursor)
+        limit = self._size_of(b, self.load_field(b, arena, "arena._limit"))
+        mask = b.sub(alignment, ir.Constant(_I64, 1))
+        offset = b.and_(b.add(cursor, mask), b.not_(mask))
+        end = b.add(offset, size)
+        self._give_up_if(b, b.icmp_signed(">", end, limit), segment)
+        self._unless_unset(b, arena, "arena._slab_start", "arena._slab_align", drop=segment)
+        new_cursor = self.call(b, "PyLong_FromSsize_t", end)
+        with b.if_then(b.icmp_unsigned("==", new_cursor, null), likely=False):
+            self.call(b, "Py_DecRef", segment)
+            b.ret(null)
+        b.store(new_cursor, cursor_field)
+        self.call(b, "Py_DecRef", old_cursor)  # an int: freeing it runs no Python code
+        start = self.call(b, "PyLong_AsSsize_t", self.load_field(b, arena, "arena._slab_start"))
+        low = self.call(b, "PyLong_AsSsize_t", self.load_field(b, arena, "arena._slab_align"))
+        # pooled slabs keep their old bytes: an allocation zeroes its own
+        self.call(b, "memset", b.inttoptr(b.add(start, offset), _PTR), ir.Constant(_I32, 0), size)
+        self._fill(b, segment, [
             ("segment._address", self.call(b, "PyLong_FromSsize_t", b.add(start, offset))),
             ("segment._align", self.call(b, "PyLong_FromSsize_t", b.add(low, offset))),
             ("segment._base", self.call(b, "PyLong_FromSsize_t", offset)),
             ("segment._size", self.call(b, "PyLong_FromSsize_t", size)),
-        ]
-        failed = ir.Constant(_I1, 0)
-        for name, value in fields:
-            b.store(value, self.field(b, segment, name))
-            failed = b.or_(failed, b.icmp_unsigned("==", value, null))
-        for name, value in (("segment._view", self.load_field(b, arena, "arena._slab_view")),
-                            ("segment._scope", arena), ("segment._guard", guard)):
-            self.call(b, "Py_IncRef", value)
-            b.store(value, self.field(b, segment, name))
-        with b.if_then(failed, likely=False):
-            self.call(b, "Py_DecRef", segment)  # unset fields are NULL: deallocation skips them
-            b.ret(null)
+        ], [("segment._view", self.load_field(b, arena, "arena._slab_view")),
+            ("segment._scope", arena), ("segment._guard", guard)])
         b.ret(segment)
         return fn
 
-    def _make_cut(self) -> ir.Function:
-        """``cut(parent, offset, size, alignment) -> segment or NULL``: the writable slice
-        ``[offset, offset + size)`` of a native segment, as ``parent.as_slice(offset, size,
-        alignment)`` makes it, for the prefix and slicing allocators.
+    def _fill(self, b: ir.IRBuilder, segment: ir.Value, new: list[tuple[str, ir.Value]],
+              shared: list[tuple[str, ir.Value]]) -> None:
+        """Fill a new segment's fields: ``new`` references (any NULL: drop the segment and
+        return NULL, the error set) and ``shared`` ones (a reference is taken)."""
+        failed = ir.Constant(_I1, 0)
+        for name, value in new:
+            b.store(value, self.field(b, segment, name))
+            failed = b.or_(failed, b.icmp_unsigned("==", value, ir.Constant(_PTR, None)))
+        for name, value in shared:
+            self.call(b, "Py_IncRef", value)
+            b.store(value, self.field(b, segment, name))
+        with b.if_then(failed, likely=False):
+            self.call(b, "Py_DecRef", segment)
+            b.ret(ir.Constant(_PTR, None))
 
-        NULL without an error set means "not here" (a heap, read-only, closed or foreign
-        segment, out of bounds, misaligned): the Python allocator then does or refuses it.
+    def _make_cut(self) -> ir.Function:
+        """``cut(segment, parent, offset, size, alignment) -> segment or NULL``: fills the
+        new, empty ``segment`` (of ``parent``'s exact type, ``MemorySegment`` or the
+        confined one) as the writable slice ``[offset, offset + size)`` of ``parent``, like
+        ``parent.as_slice(offset, size, alignment)``, for the prefix and slicing
+        allocators.  Runs no Python code.
+
+        NULL without an error set means "not here" (a read-only, closed or foreign segment,
+        out of bounds, misaligned): ``segment`` is dropped and the Python allocator then
+        does or refuses it.
         """
-        fn, b = self._function("cut", _PTR, [_PTR, _I64, _I64, _I64], inline=False)
-        parent, offset, size, alignment = fn.args
-        null = ir.Constant(_PTR, None)
+        fn, b = self._function("cut", _PTR, [_PTR, _PTR, _I64, _I64, _I64], inline=False)
+        segment, parent, offset, size, alignment = fn.args
         none = self.imports.data("_Py_NoneStruct")
-        with b.if_then(b.icmp_unsigned("==", parent, null), likely=False):
-            b.ret(null)
-        kind = self.load_field(b, parent, "ob_type")
-        confined = b.icmp_unsigned("==", kind, b.load(self.imports.data(_abi.CELL_CONFINED_TYPE),
-                                                      typ=_PTR))
-        plain = b.icmp_unsigned("==", kind, b.load(self.imports.data(_abi.CELL_SEGMENT_TYPE),
-                                                   typ=_PTR))
-        with b.if_then(b.not_(b.or_(confined, plain)), likely=False):
-            b.ret(null)
         self._unless_unset(b, parent, "segment._guard", "segment._size", "segment._align",
                            "segment._address", "segment._view", "segment._scope",
-                           "segment._base")
+                           "segment._base", drop=segment)
         guard = self.load_field(b, parent, "segment._guard")
-        with b.if_then(confined):
-            owner = self.call(b, "PyList_GetItem", guard, ir.Constant(_I64, 0))
-            with b.if_then(b.icmp_unsigned("==", owner, null), likely=False):
-                self.call(b, "PyErr_Clear")
-                b.ret(null)
-            with b.if_then(b.icmp_unsigned("!=", self.call(b, "PyLong_AsUnsignedLong", owner),
-                                           self.call(b, "PyThread_get_thread_ident")),
-                           likely=False):
-                b.ret(null)
-        whole = self.call(b, "PyLong_AsSsize_t", self.load_field(b, parent, "segment._size"))
+        self._give_up_if(b, b.not_(self._owned_here(b, guard)), segment)
+        whole = self._size_of(b, self.load_field(b, parent, "segment._size"))
         low = self.call(b, "PyLong_AsSsize_t", self.load_field(b, parent, "segment._align"))
         address = b.ptrtoint(self.call(b, "PyLong_AsVoidPtr",
                                        self.load_field(b, parent, "segment._address")), _I64)
         start = b.add(address, offset)
         bad = b.or_(b.icmp_signed("<", offset, ir.Constant(_I64, 0)),
-                    b.icmp_signed(">", b.add(offset, size), whole))
+                    b.icmp_signed(">", offset, b.sub(whole, size)))
         bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(low, ir.Constant(
             _I64, _abi.SEGMENT_READ_ONLY_BIT)), ir.Constant(_I64, 0)))
         bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(start, b.sub(alignment, ir.Constant(
             _I64, 1))), ir.Constant(_I64, 0)))
-        with b.if_then(bad, likely=False):
-            b.ret(null)
-        segment = self.call(b, "PyType_GenericAlloc", kind, ir.Constant(_I64, 0))
-        with b.if_then(b.icmp_unsigned("==", segment, null), likely=False):
-            b.ret(null)
-        self._drop_unless_owned(b, segment, guard)
+        self._give_up_if(b, bad, segment)
         view = self.load_field(b, parent, "segment._view")
         has_view = b.icmp_unsigned("!=", view, none)
         base = b.select(has_view, b.add(self.call(b, "PyLong_AsSsize_t", self.load_field(
             b, parent, "segment._base")), offset), ir.Constant(_I64, 0))
-        fields = [
+        self._fill(b, segment, [
             ("segment._address", self.call(b, "PyLong_FromSsize_t", start)),
             ("segment._align", self.call(b, "PyLong_FromSsize_t", b.and_(
                 start, ir.Constant(_I64, _abi.SEGMENT_ALIGN_BITS)))),
             ("segment._base", self.call(b, "PyLong_FromSsize_t", base)),
             ("segment._size", self.call(b, "PyLong_FromSsize_t", size)),
-        ]
-        failed = ir.Constant(_I1, 0)
-        for name, value in fields:
-            b.store(value, self.field(b, segment, name))
-            failed = b.or_(failed, b.icmp_unsigned("==", value, null))
-        for name, value in (("segment._view", view),
-                            ("segment._scope", self.load_field(b, parent, "segment._scope")),
-                            ("segment._guard", guard)):
-            self.call(b, "Py_IncRef", value)
-            b.store(value, self.field(b, segment, name))
-        with b.if_then(failed, likely=False):
-            self.call(b, "Py_DecRef", segment)
-            b.ret(null)
+        ], [("segment._view", view),
+            ("segment._scope", self.load_field(b, parent, "segment._scope")),
+            ("segment._guard", guard)])
         b.ret(segment)
         return fn
 
@@ -449,6 +434,18 @@ class _Helpers:
         allocator, size, alignment = fn.args
         null = ir.Constant(_PTR, None)
         kind = self.load_field(b, allocator, "ob_type")
+        cell = b.load(self.imports.data(_abi.CELL_ALLOCATE), typ=_PTR)
+        checked = fn.append_basic_block("checked")
+
+        def gave_up(result: ir.Value) -> None:
+            """``result`` NULL: an error is returned, or else the checked path is taken."""
+            with b.if_then(b.icmp_unsigned("!=", result, null)):
+                b.ret(result)
+            with b.if_then(b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"), null),
+                           likely=False):
+                b.ret(null)
+            b.branch(checked)
+
         arena_type = b.load(self.imports.data(_abi.CELL_ARENA_TYPE), typ=_PTR)
         is_arena = b.icmp_unsigned("==", kind, arena_type)
         small = b.and_(b.icmp_signed("<=", size, ir.Constant(_I64, _abi.ARENA_SMALL)),
@@ -456,47 +453,6 @@ class _Helpers:
         with b.if_then(b.and_(is_arena, small)):
             segment = b.call(self.get("carve"), [allocator, size, alignment])
             with b.if_then(b.icmp_unsigned("!=", segment, null)):
-                b.ret(segment)
-            with b.if_then(b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"), null),
-                           likely=False):
-                b.ret(null)
-        prefix_type = b.load(self.imports.data(_abi.CELL_PREFIX_TYPE), typ=_PTR)
-        with b.if_then(b.icmp_unsigned("==", kind, prefix_type)):
-            parent = self.load_field(b, allocator, "prefix._segment")
-            segment = b.call(self.get("cut"), [parent, ir.Constant(_I64, 0), size, alignment])
-            with b.if_then(b.icmp_unsigned("!=", segment, null)):
-                b.ret(segment)
-            with b.if_then(b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"), null),
-                           likely=False):
-                b.ret(null)
-        slicing_type = b.load(self.imports.data(_abi.CELL_SLICING_TYPE), typ=_PTR)
-        with b.if_then(b.icmp_unsigned("==", kind, slicing_type)):
-            parent = self.load_field(b, allocator, "slicing._segment")
-            offset_field = self.field(b, allocator, "slicing._offset")
-            old_offset = b.load(offset_field, typ=_PTR)
-            cell = b.load(self.imports.data(_abi.CELL_ALLOCATE), typ=_PTR)
-            unset = b.or_(b.icmp_unsigned("==", parent, null),
-                          b.icmp_unsigned("==", old_offset, null))
-            with b.if_then(unset, likely=False):
-                b.ret(self.call(b, "PyObject_CallFunction", cell, self.imports.cstring("Onn"),
-                                allocator, size, alignment))
-            address_obj = self.load_field(b, parent, "segment._address")
-            with b.if_then(b.icmp_unsigned("==", address_obj, null), likely=False):
-                b.ret(self.call(b, "PyObject_CallFunction", cell, self.imports.cstring("Onn"),
-                                allocator, size, alignment))
-            base = b.ptrtoint(self.call(b, "PyLong_AsVoidPtr", address_obj), _I64)
-            mask = b.sub(alignment, ir.Constant(_I64, 1))
-            start = b.and_(b.add(b.add(base, self.call(b, "PyLong_AsSsize_t", old_offset)), mask),
-                           b.not_(mask))
-            offset = b.sub(start, base)
-            segment = b.call(self.get("cut"), [parent, offset, size, alignment])
-            with b.if_then(b.icmp_unsigned("!=", segment, null)):
-                new_offset = self.call(b, "PyLong_FromSsize_t", b.add(offset, size))
-                with b.if_then(b.icmp_unsigned("==", new_offset, null), likely=False):
-                    self.call(b, "Py_DecRef", segment)
-                    b.ret(null)
-                b.store(new_offset, offset_field)
-                self.call(b, "Py_DecRef", old_offset)
                 b.ret(segment)
             with b.if_then(b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"), null),
                            likely=False):
@@ -513,22 +469,88 @@ class _Helpers:
             self.call(b, "Py_DecRef", size_obj)
             self.call(b, "Py_DecRef", alignment_obj)
             b.ret(result)
-        cell = b.load(self.imports.data(_abi.CELL_ALLOCATE), typ=_PTR)
+        for prefix in ("prefix", "slicing"):
+            allocator_type = b.load(self.imports.data(
+                _abi.CELL_PREFIX_TYPE if prefix == "prefix" else _abi.CELL_SLICING_TYPE), typ=_PTR)
+            with b.if_then(b.icmp_unsigned("==", kind, allocator_type)):
+                self._cut_for(b, fn, prefix, allocator, size, alignment, checked, gave_up)
+        b.branch(checked)
+        b.position_at_end(checked)
         b.ret(self.call(b, "PyObject_CallFunction", cell, self.imports.cstring("Onn"), allocator,
                         size, alignment))
         return fn
 
+    def _cut_for(self, b: ir.IRBuilder, fn: ir.Function, kind: str, allocator: ir.Value,
+                 size: ir.Value, alignment: ir.Value, checked: ir.Block,
+                 gave_up: Callable[[ir.Value], None]) -> None:
+        """A prefix (``kind == "prefix"``) or slicing allocator's result, cut natively."""
+        null = ir.Constant(_PTR, None)
+        field = f"{kind}._segment"
+        first = self.load_field(b, allocator, field)
+        with b.if_then(b.icmp_unsigned("==", first, null), likely=False):
+            b.branch(checked)
+        segment_type = self.load_field(b, first, "ob_type")
+        plain = b.load(self.imports.data(_abi.CELL_SEGMENT_TYPE), typ=_PTR)
+        confined = b.load(self.imports.data(_abi.CELL_CONFINED_TYPE), typ=_PTR)
+        native = b.or_(b.icmp_unsigned("==", segment_type, plain),
+                       b.icmp_unsigned("==", segment_type, confined))
+        with b.if_then(b.not_(native), likely=False):
+            b.branch(checked)
+        # the object first: allocating it may run any Python code, the allocator's included
+        segment = self.call(b, "PyType_GenericAlloc", segment_type, ir.Constant(_I64, 0))
+        with b.if_then(b.icmp_unsigned("==", segment, null), likely=False):
+            b.ret(null)
+        parent = self.load_field(b, allocator, field)  # read again: it may have changed
+        unset = b.icmp_unsigned("==", parent, null)
+        offset_field = None
+        if kind == "slicing":
+            offset_field = self.field(b, allocator, "slicing._offset")
+            unset = b.or_(unset, b.icmp_unsigned("==", b.load(offset_field, typ=_PTR), null))
+        with b.if_then(unset, likely=False):
+            self.call(b, "Py_DecRef", segment)
+            b.branch(checked)
+        with b.if_then(b.icmp_unsigned("!=", self.load_field(b, parent, "ob_type"),
+                                       segment_type), likely=False):
+            self.call(b, "Py_DecRef", segment)
+            b.branch(checked)
+        if offset_field is None:
+            gave_up(b.call(self.get("cut"), [segment, parent, ir.Constant(_I64, 0), size,
+                                             alignment]))
+            return
+        address_obj = self.load_field(b, parent, "segment._address")
+        with b.if_then(b.icmp_unsigned("==", address_obj, null), likely=False):
+            self.call(b, "Py_DecRef", segment)
+            b.branch(checked)
+        old_offset = b.load(offset_field, typ=_PTR)
+        base = b.ptrtoint(self.call(b, "PyLong_AsVoidPtr", address_obj), _I64)
+        mask = b.sub(alignment, ir.Constant(_I64, 1))
+        start = b.and_(b.add(b.add(base, self._size_of(b, old_offset)), mask), b.not_(mask))
+        offset = b.sub(start, base)
+        new_offset = self.call(b, "PyLong_FromSsize_t", b.add(offset, size))
+        with b.if_then(b.icmp_unsigned("==", new_offset, null), likely=False):
+            self.call(b, "Py_DecRef", segment)
+            b.ret(null)
+        result = b.call(self.get("cut"), [segment, parent, offset, size, alignment])
+        with b.if_then(b.icmp_unsigned("!=", result, null)):
+            b.store(new_offset, offset_field)
+            self.call(b, "Py_DecRef", old_offset)  # an int: freeing it runs no Python code
+            b.ret(result)
+        self.call(b, "Py_DecRef", new_offset)
+        gave_up(result)
+
     def _make_segment(self) -> ir.Function:
-        """``segment(obj, min_size, allow_heap) -> {address, ok}``.
+        """``segment(obj, min_size, allow_heap, written) -> {address, ok}``.
 
         Segments usable anywhere are exactly of the ``MemorySegment`` type (fast path);
         confined ones are exactly of a subclass whose guard must name this thread; heap
         ones of another subclass, allowed only when ``allow_heap``.  ``min_size`` < 0 skips
-        the size check (an ``ADDRESS`` argument).  Fields are read at the runtime's offsets.
+        the size check (an ``ADDRESS`` argument); ``written`` (the capture segment, which
+        the stub writes) refuses read-only segments.  Fields are read at the runtime's
+        offsets.
         """
-        fn, b = self._function("segment", ir.LiteralStructType([_PTR, _I1]), [_PTR, _I64, _I1],
-                               inline=False)
-        obj, min_size, allow_heap = fn.args
+        fn, b = self._function("segment", ir.LiteralStructType([_PTR, _I1]),
+                               [_PTR, _I64, _I1, _I1], inline=False)
+        obj, min_size, allow_heap, written = fn.args
         null = ir.Constant(_PTR, None)
         fail = fn.append_basic_block("fail")
         obj_type = self.load_field(b, obj, "ob_type")
@@ -561,12 +583,22 @@ class _Helpers:
         b.cbranch(b.icmp_unsigned("==", raw, null), fail, got)
         b.position_at_end(got)
         address = self.call(b, "PyLong_AsVoidPtr", raw)
+        with b.if_then(written, likely=False):
+            low = self.load_field(b, obj, "segment._align")
+            readable = fn.append_basic_block("readable")
+            b.cbranch(b.icmp_unsigned("==", low, null), fail, readable)
+            b.position_at_end(readable)
+            read_only = b.and_(self.call(b, "PyLong_AsSsize_t", low),
+                               ir.Constant(_I64, _abi.SEGMENT_READ_ONLY_BIT))
+            writable = fn.append_basic_block("writable")
+            b.cbranch(b.icmp_unsigned("!=", read_only, ir.Constant(_I64, 0)), fail, writable)
+            b.position_at_end(writable)
         with b.if_then(b.icmp_signed(">=", min_size, ir.Constant(_I64, 0))):
             size_obj = self.load_field(b, obj, "segment._size")
             sized = fn.append_basic_block("sized")
             b.cbranch(b.icmp_unsigned("==", size_obj, null), fail, sized)
             b.position_at_end(sized)
-            size = self.call(b, "PyLong_AsSsize_t", size_obj)
+            size = self._size_of(b, size_obj)
             large = fn.append_basic_block("large")
             b.cbranch(b.icmp_signed("<", size, min_size), fail, large)
             b.position_at_end(large)
@@ -618,7 +650,7 @@ class _StubBuilder:
     def unbox_address(self, obj: ir.Value, position: int) -> ir.Value:
         """A ``MemorySegment``'s address (see ``_Helpers._make_segment``)."""
         return self.checked("segment", position, obj, ir.Constant(_I64, -1),
-                            ir.Constant(_I1, int(self.sig.allow_heap)))
+                            ir.Constant(_I1, int(self.sig.allow_heap)), ir.Constant(_I1, 0))
 
     def unbox(self, kind: ScalarKind, obj: ir.Value, position: int) -> ir.Value:
         b = self.builder
@@ -752,9 +784,11 @@ class _StubBuilder:
                                                      ir.Constant(_I64, position), value]))
             b.position_at_end(going_on)
 
-        def segment_address(obj: ir.Value, position: int, min_size: int) -> ir.Value:
+        def segment_address(obj: ir.Value, position: int, min_size: int,
+                            written: bool = False) -> ir.Value:
             pair = b.call(self.helpers.get("segment"),
-                          [obj, ir.Constant(_I64, min_size), ir.Constant(_I1, int(sig.allow_heap))])
+                          [obj, ir.Constant(_I64, min_size), ir.Constant(_I1, int(sig.allow_heap)),
+                           ir.Constant(_I1, int(written))])
             fail_with_result(b.not_(b.extract_value(pair, 1)), position, obj)
             return b.extract_value(pair, 0)
 
@@ -770,7 +804,7 @@ class _StubBuilder:
                 continue
             obj = arg(position)
             if param.role == "capture":
-                capture = segment_address(obj, position, param.size)
+                capture = segment_address(obj, position, param.size, written=True)
             elif param.passing == "scalar":  # ADDRESS
                 values[index] = [(segment_address(obj, position, -1), _PTR, ())]
             else:

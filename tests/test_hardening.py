@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import struct
 from enum import IntEnum
 from typing import Any
 
@@ -240,3 +241,155 @@ def test_objects_made_without_init_raise_instead_of_crashing(stub_site: Any) -> 
     # a method called on another class's instance: native methods check self (TypeError),
     # the Python functions fail on the missing field (AttributeError)
     assert outputs[0][11:] == ["TypeError", "TypeError"]
+
+
+def _collect_during_next_allocation(finalizer: Any) -> None:
+    """Cyclic garbage whose __del__ is ``finalizer``, collected at the next allocation."""
+
+    class Garbage:
+        def __del__(self) -> None:
+            finalizer()
+
+    gc.collect()
+    gc.disable()
+    first, second = Garbage(), Garbage()
+    first.other, second.other = second, first  # type: ignore[attr-defined]
+    del first, second
+    gc.set_threshold(1)
+    gc.enable()
+
+
+@pytest.mark.parametrize("make", [Arena.of_confined, Arena.of_auto])
+def test_arena_moving_to_a_new_slab_during_native_allocation(make: Any) -> None:
+    """A finalizer run by the collection inside the native Arena.allocate fills the slab:
+    the new segment must still be one piece of memory (the bytes get/set reach are the
+    bytes to_bytes/fill reach) and overlap no other segment."""
+    arena = make()
+    arena.allocate(8)
+    stolen: list[MemorySegment] = []
+
+    def fill_slab() -> None:
+        if not stolen:
+            stolen.append(arena.allocate(4096))
+            while True:
+                stolen.append(arena.allocate(4096))
+                if stolen[-1].address != stolen[-2].address + 4096:
+                    break
+
+    thresholds = gc.get_threshold()
+    try:
+        _collect_during_next_allocation(fill_slab)
+        segment = arena.allocate(16)
+    finally:
+        gc.set_threshold(*thresholds)
+    assert stolen, "the finalizer did not run inside the allocation"
+    segment.set(JAVA_INT, 0, 0x11111111)
+    assert segment.to_bytes() == b"\x11\x11\x11\x11" + bytes(12)
+    segment.fill(0x7F)
+    assert segment.get(JAVA_INT, 0) == 0x7F7F7F7F
+    for other in stolen:
+        assert other.to_bytes() == bytes(4096)
+        assert not other.address <= segment.address < other.address + 4096
+    if make is Arena.of_confined:
+        arena.close()
+
+
+@pytest.mark.usefixtures("stub_site")
+@pytest.mark.parametrize("kind", ["slicing", "prefix"])
+def test_allocator_used_by_a_finalizer_during_a_struct_result(kind: str) -> None:
+    """A finalizer run inside the stub's result allocation uses (or re-targets) the same
+    slicing or prefix allocator: no reference may be released twice, no memory handed out
+    twice, and the result must still be a slice of the allocator's current segment."""
+    import sys
+
+    import ffm_runtime as ffm
+    from ffm_runtime import FunctionDescriptor, Linker, SegmentAllocator
+
+    div = Linker.native_linker().downcall_handle(
+        ffm.SymbolLookup.loader_lookup().find("div"),
+        FunctionDescriptor.of(MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT))
+    thresholds = gc.get_threshold()
+    with Arena.of_confined() as arena:
+        block, other = arena.allocate(4000, 8), arena.allocate(64, 8)
+        allocator = getattr(SegmentAllocator, f"{kind}_allocator")(block)
+        allocator.allocate(1000)
+        taken: list[MemorySegment] = []
+        old = getattr(allocator, "_offset", None)
+        before = sys.getrefcount(old)
+
+        def use_allocator() -> None:
+            if not taken:
+                taken.append(allocator.allocate(8, 4))
+                type(allocator).__init__(allocator, other)  # type: ignore[misc]
+
+        try:
+            _collect_during_next_allocation(use_allocator)
+            result = div(allocator, 17, 5)
+        finally:
+            gc.set_threshold(*thresholds)
+        assert taken, "the finalizer did not run inside the allocation"
+        assert (result.get(JAVA_INT, 0), result.get(JAVA_INT, 4)) == (3, 2)
+        assert result.to_bytes() == struct.pack("=ii", 3, 2)
+        assert other.address <= result.address < other.address + 64  # the current segment
+        if kind == "slicing":
+            assert sys.getrefcount(old) == before - 1  # released once, by Python
+
+
+@pytest.mark.usefixtures("stub_site")
+def test_stubs_never_write_through_read_only_segments() -> None:
+    import errno
+
+    import ffm_runtime as ffm
+    from ffm_runtime import ADDRESS, FunctionDescriptor, Linker, SegmentAllocator
+
+    find = ffm.SymbolLookup.loader_lookup().find
+    link = Linker.native_linker().downcall_handle
+    div = link(find("div"), FunctionDescriptor.of(
+        MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT))
+    strtol = link(find("strtol"), FunctionDescriptor.of(JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT),
+                  Linker.Option.capture_call_state("errno"))
+    with Arena.of_confined() as arena:
+        frozen = arena.allocate(64, 8).as_read_only()
+        for make in (SegmentAllocator.prefix_allocator, SegmentAllocator.slicing_allocator):
+            with pytest.raises(TypeError, match="not a writable native segment of 8 bytes"):
+                div(make(frozen), 17, 5)
+        assert frozen.to_bytes() == bytes(64)
+        state = arena.allocate(Linker.Option.capture_state_layout())
+        with pytest.raises(ffm.ReadOnlyError, match=r"capture state .* is written by the call"):
+            strtol(state.as_read_only(), arena.allocate_from("9" * 30), MemorySegment.NULL, 10)
+        assert strtol(state, arena.allocate_from("9" * 30), MemorySegment.NULL, 10) == 2**63 - 1
+        assert state.get(JAVA_INT, 0) == errno.ERANGE
+
+
+def test_arenas_and_segments_are_not_copied_or_pickled() -> None:
+    import copy
+    import pickle
+
+    with Arena.of_confined() as arena:
+        segment = arena.allocate(8)
+        for action in (copy.copy, copy.deepcopy, pickle.dumps):
+            with pytest.raises(TypeError, match="an Arena cannot be copied or pickled"):
+                action(arena)
+        with pytest.raises(TypeError, match="a MemorySegment cannot be pickled"):
+            pickle.dumps(segment)
+        assert copy.copy(segment) is segment and copy.deepcopy(segment) is segment
+
+
+def test_finalizing_a_confined_arena_by_hand_from_another_thread_keeps_its_memory() -> None:
+    import threading
+
+    arena = Arena.of_confined()
+    cell = arena.allocate(8)
+    cell.set(JAVA_LONG, 0, 42)
+    with pytest.warns(ResourceWarning, match="finalized outside its owner thread"):
+        thread = threading.Thread(target=arena.__del__)
+        thread.start()
+        thread.join()
+    assert arena.is_alive() and cell.get(JAVA_LONG, 0) == 42
+    arena.close()
+
+
+def test_value_layout_alignment_is_capped() -> None:
+    assert JAVA_INT.with_byte_alignment(2**30).byte_alignment == 2**30
+    with pytest.raises(ValueError, match=r"value layouts support alignments up to 1073741824"):
+        JAVA_INT.with_byte_alignment(2**31)
