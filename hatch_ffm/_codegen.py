@@ -539,18 +539,20 @@ class _Helpers:
         gave_up(result)
 
     def _make_segment(self) -> ir.Function:
-        """``segment(obj, min_size, allow_heap, written) -> {address, ok}``.
+        """``segment(obj, min_size, allow_heap, written, verified) -> {address, ok}``.
 
         Segments usable anywhere are exactly of the ``MemorySegment`` type (fast path);
         confined ones are exactly of a subclass whose guard must name this thread; heap
         ones of another subclass, allowed only when ``allow_heap``.  ``min_size`` < 0 skips
         the size check (an ``ADDRESS`` argument); ``written`` (the capture segment, which
         the stub writes) refuses read-only segments.  Fields are read at the runtime's
-        offsets.
+        offsets.  ``verified`` points to the guard last found to name this thread during
+        this call (segments of one arena share it; no Python code runs between the checks
+        of one call's segments, so it cannot change meanwhile).
         """
         fn, b = self._function("segment", ir.LiteralStructType([_PTR, _I1]),
-                               [_PTR, _I64, _I1, _I1], inline=False)
-        obj, min_size, allow_heap, written = fn.args
+                               [_PTR, _I64, _I1, _I1, _PTR], inline=False)
+        obj, min_size, allow_heap, written, verified = fn.args
         null = ir.Constant(_PTR, None)
         fail = fn.append_basic_block("fail")
         obj_type = self.load_field(b, obj, "ob_type")
@@ -563,6 +565,11 @@ class _Helpers:
                     checked = fn.append_basic_block("guard")
                     b.cbranch(b.icmp_unsigned("==", guard, null), fail, checked)
                     b.position_at_end(checked)
+                    known = fn.append_basic_block("known")
+                    unknown = fn.append_basic_block("unknown")
+                    b.cbranch(b.icmp_unsigned("==", guard, b.load(verified, typ=_PTR)), known,
+                              unknown)
+                    b.position_at_end(unknown)
                     owner_obj = self.call(b, "PyList_GetItem", guard, ir.Constant(_I64, 0))
                     owned = fn.append_basic_block("owned")
                     b.cbranch(b.icmp_unsigned("==", owner_obj, null), fail, owned)
@@ -572,6 +579,9 @@ class _Helpers:
                     mine = fn.append_basic_block("mine")
                     b.cbranch(b.icmp_unsigned("!=", owner, current), fail, mine)
                     b.position_at_end(mine)
+                    b.store(guard, verified)
+                    b.branch(known)
+                    b.position_at_end(known)
                 with otherwise:
                     heap_type = b.load(self.imports.data(_abi.CELL_HEAP_TYPE), typ=_PTR)
                     heap_ok = b.and_(allow_heap, b.icmp_unsigned("==", obj_type, heap_type))
@@ -619,6 +629,7 @@ class _StubBuilder:
         self.fn.attributes.add("nounwind")
         self.self_arg, self.args, self.nargs = self.fn.args
         self.builder = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        self._verified: ir.Value | None = None
         self.key = imports.cstring(sig.key)
         self.mode = imports.cstring("b" if bound else "u")
 
@@ -646,11 +657,20 @@ class _StubBuilder:
         self.fail_if(b.not_(b.extract_value(pair, 1)), position, obj)
         return b.extract_value(pair, 0)
 
+    def verified_guard(self) -> ir.Value:
+        """The stack slot for the guard this call's segment checks verified (NULL at first)."""
+        if self._verified is None:
+            with self.builder.goto_entry_block():
+                self._verified = self.builder.alloca(_PTR)
+                self.builder.store(ir.Constant(_PTR, None), self._verified)
+        return self._verified
+
     # -- conversions -------------------------------------------------------------------
     def unbox_address(self, obj: ir.Value, position: int) -> ir.Value:
         """A ``MemorySegment``'s address (see ``_Helpers._make_segment``)."""
         return self.checked("segment", position, obj, ir.Constant(_I64, -1),
-                            ir.Constant(_I1, int(self.sig.allow_heap)), ir.Constant(_I1, 0))
+                            ir.Constant(_I1, int(self.sig.allow_heap)), ir.Constant(_I1, 0),
+                            self.verified_guard())
 
     def unbox(self, kind: ScalarKind, obj: ir.Value, position: int) -> ir.Value:
         b = self.builder
@@ -788,7 +808,7 @@ class _StubBuilder:
                             written: bool = False) -> ir.Value:
             pair = b.call(self.helpers.get("segment"),
                           [obj, ir.Constant(_I64, min_size), ir.Constant(_I1, int(sig.allow_heap)),
-                           ir.Constant(_I1, int(written))])
+                           ir.Constant(_I1, int(written)), self.verified_guard()])
             fail_with_result(b.not_(b.extract_value(pair, 1)), position, obj)
             return b.extract_value(pair, 0)
 

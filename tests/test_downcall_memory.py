@@ -84,3 +84,43 @@ def test_read_only_segments_can_be_passed(lookup: ffm.SymbolLookup) -> None:
                                       FunctionDescriptor.of(JAVA_LONG, ADDRESS))
     with Arena.of_confined() as arena:
         assert byte_len(arena.allocate_from("four").as_read_only()) == 4
+
+
+def test_each_segment_of_a_call_is_checked(lookup: ffm.SymbolLookup) -> None:
+    """Segments of one arena are checked once per call; a second segment of another arena
+    (closed, or another thread's) is still refused."""
+    import threading
+
+    copy = LINKER.downcall_handle(lookup.find("copy_bytes"), COPY)
+    closed_arena = Arena.of_confined()
+    closed = closed_arena.allocate_from("gone")
+    closed_arena.close()
+    ready, done = threading.Event(), threading.Event()
+    foreign: list[MemorySegment] = []
+
+    def owner() -> None:
+        with Arena.of_confined() as theirs:
+            foreign.append(theirs.allocate_from("theirs"))
+            ready.set()
+            done.wait()
+
+    thread = threading.Thread(target=owner)
+    thread.start()
+    ready.wait()
+    try:
+        with Arena.of_confined() as arena, Arena.of_confined() as second:
+            target, source = arena.allocate(8), arena.allocate_from("same")
+            copy(target, source, 5)
+            assert target.get_string() == "same"
+            copy(target, second.allocate_from("two"), 4)
+            assert target.get_string() == "two"
+            with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
+                copy(target, closed, 5)
+            with pytest.raises(ffm.WrongThreadError, match="outside owning thread"):
+                copy(target, foreign[0], 7)
+            with pytest.raises(ffm.WrongThreadError, match="outside owning thread"):
+                copy(foreign[0], source, 5)
+            assert target.get_string() == "two"
+    finally:
+        done.set()
+        thread.join()
