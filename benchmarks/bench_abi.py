@@ -66,6 +66,8 @@ def main() -> int:
     }
     rows = [
         ("div: hatch-ffm, result in a prefix allocator", "ffm_div(prefix, 17, 5)"),
+        ("div: hatch-ffm critical, result in a prefix allocator",
+         "ffm_div_critical(prefix, 17, 5)"),
         ("div: hatch-ffm, result in the arena", "ffm_div(arena, 17, 5)"),
         ("div: hatch-ffm critical, result in the arena", "ffm_div_critical(arena, 17, 5)"),
         ("div: ctypes (Structure restype)", "c_div(17, 5)"),
@@ -89,8 +91,8 @@ def main() -> int:
         namespace.update(cffi_div=cffi_libc.div, cffi_snprintf=cffi_libc.snprintf,
                          cffi_strtol=cffi_libc.strtol, ffi=ffi, cffi_buf=ffi.new("char[64]"),
                          cffi_int=ffi.cast("int", 42), cffi_double=ffi.cast("double", 2.5))
-        rows.insert(4, ("div: cffi ABI", "cffi_div(17, 5)"))
-        rows.insert(8, ("snprintf: cffi ABI",
+        rows.insert(5, ("div: cffi ABI", "cffi_div(17, 5)"))
+        rows.insert(9, ("snprintf: cffi ABI",
                         "cffi_snprintf(cffi_buf, 64, b'%d and %.2f', cffi_int, cffi_double)"))
         rows.append(("strtol + errno: cffi ABI (ffi.errno)",
                      "cffi_strtol(b'12345', ffi.NULL, 10); ffi.errno"))

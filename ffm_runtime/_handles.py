@@ -211,7 +211,10 @@ def _publish_offsets() -> None:
               "slicing": object.__new__(_SlicingAllocator)}
     try:
         _native.set_offset("ob_type", _native.type_offset())
-        for name in _abi.OFFSETS[1:]:
+        _native.set_offset("ob_refcnt", _native.refcount_offset())
+        for name in _abi.OFFSETS:
+            if "." not in name:
+                continue
             kind, field = name.split(".")
             _native.set_offset(name, _native.slot_offset(probes[kind], field))
     finally:

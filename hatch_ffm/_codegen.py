@@ -421,6 +421,60 @@ class _Helpers:
         b.ret(segment)
         return fn
 
+    def _make_reuse(self) -> ir.Function:
+        """``reuse(cached, parent, size, alignment) -> cached or NULL``: a segment a prefix
+        allocator's stub made before, handed out again if nothing else holds it (reference
+        count 1: the allocator's) and it is exactly what :meth:`_make_cut` would make from
+        ``parent`` now, after the same checks.  Runs no Python code; NULL (no error): make
+        a new one."""
+        fn, b = self._function("reuse", _PTR, [_PTR, _PTR, _I64, _I64], inline=False)
+        cached, parent, size, alignment = fn.args
+        null = ir.Constant(_PTR, None)
+        none = self.imports.data("_Py_NoneStruct")
+        self._give_up_if(b, b.or_(b.icmp_unsigned("==", cached, null),
+                                  b.icmp_unsigned("==", cached, none)), None)
+        refcount = b.load(self.field(b, cached, "ob_refcnt"), typ=_I64)
+        self._give_up_if(b, b.icmp_signed("!=", refcount, ir.Constant(_I64, 1)), None)
+        self._give_up_if(b, b.icmp_unsigned("!=", self.load_field(b, cached, "ob_type"),
+                                            self.load_field(b, parent, "ob_type")), None)
+        fields = ("segment._guard", "segment._size", "segment._align", "segment._address",
+                  "segment._view", "segment._scope", "segment._base")
+        self._unless_unset(b, parent, *fields)
+        self._unless_unset(b, cached, *fields)
+        guard = self.load_field(b, parent, "segment._guard")
+        self._give_up_if(b, b.not_(self._owned_here(b, guard)), None)
+        whole = self._size_of(b, self.load_field(b, parent, "segment._size"))
+        low = self.call(b, "PyLong_AsSsize_t", self.load_field(b, parent, "segment._align"))
+        address = b.ptrtoint(self.call(b, "PyLong_AsVoidPtr",
+                                       self.load_field(b, parent, "segment._address")), _I64)
+        view = self.load_field(b, parent, "segment._view")
+        base = b.select(b.icmp_unsigned("!=", view, none), self.call(
+            b, "PyLong_AsSsize_t", self.load_field(b, parent, "segment._base")),
+            ir.Constant(_I64, 0))
+        bad = b.icmp_signed(">", size, whole)
+        bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(low, ir.Constant(
+            _I64, _abi.SEGMENT_READ_ONLY_BIT)), ir.Constant(_I64, 0)))
+        bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(address, b.sub(alignment, ir.Constant(
+            _I64, 1))), ir.Constant(_I64, 0)))
+        for name in ("segment._guard", "segment._view", "segment._scope"):
+            bad = b.or_(bad, b.icmp_unsigned("!=", self.load_field(b, cached, name),
+                                             self.load_field(b, parent, name)))
+
+        def value(name: str) -> ir.Value:
+            return self.call(b, "PyLong_AsSsize_t", self.load_field(b, cached, name))
+
+        for name, expected in (("segment._address", address), ("segment._size", size),
+                               ("segment._base", base),
+                               ("segment._align", b.and_(address, ir.Constant(
+                                   _I64, _abi.SEGMENT_ALIGN_BITS)))):
+            bad = b.or_(bad, b.icmp_unsigned("!=", value(name), expected))
+        with b.if_then(bad, likely=False):
+            self.call(b, "PyErr_Clear")  # a field out of Py_ssize_t's range: not reused
+            b.ret(null)
+        self.call(b, "Py_IncRef", cached)
+        b.ret(cached)
+        return fn
+
     def _make_allocate(self) -> ir.Function:
         """``allocate(allocator, size, alignment) -> segment or NULL`` for a struct result.
 
@@ -496,6 +550,12 @@ class _Helpers:
                        b.icmp_unsigned("==", segment_type, confined))
         with b.if_then(b.not_(native), likely=False):
             b.branch(checked)
+        if kind == "prefix":  # a result made before, if it can be handed out again
+            for name in ("prefix._recent0", "prefix._recent1"):
+                again = b.call(self.get("reuse"), [self.load_field(b, allocator, name), first,
+                                                   size, alignment])
+                with b.if_then(b.icmp_unsigned("!=", again, null)):
+                    b.ret(again)
         # the object first: allocating it may run any Python code, the allocator's included
         segment = self.call(b, "PyType_GenericAlloc", segment_type, ir.Constant(_I64, 0))
         with b.if_then(b.icmp_unsigned("==", segment, null), likely=False):
@@ -514,8 +574,18 @@ class _Helpers:
             self.call(b, "Py_DecRef", segment)
             b.branch(checked)
         if offset_field is None:
-            gave_up(b.call(self.get("cut"), [segment, parent, ir.Constant(_I64, 0), size,
-                                             alignment]))
+            result = b.call(self.get("cut"), [segment, parent, ir.Constant(_I64, 0), size,
+                                              alignment])
+            with b.if_then(b.icmp_unsigned("!=", result, null)):
+                # remember it: the newest first; the one before it stays, older ones go
+                newest = self.field(b, allocator, "prefix._recent0")
+                older = self.field(b, allocator, "prefix._recent1")
+                dropped = b.load(older, typ=_PTR)
+                b.store(b.load(newest, typ=_PTR), older)
+                self.call(b, "Py_IncRef", result)
+                b.store(result, newest)
+                self.call(b, "Py_DecRef", dropped)  # NULL-safe; freeing a segment runs no Python
+            gave_up(result)
             return
         address_obj = self.load_field(b, parent, "segment._address")
         with b.if_then(b.icmp_unsigned("==", address_obj, null), likely=False):

@@ -224,6 +224,36 @@ class TestStructs:
                             assert (result.get(JAVA_INT, 0), result.get(JAVA_INT, 4)) == (2, 1)
                             assert result.to_bytes() == struct.pack("=ii", 2, 1)
 
+    def test_prefix_allocator_results_are_reused_only_when_unheld(self, features: Any) -> None:
+        """A prefix allocator's stub may hand out a result object again, but only one nothing
+        else holds and that is exactly what it would make (the memory is the same anyway)."""
+        div = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("div"),
+                                     features.LIBC["div"][0])
+        arena = Arena.of_confined()
+        block, other = arena.allocate(16, 8), arena.allocate(16, 8)
+        prefix = ffm.SegmentAllocator.prefix_allocator(block)
+        first = div(prefix, 17, 5)
+        second = div(prefix, 9, 4)
+        assert first is not second and first.address == second.address == block.address
+        assert (first.get(JAVA_INT, 0), second.get(JAVA_INT, 4)) == (2, 1)  # same memory
+        seen = {id(first), id(second)}
+        del first, second
+        for i in range(1000):
+            result = div(prefix, i, 7)
+            assert (result.get(JAVA_INT, 0), result.get(JAVA_INT, 4)) == divmod(i, 7)
+            assert result.byte_size == 8 and result.scope is arena
+            seen.add(id(result))
+        assert len(seen) <= 3  # the loop reuses the two it keeps (plus, at most, one more)
+        type(prefix).__init__(prefix, other)  # type: ignore[misc]
+        moved = div(prefix, 1, 1)
+        assert moved.address == other.address
+        kept = div(prefix, 5, 5)
+        arena.close()
+        with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
+            div(prefix, 1, 1)
+        with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
+            kept.get(JAVA_INT, 0)
+
     def test_struct_results_from_another_threads_arena(self, features: Any) -> None:
         div = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("div"),
                                      features.LIBC["div"][0])

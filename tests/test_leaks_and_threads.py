@@ -79,6 +79,13 @@ def call(kind, n):
             except IndexError:
                 pass
             cell.get(JAVA_INT, offset=4)
+    elif kind == "struct result, prefix allocator":
+        for _ in range(n // 1000):
+            with ffm.Arena.of_confined() as arena:
+                prefix = ffm.SegmentAllocator.prefix_allocator(arena.allocate(8, 4))
+                for i in range(1000):
+                    kept = div(prefix, i, 7)
+                    div(prefix, 7, i + 1)
     elif kind == "struct result":
         for _ in range(n // 1000):
             with ffm.Arena.of_confined() as arena:
@@ -113,7 +120,8 @@ print([end[i] - start[i] for i in range(len(start))])
 """
 
 KINDS = ["int", "int critical", "double", "pointer in and out", "segment argument", "unbound",
-         "struct result", "segment get and set", "arena allocate", "accelerator slow path",
+         "struct result", "struct result, prefix allocator", "segment get and set",
+         "arena allocate", "accelerator slow path",
          "raises TypeError", "raises OverflowError", "raises ScopeClosedError",
          "raises count TypeError"]
 
