@@ -73,9 +73,8 @@ class _Method:
         return self.b.icmp_unsigned("==", self.helpers.load_field(self.b, obj, "ob_type"),
                                     self.imports.data(type_symbol))
 
-    def exact_int(self, obj: ir.Value) -> ir.Value:
-        """An exact ``int``'s value as ``Py_ssize_t``; other objects and overflow go slow."""
-        self.slow_if(self.b.not_(self.is_type(obj, "PyLong_Type")))
+    def ssize(self, obj: ir.Value) -> ir.Value:
+        """An ``int``'s value as ``Py_ssize_t``; beyond its range: the slow path."""
         value = self.call("PyLong_AsSsize_t", obj)
         with self.b.if_then(self.b.icmp_signed("==", value, ir.Constant(_I64, -1)), likely=False):
             failed = self.b.icmp_unsigned("!=", self.call("PyErr_Occurred"),
@@ -85,19 +84,17 @@ class _Method:
                 self.b.branch(self.slow)
         return value
 
+    def exact_int(self, obj: ir.Value) -> ir.Value:
+        """An exact ``int``'s value as ``Py_ssize_t``; other objects and overflow go slow."""
+        self.slow_if(self.b.not_(self.is_type(obj, "PyLong_Type")))
+        return self.ssize(obj)
+
     def field_int(self, obj: ir.Value, name: str) -> ir.Value:
         """An ``int`` field that the runtime always sets (NULL, i.e. unset, or beyond
         ``Py_ssize_t`` goes slow)."""
         raw = self.helpers.load_field(self.b, obj, name)
         self.slow_if(self.b.icmp_unsigned("==", raw, ir.Constant(_PTR, None)))
-        value = self.call("PyLong_AsSsize_t", raw)
-        with self.b.if_then(self.b.icmp_signed("==", value, ir.Constant(_I64, -1)), likely=False):
-            failed = self.b.icmp_unsigned("!=", self.call("PyErr_Occurred"),
-                                          ir.Constant(_PTR, None))
-            with self.b.if_then(failed, likely=False):
-                self.call("PyErr_Clear")
-                self.b.branch(self.slow)
-        return value
+        return self.ssize(raw)
 
     def _emit_slow(self, index: int) -> None:
         """The Python implementation, called with a tuple of every argument."""

@@ -736,13 +736,8 @@ class _StubBuilder:
         return self._verified
 
     # -- conversions -------------------------------------------------------------------
-    def unbox_address(self, obj: ir.Value, position: int) -> ir.Value:
-        """A ``MemorySegment``'s address (see ``_Helpers._make_segment``)."""
-        return self.checked("segment", position, obj, ir.Constant(_I64, -1),
-                            ir.Constant(_I1, int(self.sig.allow_heap)), ir.Constant(_I1, 0),
-                            self.verified_guard())
-
     def unbox(self, kind: ScalarKind, obj: ir.Value, position: int) -> ir.Value:
+        """A number or boolean argument (segments: see ``emit``'s third phase)."""
         b = self.builder
         if kind.carrier == "z":
             return self.checked("bool", position, obj)
@@ -754,9 +749,8 @@ class _StubBuilder:
             return b.trunc(value, ir.IntType(kind.bits)) if kind.bits < 64 else value
         if kind.carrier == "d":
             return self.checked("double", position, obj)
-        if kind.carrier == "f":
-            return self.checked("float", position, obj)
-        return self.unbox_address(obj, position)
+        assert kind.carrier == "f", kind
+        return self.checked("float", position, obj)
 
     def box(self, kind: ScalarKind | None, value: ir.Value | None) -> ir.Value:
         b = self.builder
