@@ -106,6 +106,9 @@ class _Imports:
                 raise AssertionError(f"{name} is not in the stub ABI contract")
             result, params, variadic = self._SIGNATURES[name]
             fn = ir.Function(self.module, ir.FunctionType(result, params, var_arg=variadic), name)
+            if not name.startswith("llvm."):
+                # called through the GOT the loader fills (no PLT-style trampoline hop)
+                fn.attributes.add("nonlazybind")
             self._functions[name] = fn
         return self._functions[name]
 
