@@ -91,10 +91,20 @@ class _Method:
 
     def field_int(self, obj: ir.Value, name: str) -> ir.Value:
         """An ``int`` field that the runtime always sets (NULL, i.e. unset, or beyond
-        ``Py_ssize_t`` goes slow)."""
-        raw = self.helpers.load_field(self.b, obj, name)
-        self.slow_if(self.b.icmp_unsigned("==", raw, ir.Constant(_PTR, None)))
-        return self.ssize(raw)
+        ``Py_ssize_t`` goes slow), through the helpers' memo of int values."""
+        b = self.b
+        raw = self.helpers.load_field(b, obj, name)
+        self.slow_if(b.icmp_unsigned("==", raw, ir.Constant(_PTR, None)))
+        value, ok = self.helpers.word(b, raw)
+        entry = b.block
+        with b.if_then(b.not_(b.and_(ok, b.icmp_signed(">=", value, ir.Constant(_I64, 0)))),
+                       likely=False):
+            other = self.ssize(raw)
+            slow = b.block
+        result = b.phi(_I64)
+        result.add_incoming(value, entry)
+        result.add_incoming(other, slow)
+        return result
 
     def _emit_slow(self, index: int) -> None:
         """The Python implementation, called with a tuple of every argument."""
@@ -187,7 +197,7 @@ def _locate(m: _Method, layout: ir.Value, offset: ir.Value, writing: bool) -> ir
         m.slow_if(b.icmp_unsigned("==", guard, ir.Constant(_PTR, None)))
         owner = m.call("PyList_GetItem", guard, ir.Constant(_I64, 0))
         m.slow_if(b.icmp_unsigned("==", owner, ir.Constant(_PTR, None)))
-        m.slow_if(b.icmp_unsigned("!=", m.call("PyLong_AsUnsignedLong", owner),
+        m.slow_if(b.icmp_unsigned("!=", helpers.unsigned_of(b, owner),
                                   m.call("PyThread_get_thread_ident")))
     size = m.field_int(segment, "segment._size")
     width = m.field_int(layout, "layout._byte_size")
@@ -201,7 +211,7 @@ def _locate(m: _Method, layout: ir.Value, offset: ir.Value, writing: bool) -> ir
     m.slow_if(b.icmp_unsigned("!=", b.and_(b.add(low_bits, offset), mask), ir.Constant(_I64, 0)))
     address = helpers.load_field(b, segment, "segment._address")
     m.slow_if(b.icmp_unsigned("==", address, ir.Constant(_PTR, None)))
-    base = m.call("PyLong_AsVoidPtr", address)
+    base = b.inttoptr(helpers.address_of(b, address), _PTR)
     return b.gep(base, [offset], source_etype=_I8)
 
 def _layout_kind(m: _Method, layout: ir.Value) -> ir.Value:

@@ -34,6 +34,9 @@ _I64 = ir.IntType(64)
 _F32 = ir.FloatType()
 _F64 = ir.DoubleType()
 _STUB_TYPE = ir.FunctionType(_PTR, [_PTR, _PTR, _I64])
+#: Sets (of two entries) in a module's memo of int values (see ``_Helpers.word``); a power
+#: of two.
+_WORD_CACHE_SETS = 128
 
 
 def stub_symbol(key: str) -> str:
@@ -190,6 +193,124 @@ class _Helpers:
         """The ``PyObject *`` in field ``name`` of ``obj`` (borrowed; NULL if unset)."""
         return b.load(self.field(b, obj, name), typ=_PTR)
 
+    # -- ints held by long-lived fields -----------------------------------------------
+    def _word_cache(self) -> ir.GlobalVariable:
+        """The module's memo of int values: ``_WORD_CACHE_SETS`` sets of two entries
+        ``(int object, value)``, the newer first.  Each object is held by a reference, so
+        its address names it while it is here (ints are immutable and a live object's
+        address is not reused).  Only exact ints are entered: freeing an evicted one runs
+        no Python code."""
+        name = "ffm_h_word_cache"
+        if name not in self.imports.module.globals:
+            kind = ir.ArrayType(_I64, 4 * _WORD_CACHE_SETS)
+            cache = ir.GlobalVariable(self.imports.module, kind, name)
+            cache.linkage = "internal"
+            cache.initializer = ir.Constant(kind, None)
+            cache.align = 64
+        return self.imports.module.globals[name]
+
+    def _cache_set(self, b: ir.IRBuilder, obj: ir.Value) -> list[ir.Value]:
+        """Pointers to the set for ``obj``: newer key, its value, older key, its value."""
+        cache = self._word_cache()
+        where = b.ptrtoint(obj, _I64)
+        index = b.lshr(b.mul(where, ir.Constant(_I64, 0x9E3779B97F4A7C15)),
+                       ir.Constant(_I64, 64 - _WORD_CACHE_SETS.bit_length() + 1))
+        first = b.shl(index, ir.Constant(_I64, 2))
+        zero = ir.Constant(_I64, 0)
+        return [b.gep(cache, [zero, b.or_(first, ir.Constant(_I64, i))]) for i in range(4)]
+
+    def _make_word_miss(self) -> ir.Function:
+        """``word_miss(obj) -> {value, ok}``: an exact ``int`` in ``[0, 2**64)``, entered
+        into the cache as its set's newer entry (the older one is dropped); anything else
+        is not ok (no error set).  Runs no Python code."""
+        fn, b = self._function("word_miss", ir.LiteralStructType([_I64, _I1]), [_PTR],
+                               inline=False)
+        obj = fn.args[0]
+        exact = b.icmp_unsigned("==", self.load_field(b, obj, "ob_type"),
+                                self.imports.data("PyLong_Type"))
+        with b.if_then(b.not_(exact), likely=False):
+            self._pair(b, ir.Constant(_I64, 0), ir.Constant(_I1, 0))
+        value = self.call(b, "PyLong_AsUnsignedLong", obj)
+        with b.if_then(b.icmp_signed("==", value, ir.Constant(_I64, -1)), likely=False):
+            failed = b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"),
+                                     ir.Constant(_PTR, None))
+            with b.if_then(failed, likely=False):
+                self.call(b, "PyErr_Clear")  # negative or too large: not a word
+                self._pair(b, ir.Constant(_I64, 0), ir.Constant(_I1, 0))
+        newer_key, newer_value, older_key, older_value = self._cache_set(b, obj)
+        dropped = b.load(older_key, typ=_I64)
+        b.store(b.load(newer_key, typ=_I64), older_key)
+        b.store(b.load(newer_value, typ=_I64), older_value)
+        self.call(b, "Py_IncRef", obj)
+        b.store(b.ptrtoint(obj, _I64), newer_key)
+        b.store(value, newer_value)
+        with b.if_then(b.icmp_unsigned("!=", dropped, ir.Constant(_I64, 0))):
+            self.call(b, "Py_DecRef", b.inttoptr(dropped, _PTR))
+        self._pair(b, value, ir.Constant(_I1, 1))
+        return fn
+
+    def _lookup(self, b: ir.IRBuilder, obj: ir.Value) -> tuple[ir.Value, ir.Value]:
+        """``(hit, value)``: whether ``obj`` is in the cache, and its value if so."""
+        newer_key, newer_value, older_key, older_value = self._cache_set(b, obj)
+        where = b.ptrtoint(obj, _I64)
+        newer = b.icmp_unsigned("==", b.load(newer_key, typ=_I64), where)
+        older = b.icmp_unsigned("==", b.load(older_key, typ=_I64), where)
+        value = b.select(newer, b.load(newer_value, typ=_I64), b.load(older_value, typ=_I64))
+        return b.or_(newer, older), value
+
+    def word(self, b: ir.IRBuilder, obj: ir.Value) -> tuple[ir.Value, ir.Value]:
+        """``(value, ok)``: ``obj``'s value if it is an exact int in ``[0, 2**64)``, from
+        the cache when it is there (the fields this is used on keep their objects for
+        long), else by :meth:`_make_word_miss`."""
+        hit, found = self._lookup(b, obj)
+        entry = b.block
+        with b.if_then(b.not_(hit), likely=False):
+            pair = b.call(self.get("word_miss"), [obj])
+            computed, computed_ok = b.extract_value(pair, 0), b.extract_value(pair, 1)
+            missed = b.block
+        value = b.phi(_I64)
+        value.add_incoming(found, entry)
+        value.add_incoming(computed, missed)
+        ok = b.phi(_I1)
+        ok.add_incoming(ir.Constant(_I1, 1), entry)
+        ok.add_incoming(computed_ok, missed)
+        return value, ok
+
+    @staticmethod
+    def _or_else(b: ir.IRBuilder, good: ir.Value, value: ir.Value,
+                 otherwise: Callable[[], ir.Value]) -> ir.Value:
+        """``value`` if ``good``, else what ``otherwise`` emits (an ``i64``)."""
+        entry = b.block
+        with b.if_then(b.not_(good), likely=False):
+            other = otherwise()
+            slow = b.block
+        result = b.phi(_I64)
+        result.add_incoming(value, entry)
+        result.add_incoming(other, slow)
+        return result
+
+    def address_of(self, b: ir.IRBuilder, obj: ir.Value, remember: bool = True) -> ir.Value:
+        """An address field's value (``PyLong_AsVoidPtr`` for what the cache does not take).
+        ``remember=False``: a miss is not entered (for objects seen once, like the fields of
+        a segment just made)."""
+        if remember:
+            value, ok = self.word(b, obj)
+        else:
+            ok, value = self._lookup(b, obj)
+        return self._or_else(b, ok, value, lambda: b.ptrtoint(
+            self.call(b, "PyLong_AsVoidPtr", obj), _I64))
+
+    def ssize_of(self, b: ir.IRBuilder, obj: ir.Value) -> ir.Value:
+        """An int field's value as ``PyLong_AsSsize_t`` gives it (through the cache)."""
+        value, ok = self.word(b, obj)
+        fits = b.and_(ok, b.icmp_signed(">=", value, ir.Constant(_I64, 0)))
+        return self._or_else(b, fits, value, lambda: self.call(b, "PyLong_AsSsize_t", obj))
+
+    def unsigned_of(self, b: ir.IRBuilder, obj: ir.Value) -> ir.Value:
+        """An int's value as ``PyLong_AsUnsignedLong`` gives it (through the cache)."""
+        value, ok = self.word(b, obj)
+        return self._or_else(b, ok, value, lambda: self.call(b, "PyLong_AsUnsignedLong", obj))
+
     def _make_fail(self) -> ir.Function:
         """``fail(key, mode, position, value)``: clear the error, let ``arg_error`` raise."""
         fn, b = self._function("fail", _PTR, [_PTR, _PTR, _I64, _PTR], cold=True)
@@ -295,19 +416,34 @@ class _Helpers:
                     b.store(ir.Constant(_I1, 0), result)
                 with fine:
                     current = self.call(b, "PyThread_get_thread_ident")
-                    b.store(b.icmp_unsigned("==", self.call(b, "PyLong_AsUnsignedLong", owner),
-                                            current), result)
+                    b.store(b.icmp_unsigned("==", self.unsigned_of(b, owner), current), result)
         return b.load(result)
 
-    def _size_of(self, b: ir.IRBuilder, obj: ir.Value) -> ir.Value:
-        """An ``int`` size field's value; beyond ``Py_ssize_t`` it reads as the largest one."""
-        value = self.call(b, "PyLong_AsSsize_t", obj)
-        failed = b.and_(b.icmp_signed("==", value, ir.Constant(_I64, -1)),
-                        b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"),
-                                        ir.Constant(_PTR, None)))
-        with b.if_then(failed, likely=False):
-            self.call(b, "PyErr_Clear")
-        return b.select(failed, ir.Constant(_I64, 2**63 - 1), value)
+    def _size_of(self, b: ir.IRBuilder, obj: ir.Value, cached: bool = False) -> ir.Value:
+        """An ``int`` size field's value; beyond ``Py_ssize_t`` it reads as the largest one.
+        ``cached``: through :meth:`word` (for fields that keep their objects)."""
+        largest = ir.Constant(_I64, 2**63 - 1)
+
+        def slow() -> ir.Value:
+            value = self.call(b, "PyLong_AsSsize_t", obj)
+            entry = b.block
+            with b.if_then(b.icmp_signed("==", value, ir.Constant(_I64, -1)), likely=False):
+                failed = b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"),
+                                         ir.Constant(_PTR, None))
+                with b.if_then(failed, likely=False):
+                    self.call(b, "PyErr_Clear")
+                saturated = b.select(failed, largest, value)
+                checked = b.block
+            result = b.phi(_I64)
+            result.add_incoming(value, entry)
+            result.add_incoming(saturated, checked)
+            return result
+
+        if not cached:
+            return slow()
+        value, ok = self.word(b, obj)
+        return self._or_else(b, ok, b.select(b.icmp_signed("<", value, ir.Constant(_I64, 0)),
+                                             largest, value), slow)
 
     def _make_carve(self) -> ir.Function:
         """``carve(arena, size, alignment) -> segment or NULL``: a zeroed segment cut from the
@@ -336,7 +472,7 @@ class _Helpers:
         cursor_field = self.field(b, arena, "arena._cursor")
         old_cursor = b.load(cursor_field, typ=_PTR)
         cursor = self._size_of(b, old_cursor)
-        limit = self._size_of(b, self.load_field(b, arena, "arena._limit"))
+        limit = self._size_of(b, self.load_field(b, arena, "arena._limit"), cached=True)
         mask = b.sub(alignment, ir.Constant(_I64, 1))
         offset = b.and_(b.add(cursor, mask), b.not_(mask))
         end = b.add(offset, size)
@@ -348,8 +484,8 @@ class _Helpers:
             b.ret(null)
         b.store(new_cursor, cursor_field)
         self.call(b, "Py_DecRef", old_cursor)  # an int: freeing it runs no Python code
-        start = self.call(b, "PyLong_AsSsize_t", self.load_field(b, arena, "arena._slab_start"))
-        low = self.call(b, "PyLong_AsSsize_t", self.load_field(b, arena, "arena._slab_align"))
+        start = self.ssize_of(b, self.load_field(b, arena, "arena._slab_start"))
+        low = self.ssize_of(b, self.load_field(b, arena, "arena._slab_align"))
         # pooled slabs keep their old bytes: an allocation zeroes its own
         self.call(b, "memset", b.inttoptr(b.add(start, offset), _PTR), ir.Constant(_I32, 0), size)
         self._fill(b, segment, [
@@ -382,7 +518,8 @@ class _Helpers:
         new, empty ``segment`` (of ``parent``'s exact type, ``MemorySegment`` or the
         confined one) as the writable slice ``[offset, offset + size)`` of ``parent``, like
         ``parent.as_slice(offset, size, alignment)``, for the prefix and slicing
-        allocators.  Runs no Python code.
+        allocators.  A field whose value equals the parent's shares the parent's int (so
+        :meth:`_make_reuse` compares them by identity).  Runs no Python code.
 
         NULL without an error set means "not here" (a read-only, closed or foreign segment,
         out of bounds, misaligned): ``segment`` is dropped and the Python allocator then
@@ -396,10 +533,9 @@ class _Helpers:
                            "segment._base", drop=segment)
         guard = self.load_field(b, parent, "segment._guard")
         self._give_up_if(b, b.not_(self._owned_here(b, guard)), segment)
-        whole = self._size_of(b, self.load_field(b, parent, "segment._size"))
-        low = self.call(b, "PyLong_AsSsize_t", self.load_field(b, parent, "segment._align"))
-        address = b.ptrtoint(self.call(b, "PyLong_AsVoidPtr",
-                                       self.load_field(b, parent, "segment._address")), _I64)
+        whole = self._size_of(b, self.load_field(b, parent, "segment._size"), cached=True)
+        low = self.ssize_of(b, self.load_field(b, parent, "segment._align"))
+        address = self.address_of(b, self.load_field(b, parent, "segment._address"))
         start = b.add(address, offset)
         bad = b.or_(b.icmp_signed("<", offset, ir.Constant(_I64, 0)),
                     b.icmp_signed(">", offset, b.sub(whole, size)))
@@ -410,14 +546,35 @@ class _Helpers:
         self._give_up_if(b, bad, segment)
         view = self.load_field(b, parent, "segment._view")
         has_view = b.icmp_unsigned("!=", view, none)
-        base = b.select(has_view, b.add(self.call(b, "PyLong_AsSsize_t", self.load_field(
-            b, parent, "segment._base")), offset), ir.Constant(_I64, 0))
+        parent_base = self.load_field(b, parent, "segment._base")
+        base = b.select(has_view, b.add(self.ssize_of(b, parent_base), offset),
+                        ir.Constant(_I64, 0))
+        low_bits = b.and_(start, ir.Constant(_I64, _abi.SEGMENT_ALIGN_BITS))
+        at_start = b.icmp_signed("==", offset, ir.Constant(_I64, 0))
+
+        def field_int(name: str, same: ir.Value, value: ir.Value) -> tuple[str, ir.Value]:
+            """A new reference for field ``name``: the parent's int if ``same``, else a new
+            int of ``value``."""
+            entry = b.block
+            with b.if_else(same) as (share, make):
+                with share:
+                    shared = self.load_field(b, parent, name)
+                    self.call(b, "Py_IncRef", shared)
+                    shared_block = b.block
+                with make:
+                    made = self.call(b, "PyLong_FromSsize_t", value)
+                    made_block = b.block
+            del entry
+            result = b.phi(_PTR)
+            result.add_incoming(shared, shared_block)
+            result.add_incoming(made, made_block)
+            return name, result
+
         self._fill(b, segment, [
-            ("segment._address", self.call(b, "PyLong_FromSsize_t", start)),
-            ("segment._align", self.call(b, "PyLong_FromSsize_t", b.and_(
-                start, ir.Constant(_I64, _abi.SEGMENT_ALIGN_BITS)))),
-            ("segment._base", self.call(b, "PyLong_FromSsize_t", base)),
-            ("segment._size", self.call(b, "PyLong_FromSsize_t", size)),
+            field_int("segment._address", at_start, start),
+            field_int("segment._align", b.icmp_unsigned("==", low, low_bits), low_bits),
+            field_int("segment._base", b.and_(has_view, at_start), base),
+            field_int("segment._size", b.icmp_signed("==", size, whole), size),
         ], [("segment._view", view),
             ("segment._scope", self.load_field(b, parent, "segment._scope")),
             ("segment._guard", guard)])
@@ -426,10 +583,11 @@ class _Helpers:
 
     def _make_reuse(self) -> ir.Function:
         """``reuse(cached, parent, size, alignment) -> cached or NULL``: a segment a prefix
-        allocator's stub made before, handed out again if nothing else holds it (reference
-        count 1: the allocator's) and it is exactly what :meth:`_make_cut` would make from
-        ``parent`` now, after the same checks.  Runs no Python code; NULL (no error): make
-        a new one."""
+        allocator's stub cut before (see :meth:`_make_cut`), handed out again if nothing
+        else holds it (reference count 1: the allocator's) and it is exactly what
+        :meth:`_make_cut` would make from ``parent`` now, after the same checks: it shares
+        the parent's address, alignment bits, base (with a view), view, scope and guard
+        objects, and has ``size``.  Runs no Python code; NULL (no error): make a new one."""
         fn, b = self._function("reuse", _PTR, [_PTR, _PTR, _I64, _I64], inline=False)
         cached, parent, size, alignment = fn.args
         null = ir.Constant(_PTR, None)
@@ -444,36 +602,40 @@ class _Helpers:
                   "segment._view", "segment._scope", "segment._base")
         self._unless_unset(b, parent, *fields)
         self._unless_unset(b, cached, *fields)
+        view = self.load_field(b, parent, "segment._view")
+        has_view = b.icmp_unsigned("!=", view, none)
+        bad = ir.Constant(_I1, 0)
+        for name in ("segment._guard", "segment._view", "segment._scope", "segment._address",
+                     "segment._align"):
+            bad = b.or_(bad, b.icmp_unsigned("!=", self.load_field(b, cached, name),
+                                             self.load_field(b, parent, name)))
+        same_base = b.icmp_unsigned("==", self.load_field(b, cached, "segment._base"),
+                                    self.load_field(b, parent, "segment._base"))
+        bad = b.or_(bad, b.and_(has_view, b.not_(same_base)))
+        self._give_up_if(b, bad, None)
         guard = self.load_field(b, parent, "segment._guard")
         self._give_up_if(b, b.not_(self._owned_here(b, guard)), None)
-        whole = self._size_of(b, self.load_field(b, parent, "segment._size"))
-        low = self.call(b, "PyLong_AsSsize_t", self.load_field(b, parent, "segment._align"))
-        address = b.ptrtoint(self.call(b, "PyLong_AsVoidPtr",
-                                       self.load_field(b, parent, "segment._address")), _I64)
-        view = self.load_field(b, parent, "segment._view")
-        base = b.select(b.icmp_unsigned("!=", view, none), self.call(
-            b, "PyLong_AsSsize_t", self.load_field(b, parent, "segment._base")),
-            ir.Constant(_I64, 0))
+        whole = self._size_of(b, self.load_field(b, parent, "segment._size"), cached=True)
+        low = self.ssize_of(b, self.load_field(b, parent, "segment._align"))
+        address = self.address_of(b, self.load_field(b, parent, "segment._address"))
         bad = b.icmp_signed(">", size, whole)
         bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(low, ir.Constant(
             _I64, _abi.SEGMENT_READ_ONLY_BIT)), ir.Constant(_I64, 0)))
         bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(address, b.sub(alignment, ir.Constant(
             _I64, 1))), ir.Constant(_I64, 0)))
-        for name in ("segment._guard", "segment._view", "segment._scope"):
-            bad = b.or_(bad, b.icmp_unsigned("!=", self.load_field(b, cached, name),
-                                             self.load_field(b, parent, name)))
-
-        def value(name: str) -> ir.Value:
-            return self.call(b, "PyLong_AsSsize_t", self.load_field(b, cached, name))
-
-        for name, expected in (("segment._address", address), ("segment._size", size),
-                               ("segment._base", base),
-                               ("segment._align", b.and_(address, ir.Constant(
-                                   _I64, _abi.SEGMENT_ALIGN_BITS)))):
-            bad = b.or_(bad, b.icmp_unsigned("!=", value(name), expected))
-        with b.if_then(bad, likely=False):
-            self.call(b, "PyErr_Clear")  # a field out of Py_ssize_t's range: not reused
-            b.ret(null)
+        bad = b.or_(bad, b.icmp_unsigned("!=", low, b.and_(address, ir.Constant(
+            _I64, _abi.SEGMENT_ALIGN_BITS))))
+        bad = b.or_(bad, b.icmp_unsigned("!=", self.ssize_of(
+            b, self.load_field(b, cached, "segment._size")), size))
+        without_view = fn.append_basic_block("without_view")
+        checked = fn.append_basic_block("checked")
+        self._give_up_if(b, bad, None)
+        b.cbranch(has_view, checked, without_view)
+        b.position_at_end(without_view)
+        self._give_up_if(b, b.icmp_unsigned("!=", self.ssize_of(
+            b, self.load_field(b, cached, "segment._base")), ir.Constant(_I64, 0)), None)
+        b.branch(checked)
+        b.position_at_end(checked)
         self.call(b, "Py_IncRef", cached)
         b.ret(cached)
         return fn
@@ -595,7 +757,7 @@ class _Helpers:
             self.call(b, "Py_DecRef", segment)
             b.branch(checked)
         old_offset = b.load(offset_field, typ=_PTR)
-        base = b.ptrtoint(self.call(b, "PyLong_AsVoidPtr", address_obj), _I64)
+        base = self.address_of(b, address_obj)
         mask = b.sub(alignment, ir.Constant(_I64, 1))
         start = b.and_(b.add(b.add(base, self._size_of(b, old_offset)), mask), b.not_(mask))
         offset = b.sub(start, base)
@@ -647,7 +809,7 @@ class _Helpers:
                     owned = fn.append_basic_block("owned")
                     b.cbranch(b.icmp_unsigned("==", owner_obj, null), fail, owned)
                     b.position_at_end(owned)
-                    owner = self.call(b, "PyLong_AsUnsignedLong", owner_obj)
+                    owner = self.unsigned_of(b, owner_obj)
                     current = self.call(b, "PyThread_get_thread_ident")
                     mine = fn.append_basic_block("mine")
                     b.cbranch(b.icmp_unsigned("!=", owner, current), fail, mine)
@@ -665,13 +827,13 @@ class _Helpers:
         got = fn.append_basic_block("address")
         b.cbranch(b.icmp_unsigned("==", raw, null), fail, got)
         b.position_at_end(got)
-        address = self.call(b, "PyLong_AsVoidPtr", raw)
+        address = b.inttoptr(self.address_of(b, raw), _PTR)
         with b.if_then(written, likely=False):
             low = self.load_field(b, obj, "segment._align")
             readable = fn.append_basic_block("readable")
             b.cbranch(b.icmp_unsigned("==", low, null), fail, readable)
             b.position_at_end(readable)
-            read_only = b.and_(self.call(b, "PyLong_AsSsize_t", low),
+            read_only = b.and_(self.ssize_of(b, low),
                                ir.Constant(_I64, _abi.SEGMENT_READ_ONLY_BIT))
             writable = fn.append_basic_block("writable")
             b.cbranch(b.icmp_unsigned("!=", read_only, ir.Constant(_I64, 0)), fail, writable)
@@ -681,7 +843,7 @@ class _Helpers:
             sized = fn.append_basic_block("sized")
             b.cbranch(b.icmp_unsigned("==", size_obj, null), fail, sized)
             b.position_at_end(sized)
-            size = self._size_of(b, size_obj)
+            size = self._size_of(b, size_obj, cached=True)
             large = fn.append_basic_block("large")
             b.cbranch(b.icmp_signed("<", size, min_size), fail, large)
             b.position_at_end(large)
@@ -880,7 +1042,7 @@ class _StubBuilder:
             return b.extract_value(pair, 0)
 
         if self.bound:
-            target = self.call("PyLong_AsVoidPtr", self.self_arg)
+            target = b.inttoptr(self.helpers.address_of(b, self.self_arg), _PTR)
         else:
             first = arg(0)
             target = segment_address(first, 0, -1)
@@ -912,8 +1074,9 @@ class _StubBuilder:
         native: list[tuple[ir.Value, ir.Type, tuple[str, ...]]] = []  # (value, type, attributes)
         variadic_from = None  # index in ``native`` of the first variadic argument
         if segment is not None:
-            result_address = self.call("PyLong_AsVoidPtr",
-                                       self.helpers.load_field(b, segment, "segment._address"))
+            result_address = b.inttoptr(self.helpers.address_of(
+                b, self.helpers.load_field(b, segment, "segment._address"), remember=False),
+                _PTR)
             if result.passing == "sret":
                 native.append((result_address, _PTR,
                                (f"sret([{result.size} x i8]) align {max(8, result.alignment)}",)))
