@@ -483,7 +483,20 @@ class _Helpers:
             self.call(b, "Py_DecRef", segment)
             b.ret(null)
         b.store(new_cursor, cursor_field)
-        self.call(b, "Py_DecRef", old_cursor)  # an int: freeing it runs no Python code
+        # The segment's base is its offset in the slab: without padding, the old cursor's
+        # int, whose reference the arena gives up, so the segment takes it over.
+        exact = b.icmp_unsigned("==", self.load_field(b, old_cursor, "ob_type"),
+                                self.imports.data("PyLong_Type"))
+        with b.if_else(b.and_(exact, b.icmp_signed("==", offset, cursor))) as (share, make):
+            with share:
+                shared_block = b.block
+            with make:
+                made = self.call(b, "PyLong_FromSsize_t", offset)
+                self.call(b, "Py_DecRef", old_cursor)  # an int: freeing it runs no Python code
+                made_block = b.block
+        base = b.phi(_PTR)
+        base.add_incoming(old_cursor, shared_block)
+        base.add_incoming(made, made_block)
         start = self.ssize_of(b, self.load_field(b, arena, "arena._slab_start"))
         low = self.ssize_of(b, self.load_field(b, arena, "arena._slab_align"))
         # pooled slabs keep their old bytes: an allocation zeroes its own
@@ -491,7 +504,7 @@ class _Helpers:
         self._fill(b, segment, [
             ("segment._address", self.call(b, "PyLong_FromSsize_t", b.add(start, offset))),
             ("segment._align", self.call(b, "PyLong_FromSsize_t", b.add(low, offset))),
-            ("segment._base", self.call(b, "PyLong_FromSsize_t", offset)),
+            ("segment._base", base),
             ("segment._size", self.call(b, "PyLong_FromSsize_t", size)),
         ], [("segment._view", self.load_field(b, arena, "arena._slab_view")),
             ("segment._scope", arena), ("segment._guard", guard)])

@@ -278,3 +278,21 @@ def test_confined_life_cycle_matches_python(pooled: bool) -> None:
                 close(arena)
     finally:
         pool[:] = (saved + pool)[:ffm_runtime._abi.ARENA_POOL_MAX]
+
+
+def test_allocations_with_and_without_padding_match_python() -> None:
+    """A slab segment's base (its offset in the slab's view) is what the Python method gives,
+    whether or not the allocation needed padding, and the view and the address name the
+    same bytes."""
+    python_allocate = _accel._python_methods[INDEX["allocate"]]
+    sequence = [(1, 1), (8, 8), (3, 1), (16, 16), (5, 4), (64, 64), (7, 2), (8, 8), (8, 8)]
+    with Arena.of_confined() as native_arena, Arena.of_confined() as python_arena:
+        for size, alignment in sequence:
+            native = native_arena.allocate(size, alignment)
+            python = python_allocate(python_arena, size, alignment)
+            assert native._base == python._base, (size, alignment)  # type: ignore[attr-defined]
+            assert native.address % alignment == 0
+            for index in range(size):
+                native.set(JAVA_BYTE, index, index + 1)
+            assert native.to_bytes() == bytes(range(1, size + 1))
+            assert bytes(native.as_memoryview()) == bytes(range(1, size + 1))
