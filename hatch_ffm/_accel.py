@@ -197,8 +197,9 @@ def _locate(m: _Method, layout: ir.Value, offset: ir.Value, writing: bool) -> ir
         m.slow_if(b.icmp_unsigned("==", guard, ir.Constant(_PTR, None)))
         owner = m.call("PyList_GetItem", guard, ir.Constant(_I64, 0))
         m.slow_if(b.icmp_unsigned("==", owner, ir.Constant(_PTR, None)))
-        m.slow_if(b.icmp_unsigned("!=", helpers.unsigned_of(b, owner),
-                                  m.call("PyThread_get_thread_ident")))
+        owner_value, owner_ok = helpers.unsigned_of(b, owner)
+        m.slow_if(b.or_(b.not_(owner_ok), b.icmp_unsigned("!=", owner_value,
+                                                          m.call("PyThread_get_thread_ident"))))
     size = m.field_int(segment, "segment._size")
     width = m.field_int(layout, "layout._byte_size")
     m.slow_if(b.or_(b.icmp_signed("<", offset, ir.Constant(_I64, 0)),
@@ -211,7 +212,9 @@ def _locate(m: _Method, layout: ir.Value, offset: ir.Value, writing: bool) -> ir
     m.slow_if(b.icmp_unsigned("!=", b.and_(b.add(low_bits, offset), mask), ir.Constant(_I64, 0)))
     address = helpers.load_field(b, segment, "segment._address")
     m.slow_if(b.icmp_unsigned("==", address, ir.Constant(_PTR, None)))
-    base = b.inttoptr(helpers.address_of(b, address), _PTR)
+    address_value, address_ok = helpers.address_of(b, address)
+    m.slow_if(b.not_(address_ok))
+    base = b.inttoptr(address_value, _PTR)
     return b.gep(base, [offset], source_etype=_I8)
 
 def _layout_kind(m: _Method, layout: ir.Value) -> ir.Value:

@@ -261,7 +261,8 @@ class _Helpers:
     def word(self, b: ir.IRBuilder, obj: ir.Value) -> tuple[ir.Value, ir.Value]:
         """``(value, ok)``: ``obj``'s value if it is an exact int in ``[0, 2**64)``, from
         the cache when it is there (the fields this is used on keep their objects for
-        long), else by :meth:`_make_word_miss`."""
+        long), else by :meth:`_make_word_miss`.  ``obj`` must not be NULL (an empty entry's
+        key is 0): callers check fields for being unset first."""
         hit, found = self._lookup(b, obj)
         entry = b.block
         with b.if_then(b.not_(hit), likely=False):
@@ -289,27 +290,76 @@ class _Helpers:
         result.add_incoming(other, slow)
         return result
 
-    def address_of(self, b: ir.IRBuilder, obj: ir.Value, remember: bool = True) -> ir.Value:
-        """An address field's value (``PyLong_AsVoidPtr`` for what the cache does not take).
-        ``remember=False``: a miss is not entered (for objects seen once, like the fields of
-        a segment just made)."""
+    def _converted(self, b: ir.IRBuilder, good: ir.Value, value: ir.Value, obj: ir.Value,
+                   converter: str) -> tuple[ir.Value, ir.Value]:
+        """``(value, ok)``: ``value`` if ``good``, else ``obj`` through ``converter`` (see
+        :meth:`_make_convert`)."""
+        entry = b.block
+        with b.if_then(b.not_(good), likely=False):
+            pair = b.call(self.get("convert_" + converter), [obj])
+            other, other_ok = b.extract_value(pair, 0), b.extract_value(pair, 1)
+            slow = b.block
+        result = b.phi(_I64)
+        result.add_incoming(value, entry)
+        result.add_incoming(other, slow)
+        ok = b.phi(_I1)
+        ok.add_incoming(ir.Constant(_I1, 1), entry)
+        ok.add_incoming(other_ok, slow)
+        return result, ok
+
+    def _make_convert(self, converter: str, result: ir.Type, name: str) -> ir.Function:
+        """``convert_<name>(obj) -> {value, ok}``: ``obj`` through the CPython function
+        ``converter``; not ok (the error cleared) if it raised."""
+        fn, b = self._function("convert_" + name, ir.LiteralStructType([_I64, _I1]), [_PTR],
+                               inline=False)
+        value = self.call(b, converter, fn.args[0])
+        if result == _PTR:
+            value = b.ptrtoint(value, _I64)
+            maybe = b.icmp_unsigned("==", value, ir.Constant(_I64, 0))
+        else:
+            maybe = b.icmp_signed("==", value, ir.Constant(_I64, -1))
+        with b.if_then(maybe, likely=False):
+            failed = b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"),
+                                     ir.Constant(_PTR, None))
+            with b.if_then(failed, likely=False):
+                self.call(b, "PyErr_Clear")
+                self._pair(b, value, ir.Constant(_I1, 0))
+        self._pair(b, value, ir.Constant(_I1, 1))
+        return fn
+
+    def _make_convert_address(self) -> ir.Function:
+        return self._make_convert("PyLong_AsVoidPtr", _PTR, "address")
+
+    def _make_convert_ssize(self) -> ir.Function:
+        return self._make_convert("PyLong_AsSsize_t", _I64, "ssize")
+
+    def _make_convert_unsigned(self) -> ir.Function:
+        return self._make_convert("PyLong_AsUnsignedLong", _I64, "unsigned")
+
+    def address_of(self, b: ir.IRBuilder, obj: ir.Value,
+                   remember: bool = True) -> tuple[ir.Value, ir.Value]:
+        """``(value, ok)``: an address field's value (``PyLong_AsVoidPtr`` for what the cache
+        does not take; not ok, the error cleared, if that raised).  ``remember=False``: a
+        miss is not entered (for objects seen once, like the fields of a segment just
+        made)."""
         if remember:
             value, ok = self.word(b, obj)
         else:
             ok, value = self._lookup(b, obj)
-        return self._or_else(b, ok, value, lambda: b.ptrtoint(
-            self.call(b, "PyLong_AsVoidPtr", obj), _I64))
+        return self._converted(b, ok, value, obj, "address")
 
-    def ssize_of(self, b: ir.IRBuilder, obj: ir.Value) -> ir.Value:
-        """An int field's value as ``PyLong_AsSsize_t`` gives it (through the cache)."""
+    def ssize_of(self, b: ir.IRBuilder, obj: ir.Value) -> tuple[ir.Value, ir.Value]:
+        """``(value, ok)``: an int field's value as ``PyLong_AsSsize_t`` gives it (through
+        the cache; not ok, the error cleared, if it raised)."""
         value, ok = self.word(b, obj)
         fits = b.and_(ok, b.icmp_signed(">=", value, ir.Constant(_I64, 0)))
-        return self._or_else(b, fits, value, lambda: self.call(b, "PyLong_AsSsize_t", obj))
+        return self._converted(b, fits, value, obj, "ssize")
 
-    def unsigned_of(self, b: ir.IRBuilder, obj: ir.Value) -> ir.Value:
-        """An int's value as ``PyLong_AsUnsignedLong`` gives it (through the cache)."""
+    def unsigned_of(self, b: ir.IRBuilder, obj: ir.Value) -> tuple[ir.Value, ir.Value]:
+        """``(value, ok)``: an int's value as ``PyLong_AsUnsignedLong`` gives it (through the
+        cache; not ok, the error cleared, if it raised)."""
         value, ok = self.word(b, obj)
-        return self._or_else(b, ok, value, lambda: self.call(b, "PyLong_AsUnsignedLong", obj))
+        return self._converted(b, ok, value, obj, "unsigned")
 
     def _make_fail(self) -> ir.Function:
         """``fail(key, mode, position, value)``: clear the error, let ``arg_error`` raise."""
@@ -416,7 +466,8 @@ class _Helpers:
                     b.store(ir.Constant(_I1, 0), result)
                 with fine:
                     current = self.call(b, "PyThread_get_thread_ident")
-                    b.store(b.icmp_unsigned("==", self.unsigned_of(b, owner), current), result)
+                    owner_value, known = self.unsigned_of(b, owner)
+                    b.store(b.and_(known, b.icmp_unsigned("==", owner_value, current)), result)
         return b.load(result)
 
     def _size_of(self, b: ir.IRBuilder, obj: ir.Value, cached: bool = False) -> ir.Value:
@@ -471,13 +522,24 @@ class _Helpers:
         self._give_up_if(b, b.not_(self._owned_here(b, guard)), segment)
         cursor_field = self.field(b, arena, "arena._cursor")
         old_cursor = b.load(cursor_field, typ=_PTR)
+        # the cursor's int is dropped below: only an exact one (freeing it runs no Python code)
+        self._give_up_if(b, b.icmp_unsigned("!=", self.load_field(b, old_cursor, "ob_type"),
+                                            self.imports.data("PyLong_Type")), segment)
         cursor = self._size_of(b, old_cursor)
         limit = self._size_of(b, self.load_field(b, arena, "arena._limit"), cached=True)
+        # a slab's state as the arena keeps it, else Python's business (no overflow below)
+        self._give_up_if(b, b.or_(b.or_(b.icmp_signed("<", cursor, ir.Constant(_I64, 0)),
+                                         b.icmp_signed(">", cursor, limit)),
+                                  b.icmp_signed(">", limit, ir.Constant(
+                                      _I64, _abi.ARENA_SLAB_SIZE))), segment)
         mask = b.sub(alignment, ir.Constant(_I64, 1))
         offset = b.and_(b.add(cursor, mask), b.not_(mask))
         end = b.add(offset, size)
         self._give_up_if(b, b.icmp_signed(">", end, limit), segment)
         self._unless_unset(b, arena, "arena._slab_start", "arena._slab_align", drop=segment)
+        start, start_ok = self.ssize_of(b, self.load_field(b, arena, "arena._slab_start"))
+        low, low_ok = self.ssize_of(b, self.load_field(b, arena, "arena._slab_align"))
+        self._give_up_if(b, b.not_(b.and_(start_ok, low_ok)), segment)
         new_cursor = self.call(b, "PyLong_FromSsize_t", end)
         with b.if_then(b.icmp_unsigned("==", new_cursor, null), likely=False):
             self.call(b, "Py_DecRef", segment)
@@ -485,9 +547,7 @@ class _Helpers:
         b.store(new_cursor, cursor_field)
         # The segment's base is its offset in the slab: without padding, the old cursor's
         # int, whose reference the arena gives up, so the segment takes it over.
-        exact = b.icmp_unsigned("==", self.load_field(b, old_cursor, "ob_type"),
-                                self.imports.data("PyLong_Type"))
-        with b.if_else(b.and_(exact, b.icmp_signed("==", offset, cursor))) as (share, make):
+        with b.if_else(b.icmp_signed("==", offset, cursor)) as (share, make):
             with share:
                 shared_block = b.block
             with make:
@@ -497,8 +557,6 @@ class _Helpers:
         base = b.phi(_PTR)
         base.add_incoming(old_cursor, shared_block)
         base.add_incoming(made, made_block)
-        start = self.ssize_of(b, self.load_field(b, arena, "arena._slab_start"))
-        low = self.ssize_of(b, self.load_field(b, arena, "arena._slab_align"))
         # pooled slabs keep their old bytes: an allocation zeroes its own
         self.call(b, "memset", b.inttoptr(b.add(start, offset), _PTR), ir.Constant(_I32, 0), size)
         self._fill(b, segment, [
@@ -547,29 +605,32 @@ class _Helpers:
         guard = self.load_field(b, parent, "segment._guard")
         self._give_up_if(b, b.not_(self._owned_here(b, guard)), segment)
         whole = self._size_of(b, self.load_field(b, parent, "segment._size"), cached=True)
-        low = self.ssize_of(b, self.load_field(b, parent, "segment._align"))
-        address = self.address_of(b, self.load_field(b, parent, "segment._address"))
+        low, low_ok = self.ssize_of(b, self.load_field(b, parent, "segment._align"))
+        address, address_ok = self.address_of(b, self.load_field(b, parent, "segment._address"))
+        view = self.load_field(b, parent, "segment._view")
+        has_view = b.icmp_unsigned("!=", view, none)
+        parent_base, base_ok = self.ssize_of(b, self.load_field(b, parent, "segment._base"))
         start = b.add(address, offset)
-        bad = b.or_(b.icmp_signed("<", offset, ir.Constant(_I64, 0)),
-                    b.icmp_signed(">", offset, b.sub(whole, size)))
+        bad = b.not_(b.and_(b.and_(low_ok, address_ok), b.or_(base_ok, b.not_(has_view))))
+        bad = b.or_(bad, b.or_(b.icmp_signed("<", offset, ir.Constant(_I64, 0)),
+                               b.icmp_signed(">", offset, b.sub(whole, size))))
         bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(low, ir.Constant(
             _I64, _abi.SEGMENT_READ_ONLY_BIT)), ir.Constant(_I64, 0)))
         bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(start, b.sub(alignment, ir.Constant(
             _I64, 1))), ir.Constant(_I64, 0)))
         self._give_up_if(b, bad, segment)
-        view = self.load_field(b, parent, "segment._view")
-        has_view = b.icmp_unsigned("!=", view, none)
-        parent_base = self.load_field(b, parent, "segment._base")
-        base = b.select(has_view, b.add(self.ssize_of(b, parent_base), offset),
-                        ir.Constant(_I64, 0))
+        base = b.select(has_view, b.add(parent_base, offset), ir.Constant(_I64, 0))
         low_bits = b.and_(start, ir.Constant(_I64, _abi.SEGMENT_ALIGN_BITS))
         at_start = b.icmp_signed("==", offset, ir.Constant(_I64, 0))
 
         def field_int(name: str, same: ir.Value, value: ir.Value) -> tuple[str, ir.Value]:
-            """A new reference for field ``name``: the parent's int if ``same``, else a new
-            int of ``value``."""
+            """A new reference for field ``name``: the parent's int if ``same`` and it is an
+            exact int (freeing it then never runs Python code), else a new int of ``value``."""
+            exact = b.icmp_unsigned("==", self.load_field(b, self.load_field(b, parent, name),
+                                                          "ob_type"),
+                                    self.imports.data("PyLong_Type"))
             entry = b.block
-            with b.if_else(same) as (share, make):
+            with b.if_else(b.and_(same, exact)) as (share, make):
                 with share:
                     shared = self.load_field(b, parent, name)
                     self.call(b, "Py_IncRef", shared)
@@ -629,28 +690,74 @@ class _Helpers:
         guard = self.load_field(b, parent, "segment._guard")
         self._give_up_if(b, b.not_(self._owned_here(b, guard)), None)
         whole = self._size_of(b, self.load_field(b, parent, "segment._size"), cached=True)
-        low = self.ssize_of(b, self.load_field(b, parent, "segment._align"))
-        address = self.address_of(b, self.load_field(b, parent, "segment._address"))
-        bad = b.icmp_signed(">", size, whole)
+        low, low_ok = self.ssize_of(b, self.load_field(b, parent, "segment._align"))
+        address, address_ok = self.address_of(b, self.load_field(b, parent, "segment._address"))
+        cached_size, size_ok = self.ssize_of(b, self.load_field(b, cached, "segment._size"))
+        bad = b.not_(b.and_(b.and_(low_ok, address_ok), size_ok))
+        bad = b.or_(bad, b.icmp_signed(">", size, whole))
         bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(low, ir.Constant(
             _I64, _abi.SEGMENT_READ_ONLY_BIT)), ir.Constant(_I64, 0)))
         bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(address, b.sub(alignment, ir.Constant(
             _I64, 1))), ir.Constant(_I64, 0)))
         bad = b.or_(bad, b.icmp_unsigned("!=", low, b.and_(address, ir.Constant(
             _I64, _abi.SEGMENT_ALIGN_BITS))))
-        bad = b.or_(bad, b.icmp_unsigned("!=", self.ssize_of(
-            b, self.load_field(b, cached, "segment._size")), size))
+        bad = b.or_(bad, b.icmp_unsigned("!=", cached_size, size))
         without_view = fn.append_basic_block("without_view")
         checked = fn.append_basic_block("checked")
         self._give_up_if(b, bad, None)
         b.cbranch(has_view, checked, without_view)
         b.position_at_end(without_view)
-        self._give_up_if(b, b.icmp_unsigned("!=", self.ssize_of(
-            b, self.load_field(b, cached, "segment._base")), ir.Constant(_I64, 0)), None)
+        cached_base, base_ok = self.ssize_of(b, self.load_field(b, cached, "segment._base"))
+        self._give_up_if(b, b.or_(b.not_(base_ok), b.icmp_unsigned(
+            "!=", cached_base, ir.Constant(_I64, 0))), None)
         b.branch(checked)
         b.position_at_end(checked)
         self.call(b, "Py_IncRef", cached)
         b.ret(cached)
+        return fn
+
+    def _make_harmless(self) -> ir.Function:
+        """``harmless(segment, parent) -> i1``: whether dropping a reference to ``segment``
+        (a prefix allocator's remembered result, or NULL) surely runs no Python code: NULL,
+        still held elsewhere, or a plain or confined segment whose ints are exact and whose
+        view, scope and guard are ``parent``'s (which keeps them alive)."""
+        fn, b = self._function("harmless", _I1, [_PTR, _PTR], inline=False)
+        segment, parent = fn.args
+        null = ir.Constant(_PTR, None)
+        yes, no = ir.Constant(_I1, 1), ir.Constant(_I1, 0)
+        with b.if_then(b.icmp_unsigned("==", segment, null)):
+            b.ret(yes)
+        refcount = b.load(self.field(b, segment, "ob_refcnt"), typ=_I64)
+        with b.if_then(b.icmp_signed(">", refcount, ir.Constant(_I64, 1))):
+            b.ret(yes)
+        kind = self.load_field(b, segment, "ob_type")
+        plain = b.load(self.imports.data(_abi.CELL_SEGMENT_TYPE), typ=_PTR)
+        confined = b.load(self.imports.data(_abi.CELL_CONFINED_TYPE), typ=_PTR)
+        with b.if_then(b.and_(b.icmp_unsigned("!=", kind, plain),
+                              b.icmp_unsigned("!=", kind, confined))):
+            b.ret(no)
+        fine = yes
+        for name in ("segment._address", "segment._size", "segment._align", "segment._base"):
+            value = self.load_field(b, segment, name)
+            entry = b.block
+            is_int = fn.append_basic_block(f"int{name[9:]}")
+            joined = fn.append_basic_block(f"joined{name[9:]}")
+            b.cbranch(b.icmp_unsigned("==", value, null), joined, is_int)
+            b.position_at_end(is_int)
+            exact = b.icmp_unsigned("==", self.load_field(b, value, "ob_type"),
+                                    self.imports.data("PyLong_Type"))
+            b.branch(joined)
+            b.position_at_end(joined)
+            ok = b.phi(_I1)
+            ok.add_incoming(yes, entry)
+            ok.add_incoming(exact, is_int)
+            fine = b.and_(fine, ok)
+        for name in ("segment._view", "segment._scope", "segment._guard"):
+            value = self.load_field(b, segment, name)
+            fine = b.and_(fine, b.or_(b.icmp_unsigned("==", value, null),
+                                      b.icmp_unsigned("==", value,
+                                                      self.load_field(b, parent, name))))
+        b.ret(fine)
         return fn
 
     def _make_allocate(self) -> ir.Function:
@@ -759,10 +866,12 @@ class _Helpers:
                 newest = self.field(b, allocator, "prefix._recent0")
                 older = self.field(b, allocator, "prefix._recent1")
                 dropped = b.load(older, typ=_PTR)
-                b.store(b.load(newest, typ=_PTR), older)
-                self.call(b, "Py_IncRef", result)
-                b.store(result, newest)
-                self.call(b, "Py_DecRef", dropped)  # NULL-safe; freeing a segment runs no Python
+                # (if freeing it could run Python code, nothing is remembered this time)
+                with b.if_then(b.call(self.get("harmless"), [dropped, parent])):
+                    b.store(b.load(newest, typ=_PTR), older)
+                    self.call(b, "Py_IncRef", result)
+                    b.store(result, newest)
+                    self.call(b, "Py_DecRef", dropped)  # NULL-safe
             gave_up(result)
             return
         address_obj = self.load_field(b, parent, "segment._address")
@@ -770,7 +879,13 @@ class _Helpers:
             self.call(b, "Py_DecRef", segment)
             b.branch(checked)
         old_offset = b.load(offset_field, typ=_PTR)
-        base = self.address_of(b, address_obj)
+        base, base_ok = self.address_of(b, address_obj)
+        # the old offset's int is dropped below: only an exact one (no Python code runs)
+        exact = b.icmp_unsigned("==", self.load_field(b, old_offset, "ob_type"),
+                                self.imports.data("PyLong_Type"))
+        with b.if_then(b.not_(b.and_(base_ok, exact)), likely=False):
+            self.call(b, "Py_DecRef", segment)
+            b.branch(checked)
         mask = b.sub(alignment, ir.Constant(_I64, 1))
         start = b.and_(b.add(b.add(base, self._size_of(b, old_offset)), mask), b.not_(mask))
         offset = b.sub(start, base)
@@ -822,10 +937,11 @@ class _Helpers:
                     owned = fn.append_basic_block("owned")
                     b.cbranch(b.icmp_unsigned("==", owner_obj, null), fail, owned)
                     b.position_at_end(owned)
-                    owner = self.unsigned_of(b, owner_obj)
+                    owner, owner_ok = self.unsigned_of(b, owner_obj)
                     current = self.call(b, "PyThread_get_thread_ident")
                     mine = fn.append_basic_block("mine")
-                    b.cbranch(b.icmp_unsigned("!=", owner, current), fail, mine)
+                    b.cbranch(b.or_(b.not_(owner_ok), b.icmp_unsigned("!=", owner, current)),
+                              fail, mine)
                     b.position_at_end(mine)
                     b.store(guard, verified)
                     b.branch(known)
@@ -840,16 +956,21 @@ class _Helpers:
         got = fn.append_basic_block("address")
         b.cbranch(b.icmp_unsigned("==", raw, null), fail, got)
         b.position_at_end(got)
-        address = b.inttoptr(self.address_of(b, raw), _PTR)
+        address_value, address_ok = self.address_of(b, raw)
+        address = b.inttoptr(address_value, _PTR)
+        converted = fn.append_basic_block("converted")
+        b.cbranch(address_ok, converted, fail)
+        b.position_at_end(converted)
         with b.if_then(written, likely=False):
             low = self.load_field(b, obj, "segment._align")
             readable = fn.append_basic_block("readable")
             b.cbranch(b.icmp_unsigned("==", low, null), fail, readable)
             b.position_at_end(readable)
-            read_only = b.and_(self.ssize_of(b, low),
-                               ir.Constant(_I64, _abi.SEGMENT_READ_ONLY_BIT))
+            low_value, low_ok = self.ssize_of(b, low)
+            read_only = b.and_(low_value, ir.Constant(_I64, _abi.SEGMENT_READ_ONLY_BIT))
             writable = fn.append_basic_block("writable")
-            b.cbranch(b.icmp_unsigned("!=", read_only, ir.Constant(_I64, 0)), fail, writable)
+            b.cbranch(b.or_(b.not_(low_ok), b.icmp_unsigned("!=", read_only, ir.Constant(
+                _I64, 0))), fail, writable)
             b.position_at_end(writable)
         with b.if_then(b.icmp_signed(">=", min_size, ir.Constant(_I64, 0))):
             size_obj = self.load_field(b, obj, "segment._size")
@@ -1011,10 +1132,12 @@ class _StubBuilder:
         # the garbage collector, finalizers); (3) segments, whose checks run no Python code.
         values: dict[int, list[tuple[ir.Value, ir.Type, tuple[str, ...]]]] = {}
         allocator = capture = None
+        allocator_position = 0
         result = sig.result
         for index, param in enumerate(sig.params):
             if param.role == "allocator":
                 allocator = arg(index + base)
+                allocator_position = index + base
             elif param.passing == "scalar" and param.role != "capture":
                 assert param.scalar is not None
                 kind = param.scalar
@@ -1055,7 +1178,8 @@ class _StubBuilder:
             return b.extract_value(pair, 0)
 
         if self.bound:
-            target = b.inttoptr(self.helpers.address_of(b, self.self_arg), _PTR)
+            # ``self`` is the int the runtime bound (a builtin's ``__self__`` cannot be set)
+            target = b.inttoptr(self.helpers.address_of(b, self.self_arg)[0], _PTR)
         else:
             first = arg(0)
             target = segment_address(first, 0, -1)
@@ -1087,9 +1211,13 @@ class _StubBuilder:
         native: list[tuple[ir.Value, ir.Type, tuple[str, ...]]] = []  # (value, type, attributes)
         variadic_from = None  # index in ``native`` of the first variadic argument
         if segment is not None:
-            result_address = b.inttoptr(self.helpers.address_of(
-                b, self.helpers.load_field(b, segment, "segment._address"), remember=False),
-                _PTR)
+            # (a result segment of a SegmentAllocator written in Python could be anything)
+            address_obj = self.helpers.load_field(b, segment, "segment._address")
+            fail_with_result(b.icmp_unsigned("==", address_obj, ir.Constant(_PTR, None)),
+                             allocator_position, allocator)
+            address_value, address_ok = self.helpers.address_of(b, address_obj, remember=False)
+            fail_with_result(b.not_(address_ok), allocator_position, allocator)
+            result_address = b.inttoptr(address_value, _PTR)
             if result.passing == "sret":
                 native.append((result_address, _PTR,
                                (f"sret([{result.size} x i8]) align {max(8, result.alignment)}",)))

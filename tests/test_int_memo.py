@@ -26,6 +26,7 @@ from ffm_runtime import (
     Linker,
     MemoryLayout,
     MemorySegment,
+    ScopeClosedError,
     SegmentAllocator,
 )
 
@@ -138,3 +139,160 @@ def test_prefix_results_share_their_block_and_stay_correct(lib: Any) -> None:
             result = div(prefix, 100, n)
             assert (result.get(JAVA_INT, 0), result.get(JAVA_INT, 4)) == divmod(100, n)
             del result
+
+
+# -- private fields changed behind the runtime's back (object.__setattr__) -------------------
+# Not an API, but native code must still only give up (to the Python path) or raise: never
+# crash, write where it should not, or run Python code in the middle of a call.
+
+PAIR = MemoryLayout.struct_layout(JAVA_INT, JAVA_INT)
+
+
+def div_handle(lib: Any) -> Any:
+    return Linker.native_linker().downcall_handle(lib("div"),
+                                                  FunctionDescriptor.of(PAIR, JAVA_INT, JAVA_INT))
+
+
+def pair(segment: MemorySegment) -> tuple[int, int]:
+    return segment.get(JAVA_INT, 0), segment.get(JAVA_INT, 4)
+
+
+@pytest.mark.parametrize("field", ["_size", "_base", "_align", "_address"])
+@pytest.mark.parametrize("value", [2**63, 2**64 + 8, -8, "x", True])
+def test_a_remembered_result_with_a_changed_field_is_not_reused(lib: Any, field: str,
+                                                               value: object) -> None:
+    div = div_handle(lib)
+    with Arena.of_confined() as arena:
+        prefix = SegmentAllocator.prefix_allocator(arena.allocate(PAIR))
+        del prefix  # (one allocator per case below)
+        for _ in range(2):
+            block = arena.allocate(PAIR)
+            prefix = SegmentAllocator.prefix_allocator(block)
+            result = div(prefix, 17, 5)
+            del result
+            cached = prefix._recent0  # type: ignore[attr-defined]
+            object.__setattr__(cached, field, value)
+            del cached
+            result = div(prefix, 9, 4)
+            assert pair(result) == (2, 1) and result.address == block.address
+            assert result is not prefix._recent1  # type: ignore[attr-defined]
+
+
+class ClosesArena(int):
+    """An int whose freeing closes an arena and hands its memory to a new one."""
+
+    arena: Arena | None = None
+    others: ClassVar[list[tuple[Arena, MemorySegment]]] = []
+
+    def __del__(self) -> None:
+        if ClosesArena.arena is not None and ClosesArena.arena.is_alive():
+            ClosesArena.arena.close()
+            other = Arena.of_confined()  # takes the pooled slab
+            segment = other.allocate(PAIR)
+            segment.set(JAVA_INT, 0, 1111)
+            segment.set(JAVA_INT, 4, 2222)
+            ClosesArena.others.append((other, segment))
+
+
+def test_parent_ints_of_other_types_are_not_shared(lib: Any) -> None:
+    """A result cut from a prefix allocator shares only exact ints with its block: an int
+    subclass there (whose freeing runs Python code) is freed when the block lets go of it,
+    not later inside a downcall that drops an old result."""
+    div = div_handle(lib)
+    ClosesArena.others.clear()
+    arena = ClosesArena.arena = Arena.of_confined()
+    block = arena.allocate(PAIR)
+    object.__setattr__(block, "_address", ClosesArena(block.address))
+    prefix = SegmentAllocator.prefix_allocator(block)
+    first = div(prefix, 17, 5)
+    assert type(first._address) is int  # type: ignore[attr-defined]
+    del first
+    object.__setattr__(block, "_address", int(block.address))  # the subclass goes: closes
+    assert not arena.is_alive() and len(ClosesArena.others) == 1
+    with pytest.raises(ScopeClosedError, match="Already closed"):
+        div(prefix, 100, 7)
+    other, segment = ClosesArena.others.pop()
+    assert pair(segment) == (1111, 2222)
+    other.close()
+    ClosesArena.arena = None
+
+
+class Recorded(int):
+    """An int that records whether it was freed during a downcall."""
+
+    in_call = False
+    freed: ClassVar[list[bool]] = []
+
+    def __del__(self) -> None:
+        Recorded.freed.append(Recorded.in_call)
+
+
+def test_an_old_result_whose_freeing_runs_python_code_is_kept(lib: Any) -> None:
+    """A prefix allocator forgets its older remembered result when it remembers a new one;
+    if freeing that result could run Python code, the stub keeps it (and remembers nothing
+    new) rather than run that code in the middle of the call."""
+    div = div_handle(lib)
+    Recorded.freed.clear()
+    with Arena.of_confined() as arena:
+        prefix = SegmentAllocator.prefix_allocator(arena.allocate(PAIR))
+        older = div(prefix, 17, 5)
+        newer = div(prefix, 17, 5)  # ``older`` is held: a new result, both remembered
+        assert newer is not older
+        object.__setattr__(older, "_size", Recorded(9))  # not reusable any more
+        del older
+        Recorded.in_call = True
+        try:
+            third = div(prefix, 9, 4)  # ``newer`` is held too: a new result again
+        finally:
+            Recorded.in_call = False
+        assert pair(third) == (2, 1) and Recorded.freed == []
+        del prefix, newer, third
+        gc.collect()
+        assert Recorded.freed == [False]
+
+
+CHANGED_ARENA = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+import ffm_runtime as ffm
+from ffm_runtime import JAVA_INT, Arena, FunctionDescriptor, Linker, MemoryLayout
+
+class Noisy(int):
+    def __del__(self):
+        print("freed", int(self), flush=True)
+
+div = Linker.native_linker().downcall_handle(
+    ffm.SymbolLookup.loader_lookup().find("div"),
+    FunctionDescriptor.of(MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT))
+for field, text in [(f, v) for f in ("_cursor", "_slab_align", "_limit")
+                    for v in ("2**63", "2**64 - 8", "-8", "'x'", "Noisy(16)", "2**20")]:
+    arena = Arena.of_confined()
+    div(arena, 1, 1)
+    object.__setattr__(arena, field, eval(text))
+    try:
+        result = div(arena, 7, 2)
+        outcome = (result.get(JAVA_INT, 0), result.get(JAVA_INT, 4)) == (3, 1)
+    except (TypeError, ValueError, OverflowError, MemoryError) as exc:
+        outcome = type(exc).__name__
+    print(field, text, outcome, flush=True)
+"""
+
+
+def test_changed_arena_fields_never_crash_a_struct_call(stub_site: Any) -> None:
+    """Run in a child process: a bad cursor, slab alignment or limit makes the stub's own
+    allocation give up, and the Python method then copes or raises; nothing is written
+    outside the slab.  (The Python method trusts the slab's start address.)"""
+    import os
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", CHANGED_ARENA, str(stub_site)],
+                            capture_output=True, text=True, check=False,
+                            env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    outcomes = [line.split(" ", 1)[1] for line in result.stdout.splitlines()
+                if not line.startswith("freed")]
+    assert len(outcomes) == 18, result.stdout
+    assert "SystemError" not in result.stderr
+    # a cursor the stub does not take: the Python method starts a new slab or refuses
+    assert outcomes[:6] == ["2**63 True", "2**64 - 8 True", "-8 ValueError", "'x' TypeError",
+                            "Noisy(16) True", "2**20 True"]
