@@ -264,18 +264,24 @@ class _Helpers:
         long), else by :meth:`_make_word_miss`.  ``obj`` must not be NULL (an empty entry's
         key is 0): callers check fields for being unset first."""
         hit, found = self._lookup(b, obj)
+        return self._pair_or_call(b, hit, found, "word_miss", obj)
+
+    def _pair_or_call(self, b: ir.IRBuilder, good: ir.Value, value: ir.Value, helper: str,
+                      obj: ir.Value) -> tuple[ir.Value, ir.Value]:
+        """``(value, true)`` if ``good``, else the ``{value, ok}`` that ``helper(obj)``
+        returns."""
         entry = b.block
-        with b.if_then(b.not_(hit), likely=False):
-            pair = b.call(self.get("word_miss"), [obj])
-            computed, computed_ok = b.extract_value(pair, 0), b.extract_value(pair, 1)
-            missed = b.block
-        value = b.phi(_I64)
-        value.add_incoming(found, entry)
-        value.add_incoming(computed, missed)
+        with b.if_then(b.not_(good), likely=False):
+            pair = b.call(self.get(helper), [obj])
+            other, other_ok = b.extract_value(pair, 0), b.extract_value(pair, 1)
+            slow = b.block
+        result = b.phi(_I64)
+        result.add_incoming(value, entry)
+        result.add_incoming(other, slow)
         ok = b.phi(_I1)
         ok.add_incoming(ir.Constant(_I1, 1), entry)
-        ok.add_incoming(computed_ok, missed)
-        return value, ok
+        ok.add_incoming(other_ok, slow)
+        return result, ok
 
     @staticmethod
     def _or_else(b: ir.IRBuilder, good: ir.Value, value: ir.Value,
@@ -294,18 +300,7 @@ class _Helpers:
                    converter: str) -> tuple[ir.Value, ir.Value]:
         """``(value, ok)``: ``value`` if ``good``, else ``obj`` through ``converter`` (see
         :meth:`_make_convert`)."""
-        entry = b.block
-        with b.if_then(b.not_(good), likely=False):
-            pair = b.call(self.get("convert_" + converter), [obj])
-            other, other_ok = b.extract_value(pair, 0), b.extract_value(pair, 1)
-            slow = b.block
-        result = b.phi(_I64)
-        result.add_incoming(value, entry)
-        result.add_incoming(other, slow)
-        ok = b.phi(_I1)
-        ok.add_incoming(ir.Constant(_I1, 1), entry)
-        ok.add_incoming(other_ok, slow)
-        return result, ok
+        return self._pair_or_call(b, good, value, "convert_" + converter, obj)
 
     def _make_convert(self, converter: str, result: ir.Type, name: str) -> ir.Function:
         """``convert_<name>(obj) -> {value, ok}``: ``obj`` through the CPython function
