@@ -22,28 +22,29 @@ from llvmlite import ir
 
 from ffm_runtime import _abi
 
-from ._codegen import _F32, _F64, _I8, _I32, _I64, _PTR, _Helpers, _Imports
+from ._codegen import _Helpers
+from ._irbase import F32, F64, I8, I32, I64, PTR, Imports
 
 __all__ = ["build_accelerator_module", "write_accelerators"]
 
-_I16 = ir.IntType(16)
-_METHOD_TYPE = ir.FunctionType(_PTR, [_PTR, _PTR, _I64, _PTR])
+I16 = ir.IntType(16)
+_METHOD_TYPE = ir.FunctionType(PTR, [PTR, PTR, I64, PTR])
 #: (IR type, Python type that the fast path of ``set`` takes, value range) per ``_kind``
 _KINDS: dict[int, tuple[ir.Type, str, tuple[int, int] | None]] = {
-    _abi.VALUE_KINDS["z"]: (_I8, "PyBool_Type", None),
-    _abi.VALUE_KINDS["b"]: (_I8, "PyLong_Type", (-(2**7), 2**7 - 1)),
-    _abi.VALUE_KINDS["c"]: (_I16, "PyLong_Type", (0, 2**16 - 1)),
-    _abi.VALUE_KINDS["s"]: (_I16, "PyLong_Type", (-(2**15), 2**15 - 1)),
-    _abi.VALUE_KINDS["i"]: (_I32, "PyLong_Type", (-(2**31), 2**31 - 1)),
-    _abi.VALUE_KINDS["j"]: (_I64, "PyLong_Type", (-(2**63), 2**63 - 1)),
-    _abi.VALUE_KINDS["f"]: (_F32, "PyFloat_Type", None),
-    _abi.VALUE_KINDS["d"]: (_F64, "PyFloat_Type", None),
+    _abi.VALUE_KINDS["z"]: (I8, "PyBool_Type", None),
+    _abi.VALUE_KINDS["b"]: (I8, "PyLong_Type", (-(2**7), 2**7 - 1)),
+    _abi.VALUE_KINDS["c"]: (I16, "PyLong_Type", (0, 2**16 - 1)),
+    _abi.VALUE_KINDS["s"]: (I16, "PyLong_Type", (-(2**15), 2**15 - 1)),
+    _abi.VALUE_KINDS["i"]: (I32, "PyLong_Type", (-(2**31), 2**31 - 1)),
+    _abi.VALUE_KINDS["j"]: (I64, "PyLong_Type", (-(2**63), 2**63 - 1)),
+    _abi.VALUE_KINDS["f"]: (F32, "PyFloat_Type", None),
+    _abi.VALUE_KINDS["d"]: (F64, "PyFloat_Type", None),
 }
 
 class _Method:
     """One accelerator: ``PyObject *f(self, args, nargs, kwnames)``, with a slow path."""
 
-    def __init__(self, imports: _Imports, helpers: _Helpers, index: int) -> None:
+    def __init__(self, imports: Imports, helpers: _Helpers, index: int) -> None:
         class_name, method = _abi.ACCELERATORS[index]
         self.imports = imports
         self.helpers = helpers
@@ -60,7 +61,7 @@ class _Method:
 
     def arg(self, index: int) -> ir.Value:
         b = self.b
-        return b.load(b.gep(self.args, [ir.Constant(_I64, index)], source_etype=_PTR), typ=_PTR)
+        return b.load(b.gep(self.args, [ir.Constant(I64, index)], source_etype=PTR), typ=PTR)
 
     def slow_if(self, condition: ir.Value) -> None:
         """Continue only if ``condition`` is false; otherwise take the Python path."""
@@ -76,9 +77,9 @@ class _Method:
     def ssize(self, obj: ir.Value) -> ir.Value:
         """An ``int``'s value as ``Py_ssize_t``; beyond its range: the slow path."""
         value = self.call("PyLong_AsSsize_t", obj)
-        with self.b.if_then(self.b.icmp_signed("==", value, ir.Constant(_I64, -1)), likely=False):
+        with self.b.if_then(self.b.icmp_signed("==", value, ir.Constant(I64, -1)), likely=False):
             failed = self.b.icmp_unsigned("!=", self.call("PyErr_Occurred"),
-                                          ir.Constant(_PTR, None))
+                                          ir.Constant(PTR, None))
             with self.b.if_then(failed, likely=False):
                 self.call("PyErr_Clear")
                 self.b.branch(self.slow)
@@ -94,14 +95,14 @@ class _Method:
         ``Py_ssize_t`` goes slow), through the helpers' memo of int values."""
         b = self.b
         raw = self.helpers.load_field(b, obj, name)
-        self.slow_if(b.icmp_unsigned("==", raw, ir.Constant(_PTR, None)))
+        self.slow_if(b.icmp_unsigned("==", raw, ir.Constant(PTR, None)))
         value, ok = self.helpers.word(b, raw)
         entry = b.block
-        with b.if_then(b.not_(b.and_(ok, b.icmp_signed(">=", value, ir.Constant(_I64, 0)))),
+        with b.if_then(b.not_(b.and_(ok, b.icmp_signed(">=", value, ir.Constant(I64, 0)))),
                        likely=False):
             other = self.ssize(raw)
             slow = b.block
-        result = b.phi(_I64)
+        result = b.phi(I64)
         result.add_incoming(value, entry)
         result.add_incoming(other, slow)
         return result
@@ -109,12 +110,12 @@ class _Method:
     def _emit_slow(self, index: int) -> None:
         """The Python implementation, called with a tuple of every argument."""
         b = ir.IRBuilder(self.slow)
-        null = ir.Constant(_PTR, None)
+        null = ir.Constant(PTR, None)
         none = self.imports.data("_Py_NoneStruct")
         self_or_none = b.select(b.icmp_unsigned("==", self.self_arg, null), none, self.self_arg)
         has_keywords = b.icmp_unsigned("!=", self.kwnames, null)
         keywords = b.select(has_keywords, self.kwnames, none)
-        count = b.alloca(_I64)
+        count = b.alloca(I64)
         b.store(self.nargs, count)
         with b.if_then(has_keywords):
             b.store(b.add(self.nargs, b.call(self.imports.function("PyTuple_Size"),
@@ -123,8 +124,8 @@ class _Method:
         values = b.call(self.imports.function("PyTuple_New"), [total])
         with b.if_then(b.icmp_unsigned("==", values, null), likely=False):
             b.ret(null)
-        position = b.alloca(_I64)
-        b.store(ir.Constant(_I64, 0), position)
+        position = b.alloca(I64)
+        b.store(ir.Constant(I64, 0), position)
         head = self.fn.append_basic_block("fill")
         body = self.fn.append_basic_block("fill_one")
         done = self.fn.append_basic_block("filled")
@@ -133,15 +134,15 @@ class _Method:
         i = b.load(position)
         b.cbranch(b.icmp_signed("<", i, total), body, done)
         b.position_at_end(body)
-        item = b.load(b.gep(self.args, [i], source_etype=_PTR), typ=_PTR)
+        item = b.load(b.gep(self.args, [i], source_etype=PTR), typ=PTR)
         b.call(self.imports.function("Py_IncRef"), [item])
         b.call(self.imports.function("PyTuple_SetItem"), [values, i, item])  # steals item
-        b.store(b.add(i, ir.Constant(_I64, 1)), position)
+        b.store(b.add(i, ir.Constant(I64, 1)), position)
         b.branch(head)
         b.position_at_end(done)
-        fallback = b.load(self.imports.data(_abi.CELL_ACCEL_FALLBACK), typ=_PTR)
+        fallback = b.load(self.imports.data(_abi.CELL_ACCEL_FALLBACK), typ=PTR)
         result = b.call(self.imports.function("PyObject_CallFunction"),
-                        [fallback, self.imports.cstring("nOOO"), ir.Constant(_I64, index),
+                        [fallback, self.imports.cstring("nOOO"), ir.Constant(I64, index),
                          self_or_none, values, keywords])
         b.call(self.imports.function("Py_DecRef"), [values])
         b.ret(result)
@@ -149,36 +150,36 @@ class _Method:
     def no_keywords(self, low: int, high: int) -> None:
         """Positional arguments only, between ``low`` and ``high`` of them."""
         b = self.b
-        self.slow_if(b.icmp_unsigned("!=", self.kwnames, ir.Constant(_PTR, None)))
-        self.slow_if(b.or_(b.icmp_signed("<", self.nargs, ir.Constant(_I64, low)),
-                           b.icmp_signed(">", self.nargs, ir.Constant(_I64, high))))
+        self.slow_if(b.icmp_unsigned("!=", self.kwnames, ir.Constant(PTR, None)))
+        self.slow_if(b.or_(b.icmp_signed("<", self.nargs, ir.Constant(I64, low)),
+                           b.icmp_signed(">", self.nargs, ir.Constant(I64, high))))
 
-def _arena_allocate(imports: _Imports, helpers: _Helpers) -> None:
+def _arena_allocate(imports: Imports, helpers: _Helpers) -> None:
     """``arena.allocate(byte_size[, byte_alignment])`` with ints, for small allocations."""
     m = _Method(imports, helpers, _abi.ACCELERATORS.index(("Arena", "allocate")))
     b = m.b
     m.no_keywords(1, 2)
     size = m.exact_int(m.arg(0))
-    alignment_slot = b.alloca(_I64)
-    b.store(ir.Constant(_I64, 1), alignment_slot)
-    with b.if_then(b.icmp_signed("==", m.nargs, ir.Constant(_I64, 2))):
+    alignment_slot = b.alloca(I64)
+    b.store(ir.Constant(I64, 1), alignment_slot)
+    with b.if_then(b.icmp_signed("==", m.nargs, ir.Constant(I64, 2))):
         b.store(m.exact_int(m.arg(1)), alignment_slot)
     alignment = b.load(alignment_slot)
-    mask = b.sub(alignment, ir.Constant(_I64, 1))
-    bad = b.or_(b.icmp_signed("<", size, ir.Constant(_I64, 0)),
-                b.icmp_signed(">", size, ir.Constant(_I64, _abi.ARENA_SMALL)))
-    bad = b.or_(bad, b.icmp_signed("<=", alignment, ir.Constant(_I64, 0)))
-    bad = b.or_(bad, b.icmp_signed(">", alignment, ir.Constant(_I64, _abi.ARENA_SLAB_ALIGN)))
-    bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(alignment, mask), ir.Constant(_I64, 0)))
+    mask = b.sub(alignment, ir.Constant(I64, 1))
+    bad = b.or_(b.icmp_signed("<", size, ir.Constant(I64, 0)),
+                b.icmp_signed(">", size, ir.Constant(I64, _abi.ARENA_SMALL)))
+    bad = b.or_(bad, b.icmp_signed("<=", alignment, ir.Constant(I64, 0)))
+    bad = b.or_(bad, b.icmp_signed(">", alignment, ir.Constant(I64, _abi.ARENA_SLAB_ALIGN)))
+    bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(alignment, mask), ir.Constant(I64, 0)))
     m.slow_if(bad)
-    arena_type = b.load(imports.data(_abi.CELL_ARENA_TYPE), typ=_PTR)
+    arena_type = b.load(imports.data(_abi.CELL_ARENA_TYPE), typ=PTR)
     m.slow_if(b.icmp_unsigned("!=", helpers.load_field(b, m.self_arg, "ob_type"), arena_type))
     segment = b.call(helpers.get("carve"), [m.self_arg, size, alignment])
-    with b.if_then(b.icmp_unsigned("!=", segment, ir.Constant(_PTR, None))):
+    with b.if_then(b.icmp_unsigned("!=", segment, ir.Constant(PTR, None))):
         b.ret(segment)
-    with b.if_then(b.icmp_unsigned("!=", m.call("PyErr_Occurred"), ir.Constant(_PTR, None)),
+    with b.if_then(b.icmp_unsigned("!=", m.call("PyErr_Occurred"), ir.Constant(PTR, None)),
                    likely=False):
-        b.ret(ir.Constant(_PTR, None))
+        b.ret(ir.Constant(PTR, None))
     b.branch(m.slow)
 
 def _locate(m: _Method, layout: ir.Value, offset: ir.Value, writing: bool) -> ir.Value:
@@ -187,43 +188,43 @@ def _locate(m: _Method, layout: ir.Value, offset: ir.Value, writing: bool) -> ir
     b, helpers, imports = m.b, m.helpers, m.imports
     segment = m.self_arg
     kind = helpers.load_field(b, segment, "ob_type")
-    confined = b.icmp_unsigned("==", kind, b.load(imports.data(_abi.CELL_CONFINED_TYPE), typ=_PTR))
+    confined = b.icmp_unsigned("==", kind, b.load(imports.data(_abi.CELL_CONFINED_TYPE), typ=PTR))
     anywhere = b.or_(
-        b.icmp_unsigned("==", kind, b.load(imports.data(_abi.CELL_SEGMENT_TYPE), typ=_PTR)),
-        b.icmp_unsigned("==", kind, b.load(imports.data(_abi.CELL_HEAP_TYPE), typ=_PTR)))
+        b.icmp_unsigned("==", kind, b.load(imports.data(_abi.CELL_SEGMENT_TYPE), typ=PTR)),
+        b.icmp_unsigned("==", kind, b.load(imports.data(_abi.CELL_HEAP_TYPE), typ=PTR)))
     m.slow_if(b.not_(b.or_(confined, anywhere)))
     with b.if_then(confined, likely=False):
         guard = helpers.load_field(b, segment, "segment._guard")
-        m.slow_if(b.icmp_unsigned("==", guard, ir.Constant(_PTR, None)))
-        owner = m.call("PyList_GetItem", guard, ir.Constant(_I64, 0))
-        m.slow_if(b.icmp_unsigned("==", owner, ir.Constant(_PTR, None)))
+        m.slow_if(b.icmp_unsigned("==", guard, ir.Constant(PTR, None)))
+        owner = m.call("PyList_GetItem", guard, ir.Constant(I64, 0))
+        m.slow_if(b.icmp_unsigned("==", owner, ir.Constant(PTR, None)))
         owner_value, owner_ok = helpers.unsigned_of(b, owner)
         m.slow_if(b.or_(b.not_(owner_ok), b.icmp_unsigned("!=", owner_value,
                                                           m.call("PyThread_get_thread_ident"))))
     size = m.field_int(segment, "segment._size")
     width = m.field_int(layout, "layout._byte_size")
-    m.slow_if(b.or_(b.icmp_signed("<", offset, ir.Constant(_I64, 0)),
+    m.slow_if(b.or_(b.icmp_signed("<", offset, ir.Constant(I64, 0)),
                     b.icmp_signed(">", offset, b.sub(size, width))))
     low_bits = m.field_int(segment, "segment._align")
     if writing:
-        read_only = b.and_(low_bits, ir.Constant(_I64, _abi.SEGMENT_READ_ONLY_BIT))
-        m.slow_if(b.icmp_unsigned("!=", read_only, ir.Constant(_I64, 0)))
+        read_only = b.and_(low_bits, ir.Constant(I64, _abi.SEGMENT_READ_ONLY_BIT))
+        m.slow_if(b.icmp_unsigned("!=", read_only, ir.Constant(I64, 0)))
     mask = m.field_int(layout, "layout._mask")
-    m.slow_if(b.icmp_unsigned("!=", b.and_(b.add(low_bits, offset), mask), ir.Constant(_I64, 0)))
+    m.slow_if(b.icmp_unsigned("!=", b.and_(b.add(low_bits, offset), mask), ir.Constant(I64, 0)))
     address = helpers.load_field(b, segment, "segment._address")
-    m.slow_if(b.icmp_unsigned("==", address, ir.Constant(_PTR, None)))
+    m.slow_if(b.icmp_unsigned("==", address, ir.Constant(PTR, None)))
     address_value, address_ok = helpers.address_of(b, address)
     m.slow_if(b.not_(address_ok))
-    base = b.inttoptr(address_value, _PTR)
-    return b.gep(base, [offset], source_etype=_I8)
+    base = b.inttoptr(address_value, PTR)
+    return b.gep(base, [offset], source_etype=I8)
 
 def _layout_kind(m: _Method, layout: ir.Value) -> ir.Value:
     """``layout._kind`` of a ``ValueLayout``; anything else (or kind 0) goes slow."""
     b = m.b
-    value_layout = b.load(m.imports.data(_abi.CELL_VALUE_LAYOUT_TYPE), typ=_PTR)
+    value_layout = b.load(m.imports.data(_abi.CELL_VALUE_LAYOUT_TYPE), typ=PTR)
     m.slow_if(b.icmp_unsigned("!=", m.helpers.load_field(b, layout, "ob_type"), value_layout))
     kind = m.field_int(layout, "layout._kind")
-    m.slow_if(b.icmp_signed("==", kind, ir.Constant(_I64, 0)))
+    m.slow_if(b.icmp_signed("==", kind, ir.Constant(I64, 0)))
     return kind
 
 def _per_kind(m: _Method, kind: ir.Value, emit: Callable[[int], None]) -> None:
@@ -232,20 +233,20 @@ def _per_kind(m: _Method, kind: ir.Value, emit: Callable[[int], None]) -> None:
     switch = b.switch(kind, m.slow)
     for code in _KINDS:
         block = m.fn.append_basic_block(f"kind{code}")
-        switch.add_case(ir.Constant(_I64, code), block)
+        switch.add_case(ir.Constant(I64, code), block)
         b.position_at_end(block)
         emit(code)
 
-def _segment_get(imports: _Imports, helpers: _Helpers) -> None:
+def _segment_get(imports: Imports, helpers: _Helpers) -> None:
     """``segment.get(layout[, offset])``."""
     m = _Method(imports, helpers, _abi.ACCELERATORS.index(("MemorySegment", "get")))
     b = m.b
     m.no_keywords(1, 2)
     layout = m.arg(0)
     kind = _layout_kind(m, layout)
-    offset_slot = b.alloca(_I64)
-    b.store(ir.Constant(_I64, 0), offset_slot)
-    with b.if_then(b.icmp_signed("==", m.nargs, ir.Constant(_I64, 2))):
+    offset_slot = b.alloca(I64)
+    b.store(ir.Constant(I64, 0), offset_slot)
+    with b.if_then(b.icmp_signed("==", m.nargs, ir.Constant(I64, 2))):
         b.store(m.exact_int(m.arg(1)), offset_slot)
     where = _locate(m, layout, b.load(offset_slot), writing=False)
 
@@ -254,21 +255,21 @@ def _segment_get(imports: _Imports, helpers: _Helpers) -> None:
         value = b.load(where, typ=ir_type, align=1)
         if code == _abi.VALUE_KINDS["z"]:
             b.ret(m.call("PyBool_FromLong", b.zext(b.icmp_unsigned("!=", value,
-                                                                    ir.Constant(_I8, 0)), _I64)))
-        elif ir_type is _F32:
-            b.ret(m.call("PyFloat_FromDouble", b.fpext(value, _F64)))
-        elif ir_type is _F64:
+                                                                    ir.Constant(I8, 0)), I64)))
+        elif ir_type is F32:
+            b.ret(m.call("PyFloat_FromDouble", b.fpext(value, F64)))
+        elif ir_type is F64:
             b.ret(m.call("PyFloat_FromDouble", value))
         else:
             assert value_range is not None
             unsigned = value_range[0] == 0
-            wide = value if ir_type is _I64 else (b.zext(value, _I64) if unsigned
-                                                 else b.sext(value, _I64))
+            wide = value if ir_type is I64 else (b.zext(value, I64) if unsigned
+                                                 else b.sext(value, I64))
             b.ret(m.call("PyLong_FromLongLong", wide))
 
     _per_kind(m, kind, emit)
 
-def _segment_set(imports: _Imports, helpers: _Helpers) -> None:
+def _segment_set(imports: Imports, helpers: _Helpers) -> None:
     """``segment.set(layout, offset, value)``."""
     m = _Method(imports, helpers, _abi.ACCELERATORS.index(("MemorySegment", "set")))
     b = m.b
@@ -285,29 +286,29 @@ def _segment_set(imports: _Imports, helpers: _Helpers) -> None:
         m.slow_if(b.not_(m.is_type(value_obj, type_symbol)))
         if code == _abi.VALUE_KINDS["z"]:
             value: ir.Value = b.zext(b.icmp_unsigned("==", value_obj,
-                                                     imports.data("_Py_TrueStruct")), _I8)
+                                                     imports.data("_Py_TrueStruct")), I8)
         elif type_symbol == "PyFloat_Type":
             double = m.call("PyFloat_AsDouble", value_obj)
-            if ir_type is _F32:
+            if ir_type is F32:
                 # like struct's "f": finite doubles beyond float's range are Python's to refuse
-                value = b.fptrunc(double, _F32)
+                value = b.fptrunc(double, F32)
                 too_big = b.and_(
                     b.fcmp_ordered("==", m.call("llvm.fabs.f32", value),
-                                   ir.Constant(_F32, float("inf"))),
+                                   ir.Constant(F32, float("inf"))),
                     b.fcmp_ordered("!=", m.call("llvm.fabs.f64", double),
-                                   ir.Constant(_F64, float("inf"))))
+                                   ir.Constant(F64, float("inf"))))
                 m.slow_if(too_big)
             else:
                 value = double
         else:
             assert value_range is not None
-            pair = b.call(helpers.get("int"), [value_obj, ir.Constant(_I64, value_range[0]),
-                                               ir.Constant(_I64, value_range[1])])
+            pair = b.call(helpers.get("int"), [value_obj, ir.Constant(I64, value_range[0]),
+                                               ir.Constant(I64, value_range[1])])
             with b.if_then(b.not_(b.extract_value(pair, 1)), likely=False):
                 m.call("PyErr_Clear")
                 b.branch(m.slow)
             value = b.extract_value(pair, 0)
-            if ir_type is not _I64:
+            if ir_type is not I64:
                 value = b.trunc(value, ir_type)
         where = _locate(m, layout, offset, writing=True)
         b.store(value, where, align=1)
@@ -321,25 +322,25 @@ def _set_field(m: _Method, obj: ir.Value, name: str, value: ir.Value, new: bool)
     reference is ours to give (otherwise a reference is taken)."""
     b = m.b
     where = m.helpers.field(b, obj, name)
-    old = b.load(where, typ=_PTR)
+    old = b.load(where, typ=PTR)
     if not new:
         m.call("Py_IncRef", value)
     b.store(value, where)
-    with b.if_then(b.icmp_unsigned("!=", old, ir.Constant(_PTR, None))):
+    with b.if_then(b.icmp_unsigned("!=", old, ir.Constant(PTR, None))):
         m.call("Py_DecRef", old)
 
 
-def _arena_of_confined(imports: _Imports, helpers: _Helpers) -> None:
+def _arena_of_confined(imports: Imports, helpers: _Helpers) -> None:
     """``Arena.of_confined()``: the arena, owned by this thread, with a pooled slab if any."""
     m = _Method(imports, helpers, _abi.ACCELERATORS.index(("Arena", "of_confined")))
     b = m.b
-    null = ir.Constant(_PTR, None)
+    null = ir.Constant(PTR, None)
     m.no_keywords(0, 0)
     owner = m.call("PyLong_FromUnsignedLongLong", m.call("PyThread_get_thread_ident"))
-    confinement = m.call("PyList_New", ir.Constant(_I64, 1))
-    cursor = m.call("PyLong_FromLongLong", ir.Constant(_I64, 0))
-    no_slab = m.call("PyLong_FromLongLong", ir.Constant(_I64, -1))
-    slab_limit = m.call("PyLong_FromSsize_t", ir.Constant(_I64, _abi.ARENA_SLAB_SIZE))
+    confinement = m.call("PyList_New", ir.Constant(I64, 1))
+    cursor = m.call("PyLong_FromLongLong", ir.Constant(I64, 0))
+    no_slab = m.call("PyLong_FromLongLong", ir.Constant(I64, -1))
+    slab_limit = m.call("PyLong_FromSsize_t", ir.Constant(I64, _abi.ARENA_SLAB_SIZE))
     made = [owner, confinement, cursor, no_slab, slab_limit]
 
     def drop_made() -> None:
@@ -353,33 +354,33 @@ def _arena_of_confined(imports: _Imports, helpers: _Helpers) -> None:
     with b.if_then(failed, likely=False):
         drop_made()
         b.ret(null)
-    arena_type = b.load(imports.data(_abi.CELL_ARENA_TYPE), typ=_PTR)
-    arena = m.call("PyType_GenericAlloc", arena_type, ir.Constant(_I64, 0))
+    arena_type = b.load(imports.data(_abi.CELL_ARENA_TYPE), typ=PTR)
+    arena = m.call("PyType_GenericAlloc", arena_type, ir.Constant(I64, 0))
     with b.if_then(b.icmp_unsigned("==", arena, null), likely=False):
         drop_made()
         b.ret(null)
     # from here on nothing can fail but the slab's alignment int (then: no slab)
     m.call("Py_IncRef", owner)
-    m.call("PyList_SetItem", confinement, ir.Constant(_I64, 0), owner)  # steals one
+    m.call("PyList_SetItem", confinement, ir.Constant(I64, 0), owner)  # steals one
     true, none = imports.data("_Py_TrueStruct"), imports.data("_Py_NoneStruct")
     for name, value, new in (
             ("arena._confinement", confinement, True), ("arena._alive", true, False),
             ("arena._owner", owner, True),
-            ("arena._kind", b.load(imports.data(_abi.CELL_CONFINED_KIND), typ=_PTR), False),
-            ("arena._segment_class", b.load(imports.data(_abi.CELL_CONFINED_TYPE), typ=_PTR),
+            ("arena._kind", b.load(imports.data(_abi.CELL_CONFINED_KIND), typ=PTR), False),
+            ("arena._segment_class", b.load(imports.data(_abi.CELL_CONFINED_TYPE), typ=PTR),
              False),
             ("arena._cursor", cursor, True), ("arena._extra", none, False),
             ("arena._slab", none, False), ("arena._limit", no_slab, True)):
         _set_field(m, arena, name, value, new)
-    pool = b.load(imports.data(_abi.CELL_SLAB_POOL), typ=_PTR)
+    pool = b.load(imports.data(_abi.CELL_SLAB_POOL), typ=PTR)
     count = m.call("PyList_Size", pool)
-    with b.if_then(b.icmp_signed(">", count, ir.Constant(_I64, 0))):
-        last = b.sub(count, ir.Constant(_I64, 1))
+    with b.if_then(b.icmp_signed(">", count, ir.Constant(I64, 0))):
+        last = b.sub(count, ir.Constant(I64, 1))
         slab = m.call("PyList_GetItem", pool, last)
-        start = m.call("PyTuple_GetItem", slab, ir.Constant(_I64, 1))
-        view = m.call("PyTuple_GetItem", slab, ir.Constant(_I64, 2))
+        start = m.call("PyTuple_GetItem", slab, ir.Constant(I64, 1))
+        view = m.call("PyTuple_GetItem", slab, ir.Constant(I64, 2))
         low = m.call("PyLong_FromSsize_t", b.and_(
-            m.call("PyLong_AsSsize_t", start), ir.Constant(_I64, _abi.SEGMENT_ALIGN_BITS)))
+            m.call("PyLong_AsSsize_t", start), ir.Constant(I64, _abi.SEGMENT_ALIGN_BITS)))
         usable = b.and_(b.icmp_unsigned("!=", low, null),
                         b.and_(b.icmp_unsigned("!=", start, null),
                                b.icmp_unsigned("!=", view, null)))
@@ -400,7 +401,7 @@ def _arena_of_confined(imports: _Imports, helpers: _Helpers) -> None:
     b.ret(arena)
 
 
-def _arena_enter(imports: _Imports, helpers: _Helpers) -> None:
+def _arena_enter(imports: Imports, helpers: _Helpers) -> None:
     """``arena.__enter__()``: the arena itself."""
     m = _Method(imports, helpers, _abi.ACCELERATORS.index(("Arena", "__enter__")))
     m.no_keywords(0, 0)
@@ -408,20 +409,20 @@ def _arena_enter(imports: _Imports, helpers: _Helpers) -> None:
     m.b.ret(m.self_arg)
 
 
-def _arena_close(imports: _Imports, helpers: _Helpers) -> None:
+def _arena_close(imports: Imports, helpers: _Helpers) -> None:
     """``arena.close(*ignored)`` (and ``__exit__``) of an open confined arena of this thread
     that has nothing but its current slab to give back (no cleanups, blocks, old slabs or
     exported views: those, and every error, are Python's)."""
     m = _Method(imports, helpers, _abi.ACCELERATORS.index(("Arena", "close")))
     b = m.b
-    null = ir.Constant(_PTR, None)
+    null = ir.Constant(PTR, None)
     none = imports.data("_Py_NoneStruct")
     m.slow_if(b.icmp_unsigned("!=", m.kwnames, null))
-    arena_type = b.load(imports.data(_abi.CELL_ARENA_TYPE), typ=_PTR)
+    arena_type = b.load(imports.data(_abi.CELL_ARENA_TYPE), typ=PTR)
     m.slow_if(b.icmp_unsigned("!=", helpers.load_field(b, m.self_arg, "ob_type"), arena_type))
     guard = helpers.load_field(b, m.self_arg, "arena._confinement")
     m.slow_if(b.or_(b.icmp_unsigned("==", guard, null), b.icmp_unsigned("==", guard, none)))
-    owner = m.call("PyList_GetItem", guard, ir.Constant(_I64, 0))
+    owner = m.call("PyList_GetItem", guard, ir.Constant(I64, 0))
     m.slow_if(b.icmp_unsigned("==", owner, null))
     m.slow_if(b.icmp_unsigned("!=", m.call("PyLong_AsUnsignedLong", owner),
                               m.call("PyThread_get_thread_ident")))
@@ -429,18 +430,18 @@ def _arena_close(imports: _Imports, helpers: _Helpers) -> None:
     slab = helpers.load_field(b, m.self_arg, "arena._slab")
     m.slow_if(b.icmp_unsigned("==", slab, null))
     has_slab = b.icmp_unsigned("!=", slab, none)
-    pool = b.load(imports.data(_abi.CELL_SLAB_POOL), typ=_PTR)
-    full = b.icmp_signed(">=", m.call("PyList_Size", pool), ir.Constant(_I64, _abi.ARENA_POOL_MAX))
+    pool = b.load(imports.data(_abi.CELL_SLAB_POOL), typ=PTR)
+    full = b.icmp_signed(">=", m.call("PyList_Size", pool), ir.Constant(I64, _abi.ARENA_POOL_MAX))
     m.slow_if(b.and_(has_slab, full))
-    zero = m.call("PyLong_FromLongLong", ir.Constant(_I64, 0))
+    zero = m.call("PyLong_FromLongLong", ir.Constant(I64, 0))
     with b.if_then(b.icmp_unsigned("==", zero, null), likely=False):
         b.ret(null)
-    m.call("PyList_SetItem", guard, ir.Constant(_I64, 0), zero)  # steals zero
+    m.call("PyList_SetItem", guard, ir.Constant(I64, 0), zero)  # steals zero
     _set_field(m, m.self_arg, "arena._alive", imports.data("_Py_FalseStruct"), False)
     with b.if_then(has_slab):
         appended = m.call("PyList_Append", pool, slab)
         _set_field(m, m.self_arg, "arena._slab", none, False)  # drops the arena's reference
-        with b.if_then(b.icmp_signed("!=", appended, ir.Constant(_I32, 0)), likely=False):
+        with b.if_then(b.icmp_signed("!=", appended, ir.Constant(I32, 0)), likely=False):
             b.ret(null)
     m.call("Py_IncRef", none)
     b.ret(none)
@@ -450,7 +451,7 @@ def build_accelerator_module(triple: str) -> ir.Module:
     """The LLVM module of every accelerator in ``_abi.ACCELERATORS``."""
     module = ir.Module(name="ffm_runtime_accelerators")
     module.triple = triple
-    imports = _Imports(module)
+    imports = Imports(module)
     helpers = _Helpers(imports)
     _arena_allocate(imports, helpers)
     _segment_get(imports, helpers)

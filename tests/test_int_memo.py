@@ -1,4 +1,4 @@
-"""The native code's memo of int values (``hatch_ffm._codegen._Helpers.word``).
+"""The native code's memo of int values (``hatch_ffm._irbase.HelperBase.word``).
 
 Stubs and accelerators read a segment's address, size and alignment bits, a handle's target
 and an arena's owner from ints, and remember the value of each int object they saw in a
