@@ -1,6 +1,10 @@
 """Per-call cost of a struct-returning call (``div``), a variadic call (``snprintf``) and an
 errno-capturing call (``strtol``) through hatch-ffm, ctypes and cffi ABI mode, in one run.
 
+Each group also has a row for the same call made in a C loop (``bench_c_floor.c``, compiled
+here with ``cc -O2``): the native work itself, which no binding can go below; its "ctypes /
+this" is the largest ratio any binding could reach.
+
 Run after ``make demo`` (example_project's Feature registers these shapes)::
 
     FFM_ENABLE_NATIVE_ACCESS=__main__ .demo-venv/bin/python benchmarks/bench_abi.py
@@ -10,9 +14,27 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import os
 import platform
+import subprocess
 import sys
 import timeit
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD = os.path.join(HERE, "_build")
+
+
+def c_floor(number: int, repeat: int) -> dict[str, float]:
+    """ns per call of the same libc calls made from C (``bench_c_floor.c``, ``cc -O2``):
+    what no binding can go below."""
+    os.makedirs(BUILD, exist_ok=True)
+    source = os.path.join(HERE, "bench_c_floor.c")
+    program = os.path.join(BUILD, "bench_c_floor")
+    if not os.path.exists(program) or os.path.getmtime(program) < os.path.getmtime(source):
+        subprocess.run(["cc", "-O2", "-o", program, source], check=True)
+    output = subprocess.run([program, str(number * 10), str(repeat)], check=False,
+                            capture_output=True, text=True).stdout
+    return {name: float(ns) for name, ns in (line.split() for line in output.splitlines())}
 
 
 def main() -> int:
@@ -102,7 +124,9 @@ def main() -> int:
     assert ffm_div(prefix, 17, 5).get(ffm.JAVA_INT, 4) == c_div(17, 5).rem == 2
     assert ffm_strtol(state, number, null, 10) == 12345
 
-    results = {}
+    groups = {"div": "div", "snprintf": "snprintf", "strtol": "strtol + errno"}
+    results = {f"{groups[name]}: C, no binding (cc -O2 loop)": ns
+               for name, ns in c_floor(args.number, args.repeat).items()}
     for label, statement in rows:
         timer = timeit.Timer(statement, globals=namespace)
         results[label] = min(timer.repeat(repeat=args.repeat, number=args.number)) / args.number * 1e9
@@ -110,11 +134,16 @@ def main() -> int:
           f"{platform.machine()}, number={args.number}, repeat={args.repeat}")
     print("| call | ns per call | ctypes / this |")
     print("|---|---:|---:|")
-    for label, ns in results.items():
-        group = label.split(":")[0]
+    order = [label for label, _ in rows]
+    for group in ("div", "snprintf", "strtol"):  # the C row after its group's ctypes row
+        last = max(i for i, label in enumerate(order) if label.startswith(group))
+        order.insert(last + 1, next(k for k in results if k.startswith(group) and ": C," in k))
+    for label in order:
+        ns = results[label]
+        group = label.split(":")[0].split(" ")[0]
         peer = next(v for k, v in results.items() if k.startswith(group) and "ctypes" in k)
-        ratio = f"{peer / ns:.1f}x" if "hatch-ffm" in label or "cffi" in label else ""
-        print(f"| {label} | {ns:.1f} | {ratio} |")
+        ratio = f"{peer / ns:.1f}x"
+        print(f"| {label} | {ns:.1f} | {ratio if 'ctypes' not in label else ''} |")
     arena.close()
     return 0
 
