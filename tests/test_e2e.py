@@ -233,3 +233,21 @@ raise SystemExit(1 if outside else 0)
     result = subprocess.run([sys.executable, "-c", runtime_only], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 0, f"ffm_runtime imported non-stdlib modules: {result.stdout}"
+
+
+def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) -> None:
+    """The three benchmark scripts of ``make demo`` run against the installed example (a few
+    calls each; cffi absent, so its rows are left out) and print every row."""
+    python = make_venv(sys.executable, tmp_path / "venv")
+    pip_install(python, "--no-index", "--find-links", str(wheels["dir"]), "example-project")
+    expected = {"bench_calls.py": 8, "bench_abi.py": 14, "bench_memory.py": 11}
+    for script, count in expected.items():
+        result = subprocess.run([str(python), str(ROOT / "benchmarks" / script), "--number", "50",
+                                 "--repeat", "1"], capture_output=True, text=True, cwd=tmp_path,
+                                check=False, env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "__main__"})
+        assert result.returncode == 0, result.stdout + result.stderr
+        rows = [line for line in result.stdout.splitlines()
+                if line.startswith("| ") and not line.startswith("| call") and
+                not line.startswith("| operation")]
+        assert len(rows) == count, result.stdout
+        assert all(float(row.split(" | ")[1]) > 0 for row in rows), result.stdout
