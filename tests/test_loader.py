@@ -250,3 +250,39 @@ def test_oversized_objects_are_refused(stub_object: bytes,
     monkeypatch.setattr(_loader, "MAX_IMAGE_SIZE", 64)
     with pytest.raises(StubLoadError, match=r"the object would map \d+ bytes, more than 64"):
         load_object(stub_object, resolve_import, "big.o")
+
+
+MEMFD_CALLS = r"""
+import errno, sys
+sys.path.insert(0, sys.argv[1])
+from ffm_runtime import _execmem
+_execmem._make_executable = lambda address, length: errno.EACCES  # before anything loads
+import ffm_runtime as ffm
+from ffm_runtime import ADDRESS, JAVA_INT, JAVA_LONG, Arena, FunctionDescriptor, Linker
+from ffm_runtime import MemoryLayout, SegmentAllocator
+from ffm_runtime._registry import registry
+find = ffm.SymbolLookup.loader_lookup().find
+link = Linker.native_linker().downcall_handle
+strlen = link(find("strlen"), FunctionDescriptor.of(JAVA_LONG, ADDRESS))
+div = link(find("div"), FunctionDescriptor.of(
+    MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT))
+with Arena.of_confined() as arena:
+    prefix = SegmentAllocator.prefix_allocator(arena.allocate(8, 4))
+    for n in range(1, 300):
+        assert strlen(arena.allocate_from("x" * (n % 40))) == n % 40
+        result = div(prefix if n % 2 else arena, 1000, n)
+        assert (result.get(JAVA_INT, 0), result.get(JAVA_INT, 4)) == divmod(1000, n)
+print(ffm.accelerated(), sorted({o.method for o in registry._objects.values()}))
+"""
+
+
+def test_stubs_and_accelerators_run_from_a_file_backed_mapping(stub_site: Path) -> None:
+    """Under the memfd fallback the code pages come from a file and the writable data (the
+    memo of int values) stays on its own anonymous pages: calls work as usual."""
+    import os
+
+    result = subprocess.run([sys.executable, "-c", MEMFD_CALLS, str(stub_site)],
+                            capture_output=True, text=True, check=False,
+                            env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split() == ["True", "['memfd']"], result.stdout + result.stderr
