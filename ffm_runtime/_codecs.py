@@ -1,9 +1,9 @@
 """How value layouts turn into bytes and back: one codec per (carrier, byte order).
 
-A codec has ``unpack_from(buffer, offset) -> (value,)`` and
-``pack_into(buffer, offset, value)``, the interface of ``struct.Struct``; numeric
-carriers use a ``struct.Struct`` directly, so a checked segment access costs one
-C call.  Booleans and addresses need Python-level conversions.
+A codec has ``unpack_from(buffer, offset) -> (value,)`` and ``pack(value) -> bytes``, the
+interface of ``struct.Struct``; numeric carriers use a ``struct.Struct`` directly, so a
+checked segment access costs one C call.  Booleans and addresses need Python-level
+conversions.  Writes convert with ``pack`` before any check (see ``_memory._pin``).
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ class BoolCodec:
     def unpack_from(self, buffer: Any, offset: int) -> tuple[bool]:
         return (self._struct.unpack_from(buffer, offset)[0] != 0,)
 
-    def pack_into(self, buffer: Any, offset: int, value: object) -> None:
+    def pack(self, value: object) -> bytes:
         if value is not True and value is not False:
             raise TypeError(f"JAVA_BOOLEAN needs a bool, not {type(value).__name__}")
-        self._struct.pack_into(buffer, offset, value)
+        return self._struct.pack(value)
 
 
 class AddressCodec:
@@ -54,9 +54,9 @@ class AddressCodec:
         assert make_address_segment is not None
         return (make_address_segment(address, self._target_size),)
 
-    def pack_into(self, buffer: Any, offset: int, value: object) -> None:
+    def pack(self, value: object) -> bytes:
         assert segment_address is not None
-        self._struct.pack_into(buffer, offset, segment_address(value))
+        return self._struct.pack(segment_address(value))
 
 
 def codec_for(carrier: str, order: str, target_size: int = 0) -> Any:

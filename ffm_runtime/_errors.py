@@ -15,6 +15,7 @@ __all__ = [
     "OutOfBoundsError",
     "ReadOnlyError",
     "ScopeClosedError",
+    "ScopeInUseError",
     "StubLoadError",
     "UnsupportedOperationError",
     "UnsupportedPlatformError",
@@ -63,6 +64,12 @@ class UnsupportedPlatformError(UnsupportedOperationError):
 
 class ScopeClosedError(FFMError, RuntimeError):
     """The arena that owns a segment was closed (Java's IllegalStateException)."""
+
+
+class ScopeInUseError(FFMError, RuntimeError):
+    """An arena was asked to close while an operation on its memory was running (Java's
+    IllegalStateException "Session is acquired"): a finalizer, a signal handler or a value's
+    ``__index__`` called ``close()`` in the middle of that operation."""
 
 
 class WrongThreadError(FFMError, RuntimeError):

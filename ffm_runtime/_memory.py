@@ -15,6 +15,11 @@ Segments usable from any thread at any time are exactly of type
 thread's ident, 0 once the arena is closed; heap segments are of another
 private subclass.  So a closed, foreign-thread or heap segment is refused
 before a native call, with no Python code on the call path.
+
+Python code can run in the middle of any Python method (a finalizer, a signal handler, a
+value's ``__index__``), and it could close the arena.  So every method that touches memory
+converts its arguments first, then pins the arena (:func:`_pin`: the check, and a promise
+that ``close`` refuses until :func:`_unpin`), then accesses the memory.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from ._layouts import MemoryLayout, ValueLayout
 __all__ = ["GLOBAL_SCOPE", "MemorySegment", "Scope"]
 
 _MAX_ADDRESS: Final = (1 << 64) - 1
+#: Addresses at and above this are never user memory (and beyond Py_ssize_t).
+_MAX_ACCESS: Final = 1 << 63
 #: ``_align`` keeps the low bits of the address: enough for any value layout's alignment.
 ALIGN_BITS: Final = _abi.SEGMENT_ALIGN_BITS
 #: ...and this bit when the segment is read-only (for native code; see ``_abi``).
@@ -69,6 +76,42 @@ def _check_int(value: object, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
     return int.__index__(value)
+
+
+def _pin(guard: list[int] | None, holder: MemorySegment | Scope) -> list[int] | None:
+    """Check that this thread may use the memory of ``holder`` (a segment, or an arena) now,
+    and keep its arena open until :func:`_unpin` (the guard it returns): ``Arena.close``
+    raises :class:`ScopeInUseError` while a pin is held.
+
+    Every Python path that touches native memory runs convert -> allocate -> ``_pin`` ->
+    access -> ``_unpin``: whatever Python code runs during the access (a finalizer called at
+    an allocation or a bytecode boundary, a signal handler) cannot free the memory under it.
+    A pin is an extra item of the confinement guard, the list a confined arena shares with its
+    segments; only the owner thread pins.  Unconfined scopes (automatic and global arenas,
+    heap segments) are never freed while reachable and need none.  Native code needs no pin:
+    it runs no Python code between its check and its access.
+    """
+    if guard is None:
+        if not holder._scope.is_alive():
+            holder._scope._check()
+        return None
+    ident = _get_ident()
+    if guard[0] != ident:
+        holder._scope._check()  # closed, or another thread's: raises
+    guard.append(ident)
+    if guard[0] != ident:  # closed after the check, before the pin
+        try:
+            holder._scope._check()
+        except BaseException:
+            guard.pop()
+            raise
+    return guard
+
+
+def _unpin(guard: list[int] | None) -> None:
+    """Give back a pin :func:`_pin` took."""
+    if guard is not None:
+        guard.pop()
 
 
 def _charset(name: object) -> tuple[str, int]:
@@ -103,6 +146,12 @@ class Scope:
 
     def _keep_view(self, view: memoryview, exporter: object) -> None:
         """Remember an exported view (and the object exporting its memory) for close()."""
+
+    @property
+    def _scope(self) -> Scope:
+        """Itself: the scope whose ``_check`` explains a refusal, as a segment's ``_scope``
+        is (see :func:`_pin`)."""
+        return self
 
 
 class _GlobalScope(Scope):
@@ -281,6 +330,8 @@ class MemorySegment:
     # -- typed access -----------------------------------------------------------------
     def get(self, layout: ValueLayout, offset: int = 0) -> Any:
         """Read a value of ``layout`` at byte ``offset``."""
+        # Native twin: ffm_acc_memorysegment_get (hatch_ffm/_accel.py) takes the common case;
+        # both read the fields _guard, _size, _align and _address, and nothing else.
         try:
             codec = layout._codec
             mask = layout._mask
@@ -292,21 +343,19 @@ class MemorySegment:
             self._scope._check()
         if offset.__class__ is not int:
             offset = _offset(offset, size)
+        address = self._checked_address(layout, offset, size, mask)
+        if guard is None:
+            return codec.unpack_from(_ALL, address)[0]
+        guard = _pin(guard, self)
         try:
-            if offset < 0 or offset > self._size - size:
-                raise self._out_of_bounds(offset, size)
-            if (self._align + offset) & mask:
-                raise self._misaligned(layout, offset)
-        except TypeError:
-            raise self._out_of_bounds(offset, size) from None
-        view = self._view
-        if view is None:
-            view = self._materialize()
-        return codec.unpack_from(view, self._base + offset)[0]
+            return codec.unpack_from(_ALL, address)[0]
+        finally:
+            _unpin(guard)
 
     def set(self, layout: ValueLayout, offset: int, value: Any) -> None:
         """Write ``value`` as ``layout`` at byte ``offset``."""
-        # The checks repeat get()'s on purpose: a shared helper would cost a call per access.
+        # Native twin: ffm_acc_memorysegment_set (hatch_ffm/_accel.py) takes the common case;
+        # both read the fields _guard, _size, _align and _address, and nothing else.
         try:
             codec = layout._codec
             mask = layout._mask
@@ -318,6 +367,20 @@ class MemorySegment:
             self._scope._check()
         if offset.__class__ is not int:
             offset = _offset(offset, size)
+        address = self._checked_address(layout, offset, size, mask)
+        if self._align & READ_ONLY_BIT:
+            raise ReadOnlyError(f"Attempt to write to the read-only segment {self!r}")
+        data = _encode(layout, codec, value)
+        if guard is not None:
+            guard = _pin(guard, self)
+        try:
+            _ALL[address:address + size] = data
+        finally:
+            _unpin(guard)
+
+    def _checked_address(self, layout: ValueLayout, offset: int, size: int, mask: int) -> int:
+        """The address of an access of ``size`` bytes at ``offset``, after the bounds and
+        alignment checks."""
         try:
             if offset < 0 or offset > self._size - size:
                 raise self._out_of_bounds(offset, size)
@@ -325,16 +388,12 @@ class MemorySegment:
                 raise self._misaligned(layout, offset)
         except TypeError:
             raise self._out_of_bounds(offset, size) from None
-        view = self._view
-        if view is None:
-            view = self._materialize()
-        try:
-            codec.pack_into(view, self._base + offset, value)
-        except (struct.error, OverflowError) as exc:
-            raise _value_error(layout, value, exc) from None
-        except TypeError:
-            self._check_writable()
-            raise
+        address = self._address
+        if address.__class__ is not int:
+            address = _check_int(address, "a segment's address")
+        if not 0 <= address < _MAX_ACCESS:
+            raise ValueError(f"{self!r} has no address this process can access")
+        return address + offset
 
     def get_at_index(self, layout: ValueLayout, index: int) -> Any:
         """Read element ``index`` of an array of ``layout``."""
@@ -410,7 +469,19 @@ class MemorySegment:
             raise OverflowError(f"fill value {value} does not fit in a byte")
         self._check_scope()
         self._check_writable()
-        _fill(self, value & 0xFF)
+        view, base = self._bytes_view()
+        size = self._size
+        data: memoryview | bytes | None = None  # None: too large, memset
+        if size <= len(_ZEROS):
+            data = _ZEROS[:size] if value == 0 else bytes((value & 0xFF,)) * size
+        guard = _pin(self._guard, self)
+        try:
+            if data is None:
+                ctypes.memset(self._address, value & 0xFF, size)
+            else:
+                view[base:base + size] = data
+        finally:
+            _unpin(guard)
         return self
 
     def copy_from(self, source: MemorySegment) -> MemorySegment:
@@ -459,13 +530,21 @@ class MemorySegment:
         source_view, source_base = source._bytes_view()
         target_view, target_base = target._bytes_view()
         start = source_base + source_offset
-        chunk: memoryview | bytearray = source_view[start:start + byte_size]
-        if swap > 1:
-            chunk = bytearray(chunk)
-            for first in range(0, byte_size, swap):
-                chunk[first:first + swap] = chunk[first:first + swap][::-1]
-        start = target_base + target_offset
-        target_view[start:start + byte_size] = chunk  # memmove semantics: overlap is fine
+        end = target_base + target_offset
+        source_guard = _pin(source._guard, source)
+        try:
+            target_guard = _pin(target._guard, target)
+            try:
+                chunk: memoryview | bytearray = source_view[start:start + byte_size]
+                if swap > 1:
+                    chunk = bytearray(chunk)
+                    for first in range(0, byte_size, swap):
+                        chunk[first:first + swap] = chunk[first:first + swap][::-1]
+                target_view[end:end + byte_size] = chunk  # memmove semantics: overlap is fine
+            finally:
+                _unpin(target_guard)
+        finally:
+            _unpin(source_guard)
 
     def mismatch(self, other: MemorySegment) -> int:
         """Offset of the first differing byte, or -1 when both segments are equal."""
@@ -478,24 +557,28 @@ class MemorySegment:
         mine = view[base:base + common]
         view, base = other._bytes_view()
         theirs = view[base:base + common]
-        if mine != theirs:
-            low, high = 0, common
-            while high - low > 64:
-                middle = (low + high) // 2
-                if mine[low:middle] != theirs[low:middle]:
-                    high = middle
-                else:
-                    low = middle
-            for index in range(low, high):
-                if mine[index] != theirs[index]:
-                    return index
+        guard = _pin(self._guard, self)
+        try:
+            other_guard = _pin(other._guard, other)
+            try:
+                index = _first_difference(mine, theirs)
+            finally:
+                _unpin(other_guard)
+        finally:
+            _unpin(guard)
+        if index >= 0:
+            return index
         return -1 if self._size == other._size else common
 
     def to_bytes(self) -> bytes:
         """A copy of the segment's contents."""
         self._check_scope()
         view, base = self._bytes_view()
-        return bytes(view[base:base + self._size])
+        guard = _pin(self._guard, self)
+        try:
+            return bytes(view[base:base + self._size])
+        finally:
+            _unpin(guard)
 
     def to_array(self, layout: ValueLayout) -> array.array[Any]:
         """A copy of the contents as an ``array.array`` of ``layout``'s elements."""
@@ -523,10 +606,14 @@ class MemorySegment:
         if not self.is_native():
             view, base = self._bytes_view()
             return view[base:base + self._size]
-        raw = (ctypes.c_char * self._size).from_address(self._address)
-        raw._ffm_scope = self._scope  # type: ignore[attr-defined]  # keeps an auto arena alive
-        view = memoryview(raw).cast("B")
-        self._scope._keep_view(view, raw)
+        guard = _pin(self._guard, self)
+        try:  # made and registered with the arena while it cannot close
+            raw = (ctypes.c_char * self._size).from_address(self._address)
+            raw._ffm_scope = self._scope  # type: ignore[attr-defined]  # keeps an auto arena alive
+            view = memoryview(raw).cast("B")
+            self._scope._keep_view(view, raw)
+        finally:
+            _unpin(guard)
         return view
 
     # -- strings ----------------------------------------------------------------------
@@ -536,25 +623,17 @@ class MemorySegment:
         name, width = _charset(charset)
         self._check_scope()
         self._check_bounds(offset, 0)
-        terminator = bytes(width)
         view, base = self._bytes_view()
-        start = base + offset
-        end = base + self._size
-        position = start
-        while True:
-            stop = min(position + _STRING_CHUNK * width, end)
-            stop -= (stop - start) % width
-            if stop <= position:
-                raise OutOfBoundsError(
-                    f"No string terminator found in segment {self!r} after offset {offset}",
-                    offset, self._size - offset)
-            chunk = bytes(view[position:stop])
-            index = chunk.find(terminator)
-            while index >= 0 and index % width:
-                index = chunk.find(terminator, index + 1)
-            if index >= 0:
-                return bytes(view[start:position + index]).decode(name, errors="replace")
-            position = stop
+        guard = _pin(self._guard, self)
+        try:
+            data = _terminated(view, base + offset, base + self._size, width)
+        finally:
+            _unpin(guard)
+        if data is None:
+            raise OutOfBoundsError(
+                f"No string terminator found in segment {self!r} after offset {offset}",
+                offset, self._size - offset)
+        return data.decode(name, errors="replace")
 
     def set_string(self, offset: int, text: str, charset: str = "utf-8") -> None:
         """Write ``text`` and a terminator at ``offset``."""
@@ -567,7 +646,11 @@ class MemorySegment:
         self._check_bounds(offset, len(data))
         self._check_writable()
         view, base = self._bytes_view()
-        view[base + offset:base + offset + len(data)] = data
+        guard = _pin(self._guard, self)
+        try:
+            view[base + offset:base + offset + len(data)] = data
+        finally:
+            _unpin(guard)
 
     # -- value semantics --------------------------------------------------------------
     def __reduce_ex__(self, protocol: object) -> NoReturn:
@@ -657,13 +740,50 @@ class _HeapSegment(MemorySegment):
 _ZEROS: Final = memoryview(bytes(65536))
 
 
-def _fill(segment: MemorySegment, byte: int) -> None:
-    view, base = segment._bytes_view()
-    size = segment._size
-    if size <= len(_ZEROS):
-        view[base:base + size] = _ZEROS[:size] if byte == 0 else bytes((byte,)) * size
-    else:
-        ctypes.memset(segment._address, byte, size)
+def _first_difference(mine: memoryview, theirs: memoryview) -> int:
+    """Index of the first byte where two equally long views differ, or -1."""
+    if mine == theirs:
+        return -1
+    low, high = 0, len(mine)
+    while high - low > 64:
+        middle = (low + high) // 2
+        if mine[low:middle] != theirs[low:middle]:
+            high = middle
+        else:
+            low = middle
+    for index in range(low, high):
+        if mine[index] != theirs[index]:
+            return index
+    return -1
+
+
+def _terminated(view: memoryview, start: int, end: int, width: int) -> bytes | None:
+    """The bytes of ``view[start:end]`` before the first ``width``-byte NUL at a multiple of
+    ``width`` from ``start``, or ``None`` when there is none."""
+    terminator = bytes(width)
+    position = start
+    while True:
+        stop = min(position + _STRING_CHUNK * width, end)
+        stop -= (stop - start) % width
+        if stop <= position:
+            return None
+        chunk = bytes(view[position:stop])
+        index = chunk.find(terminator)
+        while index >= 0 and index % width:
+            index = chunk.find(terminator, index + 1)
+        if index >= 0:
+            return bytes(view[start:position + index])
+        position = stop
+
+
+def _encode(layout: ValueLayout, codec: Any, value: object) -> bytes:
+    """``value`` as the bytes of ``layout`` (the conversion may run Python code: before any
+    check); a value that does not fit is an ``OverflowError`` or ``TypeError``."""
+    try:
+        data: bytes = codec.pack(value)
+    except (struct.error, OverflowError) as exc:
+        raise _value_error(layout, value, exc) from None
+    return data
 
 
 def _value_error(layout: ValueLayout, value: object, exc: Exception) -> Exception:
