@@ -96,7 +96,8 @@ PYTHON_FUNCTIONS: Final = frozenset({
 
 #: CPython Stable ABI data a stub may reference.
 PYTHON_DATA: Final = frozenset({"_Py_NoneStruct", "_Py_TrueStruct", "_Py_FalseStruct",
-                                "PyLong_Type", "PyFloat_Type", "PyBool_Type"})
+                                "PyLong_Type", "PyFloat_Type", "PyBool_Type",
+                                "PyMemoryView_Type", "PyTuple_Type"})
 
 #: libc functions a stub may call.
 LIBC_FUNCTIONS: Final = frozenset({"__errno_location", "memset"})

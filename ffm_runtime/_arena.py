@@ -22,9 +22,25 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final, NoReturn
 
 from . import _abi
-from ._errors import OutOfBoundsError, ScopeClosedError, UnsupportedOperationError, WrongThreadError
+from ._errors import (
+    OutOfBoundsError,
+    ScopeClosedError,
+    ScopeInUseError,
+    UnsupportedOperationError,
+    WrongThreadError,
+)
 from ._layouts import MemoryLayout, ValueLayout
-from ._memory import _ALL, ALIGN_BITS, MemorySegment, Scope, _charset, _ConfinedSegment
+from ._memory import (
+    _ALL,
+    ALIGN_BITS,
+    MemorySegment,
+    Scope,
+    _charset,
+    _ConfinedSegment,
+    _encode,
+    _pin,
+    _unpin,
+)
 
 __all__ = ["Arena", "SegmentAllocator"]
 
@@ -83,7 +99,7 @@ class _Extras:
         self.cleanups: list[Callable[[], object]] = []
         self.exports: list[tuple[memoryview, Any]] = []  # (view, its exporter)
 
-    def quarantine(self, current: tuple[int, int, memoryview] | None, used: int) -> None:
+    def quarantine(self, current: tuple[int, int, memoryview] | None) -> None:
         """Hand all memory to a keeper owned by the exported views' exporters: it is freed
         when the last of them is gone, and never reused before."""
         slabs = [slab for slab, _ in self.slabs] + ([current] if current is not None else [])
@@ -103,9 +119,9 @@ class _Extras:
                 cleanup()
             except Exception as exc:
                 errors.append(exc)
-        for slab, used in self.slabs:
+        for slab, _used in self.slabs:
             if recycle:
-                _recycle(slab, used)
+                _recycle(slab)
             else:
                 _free(slab[0])
         for raw in self.blocks:
@@ -132,8 +148,23 @@ class _Quarantine:
             _free(raw)
 
 
-def _recycle(slab: tuple[int, int, memoryview], used: int) -> None:
+def _encode_all(layout: ValueLayout, values: list[Any]) -> bytes:
+    """``values`` as consecutive elements of ``layout``; a bad element raises what
+    ``MemorySegment.set`` raises for it."""
+    if layout.carrier in "bcsijfd" and values:
+        fmt = ("<" if layout.order == "little" else ">") + layout._codec.format[1:] * len(values)
+        try:
+            return struct.pack(fmt, *values)
+        except (struct.error, OverflowError, TypeError):
+            pass  # find the first bad element below, for its precise error
+    codec = layout._codec
+    return b"".join([_encode(layout, codec, item) for item in values])
+
+
+def _recycle(slab: tuple[int, int, memoryview]) -> None:
     """Pool a slab (or free it when the pool is full)."""
+    if slab.__class__ is not tuple or len(slab) != 3:  # a replaced private field: never pooled
+        return
     if len(_pool) < _POOL_MAX:
         _pool.append(slab)
     else:
@@ -181,15 +212,13 @@ class SegmentAllocator:
         """``allocate_from(text)``: a NUL-terminated copy of ``text`` (UTF-8 by default);
         ``allocate_from(layout, value)``: one value; ``allocate_from(layout, values)``: an
         array of values (any sequence, or an iterable)."""
+        # convert everything first: iterating and converting values can run Python code
         if isinstance(layout_or_text, str):
             if value is not None:
                 raise TypeError("allocate_from(text) takes no value; pass charset= by keyword")
             name, width = _charset(charset)
             data = layout_or_text.encode(name) + bytes(width)
-            segment = self._allocate(len(data), width)
-            view, base = segment._bytes_view()
-            view[base:base + len(data)] = data
-            return segment
+            return self._allocate_filled(data, width)
         if not isinstance(layout_or_text, ValueLayout):
             raise TypeError(f"allocate_from() takes a str or a ValueLayout, not "
                             f"{type(layout_or_text).__name__}")
@@ -198,23 +227,26 @@ class SegmentAllocator:
             raise TypeError("allocate_from(layout, value) needs a value")
         if isinstance(value, (str, bytes, bytearray, memoryview)) or not (
                 isinstance(value, Sequence) or hasattr(value, "__iter__")):
-            segment = self.allocate(layout)
-            segment.set(layout, 0, value)
-            return segment
+            data = _encode(layout, layout._codec, value)
+            return self._fill_allocated(self.allocate(layout), data)
         values = list(value)
-        segment = self.allocate(layout, len(values))
-        if layout.carrier in "bcsijfd" and values:
-            fmt = ("<" if layout.order == "little" else ">") + layout._codec.format[1:] * len(values)
-            try:
-                packed = struct.pack(fmt, *values)
-            except (struct.error, OverflowError, TypeError):
-                packed = None  # report the first bad element precisely below
-            if packed is not None:
-                view, base = segment._bytes_view()
-                view[base:base + len(packed)] = packed
-                return segment
-        for index, item in enumerate(values):
-            segment.set_at_index(layout, index, item)
+        data = _encode_all(layout, values)
+        return self._fill_allocated(self.allocate(layout, len(values)), data)
+
+    def _allocate_filled(self, data: bytes, alignment: int) -> MemorySegment:
+        return self._fill_allocated(self._allocate(len(data), alignment), data)
+
+    @staticmethod
+    def _fill_allocated(segment: MemorySegment, data: bytes) -> MemorySegment:
+        """Write ``data`` (already converted) at the start of a just allocated ``segment``."""
+        if not data:
+            return segment
+        view, base = segment._bytes_view()
+        guard = _pin(segment._guard, segment)
+        try:
+            view[base:base + len(data)] = data
+        finally:
+            _unpin(guard)
         return segment
 
     @staticmethod
@@ -335,7 +367,9 @@ class Arena(Scope, SegmentAllocator):
         """An arena whose memory is freed once it and all its segments are unreachable."""
         arena = Arena._unconfined("automatic")
         assert arena._extra is not None
-        weakref.finalize(arena, arena._extra.release, False)
+        # freed once unreachable; not at exit, when the arena can still be reachable (from a
+        # daemon thread, an atexit handler, a late finalizer) and the process goes anyway
+        weakref.finalize(arena, arena._extra.release, False).atexit = False
         return arena
 
     @staticmethod
@@ -390,6 +424,7 @@ class Arena(Scope, SegmentAllocator):
                  ) -> MemorySegment:
         """``allocate(byte_size, byte_alignment=1)``, ``allocate(layout)`` or
         ``allocate(layout, count)``: zeroed memory owned by this arena."""
+        # Native twin: ffm_acc_arena_allocate (hatch_ffm/_accel.py) takes the common case.
         if size.__class__ is not int or (alignment_or_count is not None
                                          and alignment_or_count.__class__ is not int):
             return SegmentAllocator.allocate(self, size, alignment_or_count)
@@ -399,27 +434,31 @@ class Arena(Scope, SegmentAllocator):
         guard = self._confinement
         if guard is not None and guard[0] != _get_ident():
             self._check()
-        segment: MemorySegment = _new(self._segment_class)
-        if size <= _SMALL and alignment <= _SLAB_ALIGN:
-            offset = (self._cursor + alignment - 1) & -alignment
-            end = offset + size
-            if end > self._limit:
-                self._new_slab()
-                offset, end = 0, size
-            self._cursor = end
-            view = self._slab_view
-            view[offset:end] = _ZEROS[:size]  # pooled slabs keep their old bytes
-            segment._address = self._slab_start + offset
-            segment._align = self._slab_align + offset  # low bits only matter, see ALIGN_BITS
-            segment._view = view
-            segment._base = offset
-        else:
-            raw = _raw_calloc(size + alignment)
-            self._extras().blocks.append(raw)
-            segment._address = address = (raw + alignment - 1) & -alignment
-            segment._align = address & ALIGN_BITS
-            segment._view = None
-            segment._base = 0
+        segment: MemorySegment = _new(self._segment_class)  # before the pin: may run a finalizer
+        pinned = _pin(guard, self)
+        try:
+            if size <= _SMALL and alignment <= _SLAB_ALIGN:
+                offset = (self._cursor + alignment - 1) & -alignment
+                end = offset + size
+                if end > self._limit:
+                    self._new_slab()
+                    offset, end = 0, size
+                self._cursor = end
+                view = self._slab_view
+                view[offset:end] = _ZEROS[:size]  # pooled slabs keep their old bytes
+                segment._address = self._slab_start + offset
+                segment._align = self._slab_align + offset  # low bits only matter, see ALIGN_BITS
+                segment._view = view
+                segment._base = offset
+            else:
+                raw = _raw_calloc(size + alignment)
+                self._extras().blocks.append(raw)
+                segment._address = address = (raw + alignment - 1) & -alignment
+                segment._align = address & ALIGN_BITS
+                segment._view = None
+                segment._base = 0
+        finally:
+            _unpin(pinned)
         segment._size = size
         segment._scope = self
         segment._guard = guard
@@ -453,24 +492,27 @@ class Arena(Scope, SegmentAllocator):
         Only confined arenas can be closed.  (Arguments are ignored: ``close`` is also
         the arena's ``__exit__``.)
         """
+        # Native twin: ffm_acc_arena_close (hatch_ffm/_accel.py) takes the common case.
         guard = self._confinement
         if guard is None:
             raise UnsupportedOperationError(
                 f"Attempted to close a non-closeable ({self._kind}) arena")
         if guard[0] != _get_ident():
             self._check()
+        if len(guard) > 1:
+            raise ScopeInUseError(
+                f"Cannot close {self!r}: an operation on its memory is in progress (a "
+                "finalizer, signal handler or __index__ running during it called close()); "
+                "close it after that operation")
         guard[0] = 0
         self._alive = False
         slab = self._slab
         self._slab = None
         extra = self._extra
         if extra is not None and extra.exports:
-            extra.quarantine(slab, self._cursor)
+            extra.quarantine(slab)
         elif slab is not None:
-            if len(_pool) < _POOL_MAX:  # _recycle(slab, used), inlined: the common case
-                _pool.append(slab)
-            else:
-                _recycle(slab, self._cursor)
+            _recycle(slab)
         if extra is not None:
             extra.release(True)
 
@@ -486,10 +528,10 @@ class Arena(Scope, SegmentAllocator):
         # called by hand, from any thread, while the owner is in a native call using the
         # memory (collected in another thread, the arena's memory is left allocated).
         guard = self._confinement
-        if guard is not None and guard[0] != 0 and guard[0] != _get_ident():
+        if guard is not None and guard[0] != 0 and (guard[0] != _get_ident() or len(guard) > 1):
             warnings.warn(f"confined arena {self!r} was never closed (finalized outside its "
-                          "owner thread: its memory is not reused)", ResourceWarning,
-                          stacklevel=2)
+                          "owner thread or during an operation on its memory: its memory is "
+                          "not reused)", ResourceWarning, stacklevel=2)
             return
         if guard is not None and guard[0] != 0:
             guard[0] = 0
@@ -499,9 +541,9 @@ class Arena(Scope, SegmentAllocator):
                           ResourceWarning, stacklevel=2)
             slab, self._slab = self._slab, None
             if self._extra is not None and self._extra.exports:
-                self._extra.quarantine(slab, self._cursor)
+                self._extra.quarantine(slab)
             elif slab is not None:
-                _recycle(slab, self._cursor)
+                _recycle(slab)
             if self._extra is not None:
                 self._extra.release(True)
 

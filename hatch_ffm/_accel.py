@@ -108,8 +108,11 @@ class _Method:
         return result
 
     def _emit_slow(self, index: int) -> None:
-        """The Python implementation, called with a tuple of every argument."""
+        """The Python implementation, called with a tuple of every argument.  A failed
+        lookup on the way here may have left an error set: it is cleared, so the Python
+        method sees exactly what a Python caller would."""
         b = ir.IRBuilder(self.slow)
+        b.call(self.imports.function("PyErr_Clear"), [])
         null = ir.Constant(PTR, None)
         none = self.imports.data("_Py_NoneStruct")
         self_or_none = b.select(b.icmp_unsigned("==", self.self_arg, null), none, self.self_arg)
@@ -188,19 +191,15 @@ def _locate(m: _Method, layout: ir.Value, offset: ir.Value, writing: bool) -> ir
     b, helpers, imports = m.b, m.helpers, m.imports
     segment = m.self_arg
     kind = helpers.load_field(b, segment, "ob_type")
-    confined = b.icmp_unsigned("==", kind, b.load(imports.data(_abi.CELL_CONFINED_TYPE), typ=PTR))
-    anywhere = b.or_(
-        b.icmp_unsigned("==", kind, b.load(imports.data(_abi.CELL_SEGMENT_TYPE), typ=PTR)),
-        b.icmp_unsigned("==", kind, b.load(imports.data(_abi.CELL_HEAP_TYPE), typ=PTR)))
-    m.slow_if(b.not_(b.or_(confined, anywhere)))
-    with b.if_then(confined, likely=False):
-        guard = helpers.load_field(b, segment, "segment._guard")
-        m.slow_if(b.icmp_unsigned("==", guard, ir.Constant(PTR, None)))
-        owner = m.call("PyList_GetItem", guard, ir.Constant(I64, 0))
-        m.slow_if(b.icmp_unsigned("==", owner, ir.Constant(PTR, None)))
-        owner_value, owner_ok = helpers.unsigned_of(b, owner)
-        m.slow_if(b.or_(b.not_(owner_ok), b.icmp_unsigned("!=", owner_value,
-                                                          m.call("PyThread_get_thread_ident"))))
+    ours = b.or_(
+        b.icmp_unsigned("==", kind, b.load(imports.data(_abi.CELL_CONFINED_TYPE), typ=PTR)),
+        b.or_(b.icmp_unsigned("==", kind, b.load(imports.data(_abi.CELL_SEGMENT_TYPE), typ=PTR)),
+              b.icmp_unsigned("==", kind, b.load(imports.data(_abi.CELL_HEAP_TYPE), typ=PTR))))
+    m.slow_if(b.not_(ours))
+    # the guard decides, as in Python: None for unconfined segments
+    guard = helpers.load_field(b, segment, "segment._guard")
+    m.slow_if(b.icmp_unsigned("==", guard, ir.Constant(PTR, None)))
+    m.slow_if(b.not_(helpers._owned_here(b, guard)))
     size = m.field_int(segment, "segment._size")
     width = m.field_int(layout, "layout._byte_size")
     m.slow_if(b.or_(b.icmp_signed("<", offset, ir.Constant(I64, 0)),
@@ -214,7 +213,8 @@ def _locate(m: _Method, layout: ir.Value, offset: ir.Value, writing: bool) -> ir
     address = helpers.load_field(b, segment, "segment._address")
     m.slow_if(b.icmp_unsigned("==", address, ir.Constant(PTR, None)))
     address_value, address_ok = helpers.address_of(b, address)
-    m.slow_if(b.not_(address_ok))
+    # beyond 2**63 is never user memory: Python refuses it
+    m.slow_if(b.or_(b.not_(address_ok), b.icmp_signed("<", address_value, ir.Constant(I64, 0))))
     base = b.inttoptr(address_value, PTR)
     return b.gep(base, [offset], source_etype=I8)
 
@@ -422,14 +422,18 @@ def _arena_close(imports: Imports, helpers: _Helpers) -> None:
     m.slow_if(b.icmp_unsigned("!=", helpers.load_field(b, m.self_arg, "ob_type"), arena_type))
     guard = helpers.load_field(b, m.self_arg, "arena._confinement")
     m.slow_if(b.or_(b.icmp_unsigned("==", guard, null), b.icmp_unsigned("==", guard, none)))
-    owner = m.call("PyList_GetItem", guard, ir.Constant(I64, 0))
-    m.slow_if(b.icmp_unsigned("==", owner, null))
-    m.slow_if(b.icmp_unsigned("!=", m.call("PyLong_AsUnsignedLong", owner),
-                              m.call("PyThread_get_thread_ident")))
+    m.slow_if(b.not_(helpers._owned_here(b, guard)))
+    # an operation's pin (an extra item, see ffm_runtime._memory._pin): Python refuses
+    m.slow_if(b.icmp_signed("!=", m.call("PyList_Size", guard), ir.Constant(I64, 1)))
     m.slow_if(b.icmp_unsigned("!=", helpers.load_field(b, m.self_arg, "arena._extra"), none))
     slab = helpers.load_field(b, m.self_arg, "arena._slab")
     m.slow_if(b.icmp_unsigned("==", slab, null))
     has_slab = b.icmp_unsigned("!=", slab, none)
+    # only a slab tuple goes back to the pool (anything else: Python refuses to pool it)
+    with b.if_then(has_slab):
+        m.slow_if(b.icmp_unsigned("!=", helpers.load_field(b, slab, "ob_type"),
+                                  imports.data("PyTuple_Type")))
+        m.slow_if(b.icmp_signed("!=", m.call("PyTuple_Size", slab), ir.Constant(I64, 3)))
     pool = b.load(imports.data(_abi.CELL_SLAB_POOL), typ=PTR)
     full = b.icmp_signed(">=", m.call("PyList_Size", pool), ir.Constant(I64, _abi.ARENA_POOL_MAX))
     m.slow_if(b.and_(has_slab, full))

@@ -35,9 +35,14 @@ class AllocationHelpers(HelperBase):
         arena, size, alignment = fn.args
         null = ir.Constant(PTR, None)
         self._unless_unset(b, arena, "arena._segment_class")
-        segment = self.call(b, "PyType_GenericAlloc",
-                            self.load_field(b, arena, "arena._segment_class"),
-                            ir.Constant(I64, 0))
+        segment_class = self.load_field(b, arena, "arena._segment_class")
+        known = b.or_(
+            b.icmp_unsigned("==", segment_class,
+                            b.load(self.imports.data(_abi.CELL_SEGMENT_TYPE), typ=PTR)),
+            b.icmp_unsigned("==", segment_class,
+                            b.load(self.imports.data(_abi.CELL_CONFINED_TYPE), typ=PTR)))
+        self._give_up_if(b, b.not_(known), None)  # not one of the runtime's: Python's to judge
+        segment = self.call(b, "PyType_GenericAlloc", segment_class, ir.Constant(I64, 0))
         with b.if_then(b.icmp_unsigned("==", segment, null), likely=False):
             b.ret(null)
         self._unless_unset(b, arena, "arena._confinement", "arena._cursor", "arena._limit",
@@ -63,7 +68,11 @@ class AllocationHelpers(HelperBase):
         self._unless_unset(b, arena, "arena._slab_start", "arena._slab_align", drop=segment)
         start, start_ok = self.ssize_of(b, self.load_field(b, arena, "arena._slab_start"))
         low, low_ok = self.ssize_of(b, self.load_field(b, arena, "arena._slab_align"))
-        self._give_up_if(b, b.not_(b.and_(start_ok, low_ok)), segment)
+        view = self.load_field(b, arena, "arena._slab_view")
+        usable = b.and_(b.and_(start_ok, low_ok), b.icmp_unsigned(
+            "==", self.load_field(b, view, "ob_type"), self.imports.data("PyMemoryView_Type")))
+        usable = b.and_(usable, b.icmp_signed(">", start, ir.Constant(I64, 0)))
+        self._give_up_if(b, b.not_(usable), segment)
         new_cursor = self.call(b, "PyLong_FromSsize_t", end)
         with b.if_then(b.icmp_unsigned("==", new_cursor, null), likely=False):
             self.call(b, "Py_DecRef", segment)
@@ -88,7 +97,7 @@ class AllocationHelpers(HelperBase):
             ("segment._align", self.call(b, "PyLong_FromSsize_t", b.add(low, offset))),
             ("segment._base", base),
             ("segment._size", self.call(b, "PyLong_FromSsize_t", size)),
-        ], [("segment._view", self.load_field(b, arena, "arena._slab_view")),
+        ], [("segment._view", view),
             ("segment._scope", arena), ("segment._guard", guard)])
         b.ret(segment)
         return fn

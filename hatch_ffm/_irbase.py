@@ -302,9 +302,6 @@ class HelperBase:
         self._pair(b, value, ir.Constant(I1, 1))
         return fn
 
-    def _make_convert_address(self) -> ir.Function:
-        return self._make_convert("PyLong_AsVoidPtr", PTR, "address")
-
     def _make_convert_ssize(self) -> ir.Function:
         return self._make_convert("PyLong_AsSsize_t", I64, "ssize")
 
@@ -313,15 +310,15 @@ class HelperBase:
 
     def address_of(self, b: ir.IRBuilder, obj: ir.Value,
                    remember: bool = True) -> tuple[ir.Value, ir.Value]:
-        """``(value, ok)``: an address field's value (``PyLong_AsVoidPtr`` for what the cache
-        does not take; not ok, the error cleared, if that raised).  ``remember=False``: a
+        """``(value, ok)``: an address field's value, an int in ``[0, 2**64)`` (not ok, the
+        error cleared, for anything else: a negative int is no address).  ``remember=False``: a
         miss is not entered (for objects seen once, like the fields of a segment just
         made)."""
         if remember:
             value, ok = self.word(b, obj)
         else:
             ok, value = self._lookup(b, obj)
-        return self._converted(b, ok, value, obj, "address")
+        return self._converted(b, ok, value, obj, "unsigned")
 
     def ssize_of(self, b: ir.IRBuilder, obj: ir.Value) -> tuple[ir.Value, ir.Value]:
         """``(value, ok)``: an int field's value as ``PyLong_AsSsize_t`` gives it (through
@@ -553,5 +550,6 @@ class HelperBase:
             b.position_at_end(large)
         self._pair(b, address, ir.Constant(I1, 1))
         b.position_at_end(fail)
+        self.call(b, "PyErr_Clear")  # a failed lookup of a tampered field: the caller reports
         self._pair(b, null, ir.Constant(I1, 0))
         return fn

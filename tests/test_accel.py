@@ -4,9 +4,11 @@ methods they replace (same results, same exceptions, same messages)."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -224,7 +226,8 @@ def test_memory_suites_pass_in_pure_python() -> None:
     """The Python methods stay the accelerators' reference: the memory test files pass
     with them alone."""
     files = ["tests/test_memory.py", "tests/test_segments.py", "tests/test_scoped_operations.py",
-             "tests/test_memory_properties.py", "tests/test_lifetime.py"]
+             "tests/test_memory_properties.py", "tests/test_lifetime.py",
+             "tests/test_operation_ordering.py"]
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                              *files], capture_output=True, text=True, cwd=ROOT, check=False,
                             env={**os.environ, "FFM_PURE_PYTHON": "1"})
@@ -296,3 +299,83 @@ def test_allocations_with_and_without_padding_match_python() -> None:
                 native.set(JAVA_BYTE, index, index + 1)
             assert native.to_bytes() == bytes(range(1, size + 1))
             assert bytes(native.as_memoryview()) == bytes(range(1, size + 1))
+
+
+#: values a private field should never hold: of the wrong type, or beyond any range
+JUNK: list[Any] = [None, "x", 1.5, [], ["x"], [0], ("x",), 2**70, -(2**70), -1, object(),
+                   "<unset>"]
+SEGMENT_FIELDS = ["_address", "_size", "_scope", "_guard", "_view", "_base", "_align"]
+ARENA_FIELDS = ["_alive", "_confinement", "_cursor", "_extra", "_kind", "_limit", "_owner",
+                "_segment_class", "_slab", "_slab_align", "_slab_start", "_slab_view"]
+
+
+def tamper(obj: object, field: str, value: object) -> None:
+    if value == "<unset>":
+        delattr(obj, field)
+    else:
+        setattr(obj, field, value)
+
+
+def tampered_outcome(call: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
+    """Like :func:`outcome`, for objects whose state no longer means anything: values are
+    compared by type only, exceptions by type and message (object addresses and thread
+    idents left out: the two paths get two objects)."""
+    result = outcome(call, *args)
+    if result[0] != "raised":
+        return result[:2]
+    return result[0], result[1], re.sub(r"0x[0-9a-f]+|owner=\d+", "...", result[2])
+
+
+@pytest.mark.parametrize("field", SEGMENT_FIELDS)
+def test_tampered_segments_match_python(field: str) -> None:
+    """A segment whose private field was replaced gets the same result or exception from
+    the native and the Python get and set (both read _guard, _size, _align and _address
+    only); the native path leaves no error behind."""
+    python_get = _accel._python_methods[INDEX["get"]]
+    python_set = _accel._python_methods[INDEX["set"]]
+    auto = Arena.of_auto()
+    with Arena.of_confined() as confined:
+        for junk in JUNK:
+            for arena in (confined, auto):
+                native, python = arena.allocate(16, 8), arena.allocate(16, 8)
+                tamper(native, field, junk)
+                tamper(python, field, junk)
+                where = (field, junk, arena)
+                assert tampered_outcome(native.get, JAVA_INT, 4) == \
+                    tampered_outcome(python_get, python, JAVA_INT, 4), where
+                assert tampered_outcome(native.set, JAVA_INT, 4, 5) == \
+                    tampered_outcome(python_set, python, JAVA_INT, 4, 5), where
+
+
+@pytest.mark.parametrize("field", ARENA_FIELDS)
+def test_tampered_arenas_match_python(field: str) -> None:
+    """The same for an arena's allocate and close.  (A replaced guard makes the arena's
+    finalizer fail too: that is Python code, the same for both.)"""
+    python_allocate = _accel._python_methods[INDEX["allocate"]]
+    python_close = _accel._python_methods[INDEX["close"]]
+    kept = []
+    for junk in JUNK:
+        native, python = Arena.of_confined(), Arena.of_confined()
+        for arena in (native, python):
+            arena.allocate(8)
+            tamper(arena, field, junk)
+        kept += [native, python]
+        where = (field, junk)
+        assert tampered_outcome(native.allocate, 8) == \
+            tampered_outcome(python_allocate, python, 8), where
+        assert tampered_outcome(native.close) == tampered_outcome(python_close, python), where
+    for arena in kept:  # leave no arena whose finalizer would fail for the next test
+        with contextlib.suppress(Exception):
+            arena._confinement = [0]  # type: ignore[attr-defined]
+
+
+def test_a_replaced_guard_entry_is_python_s_to_judge() -> None:
+    """A guard whose entry is not a thread ident: the native close and get hand over to Python
+    with no error left set (it used to surface as SystemError or a wrong TypeError)."""
+    arena = Arena.of_confined()
+    segment = arena.allocate(8)
+    segment.set(JAVA_INT, 0, 42)
+    arena._confinement[0] = "x"  # type: ignore[attr-defined]
+    assert segment.get(JAVA_INT, 0) == 42
+    arena.close()
+    assert not arena.is_alive()
