@@ -43,10 +43,12 @@ _python_methods: list[Callable[..., Any]] = []
 _originals: list[Any] = []
 
 
-def _fallback(index: int, self: object, values: tuple[Any, ...], kwnames: tuple[str, ...] | None
-              ) -> Any:
-    """The slow path of accelerator ``index``: its Python method, with the same arguments."""
-    method = _python_methods[index]
+def _fallback(index: int, self: object, values: tuple[Any, ...], kwnames: tuple[str, ...] | None,
+              methods: list[Callable[..., Any]] = _python_methods) -> Any:
+    """The slow path of accelerator ``index``: its Python method, with the same arguments.
+    (``methods`` is bound here: a finalizer can call an accelerator at exit, after this
+    module's globals were cleared.)"""
+    method = methods[index]
     if kwnames is None:
         return method(self, *values)
     positional = len(values) - len(kwnames)

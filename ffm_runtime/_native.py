@@ -17,17 +17,52 @@ __all__ = ["cell_address", "dlsym", "new_builtin", "new_method", "resolve_import
            "set_offset", "slot_offset"]
 
 try:
-    _dlsym: Any = ctypes.CDLL(None).dlsym
+    _libc = ctypes.CDLL(None)
+    _dlsym: Any = _libc.dlsym
     _dlsym.restype = ctypes.c_void_p
     _dlsym.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
+    _calloc: Any = _libc.calloc
+    _calloc.restype = ctypes.c_void_p
+    _calloc.argtypes = (ctypes.c_size_t, ctypes.c_size_t)
 except (OSError, TypeError, AttributeError):  # not a POSIX dynamic loader: nothing to look up
-    _dlsym = None
+    _dlsym = _calloc = None
 
-_cells = (ctypes.c_void_p * len(_abi.RUNTIME_CELLS))()
-_cell_objects: dict[str, object] = {}  # keeps the objects stored in cells alive
-_offsets = (ctypes.c_int64 * len(_abi.OFFSETS))()
 _WORD: Final = ctypes.sizeof(ctypes.c_void_p)
 _lock = threading.Lock()
+_incref = ctypes.pythonapi.Py_IncRef
+_incref.restype = None
+_incref.argtypes = (ctypes.py_object,)
+
+
+def _permanent(size: int) -> int:
+    """``size`` zeroed bytes that are never freed.
+
+    What native code reads outside the objects it is given (the runtime cells, the offsets
+    table, the method definitions of builtins) lives here, not in Python objects: module
+    globals are freed at interpreter exit while a late finalizer can still call a stub or an
+    accelerated method.
+    """
+    if _calloc is None:
+        buffer = ctypes.create_string_buffer(size)
+        _never_freed.append(buffer)
+        return ctypes.addressof(buffer)
+    address = _calloc(1, size)
+    if not address:
+        raise MemoryError(f"cannot allocate {size} bytes for the runtime's tables")
+    return int(address)
+
+
+_never_freed: list[object] = []  # only where there is no C library to allocate from
+_cells: Final = _permanent(len(_abi.RUNTIME_CELLS) * _WORD)
+_offsets: Final = _permanent(len(_abi.OFFSETS) * 8)
+
+
+def _permanent_string(text: str) -> int:
+    """A NUL-terminated UTF-8 copy of ``text`` that is never freed."""
+    data = text.encode()
+    address = _permanent(len(data) + 1)
+    ctypes.memmove(address, data, len(data))
+    return address
 
 
 def dlsym(name: str, handle: int | None = None) -> int | None:
@@ -40,19 +75,20 @@ def dlsym(name: str, handle: int | None = None) -> int | None:
 
 def cell_address(name: str) -> int:
     """Address of the runtime cell ``name`` (see :mod:`._abi`)."""
-    return ctypes.addressof(_cells) + _abi.RUNTIME_CELLS.index(name) * ctypes.sizeof(ctypes.c_void_p)
+    return _cells + _abi.RUNTIME_CELLS.index(name) * _WORD
 
 
 def set_cell(name: str, obj: object) -> None:
-    """Store a (kept-alive) Python object in a runtime cell."""
+    """Store a Python object in a runtime cell; it is kept alive for the life of the process
+    (a reference that is never given back), like the cell itself."""
     with _lock:
-        _cell_objects[name] = obj
-        _cells[_abi.RUNTIME_CELLS.index(name)] = id(obj)
+        _incref(obj)
+        ctypes.c_void_p.from_address(cell_address(name)).value = id(obj)
 
 
 def set_offset(name: str, offset: int) -> None:
     """Publish a byte offset in the table stubs read (see :data:`._abi.OFFSETS`)."""
-    _offsets[_abi.OFFSETS.index(name)] = offset
+    ctypes.c_int64.from_address(_offsets + _abi.OFFSETS.index(name) * 8).value = offset
 
 
 def slot_offset(instance: object, name: str) -> int:
@@ -119,16 +155,16 @@ def resolve_import(name: str) -> int | None:
     if name in _abi.RUNTIME_CELLS:
         return cell_address(name)
     if name == _abi.OFFSETS_SYMBOL:
-        return ctypes.addressof(_offsets)
+        return _offsets
     return dlsym(name)
 
 
 class _PyMethodDef(ctypes.Structure):
     _fields_ = (
-        ("ml_name", ctypes.c_char_p),
+        ("ml_name", ctypes.c_void_p),
         ("ml_meth", ctypes.c_void_p),
         ("ml_flags", ctypes.c_int),
-        ("ml_doc", ctypes.c_char_p),
+        ("ml_doc", ctypes.c_void_p),
     )
 
 
@@ -140,22 +176,34 @@ _new_ex_unbound = ctypes.pythonapi["PyCFunction_NewEx"]  # a separate prototype 
 _new_ex_unbound.restype = ctypes.py_object
 _new_ex_unbound.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 
-_method_defs: dict[tuple[int, str], _PyMethodDef] = {}  # never freed: builtins point into them
+#: (function, name) -> address of its PyMethodDef, in never-freed memory: builtins and
+#: method descriptors point into them as long as they exist, at exit too
+_method_defs: dict[tuple[int, str], int] = {}
+
+
+def _method_def(function: int, name: str, doc: str, flags: int) -> int:
+    with _lock:
+        key = (function, name)
+        address = _method_defs.get(key)
+        if address is None:
+            address = _permanent(ctypes.sizeof(_PyMethodDef))
+            definition = _PyMethodDef.from_address(address)
+            definition.ml_name = _permanent_string(name)
+            definition.ml_meth = function
+            definition.ml_flags = flags
+            definition.ml_doc = _permanent_string(doc)
+            _method_defs[key] = address
+        return address
 
 
 def new_builtin(function: int, self_object: object, name: str, doc: str,
                 flags: int = _abi.METH_FASTCALL) -> Any:
     """A builtin function calling ``function`` (a ``METH_FASTCALL`` C function, or of the
     calling convention ``flags`` says) with ``self``."""
-    with _lock:
-        key = (function, name)
-        definition = _method_defs.get(key)
-        if definition is None:
-            definition = _PyMethodDef(name.encode(), function, flags, doc.encode())
-            _method_defs[key] = definition
+    definition = _method_def(function, name, doc, flags)
     if self_object is None:  # a plain function (self is NULL)
-        return _new_ex_unbound(ctypes.addressof(definition), None, None)
-    return _new_ex(ctypes.addressof(definition), self_object, None)
+        return _new_ex_unbound(definition, None, None)
+    return _new_ex(definition, self_object, None)
 
 
 _new_method = ctypes.pythonapi.PyDescr_NewMethod
@@ -165,11 +213,5 @@ _new_method.argtypes = (ctypes.py_object, ctypes.c_void_p)
 
 def new_method(cls: type, function: int, name: str, doc: str) -> Any:
     """A method descriptor of ``cls`` calling ``function`` (``METH_FASTCALL | METH_KEYWORDS``)."""
-    with _lock:
-        key = (function, name)
-        definition = _method_defs.get(key)
-        if definition is None:
-            definition = _PyMethodDef(name.encode(), function,
-                                      _abi.METH_FASTCALL | _abi.METH_KEYWORDS, doc.encode())
-            _method_defs[key] = definition
-    return _new_method(cls, ctypes.addressof(definition))
+    return _new_method(cls, _method_def(function, name, doc,
+                                        _abi.METH_FASTCALL | _abi.METH_KEYWORDS))
