@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sys
 import textwrap
 from pathlib import Path
 
@@ -177,3 +179,116 @@ class Boom:
             run_features(["feat_fail:Boom"], False, ACCESS, PATH)
 
 
+
+    def test_failure_names_the_type_and_the_traceback(self, plugins: Path) -> None:
+        write_module(plugins, "feat_trace", """
+def lookup(table):
+    return table["missing"]
+
+class Boom:
+    def during_setup(self, access):
+        lookup({})
+""")
+        with pytest.raises(FeatureError) as info:
+            run_features(["feat_trace:Boom"], False, ACCESS, PATH)
+        message = str(info.value)
+        assert message.startswith("Feature 'feat_trace:Boom' failed in during_setup: "
+                                  "KeyError: 'missing'\n")
+        assert re.search(r'File ".*feat_trace\.py", line 7, in during_setup\n\s+lookup\(\{\}\)\n'
+                         r'.*File ".*feat_trace\.py", line 3, in lookup\n', message, re.S)
+        assert "_features.py" not in message  # the Feature's frames, not hatch-ffm's
+        assert isinstance(info.value.error, KeyError)
+        assert (info.value.feature, info.value.hook) == ("feat_trace:Boom", "during_setup")
+
+    def test_failure_in_is_in_configuration_names_the_feature(self, plugins: Path) -> None:
+        write_module(plugins, "feat_config", """
+class Picky:
+    def is_in_configuration(self, access):
+        return access.config["missing"]
+""")
+        with pytest.raises(FeatureError, match=r"^Feature 'feat_config:Picky' failed in "
+                                               r"is_in_configuration: KeyError: 'missing'\n"
+                                               r"(.|\n)*feat_config\.py\", line 4, in "
+                                               r"is_in_configuration"):
+            run_features(["feat_config:Picky"], False, ACCESS, PATH)
+
+    def test_failure_when_instantiated(self, plugins: Path) -> None:
+        write_module(plugins, "feat_init", """
+class Fragile:
+    def __init__(self):
+        raise RuntimeError("no configuration file")
+    def during_setup(self, access):
+        pass
+""")
+        with pytest.raises(FeatureError, match=r"^Feature 'feat_init:Fragile' failed in __init__: "
+                                               r"RuntimeError: no configuration file\n"):
+            run_features(["feat_init:Fragile"], False, ACCESS, PATH)
+
+    def test_failure_of_an_entry_point_feature_when_instantiated(self, plugins: Path) -> None:
+        write_module(plugins, "feat_ep_init", """
+class Fragile:
+    def __init__(self):
+        raise OSError("no device")
+""")
+        dist_info = plugins / "feat_ep_init-1.0.dist-info"
+        dist_info.mkdir()
+        (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: feat-ep-init\n"
+                                            "Version: 1.0\n")
+        (dist_info / "entry_points.txt").write_text(
+            "[hatch_ffm.features]\nfragile = feat_ep_init:Fragile\n")
+        with pytest.raises(FeatureError, match=r"^Feature 'fragile' failed in __init__: "
+                                               r"OSError: no device\n"):
+            run_features([], True, ACCESS, PATH)
+
+    @pytest.mark.parametrize(("module", "raised", "summary"), [
+        ("feat_exit0", "SystemExit(0)", r"SystemExit: 0 \(sys\.exit\(\) in a Feature would end "
+                                        r"the build without a wheel; raise an exception to stop "
+                                        r"the build"),
+        ("feat_exit", "SystemExit()", r"SystemExit \(sys\.exit\(\)"),
+        ("feat_genexit", "GeneratorExit()", "GeneratorExit\n"),
+        ("feat_custom", "Custom('stop')", "feat_custom.Custom: stop\n"),
+    ], ids=["SystemExit(0)", "SystemExit()", "GeneratorExit", "BaseException-subclass"])
+    def test_base_exceptions_fail_the_build(self, plugins: Path, module: str, raised: str,
+                                            summary: str) -> None:
+        write_module(plugins, module, f"""
+class Custom(BaseException):
+    pass
+
+class Quits:
+    def during_setup(self, access):
+        raise {raised}
+""")
+        with pytest.raises(FeatureError, match=rf"^Feature '{module}:Quits' failed in "
+                                               rf"during_setup: {summary}"):
+            run_features([f"{module}:Quits"], False, ACCESS, PATH)
+
+    def test_module_that_exits_when_imported(self, plugins: Path) -> None:
+        write_module(plugins, "feat_exit_import", "import sys\nsys.exit(3)\n")
+        with pytest.raises(FeatureError, match=r"cannot import module 'feat_exit_import' of "
+                                               r"Feature 'feat_exit_import:F': SystemExit: 3 "
+                                               r"\(the module called sys\.exit\(\)"):
+            run_features(["feat_exit_import:F"], False, ACCESS, PATH)
+
+    @pytest.mark.parametrize("hook", ["__init__", "is_in_configuration", "during_setup"])
+    def test_keyboard_interrupt_still_interrupts(self, plugins: Path, hook: str) -> None:
+        write_module(plugins, f"feat_interrupt_{hook}", f"""
+class Interrupted:
+    def {hook}(self, *args, **kwargs):
+        raise KeyboardInterrupt
+    if "{hook}" != "during_setup":
+        def during_setup(self, access):
+            pass
+""")
+        with pytest.raises(KeyboardInterrupt):
+            run_features([f"feat_interrupt_{hook}:Interrupted"], False, ACCESS, PATH)
+
+    @pytest.mark.skipif(sys.version_info < (3, 11), reason="exception groups are Python 3.11+")
+    def test_keyboard_interrupt_in_a_group_still_interrupts(self, plugins: Path) -> None:
+        write_module(plugins, "feat_group", """
+class Interrupted:
+    def during_setup(self, access):
+        raise BaseExceptionGroup("tasks", [ValueError("x"), KeyboardInterrupt()])
+""")
+        with pytest.raises(BaseExceptionGroup) as info:  # noqa: F821  # Python 3.11+ builtin
+            run_features(["feat_group:Interrupted"], False, ACCESS, PATH)
+        assert info.value.subgroup(KeyboardInterrupt) is not None
