@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from conftest import build_wheel
 
 PYPROJECT = """
@@ -102,3 +103,26 @@ def test_sys_exit_in_during_setup_fails_hatchling_build(tmp_path: Path) -> None:
     assert not list(project.glob("dist/*.whl"))
     assert ("Feature 'ffm_broken.features:Broken' failed in during_setup: SystemExit: 0"
             in result.stderr)
+
+
+@pytest.mark.parametrize("size", [64 << 20, 1 << 40], ids=["64MiB", "1TiB"])
+def test_struct_beyond_the_by_value_limit(tmp_path: Path, size: int) -> None:
+    """64 MiB used to build (and every call crashed); 1 TiB failed inside LLVM ("huge 'byval'
+    arguments are unsupported") naming neither the descriptor nor the Feature."""
+    project = broken_project(tmp_path, f"""
+        from ffm_runtime import JAVA_BYTE, JAVA_INT, FunctionDescriptor, MemoryLayout
+        from hatch_ffm import RuntimeForeignAccess
+
+        BIG = MemoryLayout.struct_layout(MemoryLayout.sequence_layout({size}, JAVA_BYTE))
+
+        class Broken:
+            def during_setup(self, access):
+                RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of(JAVA_INT, BIG))
+    """)
+    output = failed_build(project, tmp_path / "out")
+    assert (f"FeatureError: Feature 'ffm_broken.features:Broken' failed in during_setup: "
+            f"ValueError: Layout [[{size}:b1]] (argument 0 of ([[{size}:b1]])i4) is {size} bytes: "
+            f"a struct or union passed or returned by value may have at most 4096 bytes "
+            f"(MAX_BY_VALUE_BYTE_SIZE;") in output
+    assert re.search(r'File ".*ffm_broken/features\.py", line 9, in during_setup\n'
+                     r'\s+RuntimeForeignAccess\.register_for_downcall\(', output)

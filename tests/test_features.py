@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ffm_runtime import ADDRESS, JAVA_INT, FunctionDescriptor, UpcallNotSupportedError
+from ffm_runtime._descriptor import MAX_BY_VALUE_BYTE_SIZE
 from hatch_ffm import DuringSetupAccess, NotSupportedYetError, RuntimeForeignAccess
 from hatch_ffm._features import FeatureError, run_features
 from hatch_ffm._lowering import lower
@@ -292,3 +293,80 @@ class Interrupted:
         with pytest.raises(BaseExceptionGroup) as info:  # noqa: F821  # Python 3.11+ builtin
             run_features(["feat_group:Interrupted"], False, ACCESS, PATH)
         assert info.value.subgroup(KeyboardInterrupt) is not None
+
+
+#: by-value aggregates around MAX_BY_VALUE_BYTE_SIZE (4096): the Feature's expression, the
+#: aggregate's size and where it is in the descriptor
+BY_VALUE = """
+from ffm_runtime import *
+from hatch_ffm import RuntimeForeignAccess
+
+S, U, seq = MemoryLayout.struct_layout, MemoryLayout.union_layout, MemoryLayout.sequence_layout
+
+class Big:
+    def during_setup(self, access):
+        RuntimeForeignAccess.register_for_downcall(DESCRIPTOR)
+
+DESCRIPTOR = {descriptor}
+"""
+LIMIT_CASES = {
+    "argument": ("FunctionDescriptor.of(JAVA_INT, JAVA_INT, S(seq({size}, JAVA_BYTE)))", 1),
+    "result": ("FunctionDescriptor.of(S(seq({size} // 8, JAVA_LONG)), JAVA_INT)", None),
+    "union": ("FunctionDescriptor.of_void(U(seq({size}, JAVA_BYTE), JAVA_INT.with_name('n')))",
+              0),
+    # the bulk nested inside sequences of structs
+    "nested": ("FunctionDescriptor.of_void(S(seq({size} // 64, S(seq(2, S(seq(4, JAVA_LONG))))), "
+               "seq({size} % 64 // 8, JAVA_LONG)))", 0),
+}
+
+
+class TestByValueLimit:
+    """MAX_BY_VALUE_BYTE_SIZE at registration: the Feature, the descriptor and the limit."""
+
+    @pytest.mark.parametrize("case", sorted(LIMIT_CASES))
+    def test_at_the_limit_is_registered(self, plugins: Path, case: str) -> None:
+        template, _ = LIMIT_CASES[case]
+        module = f"feat_at_limit_{case}"
+        write_module(plugins, module, BY_VALUE.format(
+            descriptor=template.format(size=MAX_BY_VALUE_BYTE_SIZE)))
+        access = DuringSetupAccess("/project", "demo", "demo", ("x86_64-linux", "aarch64-linux"))
+        session, _, _ = run_features([f"{module}:Big"], False, access, PATH)
+        (registration,) = session.registrations.values()
+        layouts = [*registration.descriptor.argument_layouts, registration.descriptor.return_layout]
+        assert max(layout.byte_size for layout in layouts if layout is not None) == 4096
+        assert set(registration.signatures) == {"x86_64-linux", "aarch64-linux"}
+
+    @pytest.mark.parametrize("size", [MAX_BY_VALUE_BYTE_SIZE + 8, 64 << 20, 1 << 40],
+                             ids=["limit+8", "64MiB", "1TiB"])
+    @pytest.mark.parametrize("case", sorted(LIMIT_CASES))
+    def test_beyond_the_limit_is_refused(self, plugins: Path, case: str, size: int) -> None:
+        template, position = LIMIT_CASES[case]
+        module = f"feat_beyond_{case}_{size}"
+        write_module(plugins, module, BY_VALUE.format(descriptor=template.format(size=size)))
+        descriptor = __import__(module).DESCRIPTOR
+        layout = (descriptor.return_layout if position is None
+                  else descriptor.argument_layouts[position])
+        where = "result" if position is None else f"argument {position}"
+        with pytest.raises(FeatureError, match=(
+                rf"^Feature '{module}:Big' failed in during_setup: ValueError: Layout "
+                rf"{re.escape(str(layout))} \({where} of {re.escape(str(descriptor))}\) is "
+                rf"{size} bytes: a struct or union passed or returned by value may have at most "
+                rf"4096 bytes \(MAX_BY_VALUE_BYTE_SIZE; a stub copies such an argument onto the "
+                rf"thread's stack\); pass it by reference instead, as an ADDRESS and a "
+                rf"MemorySegment\n[\s\S]*line 9, in during_setup\n")):
+            run_features([f"{module}:Big"], False, ACCESS, PATH)
+
+    def test_one_byte_beyond_the_limit(self) -> None:
+        from ffm_runtime import JAVA_BYTE, MemoryLayout
+        from hatch_ffm._registration import RegistrationSession, open_session
+
+        at, beyond = (MemoryLayout.struct_layout(MemoryLayout.sequence_layout(n, JAVA_BYTE))
+                      for n in (MAX_BY_VALUE_BYTE_SIZE, MAX_BY_VALUE_BYTE_SIZE + 1))
+        session = RegistrationSession(("x86_64-linux", "aarch64-linux"))
+        with open_session(session):
+            RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of(at, at))
+            with pytest.raises(ValueError, match=r"is 4097 bytes: .* at most 4096 bytes"):
+                RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of_void(beyond))
+            with pytest.raises(ValueError, match=r"\(result of \(\)\[\[4097:b1\]\]\) is 4097"):
+                RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of(beyond))
+        assert list(session.registrations) == ["([[4096:b1]])[[4096:b1]]"]
