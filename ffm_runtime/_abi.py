@@ -99,8 +99,9 @@ PYTHON_DATA: Final = frozenset({"_Py_NoneStruct", "_Py_TrueStruct", "_Py_FalseSt
                                 "PyLong_Type", "PyFloat_Type", "PyBool_Type",
                                 "PyMemoryView_Type", "PyTuple_Type"})
 
-#: libc functions a stub may call.
-LIBC_FUNCTIONS: Final = frozenset({"__errno_location", "memset"})
+#: libc functions a stub may call.  ``memcpy``: LLVM turns a large ``llvm.memcpy`` into a call
+#: (on AArch64, the copy of a struct argument over 256 bytes that the stub passes by reference).
+LIBC_FUNCTIONS: Final = frozenset({"__errno_location", "memcpy", "memset"})
 
 #: Cell holding the ``MemorySegment`` type (a ``PyObject *``): segments usable from any
 #: thread at any time are exactly of this type.

@@ -12,9 +12,17 @@ from typing import Final
 
 from ._layouts import MemoryLayout
 
-__all__ = ["FunctionDescriptor", "Option", "registration_key"]
+__all__ = ["MAX_BY_VALUE_BYTE_SIZE", "FunctionDescriptor", "Option", "registration_key"]
 
 CAPTURABLE_STATES: Final = ("errno",)
+
+#: The largest struct or union (in bytes) a descriptor may pass or return by value.  A stub
+#: copies each such argument onto the calling thread's stack (x86_64: the outgoing argument
+#: area, ``byval``; AArch64: the copy it passes by reference), so the limit keeps a call's
+#: stack use to about a page per argument; a result is written straight into the segment the
+#: allocator gives, and is held to the same limit so that one rule covers both directions.
+#: Pass anything larger by reference: an ``ADDRESS`` argument and a ``MemorySegment``.
+MAX_BY_VALUE_BYTE_SIZE: Final = 4096
 
 
 class FunctionDescriptor:
@@ -246,9 +254,21 @@ def _check_layout(layout: MemoryLayout, where: str, top_level: bool) -> None:
                          f"{layout.byte_size} bytes, C makes it {padded}")
 
 
+def _check_by_value_size(layout: MemoryLayout, where: str) -> None:
+    """A struct or union passed or returned by value fits :data:`MAX_BY_VALUE_BYTE_SIZE`."""
+    from ._layouts import GroupLayout
+
+    if isinstance(layout, GroupLayout) and layout.byte_size > MAX_BY_VALUE_BYTE_SIZE:
+        raise ValueError(
+            f"Layout {layout} ({where}) is {layout.byte_size} bytes: a struct or union passed "
+            f"or returned by value may have at most {MAX_BY_VALUE_BYTE_SIZE} bytes "
+            "(MAX_BY_VALUE_BYTE_SIZE; a stub copies such an argument onto the thread's stack); "
+            "pass it by reference instead, as an ADDRESS and a MemorySegment")
+
+
 def check_options(descriptor: FunctionDescriptor, options: Iterable[object]) -> tuple[Option, ...]:
-    """Validate a descriptor and its linker options (the JDK's link-time checks); return the
-    options in canonical order."""
+    """Validate a descriptor and its linker options (the JDK's link-time checks, and
+    :data:`MAX_BY_VALUE_BYTE_SIZE`); return the options in canonical order."""
     seen: dict[str, Option] = {}
     for option in options:
         if not isinstance(option, Option):
@@ -258,8 +278,10 @@ def check_options(descriptor: FunctionDescriptor, options: Iterable[object]) -> 
         seen[option.kind] = option
     for index, layout in enumerate(descriptor.argument_layouts):
         _check_layout(layout, f"argument {index} of {descriptor}", True)
+        _check_by_value_size(layout, f"argument {index} of {descriptor}")
     if descriptor.return_layout is not None:
         _check_layout(descriptor.return_layout, f"result of {descriptor}", True)
+        _check_by_value_size(descriptor.return_layout, f"result of {descriptor}")
     variadic = seen.get("first_variadic_arg")
     if variadic is not None:
         first = variadic.value

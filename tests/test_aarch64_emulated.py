@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import build_wheel, unpack_wheel
+from conftest import build_wheel, compile_c, unpack_wheel
 from test_conformance import SEED, build
 
 sys.path.insert(0, str(Path(__file__).parent / "conformance"))
@@ -109,3 +109,68 @@ def test_example_project_under_emulation(emulator: Path, tmp_path: Path) -> None
     rows = [line for line in result.stdout.splitlines() if line.rstrip().endswith(("yes", "NO"))]
     assert len(rows) >= 9, result.stdout
     assert all(row.rstrip().endswith("yes") for row in rows), result.stdout
+
+
+AT_LIMIT_FEATURE = """
+from ffm_runtime import JAVA_INT, JAVA_LONG, FunctionDescriptor, MemoryLayout
+from ffm_runtime._descriptor import MAX_BY_VALUE_BYTE_SIZE
+from hatch_ffm import RuntimeForeignAccess
+
+AT_LIMIT = MemoryLayout.struct_layout(
+    MemoryLayout.sequence_layout(MAX_BY_VALUE_BYTE_SIZE // 8, JAVA_LONG))
+AT_LIMIT_ECHO = FunctionDescriptor.of(AT_LIMIT, AT_LIMIT, JAVA_INT)
+
+class AtLimit:
+    def during_setup(self, access):
+        RuntimeForeignAccess.register_for_downcall(AT_LIMIT_ECHO)
+"""
+
+AT_LIMIT_CHECK = """
+import sys, threading
+import ffm_runtime as f
+from ffm_at_limit.features import AT_LIMIT_ECHO
+
+f.load_library(sys.argv[1])
+echo = f.Linker.native_linker().downcall_handle(f.SymbolLookup.loader_lookup().find(
+    "at_limit_echo"), AT_LIMIT_ECHO)
+words = list(range(1, 513))
+expected = [*words[:7], -8, *words[8:-1], words[-1] + 7]
+outcomes = []
+
+def call():
+    with f.Arena.of_confined() as arena:
+        argument = arena.allocate_from(f.JAVA_LONG, words)
+        result = echo(arena, argument, 7)
+        outcomes.append((result.to_array(f.JAVA_LONG).tolist(),
+                         argument.to_array(f.JAVA_LONG).tolist()))
+
+call()
+threading.stack_size(128 * 1024)
+thread = threading.Thread(target=call)
+thread.start()
+thread.join()
+assert outcomes == [(expected, words)] * 2, outcomes
+print("at the limit: ok")
+"""
+
+
+def test_struct_at_the_by_value_limit_under_emulation(emulator: Path, tmp_path: Path) -> None:
+    """A struct of MAX_BY_VALUE_BYTE_SIZE bytes (passed by reference to a copy the stub makes
+    on its stack, returned through x8) goes both ways, also on a 128 KiB thread stack."""
+    library = compile_c(ROOT / "tests" / "native" / "ffm_test_lib.c", tmp_path / "libffm_test.so",
+                        cc=CC)
+    project = tmp_path / "ffm_at_limit"
+    (project / "ffm_at_limit").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[project]\nname = "ffm-at-limit"\nversion = "1.0"\ndependencies = ["hatch-ffm"]\n'
+        "[tool.hatch.build.targets.wheel.hooks.ffm]\n"
+        'features = ["ffm_at_limit.features:AtLimit"]\ntargets = ["aarch64-linux"]\n')
+    (project / "ffm_at_limit" / "__init__.py").write_text("")
+    (project / "ffm_at_limit" / "features.py").write_text(AT_LIMIT_FEATURE)
+    build_wheel(project, tmp_path / "dist")
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    unpack_wheel(wheel, tmp_path / "site")
+    result = run_emulated(emulator, "-c", AT_LIMIT_CHECK, str(library), path=[tmp_path / "site"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "at the limit: ok"

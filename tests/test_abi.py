@@ -7,6 +7,7 @@ import ctypes
 import errno
 import itertools
 import os
+import re
 import struct
 import threading
 import time
@@ -286,6 +287,57 @@ class TestStructs:
                 handle(types, out, 1, arena.allocate(16))
             with pytest.raises(TypeError, match=r"argument 3: expected MemorySegment for struct"):
                 handle(types, out, 1, (1, 2, 3))
+
+
+    def test_struct_at_the_by_value_limit(self, lookup: ffm.SymbolLookup, features: Any) -> None:
+        """A struct of MAX_BY_VALUE_BYTE_SIZE bytes goes both ways, also from a thread whose
+        stack is musl's default (128 KiB): the stub copies it onto the stack."""
+        from ffm_runtime._descriptor import MAX_BY_VALUE_BYTE_SIZE
+
+        assert features.AT_LIMIT.byte_size == MAX_BY_VALUE_BYTE_SIZE
+        echo = link(lookup, "at_limit_echo", features.AT_LIMIT_ECHO)
+        words = list(range(1, MAX_BY_VALUE_BYTE_SIZE // 8 + 1))
+        expected = [*words[:7], -8, *words[8:-1], words[-1] + 7]
+        outcomes: list[object] = []
+
+        def call() -> None:
+            with Arena.of_confined() as arena:
+                argument = arena.allocate_from(JAVA_LONG, words)
+                result = echo(arena, argument, 7)
+                outcomes.append((result.to_array(JAVA_LONG).tolist(),
+                                 argument.to_array(JAVA_LONG).tolist()))
+
+        call()
+        previous = threading.stack_size(128 * 1024)
+        try:
+            thread = threading.Thread(target=call)
+            thread.start()
+            thread.join()
+        finally:
+            threading.stack_size(previous)
+        assert outcomes == [(expected, words)] * 2
+
+    @pytest.mark.parametrize("size", [4097, 64 << 20, 1 << 40], ids=["4097", "64MiB", "1TiB"])
+    @pytest.mark.parametrize("bound", [True, False], ids=["bound", "unbound"])
+    def test_beyond_the_by_value_limit_is_refused_at_link_time(
+            self, lookup: ffm.SymbolLookup, size: int, bound: bool) -> None:
+        """The runtime applies the rule the build applies, whatever the installed wheels say."""
+        big = ffm.MemoryLayout.struct_layout(ffm.MemoryLayout.sequence_layout(size, ffm.JAVA_BYTE))
+        address = lookup.find("at_limit_echo")
+        for descriptor, where in [(FunctionDescriptor.of_void(JAVA_INT, big), "argument 1"),
+                                  (FunctionDescriptor.of(big, JAVA_INT), "result")]:
+            with pytest.raises(ValueError, match=(
+                    rf"^Layout \[\[{size}:b1\]\] \({where} of {re.escape(str(descriptor))}\) is "
+                    rf"{size} bytes: a struct or union passed or returned by value may have at "
+                    rf"most 4096 bytes \(MAX_BY_VALUE_BYTE_SIZE")):
+                LINKER.downcall_handle(*([address] if bound else []), descriptor)
+
+    def test_at_the_by_value_limit_passes_the_link_time_rule(self) -> None:
+        """Not registered, so missing - but not refused by the size rule."""
+        at_limit = ffm.MemoryLayout.struct_layout(
+            ffm.MemoryLayout.sequence_layout(4096, ffm.JAVA_BYTE))
+        with pytest.raises(ffm.MissingForeignRegistrationError, match=r"\(\[\[4096:b1\]\]\)v"):
+            LINKER.downcall_handle(FunctionDescriptor.of_void(at_limit))
 
 
 class TestUnions:

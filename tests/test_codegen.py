@@ -84,6 +84,26 @@ def test_imports_stay_inside_the_abi_contract() -> None:
     assert {stub_symbol(s.key) + suffix for s in sigs for suffix in ("_b", "_u")} <= defined
 
 
+@pytest.mark.parametrize("target", ["x86_64-linux", "aarch64-linux"])
+def test_structs_up_to_the_by_value_limit_import_only_the_abi_contract(target: str) -> None:
+    """Large copies become libc calls (AArch64: ``memcpy`` above 256 bytes); the loader must
+    accept every import of a stub whose structs are within MAX_BY_VALUE_BYTE_SIZE."""
+    from ffm_runtime import MemoryLayout
+    from ffm_runtime._descriptor import MAX_BY_VALUE_BYTE_SIZE
+    from hatch_ffm._build import TARGET_TRIPLES
+
+    sigs = []
+    for size in (24, 128, 256, 264, 1024, MAX_BY_VALUE_BYTE_SIZE):
+        big = MemoryLayout.struct_layout(MemoryLayout.sequence_layout(size // 8, JAVA_LONG))
+        for descriptor in (FunctionDescriptor.of(big, big, JAVA_INT),
+                           FunctionDescriptor.of_void(*[big] * 9)):  # past the registers
+            sigs.append(lower(registration_key(descriptor), descriptor, (), target))
+    triple = TARGET_TRIPLES[target]
+    obj = parse(compile_object(str(build_module(sigs, triple)), triple))
+    undefined = {s.name for s in obj.symbols if s.is_undefined and s.name}
+    assert {name for name in undefined if not _abi.allowed_import(name)} == set()
+
+
 def test_stub_symbols_are_stable() -> None:
     assert stub_symbol("(i4i4)i4") == stub_symbol("(i4i4)i4")
     assert stub_symbol("(i4i4)i4") != stub_symbol("(i4i4)i4 critical")

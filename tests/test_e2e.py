@@ -209,7 +209,7 @@ def test_invalid_registration_stops_the_build(tmp_path: Path) -> None:
     result = build_wheel(project, tmp_path / "out", check=False)
     assert result.returncode != 0
     assert re.search(r"Feature 'example_project\.ffm_features:LibcFeature' failed in during_setup: "
-                     r"Invalid variadic argument layout: f4 in \(a8f4\)i4",
+                     r"ValueError: Invalid variadic argument layout: f4 in \(a8f4\)i4",
                      result.stdout + result.stderr)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from ffm_runtime import ADDRESS, JAVA_INT, FunctionDescriptor, UpcallNotSupportedError
+from ffm_runtime._descriptor import MAX_BY_VALUE_BYTE_SIZE
 from hatch_ffm import DuringSetupAccess, NotSupportedYetError, RuntimeForeignAccess
 from hatch_ffm._features import FeatureError, run_features
 from hatch_ffm._lowering import lower
@@ -177,3 +180,193 @@ class Boom:
             run_features(["feat_fail:Boom"], False, ACCESS, PATH)
 
 
+
+    def test_failure_names_the_type_and_the_traceback(self, plugins: Path) -> None:
+        write_module(plugins, "feat_trace", """
+def lookup(table):
+    return table["missing"]
+
+class Boom:
+    def during_setup(self, access):
+        lookup({})
+""")
+        with pytest.raises(FeatureError) as info:
+            run_features(["feat_trace:Boom"], False, ACCESS, PATH)
+        message = str(info.value)
+        assert message.startswith("Feature 'feat_trace:Boom' failed in during_setup: "
+                                  "KeyError: 'missing'\n")
+        assert re.search(r'File ".*feat_trace\.py", line 7, in during_setup\n\s+lookup\(\{\}\)\n'
+                         r'.*File ".*feat_trace\.py", line 3, in lookup\n', message, re.S)
+        assert "_features.py" not in message  # the Feature's frames, not hatch-ffm's
+        assert isinstance(info.value.error, KeyError)
+        assert (info.value.feature, info.value.hook) == ("feat_trace:Boom", "during_setup")
+
+    def test_failure_in_is_in_configuration_names_the_feature(self, plugins: Path) -> None:
+        write_module(plugins, "feat_config", """
+class Picky:
+    def is_in_configuration(self, access):
+        return access.config["missing"]
+""")
+        with pytest.raises(FeatureError, match=r"^Feature 'feat_config:Picky' failed in "
+                                               r"is_in_configuration: KeyError: 'missing'\n"
+                                               r"(.|\n)*feat_config\.py\", line 4, in "
+                                               r"is_in_configuration"):
+            run_features(["feat_config:Picky"], False, ACCESS, PATH)
+
+    def test_failure_when_instantiated(self, plugins: Path) -> None:
+        write_module(plugins, "feat_init", """
+class Fragile:
+    def __init__(self):
+        raise RuntimeError("no configuration file")
+    def during_setup(self, access):
+        pass
+""")
+        with pytest.raises(FeatureError, match=r"^Feature 'feat_init:Fragile' failed in __init__: "
+                                               r"RuntimeError: no configuration file\n"):
+            run_features(["feat_init:Fragile"], False, ACCESS, PATH)
+
+    def test_failure_of_an_entry_point_feature_when_instantiated(self, plugins: Path) -> None:
+        write_module(plugins, "feat_ep_init", """
+class Fragile:
+    def __init__(self):
+        raise OSError("no device")
+""")
+        dist_info = plugins / "feat_ep_init-1.0.dist-info"
+        dist_info.mkdir()
+        (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: feat-ep-init\n"
+                                            "Version: 1.0\n")
+        (dist_info / "entry_points.txt").write_text(
+            "[hatch_ffm.features]\nfragile = feat_ep_init:Fragile\n")
+        with pytest.raises(FeatureError, match=r"^Feature 'fragile' failed in __init__: "
+                                               r"OSError: no device\n"):
+            run_features([], True, ACCESS, PATH)
+
+    @pytest.mark.parametrize(("module", "raised", "summary"), [
+        ("feat_exit0", "SystemExit(0)", r"SystemExit: 0 \(sys\.exit\(\) in a Feature would end "
+                                        r"the build without a wheel; raise an exception to stop "
+                                        r"the build"),
+        ("feat_exit", "SystemExit()", r"SystemExit \(sys\.exit\(\)"),
+        ("feat_genexit", "GeneratorExit()", "GeneratorExit\n"),
+        ("feat_custom", "Custom('stop')", "feat_custom.Custom: stop\n"),
+    ], ids=["SystemExit(0)", "SystemExit()", "GeneratorExit", "BaseException-subclass"])
+    def test_base_exceptions_fail_the_build(self, plugins: Path, module: str, raised: str,
+                                            summary: str) -> None:
+        write_module(plugins, module, f"""
+class Custom(BaseException):
+    pass
+
+class Quits:
+    def during_setup(self, access):
+        raise {raised}
+""")
+        with pytest.raises(FeatureError, match=rf"^Feature '{module}:Quits' failed in "
+                                               rf"during_setup: {summary}"):
+            run_features([f"{module}:Quits"], False, ACCESS, PATH)
+
+    def test_module_that_exits_when_imported(self, plugins: Path) -> None:
+        write_module(plugins, "feat_exit_import", "import sys\nsys.exit(3)\n")
+        with pytest.raises(FeatureError, match=r"cannot import module 'feat_exit_import' of "
+                                               r"Feature 'feat_exit_import:F': SystemExit: 3 "
+                                               r"\(the module called sys\.exit\(\)"):
+            run_features(["feat_exit_import:F"], False, ACCESS, PATH)
+
+    @pytest.mark.parametrize("hook", ["__init__", "is_in_configuration", "during_setup"])
+    def test_keyboard_interrupt_still_interrupts(self, plugins: Path, hook: str) -> None:
+        write_module(plugins, f"feat_interrupt_{hook}", f"""
+class Interrupted:
+    def {hook}(self, *args, **kwargs):
+        raise KeyboardInterrupt
+    if "{hook}" != "during_setup":
+        def during_setup(self, access):
+            pass
+""")
+        with pytest.raises(KeyboardInterrupt):
+            run_features([f"feat_interrupt_{hook}:Interrupted"], False, ACCESS, PATH)
+
+    @pytest.mark.skipif(sys.version_info < (3, 11), reason="exception groups are Python 3.11+")
+    def test_keyboard_interrupt_in_a_group_still_interrupts(self, plugins: Path) -> None:
+        write_module(plugins, "feat_group", """
+class Interrupted:
+    def during_setup(self, access):
+        raise BaseExceptionGroup("tasks", [ValueError("x"), KeyboardInterrupt()])
+""")
+        with pytest.raises(BaseExceptionGroup) as info:  # noqa: F821  # Python 3.11+ builtin
+            run_features(["feat_group:Interrupted"], False, ACCESS, PATH)
+        assert info.value.subgroup(KeyboardInterrupt) is not None
+
+
+#: by-value aggregates around MAX_BY_VALUE_BYTE_SIZE (4096): the Feature's expression, the
+#: aggregate's size and where it is in the descriptor
+BY_VALUE = """
+from ffm_runtime import *
+from hatch_ffm import RuntimeForeignAccess
+
+S, U, seq = MemoryLayout.struct_layout, MemoryLayout.union_layout, MemoryLayout.sequence_layout
+
+class Big:
+    def during_setup(self, access):
+        RuntimeForeignAccess.register_for_downcall(DESCRIPTOR)
+
+DESCRIPTOR = {descriptor}
+"""
+LIMIT_CASES = {
+    "argument": ("FunctionDescriptor.of(JAVA_INT, JAVA_INT, S(seq({size}, JAVA_BYTE)))", 1),
+    "result": ("FunctionDescriptor.of(S(seq({size} // 8, JAVA_LONG)), JAVA_INT)", None),
+    "union": ("FunctionDescriptor.of_void(U(seq({size}, JAVA_BYTE), JAVA_INT.with_name('n')))",
+              0),
+    # the bulk nested inside sequences of structs
+    "nested": ("FunctionDescriptor.of_void(S(seq({size} // 64, S(seq(2, S(seq(4, JAVA_LONG))))), "
+               "seq({size} % 64 // 8, JAVA_LONG)))", 0),
+}
+
+
+class TestByValueLimit:
+    """MAX_BY_VALUE_BYTE_SIZE at registration: the Feature, the descriptor and the limit."""
+
+    @pytest.mark.parametrize("case", sorted(LIMIT_CASES))
+    def test_at_the_limit_is_registered(self, plugins: Path, case: str) -> None:
+        template, _ = LIMIT_CASES[case]
+        module = f"feat_at_limit_{case}"
+        write_module(plugins, module, BY_VALUE.format(
+            descriptor=template.format(size=MAX_BY_VALUE_BYTE_SIZE)))
+        access = DuringSetupAccess("/project", "demo", "demo", ("x86_64-linux", "aarch64-linux"))
+        session, _, _ = run_features([f"{module}:Big"], False, access, PATH)
+        (registration,) = session.registrations.values()
+        layouts = [*registration.descriptor.argument_layouts, registration.descriptor.return_layout]
+        assert max(layout.byte_size for layout in layouts if layout is not None) == 4096
+        assert set(registration.signatures) == {"x86_64-linux", "aarch64-linux"}
+
+    @pytest.mark.parametrize("size", [MAX_BY_VALUE_BYTE_SIZE + 8, 64 << 20, 1 << 40],
+                             ids=["limit+8", "64MiB", "1TiB"])
+    @pytest.mark.parametrize("case", sorted(LIMIT_CASES))
+    def test_beyond_the_limit_is_refused(self, plugins: Path, case: str, size: int) -> None:
+        template, position = LIMIT_CASES[case]
+        module = f"feat_beyond_{case}_{size}"
+        write_module(plugins, module, BY_VALUE.format(descriptor=template.format(size=size)))
+        descriptor = __import__(module).DESCRIPTOR
+        layout = (descriptor.return_layout if position is None
+                  else descriptor.argument_layouts[position])
+        where = "result" if position is None else f"argument {position}"
+        with pytest.raises(FeatureError, match=(
+                rf"^Feature '{module}:Big' failed in during_setup: ValueError: Layout "
+                rf"{re.escape(str(layout))} \({where} of {re.escape(str(descriptor))}\) is "
+                rf"{size} bytes: a struct or union passed or returned by value may have at most "
+                rf"4096 bytes \(MAX_BY_VALUE_BYTE_SIZE; a stub copies such an argument onto the "
+                rf"thread's stack\); pass it by reference instead, as an ADDRESS and a "
+                rf"MemorySegment\n[\s\S]*line 9, in during_setup\n")):
+            run_features([f"{module}:Big"], False, ACCESS, PATH)
+
+    def test_one_byte_beyond_the_limit(self) -> None:
+        from ffm_runtime import JAVA_BYTE, MemoryLayout
+        from hatch_ffm._registration import RegistrationSession, open_session
+
+        at, beyond = (MemoryLayout.struct_layout(MemoryLayout.sequence_layout(n, JAVA_BYTE))
+                      for n in (MAX_BY_VALUE_BYTE_SIZE, MAX_BY_VALUE_BYTE_SIZE + 1))
+        session = RegistrationSession(("x86_64-linux", "aarch64-linux"))
+        with open_session(session):
+            RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of(at, at))
+            with pytest.raises(ValueError, match=r"is 4097 bytes: .* at most 4096 bytes"):
+                RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of_void(beyond))
+            with pytest.raises(ValueError, match=r"\(result of \(\)\[\[4097:b1\]\]\) is 4097"):
+                RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of(beyond))
+        assert list(session.registrations) == ["([[4096:b1]])[[4096:b1]]"]

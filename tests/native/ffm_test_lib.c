@@ -102,3 +102,12 @@ union BIG { double d[3]; long long l; };
 int32_t union_int(union IF u) { return u.i; }
 union DL union_echo(union DL u) { return u; }
 double union_big(union BIG u, int32_t i) { return u.d[i]; }
+
+/* A struct at hatch-ffm's by-value limit (MAX_BY_VALUE_BYTE_SIZE = 4096 bytes), passed and
+ * returned whole: the result is the argument with word i negated and i added to the last. */
+struct at_limit { int64_t words[512]; };
+struct at_limit at_limit_echo(struct at_limit s, int32_t i) {
+    s.words[i] = -s.words[i];
+    s.words[511] += i;
+    return s;
+}
