@@ -7,7 +7,8 @@ VENV := .venv
 DEMO_VENV := .demo-venv
 DIST := dist
 
-.PHONY: demo test test-slow lint typecheck pytest bench clean aarch64-env
+.PHONY: demo test test-slow test-every-python lint typecheck pytest bench clean aarch64-env \
+	pythons-env
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,11 +58,23 @@ pytest: $(VENV)/.installed $(ACCEL)
 aarch64-env:
 	-bash tests/aarch64/setup.sh .aarch64
 
-test: lint typecheck aarch64-env pytest
+# CPython 3.14 and 3.15 (tests/pythons/versions.txt) unpacked from Debian unstable's packages,
+# for the wheel-level tests of tests/test_e2e.py.  Without them those tests skip, unless
+# FFM_REQUIRE_PYTHONS is set.
+pythons-env:
+	-PYTHON=$(PYTHON) bash tests/pythons/setup.sh .pythons
+
+test: lint typecheck aarch64-env pythons-env pytest
 
 # The exhaustive runs: 1,000,000 fuzzed argument tuples, 100,000 mutated stub objects.
 test-slow: $(VENV)/.installed $(ACCEL)
 	$(VENV)/bin/python -m pytest -m slow
 
+# The whole suite on every other supported CPython (tests/pythons/versions.txt), each in a
+# venv of its own under .pythons/venvs; `make test` runs it on $(PYTHON) only.
+test-every-python: $(VENV)/.installed pythons-env
+	$(VENV)/bin/python tests/pythons/suite.py
+
 clean:
-	rm -rf $(VENV) $(DEMO_VENV) $(DIST) tests/_build benchmarks/_build .aarch64 ffm_runtime/_objects
+	rm -rf $(VENV) $(DEMO_VENV) $(DIST) tests/_build benchmarks/_build .aarch64 .pythons \
+		ffm_runtime/_objects

@@ -8,7 +8,6 @@ searches, before the process's global symbols.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 import threading
@@ -50,6 +49,9 @@ def _candidates(name: str, module_name: str) -> list[str]:
             candidate = os.path.join(folder, file_name)
             if os.path.isfile(candidate):
                 found.append(candidate)
+    # Imported here, not at the top: ctypes.util imports shutil, which on 3.12 and later
+    # imports platform-specific modules at import time (the runtime's import needs neither).
+    import ctypes.util
     system = ctypes.util.find_library(name)
     if system:
         found.append(system)

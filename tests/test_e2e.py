@@ -13,21 +13,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, build_wheel
+from conftest import ROOT, SUPPORTED_PYTHONS, build_wheel, require_python
 
 TAG = "cp310-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64"
-
-
-def pyenv_python(version: str) -> str:
-    """The pyenv-installed CPython ``version`` (e.g. "3.10")."""
-    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-    if shutil.which("pyenv"):
-        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    candidates = sorted(Path(root, "versions").glob(f"{version}.*/bin/python{version}"))
-    if not candidates:
-        pytest.fail(f"CPython {version} is not installed through pyenv under {root}")
-    return str(candidates[-1])
 
 
 @pytest.fixture(scope="module")
@@ -128,11 +116,14 @@ print("checks passed")
 """
 
 
-@pytest.mark.parametrize("version", ["3.10", "3.11", "3.12", "3.13"])
+@pytest.mark.parametrize("version", SUPPORTED_PYTHONS)
 def test_runs_on_fresh_interpreters_without_llvmlite(wheels: dict[str, Path | str],
                                                      tmp_path: Path, version: str) -> None:
-    """The one abi3 wheel works on every CPython from 3.10, with no build tools installed."""
-    python = make_venv(pyenv_python(version), tmp_path / "venv")
+    """The one abi3 wheel works on every supported CPython, with no build tools installed."""
+    python = make_venv(str(require_python(version)), tmp_path / "venv")
+    reported = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                              capture_output=True, text=True, check=True)
+    assert reported.stdout.strip() == version
     pip_install(python, "--no-index", "--find-links", str(wheels["dir"]), "example-project")
     for module in ("llvmlite", "hatchling", "pluggy"):
         probe = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True,
@@ -146,6 +137,31 @@ def test_runs_on_fresh_interpreters_without_llvmlite(wheels: dict[str, Path | st
     checks = subprocess.run([str(python), "-c", CHECKS], capture_output=True, text=True,
                             cwd=tmp_path, check=False)
     assert checks.returncode == 0 and "checks passed" in checks.stdout, checks.stderr
+
+
+def test_supported_pythons_start_at_requires_python_without_gaps() -> None:
+    """tests/pythons/versions.txt lists every CPython from the floor of requires-python on."""
+    floor = re.search(r'requires-python = ">=3\.(\d+)"', (ROOT / "pyproject.toml").read_text())
+    assert floor
+    minors = [int(version.split(".")[1]) for version in SUPPORTED_PYTHONS]
+    assert minors == list(range(int(floor[1]), int(floor[1]) + len(minors))), SUPPORTED_PYTHONS
+    assert {"3.14", "3.15"} <= set(SUPPORTED_PYTHONS)
+
+
+@pytest.mark.parametrize(("required", "outcome"), [("", pytest.skip.Exception),
+                                                   ("1", pytest.fail.Exception)])
+def test_missing_interpreter_skips_unless_required(monkeypatch: pytest.MonkeyPatch, required: str,
+                                                   outcome: type[BaseException]) -> None:
+    """A supported CPython that is not there skips its tests; with FFM_REQUIRE_PYTHONS (as CI
+    sets it) they fail."""
+    monkeypatch.setitem(SUPPORTED_PYTHONS, "3.99", "debian")
+    monkeypatch.setitem(SUPPORTED_PYTHONS, "3.98", "pyenv")
+    monkeypatch.setenv("FFM_REQUIRE_PYTHONS", required)
+    with pytest.raises(outcome, match=r"CPython 3\.99 is missing: run 'make pythons-env' "
+                                      r"\(tests/pythons/setup\.sh \.pythons\)"):
+        require_python("3.99")
+    with pytest.raises(outcome, match=r"CPython 3\.98 is missing: install it through pyenv \(under "):
+        require_python("3.98")
 
 
 def test_editable_install(wheels: dict[str, Path | str], tmp_path: Path) -> None:

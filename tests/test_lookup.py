@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, SUPPORTED_PYTHONS, require_python
 
 import ffm_runtime as ffm
 from ffm_runtime import JAVA_INT, FunctionDescriptor, Linker, SymbolLookup, _platform
@@ -90,8 +92,10 @@ def test_canonical_layouts() -> None:
     assert layouts["long"].byte_size == 8
 
 
-def test_import_works_where_there_is_no_posix_loader() -> None:
-    """Stand-in for Windows: ctypes.CDLL(None) fails there; import must not."""
+@pytest.mark.parametrize("version", SUPPORTED_PYTHONS)
+def test_import_works_where_there_is_no_posix_loader(version: str) -> None:
+    """Stand-in for Windows: ctypes.CDLL(None) fails there; import must not.  On every
+    supported CPython (from 3.12 on, shutil, which ctypes.util imports, needs _winapi there)."""
     script = """
 import ctypes, platform, sys
 real = ctypes.CDLL
@@ -109,7 +113,22 @@ try:
 except ffm.UnsupportedPlatformError as exc:
     print(exc)
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run([str(require_python(version)), "-c", script], capture_output=True,
+                            text=True, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr
     assert "not supported on platform: x86_64-win32" in result.stdout
+
+
+def test_import_does_not_load_library_search_modules() -> None:
+    """ctypes.util (and the shutil and subprocess it imports) loads only when a library is
+    searched by name."""
+    script = """
+import sys
+import ffm_runtime
+print(sorted({"ctypes.util", "shutil", "subprocess"} & set(sys.modules)))
+ffm_runtime.load_library("m")
+print(sorted({"ctypes.util", "shutil", "subprocess"} & set(sys.modules)))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.splitlines() == ["[]", "['ctypes.util', 'shutil', 'subprocess']"]
