@@ -37,9 +37,9 @@ from ._memory import (
     Scope,
     _charset,
     _ConfinedSegment,
+    _depth,
     _encode,
     _pin,
-    _unpin,
 )
 
 __all__ = ["Arena", "SegmentAllocator"]
@@ -242,11 +242,14 @@ class SegmentAllocator:
         if not data:
             return segment
         view, base = segment._bytes_view()
-        guard = _pin(segment._guard, segment)
+        guard = segment._guard
+        depth = _depth(guard)
         try:
+            _pin(guard, segment)
             view[base:base + len(data)] = data
         finally:
-            _unpin(guard)
+            if guard is not None and depth:
+                del guard[depth:]
         return segment
 
     @staticmethod
@@ -435,8 +438,9 @@ class Arena(Scope, SegmentAllocator):
         if guard is not None and guard[0] != _get_ident():
             self._check()
         segment: MemorySegment = _new(self._segment_class)  # before the pin: may run a finalizer
-        pinned = _pin(guard, self)
+        depth = _depth(guard)
         try:
+            _pin(guard, self)
             if size <= _SMALL and alignment <= _SLAB_ALIGN:
                 offset = (self._cursor + alignment - 1) & -alignment
                 end = offset + size
@@ -458,7 +462,8 @@ class Arena(Scope, SegmentAllocator):
                 segment._view = None
                 segment._base = 0
         finally:
-            _unpin(pinned)
+            if guard is not None and depth:
+                del guard[depth:]
         segment._size = size
         segment._scope = self
         segment._guard = guard
