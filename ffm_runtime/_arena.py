@@ -37,9 +37,9 @@ from ._memory import (
     Scope,
     _charset,
     _ConfinedSegment,
+    _depth,
     _encode,
     _pin,
-    _unpin,
 )
 
 __all__ = ["Arena", "SegmentAllocator"]
@@ -242,11 +242,14 @@ class SegmentAllocator:
         if not data:
             return segment
         view, base = segment._bytes_view()
-        guard = _pin(segment._guard, segment)
+        guard = segment._guard
+        depth = _depth(guard)
         try:
+            _pin(guard, segment)
             view[base:base + len(data)] = data
         finally:
-            _unpin(guard)
+            if guard is not None and depth:
+                del guard[depth:]
         return segment
 
     @staticmethod
@@ -401,9 +404,13 @@ class Arena(Scope, SegmentAllocator):
         return self._owner
 
     def _extras(self) -> _Extras:
-        if self._extra is None:
-            self._extra = _Extras()
-        return self._extra
+        extra = self._extra
+        if extra is None:
+            made = _Extras()  # may run Python code, which may make this arena's extras too
+            extra = self._extra
+            if extra is None:
+                self._extra = extra = made
+        return extra
 
     def _keep_view(self, view: memoryview, exporter: object) -> None:
         if self._kind == "confined":
@@ -435,19 +442,26 @@ class Arena(Scope, SegmentAllocator):
         if guard is not None and guard[0] != _get_ident():
             self._check()
         segment: MemorySegment = _new(self._segment_class)  # before the pin: may run a finalizer
-        pinned = _pin(guard, self)
+        depth = _depth(guard)
         try:
+            _pin(guard, self)
             if size <= _SMALL and alignment <= _SLAB_ALIGN:
                 offset = (self._cursor + alignment - 1) & -alignment
                 end = offset + size
-                if end > self._limit:
+                while end > self._limit:
+                    # may run Python code, which may allocate from this arena too: read again
                     self._new_slab()
-                    offset, end = 0, size
+                    offset = (self._cursor + alignment - 1) & -alignment
+                    end = offset + size
+                # nothing ran since the cursor was read; take the slab's state before anything
+                # that allocates (a finalizer may move the arena to another slab)
                 self._cursor = end
                 view = self._slab_view
+                start = self._slab_start
+                low_bits = self._slab_align
                 view[offset:end] = _ZEROS[:size]  # pooled slabs keep their old bytes
-                segment._address = self._slab_start + offset
-                segment._align = self._slab_align + offset  # low bits only matter, see ALIGN_BITS
+                segment._address = start + offset
+                segment._align = low_bits + offset  # low bits only matter, see ALIGN_BITS
                 segment._view = view
                 segment._base = offset
             else:
@@ -458,7 +472,8 @@ class Arena(Scope, SegmentAllocator):
                 segment._view = None
                 segment._base = 0
         finally:
-            _unpin(pinned)
+            if guard is not None and depth:
+                del guard[depth:]
         segment._size = size
         segment._scope = self
         segment._guard = guard
@@ -468,22 +483,24 @@ class Arena(Scope, SegmentAllocator):
         return self.allocate(byte_size, byte_alignment)
 
     def _new_slab(self) -> None:
-        if self._slab is not None:
-            self._extras().slabs.append((self._slab, self._cursor))
-        try:
-            slab = _pool.pop()
-        except IndexError:
-            slab = _take_slab()
-        self._slab = slab
+        """Make a fresh slab the current one.  Python code may run here (a finalizer, a signal
+        handler, another thread on an unconfined arena) and allocate from this arena too, even
+        take a new slab itself: the slab is taken first, then the arena's state is switched
+        with no call in between, then the slab it replaced is retired."""
+        slab = _take_slab()
         if self._kind == "automatic":  # freed by the finalizer, which cannot see the arena
-            assert self._extra is not None
-            self._extra.slabs.append((slab, _SLAB_SIZE))
-            self._slab = None
+            self._extras().slabs.append((slab, _SLAB_SIZE))
+            old = None
+        else:
+            old, used = self._slab, self._cursor
+            self._slab = slab
         self._slab_start = slab[1]
         self._slab_align = slab[1] & ALIGN_BITS
         self._slab_view = slab[2]
         self._cursor = 0
         self._limit = _SLAB_SIZE
+        if old is not None:
+            self._extras().slabs.append((old, used))
 
     # -- lifetime -----------------------------------------------------------------------
     def close(self, *exc_info: object) -> None:

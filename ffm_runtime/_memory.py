@@ -19,7 +19,8 @@ before a native call, with no Python code on the call path.
 Python code can run in the middle of any Python method (a finalizer, a signal handler, a
 value's ``__index__``), and it could close the arena.  So every method that touches memory
 converts its arguments first, then pins the arena (:func:`_pin`: the check, and a promise
-that ``close`` refuses until :func:`_unpin`), then accesses the memory.
+that ``close`` refuses until the operation's ``finally`` gives the pin back, see
+:func:`_depth`), then accesses the memory.
 """
 
 from __future__ import annotations
@@ -78,40 +79,43 @@ def _check_int(value: object, what: str) -> int:
     return int.__index__(value)
 
 
-def _pin(guard: list[int] | None, holder: MemorySegment | Scope) -> list[int] | None:
-    """Check that this thread may use the memory of ``holder`` (a segment, or an arena) now,
-    and keep its arena open until :func:`_unpin` (the guard it returns): ``Arena.close``
-    raises :class:`ScopeInUseError` while a pin is held.
+def _depth(guard: object) -> int:
+    """How many items the confinement guard ``guard`` holds before an operation pins it
+    (0: no guard to pin, as for unconfined scopes).
 
-    Every Python path that touches native memory runs convert -> allocate -> ``_pin`` ->
-    access -> ``_unpin``: whatever Python code runs during the access (a finalizer called at
-    an allocation or a bytecode boundary, a signal handler) cannot free the memory under it.
-    A pin is an extra item of the confinement guard, the list a confined arena shares with its
-    segments; only the owner thread pins.  Unconfined scopes (automatic and global arenas,
-    heap segments) are never freed while reachable and need none.  Native code needs no pin:
-    it runs no Python code between its check and its access.
+    An operation reads it before its ``try``, pins inside the ``try`` (:func:`_pin`), and its
+    ``finally`` cuts the guard back to this length with ``del guard[depth:]``: a statement, not
+    a call, so an exception raised at any call's return (``KeyboardInterrupt`` from a signal
+    handler, an exception from a finalizer or a profiler) can never leave a pin behind, which
+    would make the arena unclosable.
+    """
+    return len(guard) if type(guard) is list else 0
+
+
+def _pin(guard: list[int] | None, holder: MemorySegment | Scope) -> None:
+    """Check that this thread may use the memory of ``holder`` (a segment, or an arena) now,
+    and keep its arena open until the operation's ``finally`` cuts ``guard`` back to its
+    :func:`_depth`: ``Arena.close`` raises :class:`ScopeInUseError` while a pin is held.
+
+    Every Python path that touches native memory runs convert -> allocate -> ``_depth`` ->
+    ``try: _pin`` -> access -> ``finally: del guard[depth:]``: whatever Python code runs
+    during the access (a finalizer called at an allocation or a bytecode boundary, a signal
+    handler) cannot free the memory under it.  A pin is an extra item of the confinement
+    guard, the list a confined arena shares with its segments; only the owner thread pins.
+    Unconfined scopes (automatic and global arenas, heap segments) are never freed while
+    reachable and need none.  Native code needs no pin: it runs no Python code between its
+    check and its access.
     """
     if guard is None:
         if not holder._scope.is_alive():
             holder._scope._check()
-        return None
+        return
     ident = _get_ident()
     if guard[0] != ident:
         holder._scope._check()  # closed, or another thread's: raises
     guard.append(ident)
-    if guard[0] != ident:  # closed after the check, before the pin
-        try:
-            holder._scope._check()
-        except BaseException:
-            guard.pop()
-            raise
-    return guard
-
-
-def _unpin(guard: list[int] | None) -> None:
-    """Give back a pin :func:`_pin` took."""
-    if guard is not None:
-        guard.pop()
+    if guard[0] != ident:  # closed after the check, before the pin (the finally unpins)
+        holder._scope._check()
 
 
 def _charset(name: object) -> tuple[str, int]:
@@ -346,11 +350,13 @@ class MemorySegment:
         address = self._checked_address(layout, offset, size, mask)
         if guard is None:
             return codec.unpack_from(_ALL, address)[0]
-        guard = _pin(guard, self)
+        depth = _depth(guard)
         try:
+            _pin(guard, self)
             return codec.unpack_from(_ALL, address)[0]
         finally:
-            _unpin(guard)
+            if depth:
+                del guard[depth:]
 
     def set(self, layout: ValueLayout, offset: int, value: Any) -> None:
         """Write ``value`` as ``layout`` at byte ``offset``."""
@@ -371,12 +377,14 @@ class MemorySegment:
         if self._align & READ_ONLY_BIT:
             raise ReadOnlyError(f"Attempt to write to the read-only segment {self!r}")
         data = _encode(layout, codec, value)
-        if guard is not None:
-            guard = _pin(guard, self)
+        depth = _depth(guard)
         try:
+            if guard is not None:
+                _pin(guard, self)
             _ALL[address:address + size] = data
         finally:
-            _unpin(guard)
+            if guard is not None and depth:
+                del guard[depth:]
 
     def _checked_address(self, layout: ValueLayout, offset: int, size: int, mask: int) -> int:
         """The address of an access of ``size`` bytes at ``offset``, after the bounds and
@@ -474,14 +482,17 @@ class MemorySegment:
         data: memoryview | bytes | None = None  # None: too large, memset
         if size <= len(_ZEROS):
             data = _ZEROS[:size] if value == 0 else bytes((value & 0xFF,)) * size
-        guard = _pin(self._guard, self)
+        guard = self._guard
+        depth = _depth(guard)
         try:
+            _pin(guard, self)
             if data is None:
                 ctypes.memset(self._address, value & 0xFF, size)
             else:
                 view[base:base + size] = data
         finally:
-            _unpin(guard)
+            if guard is not None and depth:
+                del guard[depth:]
         return self
 
     def copy_from(self, source: MemorySegment) -> MemorySegment:
@@ -531,20 +542,22 @@ class MemorySegment:
         target_view, target_base = target._bytes_view()
         start = source_base + source_offset
         end = target_base + target_offset
-        source_guard = _pin(source._guard, source)
+        source_guard, target_guard = source._guard, target._guard
+        source_depth, target_depth = _depth(source_guard), _depth(target_guard)
         try:
-            target_guard = _pin(target._guard, target)
-            try:
-                chunk: memoryview | bytearray = source_view[start:start + byte_size]
-                if swap > 1:
-                    chunk = bytearray(chunk)
-                    for first in range(0, byte_size, swap):
-                        chunk[first:first + swap] = chunk[first:first + swap][::-1]
-                target_view[end:end + byte_size] = chunk  # memmove semantics: overlap is fine
-            finally:
-                _unpin(target_guard)
+            _pin(source_guard, source)
+            _pin(target_guard, target)
+            chunk: memoryview | bytearray = source_view[start:start + byte_size]
+            if swap > 1:
+                chunk = bytearray(chunk)
+                for first in range(0, byte_size, swap):
+                    chunk[first:first + swap] = chunk[first:first + swap][::-1]
+            target_view[end:end + byte_size] = chunk  # memmove semantics: overlap is fine
         finally:
-            _unpin(source_guard)
+            if target_guard is not None and target_depth:
+                del target_guard[target_depth:]
+            if source_guard is not None and source_depth:
+                del source_guard[source_depth:]
 
     def mismatch(self, other: MemorySegment) -> int:
         """Offset of the first differing byte, or -1 when both segments are equal."""
@@ -557,15 +570,17 @@ class MemorySegment:
         mine = view[base:base + common]
         view, base = other._bytes_view()
         theirs = view[base:base + common]
-        guard = _pin(self._guard, self)
+        guard, other_guard = self._guard, other._guard
+        depth, other_depth = _depth(guard), _depth(other_guard)
         try:
-            other_guard = _pin(other._guard, other)
-            try:
-                index = _first_difference(mine, theirs)
-            finally:
-                _unpin(other_guard)
+            _pin(guard, self)
+            _pin(other_guard, other)
+            index = _first_difference(mine, theirs)
         finally:
-            _unpin(guard)
+            if other_guard is not None and other_depth:
+                del other_guard[other_depth:]
+            if guard is not None and depth:
+                del guard[depth:]
         if index >= 0:
             return index
         return -1 if self._size == other._size else common
@@ -574,11 +589,14 @@ class MemorySegment:
         """A copy of the segment's contents."""
         self._check_scope()
         view, base = self._bytes_view()
-        guard = _pin(self._guard, self)
+        guard = self._guard
+        depth = _depth(guard)
         try:
+            _pin(guard, self)
             return bytes(view[base:base + self._size])
         finally:
-            _unpin(guard)
+            if guard is not None and depth:
+                del guard[depth:]
 
     def to_array(self, layout: ValueLayout) -> array.array[Any]:
         """A copy of the contents as an ``array.array`` of ``layout``'s elements."""
@@ -606,14 +624,17 @@ class MemorySegment:
         if not self.is_native():
             view, base = self._bytes_view()
             return view[base:base + self._size]
-        guard = _pin(self._guard, self)
+        guard = self._guard
+        depth = _depth(guard)
         try:  # made and registered with the arena while it cannot close
+            _pin(guard, self)
             raw = (ctypes.c_char * self._size).from_address(self._address)
             raw._ffm_scope = self._scope  # type: ignore[attr-defined]  # keeps an auto arena alive
             view = memoryview(raw).cast("B")
             self._scope._keep_view(view, raw)
         finally:
-            _unpin(guard)
+            if guard is not None and depth:
+                del guard[depth:]
         return view
 
     # -- strings ----------------------------------------------------------------------
@@ -624,11 +645,14 @@ class MemorySegment:
         self._check_scope()
         self._check_bounds(offset, 0)
         view, base = self._bytes_view()
-        guard = _pin(self._guard, self)
+        guard = self._guard
+        depth = _depth(guard)
         try:
+            _pin(guard, self)
             data = _terminated(view, base + offset, base + self._size, width)
         finally:
-            _unpin(guard)
+            if guard is not None and depth:
+                del guard[depth:]
         if data is None:
             raise OutOfBoundsError(
                 f"No string terminator found in segment {self!r} after offset {offset}",
@@ -646,11 +670,14 @@ class MemorySegment:
         self._check_bounds(offset, len(data))
         self._check_writable()
         view, base = self._bytes_view()
-        guard = _pin(self._guard, self)
+        guard = self._guard
+        depth = _depth(guard)
         try:
+            _pin(guard, self)
             view[base + offset:base + offset + len(data)] = data
         finally:
-            _unpin(guard)
+            if guard is not None and depth:
+                del guard[depth:]
 
     # -- value semantics --------------------------------------------------------------
     def __reduce_ex__(self, protocol: object) -> NoReturn:
