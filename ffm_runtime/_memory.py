@@ -337,6 +337,8 @@ class MemorySegment:
         # Native twin: ffm_acc_memorysegment_get (hatch_ffm/_accel.py) takes the common case;
         # both read the fields _guard, _size, _align and _address, and nothing else.
         try:
+            if layout.__class__ is not ValueLayout and not isinstance(layout, ValueLayout):
+                raise AttributeError  # what looks like a layout is not one
             codec = layout._codec
             mask = layout._mask
             size = layout._byte_size
@@ -363,6 +365,8 @@ class MemorySegment:
         # Native twin: ffm_acc_memorysegment_set (hatch_ffm/_accel.py) takes the common case;
         # both read the fields _guard, _size, _align and _address, and nothing else.
         try:
+            if layout.__class__ is not ValueLayout and not isinstance(layout, ValueLayout):
+                raise AttributeError  # what looks like a layout is not one
             codec = layout._codec
             mask = layout._mask
             size = layout._byte_size

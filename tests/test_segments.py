@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import itertools
 import math
+import struct
 import threading
 
 import pytest
@@ -370,3 +371,19 @@ class TestArenasAndScopes:
         assert segment == same and hash(segment) == hash(same)
         assert segment != segment.as_slice(0, 4)
         assert segment != MemorySegment.of_address(segment.address)
+
+
+def test_an_object_that_looks_like_a_layout_is_refused() -> None:
+    """Only layouts are trusted with the size and codec of an access: an object carrying a
+    codec wider than its declared size cannot read or write past the segment."""
+    class Liar:
+        _codec = struct.Struct("<Q")
+        _mask = 0
+        _byte_size = 0
+
+    with Arena.of_confined() as arena:
+        segment = arena.allocate(4)
+        with pytest.raises(TypeError, match="get\\(\\) needs a ValueLayout, not Liar"):
+            segment.get(Liar(), 4)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="set\\(\\) needs a ValueLayout, not Liar"):
+            segment.set(Liar(), 4, 1)  # type: ignore[arg-type]
