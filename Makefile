@@ -32,10 +32,10 @@ demo: $(VENV)/.installed
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_abi.py
 	$(DEMO_VENV)/bin/python benchmarks/bench_memory.py
 
-bench:
-	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_calls.py
-	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_abi.py
-	$(DEMO_VENV)/bin/python benchmarks/bench_memory.py
+# Every benchmark once (after `make demo`), its tables written to docs/benchmarks.md and the
+# README's headline block; also on every other supported CPython found.
+bench: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/report.py --python $(DEMO_VENV)/bin/python --other-pythons
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check ffm_runtime hatch_ffm tests benchmarks example_project build_accel.py

@@ -267,3 +267,16 @@ def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) ->
                 not line.startswith("| operation")]
         assert len(rows) == count, result.stdout
         assert all(float(row.split(" | ")[1]) > 0 for row in rows), result.stdout
+    # the report: one run of all three, into the tables document and the README's block
+    readme = tmp_path / "README.md"
+    readme.write_text("before\n<!-- benchmarks:begin -->\nold\n<!-- benchmarks:end -->\nafter\n")
+    doc = tmp_path / "benchmarks.md"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "report.py"), "--python",
+                             str(python), "--number", "50", "--doc", str(doc), "--readme",
+                             str(readme)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = doc.read_text()
+    assert all(f"## `benchmarks/{script}`" in text for script in expected), text
+    block = readme.read_text()
+    assert block.startswith("before\n<!-- benchmarks:begin -->\nCPython ") and "old" not in block
+    assert "| hatch-ffm add, critical (GIL kept) |" in block and block.endswith("after\n")

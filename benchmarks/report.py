@@ -1,0 +1,162 @@
+"""Run every benchmark once and write the tables where they are read.
+
+    python benchmarks/report.py --python .demo-venv/bin/python [--other-pythons] [--check]
+
+Runs ``bench_calls.py``, ``bench_abi.py`` and ``bench_memory.py`` with ``--python`` (an
+environment with hatch-ffm, example_project and cffi installed, as ``make demo`` makes),
+writes all their tables, with the machine and the command, to ``docs/benchmarks.md``, and
+regenerates the README's headline block (between ``<!-- benchmarks:begin -->`` and
+``<!-- benchmarks:end -->``) from the same run.  ``--other-pythons`` also runs
+``bench_calls.py`` and ``bench_abi.py`` on every other supported CPython found
+(tests/pythons/versions.txt), in a venv per version under ``benchmarks/_build`` with the
+wheels of ``dist/``.  No table is pasted by hand: ``make bench`` runs this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
+SCRIPTS = ("bench_calls.py", "bench_memory.py", "bench_abi.py")
+#: rows of the README's headline table: (script, row label, peer row label)
+HEADLINE = (
+    ("bench_calls.py", "hatch-ffm add, critical (GIL kept)", "ctypes add"),
+    ("bench_calls.py", "hatch-ffm add, default (GIL released)", "ctypes add"),
+    ("bench_calls.py", "hatch-ffm strlen, critical, confined-arena segment",
+     "ctypes strlen (bytes as c_char_p)"),
+    ("bench_memory.py", "read an int: hatch-ffm `segment.get(JAVA_INT, 8)`, confined arena",
+     "read an int: ctypes `c_int.from_address(a).value`"),
+    ("bench_memory.py", "allocate 64 bytes: hatch-ffm `arena.allocate(64)`, open confined arena",
+     "allocate 64 bytes: `ctypes.create_string_buffer(64)`"),
+    ("bench_abi.py", "div: hatch-ffm critical, result in the arena",
+     "div: ctypes (Structure restype)"),
+    ("bench_abi.py", "strtol + errno: hatch-ffm critical capture_call_state",
+     "strtol + errno: ctypes use_errno + get_errno"),
+)
+
+
+def run(python: str, script: str, *extra: str) -> str:
+    result = subprocess.run(
+        [python, str(HERE / script), *extra], capture_output=True, text=True, check=True,
+        env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "__main__"})
+    return result.stdout
+
+
+def rows(table: str) -> dict[str, float]:
+    """Row label -> ns, from a script's markdown table."""
+    found = {}
+    for line in table.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and re.fullmatch(r"[0-9.]+", cells[1]):
+            found[cells[0]] = float(cells[1])
+    return found
+
+
+def machine() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.machine()}, {os.cpu_count()} cores{', ' + model if model else ''}"
+
+
+def other_pythons(number: str) -> list[tuple[str, dict[str, str]]]:
+    """(version, script -> output) on every other supported CPython found."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import SUPPORTED_PYTHONS, python_path
+
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    wheels = sorted((ROOT / "dist").glob("*.whl"))
+    results = []
+    for version in SUPPORTED_PYTHONS:
+        interpreter = python_path(version)
+        if interpreter is None or version == running or not wheels:
+            continue
+        venv = HERE / "_build" / f"venv-{version}"
+        subprocess.run([str(interpreter), "-m", "venv", "--clear", str(venv)], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+               "--disable-pip-version-check"]
+        subprocess.run([*pip, "--no-index", "--find-links", str(ROOT / "dist"),
+                        "example-project"], check=True)
+        subprocess.run([*pip, "cffi"], check=True)
+        python = str(venv / "bin" / "python")
+        results.append((version, {script: run(python, script, "--number", number,
+                                              "--repeat", "5")
+                                  for script in SCRIPTS[::2]}))
+    return results
+
+
+def headline(outputs: dict[str, str]) -> str:
+    lines = ["| call | hatch-ffm, ns | peer, ns | peer / hatch-ffm |", "|---|---:|---:|---:|"]
+    for script, label, peer in HEADLINE:
+        table = rows(outputs[script])
+        if label in table and peer in table:
+            lines.append(f"| {label} | {table[label]:.1f} | {table[peer]:.1f} ({peer}) | "
+                         f"{table[peer] / table[label]:.1f}x |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", default=sys.executable,
+                        help="the interpreter of an environment with example_project and cffi")
+    parser.add_argument("--other-pythons", action="store_true",
+                        help="also run on every other supported CPython found")
+    parser.add_argument("--number", default=None, help="passed to every script")
+    parser.add_argument("--doc", type=Path, default=DOC, help="where the tables go")
+    parser.add_argument("--readme", type=Path, default=README,
+                        help="the README whose headline block is regenerated")
+    args = parser.parse_args()
+    extra = ("--number", args.number) if args.number else ()
+    outputs = {script: run(args.python, script, *extra) for script in SCRIPTS}
+    version = subprocess.run([args.python, "-c", "import platform; "
+                              "print(platform.python_version())"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    stamp = datetime.date.today().isoformat()
+    where = f"CPython {version}, {machine()}, {stamp}"
+    command = "make bench" + (" (with --other-pythons)" if args.other_pythons else "")
+    parts = [
+        "# Benchmarks\n",
+        f"Generated by `benchmarks/report.py` ({command}): {where}. Every number is the minimum "
+        "over repeats of many calls, in ns per call; ratios compare rows of the same run only.\n",
+    ]
+    for script in SCRIPTS:
+        summary = (ast.get_docstring(ast.parse((HERE / script).read_text())) or "").split("\n\n")
+        parts.append(f"## `benchmarks/{script}`\n\n{summary[0]}\n")
+        parts.append(outputs[script].strip() + "\n")
+    if args.other_pythons:
+        parts.append("## Other interpreters (the same wheels; `--number 100000 --repeat 5`)\n")
+        for other, tables in other_pythons(args.number or "100000"):
+            for script, table in tables.items():
+                parts.append(f"### CPython {other}: `{script}`\n")
+                parts.append(table.strip() + "\n")
+    args.doc.parent.mkdir(exist_ok=True)
+    args.doc.write_text("\n".join(parts))
+    text = args.readme.read_text()
+    if BEGIN in text and END in text:
+        block = (f"{BEGIN}\n{where}; all rows from one run of `{command}` (full tables: "
+                 f"[docs/benchmarks.md](docs/benchmarks.md)):\n\n{headline(outputs)}\n{END}")
+        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+        args.readme.write_text(text)
+    print(f"wrote {args.doc} and the headline table of {args.readme} ({where})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
