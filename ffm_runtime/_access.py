@@ -25,13 +25,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from types import FrameType
 from typing import Final
 
 from ._errors import IllegalCallerError
+from ._locks import ForkSafeLock
 
 __all__ = [
     "ENV_ENABLE",
@@ -48,7 +48,7 @@ ALL_UNNAMED: Final = "ALL-UNNAMED"
 _POLICIES: Final = ("deny", "warn", "allow")
 _RUNTIME_PACKAGE: Final = __name__.partition(".")[0]
 
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 _warned: set[str] = set()
 #: units enabled for the duration of a build (see :func:`enabled_while`)
 _build_units: list[frozenset[str]] = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import operator
 import sys
-import threading
 from typing import Any, NoReturn, cast
 
 from . import _abi, _native
@@ -19,12 +18,13 @@ from ._arena import Arena, SegmentAllocator, _PrefixAllocator, _SlicingAllocator
 from ._descriptor import FunctionDescriptor, Option
 from ._errors import MissingForeignRegistrationError, OutOfBoundsError, ReadOnlyError
 from ._layouts import ADDRESS, GroupLayout, MemoryLayout, ValueLayout
+from ._locks import ForkSafeLock
 from ._memory import MemorySegment, _ConfinedSegment, _HeapSegment
 from ._registry import registry
 
 __all__ = ["arg_error", "make_handle", "missing_registration"]
 
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 #: registration key -> (descriptor with names stripped, options), for error messages
 _descriptors: dict[str, tuple[FunctionDescriptor, tuple[Option, ...]]] = {}
 

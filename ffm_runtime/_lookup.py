@@ -11,17 +11,17 @@ import ctypes
 import ctypes.util
 import os
 import sys
-import threading
 from collections.abc import Callable
 
 from . import _native
 from ._access import caller_module, ensure_native_access
 from ._errors import LibraryLoadError, UnsupportedOperationError
+from ._locks import ForkSafeLock
 from ._memory import MemorySegment
 
 __all__ = ["SymbolLookup", "load_library"]
 
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 #: unit -> libraries it loaded, in load order
 _loaded: dict[str, list[ctypes.CDLL]] = {}
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import ctypes
 import sys
-import threading
 from typing import Any, Final
 
 from . import _abi
+from ._locks import ForkSafeLock
 
 __all__ = ["cell_address", "dlsym", "new_builtin", "new_method", "resolve_import", "set_cell",
            "set_offset", "slot_offset"]
@@ -27,7 +27,7 @@ _cells = (ctypes.c_void_p * len(_abi.RUNTIME_CELLS))()
 _cell_objects: dict[str, object] = {}  # keeps the objects stored in cells alive
 _offsets = (ctypes.c_int64 * len(_abi.OFFSETS))()
 _WORD: Final = ctypes.sizeof(ctypes.c_void_p)
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 
 
 def dlsym(name: str, handle: int | None = None) -> int | None:

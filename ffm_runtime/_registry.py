@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import threading
 from dataclasses import dataclass
 
 from . import _abi, _elf, _native
 from ._errors import StubLoadError
 from ._loader import LoadedObject, load_object
+from ._locks import ForkSafeLock
 from ._manifest import MANIFEST_DIR, MANIFEST_NAME, Manifest
 
 __all__ = ["StubRegistry", "registry"]
@@ -35,7 +35,7 @@ class StubRegistry:
     """Index of registration keys to stubs, over every manifest on ``sys.path``."""
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
+        self._lock = ForkSafeLock(reentrant=True)
         self._scanned_path: tuple[str, ...] | None = None
         self._seen: set[str] = set()
         self._keys: dict[str, _Source] = {}
@@ -54,8 +54,10 @@ class StubRegistry:
                 manifest_path = os.path.join(child.path, MANIFEST_DIR, MANIFEST_NAME)
                 if manifest_path in self._seen or not os.path.isfile(manifest_path):
                     continue
-                self._seen.add(manifest_path)
-                self.add_manifest(manifest_path)
+                try:
+                    self.add_manifest(manifest_path)
+                finally:  # after its keys: a child forked before this reads it again
+                    self._seen.add(manifest_path)
         self._scanned_path = tuple(sys.path)
 
     def add_manifest(self, manifest_path: str) -> None:

@@ -47,6 +47,18 @@ def unpack_wheel(wheel: Path, site: Path) -> None:
         archive.extractall(site)
 
 
+def pyenv_python(version: str) -> str:
+    """The pyenv-installed CPython ``version`` (e.g. "3.10")."""
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    if shutil.which("pyenv"):
+        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    candidates = sorted(Path(root, "versions").glob(f"{version}.*/bin/python{version}"))
+    if not candidates:
+        pytest.fail(f"CPython {version} is not installed through pyenv under {root}")
+    return str(candidates[-1])
+
+
 @pytest.fixture(scope="session")
 def native_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of the compiled C test library."""

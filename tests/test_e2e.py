@@ -13,21 +13,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, build_wheel
+from conftest import ROOT, build_wheel, pyenv_python
 
 TAG = "cp310-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64"
-
-
-def pyenv_python(version: str) -> str:
-    """The pyenv-installed CPython ``version`` (e.g. "3.10")."""
-    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-    if shutil.which("pyenv"):
-        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    candidates = sorted(Path(root, "versions").glob(f"{version}.*/bin/python{version}"))
-    if not candidates:
-        pytest.fail(f"CPython {version} is not installed through pyenv under {root}")
-    return str(candidates[-1])
 
 
 @pytest.fixture(scope="module")
