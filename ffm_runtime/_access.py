@@ -8,8 +8,9 @@ Restricted operations (creating downcall handles, upcall stubs, ``reinterpret``,
 
 A unit is enabled when
 
-- a stub manifest of an installed wheel lists it (the build hook's option
-  ``enable-native-access``, by default the project's own top-level packages), or
+- the stub manifest of an installed wheel enables it: a wheel's manifest enables
+  only the wheel's own top-level packages (the build hook's option
+  ``enable-native-access``, by default all of them; see :mod:`._registry`), or
 - it is named in ``FFM_ENABLE_NATIVE_ACCESS`` (comma-separated), or that variable
   contains ``ALL-UNNAMED`` and no manifest mentions the unit (as in Java, where
   ``ALL-UNNAMED`` covers the class path but not named modules).
@@ -40,6 +41,7 @@ __all__ = [
     "caller_module",
     "caller_unit",
     "ensure_native_access",
+    "warn_at_caller",
 ]
 
 ENV_ENABLE: Final = "FFM_ENABLE_NATIVE_ACCESS"
@@ -85,6 +87,16 @@ def caller_unit(skip: int = 0) -> str:
     return caller_module(skip + 1).partition(".")[0] or "__main__"
 
 
+def warn_at_caller(warning: Warning) -> None:
+    """Issue ``warning`` at the first line outside ``ffm_runtime`` on the call stack."""
+    frame = _caller_frame(1)
+    if frame is None:
+        warnings.warn(warning, stacklevel=2)
+    else:
+        warnings.warn_explicit(warning, type(warning), frame.f_code.co_filename,
+                               frame.f_lineno, module=_module_of(frame))
+
+
 def _environment_units() -> set[str]:
     return {unit.strip() for unit in os.environ.get(ENV_ENABLE, "").split(",") if unit.strip()}
 
@@ -126,6 +138,10 @@ def enabled_while(units: Iterable[str]) -> Iterator[None]:
 def _how_to_enable(unit: str) -> str:
     from ._registry import registry
 
+    for bad in registry.unreadable():
+        if bad.package == unit:
+            return (f"reinstall it, as its stub manifest cannot be read ({bad.error}), or set "
+                    f"{ENV_ENABLE}={unit}")
     _, mentioned = registry.native_access_units()
     if unit in mentioned:
         return (f"add \"{unit}\" to the option enable-native-access of "

@@ -165,11 +165,17 @@ def missing_registration(key: str, descriptor: FunctionDescriptor, options: tupl
                          ) -> MissingForeignRegistrationError:
     """The error for a call shape that no installed wheel registered."""
     arguments = ", ".join([repr(descriptor.stripped())] + [repr(o) for o in options])
+    unreadable = registry.unreadable()
+    note = "".join(f"\n    {bad.error}" for bad in unreadable)
+    if note:
+        note = (f"\nThese stub manifests cannot be read; if one of them was meant to provide "
+                f"this call shape, reinstall its package:{note}\n")
     return MissingForeignRegistrationError(
         f"Cannot perform downcall with descriptor {key}: no installed wheel registered this "
         "call shape. To allow it, add this line to during_setup(access) of a Feature listed in "
         "[tool.hatch.build.targets.wheel.hooks.ffm] features, then rebuild and reinstall the "
-        f"wheel:\n\n    RuntimeForeignAccess.register_for_downcall({arguments})\n", key)
+        f"wheel:\n\n    RuntimeForeignAccess.register_for_downcall({arguments})\n{note}", key,
+        tuple(bad.path for bad in unreadable))
 
 
 def make_handle(key: str, descriptor: FunctionDescriptor, options: tuple[object, ...], target: str,
