@@ -1,6 +1,7 @@
 """The native-access policy, with real distributions built by the hook: one whose wheel
-enables its package (the default), one whose wheel does not; scripts; the environment
-variables; the three policy modes; manifests that try to enable what is not theirs."""
+enables its package (the default), one whose wheel does not; scripts and modules run with
+`python -m`; calls with no Python caller; the environment variables; the three policy modes;
+manifests that try to enable what is not theirs."""
 
 from __future__ import annotations
 
@@ -58,6 +59,19 @@ def outcomes():
 """
 
 
+TOOL = """
+import ffm_runtime as ffm
+from ffm_runtime import JAVA_INT, FunctionDescriptor, Linker
+
+try:
+    handle = Linker.native_linker().downcall_handle(
+        ffm.SymbolLookup.loader_lookup().find("abs"), FunctionDescriptor.of(JAVA_INT, JAVA_INT))
+    print("ok", handle(-3))
+except ffm.IllegalCallerError as exc:
+    print("denied:", exc)
+"""
+
+
 def make_project(root: Path, name: str, extra_config: str) -> Path:
     project = root / name
     package = project / name
@@ -79,6 +93,7 @@ def make_project(root: Path, name: str, extra_config: str) -> Path:
     (package / "__init__.py").write_text("")
     (package / "features.py").write_text(FEATURE)
     (package / "use.py").write_text(USE)
+    (package / "tool.py").write_text(TOOL)
     return project
 
 
@@ -96,10 +111,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return site
 
 
-def run(site: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run(site: Path, code: str, *options: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -c code``, or with ``options`` (``"-m", "pkg.tool"``) instead."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
     base["PYTHONPATH"] = str(site)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+    arguments = list(options) or ["-c", textwrap.dedent(code)]
+    return subprocess.run([sys.executable, *arguments], capture_output=True,
                           text=True, env={**base, **env}, cwd=site, check=False)
 
 
@@ -222,6 +239,86 @@ def test_check_is_at_link_time_not_per_call(site: Path) -> None:
     result = run(site, code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "9"
+
+
+class TestModulesRunAsMain:
+    """`python -m pkg.tool` and `runpy.run_module`: the unit is pkg, not __main__."""
+
+    def test_enabled_package_runs_its_tools(self, site: Path) -> None:
+        result = run(site, "", "-m", "nat_enabled.tool")
+        assert result.stdout.strip() == "ok 3", result.stderr
+
+    def test_runpy_run_module(self, site: Path) -> None:
+        result = run(site, "import runpy; runpy.run_module('nat_enabled.tool', "
+                           "run_name='__main__')")
+        assert result.stdout.strip() == "ok 3", result.stderr
+
+    def test_enabling_main_does_not_enable_a_package_run_with_dash_m(self, site: Path) -> None:
+        result = run(site, "", "-m", "nat_disabled.tool", FFM_ENABLE_NATIVE_ACCESS="__main__")
+        assert result.stdout.startswith(
+            "denied: Illegal native access from package 'nat_disabled' (module "
+            "nat_disabled.tool) calling the restricted Linker.downcall_handle"), result.stdout
+        enabled = run(site, "", "-m", "nat_disabled.tool", FFM_ENABLE_NATIVE_ACCESS="nat_disabled")
+        assert enabled.stdout.strip() == "ok 3"
+
+    def test_a_script_stays_main(self, site: Path) -> None:
+        (site / "tool_script.py").write_text(TOOL)
+        for arguments in (["tool_script.py"], ["-c", "import runpy; runpy.run_path("
+                                                     "'tool_script.py', run_name='__main__')"]):
+            result = run(site, "", *arguments)
+            assert "Illegal native access from the __main__ script (module __main__)" in \
+                result.stdout
+            result = run(site, "", *arguments, FFM_ENABLE_NATIVE_ACCESS="__main__")
+            assert result.stdout.strip() == "ok 3", result.stderr
+
+
+NO_CALLER = """
+import _thread, atexit, sys, threading
+import ffm_runtime as ffm
+
+where, done = "thread", threading.Event()
+
+def report(unraisable):
+    print(where, type(unraisable.exc_value).__name__, unraisable.exc_value, flush=True)
+    done.set()
+
+sys.unraisablehook = report
+# reinterpret(-1) passes the native-access check, if it passes, and then raises ValueError
+_thread.start_new_thread(ffm.MemorySegment.NULL.reinterpret, (-1,))
+done.wait()
+where = "atexit"
+atexit.register(ffm.MemorySegment.NULL.reinterpret, -1)
+"""
+
+NO_CALLER_DENIED = (
+    "IllegalCallerError Illegal native access from code with no Python caller (a thread started "
+    "from C, a C callback or an atexit callback) calling the restricted MemorySegment.reinterpret:"
+    " such a call belongs to no unit, so no FFM_ENABLE_NATIVE_ACCESS setting enables it; make the "
+    "call from Python code of an enabled package (a thread target written in Python, say), or "
+    "relax the check with FFM_ILLEGAL_NATIVE_ACCESS=warn or allow.")
+
+
+class TestNoPythonCaller:
+    """A thread started from C and an atexit callback call a restricted method directly."""
+
+    @pytest.mark.parametrize("enable", ["__main__", "ALL-UNNAMED", "__main__,nat_enabled"])
+    def test_no_name_enables_it(self, site: Path, enable: str) -> None:
+        result = run(site, NO_CALLER, FFM_ENABLE_NATIVE_ACCESS=enable)
+        assert result.stdout.splitlines() == [f"thread {NO_CALLER_DENIED}",
+                                              f"atexit {NO_CALLER_DENIED}"], result.stderr
+
+    def test_the_policy_decides(self, site: Path) -> None:
+        allowed = run(site, NO_CALLER, FFM_ILLEGAL_NATIVE_ACCESS="allow")
+        assert allowed.stdout.splitlines() == ["thread ValueError Invalid size: -1",
+                                               "atexit ValueError Invalid size: -1"]
+        warned = run(site, NO_CALLER, FFM_ILLEGAL_NATIVE_ACCESS="warn")
+        assert warned.stdout.splitlines() == allowed.stdout.splitlines()
+        assert warned.stderr.count("NativeAccessWarning: A restricted method in ffm_runtime has "
+                                   "been called") == 1, warned.stderr
+        assert "MemorySegment.reinterpret has been called by code with no Python caller" in \
+            warned.stderr
+        assert "Calls with no Python caller belong to no unit: only FFM_ILLEGAL_NATIVE_ACCESS " \
+            "decides them" in warned.stderr
 
 
 # -- what a wheel's manifest may enable -------------------------------------------------------
