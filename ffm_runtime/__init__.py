@@ -24,6 +24,7 @@ from ._errors import (
     ScopeClosedError,
     ScopeInUseError,
     StubLoadError,
+    StubLoadWarning,
     UnsupportedOperationError,
     UnsupportedPlatformError,
     UpcallNotSupportedError,
@@ -60,10 +61,9 @@ from ._layouts import (
 from ._linker import Linker
 from ._lookup import SymbolLookup, load_library
 from ._memory import MemorySegment, Scope
+from ._version import __version__
 
 _install_accelerators()
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ADDRESS",
@@ -106,6 +106,7 @@ __all__ = [
     "SequenceLayout",
     "StructLayout",
     "StubLoadError",
+    "StubLoadWarning",
     "SymbolLookup",
     "UnionLayout",
     "UnsupportedOperationError",

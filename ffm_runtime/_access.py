@@ -3,18 +3,24 @@
 Restricted operations (creating downcall handles, upcall stubs, ``reinterpret``,
 ``with_target_layout``, ``library_lookup``, ``load_library``) call
 :func:`ensure_native_access`.  The caller is the first module on the stack outside
-``ffm_runtime``; its top-level package is the *unit* of permission (a script run as
-``__main__`` is its own unit).
+``ffm_runtime``; its top-level package is the *unit* of permission.  A module run
+with ``python -m pkg.tool`` or ``runpy.run_module`` counts as the module it was run
+as (``__spec__.name``, so unit ``pkg``); a script (``python script.py``, ``-c``,
+the interactive prompt) is the unit ``__main__``.  A call with no Python frame
+above the runtime (a thread started from C, a C callback, an ``atexit``
+callback) belongs to no unit (``None``): no name enables it, only the policy
+decides.
 
 A unit is enabled when
 
-- a stub manifest of an installed wheel lists it (the build hook's option
-  ``enable-native-access``, by default the project's own top-level packages), or
+- the stub manifest of an installed wheel enables it: a wheel's manifest enables
+  only the wheel's own top-level packages (the build hook's option
+  ``enable-native-access``, by default all of them; see :mod:`._registry`), or
 - it is named in ``FFM_ENABLE_NATIVE_ACCESS`` (comma-separated), or that variable
   contains ``ALL-UNNAMED`` and no manifest mentions the unit (as in Java, where
   ``ALL-UNNAMED`` covers the class path but not named modules).
 
-Other units meet the policy ``FFM_ILLEGAL_NATIVE_ACCESS``: ``deny`` (the default)
+Other callers meet the policy ``FFM_ILLEGAL_NATIVE_ACCESS``: ``deny`` (the default)
 raises :class:`IllegalCallerError`, ``warn`` warns once per unit in the JDK's words,
 ``allow`` lets them through.  The check runs when a handle is created, never when
 it is called.
@@ -25,13 +31,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from types import FrameType
 from typing import Final
 
 from ._errors import IllegalCallerError
+from ._locks import ForkSafeLock
 
 __all__ = [
     "ENV_ENABLE",
@@ -40,6 +46,8 @@ __all__ = [
     "caller_module",
     "caller_unit",
     "ensure_native_access",
+    "unit_of",
+    "warn_at_caller",
 ]
 
 ENV_ENABLE: Final = "FFM_ENABLE_NATIVE_ACCESS"
@@ -48,8 +56,8 @@ ALL_UNNAMED: Final = "ALL-UNNAMED"
 _POLICIES: Final = ("deny", "warn", "allow")
 _RUNTIME_PACKAGE: Final = __name__.partition(".")[0]
 
-_lock = threading.Lock()
-_warned: set[str] = set()
+_lock = ForkSafeLock()
+_warned: set[str | None] = set()
 #: units enabled for the duration of a build (see :func:`enabled_while`)
 _build_units: list[frozenset[str]] = []
 
@@ -59,7 +67,10 @@ class NativeAccessWarning(RuntimeWarning):
 
 
 def _caller_frame(skip: int) -> FrameType | None:
-    frame: FrameType | None = sys._getframe(1 + skip)
+    try:
+        frame: FrameType | None = sys._getframe(1 + skip)
+    except ValueError:  # the stack is shallower than that: no caller
+        return None
     while frame is not None:
         name = frame.f_globals.get("__name__", "")
         if not isinstance(name, str) or name.partition(".")[0] != _RUNTIME_PACKAGE:
@@ -68,21 +79,48 @@ def _caller_frame(skip: int) -> FrameType | None:
     return None
 
 
-def _module_of(frame: FrameType | None) -> str:
+def _module_of(frame: FrameType | None) -> str | None:
+    """The module ``frame`` runs in; for ``__main__`` run by ``python -m`` or
+    ``runpy.run_module``, the module it was run as.  ``None`` for no frame."""
     if frame is None:
-        return "__main__"
+        return None
     name = frame.f_globals.get("__name__")
-    return name if isinstance(name, str) and name else "__main__"
+    if not isinstance(name, str) or not name:
+        return "__main__"
+    if name == "__main__":
+        spec_name = getattr(frame.f_globals.get("__spec__"), "name", None)
+        if isinstance(spec_name, str) and spec_name and spec_name.partition(".")[0] != "__main__":
+            return spec_name
+    return name
 
 
-def caller_module(skip: int = 0) -> str:
-    """Name of the first module outside ``ffm_runtime`` on the call stack."""
+def unit_of(module: str | None) -> str | None:
+    """The unit of permission of ``module``: its top-level package (``None``: no unit)."""
+    if module is None:
+        return None
+    return module.partition(".")[0] or "__main__"
+
+
+def caller_module(skip: int = 0) -> str | None:
+    """Name of the first module outside ``ffm_runtime`` on the call stack (``None``: there
+    is no Python frame above the runtime)."""
     return _module_of(_caller_frame(skip + 1))
 
 
-def caller_unit(skip: int = 0) -> str:
-    """Top-level package of the calling module: the unit of native-access permission."""
-    return caller_module(skip + 1).partition(".")[0] or "__main__"
+def caller_unit(skip: int = 0) -> str | None:
+    """Top-level package of the calling module: the unit of native-access permission
+    (``None``: a call with no Python caller, which belongs to no unit)."""
+    return unit_of(caller_module(skip + 1))
+
+
+def warn_at_caller(warning: Warning) -> None:
+    """Issue ``warning`` at the first line outside ``ffm_runtime`` on the call stack."""
+    frame = _caller_frame(1)
+    if frame is None:
+        warnings.warn(warning, stacklevel=2)
+    else:
+        warnings.warn_explicit(warning, type(warning), frame.f_code.co_filename,
+                               frame.f_lineno, module=_module_of(frame))
 
 
 def _environment_units() -> set[str]:
@@ -126,6 +164,10 @@ def enabled_while(units: Iterable[str]) -> Iterator[None]:
 def _how_to_enable(unit: str) -> str:
     from ._registry import registry
 
+    for bad in registry.unreadable():
+        if bad.package == unit:
+            return (f"reinstall it, as its stub manifest cannot be read ({bad.error}), or set "
+                    f"{ENV_ENABLE}={unit}")
     _, mentioned = registry.native_access_units()
     if unit in mentioned:
         return (f"add \"{unit}\" to the option enable-native-access of "
@@ -137,23 +179,37 @@ def _how_to_enable(unit: str) -> str:
     return f"set {ENV_ENABLE}={unit} (or {ENV_ENABLE}={ALL_UNNAMED}){where}"
 
 
-def _describe(unit: str) -> str:
+#: who makes a call that has no Python frame above the runtime
+_NO_CALLER: Final = "code with no Python caller (a thread started from C, a C callback or an " \
+    "atexit callback)"
+
+
+def _describe(unit: str | None) -> str:
+    if unit is None:
+        return _NO_CALLER
     return "the __main__ script" if unit == "__main__" else f"package '{unit}'"
 
 
-def ensure_native_access(operation: str) -> str:
-    """Check that the caller may perform the restricted ``operation``; return its unit."""
+def ensure_native_access(operation: str) -> str | None:
+    """Check that the caller may perform the restricted ``operation``; return its unit
+    (``None`` for a call with no Python caller, which only the policy can let through)."""
     frame = _caller_frame(1)
     module = _module_of(frame)
-    unit = module.partition(".")[0] or "__main__"
-    if is_enabled(unit):
+    unit = unit_of(module)
+    if unit is not None and is_enabled(unit):
         return unit
     policy = _policy()
     if policy == "allow":
         return unit
     who = _describe(unit)
-    how = _how_to_enable(unit)
     if policy == "deny":
+        if unit is None:
+            raise IllegalCallerError(
+                f"Illegal native access from {who} calling the restricted {operation}: such a "
+                f"call belongs to no unit, so no {ENV_ENABLE} setting enables it; make the call "
+                f"from Python code of an enabled package (a thread target written in Python, "
+                f"say), or relax the check with {ENV_POLICY}=warn or allow.")
+        how = _how_to_enable(unit)
         raise IllegalCallerError(
             f"Illegal native access from {who} (module {module}) calling the restricted "
             f"{operation}: {who} is not enabled for native access; to enable it, {how}. "
@@ -162,10 +218,15 @@ def ensure_native_access(operation: str) -> str:
         first = unit not in _warned
         _warned.add(unit)
     if first:
+        if unit is None:
+            advice = (f"Calls with no Python caller belong to no unit: only {ENV_POLICY} "
+                      f"decides them")
+            caller = f"{operation} has been called by {who}"
+        else:
+            advice = f"Use {ENV_ENABLE}={unit} to avoid a warning for callers in this package"
+            caller = f"{operation} has been called by {module} in {who}"
         message = (
-            f"A restricted method in ffm_runtime has been called\n"
-            f"{operation} has been called by {module} in {who}\n"
-            f"Use {ENV_ENABLE}={unit} to avoid a warning for callers in this package\n"
+            f"A restricted method in ffm_runtime has been called\n{caller}\n{advice}\n"
             f"Restricted methods are blocked unless native access is enabled "
             f"({ENV_POLICY}=deny is the default)")
         if frame is not None:

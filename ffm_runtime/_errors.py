@@ -17,6 +17,7 @@ __all__ = [
     "ScopeClosedError",
     "ScopeInUseError",
     "StubLoadError",
+    "StubLoadWarning",
     "UnsupportedOperationError",
     "UnsupportedPlatformError",
     "UpcallNotSupportedError",
@@ -35,10 +36,12 @@ class MissingForeignRegistrationError(FFMError, LookupError):
     shows the signature and the registration line to add to a Feature.
     """
 
-    def __init__(self, message: str, key: str) -> None:
+    def __init__(self, message: str, key: str, unreadable: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         #: The canonical registration key that was looked up.
         self.key = key
+        #: Stub manifests that could not be read: one may have been meant to provide ``key``.
+        self.unreadable = unreadable
 
 
 class StubLoadError(FFMError, ImportError):
@@ -47,6 +50,19 @@ class StubLoadError(FFMError, ImportError):
     def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(message)
         #: The file that could not be loaded, when there is one.
+        self.path = path
+
+
+class StubLoadWarning(RuntimeWarning):
+    """A stub manifest or object of an installed package could not be used and is skipped.
+
+    Issued once per file; the call shapes only that file provides are unavailable
+    (``MissingForeignRegistrationError`` names it again), everything else works.
+    """
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        #: The file that was skipped.
         self.path = path
 
 

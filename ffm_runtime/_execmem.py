@@ -14,9 +14,9 @@ import ctypes
 import errno
 import mmap
 import os
-import threading
 
 from ._errors import StubLoadError
+from ._locks import ForkSafeLock
 
 __all__ = ["PAGE_SIZE", "Region", "allocate"]
 
@@ -26,7 +26,7 @@ _PROT_READ, _PROT_WRITE, _PROT_EXEC = 0x1, 0x2, 0x4
 _MAP_SHARED, _MAP_PRIVATE, _MAP_FIXED, _MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
 _MAP_FAILED = ctypes.c_void_p(-1).value
 
-_libc_lock = threading.Lock()
+_libc_lock = ForkSafeLock()
 _libc: ctypes.CDLL | None = None
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import operator
 import sys
-import threading
 from typing import Any, NoReturn, cast
 
 from . import _abi, _native
@@ -19,12 +18,13 @@ from ._arena import Arena, SegmentAllocator, _PrefixAllocator, _SlicingAllocator
 from ._descriptor import FunctionDescriptor, Option
 from ._errors import MissingForeignRegistrationError, OutOfBoundsError, ReadOnlyError
 from ._layouts import ADDRESS, GroupLayout, MemoryLayout, ValueLayout
+from ._locks import ForkSafeLock
 from ._memory import MemorySegment, _ConfinedSegment, _HeapSegment
 from ._registry import registry
 
 __all__ = ["arg_error", "make_handle", "missing_registration"]
 
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 #: registration key -> (descriptor with names stripped, options), for error messages
 _descriptors: dict[str, tuple[FunctionDescriptor, tuple[Option, ...]]] = {}
 
@@ -165,11 +165,17 @@ def missing_registration(key: str, descriptor: FunctionDescriptor, options: tupl
                          ) -> MissingForeignRegistrationError:
     """The error for a call shape that no installed wheel registered."""
     arguments = ", ".join([repr(descriptor.stripped())] + [repr(o) for o in options])
+    unreadable = registry.unreadable()
+    note = "".join(f"\n    {bad.error}" for bad in unreadable)
+    if note:
+        note = (f"\nThese stub manifests cannot be read; if one of them was meant to provide "
+                f"this call shape, reinstall its package:{note}\n")
     return MissingForeignRegistrationError(
         f"Cannot perform downcall with descriptor {key}: no installed wheel registered this "
         "call shape. To allow it, add this line to during_setup(access) of a Feature listed in "
         "[tool.hatch.build.targets.wheel.hooks.ffm] features, then rebuild and reinstall the "
-        f"wheel:\n\n    RuntimeForeignAccess.register_for_downcall({arguments})\n", key)
+        f"wheel:\n\n    RuntimeForeignAccess.register_for_downcall({arguments})\n{note}", key,
+        tuple(bad.path for bad in unreadable))
 
 
 def make_handle(key: str, descriptor: FunctionDescriptor, options: tuple[object, ...], target: str,

@@ -10,25 +10,30 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-import threading
 from collections.abc import Callable
 
 from . import _native
-from ._access import caller_module, ensure_native_access
+from ._access import caller_module, caller_unit, ensure_native_access
 from ._errors import LibraryLoadError, UnsupportedOperationError
+from ._locks import ForkSafeLock
 from ._memory import MemorySegment
 
 __all__ = ["SymbolLookup", "load_library"]
 
-_lock = threading.Lock()
-#: unit -> libraries it loaded, in load order
-_loaded: dict[str, list[ctypes.CDLL]] = {}
+_lock = ForkSafeLock()
+#: unit (``None``: no Python caller) -> libraries it loaded, in load order
+_loaded: dict[str | None, list[ctypes.CDLL]] = {}
 
 
-def _package_dirs(module_name: str) -> list[str]:
+def _package_dirs(module_name: str | None) -> list[str]:
     """Folders to search first for a bare library name: the caller's own, then its top package's."""
     dirs: list[str] = []
+    if module_name is None:
+        return dirs
     module = sys.modules.get(module_name)
+    main = sys.modules.get("__main__")
+    if module is None and getattr(getattr(main, "__spec__", None), "name", None) == module_name:
+        module = main  # run by python -m or runpy.run_module
     path = getattr(module, "__file__", None)
     if isinstance(path, str):
         dirs.append(os.path.dirname(os.path.abspath(path)))
@@ -40,7 +45,7 @@ def _package_dirs(module_name: str) -> list[str]:
     return dirs
 
 
-def _candidates(name: str, module_name: str) -> list[str]:
+def _candidates(name: str, module_name: str | None) -> list[str]:
     if os.sep in name or name.endswith(".so") or ".so." in name:
         return [os.path.abspath(name)]
     found = []
@@ -97,7 +102,7 @@ class SymbolLookup:
     @staticmethod
     def loader_lookup() -> SymbolLookup:
         """Symbols of the libraries the calling package loaded, then the process's globals."""
-        unit = caller_module().partition(".")[0] or "__main__"
+        unit = caller_unit()
 
         def find(name: str) -> int | None:
             with _lock:

@@ -7,6 +7,7 @@ format is defined once.  Example::
       "format": 1,
       "generator": "hatch-ffm 0.1.0",
       "package": "example_project",
+      "packages": ["example_project"],
       "objects": [
         {"target": "x86_64-linux", "triple": "x86_64-unknown-linux-gnu",
          "file": "stubs-x86_64-linux.o", "sha256": "<hex digest>"}
@@ -16,29 +17,62 @@ format is defined once.  Example::
     }
 
 Every object holds every stub; a stub symbol ``S`` is emitted as ``S_b`` (bound
-handle) and ``S_u`` (unbound handle).
+handle) and ``S_u`` (unbound handle).  ``package`` is the package the manifest is
+in (``<package>/_ffm/``); ``packages`` the wheel's top-level packages, which are
+the only units its ``enable_native_access`` may name (absent in manifests of
+hatch-ffm 0.1.0 and earlier: then ``[package]``).
+
+**Versions.**  ``format`` is the whole contract between a wheel and the runtime:
+the manifest's fields and meaning, and what the stubs import from the runtime
+(``_abi``).  A change that a runtime of the same format could not read, or stubs
+that need something it lacks, makes a new format; fields an older runtime can
+ignore (``packages`` was one) do not.  A runtime reads the formats from
+:data:`MIN_FORMAT_VERSION` to :data:`FORMAT_VERSION`.  ``generator`` must be
+``"hatch-ffm <version>"``; the runtime does not compare it to its own version for
+a format it reads (same format, same contract), but it is how a manifest of a
+newer format says what to install: the hatch-ffm that wrote it reads it, so the
+error asks for ``hatch-ffm>=<that version>``.
+
+Every way a manifest can be wrong (unreadable file, too large, not UTF-8, not
+JSON, nested too deeply for the parser, wrong types, unknown format) is a
+:class:`StubLoadError` naming the file.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from ._errors import StubLoadError
+from ._version import __version__
 
-__all__ = ["FORMAT_VERSION", "MANIFEST_DIR", "MANIFEST_NAME", "Manifest", "StubObject"]
+__all__ = ["FORMAT_VERSION", "GENERATOR", "MANIFEST_DIR", "MANIFEST_NAME", "MAX_MANIFEST_BYTES",
+           "MIN_FORMAT_VERSION", "Manifest", "StubObject", "read_manifest"]
 
 FORMAT_VERSION: Final = 1
+#: the oldest format this runtime reads
+MIN_FORMAT_VERSION: Final = 1
 MANIFEST_DIR: Final = "_ffm"
 MANIFEST_NAME: Final = "manifest.json"
+#: what this hatch-ffm writes as ``generator``
+GENERATOR: Final = f"hatch-ffm {__version__}"
+#: larger files are refused unread (the conformance suite's 12,097 shapes take 1 MiB)
+MAX_MANIFEST_BYTES: Final = 64 << 20
 
 _SYMBOL = re.compile(r"^ffm_[0-9a-f]{20}$")
 _FILE = re.compile(r"^[A-Za-z0-9_.-]+\.o$")
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _TARGET = re.compile(r"^[a-z0-9_]+-[a-z0-9_]+$")
+#: "hatch-ffm 1.2.3", with an optional PEP 440 pre/post/dev/local suffix
+_GENERATOR = re.compile(r"^hatch-ffm [0-9]+(?:\.[0-9]+)*[0-9A-Za-z.+!_-]*$")
+
+
+def _is_package_name(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and value.isidentifier() and value != "__main__"
 
 
 @dataclass(frozen=True)
@@ -59,14 +93,21 @@ class Manifest:
     generator: str
     objects: tuple[StubObject, ...]
     stubs: Mapping[str, str]
-    #: units (top-level packages) enabled for native access by this wheel
+    #: units (top-level packages) this wheel asks to enable for native access
     enable_native_access: tuple[str, ...] = ()
+    #: the wheel's top-level packages, ``package`` first (given empty: just ``package``)
+    packages: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        packages = tuple(dict.fromkeys((self.package, *self.packages)))
+        object.__setattr__(self, "packages", packages)
 
     def to_json(self) -> str:
         data = {
             "format": FORMAT_VERSION,
             "generator": self.generator,
             "package": self.package,
+            "packages": list(self.packages),
             "objects": [
                 {"target": o.target, "triple": o.triple, "file": o.file, "sha256": o.sha256}
                 for o in self.objects
@@ -90,18 +131,31 @@ class Manifest:
 
         try:
             data: Any = json.loads(text)
+        except RecursionError as exc:
+            raise fail("nested too deeply to be a stub manifest") from exc
         except (ValueError, UnicodeDecodeError) as exc:
             raise fail(f"not JSON ({exc})") from exc
         if not isinstance(data, dict):
             raise fail("top level is not an object")
-        if data.get("format") != FORMAT_VERSION:
-            raise fail(f"format {data.get('format')!r} is not {FORMAT_VERSION}; "
-                       "rebuild the wheel with a hatch-ffm that matches the installed runtime")
-        package, generator = data.get("package"), data.get("generator")
-        if not isinstance(package, str) or not package.isidentifier():
+        version, generator = data.get("format"), data.get("generator")
+        if type(version) is not int:
+            raise fail(f"'format' must be an integer, not {version!r}")
+        if version > FORMAT_VERSION:
+            raise StubLoadError(_too_new(path, version, generator, data.get("package")), path)
+        if version < MIN_FORMAT_VERSION:
+            raise fail(f"format {version} is older than any this runtime reads "
+                       f"({MIN_FORMAT_VERSION} to {FORMAT_VERSION}); rebuild the wheel with "
+                       f"hatch-ffm>={__version__}")
+        if not isinstance(generator, str) or not _GENERATOR.match(generator):
+            raise fail(f"'generator' must be \"hatch-ffm <version>\", not {generator!r}")
+        package = data.get("package")
+        if not _is_package_name(package):
             raise fail("'package' must be a package name")
-        if not isinstance(generator, str):
-            raise fail("'generator' must be a string")
+        packages = data.get("packages", [package])
+        if not isinstance(packages, list) or not all(_is_package_name(p) for p in packages):
+            raise fail("'packages' must be a list of top-level package names")
+        if package not in packages:
+            raise fail(f"'packages' must list the package the manifest is in ({package!r})")
         raw_objects = data.get("objects")
         if not isinstance(raw_objects, list):
             raise fail("'objects' must be a list")
@@ -125,6 +179,43 @@ class Manifest:
                 raise fail(f"malformed stub symbol for {key!r}: {symbol!r}")
         units = data.get("enable_native_access", [package])
         if not isinstance(units, list) or not all(
-                isinstance(u, str) and (u.isidentifier() or u == "__main__") for u in units):
+                isinstance(u, str) and u.isidentifier() for u in units):
             raise fail("'enable_native_access' must be a list of package names")
-        return cls(package, generator, tuple(objects), dict(stubs), tuple(units))
+        return cls(package, generator, tuple(objects), dict(stubs), tuple(units), tuple(packages))
+
+
+def _too_new(path: str, version: int, generator: object, package: object) -> str:
+    """What to say about a manifest of a format newer than this runtime reads."""
+    whose = f" of package {package!r}" if _is_package_name(package) else ""
+    if isinstance(generator, str) and _GENERATOR.match(generator):
+        needed = generator.partition(" ")[2]
+        writer = f"hatch-ffm {needed}"
+        fix = f"install hatch-ffm>={needed} (pip install 'hatch-ffm>={needed}')"
+    else:
+        writer, fix = f"{generator!r}", "install a newer hatch-ffm"
+    return (f"stub manifest {path}{whose} has format {version}, written by {writer}; this "
+            f"runtime (hatch-ffm {__version__}) reads format {FORMAT_VERSION}"
+            + ("" if MIN_FORMAT_VERSION == FORMAT_VERSION
+               else f" back to {MIN_FORMAT_VERSION}")
+            + f": {fix}, or rebuild the wheel with hatch-ffm {__version__}")
+
+
+def read_manifest(path: str) -> Manifest:
+    """Read and validate the manifest at ``path``, which must be ``<package>/_ffm/manifest.json``
+    of the package it describes; every failure is a :class:`StubLoadError` naming ``path``."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        raise StubLoadError(f"cannot read stub manifest {path}: {exc}", path) from exc
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise StubLoadError(f"invalid stub manifest {path}: larger than "
+                            f"{MAX_MANIFEST_BYTES >> 20} MiB", path)
+    manifest = Manifest.from_json(data, path)
+    folder = os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(path))))
+    if folder != manifest.package:
+        raise StubLoadError(
+            f"invalid stub manifest {path}: it describes package {manifest.package!r} but is in "
+            f"the folder {folder!r}; a wheel puts the manifest in its package as "
+            f"{manifest.package}/{MANIFEST_DIR}/{MANIFEST_NAME}: reinstall the package", path)
+    return manifest

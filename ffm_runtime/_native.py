@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import ctypes
 import sys
-import threading
 from typing import Any, Final
 
 from . import _abi
+from ._locks import ForkSafeLock
 
 __all__ = ["cell_address", "dlsym", "new_builtin", "new_method", "resolve_import", "set_cell",
            "set_offset", "slot_offset"]
@@ -28,7 +28,7 @@ except (OSError, TypeError, AttributeError):  # not a POSIX dynamic loader: noth
     _dlsym = _calloc = None
 
 _WORD: Final = ctypes.sizeof(ctypes.c_void_p)
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 _incref = ctypes.pythonapi.Py_IncRef
 _incref.restype = None
 _incref.argtypes = (ctypes.py_object,)

@@ -1,9 +1,29 @@
-"""Where stubs come from: the manifests of installed packages, loaded on first use.
+"""Where stubs come from: the manifests of installed packages, read on first use.
 
 Every ``<dir>/<package>/_ffm/manifest.json`` below a ``sys.path`` folder is a
-stub manifest.  When a registration key is first needed, the object file that
-holds its stub is hash-checked against the manifest, loaded and relocated,
-exactly once per object file even when many threads link at once.
+stub manifest, read once.  When a registration key is first needed, the object
+file that holds its stub is hash-checked against the manifest, loaded and
+relocated, exactly once per object file even when many threads link at once.
+
+**Other packages' mistakes stay theirs.**  A manifest that cannot be read
+(malformed, truncated, of a newer format, not a file one can read) provides
+nothing and stops nothing else: it is reported once, as a
+:class:`StubLoadWarning` naming its path, and named again in the
+:class:`MissingForeignRegistrationError` for any call shape that no readable
+manifest provides.  Reading manifests never raises (a warnings filter that turns
+the warning into an error makes the one call that read the manifest raise; the
+registry is complete by then).  A call shape several packages provide is taken
+from the first of them that can load it.
+
+**Native access.**  A manifest enables only its wheel's own top-level packages
+(its ``packages``), and of those only the package it is in and ones without a
+manifest of their own; it cannot enable ``__main__``.  Other names are ignored
+with a :class:`NativeAccessWarning` naming the manifest.
+
+**Fork.**  What the registry knows is an immutable :class:`_Index`, replaced
+whole under the lock; loaded objects are recorded once loaded.  A child forked
+in the middle of a scan or a load sees the state before it and does the work
+again itself (see :mod:`._locks`).
 """
 
 from __future__ import annotations
@@ -11,15 +31,16 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import threading
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from . import _abi, _elf, _native
-from ._errors import StubLoadError
+from ._errors import StubLoadError, StubLoadWarning
 from ._loader import LoadedObject, load_object
-from ._manifest import MANIFEST_DIR, MANIFEST_NAME, Manifest
+from ._locks import ForkSafeLock
+from ._manifest import MANIFEST_DIR, MANIFEST_NAME, Manifest, read_manifest
 
-__all__ = ["StubRegistry", "registry"]
+__all__ = ["StubRegistry", "Unreadable", "registry"]
 
 #: ELF machine of each target's objects
 _MACHINES = {"x86_64-linux": _elf.EM_X86_64, "aarch64-linux": _elf.EM_AARCH64}
@@ -27,76 +48,222 @@ _MACHINES = {"x86_64-linux": _elf.EM_X86_64, "aarch64-linux": _elf.EM_AARCH64}
 
 @dataclass(frozen=True)
 class _Source:
-    folder: str
+    path: str
     manifest: Manifest
+
+    @property
+    def folder(self) -> str:
+        return os.path.dirname(self.path)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A manifest that could not be read, and why."""
+
+    path: str
+    #: the folder it is in: the package it would describe
+    package: str
+    error: StubLoadError
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A unit a manifest lists in ``enable_native_access`` but cannot enable."""
+
+    path: str
+    unit: str
+    why: str
+
+
+@dataclass(frozen=True)
+class _Index:
+    """Everything known from the manifests read so far; never changed, only replaced."""
+
+    scanned_path: tuple[object, ...] | None = None
+    seen: frozenset[str] = frozenset()
+    sources: tuple[_Source, ...] = ()
+    unreadable: tuple[Unreadable, ...] = ()
+    keys: Mapping[str, tuple[_Source, ...]] = field(default_factory=dict)  # never changed
+    enabled: frozenset[str] = frozenset()
+    mentioned: frozenset[str] = frozenset()
+    refused: tuple[_Refused, ...] = ()
+
+
+def _build(scanned_path: tuple[object, ...] | None, seen: frozenset[str],
+           sources: tuple[_Source, ...], unreadable: tuple[Unreadable, ...]) -> _Index:
+    keys: dict[str, list[_Source]] = {}
+    for source in sources:
+        for key in source.manifest.stubs:
+            keys.setdefault(key, []).append(source)
+    # a package with a manifest of its own is decided by that manifest alone
+    homes = {s.manifest.package: s.path for s in sources}
+    homes.update((u.package, u.path) for u in unreadable if u.package not in homes)
+    enabled: set[str] = set()
+    refused: list[_Refused] = []
+    for source in sources:
+        manifest = source.manifest
+        for unit in manifest.enable_native_access:
+            if unit == manifest.package or (unit in manifest.packages and unit not in homes):
+                enabled.add(unit)
+                continue
+            if unit == "__main__":
+                why = "a wheel cannot enable scripts"
+            elif unit not in manifest.packages:
+                why = (f"it is not a top-level package of this wheel "
+                       f"({', '.join(manifest.packages)})")
+            else:
+                why = f"it has a stub manifest of its own, {homes[unit]}"
+            refused.append(_Refused(source.path, unit, why))
+    mentioned = set(homes)
+    for source in sources:
+        mentioned.update(source.manifest.packages)
+    return _Index(scanned_path, seen, sources, unreadable,
+                  {key: tuple(found) for key, found in keys.items()}, frozenset(enabled),
+                  frozenset(mentioned), tuple(refused))
 
 
 class StubRegistry:
     """Index of registration keys to stubs, over every manifest on ``sys.path``."""
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._scanned_path: tuple[str, ...] | None = None
-        self._seen: set[str] = set()
-        self._keys: dict[str, _Source] = {}
+        self._lock = ForkSafeLock(reentrant=True)
+        self._index = _Index()
         self._objects: dict[str, LoadedObject] = {}
-        self._enabled: set[str] = set()
-        self._mentioned: set[str] = set()
+        #: files and refusals already reported (a warning each)
+        self._reported: set[tuple[str, ...]] = set()
 
-    def _scan(self) -> None:
-        for entry in list(sys.path):
+    # -- reading manifests ------------------------------------------------------------
+    def _refresh(self, force: bool = False) -> _Index:
+        """The index, once the manifests of ``sys.path`` entries are read (again when
+        ``sys.path`` changed, or ``force``); reports what is wrong with new ones."""
+        index = self._index
+        path = tuple(sys.path)
+        if index.scanned_path == path and not force:
+            return index
+        with self._lock:
+            index = self._scan(self._index, path)
+            self._index = index
+            news = self._unreported(index)
+        self._report(news)
+        return index
+
+    @staticmethod
+    def _scan(index: _Index, path: tuple[object, ...]) -> _Index:
+        seen = set(index.seen)
+        sources: list[_Source] = []
+        unreadable: list[Unreadable] = []
+        for entry in path:
+            if not isinstance(entry, str):  # the import system skips these too
+                continue
             folder = os.path.abspath(entry or os.curdir)
             try:
-                children = list(os.scandir(folder))
+                children = sorted(child.name for child in os.scandir(folder))
             except OSError:
                 continue
-            for child in children:
-                manifest_path = os.path.join(child.path, MANIFEST_DIR, MANIFEST_NAME)
-                if manifest_path in self._seen or not os.path.isfile(manifest_path):
+            for name in children:
+                manifest_path = os.path.join(folder, name, MANIFEST_DIR, MANIFEST_NAME)
+                if manifest_path in seen or not os.path.isfile(manifest_path):
                     continue
-                self._seen.add(manifest_path)
-                self.add_manifest(manifest_path)
-        self._scanned_path = tuple(sys.path)
+                seen.add(manifest_path)
+                try:
+                    sources.append(_Source(manifest_path, read_manifest(manifest_path)))
+                except StubLoadError as exc:
+                    unreadable.append(Unreadable(manifest_path, name, exc))
+        if not sources and not unreadable:
+            return replace(index, scanned_path=path)
+        return _build(path, frozenset(seen), index.sources + tuple(sources),
+                      index.unreadable + tuple(unreadable))
 
     def add_manifest(self, manifest_path: str) -> None:
-        """Index one manifest file (raises :class:`StubLoadError` if it is malformed)."""
-        with open(manifest_path, "rb") as handle:
-            manifest = Manifest.from_json(handle.read(), manifest_path)
-        source = _Source(os.path.dirname(manifest_path), manifest)
+        """Index one manifest file (raises :class:`StubLoadError` if it cannot be read)."""
+        source = _Source(os.path.abspath(manifest_path), read_manifest(manifest_path))
         with self._lock:
-            for key in manifest.stubs:
-                self._keys.setdefault(key, source)
-            self._enabled.update(manifest.enable_native_access)
-            self._mentioned.update(manifest.enable_native_access)
-            self._mentioned.add(manifest.package)
+            index = self._index
+            if source.path in index.seen:
+                return
+            index = _build(index.scanned_path, index.seen | {source.path},
+                           (*index.sources, source), index.unreadable)
+            self._index = index
+            news = self._unreported(index)
+        self._report(news)
 
-    def find(self, key: str) -> _Source | None:
-        """The manifest providing ``key``; rescans ``sys.path`` once on a miss."""
-        with self._lock:
-            source = self._keys.get(key)
-            if source is None:
-                self._scan()
-                source = self._keys.get(key)
-            return source
+    def _unreported(self, index: _Index) -> list[Warning]:
+        """Warnings for the problems of ``index`` not reported yet (called with the lock)."""
+        from ._access import ENV_ENABLE, NativeAccessWarning
+
+        news: list[Warning] = []
+        for bad in index.unreadable:
+            if ("unreadable", bad.path) not in self._reported:
+                self._reported.add(("unreadable", bad.path))
+                news.append(StubLoadWarning(
+                    f"skipping a stub manifest that cannot be read: {bad.error} (the call shapes "
+                    f"only it provides are unavailable; everything else works)", bad.path))
+        for refused in index.refused:
+            if ("refused", refused.path, refused.unit) not in self._reported:
+                self._reported.add(("refused", refused.path, refused.unit))
+                news.append(NativeAccessWarning(
+                    f"the stub manifest {refused.path} lists {refused.unit!r} in "
+                    f"enable_native_access, which it cannot enable: {refused.why}; ignored. A "
+                    f"wheel enables only its own top-level packages; scripts (__main__) and "
+                    f"other packages are enabled with {ENV_ENABLE}"))
+        return news
+
+    @staticmethod
+    def _report(news: Iterable[Warning]) -> None:
+        from ._access import warn_at_caller
+
+        for warning in news:
+            warn_at_caller(warning)
+
+    # -- queries ------------------------------------------------------------------------
+    def find(self, key: str) -> tuple[_Source, ...]:
+        """The manifests providing ``key``, first on ``sys.path`` first; reads the manifests
+        not read yet on a miss."""
+        found = self._index.keys.get(key)
+        if found is None:
+            found = self._refresh(force=True).keys.get(key, ())
+        return found
 
     def native_access_units(self) -> tuple[frozenset[str], frozenset[str]]:
         """(units some manifest enables, units some manifest mentions), over all of sys.path."""
-        with self._lock:
-            if self._scanned_path != tuple(sys.path):
-                self._scan()
-            return frozenset(self._enabled), frozenset(self._mentioned)
+        index = self._refresh()
+        return index.enabled, index.mentioned
 
-    def known_keys(self) -> list[str]:
-        with self._lock:
-            if self._scanned_path is None:
-                self._scan()
-            return sorted(self._keys)
+    def unreadable(self) -> tuple[Unreadable, ...]:
+        """The manifests on ``sys.path`` that could not be read."""
+        return self._refresh().unreadable
 
     def stub_address(self, key: str, target: str, bound: bool) -> int | None:
-        """Address of the stub for ``key`` (bound or unbound variant), or ``None`` if unknown."""
-        source = self.find(key)
-        if source is None:
+        """Address of the stub for ``key`` (bound or unbound variant), or ``None`` if unknown.
+
+        Tries each manifest providing ``key``; raises the first one's
+        :class:`StubLoadError` if none can be loaded."""
+        failures: list[StubLoadError] = []
+        for source in self.find(key):
+            try:
+                address = self._stub_in(source, key, target, bound)
+            except StubLoadError as exc:
+                failures.append(exc)
+                continue
+            with self._lock:
+                news: list[Warning] = []
+                for failure in failures:
+                    if ("object", failure.path or "") not in self._reported:
+                        self._reported.add(("object", failure.path or ""))
+                        news.append(StubLoadWarning(
+                            f"{failure} (the call shape {key} was taken from "
+                            f"{source.path} instead)", failure.path or ""))
+            self._report(news)
+            return address
+        if not failures:
             return None
+        if len(failures) > 1:
+            others = "; ".join(str(failure) for failure in failures[1:])
+            raise StubLoadError(f"{failures[0]} (no other manifest providing {key} could be "
+                                f"used either: {others})", failures[0].path) from failures[0]
+        raise failures[0]
+
+    def _stub_in(self, source: _Source, key: str, target: str, bound: bool) -> int:
         stub = source.manifest.object_for(target)
         if stub is None:
             raise StubLoadError(
@@ -105,11 +272,13 @@ class StubRegistry:
                 f"but not for {target}; rebuild its wheel with targets including {target!r}",
                 source.folder)
         path = os.path.join(source.folder, stub.file)
-        with self._lock:
-            loaded = self._objects.get(path)
-            if loaded is None:
-                loaded = self._load(path, stub.sha256, _MACHINES.get(target, 0))
-                self._objects[path] = loaded
+        loaded = self._objects.get(path)
+        if loaded is None:
+            with self._lock:
+                loaded = self._objects.get(path)
+                if loaded is None:
+                    loaded = self._load(path, stub.sha256, _MACHINES.get(target, 0))
+                    self._objects[path] = loaded  # only now: a child forked earlier loads again
         symbol = source.manifest.stubs[key] + (
             _abi.STUB_BOUND_SUFFIX if bound else _abi.STUB_UNBOUND_SUFFIX)
         address = loaded.symbols.get(symbol)

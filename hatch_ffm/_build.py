@@ -7,8 +7,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ffm_runtime import __version__
-from ffm_runtime._manifest import Manifest, StubObject
+from ffm_runtime._manifest import GENERATOR, Manifest, StubObject
 
 from ._codegen import build_module, stub_symbol
 from ._registration import Registration
@@ -47,8 +46,12 @@ class BuiltStubs:
 
 
 def build_stubs(registrations: Iterable[Registration], targets: tuple[str, ...], package: str,
-                out_dir: str, enable_native_access: tuple[str, ...] = ()) -> BuiltStubs:
-    """Compile all registrations for each target into ``out_dir``; write the manifest."""
+                out_dir: str, enable_native_access: tuple[str, ...] = (),
+                packages: tuple[str, ...] = ()) -> BuiltStubs:
+    """Compile all registrations for each target into ``out_dir``; write the manifest.
+
+    ``packages`` are the wheel's top-level packages (``package`` is always one of them);
+    ``enable_native_access`` may name only those."""
     from ._compile import compile_object
 
     regs = sorted(registrations, key=lambda r: r.key)
@@ -64,8 +67,8 @@ def build_stubs(registrations: Iterable[Registration], targets: tuple[str, ...],
             handle.write(data)
         files[file_name] = path
         objects.append(StubObject(target, triple, file_name, hashlib.sha256(data).hexdigest()))
-    manifest = Manifest(package, f"hatch-ffm {__version__}", tuple(objects),
-                        {r.key: stub_symbol(r.key) for r in regs}, enable_native_access)
+    manifest = Manifest(package, GENERATOR, tuple(objects),
+                        {r.key: stub_symbol(r.key) for r in regs}, enable_native_access, packages)
     manifest_path = os.path.join(out_dir, "manifest.json")
     with open(manifest_path, "w", encoding="utf-8") as handle:
         handle.write(manifest.to_json())

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
+from ffm_runtime._locks import ForkSafeLock
 
 __all__ = ["compile_object", "host_triple", "verify_ir"]
 
-_init_lock = threading.Lock()
+_init_lock = ForkSafeLock()
 _initialized = False
 
 

@@ -28,7 +28,8 @@ class HookConfig:
     entry_points: bool
     package: str | None
     targets: tuple[str, ...]
-    #: units enabled for native access; ``None``: the project's own top-level packages
+    #: units enabled for native access (some of the wheel's own top-level packages);
+    #: ``None``: all of them
     enable_native_access: tuple[str, ...] | None
     #: the TOML path of the table, for messages
     path: str
@@ -67,8 +68,13 @@ def parse_config(config: Mapping[str, Any], path: str) -> HookConfig:
                           "such as [\"native\"] or [\"x86_64-linux\"]")
     units = config.get("enable-native-access")
     if units is not None and (not isinstance(units, list) or not all(
-            isinstance(u, str) and (u.isidentifier() or u == "__main__") for u in units)):
+            isinstance(u, str) and u.isidentifier() for u in units)):
         raise ConfigError(f"Option `enable-native-access` in `{path}` must be an array of "
                           f"top-level package names such as [\"mypkg\"], not {units!r}")
+    if units is not None and "__main__" in units:
+        raise ConfigError(f"Option `enable-native-access` in `{path}` cannot list \"__main__\": "
+                          f"a wheel enables only its own top-level packages. Scripts are enabled "
+                          f"where they run, with the environment variable "
+                          f"FFM_ENABLE_NATIVE_ACCESS=__main__")
     return HookConfig(tuple(features), entry_points, package, tuple(targets),
                       None if units is None else tuple(units), path)

@@ -88,6 +88,13 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
             f"Cannot find the package to put the stubs in (tried {', '.join(names)}); set "
             f"option `package` in `{self.table_path}` to the import name of your package")
 
+    def _top_level_packages(self, package: str) -> tuple[str, ...]:
+        """The wheel's top-level packages (option ``packages`` of the wheel target, or the one
+        found), the one that receives ``_ffm/`` first: the units its manifest may enable."""
+        packages = getattr(self.build_config, "packages", None) or []
+        return tuple(dict.fromkeys([package, *(os.path.basename(p.rstrip("/"))
+                                               for p in packages)]))
+
     # -- hook methods -------------------------------------------------------------------
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if self.target_name != "wheel":
@@ -107,11 +114,18 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
         targets = resolve_targets(config.targets, host_target(), config.path)
         access = DuringSetupAccess(self.root, self.metadata.core.name, package, targets,
                                    dict(self.config))
+        packages = self._top_level_packages(package)
         units = config.enable_native_access
         if units is None:
-            packages = getattr(self.build_config, "packages", None) or []
-            units = tuple(dict.fromkeys(
-                [os.path.basename(p.rstrip("/")) for p in packages] or [package]))
+            units = packages
+        for unit in units:
+            if unit not in packages:
+                raise ConfigError(
+                    f"Option `enable-native-access` in `{config.path}` lists {unit!r}, which is "
+                    f"not a top-level package of this wheel ({', '.join(packages)}): a wheel "
+                    f"enables only its own packages. Another package is enabled by its own "
+                    f"wheel, or where it runs with the environment variable "
+                    f"FFM_ENABLE_NATIVE_ACCESS={unit} (scripts: FFM_ENABLE_NATIVE_ACCESS=__main__)")
         source_root = os.path.dirname(package_dir)
         added = [p for p in (source_root, self.root) if p not in sys.path]
         sys.path[:0] = added
@@ -140,7 +154,7 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
         app.display_info(f"hatch-ffm: enabled for native access: {', '.join(units) or 'none'}")
         try:
             built = build_stubs(session.registrations.values(), targets, package, self._workdir,
-                                units)
+                                units, packages)
         except BaseException:
             self._cleanup()
             raise

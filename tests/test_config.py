@@ -35,6 +35,10 @@ def test_reserved_hatchling_keys_are_ignored() -> None:
     ({"package": "my-pkg"}, r"Option `package` .* must be the import name of a package"),
     ({"targets": []}, r"Option `targets` .* must be a non-empty array of strings"),
     ({"targets": "native"}, r"Option `targets`"),
+    ({"enable-native-access": ["__main__"]}, rf"Option `enable-native-access` in `{PATH}` cannot "
+     r"list \"__main__\".*FFM_ENABLE_NATIVE_ACCESS=__main__"),
+    ({"enable-native-access": ["ALL-UNNAMED"]}, r"Option `enable-native-access` .* must be an "
+                                                r"array of top-level package names"),
 ], ids=lambda x: str(x)[:30])
 def test_errors_name_option_and_table(config: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):

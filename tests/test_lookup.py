@@ -132,3 +132,19 @@ print(sorted({"ctypes.util", "shutil", "subprocess"} & set(sys.modules)))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             check=True)
     assert result.stdout.splitlines() == ["[]", "['ctypes.util', 'shutil', 'subprocess']"]
+
+
+def test_bare_name_for_a_module_run_with_dash_m(tmp_path: Path, native_lib: Path) -> None:
+    """`python -m pkg.sub.tool`: the tool's own folder is searched, in the name of unit pkg."""
+    folder = tmp_path / "pkg_lib_tool" / "sub"
+    folder.mkdir(parents=True)
+    (folder.parent / "__init__.py").write_text("")
+    (folder / "__init__.py").write_text("")
+    shutil.copy(native_lib, folder / "libbundled.so")
+    (folder / "tool.py").write_text("import ffm_runtime\nprint(ffm_runtime.load_library('bundled'))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
+    result = subprocess.run([sys.executable, "-m", "pkg_lib_tool.sub.tool"], capture_output=True,
+                            text=True, cwd=tmp_path, check=False,
+                            env={**env, "FFM_ENABLE_NATIVE_ACCESS": "pkg_lib_tool"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(folder / "libbundled.so")

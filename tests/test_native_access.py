@@ -1,10 +1,13 @@
-"""The native-access policy, with two real distributions built by the hook: one whose wheel
-enables its package (the default), one whose wheel does not; scripts; the environment
-variables; the three policy modes."""
+"""The native-access policy, with real distributions built by the hook: one whose wheel
+enables its package (the default), one whose wheel does not; scripts and modules run with
+`python -m`; calls with no Python caller; the environment variables; the three policy modes;
+manifests that try to enable what is not theirs."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -56,6 +59,19 @@ def outcomes():
 """
 
 
+TOOL = """
+import ffm_runtime as ffm
+from ffm_runtime import JAVA_INT, FunctionDescriptor, Linker
+
+try:
+    handle = Linker.native_linker().downcall_handle(
+        ffm.SymbolLookup.loader_lookup().find("abs"), FunctionDescriptor.of(JAVA_INT, JAVA_INT))
+    print("ok", handle(-3))
+except ffm.IllegalCallerError as exc:
+    print("denied:", exc)
+"""
+
+
 def make_project(root: Path, name: str, extra_config: str) -> Path:
     project = root / name
     package = project / name
@@ -77,6 +93,7 @@ def make_project(root: Path, name: str, extra_config: str) -> Path:
     (package / "__init__.py").write_text("")
     (package / "features.py").write_text(FEATURE)
     (package / "use.py").write_text(USE)
+    (package / "tool.py").write_text(TOOL)
     return project
 
 
@@ -94,10 +111,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return site
 
 
-def run(site: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run(site: Path, code: str, *options: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -c code``, or with ``options`` (``"-m", "pkg.tool"``) instead."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
     base["PYTHONPATH"] = str(site)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+    arguments = list(options) or ["-c", textwrap.dedent(code)]
+    return subprocess.run([sys.executable, *arguments], capture_output=True,
                           text=True, env={**base, **env}, cwd=site, check=False)
 
 
@@ -220,3 +239,202 @@ def test_check_is_at_link_time_not_per_call(site: Path) -> None:
     result = run(site, code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "9"
+
+
+class TestModulesRunAsMain:
+    """`python -m pkg.tool` and `runpy.run_module`: the unit is pkg, not __main__."""
+
+    def test_enabled_package_runs_its_tools(self, site: Path) -> None:
+        result = run(site, "", "-m", "nat_enabled.tool")
+        assert result.stdout.strip() == "ok 3", result.stderr
+
+    def test_runpy_run_module(self, site: Path) -> None:
+        result = run(site, "import runpy; runpy.run_module('nat_enabled.tool', "
+                           "run_name='__main__')")
+        assert result.stdout.strip() == "ok 3", result.stderr
+
+    def test_enabling_main_does_not_enable_a_package_run_with_dash_m(self, site: Path) -> None:
+        result = run(site, "", "-m", "nat_disabled.tool", FFM_ENABLE_NATIVE_ACCESS="__main__")
+        assert result.stdout.startswith(
+            "denied: Illegal native access from package 'nat_disabled' (module "
+            "nat_disabled.tool) calling the restricted Linker.downcall_handle"), result.stdout
+        enabled = run(site, "", "-m", "nat_disabled.tool", FFM_ENABLE_NATIVE_ACCESS="nat_disabled")
+        assert enabled.stdout.strip() == "ok 3"
+
+    def test_a_script_stays_main(self, site: Path) -> None:
+        (site / "tool_script.py").write_text(TOOL)
+        for arguments in (["tool_script.py"], ["-c", "import runpy; runpy.run_path("
+                                                     "'tool_script.py', run_name='__main__')"]):
+            result = run(site, "", *arguments)
+            assert "Illegal native access from the __main__ script (module __main__)" in \
+                result.stdout
+            result = run(site, "", *arguments, FFM_ENABLE_NATIVE_ACCESS="__main__")
+            assert result.stdout.strip() == "ok 3", result.stderr
+
+
+NO_CALLER = """
+import _thread, atexit, sys, threading
+import ffm_runtime as ffm
+
+where, done = "thread", threading.Event()
+
+def report(unraisable):
+    print(where, type(unraisable.exc_value).__name__, unraisable.exc_value, flush=True)
+    done.set()
+
+sys.unraisablehook = report
+# reinterpret(-1) passes the native-access check, if it passes, and then raises ValueError
+_thread.start_new_thread(ffm.MemorySegment.NULL.reinterpret, (-1,))
+done.wait()
+where = "atexit"
+atexit.register(ffm.MemorySegment.NULL.reinterpret, -1)
+"""
+
+NO_CALLER_DENIED = (
+    "IllegalCallerError Illegal native access from code with no Python caller (a thread started "
+    "from C, a C callback or an atexit callback) calling the restricted MemorySegment.reinterpret:"
+    " such a call belongs to no unit, so no FFM_ENABLE_NATIVE_ACCESS setting enables it; make the "
+    "call from Python code of an enabled package (a thread target written in Python, say), or "
+    "relax the check with FFM_ILLEGAL_NATIVE_ACCESS=warn or allow.")
+
+
+class TestNoPythonCaller:
+    """A thread started from C and an atexit callback call a restricted method directly."""
+
+    @pytest.mark.parametrize("enable", ["__main__", "ALL-UNNAMED", "__main__,nat_enabled"])
+    def test_no_name_enables_it(self, site: Path, enable: str) -> None:
+        result = run(site, NO_CALLER, FFM_ENABLE_NATIVE_ACCESS=enable)
+        assert result.stdout.splitlines() == [f"thread {NO_CALLER_DENIED}",
+                                              f"atexit {NO_CALLER_DENIED}"], result.stderr
+
+    def test_the_policy_decides(self, site: Path) -> None:
+        allowed = run(site, NO_CALLER, FFM_ILLEGAL_NATIVE_ACCESS="allow")
+        assert allowed.stdout.splitlines() == ["thread ValueError Invalid size: -1",
+                                               "atexit ValueError Invalid size: -1"]
+        warned = run(site, NO_CALLER, FFM_ILLEGAL_NATIVE_ACCESS="warn")
+        assert warned.stdout.splitlines() == allowed.stdout.splitlines()
+        assert warned.stderr.count("NativeAccessWarning: A restricted method in ffm_runtime has "
+                                   "been called") == 1, warned.stderr
+        assert "MemorySegment.reinterpret has been called by code with no Python caller" in \
+            warned.stderr
+        assert "Calls with no Python caller belong to no unit: only FFM_ILLEGAL_NATIVE_ACCESS " \
+            "decides them" in warned.stderr
+
+
+# -- what a wheel's manifest may enable -------------------------------------------------------
+
+def make_multi_project(root: Path, extra_config: str) -> Path:
+    """nat_multi: one wheel with two top-level packages, nat_multi and nat_multi_extra."""
+    project = make_project(root, "nat_multi", extra_config)
+    extra = project / "nat_multi_extra"
+    extra.mkdir()
+    (extra / "__init__.py").write_text("")
+    (extra / "use.py").write_text(USE)
+    text = (project / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(text.replace(
+        "[tool.hatch.build.targets.wheel.hooks.ffm]",
+        "[tool.hatch.build.targets.wheel]\npackages = [\"nat_multi\", \"nat_multi_extra\"]\n\n"
+        "[tool.hatch.build.targets.wheel.hooks.ffm]"))
+    return project
+
+
+@pytest.fixture(scope="module")
+def wider_site(tmp_path_factory: pytest.TempPathFactory, site: Path) -> Path:
+    """The site, plus: nat_greedy, whose manifest was edited to enable other units (as a wheel
+    built by another tool or an older hatch-ffm could); nat_multi, a two-package wheel that
+    enables only its second package; nat_broken, whose own manifest cannot be read; plain_pkg,
+    a package without a manifest."""
+    src = tmp_path_factory.mktemp("wider-src")
+    dist = tmp_path_factory.mktemp("wider-dist")
+    build_wheel(make_project(src, "nat_greedy", ""), dist)
+    build_wheel(make_multi_project(src, 'enable-native-access = ["nat_multi_extra"]'), dist)
+    wider = tmp_path_factory.mktemp("wider-site")
+    shutil.copytree(site, wider, dirs_exist_ok=True)
+    for wheel in dist.glob("*.whl"):
+        unpack_wheel(wheel, wider)
+    greedy = wider / "nat_greedy" / "_ffm" / "manifest.json"
+    manifest = json.loads(greedy.read_text())
+    assert manifest["packages"] == ["nat_greedy"]
+    manifest["packages"] = ["nat_greedy", "nat_disabled"]  # claims a package that has its own
+    manifest["enable_native_access"] = ["nat_greedy", "nat_disabled", "__main__", "plain_pkg"]
+    greedy.write_text(json.dumps(manifest))
+    shutil.copytree(wider / "nat_enabled", wider / "nat_broken")
+    (wider / "nat_broken" / "_ffm" / "manifest.json").write_text("{truncated")
+    (wider / "plain_pkg").mkdir()
+    (wider / "plain_pkg" / "__init__.py").write_text("")
+    (wider / "plain_pkg" / "use.py").write_text(USE)
+    return wider
+
+
+def test_hook_writes_the_wheels_packages(wider_site: Path) -> None:
+    manifest = json.loads((wider_site / "nat_multi" / "_ffm" / "manifest.json").read_text())
+    assert manifest["packages"] == ["nat_multi", "nat_multi_extra"]
+    assert manifest["enable_native_access"] == ["nat_multi_extra"]
+
+
+def test_a_wheel_enables_its_other_top_level_packages(wider_site: Path) -> None:
+    assert outcomes_of(wider_site, "nat_multi_extra")["reinterpret"] == "ok"
+    assert outcomes_of(wider_site, "nat_multi")["reinterpret"] == "denied"
+
+
+def test_a_manifest_cannot_enable_what_is_not_its_own(wider_site: Path) -> None:
+    code = """
+        import warnings
+        warnings.simplefilter("always")
+        from nat_greedy.use import outcomes as greedy
+        from nat_disabled.use import outcomes as disabled
+        from plain_pkg.use import outcomes as plain
+        from helper_script import outcomes as script
+        for name, outcomes in [("greedy", greedy), ("disabled", disabled), ("plain", plain),
+                               ("script", script)]:
+            print(name, outcomes()["reinterpret"])
+    """
+    result = run(wider_site, code, FFM_ENABLE_NATIVE_ACCESS="")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["greedy ok", "disabled denied", "plain denied",
+                                          "script denied"]
+    manifest = wider_site / "nat_greedy" / "_ffm" / "manifest.json"
+    for unit, why in [
+            ("nat_disabled", "it has a stub manifest of its own, "
+                             f"{wider_site / 'nat_disabled' / '_ffm' / 'manifest.json'}"),
+            ("__main__", "a wheel cannot enable scripts"),
+            ("plain_pkg", "it is not a top-level package of this wheel (nat_greedy, "
+                          "nat_disabled)")]:
+        assert (f"NativeAccessWarning: the stub manifest {manifest} lists {unit!r} in "
+                f"enable_native_access, which it cannot enable: {why}; ignored. A wheel enables "
+                f"only its own top-level packages; scripts (__main__) and other packages are "
+                f"enabled with FFM_ENABLE_NATIVE_ACCESS") in result.stderr, result.stderr
+    assert result.stderr.count("NativeAccessWarning: the stub manifest") == 3
+
+
+def test_a_package_whose_own_manifest_cannot_be_read(wider_site: Path) -> None:
+    for enable in ("", "ALL-UNNAMED"):
+        result = run(wider_site, "import warnings; warnings.simplefilter('ignore'); "
+                                 "from nat_broken.use import make; make()",
+                     FFM_ENABLE_NATIVE_ACCESS=enable)
+        assert ("IllegalCallerError: Illegal native access from package 'nat_broken' (module "
+                "nat_broken.use) calling the restricted Linker.downcall_handle: package "
+                "'nat_broken' is not enabled for native access; to enable it, reinstall it, as "
+                f"its stub manifest cannot be read (invalid stub manifest "
+                f"{wider_site / 'nat_broken' / '_ffm' / 'manifest.json'}: not JSON") \
+            in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("units", "message"), [
+    ('["nat_refused", "nat_disabled"]',
+     "Option `enable-native-access` in `tool.hatch.build.targets.wheel.hooks.ffm` lists "
+     "'nat_disabled', which is not a top-level package of this wheel (nat_refused): a wheel "
+     "enables only its own packages. Another package is enabled by its own wheel, or where it "
+     "runs with the environment variable FFM_ENABLE_NATIVE_ACCESS=nat_disabled (scripts: "
+     "FFM_ENABLE_NATIVE_ACCESS=__main__)"),
+    ('["__main__"]',
+     "Option `enable-native-access` in `tool.hatch.build.targets.wheel.hooks.ffm` cannot list "
+     "\"__main__\": a wheel enables only its own top-level packages. Scripts are enabled where "
+     "they run, with the environment variable FFM_ENABLE_NATIVE_ACCESS=__main__"),
+], ids=["other-package", "main"])
+def test_hook_refuses_units_that_are_not_the_wheels_own(tmp_path: Path, units: str,
+                                                        message: str) -> None:
+    project = make_project(tmp_path, "nat_refused", f"enable-native-access = {units}")
+    result = build_wheel(project, tmp_path / "dist", check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr

@@ -1,0 +1,72 @@
+"""The runtime's locks, made new in the child after ``os.fork()``.
+
+A lock that another thread holds when a thread forks stays held forever in the
+child, where that thread does not exist: the child's first use of the lock would
+wait for ever.  Every lock of the runtime is a :class:`ForkSafeLock` made here;
+in the child, right after a fork, each one is replaced by a new, unlocked lock
+(``os.register_at_fork(after_in_child=...)``).
+
+That is only sound if what a lock guards is never seen half-changed.  The rule
+for every module with a lock: change state so that a fork at any point leaves
+either the old state or the new one, never a mixture; in practice, build new
+state aside and publish it with one assignment (a fork happens while the forking
+thread holds the GIL, so no other thread is inside an assignment).  A stub object
+that another thread was loading when the process forked is therefore not known to
+the child; the child loads it again itself when it needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from typing import Any
+
+__all__ = ["ForkSafeLock"]
+
+
+class ForkSafeLock:
+    """A ``threading.Lock`` (or ``RLock``, with ``reentrant=True``) that a forked child
+    gets back unlocked."""
+
+    __slots__ = ("__weakref__", "_lock", "_reentrant")
+
+    def __init__(self, reentrant: bool = False) -> None:
+        self._reentrant = reentrant
+        self._lock = self._new()
+        _locks.add(self)
+
+    def _new(self) -> Any:
+        return threading.RLock() if self._reentrant else threading.Lock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return bool(self._lock.acquire(blocking, timeout))
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return bool(self._lock.acquire())
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+    def __repr__(self) -> str:
+        return f"<ForkSafeLock reentrant={self._reentrant} {self._lock!r}>"
+
+    def _reset(self) -> None:
+        self._lock = self._new()
+
+
+#: every lock made, so that the child of a fork can replace them
+_locks: weakref.WeakSet[ForkSafeLock] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """Runs in the child only, while it has a single thread."""
+    for lock in list(_locks):
+        lock._reset()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork to survive
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,271 @@
+"""Stub manifests: every way one can be wrong is a StubLoadError naming it; a bad manifest of
+another installed package (or a stray folder on sys.path) costs only the call shapes only it
+provides, with one StubLoadWarning, and is named when such a shape is asked for."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import unpack_wheel
+
+from ffm_runtime import JAVA_INT, FunctionDescriptor, StubLoadError, registration_key
+from ffm_runtime._manifest import (
+    GENERATOR,
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    StubObject,
+    read_manifest,
+)
+from ffm_runtime._registry import StubRegistry
+
+VALID = {"format": 1, "generator": "hatch-ffm 0.1.0", "package": "pkg", "objects": [],
+         "stubs": {}}
+
+
+def variant(**changes: object) -> str:
+    return json.dumps({**VALID, **changes})
+
+
+class TestParsing:
+    @pytest.mark.parametrize(("text", "message"), [
+        ("not json", r"invalid stub manifest manifest\.json: not JSON"),
+        (variant()[:40], "not JSON"),
+        (b"\xff\xfe{}", "not JSON"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply to be a stub manifest"),
+        ('{"a": ' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
+        ("[1]", "top level is not an object"),
+        (variant(format=True), "'format' must be an integer, not True"),
+        (variant(format="1"), "'format' must be an integer, not '1'"),
+        (variant(format=0), r"format 0 is older than any this runtime reads \(1 to 1\); "
+                            r"rebuild the wheel with hatch-ffm>=0\.1\.0"),
+        (variant(generator="test"), r"'generator' must be \"hatch-ffm <version>\", not 'test'"),
+        (variant(generator=None), r"'generator' must be .*not None"),
+        (variant(package="__main__"), "'package' must be a package name"),
+        (variant(packages=["other"]), r"'packages' must list the package the manifest is in "
+                                      r"\('pkg'\)"),
+        (variant(packages=["pkg", "__main__"]), "'packages' must be a list of top-level package"),
+        (variant(packages="pkg"), "'packages' must be a list"),
+        (variant(enable_native_access=["ALL-UNNAMED"]), "'enable_native_access' must be a list"),
+        (variant(stubs={"(i4)i4": "evil"}), "malformed stub symbol"),
+    ], ids=["json", "truncated", "utf8", "deep-list", "deep-object", "list", "format-bool",
+            "format-str", "format-old", "generator", "generator-none", "package-main",
+            "packages-missing-own", "packages-main", "packages-str", "units", "symbol"])
+    def test_every_failure_is_a_stub_load_error(self, text: str | bytes, message: str) -> None:
+        with pytest.raises(StubLoadError, match=message) as caught:
+            Manifest.from_json(text, "manifest.json")
+        assert caught.value.path == "manifest.json"
+
+    def test_newer_format_says_which_hatch_ffm_reads_it(self) -> None:
+        text = variant(format=2, generator="hatch-ffm 0.4.1", stubs="a new shape of things")
+        expected = ("stub manifest /s/pkg/_ffm/manifest.json of package 'pkg' has format 2, "
+                    "written by hatch-ffm 0.4.1; this runtime (hatch-ffm 0.1.0) reads format 1: "
+                    "install hatch-ffm>=0.4.1 (pip install 'hatch-ffm>=0.4.1'), or rebuild the "
+                    "wheel with hatch-ffm 0.1.0")
+        with pytest.raises(StubLoadError) as caught:
+            Manifest.from_json(text, "/s/pkg/_ffm/manifest.json")
+        assert str(caught.value) == expected
+
+    def test_newer_format_of_an_unknown_writer(self) -> None:
+        with pytest.raises(StubLoadError, match=r"has format 7, written by 'otherbuild 3'; this "
+                                                r"runtime .*: install a newer hatch-ffm"):
+            Manifest.from_json('{"format": 7, "generator": "otherbuild 3"}', "m.json")
+
+    def test_generator_versions(self) -> None:
+        for generator in ("hatch-ffm 0.1.0", "hatch-ffm 12.0", "hatch-ffm 1.0.0rc1",
+                          "hatch-ffm 1.0.dev3+g1234", "hatch-ffm 2.0.0.post1"):
+            Manifest.from_json(variant(generator=generator), "m.json")
+
+    def test_round_trip_and_the_wheels_packages(self) -> None:
+        manifest = Manifest("pkg", GENERATOR, (StubObject("x86_64-linux", "t", "s.o", "0" * 64),),
+                            {"(i4)i4": "ffm_" + "0" * 20}, ("pkg", "helper"), ("helper", "pkg"))
+        assert manifest.packages == ("pkg", "helper")  # its own package first
+        assert Manifest.from_json(manifest.to_json(), "m.json") == manifest
+
+    def test_manifests_without_packages_are_their_own_package_only(self) -> None:
+        """Written by hatch-ffm 0.1.0: no `packages` field."""
+        manifest = Manifest.from_json(variant(enable_native_access=["pkg", "other"]), "m.json")
+        assert manifest.packages == ("pkg",)
+        assert manifest.enable_native_access == ("pkg", "other")
+
+
+class TestReading:
+    def write(self, root: Path, text: str, folder: str = "pkg") -> Path:
+        path = root / folder / "_ffm" / "manifest.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+        return path
+
+    def test_reads_a_manifest(self, tmp_path: Path) -> None:
+        assert read_manifest(str(self.write(tmp_path, variant()))).package == "pkg"
+
+    def test_manifest_must_be_in_its_package(self, tmp_path: Path) -> None:
+        path = self.write(tmp_path, variant(), folder="elsewhere")
+        with pytest.raises(StubLoadError, match=r"it describes package 'pkg' but is in the "
+                                                r"folder 'elsewhere'.*reinstall the package"):
+            read_manifest(str(path))
+
+    def test_too_large(self, tmp_path: Path) -> None:
+        path = self.write(tmp_path, "")
+        with path.open("wb") as handle:
+            handle.truncate(MAX_MANIFEST_BYTES + 1)  # sparse: takes no disk space
+        with pytest.raises(StubLoadError, match=r"larger than 64 MiB"):
+            read_manifest(str(path))
+
+    def test_unreadable_file(self, tmp_path: Path) -> None:
+        """A file that exists and cannot be read (reading /proc/self/mem at 0 fails, even as root)."""
+        path = tmp_path / "pkg" / "_ffm" / "manifest.json"
+        path.parent.mkdir(parents=True)
+        path.symlink_to("/proc/self/mem")
+        with pytest.raises(StubLoadError, match=r"cannot read stub manifest .*manifest\.json: "):
+            read_manifest(str(path))
+
+
+def test_odd_sys_path_entries_are_skipped(stub_site: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entries the import system skips (bytes), files, missing folders, a folder whose
+    `manifest.json` is itself a folder."""
+    (tmp_path / "stray" / "_ffm" / "manifest.json").mkdir(parents=True)
+    (tmp_path / "file.txt").write_text("")
+    monkeypatch.setattr(sys, "path", [b"/usr", str(tmp_path / "file.txt"), str(tmp_path / "no"),
+                                      str(tmp_path), str(stub_site)])
+    registry = StubRegistry()
+    key = registration_key(FunctionDescriptor.of(JAVA_INT, JAVA_INT))
+    assert [s.manifest.package for s in registry.find(key)] == ["ffm_testpkg"]
+    assert registry.unreadable() == ()
+
+
+# -- other packages' manifests, with the test package's real wheel -------------------------
+
+SCRIPT = """
+import warnings
+import ffm_runtime as ffm
+from ffm_runtime import JAVA_FLOAT, JAVA_INT, JAVA_LONG, FunctionDescriptor, Linker
+
+linker, find = Linker.native_linker(), ffm.SymbolLookup.loader_lookup().find
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    print("abs", linker.downcall_handle(find("abs"), FunctionDescriptor.of(JAVA_INT, JAVA_INT))(-4))
+    print("labs", linker.downcall_handle(find("labs"),
+                                         FunctionDescriptor.of(JAVA_LONG, JAVA_LONG))(-5))
+    ffm.MemorySegment.NULL.reinterpret(8)
+    try:
+        linker.downcall_handle(FunctionDescriptor.of(JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT))
+    except ffm.MissingForeignRegistrationError as exc:
+        print("missing", exc.unreadable)
+        print(exc)
+for warning in caught:
+    print("warning", warning.category.__name__, warning.filename, "|", warning.message)
+"""
+
+
+def run(*path: Path, code: str = SCRIPT) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
+    env.update(PYTHONPATH=os.pathsep.join(map(str, path)), FFM_ENABLE_NATIVE_ACCESS="__main__")
+    return subprocess.run([sys.executable, "-W", "error", "-c", textwrap.dedent(code)],
+                          capture_output=True, text=True, env=env, check=False)
+
+
+def real_manifest(stub_site: Path) -> str:
+    return (stub_site / "ffm_testpkg" / "_ffm" / "manifest.json").read_text()
+
+
+BAD = {
+    "malformed": (lambda real: "{'format': 1}", "not JSON"),
+    "truncated": (lambda real: real[:len(real) // 2], "not JSON"),
+    "newer-format": (lambda real: real.replace('"format": 1', '"format": 2').replace(
+        GENERATOR, "hatch-ffm 9.1.0"), r"has format 2, written by hatch-ffm 9.1.0; .*install "
+                                       r"hatch-ffm>=9.1.0"),
+    "deeply-nested": (lambda real: "[" * 200_000, "nested too deeply"),
+    "in-another-folder": (lambda real: real, "describes package 'ffm_testpkg' but is in the "
+                                             "folder 'brokenpkg'"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD))
+def test_a_bad_manifest_of_another_package_costs_only_its_own_shapes(
+        stub_site: Path, tmp_path: Path, kind: str) -> None:
+    make, why = BAD[kind]
+    bad = tmp_path / "brokenpkg" / "_ffm" / "manifest.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(make(real_manifest(stub_site)))
+    result = run(tmp_path, stub_site)  # the bad one first on sys.path
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:3] == ["abs 4", "labs 5", f"missing ({str(bad)!r},)"]
+    warnings = [line for line in lines if line.startswith("warning")]
+    assert len(warnings) == 1, result.stdout
+    assert warnings[0].startswith(
+        "warning StubLoadWarning <string> | skipping a stub manifest that cannot be read: ")
+    assert str(bad) in warnings[0]
+    assert re.search(why, warnings[0]), warnings[0]
+    message = "\n".join(lines[3:])
+    assert "no installed wheel registered this call shape" in message
+    assert ("These stub manifests cannot be read; if one of them was meant to provide this call "
+            "shape, reinstall its package:") in message
+    assert re.search(f"    .*{re.escape(str(bad))}.*{why}", message), message
+
+
+def test_an_unreadable_manifest_file(stub_site: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "brokenpkg" / "_ffm" / "manifest.json"
+    bad.parent.mkdir(parents=True)
+    bad.symlink_to("/proc/self/mem")
+    result = run(tmp_path, stub_site)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"abs 4\nlabs 5\nmissing ({str(bad)!r},)\n")
+    assert f"cannot read stub manifest {bad}: " in result.stdout
+
+
+def test_a_shape_comes_from_the_next_package_that_can_load_it(
+        testpkg_wheel: tuple[Path, str], tmp_path: Path) -> None:
+    """Two installs of the wheel; the first one's object was modified: the second's is used,
+    and the modified one is reported once."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for site in (first, second):
+        unpack_wheel(testpkg_wheel[0], site)
+    modified = first / "ffm_testpkg" / "_ffm" / "stubs-x86_64-linux.o"
+    data = bytearray(modified.read_bytes())
+    data[-1] ^= 0xFF
+    modified.write_bytes(bytes(data))
+    result = run(first, second)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["abs 4", "labs 5"]
+    warnings = [line for line in lines if line.startswith("warning")]
+    assert len(warnings) == 1, result.stdout
+    assert f"stub object {modified} does not match its manifest" in warnings[0]
+    assert (f"(the call shape (i4)i4 was taken from "
+            f"{second / 'ffm_testpkg' / '_ffm' / 'manifest.json'} instead)") in warnings[0]
+
+
+def test_when_no_provider_can_load_a_shape_the_first_error_is_raised(
+        testpkg_wheel: tuple[Path, str], tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    unpack_wheel(testpkg_wheel[0], first)
+    modified = first / "ffm_testpkg" / "_ffm" / "stubs-x86_64-linux.o"
+    data = bytearray(modified.read_bytes())
+    data[-1] ^= 0xFF
+    modified.write_bytes(bytes(data))
+    shutil.copytree(first, second)
+    result = run(first, second, code="""
+        import ffm_runtime as ffm
+        from ffm_runtime import JAVA_INT, FunctionDescriptor, Linker
+        try:
+            Linker.native_linker().downcall_handle(FunctionDescriptor.of(JAVA_INT, JAVA_INT))
+        except ffm.StubLoadError as exc:
+            print(exc.path)
+            print(exc)
+    """)
+    assert result.returncode == 0, result.stderr
+    path, message = result.stdout.split("\n", 1)
+    assert path == str(modified)
+    assert message.startswith(f"stub object {modified} does not match its manifest")
+    assert "(no other manifest providing (i4)i4 could be used either: stub object " \
+           f"{second / 'ffm_testpkg' / '_ffm' / 'stubs-x86_64-linux.o'} does not match" in message
