@@ -184,6 +184,10 @@ _NO_CALLER: Final = "code with no Python caller (a thread started from C, a C ca
     "atexit callback)"
 
 
+#: Top-level names of the standard library: never a unit of permission.
+_STDLIB: Final = frozenset(getattr(sys, "stdlib_module_names", ()))
+
+
 def _describe(unit: str | None) -> str:
     if unit is None:
         return _NO_CALLER
@@ -196,12 +200,18 @@ def ensure_native_access(operation: str) -> str | None:
     frame = _caller_frame(1)
     module = _module_of(frame)
     unit = unit_of(module)
+    who = _describe(unit)
+    if unit is not None and unit != "__main__" and unit in _STDLIB:
+        # a restricted method handed to the standard library directly (a thread's target, a
+        # callback): the code that handed it over is not on the stack, so no unit is known
+        who = (f"the standard library's {module} (a restricted method handed to it directly: "
+               "call it from a function of your own package)")
+        unit = None
     if unit is not None and is_enabled(unit):
         return unit
     policy = _policy()
     if policy == "allow":
         return unit
-    who = _describe(unit)
     if policy == "deny":
         if unit is None:
             raise IllegalCallerError(

@@ -321,6 +321,31 @@ class TestNoPythonCaller:
             "decides them" in warned.stderr
 
 
+STDLIB_CALLER = """
+import threading
+import ffm_runtime as ffm
+
+errors = []
+thread = threading.Thread(target=ffm.MemorySegment.NULL.reinterpret, args=(-1,))
+threading.excepthook = lambda hook: errors.append(hook.exc_value)
+thread.start()
+thread.join()
+print(type(errors[0]).__name__, errors[0])
+"""
+
+
+@pytest.mark.parametrize("enable", ["ALL-UNNAMED", "__main__", "threading"])
+def test_a_restricted_method_handed_to_the_standard_library(site: Path, enable: str) -> None:
+    """A thread whose target is a restricted method: its caller is threading's code, which
+    is no unit of permission (ALL-UNNAMED, or naming it, must not enable it)."""
+    result = run(site, STDLIB_CALLER, FFM_ENABLE_NATIVE_ACCESS=enable)
+    assert result.stdout.startswith(
+        "IllegalCallerError Illegal native access from the standard library's threading (a "
+        "restricted method handed to it directly: call it from a function of your own package) "
+        "calling the restricted MemorySegment.reinterpret: such a call belongs to no unit"), \
+        result.stdout + result.stderr
+
+
 # -- what a wheel's manifest may enable -------------------------------------------------------
 
 def make_multi_project(root: Path, extra_config: str) -> Path:
