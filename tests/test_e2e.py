@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -15,7 +16,12 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, SUPPORTED_PYTHONS, build_wheel, require_python
 
-TAG = "cp310-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64"
+#: this machine's target and the wheel tag a build for it gets (written out, not computed by
+#: the code under test)
+HOST = {"x86_64": "x86_64-linux", "amd64": "x86_64-linux", "aarch64": "aarch64-linux",
+        "arm64": "aarch64-linux"}[platform.machine().lower()]
+TAG = {"x86_64-linux": "cp310-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64",
+       "aarch64-linux": "cp310-abi3-manylinux_2_17_aarch64.manylinux2014_aarch64"}[HOST]
 
 
 @pytest.fixture(scope="module")
@@ -49,25 +55,30 @@ class TestWheel:
         with zipfile.ZipFile(example) as archive:
             names = set(archive.namelist())
             assert {"example_project/_ffm/manifest.json",
-                    "example_project/_ffm/stubs-x86_64-linux.o"} <= names
+                    f"example_project/_ffm/stubs-{HOST}.o"} <= names
             wheel_meta = archive.read("example_project-0.1.0.dist-info/WHEEL").decode()
             manifest = json.loads(archive.read("example_project/_ffm/manifest.json"))
-            stub = archive.read("example_project/_ffm/stubs-x86_64-linux.o")
+            stub = archive.read(f"example_project/_ffm/stubs-{HOST}.o")
         assert "Root-Is-Purelib: false" in wheel_meta
-        assert "Tag: cp310-abi3-manylinux_2_17_x86_64" in wheel_meta
+        assert f"Tag: {TAG.split('.')[0]}" in wheel_meta
         assert manifest["format"] == 1 and manifest["package"] == "example_project"
         assert manifest["generator"].startswith("hatch-ffm ")
         (obj,) = manifest["objects"]
         assert obj["sha256"] == hashlib.sha256(stub).hexdigest()
-        assert obj["triple"] == "x86_64-unknown-linux-gnu"
+        assert obj["triple"] == f"{HOST.split('-')[0]}-unknown-linux-gnu"
         assert "(a8)j8" in manifest["stubs"] and "(d8)d8 critical" in manifest["stubs"]
 
     def test_build_reports_what_it_did(self, wheels: dict[str, Path | str]) -> None:
         log = str(wheels["log"])
         assert "hatch-ffm: Features run: example_project.ffm_features:LibcFeature" in log
         assert re.search(r"hatch-ffm: 14 registration\(s\), 14 distinct call shape\(s\)", log)
-        assert re.search(r"hatch-ffm: 14 stub\(s\) for x86_64-linux into example_project/_ffm/ "
+        assert re.search(rf"hatch-ffm: 14 stub\(s\) for {HOST} into example_project/_ffm/ "
                          r"in [0-9.]+s", log)
+
+    def test_runtime_wheel_is_typed(self, wheels: dict[str, Path | str]) -> None:
+        """Both packages carry py.typed: type checkers read their annotations (PEP 561)."""
+        with zipfile.ZipFile(Path(wheels["runtime"])) as archive:
+            assert {"ffm_runtime/py.typed", "hatch_ffm/py.typed"} <= set(archive.namelist())
 
     def test_runtime_wheel_has_no_dependencies(self, wheels: dict[str, Path | str]) -> None:
         with zipfile.ZipFile(Path(wheels["runtime"])) as archive:
