@@ -33,7 +33,7 @@ a format it reads (same format, same contract), but it is how a manifest of a
 newer format says what to install: the hatch-ffm that wrote it reads it, so the
 error asks for ``hatch-ffm>=<that version>``.
 
-Every way a manifest can be wrong (unreadable file, too large, not UTF-8, not
+Every way a manifest can be wrong (unreadable file, not a regular file, too large, not UTF-8, not
 JSON, nested too deeply for the parser, wrong types, unknown format) is a
 :class:`StubLoadError` naming the file.
 """
@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeGuard
@@ -204,7 +205,14 @@ def read_manifest(path: str) -> Manifest:
     """Read and validate the manifest at ``path``, which must be ``<package>/_ffm/manifest.json``
     of the package it describes; every failure is a :class:`StubLoadError` naming ``path``."""
     try:
-        with open(path, "rb") as handle:
+        # never open a FIFO or a device (opening one may block, or do something), and check
+        # again what was opened: the file may have been replaced in between
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise StubLoadError(f"invalid stub manifest {path}: not a regular file", path)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise StubLoadError(f"invalid stub manifest {path}: not a regular file", path)
             data = handle.read(MAX_MANIFEST_BYTES + 1)
     except OSError as exc:
         raise StubLoadError(f"cannot read stub manifest {path}: {exc}", path) from exc
