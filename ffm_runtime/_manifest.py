@@ -64,12 +64,13 @@ GENERATOR: Final = f"hatch-ffm {__version__}"
 #: larger files are refused unread (the conformance suite's 12,097 shapes take 1 MiB)
 MAX_MANIFEST_BYTES: Final = 64 << 20
 
-_SYMBOL = re.compile(r"^ffm_[0-9a-f]{20}$")
-_FILE = re.compile(r"^[A-Za-z0-9_.-]+\.o$")
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
-_TARGET = re.compile(r"^[a-z0-9_]+-[a-z0-9_]+$")
+#: matched whole (fullmatch: ``$`` would also match before a final newline)
+_SYMBOL = re.compile(r"ffm_[0-9a-f]{20}")
+_FILE = re.compile(r"[A-Za-z0-9_.-]+\.o")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_TARGET = re.compile(r"[a-z0-9_]+-[a-z0-9_]+")
 #: "hatch-ffm 1.2.3", with an optional PEP 440 pre/post/dev/local suffix
-_GENERATOR = re.compile(r"^hatch-ffm [0-9]+(?:\.[0-9]+)*[0-9A-Za-z.+!_-]*$")
+_GENERATOR = re.compile(r"hatch-ffm [0-9]+(?:\.[0-9]+)*[0-9A-Za-z.+!_-]*")
 
 
 def _is_package_name(value: object) -> TypeGuard[str]:
@@ -147,7 +148,7 @@ class Manifest:
             raise fail(f"format {version} is older than any this runtime reads "
                        f"({MIN_FORMAT_VERSION} to {FORMAT_VERSION}); rebuild the wheel with "
                        f"hatch-ffm>={__version__}")
-        if not isinstance(generator, str) or not _GENERATOR.match(generator):
+        if not isinstance(generator, str) or not _GENERATOR.fullmatch(generator):
             raise fail(f"'generator' must be \"hatch-ffm <version>\", not {generator!r}")
         package = data.get("package")
         if not _is_package_name(package):
@@ -168,15 +169,15 @@ class Manifest:
             if not all(isinstance(v, str) for v in raw_fields.values()):
                 raise fail("object entries need string 'target', 'triple', 'file', 'sha256'")
             fields: dict[str, str] = {k: str(v) for k, v in raw_fields.items()}
-            if not _TARGET.match(fields["target"]) or not _FILE.match(fields["file"]) \
-                    or not _DIGEST.match(fields["sha256"]):
+            if not _TARGET.fullmatch(fields["target"]) or not _FILE.fullmatch(fields["file"]) \
+                    or not _DIGEST.fullmatch(fields["sha256"]):
                 raise fail(f"malformed object entry {entry!r}")
             objects.append(StubObject(**fields))
         stubs = data.get("stubs")
         if not isinstance(stubs, dict):
             raise fail("'stubs' must be an object")
         for key, symbol in stubs.items():
-            if not isinstance(symbol, str) or not _SYMBOL.match(symbol):
+            if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
                 raise fail(f"malformed stub symbol for {key!r}: {symbol!r}")
         units = data.get("enable_native_access", [package])
         if not isinstance(units, list) or not all(
@@ -188,7 +189,7 @@ class Manifest:
 def _too_new(path: str, version: int, generator: object, package: object) -> str:
     """What to say about a manifest of a format newer than this runtime reads."""
     whose = f" of package {package!r}" if _is_package_name(package) else ""
-    if isinstance(generator, str) and _GENERATOR.match(generator):
+    if isinstance(generator, str) and _GENERATOR.fullmatch(generator):
         needed = generator.partition(" ")[2]
         writer = f"hatch-ffm {needed}"
         fix = f"install hatch-ffm>={needed} (pip install 'hatch-ffm>={needed}')"

@@ -55,9 +55,14 @@ class TestParsing:
         (variant(packages="pkg"), "'packages' must be a list"),
         (variant(enable_native_access=["ALL-UNNAMED"]), "'enable_native_access' must be a list"),
         (variant(stubs={"(i4)i4": "evil"}), "malformed stub symbol"),
+        (variant(stubs={"(i4)i4": "ffm_0123456789abcdef0123\n"}), "malformed stub symbol"),
+        (variant(generator="hatch-ffm 0.1.0\n"), r"'generator' must be .*not 'hatch-ffm 0\.1\.0\\n'"),
+        (variant(objects=[{"target": "x86_64-linux", "triple": "t", "file": "stubs.o\n",
+                           "sha256": "0" * 64}]), "malformed object entry"),
     ], ids=["json", "truncated", "utf8", "deep-list", "deep-object", "list", "format-bool",
             "format-str", "format-old", "generator", "generator-none", "package-main",
-            "packages-missing-own", "packages-main", "packages-str", "units", "symbol"])
+            "packages-missing-own", "packages-main", "packages-str", "units", "symbol",
+            "symbol-newline", "generator-newline", "file-newline"])
     def test_every_failure_is_a_stub_load_error(self, text: str | bytes, message: str) -> None:
         with pytest.raises(StubLoadError, match=message) as caught:
             Manifest.from_json(text, "manifest.json")
