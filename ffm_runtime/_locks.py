@@ -3,8 +3,17 @@
 A lock that another thread holds when a thread forks stays held forever in the
 child, where that thread does not exist: the child's first use of the lock would
 wait for ever.  Every lock of the runtime is a :class:`ForkSafeLock` made here;
-in the child, right after a fork, each one is replaced by a new, unlocked lock
-(``os.register_at_fork(after_in_child=...)``).
+in the child, right after a fork, each one that another thread held is replaced
+by a new, unlocked lock (``os.register_at_fork(after_in_child=...)``).  A lock
+the forking thread itself holds (it forked in a signal handler or a finalizer
+that ran inside the runtime) stays as it is: that thread goes on in the child and
+releases it when it leaves the interrupted block.
+
+Every lock is re-entrant, for the same reason: a signal handler or a finalizer
+runs in the thread it interrupts, possibly while that thread holds a lock of the
+runtime, and may itself link a handle or load a library.  So every block that
+holds a lock must also survive being entered again from within itself, which the
+rule below gives.
 
 That is only sound if what a lock guards is never seen half-changed.  The rule
 for every module with a lock: change state so that a fork at any point leaves
@@ -26,18 +35,14 @@ __all__ = ["ForkSafeLock"]
 
 
 class ForkSafeLock:
-    """A ``threading.Lock`` (or ``RLock``, with ``reentrant=True``) that a forked child
-    gets back unlocked."""
+    """A ``threading.RLock`` that a forked child gets back unlocked, unless the forking
+    thread held it."""
 
-    __slots__ = ("__weakref__", "_lock", "_reentrant")
+    __slots__ = ("__weakref__", "_lock")
 
-    def __init__(self, reentrant: bool = False) -> None:
-        self._reentrant = reentrant
-        self._lock = self._new()
+    def __init__(self) -> None:
+        self._lock: Any = threading.RLock()
         _locks.add(self)
-
-    def _new(self) -> Any:
-        return threading.RLock() if self._reentrant else threading.Lock()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         return bool(self._lock.acquire(blocking, timeout))
@@ -52,10 +57,13 @@ class ForkSafeLock:
         self._lock.release()
 
     def __repr__(self) -> str:
-        return f"<ForkSafeLock reentrant={self._reentrant} {self._lock!r}>"
+        return f"<ForkSafeLock {self._lock!r}>"
 
     def _reset(self) -> None:
-        self._lock = self._new()
+        """In the child of a fork: a new lock, unless the thread that forked holds this one
+        (it is the child's only thread, and it will release the lock itself)."""
+        if not self._lock._is_owned():
+            self._lock = threading.RLock()
 
 
 #: every lock made, so that the child of a fork can replace them

@@ -33,7 +33,7 @@ a format it reads (same format, same contract), but it is how a manifest of a
 newer format says what to install: the hatch-ffm that wrote it reads it, so the
 error asks for ``hatch-ffm>=<that version>``.
 
-Every way a manifest can be wrong (unreadable file, too large, not UTF-8, not
+Every way a manifest can be wrong (unreadable file, not a regular file, too large, not UTF-8, not
 JSON, nested too deeply for the parser, wrong types, unknown format) is a
 :class:`StubLoadError` naming the file.
 """
@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeGuard
@@ -63,12 +64,13 @@ GENERATOR: Final = f"hatch-ffm {__version__}"
 #: larger files are refused unread (the conformance suite's 12,097 shapes take 1 MiB)
 MAX_MANIFEST_BYTES: Final = 64 << 20
 
-_SYMBOL = re.compile(r"^ffm_[0-9a-f]{20}$")
-_FILE = re.compile(r"^[A-Za-z0-9_.-]+\.o$")
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
-_TARGET = re.compile(r"^[a-z0-9_]+-[a-z0-9_]+$")
+#: matched whole (fullmatch: ``$`` would also match before a final newline)
+_SYMBOL = re.compile(r"ffm_[0-9a-f]{20}")
+_FILE = re.compile(r"[A-Za-z0-9_.-]+\.o")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_TARGET = re.compile(r"[a-z0-9_]+-[a-z0-9_]+")
 #: "hatch-ffm 1.2.3", with an optional PEP 440 pre/post/dev/local suffix
-_GENERATOR = re.compile(r"^hatch-ffm [0-9]+(?:\.[0-9]+)*[0-9A-Za-z.+!_-]*$")
+_GENERATOR = re.compile(r"hatch-ffm [0-9]+(?:\.[0-9]+)*[0-9A-Za-z.+!_-]*")
 
 
 def _is_package_name(value: object) -> TypeGuard[str]:
@@ -146,7 +148,7 @@ class Manifest:
             raise fail(f"format {version} is older than any this runtime reads "
                        f"({MIN_FORMAT_VERSION} to {FORMAT_VERSION}); rebuild the wheel with "
                        f"hatch-ffm>={__version__}")
-        if not isinstance(generator, str) or not _GENERATOR.match(generator):
+        if not isinstance(generator, str) or not _GENERATOR.fullmatch(generator):
             raise fail(f"'generator' must be \"hatch-ffm <version>\", not {generator!r}")
         package = data.get("package")
         if not _is_package_name(package):
@@ -167,15 +169,15 @@ class Manifest:
             if not all(isinstance(v, str) for v in raw_fields.values()):
                 raise fail("object entries need string 'target', 'triple', 'file', 'sha256'")
             fields: dict[str, str] = {k: str(v) for k, v in raw_fields.items()}
-            if not _TARGET.match(fields["target"]) or not _FILE.match(fields["file"]) \
-                    or not _DIGEST.match(fields["sha256"]):
+            if not _TARGET.fullmatch(fields["target"]) or not _FILE.fullmatch(fields["file"]) \
+                    or not _DIGEST.fullmatch(fields["sha256"]):
                 raise fail(f"malformed object entry {entry!r}")
             objects.append(StubObject(**fields))
         stubs = data.get("stubs")
         if not isinstance(stubs, dict):
             raise fail("'stubs' must be an object")
         for key, symbol in stubs.items():
-            if not isinstance(symbol, str) or not _SYMBOL.match(symbol):
+            if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
                 raise fail(f"malformed stub symbol for {key!r}: {symbol!r}")
         units = data.get("enable_native_access", [package])
         if not isinstance(units, list) or not all(
@@ -187,7 +189,7 @@ class Manifest:
 def _too_new(path: str, version: int, generator: object, package: object) -> str:
     """What to say about a manifest of a format newer than this runtime reads."""
     whose = f" of package {package!r}" if _is_package_name(package) else ""
-    if isinstance(generator, str) and _GENERATOR.match(generator):
+    if isinstance(generator, str) and _GENERATOR.fullmatch(generator):
         needed = generator.partition(" ")[2]
         writer = f"hatch-ffm {needed}"
         fix = f"install hatch-ffm>={needed} (pip install 'hatch-ffm>={needed}')"
@@ -204,7 +206,14 @@ def read_manifest(path: str) -> Manifest:
     """Read and validate the manifest at ``path``, which must be ``<package>/_ffm/manifest.json``
     of the package it describes; every failure is a :class:`StubLoadError` naming ``path``."""
     try:
-        with open(path, "rb") as handle:
+        # never open a FIFO or a device (opening one may block, or do something), and check
+        # again what was opened: the file may have been replaced in between
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise StubLoadError(f"invalid stub manifest {path}: not a regular file", path)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise StubLoadError(f"invalid stub manifest {path}: not a regular file", path)
             data = handle.read(MAX_MANIFEST_BYTES + 1)
     except OSError as exc:
         raise StubLoadError(f"cannot read stub manifest {path}: {exc}", path) from exc

@@ -126,7 +126,7 @@ class StubRegistry:
     """Index of registration keys to stubs, over every manifest on ``sys.path``."""
 
     def __init__(self) -> None:
-        self._lock = ForkSafeLock(reentrant=True)
+        self._lock = ForkSafeLock()
         self._index = _Index()
         self._objects: dict[str, LoadedObject] = {}
         #: files and refusals already reported (a warning each)

@@ -213,3 +213,116 @@ def test_every_lock_of_the_runtime_is_fork_safe() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=False)
     assert result.stdout.strip() == "True", result.stdout + result.stderr
+
+
+SAME_THREAD = r'''
+import os, signal, sys, time, traceback, warnings
+import faulthandler
+import importlib
+import ffm_runtime as ffm
+from ffm_runtime import JAVA_INT, JAVA_LONG, FunctionDescriptor, Linker
+from ffm_runtime._access import enabled_while
+
+faulthandler.dump_traceback_later(20, exit=True)  # a deadlock fails the run instead of hanging
+MODE = sys.argv[1]
+SPEC = sys.argv[2]
+module, expression = SPEC.split(":")
+LOCK = eval(expression, vars(importlib.import_module(module)))
+
+def work():
+    find = ffm.SymbolLookup.loader_lookup().find
+    linker = Linker.native_linker()
+    assert linker.downcall_handle(find("abs"), FunctionDescriptor.of(JAVA_INT, JAVA_INT))(-7) == 7
+    ffm.load_library("m")
+    assert ffm.SymbolLookup.loader_lookup().find("cos") is not None
+    with enabled_while(("somepackage",)):
+        pass
+    labs = linker.downcall_handle(find("labs"), FunctionDescriptor.of(JAVA_LONG, JAVA_LONG))
+    assert labs(-9) == 9
+
+def held(lock):
+    inner = lock._lock
+    return inner._is_owned() if hasattr(inner, "_is_owned") else inner.locked()
+
+outcomes, child = {}, []
+
+def act(spec):
+    """What a signal handler or finalizer running here might do: link and call (MODE
+    'reenter'), or fork, the child linking and calling, then finishing what was
+    interrupted (MODE 'fork')."""
+    if MODE == "reenter":
+        work()
+        outcomes[spec] = "ok"
+        return
+    sys.stdout.flush()
+    with warnings.catch_warnings():
+        # faulthandler's watchdog is a thread: 3.12+ warn about forking with threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        child.append(spec)
+        work()
+        return
+    end = time.monotonic() + 30
+    while True:
+        finished, status = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            outcomes[spec] = "ok" if os.waitstatus_to_exitcode(status) == 0 else "failed"
+            return
+        if time.monotonic() > end:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            outcomes[spec] = "hung"
+            return
+        time.sleep(0.02)
+
+def hook(frame, event, arg):
+    """At the first call made while this thread holds the lock (a point where a signal
+    handler or a finalizer can run)."""
+    if event in ("call", "c_call") and held(LOCK):
+        sys.setprofile(None)
+        act(SPEC)
+
+sys.setprofile(hook)
+try:
+    work()
+    sys.setprofile(None)
+except BaseException:
+    sys.setprofile(None)
+    traceback.print_exc()
+    sys.stderr.flush()
+    if child:
+        os._exit(1)
+    raise
+if child:
+    os._exit(0)
+print(outcomes.get(SPEC, "never held"), flush=True)
+'''
+
+
+@pytest.mark.parametrize("mode", ["reenter", "fork"])
+@pytest.mark.parametrize("lock", LOCKS)
+def test_the_thread_holding_a_lock_links_again(stub_site: Path, lock: str, mode: str) -> None:
+    """A signal handler or finalizer that runs while its own thread holds a lock of the
+    runtime can link and call (mode ``reenter``) or fork (mode ``fork``): the lock is
+    re-entrant, and the child of such a fork keeps the lock its thread holds, so that
+    finishing the interrupted work releases what it took."""
+    assert run_same_thread(sys.executable, stub_site, mode, lock) == "ok"
+
+
+def run_same_thread(python: str, stub_site: Path, mode: str, lock: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
+    env.update(PYTHONPATH=f"{ROOT}{os.pathsep}{stub_site}", FFM_ENABLE_NATIVE_ACCESS="__main__")
+    result = subprocess.run([python, "-W", "error", "-c", SAME_THREAD, mode, lock],
+                            capture_output=True, text=True, env=env, check=False, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.strip() + result.stderr
+
+
+@pytest.mark.parametrize("version", [v for v in SUPPORTED_PYTHONS if v != RUNNING])
+def test_the_thread_holding_a_lock_links_again_on_every_interpreter(stub_site: Path,
+                                                                   version: str) -> None:
+    python = str(require_python(version))
+    outcomes = {(lock, mode): run_same_thread(python, stub_site, mode, lock)
+                for lock in LOCKS for mode in ("reenter", "fork")}
+    assert set(outcomes.values()) == {"ok"}, outcomes

@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import unpack_wheel
+from conftest import ROOT, unpack_wheel
 
 from ffm_runtime import JAVA_INT, FunctionDescriptor, StubLoadError, registration_key
 from ffm_runtime._manifest import (
@@ -55,9 +55,14 @@ class TestParsing:
         (variant(packages="pkg"), "'packages' must be a list"),
         (variant(enable_native_access=["ALL-UNNAMED"]), "'enable_native_access' must be a list"),
         (variant(stubs={"(i4)i4": "evil"}), "malformed stub symbol"),
+        (variant(stubs={"(i4)i4": "ffm_0123456789abcdef0123\n"}), "malformed stub symbol"),
+        (variant(generator="hatch-ffm 0.1.0\n"), r"'generator' must be .*not 'hatch-ffm 0\.1\.0\\n'"),
+        (variant(objects=[{"target": "x86_64-linux", "triple": "t", "file": "stubs.o\n",
+                           "sha256": "0" * 64}]), "malformed object entry"),
     ], ids=["json", "truncated", "utf8", "deep-list", "deep-object", "list", "format-bool",
             "format-str", "format-old", "generator", "generator-none", "package-main",
-            "packages-missing-own", "packages-main", "packages-str", "units", "symbol"])
+            "packages-missing-own", "packages-main", "packages-str", "units", "symbol",
+            "symbol-newline", "generator-newline", "file-newline"])
     def test_every_failure_is_a_stub_load_error(self, text: str | bytes, message: str) -> None:
         with pytest.raises(StubLoadError, match=message) as caught:
             Manifest.from_json(text, "manifest.json")
@@ -126,6 +131,67 @@ class TestReading:
         path.symlink_to("/proc/self/mem")
         with pytest.raises(StubLoadError, match=r"cannot read stub manifest .*manifest\.json: "):
             read_manifest(str(path))
+
+
+    @pytest.mark.parametrize("kind", ["fifo", "device"])
+    def test_not_a_regular_file(self, tmp_path: Path, kind: str) -> None:
+        """A FIFO (opening one waits for a writer) or a device is refused unopened; in a
+        subprocess, as the old behaviour was to wait for ever."""
+        path = tmp_path / "pkg" / "_ffm" / "manifest.json"
+        path.parent.mkdir(parents=True)
+        if kind == "fifo":
+            os.mkfifo(path)
+        else:
+            path.symlink_to("/dev/zero")
+        code = ("import sys; from ffm_runtime._manifest import read_manifest\n"
+                "try:\n    read_manifest(sys.argv[1])\n"
+                "except Exception as exc:\n    print(type(exc).__name__, exc)")
+        result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                                text=True, timeout=20, check=False)
+        assert re.fullmatch(r"StubLoadError invalid stub manifest .*manifest\.json: not a "
+                            r"regular file\n", result.stdout), result.stdout + result.stderr
+
+
+SWAPPED = r"""
+import os, sys, warnings
+import ffm_runtime as ffm
+from ffm_runtime import JAVA_INT, FunctionDescriptor, Linker
+
+victim = sys.argv[1]
+real_isfile = os.path.isfile
+
+def isfile(path):
+    # another process replaces the manifest by a FIFO once the scan has seen a file there
+    found = real_isfile(path)
+    if path == victim and found:
+        os.unlink(path)
+        os.mkfifo(path)
+    return found
+
+os.path.isfile = isfile
+sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(victim))))
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    handle = Linker.native_linker().downcall_handle(
+        ffm.SymbolLookup.loader_lookup().find("abs"), FunctionDescriptor.of(JAVA_INT, JAVA_INT))
+print(handle(-3))
+for warning in caught:
+    print(warning.category.__name__, warning.message)
+"""
+
+
+def test_manifest_replaced_by_a_fifo_during_the_scan(stub_site: Path, tmp_path: Path) -> None:
+    path = tmp_path / "other" / "_ffm" / "manifest.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(variant(package="other"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
+    env.update(PYTHONPATH=f"{ROOT}{os.pathsep}{stub_site}", FFM_ENABLE_NATIVE_ACCESS="__main__")
+    result = subprocess.run([sys.executable, "-c", SWAPPED, str(path)], capture_output=True,
+                            text=True, env=env, timeout=20, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.fullmatch(r"3\nStubLoadWarning skipping a stub manifest that cannot be read: "
+                        r"invalid stub manifest .*other/_ffm/manifest\.json: not a regular "
+                        r"file \(.*\)\n", result.stdout), result.stdout + result.stderr
 
 
 def test_odd_sys_path_entries_are_skipped(stub_site: Path, tmp_path: Path,
