@@ -18,9 +18,10 @@ format is defined once.  Example::
 
 Every object holds every stub; a stub symbol ``S`` is emitted as ``S_b`` (bound
 handle) and ``S_u`` (unbound handle).  ``package`` is the package the manifest is
-in (``<package>/_ffm/``); ``packages`` the wheel's top-level packages, which are
-the only units its ``enable_native_access`` may name (absent in manifests of
-hatch-ffm 0.1.0 and earlier: then ``[package]``).
+in (``<package>/_ffm/``), the only unit its ``enable_native_access`` can enable (a
+wheel that enables several of its top-level packages has a manifest in each, the
+others without objects or stubs); ``packages`` lists the wheel's top-level packages
+(absent in manifests of hatch-ffm 0.1.0 and earlier: then ``[package]``).
 
 **Versions.**  ``format`` is the whole contract between a wheel and the runtime:
 the manifest's fields and meaning, and what the stubs import from the runtime

@@ -15,10 +15,11 @@ the warning into an error makes the one call that read the manifest raise; the
 registry is complete by then).  A call shape several packages provide is taken
 from the first of them that can load it.
 
-**Native access.**  A manifest enables only its wheel's own top-level packages
-(its ``packages``), and of those only the package it is in and ones without a
-manifest of their own; it cannot enable ``__main__``.  Other names are ignored
-with a :class:`NativeAccessWarning` naming the manifest.
+**Native access.**  A manifest speaks only for the package it is in: it can enable
+that package and nothing else (the build hook gives each other package a wheel
+enables a manifest of its own).  Other names, ``__main__`` included, are ignored
+with a :class:`NativeAccessWarning` naming the manifest: writing into another
+package's folder is what it takes to enable it.
 
 **Fork.**  What the registry knows is an immutable :class:`_Index`, replaced
 whole under the lock; loaded objects are recorded once loaded.  A child forked
@@ -103,7 +104,7 @@ def _build(scanned_path: tuple[object, ...] | None, seen: frozenset[str],
     for source in sources:
         manifest = source.manifest
         for unit in manifest.enable_native_access:
-            if unit == manifest.package or (unit in manifest.packages and unit not in homes):
+            if unit == manifest.package:
                 enabled.add(unit)
                 continue
             if unit == "__main__":
@@ -111,8 +112,11 @@ def _build(scanned_path: tuple[object, ...] | None, seen: frozenset[str],
             elif unit not in manifest.packages:
                 why = (f"it is not a top-level package of this wheel "
                        f"({', '.join(manifest.packages)})")
-            else:
+            elif unit in homes:
                 why = f"it has a stub manifest of its own, {homes[unit]}"
+            else:
+                why = (f"a manifest enables only the package it is in ({manifest.package}); "
+                       f"{unit} needs {unit}/_ffm/manifest.json of its own")
             refused.append(_Refused(source.path, unit, why))
     mentioned = set(homes)
     for source in sources:

@@ -41,8 +41,12 @@ def resolve_targets(requested: Iterable[str], host: str, option_path: str) -> tu
 @dataclass(frozen=True)
 class BuiltStubs:
     manifest: Manifest
-    #: file name -> absolute path, everything under ``_ffm/``
+    #: file name -> absolute path, everything under ``<package>/_ffm/``
     files: dict[str, str]
+    #: other top-level package -> path of its manifest (for ``<that package>/_ffm/``): a
+    #: manifest speaks only for the package it is in, so each other package this wheel
+    #: enables for native access gets one of its own, without stubs
+    other_manifests: dict[str, str]
 
 
 def build_stubs(registrations: Iterable[Registration], targets: tuple[str, ...], package: str,
@@ -67,10 +71,19 @@ def build_stubs(registrations: Iterable[Registration], targets: tuple[str, ...],
             handle.write(data)
         files[file_name] = path
         objects.append(StubObject(target, triple, file_name, hashlib.sha256(data).hexdigest()))
+    own = tuple(u for u in enable_native_access if u == package)
     manifest = Manifest(package, GENERATOR, tuple(objects),
-                        {r.key: stub_symbol(r.key) for r in regs}, enable_native_access, packages)
-    manifest_path = os.path.join(out_dir, "manifest.json")
-    with open(manifest_path, "w", encoding="utf-8") as handle:
+                        {r.key: stub_symbol(r.key) for r in regs}, own, packages)
+    files["manifest.json"] = _write(manifest, os.path.join(out_dir, "manifest.json"))
+    others = {}
+    for unit in enable_native_access:
+        if unit != package:
+            other = Manifest(unit, GENERATOR, (), {}, (unit,), packages)
+            others[unit] = _write(other, os.path.join(out_dir, f"manifest-{unit}.json"))
+    return BuiltStubs(manifest, files, others)
+
+
+def _write(manifest: Manifest, path: str) -> str:
+    with open(path, "w", encoding="utf-8") as handle:
         handle.write(manifest.to_json())
-    files["manifest.json"] = manifest_path
-    return BuiltStubs(manifest, files)
+    return path

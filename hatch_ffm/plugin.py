@@ -161,6 +161,8 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
         include_key = "force_include_editable" if version == "editable" else "force_include"
         for file_name, path in built.files.items():
             build_data[include_key][path] = f"{package}/_ffm/{file_name}"
+        for other, path in built.other_manifests.items():
+            build_data[include_key][path] = f"{other}/_ffm/manifest.json"
         if version != "editable":
             build_data["tag"] = wheel_tag(targets)
         build_data["pure_python"] = False

@@ -380,8 +380,10 @@ def wider_site(tmp_path_factory: pytest.TempPathFactory, site: Path) -> Path:
     greedy = wider / "nat_greedy" / "_ffm" / "manifest.json"
     manifest = json.loads(greedy.read_text())
     assert manifest["packages"] == ["nat_greedy"]
-    manifest["packages"] = ["nat_greedy", "nat_disabled"]  # claims a package that has its own
-    manifest["enable_native_access"] = ["nat_greedy", "nat_disabled", "__main__", "plain_pkg"]
+    # claims a package with a manifest of its own, and one without (plain_pkg)
+    manifest["packages"] = ["nat_greedy", "nat_disabled", "plain_pkg"]
+    manifest["enable_native_access"] = ["nat_greedy", "nat_disabled", "__main__", "plain_pkg",
+                                        "other_pkg"]
     greedy.write_text(json.dumps(manifest))
     shutil.copytree(wider / "nat_enabled", wider / "nat_broken")
     (wider / "nat_broken" / "_ffm" / "manifest.json").write_text("{truncated")
@@ -392,9 +394,14 @@ def wider_site(tmp_path_factory: pytest.TempPathFactory, site: Path) -> Path:
 
 
 def test_hook_writes_the_wheels_packages(wider_site: Path) -> None:
+    """The stubs' manifest enables its own package only; each other package the wheel enables
+    gets a manifest of its own, in its own folder, without stubs."""
     manifest = json.loads((wider_site / "nat_multi" / "_ffm" / "manifest.json").read_text())
     assert manifest["packages"] == ["nat_multi", "nat_multi_extra"]
-    assert manifest["enable_native_access"] == ["nat_multi_extra"]
+    assert manifest["enable_native_access"] == []
+    extra = json.loads((wider_site / "nat_multi_extra" / "_ffm" / "manifest.json").read_text())
+    assert (extra["package"], extra["enable_native_access"], extra["stubs"], extra["objects"]) \
+        == ("nat_multi_extra", ["nat_multi_extra"], {}, [])
 
 
 def test_a_wheel_enables_its_other_top_level_packages(wider_site: Path) -> None:
@@ -423,13 +430,15 @@ def test_a_manifest_cannot_enable_what_is_not_its_own(wider_site: Path) -> None:
             ("nat_disabled", "it has a stub manifest of its own, "
                              f"{wider_site / 'nat_disabled' / '_ffm' / 'manifest.json'}"),
             ("__main__", "a wheel cannot enable scripts"),
-            ("plain_pkg", "it is not a top-level package of this wheel (nat_greedy, "
-                          "nat_disabled)")]:
+            ("plain_pkg", "a manifest enables only the package it is in (nat_greedy); "
+                          "plain_pkg needs plain_pkg/_ffm/manifest.json of its own"),
+            ("other_pkg", "it is not a top-level package of this wheel (nat_greedy, "
+                          "nat_disabled, plain_pkg)")]:
         assert (f"NativeAccessWarning: the stub manifest {manifest} lists {unit!r} in "
                 f"enable_native_access, which it cannot enable: {why}; ignored. A wheel enables "
                 f"only its own top-level packages; scripts (__main__) and other packages are "
                 f"enabled with FFM_ENABLE_NATIVE_ACCESS") in result.stderr, result.stderr
-    assert result.stderr.count("NativeAccessWarning: the stub manifest") == 3
+    assert result.stderr.count("NativeAccessWarning: the stub manifest") == 4
 
 
 def test_a_package_whose_own_manifest_cannot_be_read(wider_site: Path) -> None:
