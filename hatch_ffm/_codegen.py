@@ -23,7 +23,18 @@ from ffm_runtime import _abi
 
 from ._iralloc import AllocationHelpers
 from ._irbase import F32, F64, I1, I8, I32, I64, PTR, Imports, IndirectCallee
-from ._lowering import LoweredSignature, Piece, ScalarKind
+from ._lowering import (
+    Extension,
+    Form,
+    LoweredSignature,
+    Passing,
+    Piece,
+    PieceType,
+    Returning,
+    Role,
+    ScalarKind,
+    Shape,
+)
 
 __all__ = ["build_module", "stub_symbol"]
 
@@ -36,9 +47,13 @@ def stub_symbol(key: str) -> str:
 
 
 def _c_type(kind: ScalarKind) -> ir.Type:
-    if kind.bits:
-        return ir.IntType(kind.bits)
-    return {"f": F32, "d": F64, "a": PTR}[kind.carrier]
+    if kind.form is Form.FLOAT:
+        return F32
+    if kind.form is Form.DOUBLE:
+        return F64
+    if kind.form is Form.ADDRESS:
+        return PTR
+    return ir.IntType(kind.bits)
 
 
 class _Helpers(AllocationHelpers):
@@ -97,17 +112,17 @@ class _StubBuilder:
     def unbox(self, kind: ScalarKind, obj: ir.Value, position: int) -> ir.Value:
         """A number or boolean argument (segments: see ``emit``'s third phase)."""
         b = self.builder
-        if kind.carrier == "z":
+        if kind.form is Form.BOOLEAN:
             return self.checked("bool", position, obj)
-        if kind.bits:
+        if kind.form is Form.INTEGER:
             assert kind.value_range is not None
             low, high = kind.value_range
             value = self.checked("int", position, obj, ir.Constant(I64, low),
                                  ir.Constant(I64, high))
             return b.trunc(value, ir.IntType(kind.bits)) if kind.bits < 64 else value
-        if kind.carrier == "d":
+        if kind.form is Form.DOUBLE:
             return self.checked("double", position, obj)
-        assert kind.carrier == "f", kind
+        assert kind.form is Form.FLOAT, kind
         return self.checked("float", position, obj)
 
     def box(self, kind: ScalarKind | None, value: ir.Value | None) -> ir.Value:
@@ -117,17 +132,18 @@ class _StubBuilder:
             self.call("Py_IncRef", none)
             return none
         assert value is not None
-        if kind.carrier == "z":
+        if kind.form is Form.BOOLEAN:
             return self.call("PyBool_FromLong", b.zext(b.icmp_unsigned("!=", value,
                                                                         ir.Constant(I8, 0)), I64))
-        if kind.bits:
+        if kind.form is Form.INTEGER:
             wide = value
             if kind.bits < 64:
-                wide = b.zext(value, I64) if kind.extension == "zeroext" else b.sext(value, I64)
+                wide = (b.zext(value, I64) if kind.extension is Extension.ZERO
+                        else b.sext(value, I64))
             return self.call("PyLong_FromLongLong", wide)
-        if kind.carrier == "f":
+        if kind.form is Form.FLOAT:
             return self.call("PyFloat_FromDouble", b.fpext(value, F64))
-        if kind.carrier == "d":
+        if kind.form is Form.DOUBLE:
             return self.call("PyFloat_FromDouble", value)
         factory = b.load(self.imports.data(_abi.CELL_MAKE_SEGMENT), typ=PTR)
         return self.call("PyObject_CallFunction", factory, self.imports.cstring("Kn"),
@@ -194,18 +210,19 @@ class _StubBuilder:
         allocator_position = 0
         result = sig.result
         for index, param in enumerate(sig.params):
-            if param.role == "allocator":
+            if param.role is Role.ALLOCATOR:
                 allocator = arg(index + base)
                 allocator_position = index + base
-            elif param.passing == "scalar" and param.role != "capture":
+            elif param.passing is Passing.SCALAR:
                 assert param.scalar is not None
                 kind = param.scalar
-                if kind.carrier != "a":
+                if kind.form is not Form.ADDRESS:
                     values[index] = [(self.unbox(kind, arg(index + base), index + base),
-                                      _c_type(kind), (kind.extension,) if kind.extension else ())]
+                                      _c_type(kind), (kind.extension.value,)
+                                      if kind.extension is not Extension.NONE else ())]
 
         segment = result_address = None
-        if result.passing in ("pieces", "sret"):
+        if result.passing in (Returning.PIECES, Returning.SRET):
             assert allocator is not None
             segment = b.call(self.helpers.get("allocate"),
                              [allocator, ir.Constant(I64, result.size),
@@ -245,19 +262,19 @@ class _StubBuilder:
             fail_with_result(b.icmp_unsigned("==", target, ir.Constant(PTR, None)), 0, first)
         for index, param in enumerate(sig.params):
             position = index + base
-            if param.role == "allocator" or index in values:
+            if param.role is Role.ALLOCATOR or index in values:
                 continue
             obj = arg(position)
-            if param.role == "capture":
+            if param.role is Role.CAPTURE:
                 capture = segment_address(obj, position, param.size, written=True)
-            elif param.passing == "scalar":  # ADDRESS
+            elif param.passing is Passing.SCALAR:  # ADDRESS
                 values[index] = [(segment_address(obj, position, -1), PTR, ())]
             else:
                 address = segment_address(obj, position, param.size)
-                if param.passing == "pieces":
+                if param.passing is Passing.PIECES:
                     values[index] = [(self.load_piece(address, piece), _piece_type(piece), ())
                                      for piece in param.pieces]
-                elif param.passing == "byref":
+                elif param.passing is Passing.BYREF:
                     # the callee owns the copy (AAPCS64: larger aggregates by reference)
                     copy = self.temporary(ir.ArrayType(I8, param.size))
                     self.copy(copy, address, param.size)
@@ -277,11 +294,11 @@ class _StubBuilder:
             address_value, address_ok = self.helpers.address_of(b, address_obj, remember=False)
             fail_with_result(b.not_(address_ok), allocator_position, allocator)
             result_address = b.inttoptr(address_value, PTR)
-            if result.passing == "sret":
+            if result.passing is Returning.SRET:
                 native.append((result_address, PTR,
                                (f"sret([{result.size} x i8]) align {max(8, result.alignment)}",)))
         for index, param in enumerate(sig.params):
-            if param.role in ("allocator", "capture"):
+            if param.role is not Role.VALUE:
                 continue
             if sig.first_variadic is not None and variadic_from is None \
                     and param.layout_index >= sig.first_variadic:
@@ -290,10 +307,10 @@ class _StubBuilder:
         if sig.first_variadic is not None and variadic_from is None:
             variadic_from = len(native)
 
-        if result.passing == "scalar":
+        if result.passing is Returning.SCALAR:
             assert result.scalar is not None
             c_result: ir.Type = _c_type(result.scalar)
-        elif result.passing == "pieces":
+        elif result.passing is Returning.PIECES:
             types = [_piece_type(p) for p in result.pieces]
             c_result = types[0] if len(types) == 1 else ir.LiteralStructType(types)
         else:
@@ -313,7 +330,7 @@ class _StubBuilder:
             b.store(b.load(location, typ=I32), capture, align=1)
         if state is not None:
             self.call("PyEval_RestoreThread", state)
-        if result.passing == "pieces":
+        if result.passing is Returning.PIECES:
             assert result_address is not None and segment is not None
             if len(result.pieces) == 1:
                 self.store_piece(result_address, result.pieces[0], call)
@@ -321,11 +338,11 @@ class _StubBuilder:
                 for index, piece in enumerate(result.pieces):
                     self.store_piece(result_address, piece, b.extract_value(call, index))
             b.ret(segment)
-        elif result.passing == "sret":
+        elif result.passing is Returning.SRET:
             assert segment is not None
             b.ret(segment)
         else:
-            b.ret(self.box(result.scalar, None if result.passing == "void" else call))
+            b.ret(self.box(result.scalar, None if result.passing is Returning.VOID else call))
 
 
 class _RawAttributes:
@@ -342,18 +359,14 @@ class _RawAttributes:
 
 
 def _piece_type(piece: Piece) -> ir.Type:
-    if piece.ir == "float":
-        return F32
-    if piece.ir == "double":
-        return F64
-    if piece.ir == "v2f32":
-        return ir.VectorType(F32, 2)
-    if piece.ir == "a2i64":
-        return ir.ArrayType(I64, 2)
-    if piece.ir.startswith("a"):
-        element = F32 if piece.ir.endswith("f32") else F64
-        return ir.ArrayType(element, int(piece.ir[1:-3]))
-    return ir.IntType(int(piece.ir[1:]))
+    kind: PieceType = piece.type
+    element: ir.Type = ((F32 if kind.bits == 32 else F64) if kind.floating
+                        else ir.IntType(kind.bits))
+    if kind.shape is Shape.SCALAR:
+        return element
+    if kind.shape is Shape.VECTOR:
+        return ir.VectorType(element, kind.count)
+    return ir.ArrayType(element, kind.count)
 
 
 def _store_size(kind: ir.Type) -> int:
