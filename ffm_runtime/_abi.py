@@ -181,7 +181,6 @@ OFFSETS: Final = (
     "layout._kind", "layout._byte_size", "layout._mask",
     "arena._alive", "arena._owner", "arena._kind", "arena._extra", "arena._slab",
     "prefix._segment", "slicing._segment", "slicing._offset",
-    "prefix._recent0", "prefix._recent1", "ob_refcnt",
 )
 
 #: A ``ValueLayout``'s ``_kind``: how native code reads and writes it (little-endian, the

@@ -283,16 +283,12 @@ class _SlicingAllocator(SegmentAllocator):
 
 
 class _PrefixAllocator(SegmentAllocator):
-    # _recent: the last two segments downcall stubs made for struct results here; a stub
-    # hands one out again when nothing else holds it and it is exactly what it would make
-    # (same memory, size and scope), as CPython's own iterators reuse a result tuple.
-    __slots__ = ("_recent0", "_recent1", "_segment")
+    __slots__ = ("_segment",)
 
     def __init__(self, segment: MemorySegment) -> None:
         if not isinstance(segment, MemorySegment):
             raise TypeError("prefix_allocator() takes a MemorySegment")
         self._segment = segment
-        self._recent0 = self._recent1 = None
 
     def _allocate(self, byte_size: int, byte_alignment: int) -> MemorySegment:
         return self._segment.as_slice(0, byte_size, byte_alignment)

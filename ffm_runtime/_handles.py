@@ -211,7 +211,6 @@ def _publish_offsets() -> None:
               "slicing": object.__new__(_SlicingAllocator)}
     try:
         _native.set_offset("ob_type", _native.type_offset())
-        _native.set_offset("ob_refcnt", _native.refcount_offset())
         for name in _abi.OFFSETS:
             if "." not in name:
                 continue

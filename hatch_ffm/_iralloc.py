@@ -122,8 +122,8 @@ class AllocationHelpers(HelperBase):
         new, empty ``segment`` (of ``parent``'s exact type, ``MemorySegment`` or the
         confined one) as the writable slice ``[offset, offset + size)`` of ``parent``, like
         ``parent.as_slice(offset, size, alignment)``, for the prefix and slicing
-        allocators.  A field whose value equals the parent's shares the parent's int (so
-        :meth:`_make_reuse` compares them by identity).  Runs no Python code.
+        allocators.  A field whose value equals the parent's shares the parent's int (when
+        it is an exact one).  Runs no Python code.
 
         NULL without an error set means "not here" (a read-only, closed or foreign segment,
         out of bounds, misaligned): ``segment`` is dropped and the Python allocator then
@@ -186,111 +186,6 @@ class AllocationHelpers(HelperBase):
             ("segment._scope", self.load_field(b, parent, "segment._scope")),
             ("segment._guard", guard)])
         b.ret(segment)
-        return fn
-
-    def _make_reuse(self) -> ir.Function:
-        """``reuse(cached, parent, size, alignment) -> cached or NULL``: a segment a prefix
-        allocator's stub cut before (see :meth:`_make_cut`), handed out again if nothing
-        else holds it (reference count 1: the allocator's) and it is exactly what
-        :meth:`_make_cut` would make from ``parent`` now, after the same checks: it shares
-        the parent's address, alignment bits, base (with a view), view, scope and guard
-        objects, and has ``size``.  Runs no Python code; NULL (no error): make a new one."""
-        fn, b = self._function("reuse", PTR, [PTR, PTR, I64, I64], inline=False)
-        cached, parent, size, alignment = fn.args
-        null = ir.Constant(PTR, None)
-        none = self.imports.data("_Py_NoneStruct")
-        self._give_up_if(b, b.or_(b.icmp_unsigned("==", cached, null),
-                                  b.icmp_unsigned("==", cached, none)), None)
-        refcount = b.load(self.field(b, cached, "ob_refcnt"), typ=I64)
-        self._give_up_if(b, b.icmp_signed("!=", refcount, ir.Constant(I64, 1)), None)
-        self._give_up_if(b, b.icmp_unsigned("!=", self.load_field(b, cached, "ob_type"),
-                                            self.load_field(b, parent, "ob_type")), None)
-        fields = ("segment._guard", "segment._size", "segment._align", "segment._address",
-                  "segment._view", "segment._scope", "segment._base")
-        self._unless_unset(b, parent, *fields)
-        self._unless_unset(b, cached, *fields)
-        view = self.load_field(b, parent, "segment._view")
-        has_view = b.icmp_unsigned("!=", view, none)
-        bad = ir.Constant(I1, 0)
-        for name in ("segment._guard", "segment._view", "segment._scope", "segment._address",
-                     "segment._align"):
-            bad = b.or_(bad, b.icmp_unsigned("!=", self.load_field(b, cached, name),
-                                             self.load_field(b, parent, name)))
-        same_base = b.icmp_unsigned("==", self.load_field(b, cached, "segment._base"),
-                                    self.load_field(b, parent, "segment._base"))
-        bad = b.or_(bad, b.and_(has_view, b.not_(same_base)))
-        self._give_up_if(b, bad, None)
-        guard = self.load_field(b, parent, "segment._guard")
-        self._give_up_if(b, b.not_(self._owned_here(b, guard)), None)
-        whole = self._size_of(b, self.load_field(b, parent, "segment._size"), cached=True)
-        low, low_ok = self.ssize_of(b, self.load_field(b, parent, "segment._align"))
-        address, address_ok = self.address_of(b, self.load_field(b, parent, "segment._address"))
-        cached_size, size_ok = self.ssize_of(b, self.load_field(b, cached, "segment._size"))
-        bad = b.not_(b.and_(b.and_(low_ok, address_ok), size_ok))
-        bad = b.or_(bad, b.icmp_signed(">", size, whole))
-        bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(low, ir.Constant(
-            I64, _abi.SEGMENT_READ_ONLY_BIT)), ir.Constant(I64, 0)))
-        bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(address, b.sub(alignment, ir.Constant(
-            I64, 1))), ir.Constant(I64, 0)))
-        bad = b.or_(bad, b.icmp_unsigned("!=", low, b.and_(address, ir.Constant(
-            I64, _abi.SEGMENT_ALIGN_BITS))))
-        bad = b.or_(bad, b.icmp_unsigned("!=", cached_size, size))
-        without_view = fn.append_basic_block("without_view")
-        checked = fn.append_basic_block("checked")
-        self._give_up_if(b, bad, None)
-        b.cbranch(has_view, checked, without_view)
-        b.position_at_end(without_view)
-        cached_base, base_ok = self.ssize_of(b, self.load_field(b, cached, "segment._base"))
-        self._give_up_if(b, b.or_(b.not_(base_ok), b.icmp_unsigned(
-            "!=", cached_base, ir.Constant(I64, 0))), None)
-        b.branch(checked)
-        b.position_at_end(checked)
-        self.call(b, "Py_IncRef", cached)
-        b.ret(cached)
-        return fn
-
-    def _make_harmless(self) -> ir.Function:
-        """``harmless(segment, parent) -> i1``: whether dropping a reference to ``segment``
-        (a prefix allocator's remembered result, or NULL) surely runs no Python code: NULL,
-        still held elsewhere, or a plain or confined segment whose ints are exact and whose
-        view, scope and guard are ``parent``'s (which keeps them alive)."""
-        fn, b = self._function("harmless", I1, [PTR, PTR], inline=False)
-        segment, parent = fn.args
-        null = ir.Constant(PTR, None)
-        yes, no = ir.Constant(I1, 1), ir.Constant(I1, 0)
-        with b.if_then(b.icmp_unsigned("==", segment, null)):
-            b.ret(yes)
-        refcount = b.load(self.field(b, segment, "ob_refcnt"), typ=I64)
-        with b.if_then(b.icmp_signed(">", refcount, ir.Constant(I64, 1))):
-            b.ret(yes)
-        kind = self.load_field(b, segment, "ob_type")
-        plain = b.load(self.imports.data(_abi.CELL_SEGMENT_TYPE), typ=PTR)
-        confined = b.load(self.imports.data(_abi.CELL_CONFINED_TYPE), typ=PTR)
-        with b.if_then(b.and_(b.icmp_unsigned("!=", kind, plain),
-                              b.icmp_unsigned("!=", kind, confined))):
-            b.ret(no)
-        fine = yes
-        for name in ("segment._address", "segment._size", "segment._align", "segment._base"):
-            value = self.load_field(b, segment, name)
-            entry = b.block
-            is_int = fn.append_basic_block(f"int{name[9:]}")
-            joined = fn.append_basic_block(f"joined{name[9:]}")
-            b.cbranch(b.icmp_unsigned("==", value, null), joined, is_int)
-            b.position_at_end(is_int)
-            exact = b.icmp_unsigned("==", self.load_field(b, value, "ob_type"),
-                                    self.imports.data("PyLong_Type"))
-            b.branch(joined)
-            b.position_at_end(joined)
-            ok = b.phi(I1)
-            ok.add_incoming(yes, entry)
-            ok.add_incoming(exact, is_int)
-            fine = b.and_(fine, ok)
-        for name in ("segment._view", "segment._scope", "segment._guard"):
-            value = self.load_field(b, segment, name)
-            fine = b.and_(fine, b.or_(b.icmp_unsigned("==", value, null),
-                                      b.icmp_unsigned("==", value,
-                                                      self.load_field(b, parent, name))))
-        b.ret(fine)
         return fn
 
     def _make_allocate(self) -> ir.Function:
@@ -368,12 +263,6 @@ class AllocationHelpers(HelperBase):
                        b.icmp_unsigned("==", segment_type, confined))
         with b.if_then(b.not_(native), likely=False):
             b.branch(checked)
-        if kind == "prefix":  # a result made before, if it can be handed out again
-            for name in ("prefix._recent0", "prefix._recent1"):
-                again = b.call(self.get("reuse"), [self.load_field(b, allocator, name), first,
-                                                   size, alignment])
-                with b.if_then(b.icmp_unsigned("!=", again, null)):
-                    b.ret(again)
         # the object first: allocating it may run any Python code, the allocator's included
         segment = self.call(b, "PyType_GenericAlloc", segment_type, ir.Constant(I64, 0))
         with b.if_then(b.icmp_unsigned("==", segment, null), likely=False):
@@ -394,17 +283,6 @@ class AllocationHelpers(HelperBase):
         if offset_field is None:
             result = b.call(self.get("cut"), [segment, parent, ir.Constant(I64, 0), size,
                                               alignment])
-            with b.if_then(b.icmp_unsigned("!=", result, null)):
-                # remember it: the newest first; the one before it stays, older ones go
-                newest = self.field(b, allocator, "prefix._recent0")
-                older = self.field(b, allocator, "prefix._recent1")
-                dropped = b.load(older, typ=PTR)
-                # (if freeing it could run Python code, nothing is remembered this time)
-                with b.if_then(b.call(self.get("harmless"), [dropped, parent])):
-                    b.store(b.load(newest, typ=PTR), older)
-                    self.call(b, "Py_IncRef", result)
-                    b.store(result, newest)
-                    self.call(b, "Py_DecRef", dropped)  # NULL-safe
             gave_up(result)
             return
         address_obj = self.load_field(b, parent, "segment._address")
