@@ -92,20 +92,13 @@ class _Method:
 
     def field_int(self, obj: ir.Value, name: str) -> ir.Value:
         """An ``int`` field that the runtime always sets (NULL, i.e. unset, or beyond
-        ``Py_ssize_t`` goes slow), through the helpers' memo of int values."""
+        ``Py_ssize_t`` goes slow)."""
         b = self.b
         raw = self.helpers.load_field(b, obj, name)
         self.slow_if(b.icmp_unsigned("==", raw, ir.Constant(PTR, None)))
-        value, ok = self.helpers.word(b, raw)
-        entry = b.block
-        with b.if_then(b.not_(b.and_(ok, b.icmp_signed(">=", value, ir.Constant(I64, 0)))),
-                       likely=False):
-            other = self.ssize(raw)
-            slow = b.block
-        result = b.phi(I64)
-        result.add_incoming(value, entry)
-        result.add_incoming(other, slow)
-        return result
+        value, ok = self.helpers.ssize_of(b, raw)
+        self.slow_if(b.not_(ok))
+        return value
 
     def _emit_slow(self, index: int) -> None:
         """The Python implementation, called with a tuple of every argument.  A failed

@@ -291,7 +291,7 @@ class _StubBuilder:
             address_obj = self.helpers.load_field(b, segment, "segment._address")
             fail_with_result(b.icmp_unsigned("==", address_obj, ir.Constant(PTR, None)),
                              allocator_position, allocator)
-            address_value, address_ok = self.helpers.address_of(b, address_obj, remember=False)
+            address_value, address_ok = self.helpers.address_of(b, address_obj)
             fail_with_result(b.not_(address_ok), allocator_position, allocator)
             result_address = b.inttoptr(address_value, PTR)
             if result.passing is Returning.SRET:

@@ -55,7 +55,7 @@ class AllocationHelpers(HelperBase):
         self._give_up_if(b, b.icmp_unsigned("!=", self.load_field(b, old_cursor, "ob_type"),
                                             self.imports.data("PyLong_Type")), segment)
         cursor = self._size_of(b, old_cursor)
-        limit = self._size_of(b, self.load_field(b, arena, "arena._limit"), cached=True)
+        limit = self._size_of(b, self.load_field(b, arena, "arena._limit"))
         # a slab's state as the arena keeps it, else Python's business (no overflow below)
         self._give_up_if(b, b.or_(b.or_(b.icmp_signed("<", cursor, ir.Constant(I64, 0)),
                                          b.icmp_signed(">", cursor, limit)),
@@ -137,7 +137,7 @@ class AllocationHelpers(HelperBase):
                            "segment._base", drop=segment)
         guard = self.load_field(b, parent, "segment._guard")
         self._give_up_if(b, b.not_(self._owned_here(b, guard)), segment)
-        whole = self._size_of(b, self.load_field(b, parent, "segment._size"), cached=True)
+        whole = self._size_of(b, self.load_field(b, parent, "segment._size"))
         low, low_ok = self.ssize_of(b, self.load_field(b, parent, "segment._align"))
         address, address_ok = self.address_of(b, self.load_field(b, parent, "segment._address"))
         view = self.load_field(b, parent, "segment._view")

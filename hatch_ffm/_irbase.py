@@ -2,13 +2,12 @@
 
 IR types; :class:`Imports`, the declarations of everything the code may import (see
 ``ffm_runtime._abi``); and :class:`HelperBase`, the internal functions a module's stubs
-and accelerators share: reading fields at the runtime's offsets, the memo of int values,
-argument conversions and segment checks, the error path.
+and accelerators share: reading fields at the runtime's offsets, reading ints, argument
+conversions and segment checks, the error path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import ClassVar
 
 from llvmlite import ir
@@ -24,9 +23,6 @@ I32 = ir.IntType(32)
 I64 = ir.IntType(64)
 F32 = ir.FloatType()
 F64 = ir.DoubleType()
-#: Sets (of two entries) in a module's memo of int values (see ``HelperBase.word``); a
-#: power of two.
-_WORD_CACHE_SETS = 128
 
 
 class Imports:
@@ -137,7 +133,7 @@ class IndirectCallee:
 
 class HelperBase:
     """Internal functions shared by all the code of a module (stubs, accelerators): reading
-    fields, the memo of int values, argument conversions and checks, the error path.  Each
+    fields and ints, argument conversions and checks, the error path.  Each
     is made once per module, on first use (:meth:`get`), which keeps modules small."""
 
     def __init__(self, imports: Imports) -> None:
@@ -173,127 +169,12 @@ class HelperBase:
         """The ``PyObject *`` in field ``name`` of ``obj`` (borrowed; NULL if unset)."""
         return b.load(self.field(b, obj, name), typ=PTR)
 
-    # -- ints held by long-lived fields -----------------------------------------------
-    def _word_cache(self) -> ir.GlobalVariable:
-        """The module's memo of int values: ``_WORD_CACHE_SETS`` sets of two entries
-        ``(int object, value)``, the newer first.  Each object is held by a reference, so
-        its address names it while it is here (ints are immutable and a live object's
-        address is not reused).  Only exact ints are entered: freeing an evicted one runs
-        no Python code."""
-        name = "ffm_h_word_cache"
-        if name not in self.imports.module.globals:
-            kind = ir.ArrayType(I64, 4 * _WORD_CACHE_SETS)
-            cache = ir.GlobalVariable(self.imports.module, kind, name)
-            cache.linkage = "internal"
-            cache.initializer = ir.Constant(kind, None)
-            cache.align = 64
-        return self.imports.module.globals[name]
-
-    def _cache_set(self, b: ir.IRBuilder, obj: ir.Value) -> list[ir.Value]:
-        """Pointers to the set for ``obj``: newer key, its value, older key, its value."""
-        cache = self._word_cache()
-        where = b.ptrtoint(obj, I64)
-        index = b.lshr(b.mul(where, ir.Constant(I64, 0x9E3779B97F4A7C15)),
-                       ir.Constant(I64, 64 - _WORD_CACHE_SETS.bit_length() + 1))
-        first = b.shl(index, ir.Constant(I64, 2))
-        zero = ir.Constant(I64, 0)
-        return [b.gep(cache, [zero, b.or_(first, ir.Constant(I64, i))]) for i in range(4)]
-
-    def _make_word_miss(self) -> ir.Function:
-        """``word_miss(obj) -> {value, ok}``: an exact ``int`` in ``[0, 2**64)``, entered
-        into the cache as its set's newer entry (the older one is dropped); anything else
-        is not ok (no error set).  Runs no Python code."""
-        fn, b = self._function("word_miss", ir.LiteralStructType([I64, I1]), [PTR],
-                               inline=False)
-        obj = fn.args[0]
-        exact = b.icmp_unsigned("==", self.load_field(b, obj, "ob_type"),
-                                self.imports.data("PyLong_Type"))
-        with b.if_then(b.not_(exact), likely=False):
-            self._pair(b, ir.Constant(I64, 0), ir.Constant(I1, 0))
-        value = self.call(b, "PyLong_AsUnsignedLong", obj)
-        with b.if_then(b.icmp_signed("==", value, ir.Constant(I64, -1)), likely=False):
-            failed = b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"),
-                                     ir.Constant(PTR, None))
-            with b.if_then(failed, likely=False):
-                self.call(b, "PyErr_Clear")  # negative or too large: not a word
-                self._pair(b, ir.Constant(I64, 0), ir.Constant(I1, 0))
-        newer_key, newer_value, older_key, older_value = self._cache_set(b, obj)
-        dropped = b.load(older_key, typ=I64)
-        b.store(b.load(newer_key, typ=I64), older_key)
-        b.store(b.load(newer_value, typ=I64), older_value)
-        self.call(b, "Py_IncRef", obj)
-        b.store(b.ptrtoint(obj, I64), newer_key)
-        b.store(value, newer_value)
-        with b.if_then(b.icmp_unsigned("!=", dropped, ir.Constant(I64, 0))):
-            self.call(b, "Py_DecRef", b.inttoptr(dropped, PTR))
-        self._pair(b, value, ir.Constant(I1, 1))
-        return fn
-
-    def _lookup(self, b: ir.IRBuilder, obj: ir.Value) -> tuple[ir.Value, ir.Value]:
-        """``(hit, value)``: whether ``obj`` is in the cache, and its value if so."""
-        newer_key, newer_value, older_key, older_value = self._cache_set(b, obj)
-        where = b.ptrtoint(obj, I64)
-        newer = b.icmp_unsigned("==", b.load(newer_key, typ=I64), where)
-        older = b.icmp_unsigned("==", b.load(older_key, typ=I64), where)
-        value = b.select(newer, b.load(newer_value, typ=I64), b.load(older_value, typ=I64))
-        return b.or_(newer, older), value
-
-    def word(self, b: ir.IRBuilder, obj: ir.Value) -> tuple[ir.Value, ir.Value]:
-        """``(value, ok)``: ``obj``'s value if it is an exact int in ``[0, 2**64)``, from
-        the cache when it is there (the fields this is used on keep their objects for
-        long), else by :meth:`_make_word_miss`.  ``obj`` must not be NULL (an empty entry's
-        key is 0): callers check fields for being unset first."""
-        hit, found = self._lookup(b, obj)
-        return self._pair_or_call(b, hit, found, "word_miss", obj)
-
-    def _pair_or_call(self, b: ir.IRBuilder, good: ir.Value, value: ir.Value, helper: str,
-                      obj: ir.Value) -> tuple[ir.Value, ir.Value]:
-        """``(value, true)`` if ``good``, else the ``{value, ok}`` that ``helper(obj)``
-        returns."""
-        entry = b.block
-        with b.if_then(b.not_(good), likely=False):
-            pair = b.call(self.get(helper), [obj])
-            other, other_ok = b.extract_value(pair, 0), b.extract_value(pair, 1)
-            slow = b.block
-        result = b.phi(I64)
-        result.add_incoming(value, entry)
-        result.add_incoming(other, slow)
-        ok = b.phi(I1)
-        ok.add_incoming(ir.Constant(I1, 1), entry)
-        ok.add_incoming(other_ok, slow)
-        return result, ok
-
-    @staticmethod
-    def _or_else(b: ir.IRBuilder, good: ir.Value, value: ir.Value,
-                 otherwise: Callable[[], ir.Value]) -> ir.Value:
-        """``value`` if ``good``, else what ``otherwise`` emits (an ``i64``)."""
-        entry = b.block
-        with b.if_then(b.not_(good), likely=False):
-            other = otherwise()
-            slow = b.block
-        result = b.phi(I64)
-        result.add_incoming(value, entry)
-        result.add_incoming(other, slow)
-        return result
-
-    def _converted(self, b: ir.IRBuilder, good: ir.Value, value: ir.Value, obj: ir.Value,
-                   converter: str) -> tuple[ir.Value, ir.Value]:
-        """``(value, ok)``: ``value`` if ``good``, else ``obj`` through ``converter`` (see
-        :meth:`_make_convert`)."""
-        return self._pair_or_call(b, good, value, "convert_" + converter, obj)
-
-    def _make_convert(self, converter: str, result: ir.Type, name: str) -> ir.Function:
+    def _make_convert(self, converter: str, name: str) -> ir.Function:
         """``convert_<name>(obj) -> {value, ok}``: ``obj`` through the CPython function
         ``converter``; not ok (the error cleared) if it raised."""
-        fn, b = self._function("convert_" + name, ir.LiteralStructType([I64, I1]), [PTR],
-                               inline=False)
+        fn, b = self._function("convert_" + name, ir.LiteralStructType([I64, I1]), [PTR])
         value = self.call(b, converter, fn.args[0])
-        if result == PTR:
-            value = b.ptrtoint(value, I64)
-            maybe = b.icmp_unsigned("==", value, ir.Constant(I64, 0))
-        else:
-            maybe = b.icmp_signed("==", value, ir.Constant(I64, -1))
-        with b.if_then(maybe, likely=False):
+        with b.if_then(b.icmp_signed("==", value, ir.Constant(I64, -1)), likely=False):
             failed = b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"),
                                      ir.Constant(PTR, None))
             with b.if_then(failed, likely=False):
@@ -303,35 +184,30 @@ class HelperBase:
         return fn
 
     def _make_convert_ssize(self) -> ir.Function:
-        return self._make_convert("PyLong_AsSsize_t", I64, "ssize")
+        return self._make_convert("PyLong_AsSsize_t", "ssize")
 
     def _make_convert_unsigned(self) -> ir.Function:
-        return self._make_convert("PyLong_AsUnsignedLong", I64, "unsigned")
+        return self._make_convert("PyLong_AsUnsignedLong", "unsigned")
 
-    def address_of(self, b: ir.IRBuilder, obj: ir.Value,
-                   remember: bool = True) -> tuple[ir.Value, ir.Value]:
+    def _converted(self, b: ir.IRBuilder, helper: str,
+                   obj: ir.Value) -> tuple[ir.Value, ir.Value]:
+        pair = b.call(self.get(helper), [obj])
+        return b.extract_value(pair, 0), b.extract_value(pair, 1)
+
+    def address_of(self, b: ir.IRBuilder, obj: ir.Value) -> tuple[ir.Value, ir.Value]:
         """``(value, ok)``: an address field's value, an int in ``[0, 2**64)`` (not ok, the
-        error cleared, for anything else: a negative int is no address).  ``remember=False``: a
-        miss is not entered (for objects seen once, like the fields of a segment just
-        made)."""
-        if remember:
-            value, ok = self.word(b, obj)
-        else:
-            ok, value = self._lookup(b, obj)
-        return self._converted(b, ok, value, obj, "unsigned")
+        error cleared, for anything else: a negative int is no address)."""
+        return self._converted(b, "convert_unsigned", obj)
 
     def ssize_of(self, b: ir.IRBuilder, obj: ir.Value) -> tuple[ir.Value, ir.Value]:
-        """``(value, ok)``: an int field's value as ``PyLong_AsSsize_t`` gives it (through
-        the cache; not ok, the error cleared, if it raised)."""
-        value, ok = self.word(b, obj)
-        fits = b.and_(ok, b.icmp_signed(">=", value, ir.Constant(I64, 0)))
-        return self._converted(b, fits, value, obj, "ssize")
+        """``(value, ok)``: an int field's value as ``PyLong_AsSsize_t`` gives it (not ok, the
+        error cleared, if it raised)."""
+        return self._converted(b, "convert_ssize", obj)
 
     def unsigned_of(self, b: ir.IRBuilder, obj: ir.Value) -> tuple[ir.Value, ir.Value]:
-        """``(value, ok)``: an int's value as ``PyLong_AsUnsignedLong`` gives it (through the
-        cache; not ok, the error cleared, if it raised)."""
-        value, ok = self.word(b, obj)
-        return self._converted(b, ok, value, obj, "unsigned")
+        """``(value, ok)``: an int's value as ``PyLong_AsUnsignedLong`` gives it (not ok, the
+        error cleared, if it raised)."""
+        return self._converted(b, "convert_unsigned", obj)
 
     def _make_fail(self) -> ir.Function:
         """``fail(key, mode, position, value)``: clear the error, let ``arg_error`` raise."""
@@ -442,31 +318,10 @@ class HelperBase:
                     b.store(b.and_(known, b.icmp_unsigned("==", owner_value, current)), result)
         return b.load(result)
 
-    def _size_of(self, b: ir.IRBuilder, obj: ir.Value, cached: bool = False) -> ir.Value:
-        """An ``int`` size field's value; beyond ``Py_ssize_t`` it reads as the largest one.
-        ``cached``: through :meth:`word` (for fields that keep their objects)."""
-        largest = ir.Constant(I64, 2**63 - 1)
-
-        def slow() -> ir.Value:
-            value = self.call(b, "PyLong_AsSsize_t", obj)
-            entry = b.block
-            with b.if_then(b.icmp_signed("==", value, ir.Constant(I64, -1)), likely=False):
-                failed = b.icmp_unsigned("!=", self.call(b, "PyErr_Occurred"),
-                                         ir.Constant(PTR, None))
-                with b.if_then(failed, likely=False):
-                    self.call(b, "PyErr_Clear")
-                saturated = b.select(failed, largest, value)
-                checked = b.block
-            result = b.phi(I64)
-            result.add_incoming(value, entry)
-            result.add_incoming(saturated, checked)
-            return result
-
-        if not cached:
-            return slow()
-        value, ok = self.word(b, obj)
-        return self._or_else(b, ok, b.select(b.icmp_signed("<", value, ir.Constant(I64, 0)),
-                                             largest, value), slow)
+    def _size_of(self, b: ir.IRBuilder, obj: ir.Value) -> ir.Value:
+        """An ``int`` size field's value; beyond ``Py_ssize_t`` it reads as the largest one."""
+        value, ok = self.ssize_of(b, obj)
+        return b.select(ok, value, ir.Constant(I64, 2**63 - 1))
 
     def _make_segment(self) -> ir.Function:
         """``segment(obj, min_size, allow_heap, written, verified) -> {address, ok}``.
@@ -544,7 +399,7 @@ class HelperBase:
             sized = fn.append_basic_block("sized")
             b.cbranch(b.icmp_unsigned("==", size_obj, null), fail, sized)
             b.position_at_end(sized)
-            size = self._size_of(b, size_obj, cached=True)
+            size = self._size_of(b, size_obj)
             large = fn.append_basic_block("large")
             b.cbranch(b.icmp_signed("<", size, min_size), fail, large)
             b.position_at_end(large)

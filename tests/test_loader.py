@@ -277,8 +277,8 @@ print(ffm.accelerated(), sorted({o.method for o in registry._objects.values()}))
 
 
 def test_stubs_and_accelerators_run_from_a_file_backed_mapping(stub_site: Path) -> None:
-    """Under the memfd fallback the code pages come from a file and the writable data (the
-    memo of int values) stays on its own anonymous pages: calls work as usual."""
+    """Under the memfd fallback the code pages come from a file (writable data, if any, would
+    stay on its own anonymous pages): calls work as usual."""
     import os
 
     result = subprocess.run([sys.executable, "-c", MEMFD_CALLS, str(stub_site)],
