@@ -28,8 +28,8 @@ from ffm_runtime import (
 from ffm_runtime._loader import load_object
 from ffm_runtime._native import resolve_import
 from hatch_ffm._aapcs64 import classify, hfa
-from hatch_ffm._codegen import build_module
 from hatch_ffm._compile import compile_object, verify_ir
+from hatch_ffm._ir import build_stub_module
 from hatch_ffm._lowering import Passing, Returning, Role, lower
 from hatch_ffm._sysv import DOUBLE, FLOAT
 
@@ -81,7 +81,7 @@ class TestLowering:
 @pytest.fixture(scope="module")
 def aarch64_object() -> bytes:
     sigs = [lower(registration_key(d, o), d, o, "aarch64-linux") for d, o in SHAPES]
-    text = str(build_module(sigs, TRIPLE))
+    text = str(build_stub_module(sigs, TRIPLE))
     verify_ir(text)
     return compile_object(text, TRIPLE)
 

@@ -18,8 +18,8 @@ from ffm_runtime._loader import load_object
 from ffm_runtime._manifest import Manifest, StubObject
 from ffm_runtime._native import resolve_import
 from ffm_runtime._registry import StubRegistry
-from hatch_ffm._codegen import build_module, stub_symbol
 from hatch_ffm._compile import compile_object
+from hatch_ffm._ir import build_stub_module, stub_symbol
 from hatch_ffm._lowering import lower
 
 TRIPLE = "x86_64-unknown-linux-gnu"
@@ -30,7 +30,7 @@ KEY = "(i4)i4"
 def stub_object() -> bytes:
     descriptor = FunctionDescriptor.of(JAVA_INT, JAVA_INT)
     sig = lower(registration_key(descriptor), descriptor, ())
-    return compile_object(str(build_module([sig], TRIPLE)), TRIPLE)
+    return compile_object(str(build_stub_module([sig], TRIPLE)), TRIPLE)
 
 
 def write_package(folder: Path, data: bytes, digest: str | None = None) -> Path:
