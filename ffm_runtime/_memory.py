@@ -331,8 +331,7 @@ class MemorySegment:
     # -- typed access -----------------------------------------------------------------
     def get(self, layout: ValueLayout, offset: int = 0) -> Any:
         """Read a value of ``layout`` at byte ``offset``."""
-        # Native twin: ffm_acc_memorysegment_get (hatch_ffm/_accel.py) takes the common case;
-        # both read the fields _guard, _size, _align and _address, and nothing else.
+        # Native twin: ffm_acc_memorysegment_get (hatch_ffm/_ir/_accelerators.py), common cases.
         try:
             codec = layout._codec
             mask = layout._mask
@@ -355,8 +354,7 @@ class MemorySegment:
 
     def set(self, layout: ValueLayout, offset: int, value: Any) -> None:
         """Write ``value`` as ``layout`` at byte ``offset``."""
-        # Native twin: ffm_acc_memorysegment_set (hatch_ffm/_accel.py) takes the common case;
-        # both read the fields _guard, _size, _align and _address, and nothing else.
+        # Native twin: ffm_acc_memorysegment_set (hatch_ffm/_ir/_accelerators.py), common cases.
         try:
             codec = layout._codec
             mask = layout._mask
