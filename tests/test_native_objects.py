@@ -175,8 +175,8 @@ class ClosesArena(int):
 
 def test_parent_ints_of_other_types_are_not_shared(lib: Any) -> None:
     """A result cut from a prefix allocator shares only exact ints with its block: an int
-    subclass there (whose freeing runs Python code) is freed when the block lets go of it,
-    not later inside a downcall that drops an old result."""
+    subclass there (whose freeing runs Python code) stays the block's, and is freed when the
+    block lets go of it, by Python code, never in the middle of a downcall."""
     div = div_handle(lib)
     ClosesArena.others.clear()
     arena = ClosesArena.arena = Arena.of_confined()
@@ -241,3 +241,36 @@ def test_changed_arena_fields_never_crash_a_struct_call(stub_site: Any) -> None:
     # a cursor the stub does not take: the Python method starts a new slab or refuses
     assert outcomes[:6] == ["2**63 True", "2**64 - 8 True", "-8 ValueError", "'x' TypeError",
                             "Noisy(16) True", "2**20 True"]
+
+
+TAMPERED_POOL = r"""
+import ffm_runtime as ffm
+from ffm_runtime import Arena, _arena
+
+assert ffm.accelerated()
+for bad in [(0, "x", memoryview(b"")), (0, 2**70, memoryview(b"")), (0,), "not a tuple"]:
+    _arena._pool.append(bad)
+    try:
+        arena = Arena.of_confined()
+    except SystemError as exc:
+        print("SystemError", flush=True)
+        continue
+    finally:
+        left = _arena._pool[-1] is bad
+        _arena._pool[:] = [entry for entry in _arena._pool if entry is not bad]
+    print(arena._slab is None, left, flush=True)
+    arena.close()
+"""
+
+
+def test_a_pooled_slab_that_is_not_one_is_left_alone() -> None:
+    """Run in a child process: ``Arena.of_confined`` (native) takes the last pooled slab; an
+    entry of the private pool that is not a slab tuple of ints is left in the pool, and the
+    arena starts without a slab (as with an empty pool), with no error left set."""
+    import os
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", TAMPERED_POOL], capture_output=True,
+                            text=True, check=False, env={**os.environ})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.stdout.split("\n")[:-1] == ["True True"] * 4, result.stdout

@@ -269,7 +269,7 @@ def _arena_of_confined(helpers: Helpers) -> None:
     with b.if_then(is_null(b, arena), likely=False):
         drop_made()
         b.ret(NULL)
-    # from here on nothing can fail but the slab's alignment int (then: no slab)
+    # from here on nothing fails: a pooled slab that cannot be taken means no slab
     m.call("Py_IncRef", owner)
     m.call("PyList_SetItem", confinement, i64(0), owner)  # steals one
     true, none = imports.data("_Py_TrueStruct"), imports.data("_Py_NoneStruct")
@@ -288,21 +288,26 @@ def _arena_of_confined(helpers: Helpers) -> None:
         slab = m.call("PyList_GetItem", pool, last)
         start = m.call("PyTuple_GetItem", slab, i64(1))
         view = m.call("PyTuple_GetItem", slab, i64(2))
-        low = m.call("PyLong_FromSsize_t", b.and_(m.call("PyLong_AsSsize_t", start),
-                                                  i64(_abi.SEGMENT_ALIGN_BITS)))
-        usable = b.and_(not_null(b, low), b.and_(not_null(b, start), not_null(b, view)))
-        with b.if_else(usable, likely=True) as (take, leave):
-            with take:
-                m.call("Py_IncRef", slab)
-                m.call("PyList_SetSlice", pool, last, count, NULL)  # drops the pool's reference
-                model.store_field(b, arena, "arena._slab", slab, new=True)
-                model.store_field(b, arena, "arena._slab_start", start, new=False)
-                model.store_field(b, arena, "arena._slab_align", low, new=True)
-                model.store_field(b, arena, "arena._slab_view", view, new=False)
-                model.store_field(b, arena, "arena._limit", slab_limit, new=False)
-            with leave:  # start without a slab, as when the pool is empty
+        with b.if_else(b.and_(not_null(b, start), not_null(b, view)), likely=True) as (
+                present, absent):
+            with present:
+                start_value, start_ok = model.read_int(b, start, IntRead.SSIZE)
+                low = m.call("PyLong_FromSsize_t",
+                             b.and_(start_value, i64(_abi.SEGMENT_ALIGN_BITS)))
+                with b.if_else(b.and_(start_ok, not_null(b, low)), likely=True) as (take, leave):
+                    with take:
+                        m.call("Py_IncRef", slab)
+                        m.call("PyList_SetSlice", pool, last, count, NULL)  # drops the pool's
+                        model.store_field(b, arena, "arena._slab", slab, new=True)
+                        model.store_field(b, arena, "arena._slab_start", start, new=False)
+                        model.store_field(b, arena, "arena._slab_align", low, new=True)
+                        model.store_field(b, arena, "arena._slab_view", view, new=False)
+                        model.store_field(b, arena, "arena._limit", slab_limit, new=False)
+                    with leave:  # start without a slab, as when the pool is empty
+                        m.call("PyErr_Clear")
+                        m.call("Py_DecRef", low)  # (NULL-safe)
+            with absent:  # not a slab tuple: start without one too
                 m.call("PyErr_Clear")
-                m.call("Py_DecRef", low)  # (NULL-safe)
     m.call("Py_DecRef", slab_limit)
     b.ret(arena)
 
