@@ -1,10 +1,11 @@
 """The contract between generated stubs and this runtime.
 
-Stubs are ELF objects that import only the names listed here: CPython Stable
-ABI functions and data, one libc function, the runtime's own cells (data
-words the runtime fills in before a stub runs) and the runtime's table of
-object field offsets.  The loader refuses any other undefined symbol, and the
-code generator declares exactly these names.
+Stubs (and the runtime's accelerators) are ELF objects that import only the
+names listed here: CPython Stable ABI functions and data, three libc functions,
+the runtime's own cells (data words the runtime fills in before a stub runs)
+and the runtime's table of object field offsets.  The loader refuses any other
+undefined symbol, and the code generator declares exactly these names, each
+function with the C signature written next to its name.
 
 The offsets table lets a stub read a segment's or an arena's ``__slots__``
 fields directly instead of through attribute lookups.  The runtime does not
