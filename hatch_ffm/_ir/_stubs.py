@@ -224,24 +224,11 @@ class _Stub:
     def _call(self) -> ir.Instruction:
         """Phase 4: the native call, without the GIL unless critical; ``errno`` right
         after it."""
-        b, sig, result = self.b, self.sig, self.sig.result
-        native: list[_Argument] = []
-        if result.passing is Returning.SRET:
-            native.append(_Argument(self.result_address, PTR, (
-                f"sret([{result.size} x i8]) align {max(8, result.alignment)}",)))
-        variadic_from = None  # index in ``native`` of the first variadic argument
-        for index, param in enumerate(sig.params):
-            if param.role is not Role.VALUE:
-                continue
-            if sig.first_variadic is not None and variadic_from is None \
-                    and param.layout_index >= sig.first_variadic:
-                variadic_from = len(native)
-            native.extend(self.values[index])
-        if sig.first_variadic is not None and variadic_from is None:
-            variadic_from = len(native)
+        b = self.b
+        native, variadic_from = self._native_arguments()
         c_type = ir.FunctionType(self._c_result(), [a.type for a in native[:variadic_from]],
                                  var_arg=variadic_from is not None)
-        state = None if sig.keeps_gil else self.imports.call(b, "PyEval_SaveThread")
+        state = None if self.sig.keeps_gil else self.imports.call(b, "PyEval_SaveThread")
         call = b.call(IndirectCallee(self.target, c_type), [a.value for a in native])
         for position, argument in enumerate(native):
             if argument.attributes:
@@ -282,6 +269,26 @@ class _Stub:
                 b.ret(self.helpers.numbers.box(b, kind, call))
 
     # -- pieces of the phases ---------------------------------------------------------------
+    def _native_arguments(self) -> tuple[list[_Argument], int | None]:
+        """The native call's arguments, and the index of the first variadic one (``None``:
+        not variadic)."""
+        sig, result = self.sig, self.sig.result
+        native: list[_Argument] = []
+        if result.passing is Returning.SRET:
+            native.append(_Argument(self.result_address, PTR, (
+                f"sret([{result.size} x i8]) align {max(8, result.alignment)}",)))
+        variadic_from = None
+        for index, param in enumerate(sig.params):
+            if param.role is not Role.VALUE:
+                continue
+            if variadic_from is None and sig.first_variadic is not None \
+                    and param.layout_index >= sig.first_variadic:
+                variadic_from = len(native)
+            native.extend(self.values[index])
+        if sig.first_variadic is not None and variadic_from is None:
+            variadic_from = len(native)
+        return native, variadic_from
+
     def _arg(self, position: int) -> ir.Value:
         b = self.b
         return b.load(b.gep(self.args, [i64(position)], source_etype=PTR), typ=PTR)
