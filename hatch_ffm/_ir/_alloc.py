@@ -17,7 +17,7 @@ from llvmlite import ir
 
 from ffm_runtime import _abi
 
-from ._idioms import Idioms, Inlining, is_null, not_null
+from ._idioms import Idioms, is_null, not_null
 from ._imports import Imports
 from ._model import IntRead, Model
 from ._types import I1, I32, I64, NULL, PTR, i64
@@ -65,7 +65,7 @@ class Allocation:
         NULL without an error set means "not here": no slab with room, or the arena is
         closed or owned by another thread; ``Arena.allocate`` then does (or refuses) it.
         """
-        fn, b = self.idioms.helper("carve", PTR, [PTR, I64, I64], Inlining.NEVER)
+        fn, b = self.idioms.helper("carve", PTR, [PTR, I64, I64])
         arena, size, alignment = fn.args
         model, call = self.model, self.imports.call
         model.give_up_if_unset(b, arena, "arena._segment_class")
@@ -159,7 +159,7 @@ class Allocation:
         out of bounds, misaligned): ``segment`` is dropped and the Python allocator then
         does or refuses it.
         """
-        fn, b = self.idioms.helper("cut", PTR, [PTR, PTR, I64, I64, I64], Inlining.NEVER)
+        fn, b = self.idioms.helper("cut", PTR, [PTR, PTR, I64, I64, I64])
         segment, parent, offset, size, alignment = fn.args
         model, call = self.model, self.imports.call
         model.give_up_if_unset(b, parent, "segment._guard", "segment._size", "segment._align",
@@ -227,7 +227,7 @@ class Allocation:
         other allocator goes through the runtime's checking ``allocate`` cell (so do prefix
         and slicing allocators whose segment is not cut here: their errors are Python's).
         """
-        fn, b = self.idioms.helper("allocate", PTR, [PTR, I64, I64], Inlining.NEVER)
+        fn, b = self.idioms.helper("allocate", PTR, [PTR, I64, I64])
         allocator, size, alignment = fn.args
         call = self.imports.call
         kind = self.model.type_of(b, allocator)

@@ -13,22 +13,12 @@ Conventions every helper of this package follows:
 
 from __future__ import annotations
 
-import enum
-
 from llvmlite import ir
 
 from ._imports import Imports
 from ._types import F64, I1, NULL
 
-__all__ = ["Idioms", "Inlining", "is_null", "not_null", "return_pair", "unpack"]
-
-
-class Inlining(enum.Enum):
-    """How an internal helper is compiled into its callers."""
-
-    ALWAYS = "alwaysinline"  #: small and hot: into every caller
-    NEVER = "noinline"       #: large: called
-    COLD = "cold"            #: error paths: called, and laid out away from the hot code
+__all__ = ["Idioms", "is_null", "not_null", "return_pair", "unpack"]
 
 
 def is_null(b: ir.IRBuilder, value: ir.Value) -> ir.Value:
@@ -56,23 +46,25 @@ class Idioms:
     def __init__(self, imports: Imports) -> None:
         self.imports = imports
 
-    def helper(self, name: str, result: ir.Type, params: list[ir.Type],
-               inlining: Inlining = Inlining.ALWAYS) -> tuple[ir.Function, ir.IRBuilder]:
-        """A new internal function ``ffm_h_<name>`` and a builder at its entry."""
+    def helper(self, name: str, result: ir.Type, params: list[ir.Type], *,
+               cold: bool = False) -> tuple[ir.Function, ir.IRBuilder]:
+        """A new internal function ``ffm_h_<name>`` and a builder at its entry.  It is called,
+        never inlined (``hatch_ffm._compile`` runs no inliner): code that must be inline
+        for speed is emitted in place by a method instead.  ``cold``: an error path, laid
+        out away from the hot code."""
         fn = ir.Function(self.imports.module, ir.FunctionType(result, params), "ffm_h_" + name)
         fn.linkage = "internal"
         fn.attributes.add("nounwind")
-        if inlining is Inlining.COLD:
+        fn.attributes.add("noinline")
+        if cold:
             fn.attributes.add("cold")
-            fn.attributes.add("noinline")
-        else:
-            fn.attributes.add(inlining.value)
         return fn, ir.IRBuilder(fn.append_basic_block("entry"))
 
     def checked_call(self, b: ir.IRBuilder, name: str, *args: ir.Value
                      ) -> tuple[ir.Value, ir.Value]:
         """``(value, ok)`` of the CPython function ``name``, whose failure value (-1 or -1.0)
-        is also a valid result: it failed if an error is set then, and the error is cleared."""
+        is also a valid result: it failed if an error is set then, and the error is cleared.
+        Emitted in place."""
         value = self.imports.call(b, name, *args)
         failure = ir.Constant(value.type, -1.0 if value.type == F64 else -1)
         entry = b.block

@@ -25,7 +25,7 @@ from llvmlite import ir
 
 from ffm_runtime import _abi
 
-from ._idioms import Idioms, Inlining, is_null, return_pair, unpack
+from ._idioms import Idioms, is_null, return_pair, unpack
 from ._imports import Imports
 from ._types import I1, I8, I64, NULL, PTR, i64, pair_type
 
@@ -109,24 +109,8 @@ class Model:
     def read_int(self, b: ir.IRBuilder, obj: ir.Value, how: IntRead
                  ) -> tuple[ir.Value, ir.Value]:
         """``(value, ok)``: the ``int`` ``obj`` (not NULL) read ``how``; not ok (the error
-        cleared) if it is no int or out of range."""
-        return unpack(b, b.call(self._int_reader(how), [obj]))
-
-    def _int_reader(self, how: IntRead) -> ir.Function:
-        return self._ssize_reader if how is IntRead.SSIZE else self._unsigned_reader
-
-    @cached_property
-    def _ssize_reader(self) -> ir.Function:
-        return self._make_int_reader(IntRead.SSIZE)
-
-    @cached_property
-    def _unsigned_reader(self) -> ir.Function:
-        return self._make_int_reader(IntRead.UNSIGNED)
-
-    def _make_int_reader(self, how: IntRead) -> ir.Function:
-        fn, b = self.idioms.helper(f"read_{how.name.lower()}", pair_type(I64), [PTR])
-        return_pair(b, *self.idioms.checked_call(b, how.value, fn.args[0]))
-        return fn
+        cleared) if it is no int or out of range.  Emitted in place (hot)."""
+        return self.idioms.checked_call(b, how.value, obj)
 
     def read_size(self, b: ir.IRBuilder, obj: ir.Value) -> ir.Value:
         """A size field's value (``obj`` not NULL); one that is no ``Py_ssize_t`` (beyond its
@@ -139,26 +123,38 @@ class Model:
         """Whether ``guard`` (an arena's ``_confinement``, a segment's ``_guard``) lets this
         thread in: ``None`` (not confined), or a list whose first item is this thread's
         ident.  No (the error cleared) for anything else: NULL, a closed arena's guard (0),
-        a malformed one.  Runs no Python code.  Python: ``guard is None or guard[0] ==
-        threading.get_ident()`` (``ffm_runtime._memory``)."""
-        return b.call(self._owned_here, [guard])
-
-    @cached_property
-    def _owned_here(self) -> ir.Function:
-        fn, b = self.idioms.helper("owned_here", I1, [PTR])
-        guard = fn.args[0]
-        with b.if_then(b.icmp_unsigned("==", guard, self.imports.data("_Py_NoneStruct"))):
-            b.ret(ir.Constant(I1, 1))
-        with b.if_then(is_null(b, guard), likely=False):
-            b.ret(ir.Constant(I1, 0))
+        a malformed one.  Runs no Python code; emitted in place (hot).  Python: ``guard is
+        None or guard[0] == threading.get_ident()`` (``ffm_runtime._memory``)."""
+        fn = b.function
+        confined = fn.append_basic_block("confined")
+        listed = fn.append_basic_block("listed")
+        malformed = fn.append_basic_block("malformed")
+        read = fn.append_basic_block("owner")
+        done = fn.append_basic_block("owned")
+        unconfined = b.block
+        b.cbranch(b.icmp_unsigned("==", guard, self.imports.data("_Py_NoneStruct")), done,
+                  confined)
+        b.position_at_end(confined)
+        b.cbranch(is_null(b, guard), done, listed)
+        b.position_at_end(listed)
         owner = self.imports.call(b, "PyList_GetItem", guard, i64(0))
-        with b.if_then(is_null(b, owner), likely=False):
-            self.imports.call(b, "PyErr_Clear")  # not a list, or an empty one
-            b.ret(ir.Constant(I1, 0))
+        b.cbranch(is_null(b, owner), malformed, read)
+        b.position_at_end(malformed)
+        self.imports.call(b, "PyErr_Clear")  # not a list, or an empty one
+        b.branch(done)
+        b.position_at_end(read)
         current = self.imports.call(b, "PyThread_get_thread_ident")
         owner_value, known = self.read_int(b, owner, IntRead.UNSIGNED)
-        b.ret(b.and_(known, b.icmp_unsigned("==", owner_value, current)))
-        return fn
+        mine = b.and_(known, b.icmp_unsigned("==", owner_value, current))
+        compared = b.block
+        b.branch(done)
+        b.position_at_end(done)
+        owned = b.phi(I1)
+        owned.add_incoming(ir.Constant(I1, 1), unconfined)
+        owned.add_incoming(ir.Constant(I1, 0), confined)
+        owned.add_incoming(ir.Constant(I1, 0), malformed)
+        owned.add_incoming(mine, compared)
+        return owned
 
     # -- segments -------------------------------------------------------------------------
     def check_segment(self, b: ir.IRBuilder, obj: ir.Value, min_size: int, allow_heap: bool,
@@ -182,8 +178,7 @@ class Model:
         Python code runs between the checks of one call's segments, so it cannot change
         meanwhile).  Not ok: no error is set (the caller reports).
         """
-        fn, b = self.idioms.helper("segment", pair_type(PTR), [PTR, I64, I1, I1, PTR],
-                                   Inlining.NEVER)
+        fn, b = self.idioms.helper("segment", pair_type(PTR), [PTR, I64, I1, I1, PTR])
         obj, min_size, allow_heap, written, verified = fn.args
         fail = fn.append_basic_block("fail")
 

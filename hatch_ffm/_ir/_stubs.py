@@ -29,7 +29,7 @@ from ffm_runtime import _abi
 
 from .._lowering import Extension, Form, LoweredSignature, Passing, Piece, Returning, Role
 from ._helpers import Helpers
-from ._idioms import Inlining, is_null
+from ._idioms import is_null
 from ._model import IntRead
 from ._types import (
     I1,
@@ -77,7 +77,7 @@ class StubModule:
     @cached_property
     def fail(self) -> ir.Function:
         """``fail(key, mode, position, value)``: clear the error, let ``arg_error`` raise."""
-        fn, b = self.helpers.idioms.helper("fail", PTR, [PTR, PTR, I64, PTR], Inlining.COLD)
+        fn, b = self.helpers.idioms.helper("fail", PTR, [PTR, PTR, I64, PTR], cold=True)
         key, mode, position, value = fn.args
         imports = self.helpers.imports
         imports.call(b, "PyErr_Clear")
@@ -90,7 +90,7 @@ class StubModule:
     @cached_property
     def fail_count(self) -> ir.Function:
         """``fail_count(key, mode, nargs)``: let ``arg_error`` raise for the argument count."""
-        fn, b = self.helpers.idioms.helper("fail_count", PTR, [PTR, PTR, I64], Inlining.COLD)
+        fn, b = self.helpers.idioms.helper("fail_count", PTR, [PTR, PTR, I64], cold=True)
         key, mode, nargs = fn.args
         imports = self.helpers.imports
         result = imports.call(b, "PyObject_CallFunction", imports.cell(b, _abi.CELL_ARG_ERROR),
