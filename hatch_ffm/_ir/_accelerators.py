@@ -228,15 +228,15 @@ def _segment_set(helpers: Helpers) -> None:
     m.no_keywords(3, 3)
     layout = m.arg(0)
     kind = _value_kind(m, layout)
-    offset = m.exact_int(m.arg(1))
+    where = _locate(m, layout, m.exact_int(m.arg(1)), writing=True)
     value_obj = m.arg(2)
 
     def emit(scalar: ScalarKind) -> None:
-        # the value first: of an exact built-in type, so converting it runs no Python code
+        # a value of an exact built-in type: converting it runs no Python code
         m.slow_if(b.not_(m.model.is_exact(b, value_obj, _EXACT_TYPES[scalar.form])))
         value, ok = helpers.numbers.unbox(b, scalar, value_obj)
         m.slow_if(b.not_(ok))
-        b.store(value, _locate(m, layout, offset, writing=True), align=1)
+        b.store(value, where, align=1)
         b.ret(helpers.idioms.new_none(b))
 
     _per_kind(m, kind, emit)
