@@ -46,9 +46,9 @@ typecheck: $(VENV)/.installed
 # ffm_runtime's accelerators: the editable install builds them (build_accel.py); rebuilt
 # here when their sources change.
 ACCEL := ffm_runtime/_objects/manifest.json
-$(ACCEL): $(VENV)/.installed hatch_ffm/_accel.py hatch_ffm/_codegen.py hatch_ffm/_irbase.py \
-		hatch_ffm/_iralloc.py ffm_runtime/_abi.py
-	$(VENV)/bin/python -m hatch_ffm._accel ffm_runtime/_objects
+$(ACCEL): $(VENV)/.installed $(wildcard hatch_ffm/_ir/*.py) hatch_ffm/_lowering.py \
+		hatch_ffm/_sysv.py hatch_ffm/_build.py hatch_ffm/_compile.py ffm_runtime/_abi.py
+	$(VENV)/bin/python -m hatch_ffm._build ffm_runtime/_objects
 
 pytest: $(VENV)/.installed $(ACCEL)
 	$(VENV)/bin/python -m pytest

@@ -3,7 +3,8 @@
 hatchling runs it (``[tool.hatch.build.targets.wheel.hooks.custom]``) with llvmlite in the
 build environment.  A wheel gets fresh objects under ``ffm_runtime/_objects/``; an editable
 install writes them into the source tree, where the editable package is imported from.
-See ``hatch_ffm/_accel.py`` (what they are) and ``ffm_runtime/_accel.py`` (how they load).
+See ``hatch_ffm/_ir/_accelerators.py`` (what they are) and ``ffm_runtime/_accel.py`` (how they
+load).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class AcceleratorBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         sys.path.insert(0, self.root)
         try:
-            from hatch_ffm._accel import write_accelerators
+            from hatch_ffm._build import write_accelerators
         finally:
             sys.path.remove(self.root)
         in_tree = Path(self.root) / "ffm_runtime" / "_objects"

@@ -1,10 +1,11 @@
 """The contract between generated stubs and this runtime.
 
-Stubs are ELF objects that import only the names listed here: CPython Stable
-ABI functions and data, one libc function, the runtime's own cells (data
-words the runtime fills in before a stub runs) and the runtime's table of
-object field offsets.  The loader refuses any other undefined symbol, and the
-code generator declares exactly these names.
+Stubs (and the runtime's accelerators) are ELF objects that import only the
+names listed here: CPython Stable ABI functions and data, three libc functions,
+the runtime's own cells (data words the runtime fills in before a stub runs)
+and the runtime's table of object field offsets.  The loader refuses any other
+undefined symbol, and the code generator declares exactly these names, each
+function with the C signature written next to its name.
 
 The offsets table lets a stub read a segment's or an arena's ``__slots__``
 fields directly instead of through attribute lookups.  The runtime does not
@@ -15,6 +16,8 @@ sentinel in the slot and searching the instance's memory for it (see
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final
 
 __all__ = [
@@ -55,43 +58,45 @@ __all__ = [
     "allowed_import",
 ]
 
-#: CPython Stable ABI functions a stub may call (all available since 3.10 or earlier).
-PYTHON_FUNCTIONS: Final = frozenset({
-    "PyLong_AsLongLong",
-    "PyLong_FromLongLong",
-    "PyLong_FromUnsignedLongLong",
-    "PyLong_AsVoidPtr",
-    "PyLong_FromVoidPtr",
-    "PyFloat_AsDouble",
-    "PyFloat_FromDouble",
-    "PyBool_FromLong",
-    "PyErr_Occurred",
-    "PyErr_Clear",
-    "PyEval_SaveThread",
-    "PyEval_RestoreThread",
-    "PyObject_IsInstance",
-    "PyObject_Type",
-    "PyObject_GetAttr",
-    "PyObject_CallFunction",
-    "PyObject_CallFunctionObjArgs",
-    "PyObject_CallMethodObjArgs",
-    "PyList_GetItem",
-    "PyLong_AsSsize_t",
-    "PyLong_FromSsize_t",
-    "PyType_GenericAlloc",
-    "PyTuple_New",
-    "PyTuple_SetItem",
-    "PyTuple_Size",
-    "PyTuple_GetItem",
-    "PyList_New",
-    "PyList_SetItem",
-    "PyList_Size",
-    "PyList_Append",
-    "PyList_SetSlice",
-    "PyLong_AsUnsignedLong",
-    "PyThread_get_thread_ident",
-    "Py_IncRef",
-    "Py_DecRef",
+#: CPython Stable ABI functions a stub may call (all available since 3.10 or earlier), with
+#: their C signatures, from which the code generator declares them (see
+#: ``hatch_ffm/_ir/_imports.py``; types as on the LP64 targets: ``long`` is 64 bits).
+PYTHON_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType({
+    "PyLong_AsLongLong": "long long (PyObject *)",
+    "PyLong_FromLongLong": "PyObject *(long long)",
+    "PyLong_FromUnsignedLongLong": "PyObject *(unsigned long long)",
+    "PyLong_AsVoidPtr": "void *(PyObject *)",
+    "PyLong_FromVoidPtr": "PyObject *(void *)",
+    "PyFloat_AsDouble": "double (PyObject *)",
+    "PyFloat_FromDouble": "PyObject *(double)",
+    "PyBool_FromLong": "PyObject *(long)",
+    "PyErr_Occurred": "PyObject *(void)",
+    "PyErr_Clear": "void (void)",
+    "PyEval_SaveThread": "PyThreadState *(void)",
+    "PyEval_RestoreThread": "void (PyThreadState *)",
+    "PyObject_IsInstance": "int (PyObject *, PyObject *)",
+    "PyObject_Type": "PyObject *(PyObject *)",
+    "PyObject_GetAttr": "PyObject *(PyObject *, PyObject *)",
+    "PyObject_CallFunction": "PyObject *(PyObject *, const char *, ...)",
+    "PyObject_CallFunctionObjArgs": "PyObject *(PyObject *, ...)",
+    "PyObject_CallMethodObjArgs": "PyObject *(PyObject *, PyObject *, ...)",
+    "PyList_GetItem": "PyObject *(PyObject *, Py_ssize_t)",
+    "PyLong_AsSsize_t": "Py_ssize_t (PyObject *)",
+    "PyLong_FromSsize_t": "PyObject *(Py_ssize_t)",
+    "PyType_GenericAlloc": "PyObject *(PyTypeObject *, Py_ssize_t)",
+    "PyTuple_New": "PyObject *(Py_ssize_t)",
+    "PyTuple_SetItem": "int (PyObject *, Py_ssize_t, PyObject *)",
+    "PyTuple_Size": "Py_ssize_t (PyObject *)",
+    "PyTuple_GetItem": "PyObject *(PyObject *, Py_ssize_t)",
+    "PyList_New": "PyObject *(Py_ssize_t)",
+    "PyList_SetItem": "int (PyObject *, Py_ssize_t, PyObject *)",
+    "PyList_Size": "Py_ssize_t (PyObject *)",
+    "PyList_Append": "int (PyObject *, PyObject *)",
+    "PyList_SetSlice": "int (PyObject *, Py_ssize_t, Py_ssize_t, PyObject *)",
+    "PyLong_AsUnsignedLong": "unsigned long (PyObject *)",
+    "PyThread_get_thread_ident": "unsigned long (void)",
+    "Py_IncRef": "void (PyObject *)",
+    "Py_DecRef": "void (PyObject *)",
 })
 
 #: CPython Stable ABI data a stub may reference.
@@ -99,9 +104,14 @@ PYTHON_DATA: Final = frozenset({"_Py_NoneStruct", "_Py_TrueStruct", "_Py_FalseSt
                                 "PyLong_Type", "PyFloat_Type", "PyBool_Type",
                                 "PyMemoryView_Type", "PyTuple_Type"})
 
-#: libc functions a stub may call.  ``memcpy``: LLVM turns a large ``llvm.memcpy`` into a call
-#: (on AArch64, the copy of a struct argument over 256 bytes that the stub passes by reference).
-LIBC_FUNCTIONS: Final = frozenset({"__errno_location", "memcpy", "memset"})
+#: libc functions a stub may call, with their C signatures.  ``memcpy``: LLVM turns a large
+#: ``llvm.memcpy`` into a call (on AArch64, the copy of a struct argument over 256 bytes that
+#: the stub passes by reference).
+LIBC_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType({
+    "__errno_location": "int *(void)",
+    "memcpy": "void *(void *, const void *, size_t)",
+    "memset": "void *(void *, int, size_t)",
+})
 
 #: Cell holding the ``MemorySegment`` type (a ``PyObject *``): segments usable from any
 #: thread at any time are exactly of this type.
@@ -181,7 +191,6 @@ OFFSETS: Final = (
     "layout._kind", "layout._byte_size", "layout._mask",
     "arena._alive", "arena._owner", "arena._kind", "arena._extra", "arena._slab",
     "prefix._segment", "slicing._segment", "slicing._offset",
-    "prefix._recent0", "prefix._recent1", "ob_refcnt",
 )
 
 #: A ``ValueLayout``'s ``_kind``: how native code reads and writes it (little-endian, the

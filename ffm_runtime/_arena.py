@@ -273,6 +273,7 @@ class _SlicingAllocator(SegmentAllocator):
         self._offset = 0
 
     def _allocate(self, byte_size: int, byte_alignment: int) -> MemorySegment:
+        # Native twin: the stubs' cut of struct results (hatch_ffm/_ir/_alloc.py, _cut_from).
         segment = self._segment
         start = (segment._address + self._offset + byte_alignment - 1) & -byte_alignment
         offset = start - segment._address
@@ -286,18 +287,15 @@ class _SlicingAllocator(SegmentAllocator):
 
 
 class _PrefixAllocator(SegmentAllocator):
-    # _recent: the last two segments downcall stubs made for struct results here; a stub
-    # hands one out again when nothing else holds it and it is exactly what it would make
-    # (same memory, size and scope), as CPython's own iterators reuse a result tuple.
-    __slots__ = ("_recent0", "_recent1", "_segment")
+    __slots__ = ("_segment",)
 
     def __init__(self, segment: MemorySegment) -> None:
         if not isinstance(segment, MemorySegment):
             raise TypeError("prefix_allocator() takes a MemorySegment")
         self._segment = segment
-        self._recent0 = self._recent1 = None
 
     def _allocate(self, byte_size: int, byte_alignment: int) -> MemorySegment:
+        # Native twin: the stubs' cut of struct results (hatch_ffm/_ir/_alloc.py, _cut_from).
         return self._segment.as_slice(0, byte_size, byte_alignment)
 
 
@@ -327,6 +325,7 @@ class Arena(Scope, SegmentAllocator):
     @staticmethod
     def of_confined() -> Arena:
         """An arena usable only by the calling thread; ``close()`` frees its memory."""
+        # Native twin: ffm_acc_arena_of_confined (hatch_ffm/_ir/_accelerators.py).
         arena: Arena = _new(Arena)
         arena._alive = True
         arena._owner = owner = _get_ident()
@@ -431,7 +430,7 @@ class Arena(Scope, SegmentAllocator):
                  ) -> MemorySegment:
         """``allocate(byte_size, byte_alignment=1)``, ``allocate(layout)`` or
         ``allocate(layout, count)``: zeroed memory owned by this arena."""
-        # Native twin: ffm_acc_arena_allocate (hatch_ffm/_accel.py) takes the common case.
+        # Native twin: ffm_acc_arena_allocate (hatch_ffm/_ir/_accelerators.py), common cases.
         if size.__class__ is not int or (alignment_or_count is not None
                                          and alignment_or_count.__class__ is not int):
             return SegmentAllocator.allocate(self, size, alignment_or_count)
@@ -509,7 +508,7 @@ class Arena(Scope, SegmentAllocator):
         Only confined arenas can be closed.  (Arguments are ignored: ``close`` is also
         the arena's ``__exit__``.)
         """
-        # Native twin: ffm_acc_arena_close (hatch_ffm/_accel.py) takes the common case.
+        # Native twin: ffm_acc_arena_close (hatch_ffm/_ir/_accelerators.py), common cases.
         guard = self._confinement
         if guard is None:
             raise UnsupportedOperationError(
@@ -536,6 +535,7 @@ class Arena(Scope, SegmentAllocator):
     __exit__ = close
 
     def __enter__(self) -> Arena:
+        # Native twin: ffm_acc_arena_enter (hatch_ffm/_ir/_accelerators.py).
         return self
 
     def __del__(self) -> None:

@@ -146,6 +146,7 @@ def arg_error(key: str, mode: str, position: int, value: Any) -> NoReturn:
 
 def _allocate_result(allocator: Any, size: int, alignment: int) -> MemorySegment:
     """Memory for a struct result (called by stubs): ``allocator.allocate(size, alignment)``."""
+    # Native twin: the stubs' allocate (hatch_ffm/_ir/_alloc.py), which calls this for the rest.
     if type(allocator) is Arena:  # its segments need no checking
         trusted: SegmentAllocator = allocator
         return trusted.allocate(size, alignment)
@@ -217,7 +218,6 @@ def _publish_offsets() -> None:
               "slicing": object.__new__(_SlicingAllocator)}
     try:
         _native.set_offset("ob_type", _native.type_offset())
-        _native.set_offset("ob_refcnt", _native.refcount_offset())
         for name in _abi.OFFSETS:
             if "." not in name:
                 continue

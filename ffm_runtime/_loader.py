@@ -3,7 +3,7 @@
 Policy on top of the parser (:mod:`._elf`), the relocation appliers
 (:mod:`._reloc_x86_64`) and the memory mapper (:mod:`._execmem`).  The code
 region is written while read+write and sealed read+execute before anything in
-it can run; writable data (the code's memo of int values) lives on separate pages.
+it can run; writable data sections, if an object has any, live on separate pages.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ is reached through memoryviews cut from one view spanning the address space
 ``get`` is a few small-integer comparisons and one ``struct`` call; nothing is
 reachable without passing the checks first.
 
-Downcall stubs read a segment's raw address from the ``_ffm_address`` slot.
+Downcall stubs and the accelerators read a segment's fields (``_address``, ``_size``,
+``_guard``, ...) at the offsets the runtime finds at import (see ``_abi.OFFSETS``).
 Segments usable from any thread at any time are exactly of type
 ``MemorySegment``; segments of a confined arena are of a private subclass whose
 ``_guard`` (shared with the arena) is a one-element list holding the owner
@@ -334,8 +335,7 @@ class MemorySegment:
     # -- typed access -----------------------------------------------------------------
     def get(self, layout: ValueLayout, offset: int = 0) -> Any:
         """Read a value of ``layout`` at byte ``offset``."""
-        # Native twin: ffm_acc_memorysegment_get (hatch_ffm/_accel.py) takes the common case;
-        # both read the fields _guard, _size, _align and _address, and nothing else.
+        # Native twin: ffm_acc_memorysegment_get (hatch_ffm/_ir/_accelerators.py), common cases.
         try:
             if layout.__class__ is not ValueLayout and not isinstance(layout, ValueLayout):
                 raise AttributeError  # what looks like a layout is not one
@@ -362,8 +362,7 @@ class MemorySegment:
 
     def set(self, layout: ValueLayout, offset: int, value: Any) -> None:
         """Write ``value`` as ``layout`` at byte ``offset``."""
-        # Native twin: ffm_acc_memorysegment_set (hatch_ffm/_accel.py) takes the common case;
-        # both read the fields _guard, _size, _align and _address, and nothing else.
+        # Native twin: ffm_acc_memorysegment_set (hatch_ffm/_ir/_accelerators.py), common cases.
         try:
             if layout.__class__ is not ValueLayout and not isinstance(layout, ValueLayout):
                 raise AttributeError  # what looks like a layout is not one
@@ -707,8 +706,6 @@ class MemorySegment:
         return f"MemorySegment(address={self._address:#x}, byte_size={self._size})"
 
 
-# The stub-facing name of the raw address: the slot itself.
-MemorySegment._ffm_address = MemorySegment.__dict__["_address"]  # type: ignore[attr-defined]
 MemorySegment.NULL = MemorySegment._make(0, 0)
 
 

@@ -7,7 +7,6 @@ function objects); it is never on the path of a downcall.
 from __future__ import annotations
 
 import ctypes
-import sys
 from typing import Any, Final
 
 from . import _abi
@@ -125,26 +124,6 @@ def type_offset() -> int:
         from ._errors import UnsupportedPlatformError
 
         raise UnsupportedPlatformError("cannot find ob_type in this interpreter's objects")
-    return hits[0]
-
-
-def refcount_offset() -> int:
-    """The byte offset of ``ob_refcnt`` (a ``Py_ssize_t``), found by watching a new object's
-    reference count change."""
-    probe = object()
-    before = sys.getrefcount(probe)
-    words = [ctypes.c_ssize_t.from_address(id(probe) + offset).value
-             for offset in range(0, type(probe).__basicsize__, _WORD)]
-    holder = [probe, probe, probe]
-    after = sys.getrefcount(probe)
-    hits = [offset for index, offset in enumerate(range(0, type(probe).__basicsize__, _WORD))
-            if ctypes.c_ssize_t.from_address(id(probe) + offset).value - words[index]
-            == after - before == 3]
-    del holder
-    if len(hits) != 1:
-        from ._errors import UnsupportedPlatformError
-
-        raise UnsupportedPlatformError("cannot find ob_refcnt in this interpreter's objects")
     return hits[0]
 
 

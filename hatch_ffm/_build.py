@@ -1,18 +1,22 @@
-"""From registrations to files: compile one object per target, write the manifest."""
+"""From IR to files: compile one object per target and write its manifest, for a wheel's
+stubs (:func:`build_stubs`) and for ``ffm_runtime``'s accelerators
+(:func:`write_accelerators`; ``python -m hatch_ffm._build DIRECTORY`` writes them)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ffm_runtime._manifest import GENERATOR, Manifest, StubObject
 
-from ._codegen import build_module, stub_symbol
+from ._ir import build_accelerator_module, build_stub_module, stub_symbol
 from ._registration import Registration
 
-__all__ = ["TARGET_TRIPLES", "BuiltStubs", "build_stubs", "resolve_targets"]
+__all__ = ["TARGET_TRIPLES", "BuiltStubs", "build_stubs", "resolve_targets", "write_accelerators"]
 
 #: Targets the code generator and runtime loader support, with their LLVM triples.
 TARGET_TRIPLES = {"x86_64-linux": "x86_64-unknown-linux-gnu",
@@ -63,7 +67,7 @@ def build_stubs(registrations: Iterable[Registration], targets: tuple[str, ...],
     files: dict[str, str] = {}
     for target in targets:
         triple = TARGET_TRIPLES[target]
-        ir_text = str(build_module((r.signatures[target] for r in regs), triple))
+        ir_text = str(build_stub_module((r.signatures[target] for r in regs), triple))
         data = compile_object(ir_text, triple)
         file_name = f"stubs-{target}.o"
         path = os.path.join(out_dir, file_name)
@@ -87,3 +91,26 @@ def _write(manifest: Manifest, path: str) -> str:
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(manifest.to_json())
     return path
+
+
+def write_accelerators(directory: Path) -> dict[str, object]:
+    """Compile ``ffm_runtime``'s accelerators for every target into ``directory``, with their
+    manifest (``ffm_runtime._accel`` reads it); returns the manifest."""
+    from ._compile import compile_object
+
+    directory.mkdir(parents=True, exist_ok=True)
+    objects = {}
+    for target, triple in sorted(TARGET_TRIPLES.items()):
+        data = compile_object(str(build_accelerator_module(triple)), triple)
+        name = f"accel-{target}.o"
+        (directory / name).write_bytes(data)
+        objects[target] = {"file": name, "sha256": hashlib.sha256(data).hexdigest()}
+    manifest: dict[str, object] = {"format": 1, "objects": objects}
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+if __name__ == "__main__":
+    import sys
+
+    write_accelerators(Path(sys.argv[1]))

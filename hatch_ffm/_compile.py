@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ffm_runtime._locks import ForkSafeLock
 
-__all__ = ["compile_object", "host_triple", "verify_ir"]
+__all__ = ["compile_object", "verify_ir"]
 
 _init_lock = ForkSafeLock()
 _initialized = False
@@ -19,13 +19,6 @@ def _initialize() -> None:
             llvm.initialize_all_targets()
             llvm.initialize_all_asmprinters()
             _initialized = True
-
-
-def host_triple() -> str:
-    """The LLVM triple of the build machine."""
-    import llvmlite.binding as llvm
-
-    return str(llvm.get_process_triple())
 
 
 def verify_ir(ir_text: str) -> None:

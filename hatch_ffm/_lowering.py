@@ -3,21 +3,23 @@
 This step decides what the handle takes from Python (a leading allocator for a
 struct result, a capture segment, the arguments), how each argument travels
 (a scalar, register-sized pieces of a struct, or a struct copied to the stack),
-and how the result comes back.  It knows nothing about LLVM;
-:mod:`hatch_ffm._codegen` turns its result into IR.
+and how the result comes back.  It knows nothing about LLVM; :mod:`hatch_ffm._ir`
+turns its result into IR.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from ffm_runtime._descriptor import FunctionDescriptor, Option, check_options
-from ffm_runtime._layouts import AddressLayout, GroupLayout, MemoryLayout, ValueLayout
+from ffm_runtime._layouts import AddressLayout, GroupLayout, ValueLayout
 
 from . import _aapcs64, _sysv
-from ._sysv import Piece
+from ._sysv import Piece, PieceType, Shape
 
-__all__ = ["LoweredSignature", "NotSupportedYetError", "Param", "Piece", "Result", "ScalarKind",
+__all__ = ["SCALARS", "Extension", "Form", "LoweredSignature", "NotSupportedYetError", "Param",
+           "Passing", "Piece", "PieceType", "Result", "Returning", "Role", "ScalarKind", "Shape",
            "lower"]
 
 
@@ -25,47 +27,90 @@ class NotSupportedYetError(ValueError):
     """A descriptor or option that is valid FFM but that hatch-ffm cannot compile yet."""
 
 
+class Form(enum.Enum):
+    """What a scalar is in C."""
+
+    BOOLEAN = "boolean"  #: ``bool`` (one byte, 0 or 1)
+    INTEGER = "integer"  #: a signed or unsigned (``char16_t``) integer
+    FLOAT = "float"
+    DOUBLE = "double"
+    ADDRESS = "address"  #: a pointer
+
+
+class Extension(enum.Enum):
+    """How an integer narrower than a register is widened in the call (the value is the
+    LLVM parameter attribute)."""
+
+    NONE = ""
+    SIGN = "signext"
+    ZERO = "zeroext"
+
+
 @dataclass(frozen=True)
 class ScalarKind:
     """How one value-layout carrier crosses the boundary."""
 
-    #: carrier code (``i``, ``j``, ``a``, ...)
+    #: carrier code (``i``, ``j``, ``a``, ...: ``ValueLayout.carrier``)
     carrier: str
-    #: integer width in bits, or 0 for floating point and pointers
+    form: Form
+    #: width in bits of a boolean or integer, else 0
     bits: int
-    #: ``"signext"``, ``"zeroext"`` or ``""`` (argument extension attribute)
-    extension: str
+    extension: Extension
     #: inclusive range accepted from Python for integers, else ``None``
     value_range: tuple[int, int] | None
 
     @property
     def is_sse(self) -> bool:
-        return self.carrier in "fd"
+        return self.form in (Form.FLOAT, Form.DOUBLE)
 
 
 SCALARS: dict[str, ScalarKind] = {
-    "z": ScalarKind("z", 8, "zeroext", None),
-    "b": ScalarKind("b", 8, "signext", (-(1 << 7), (1 << 7) - 1)),
-    "c": ScalarKind("c", 16, "zeroext", (0, (1 << 16) - 1)),
-    "s": ScalarKind("s", 16, "signext", (-(1 << 15), (1 << 15) - 1)),
-    "i": ScalarKind("i", 32, "", (-(1 << 31), (1 << 31) - 1)),
-    "j": ScalarKind("j", 64, "", (-(1 << 63), (1 << 63) - 1)),
-    "f": ScalarKind("f", 0, "", None),
-    "d": ScalarKind("d", 0, "", None),
-    "a": ScalarKind("a", 0, "", None),
+    "z": ScalarKind("z", Form.BOOLEAN, 8, Extension.ZERO, None),
+    "b": ScalarKind("b", Form.INTEGER, 8, Extension.SIGN, (-(1 << 7), (1 << 7) - 1)),
+    "c": ScalarKind("c", Form.INTEGER, 16, Extension.ZERO, (0, (1 << 16) - 1)),
+    "s": ScalarKind("s", Form.INTEGER, 16, Extension.SIGN, (-(1 << 15), (1 << 15) - 1)),
+    "i": ScalarKind("i", Form.INTEGER, 32, Extension.NONE, (-(1 << 31), (1 << 31) - 1)),
+    "j": ScalarKind("j", Form.INTEGER, 64, Extension.NONE, (-(1 << 63), (1 << 63) - 1)),
+    "f": ScalarKind("f", Form.FLOAT, 0, Extension.NONE, None),
+    "d": ScalarKind("d", Form.DOUBLE, 0, Extension.NONE, None),
+    "a": ScalarKind("a", Form.ADDRESS, 0, Extension.NONE, None),
 }
+
+
+class Role(enum.Enum):
+    """What a handle's Python argument is for."""
+
+    ALLOCATOR = "allocator"  #: the ``SegmentAllocator`` of a struct result
+    CAPTURE = "capture"      #: the call-state segment (``capture_call_state``)
+    VALUE = "value"          #: an argument of the native function
+
+
+class Passing(enum.Enum):
+    """How a handle's Python argument reaches the native function."""
+
+    OBJECT = "object"    #: not at all: the allocator
+    SEGMENT = "segment"  #: not at all: the capture segment, written after the call
+    SCALAR = "scalar"    #: a number, boolean or (a segment's) address
+    PIECES = "pieces"    #: a struct in registers (see :class:`Piece`)
+    BYVAL = "byval"      #: a struct copied to the stack by the call (x86_64)
+    BYREF = "byref"      #: a struct copied by the stub, passed by pointer (AArch64)
+
+
+class Returning(enum.Enum):
+    """How the native function's result comes back."""
+
+    VOID = "void"
+    SCALAR = "scalar"
+    PIECES = "pieces"  #: a struct in registers
+    SRET = "sret"      #: a struct written through a hidden pointer
 
 
 @dataclass(frozen=True)
 class Param:
     """One Python argument of a handle (after an unbound handle's target address)."""
 
-    #: ``allocator`` (for a struct result), ``capture`` (the call-state segment) or ``value``
-    role: str
-    #: how a value travels: ``scalar``, ``pieces`` (struct in registers), ``byval`` (struct
-    #: copied to the stack by the call) or ``byref`` (struct copied by the stub, passed by
-    #: pointer); ``segment`` for the capture segment, ``object`` for the allocator
-    passing: str
+    role: Role
+    passing: Passing
     scalar: ScalarKind | None = None
     #: a struct's (or the capture segment's minimum) size and alignment
     size: int = 0
@@ -77,9 +122,9 @@ class Param:
 
 @dataclass(frozen=True)
 class Result:
-    """How the result comes back: ``void``, ``scalar``, ``pieces`` or ``sret`` (through memory)."""
+    """How the result comes back."""
 
-    passing: str
+    passing: Returning
     scalar: ScalarKind | None = None
     size: int = 0
     alignment: int = 1
@@ -103,11 +148,6 @@ class LoweredSignature:
     first_variadic: int | None = None
     #: store ``errno`` into the capture segment right after the call
     capture_errno: bool = False
-
-    @property
-    def arguments(self) -> tuple[ScalarKind, ...]:
-        """The scalar value parameters (for shapes that have no structs)."""
-        return tuple(p.scalar for p in self.params if p.scalar is not None)
 
 
 def _scalar(layout: ValueLayout) -> ScalarKind:
@@ -141,25 +181,26 @@ def lower(key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...],
     gprs, sses = _sysv.GPR_COUNT, _sysv.SSE_COUNT
     result_layout = descriptor.return_layout
     if result_layout is None:
-        result = Result("void")
+        result = Result(Returning.VOID)
     elif isinstance(result_layout, ValueLayout):
         target_size = 0
         if isinstance(result_layout, AddressLayout) and result_layout.target_layout is not None:
             target_size = result_layout.target_layout.byte_size
-        result = Result("scalar", _scalar(result_layout), target_size=target_size)
+        result = Result(Returning.SCALAR, _scalar(result_layout), target_size=target_size)
     else:
         assert isinstance(result_layout, GroupLayout)
         pieces = classify(result_layout)
         if pieces is None:
             if not aarch64:
                 gprs -= 1  # the hidden result pointer takes rdi (on AArch64 it is x8)
-            result = Result("sret", None, result_layout.byte_size, result_layout.byte_alignment)
+            result = Result(Returning.SRET, None, result_layout.byte_size,
+                            result_layout.byte_alignment)
         else:
-            result = Result("pieces", None, result_layout.byte_size, result_layout.byte_alignment,
-                            pieces)
-        params.append(Param("allocator", "object"))
+            result = Result(Returning.PIECES, None, result_layout.byte_size,
+                            result_layout.byte_alignment, pieces)
+        params.append(Param(Role.ALLOCATOR, Passing.OBJECT))
     if capture:
-        params.append(Param("capture", "segment", size=4, alignment=4))
+        params.append(Param(Role.CAPTURE, Passing.SEGMENT, size=4, alignment=4))
 
     for index, layout in enumerate(descriptor.argument_layouts):
         if isinstance(layout, ValueLayout):
@@ -168,14 +209,14 @@ def lower(key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...],
                 sses = max(sses - 1, 0)  # past the registers, scalars go to the stack
             else:
                 gprs = max(gprs - 1, 0)
-            params.append(Param("value", "scalar", kind, layout_index=index))
+            params.append(Param(Role.VALUE, Passing.SCALAR, kind, layout_index=index))
             continue
         assert isinstance(layout, GroupLayout)
         pieces = classify(layout)
         if pieces is not None and aarch64:
             # AArch64 keeps an aggregate whole: in registers if they suffice, else on the
             # stack; LLVM decides from the piece types ([N x float], [2 x i64]).
-            params.append(Param("value", "pieces", None, layout.byte_size,
+            params.append(Param(Role.VALUE, Passing.PIECES, None, layout.byte_size,
                                 layout.byte_alignment, pieces, index))
             continue
         if pieces is not None:
@@ -184,15 +225,11 @@ def lower(key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...],
             if need_sse <= sses and need_gpr <= gprs:
                 sses -= need_sse
                 gprs -= need_gpr
-                params.append(Param("value", "pieces", None, layout.byte_size,
+                params.append(Param(Role.VALUE, Passing.PIECES, None, layout.byte_size,
                                     layout.byte_alignment, pieces, index))
                 continue
-        params.append(Param("value", "byref" if aarch64 else "byval", None, layout.byte_size,
-                            layout.byte_alignment, (), index))
+        params.append(Param(Role.VALUE, Passing.BYREF if aarch64 else Passing.BYVAL, None,
+                            layout.byte_size, layout.byte_alignment, (), index))
     return LoweredSignature(key, tuple(params), result, keeps_gil, allow_heap, first_variadic,
                             capture)
 
-
-def describe(layout: MemoryLayout) -> str:
-    """A short name for a layout in messages."""
-    return getattr(layout, "constant_name", None) or str(layout)

@@ -32,11 +32,6 @@ class Registration:
     signatures: dict[str, LoweredSignature]
     feature: str
 
-    @property
-    def signature(self) -> LoweredSignature:
-        """The lowered shape for the first target (the only one, usually)."""
-        return next(iter(self.signatures.values()))
-
 
 @dataclass(frozen=True)
 class DuringSetupAccess:

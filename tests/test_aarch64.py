@@ -28,9 +28,10 @@ from ffm_runtime import (
 from ffm_runtime._loader import load_object
 from ffm_runtime._native import resolve_import
 from hatch_ffm._aapcs64 import classify, hfa
-from hatch_ffm._codegen import build_module
 from hatch_ffm._compile import compile_object, verify_ir
-from hatch_ffm._lowering import lower
+from hatch_ffm._ir import build_stub_module
+from hatch_ffm._lowering import Passing, Returning, Role, lower
+from hatch_ffm._sysv import DOUBLE, FLOAT
 
 TRIPLE = "aarch64-unknown-linux-gnu"
 S3 = MemoryLayout.struct_layout(JAVA_BYTE, JAVA_BYTE, JAVA_BYTE)
@@ -55,31 +56,32 @@ SHAPES = [
 
 class TestLowering:
     def test_homogeneous_floating_point_aggregates(self) -> None:
-        assert hfa(HFA3) == ("float", 3)
-        assert hfa(HFA_D4) == ("double", 4)
+        assert hfa(HFA3) == (FLOAT, 3)
+        assert hfa(HFA_D4) == (DOUBLE, 4)
         assert hfa(MIXED) is None
         assert hfa(MemoryLayout.struct_layout(JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT,
                                               JAVA_FLOAT)) is None
-        assert [p.ir for p in classify(HFA3) or ()] == ["a3f32"]
+        assert [str(p.type) for p in classify(HFA3) or ()] == ["[3 x float]"]
 
     def test_small_and_large_composites(self) -> None:
-        assert [p.ir for p in classify(S3) or ()] == ["i24"]
-        assert [p.ir for p in classify(S12) or ()] == ["a2i64"]
+        assert [str(p.type) for p in classify(S3) or ()] == ["i24"]
+        assert [str(p.type) for p in classify(S12) or ()] == ["[2 x i64]"]
         assert classify(BIG) is None
 
     def test_passing_and_results(self) -> None:
         key = registration_key(FunctionDescriptor.of(BIG, BIG, S12))
         sig = lower(key, FunctionDescriptor.of(BIG, BIG, S12), (), "aarch64-linux")
-        assert sig.result.passing == "sret"
-        assert [p.passing for p in sig.params] == ["object", "byref", "pieces"]
+        assert sig.result.passing is Returning.SRET
+        assert sig.params[0].role is Role.ALLOCATOR
+        assert [p.passing for p in sig.params] == [Passing.OBJECT, Passing.BYREF, Passing.PIECES]
         x86 = lower(key, FunctionDescriptor.of(BIG, BIG, S12), (), "x86_64-linux")
-        assert [p.passing for p in x86.params] == ["object", "byval", "pieces"]
+        assert [p.passing for p in x86.params] == [Passing.OBJECT, Passing.BYVAL, Passing.PIECES]
 
 
 @pytest.fixture(scope="module")
 def aarch64_object() -> bytes:
     sigs = [lower(registration_key(d, o), d, o, "aarch64-linux") for d, o in SHAPES]
-    text = str(build_module(sigs, TRIPLE))
+    text = str(build_stub_module(sigs, TRIPLE))
     verify_ir(text)
     return compile_object(text, TRIPLE)
 

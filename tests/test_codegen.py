@@ -22,8 +22,9 @@ from ffm_runtime import (
     registration_key,
 )
 from ffm_runtime._elf import parse
-from hatch_ffm._codegen import build_module, stub_symbol
 from hatch_ffm._compile import compile_object, verify_ir
+from hatch_ffm._ir import build_accelerator_module, build_stub_module, stub_symbol
+from hatch_ffm._ir._imports import declared_type
 from hatch_ffm._lowering import LoweredSignature, lower
 
 TRIPLE = "x86_64-unknown-linux-gnu"
@@ -45,12 +46,12 @@ def function_body(ir_text: str, name: str) -> str:
 def test_every_value_layout_verifies(layout: object) -> None:
     sigs = [lowered(FunctionDescriptor.of(layout, layout)),  # type: ignore[arg-type]
             lowered(FunctionDescriptor.of_void(layout), Linker.Option.critical())]  # type: ignore[arg-type]
-    verify_ir(str(build_module(sigs, TRIPLE)))
+    verify_ir(str(build_stub_module(sigs, TRIPLE)))
 
 
 def test_module_has_bound_and_unbound_variants() -> None:
     sig = lowered(FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT))
-    text = str(build_module([sig], TRIPLE))
+    text = str(build_stub_module([sig], TRIPLE))
     base = stub_symbol("(i4i4)i4")
     assert f'define ptr @"{base}_b"(ptr' in text
     assert f'define ptr @"{base}_u"(ptr' in text
@@ -59,7 +60,7 @@ def test_module_has_bound_and_unbound_variants() -> None:
 def test_default_releases_the_gil_and_critical_keeps_it() -> None:
     default = lowered(FunctionDescriptor.of(JAVA_INT, JAVA_INT))
     critical = lowered(FunctionDescriptor.of(JAVA_INT, JAVA_INT), Linker.Option.critical())
-    text = str(build_module([default, critical], TRIPLE))
+    text = str(build_stub_module([default, critical], TRIPLE))
     default_body = function_body(text, stub_symbol(default.key) + "_b")
     critical_body = function_body(text, stub_symbol(critical.key) + "_b")
     assert "PyEval_SaveThread" in default_body and "PyEval_RestoreThread" in default_body
@@ -68,7 +69,7 @@ def test_default_releases_the_gil_and_critical_keeps_it() -> None:
 
 def test_small_integers_carry_extension_attributes() -> None:
     sig = lowered(FunctionDescriptor.of_void(JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_BOOLEAN))
-    body = function_body(str(build_module([sig], TRIPLE)), stub_symbol(sig.key) + "_b")
+    body = function_body(str(build_stub_module([sig], TRIPLE)), stub_symbol(sig.key) + "_b")
     assert re.search(r"call void %\S+\(i8 signext %\S+, i16 zeroext %\S+, i16 signext %\S+, "
                      r"i8 zeroext %\S+\)", body), body
 
@@ -76,7 +77,7 @@ def test_small_integers_carry_extension_attributes() -> None:
 def test_imports_stay_inside_the_abi_contract() -> None:
     sigs = [lowered(FunctionDescriptor.of(layout, *ALL)) for layout in ALL]
     sigs.append(lowered(FunctionDescriptor.of_void()))
-    obj = parse(compile_object(str(build_module(sigs, TRIPLE)), TRIPLE))
+    obj = parse(compile_object(str(build_stub_module(sigs, TRIPLE)), TRIPLE))
     undefined = {s.name for s in obj.symbols if s.is_undefined and s.name}
     assert undefined, "stubs import CPython functions"
     assert all(_abi.allowed_import(name) for name in undefined), undefined
@@ -99,7 +100,7 @@ def test_structs_up_to_the_by_value_limit_import_only_the_abi_contract(target: s
                            FunctionDescriptor.of_void(*[big] * 9)):  # past the registers
             sigs.append(lower(registration_key(descriptor), descriptor, (), target))
     triple = TARGET_TRIPLES[target]
-    obj = parse(compile_object(str(build_module(sigs, triple)), triple))
+    obj = parse(compile_object(str(build_stub_module(sigs, triple)), triple))
     undefined = {s.name for s in obj.symbols if s.is_undefined and s.name}
     assert {name for name in undefined if not _abi.allowed_import(name)} == set()
 
@@ -108,3 +109,30 @@ def test_stub_symbols_are_stable() -> None:
     assert stub_symbol("(i4i4)i4") == stub_symbol("(i4i4)i4")
     assert stub_symbol("(i4i4)i4") != stub_symbol("(i4i4)i4 critical")
     assert re.fullmatch(r"ffm_[0-9a-f]{20}", stub_symbol("()v"))
+
+
+def test_imports_are_declared_with_the_contracts_c_signatures() -> None:
+    """The contract (``ffm_runtime._abi``) writes each function's C signature next to its
+    name; the generated code declares exactly that type."""
+    sigs = [lowered(FunctionDescriptor.of(layout, *ALL)) for layout in ALL]
+    modules = [build_stub_module(sigs, TRIPLE), build_accelerator_module(TRIPLE)]
+    contract = {**_abi.PYTHON_FUNCTIONS, **_abi.LIBC_FUNCTIONS}
+    declared = {fn.name: fn.function_type for module in modules for fn in module.functions
+                if fn.is_declaration and not fn.name.startswith("llvm.")}
+    assert len(declared) > 20
+    for name, function_type in declared.items():
+        assert str(function_type) == str(declared_type(contract[name])), name
+    assert str(declared_type(contract["PyObject_CallFunction"])) == "ptr (ptr, ptr, ...)"
+    assert str(declared_type(contract["PyList_SetItem"])) == "i32 (ptr, i64, ptr)"
+    assert str(declared_type(contract["PyErr_Clear"])) == "void ()"
+
+
+@pytest.mark.parametrize("name", sorted({*_abi.PYTHON_FUNCTIONS, *_abi.LIBC_FUNCTIONS}))
+def test_every_contract_function_has_a_declarable_signature(name: str) -> None:
+    signature = {**_abi.PYTHON_FUNCTIONS, **_abi.LIBC_FUNCTIONS}[name]
+    assert str(declared_type(signature)).count("(") == 1
+
+
+def test_an_unknown_c_type_in_the_contract_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"C type 'Py_complex' of 'Py_complex \(double\)'"):
+        declared_type("Py_complex (double)")

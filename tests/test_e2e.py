@@ -264,7 +264,8 @@ raise SystemExit(1 if outside else 0)
 
 def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) -> None:
     """The three benchmark scripts of ``make demo`` run against the installed example (a few
-    calls each; cffi absent, so its rows are left out) and print every row."""
+    calls each; cffi absent, so its rows are left out) and print every row; so does the
+    instruction-count benchmark, where valgrind is installed."""
     python = make_venv(sys.executable, tmp_path / "venv")
     pip_install(python, "--no-index", "--find-links", str(wheels["dir"]), "example-project")
     expected = {"bench_calls.py": 8, "bench_abi.py": 14, "bench_memory.py": 11}
@@ -291,3 +292,14 @@ def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) ->
     block = readme.read_text()
     assert block.startswith("before\n<!-- benchmarks:begin -->\nCPython ") and "old" not in block
     assert "| hatch-ffm add, critical (GIL kept) |" in block and block.endswith("after\n")
+
+    if shutil.which("valgrind"):  # the instruction counts (two rows, few calls: it is slow)
+        result = subprocess.run([str(python), str(ROOT / "benchmarks" / "bench_instructions.py"),
+                                 "--number", "10", "--rows", "get-confined,div-prefix"],
+                                capture_output=True, text=True, cwd=tmp_path, check=False,
+                                env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "__main__"})
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "accelerated=True" in result.stdout, result.stdout
+        rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][1:]
+        assert len(rows) == 2, result.stdout
+        assert all(float(row.split(" | ")[1].rstrip(" |")) > 0 for row in rows), result.stdout

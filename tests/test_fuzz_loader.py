@@ -23,8 +23,8 @@ from ffm_runtime import (
     registration_key,
 )
 from ffm_runtime._registry import StubRegistry
-from hatch_ffm._codegen import build_module, stub_symbol
 from hatch_ffm._compile import compile_object
+from hatch_ffm._ir import build_stub_module, stub_symbol
 from hatch_ffm._lowering import lower
 
 DRIVER = Path(__file__).parent / "fuzz" / "mutate_objects.py"
@@ -38,7 +38,7 @@ def stub_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
               (FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_DOUBLE), (Linker.Option.critical(),))]
     sigs = [lower(registration_key(d, o), d, o) for d, o in shapes]
     path = tmp_path_factory.mktemp("fuzz") / "stubs.o"
-    path.write_bytes(compile_object(str(build_module(sigs, TRIPLE)), TRIPLE))
+    path.write_bytes(compile_object(str(build_stub_module(sigs, TRIPLE)), TRIPLE))
     return path
 
 

@@ -18,8 +18,8 @@ from ffm_runtime._loader import load_object
 from ffm_runtime._manifest import GENERATOR, Manifest, StubObject
 from ffm_runtime._native import resolve_import
 from ffm_runtime._registry import StubRegistry
-from hatch_ffm._codegen import build_module, stub_symbol
 from hatch_ffm._compile import compile_object
+from hatch_ffm._ir import build_stub_module, stub_symbol
 from hatch_ffm._lowering import lower
 
 TRIPLE = "x86_64-unknown-linux-gnu"
@@ -30,7 +30,7 @@ KEY = "(i4)i4"
 def stub_object() -> bytes:
     descriptor = FunctionDescriptor.of(JAVA_INT, JAVA_INT)
     sig = lower(registration_key(descriptor), descriptor, ())
-    return compile_object(str(build_module([sig], TRIPLE)), TRIPLE)
+    return compile_object(str(build_stub_module([sig], TRIPLE)), TRIPLE)
 
 
 def write_package(folder: Path, data: bytes, digest: str | None = None) -> Path:
@@ -276,8 +276,8 @@ print(ffm.accelerated(), sorted({o.method for o in registry._objects.values()}))
 
 
 def test_stubs_and_accelerators_run_from_a_file_backed_mapping(stub_site: Path) -> None:
-    """Under the memfd fallback the code pages come from a file and the writable data (the
-    memo of int values) stays on its own anonymous pages: calls work as usual."""
+    """Under the memfd fallback the code pages come from a file (writable data, if any, would
+    stay on its own anonymous pages): calls work as usual."""
     import os
 
     result = subprocess.run([sys.executable, "-c", MEMFD_CALLS, str(stub_site)],

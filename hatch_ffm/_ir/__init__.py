@@ -1,0 +1,40 @@
+"""IR generation (pure ``llvmlite.ir``): the native code hatch-ffm compiles, as LLVM modules.
+
+Two products, one entry point each: :func:`build_stub_module` (a wheel's downcall stubs,
+from lowered call shapes) and :func:`build_accelerator_module` (``ffm_runtime``'s
+accelerators).  ``hatch_ffm._compile`` turns either into an object file.
+
+Layers, each used by those after it:
+
+- ``_types``: IR types, and those of lowering's scalar kinds and register pieces;
+- ``_imports``: the declarations of the contract's imports (``ffm_runtime._abi``);
+- ``_idioms``: value/ok pairs, checked CPython calls, giving up;
+- ``_model``: the runtime's objects (fields, types, ints, the guard, segment checks);
+- ``_numbers``: Python numbers to C values and back;
+- ``_alloc``: segments cut natively (arena slabs, prefix and slicing allocators);
+- ``_helpers``: all of these for one module;
+- ``_stubs`` and ``_accelerators``: the two products.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from llvmlite import ir
+
+from .._lowering import LoweredSignature
+from ._accelerators import build_accelerators
+from ._stubs import build_stubs, stub_symbol
+
+__all__ = ["build_accelerator_module", "build_stub_module", "stub_symbol"]
+
+
+def build_stub_module(signatures: Iterable[LoweredSignature], triple: str) -> ir.Module:
+    """One LLVM module for ``triple`` holding both variants (bound, unbound) of the stub of
+    every signature, named after :func:`stub_symbol`."""
+    return build_stubs(signatures, triple)
+
+
+def build_accelerator_module(triple: str) -> ir.Module:
+    """The LLVM module for ``triple`` of every accelerator in ``_abi.ACCELERATORS``."""
+    return build_accelerators(triple)

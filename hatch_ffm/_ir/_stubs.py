@@ -1,0 +1,379 @@
+"""Downcall stubs: lowered call shapes to LLVM IR.
+
+Each stub is a ``METH_FASTCALL`` function ``PyObject *(PyObject *self, PyObject
+*const *args, Py_ssize_t nargs)``.  It checks the argument count, converts each argument
+with CPython Stable ABI calls (range-checking narrow integers and floats), releases the GIL
+unless the shape is critical, calls the target, and boxes the result.  On a bad argument it
+calls the runtime's ``arg_error`` cell, which raises a precise exception.
+
+The bound variant (``_b``) reads the target address from ``self`` (a Python int); the
+unbound variant (``_u``) takes it from a ``MemorySegment`` passed as the first argument.
+
+A stub works in phases, so that no Python code runs between reading a segment's address and
+the call: (1) numbers and booleans, whose conversion may call ``__index__``/``__float__``;
+(2) the struct result's memory, whose allocator may run Python code (and, through the
+garbage collector, finalizers); (3) segments, whose checks run no Python code; (4) the
+call; (5) the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from functools import cached_property
+from typing import NamedTuple
+
+from llvmlite import ir
+
+from ffm_runtime import _abi
+
+from .._lowering import Extension, Form, LoweredSignature, Passing, Piece, Returning, Role
+from ._helpers import Helpers
+from ._idioms import is_null
+from ._model import IntRead
+from ._types import (
+    I1,
+    I8,
+    I32,
+    I64,
+    NULL,
+    PTR,
+    VOID,
+    IndirectCallee,
+    RawAttributes,
+    i64,
+    piece_type,
+    scalar_type,
+    store_size,
+)
+
+__all__ = ["StubModule", "build_stubs", "stub_symbol"]
+
+_STUB_TYPE = ir.FunctionType(PTR, [PTR, PTR, I64])
+
+
+class _Argument(NamedTuple):
+    """One argument of the native call."""
+
+    value: ir.Value
+    type: ir.Type
+    #: parameter attributes (``signext``, ``byval(...)``)
+    attributes: tuple[str, ...] = ()
+
+
+class StubModule:
+    """An LLVM module of stubs, and the helpers they share."""
+
+    def __init__(self, triple: str) -> None:
+        self.helpers = Helpers.for_module("hatch_ffm_stubs", triple)
+        self.module = self.helpers.module
+
+    def add(self, sig: LoweredSignature, symbol: str) -> None:
+        """Both variants of the stub for ``sig``: ``symbol`` plus the bound and unbound
+        suffixes."""
+        _Stub(self, sig, symbol + _abi.STUB_BOUND_SUFFIX, bound=True).emit()
+        _Stub(self, sig, symbol + _abi.STUB_UNBOUND_SUFFIX, bound=False).emit()
+
+    @cached_property
+    def fail(self) -> ir.Function:
+        """``fail(key, mode, position, value)``: clear the error, let ``arg_error`` raise."""
+        fn, b = self.helpers.idioms.helper("fail", PTR, [PTR, PTR, I64, PTR], cold=True)
+        key, mode, position, value = fn.args
+        imports = self.helpers.imports
+        imports.call(b, "PyErr_Clear")
+        result = imports.call(b, "PyObject_CallFunction", imports.cell(b, _abi.CELL_ARG_ERROR),
+                              imports.cstring("ssnO"), key, mode, position, value)
+        imports.call(b, "Py_DecRef", result)  # (it always raises: NULL)
+        b.ret(NULL)
+        return fn
+
+    @cached_property
+    def fail_count(self) -> ir.Function:
+        """``fail_count(key, mode, nargs)``: let ``arg_error`` raise for the argument count."""
+        fn, b = self.helpers.idioms.helper("fail_count", PTR, [PTR, PTR, I64], cold=True)
+        key, mode, nargs = fn.args
+        imports = self.helpers.imports
+        result = imports.call(b, "PyObject_CallFunction", imports.cell(b, _abi.CELL_ARG_ERROR),
+                              imports.cstring("ssnn"), key, mode, i64(-1), nargs)
+        imports.call(b, "Py_DecRef", result)  # (it always raises: NULL)
+        b.ret(NULL)
+        return fn
+
+
+class _Stub:
+    """One variant of one stub, emitted phase by phase (see the module docstring)."""
+
+    def __init__(self, stubs: StubModule, sig: LoweredSignature, name: str,
+                 bound: bool) -> None:
+        self.stubs = stubs
+        self.helpers = stubs.helpers
+        self.imports = stubs.helpers.imports
+        self.sig = sig
+        self.bound = bound
+        self.fn = ir.Function(self.imports.module, _STUB_TYPE, name)
+        self.fn.attributes.add("nounwind")
+        self.self_arg, self.args, self.nargs = self.fn.args
+        self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        self.key = self.imports.cstring(sig.key)
+        self.mode = self.imports.cstring("b" if bound else "u")
+        #: Python argument position of ``sig.params[0]``
+        self.base = 0 if bound else 1
+        #: native arguments by index in ``sig.params``
+        self.values: dict[int, list[_Argument]] = {}
+        self.allocator: ir.Value | None = None
+        self.allocator_position = 0
+        self.result_segment: ir.Value | None = None
+        self.result_address: ir.Value | None = None
+        self.target: ir.Value | None = None
+        self.capture: ir.Value | None = None
+        self._verified: ir.Value | None = None
+
+    def emit(self) -> None:
+        self._check_count()
+        self._convert_numbers()
+        self._allocate_result()
+        self._check_segments()
+        self._box(self._call())
+
+    # -- phases -----------------------------------------------------------------------------
+    def _check_count(self) -> None:
+        b = self.b
+        expected = len(self.sig.params) + self.base
+        bad_count = self.fn.append_basic_block("bad_count")
+        start = self.fn.append_basic_block("start")
+        b.cbranch(b.icmp_signed("!=", self.nargs, i64(expected)), bad_count, start)
+        b.position_at_end(bad_count)
+        b.ret(b.call(self.stubs.fail_count, [self.key, self.mode, self.nargs]))
+        b.position_at_end(start)
+
+    def _convert_numbers(self) -> None:
+        """Phase 1: numbers and booleans (any Python code may run)."""
+        for index, param in enumerate(self.sig.params):
+            kind = param.scalar
+            if param.passing is not Passing.SCALAR or kind is None or kind.form is Form.ADDRESS:
+                continue
+            position = index + self.base
+            obj = self._arg(position)
+            value, ok = self.helpers.numbers.unbox(self.b, kind, obj)
+            self._fail_if(self.b.not_(ok), position, obj)
+            extension = () if kind.extension is Extension.NONE else (kind.extension.value,)
+            self.values[index] = [_Argument(value, scalar_type(kind), extension)]
+
+    def _allocate_result(self) -> None:
+        """Phase 2: the struct result's segment (any Python code may run)."""
+        for index, param in enumerate(self.sig.params):
+            if param.role is Role.ALLOCATOR:
+                self.allocator_position = index + self.base
+                self.allocator = self._arg(self.allocator_position)
+        result = self.sig.result
+        if result.passing not in (Returning.PIECES, Returning.SRET):
+            return
+        assert self.allocator is not None, "lowering adds an allocator for struct results"
+        b = self.b
+        segment = self.helpers.alloc.allocate(b, self.allocator, result.size, result.alignment)
+        with b.if_then(is_null(b, segment), likely=False):
+            b.ret(NULL)
+        self.result_segment = segment
+
+    def _check_segments(self) -> None:
+        """Phase 3: the target, segment arguments and the result's address (no Python code
+        runs from here to the call)."""
+        b = self.b
+        if self.bound:
+            # ``self`` is the int the runtime bound (a builtin's ``__self__`` cannot be set)
+            address, _ = self.helpers.model.read_int(b, self.self_arg, IntRead.UNSIGNED)
+            self.target = b.inttoptr(address, PTR)
+        else:
+            first = self._arg(0)
+            self.target = self._segment_address(first, 0, -1)
+            self._fail_if(is_null(b, self.target), 0, first)
+        for index, param in enumerate(self.sig.params):
+            position = index + self.base
+            if param.role is Role.ALLOCATOR or index in self.values:
+                continue
+            obj = self._arg(position)
+            if param.role is Role.CAPTURE:
+                self.capture = self._segment_address(obj, position, param.size, written=True)
+            elif param.passing is Passing.SCALAR:  # ADDRESS
+                self.values[index] = [_Argument(self._segment_address(obj, position, -1), PTR)]
+            elif param.passing is Passing.PIECES:
+                address = self._segment_address(obj, position, param.size)
+                self.values[index] = [_Argument(self._load_piece(address, piece),
+                                                piece_type(piece.type))
+                                      for piece in param.pieces]
+            elif param.passing is Passing.BYREF:
+                address = self._segment_address(obj, position, param.size)
+                # the callee owns the copy (AAPCS64: larger aggregates by reference)
+                copy = self._temporary(ir.ArrayType(I8, param.size))
+                self._copy(copy, address, param.size)
+                self.values[index] = [_Argument(copy, PTR)]
+            else:
+                address = self._segment_address(obj, position, param.size)
+                alignment = max(8, param.alignment)
+                self.values[index] = [_Argument(address, PTR, (
+                    f"byval([{param.size} x i8]) align {alignment}",))]
+        if self.result_segment is not None:
+            # (a result segment of a SegmentAllocator written in Python could be anything)
+            model = self.helpers.model
+            raw = model.load_field(b, self.result_segment, "segment._address")
+            self._fail_if(is_null(b, raw), self.allocator_position, self.allocator)
+            address, ok = model.read_int(b, raw, IntRead.UNSIGNED)
+            self._fail_if(b.not_(ok), self.allocator_position, self.allocator)
+            self.result_address = b.inttoptr(address, PTR)
+
+    def _call(self) -> ir.Instruction:
+        """Phase 4: the native call, without the GIL unless critical; ``errno`` right
+        after it."""
+        b = self.b
+        native, variadic_from = self._native_arguments()
+        c_type = ir.FunctionType(self._c_result(), [a.type for a in native[:variadic_from]],
+                                 var_arg=variadic_from is not None)
+        state = None if self.sig.keeps_gil else self.imports.call(b, "PyEval_SaveThread")
+        call = b.call(IndirectCallee(self.target, c_type), [a.value for a in native])
+        for position, argument in enumerate(native):
+            if argument.attributes:
+                call.arg_attributes[position] = RawAttributes(argument.attributes)
+        if self.capture is not None:
+            # errno right after the call: before the GIL (or anything else) can touch it
+            location = self.imports.call(b, "__errno_location")
+            b.store(b.load(location, typ=I32), self.capture, align=1)
+        if state is not None:
+            self.imports.call(b, "PyEval_RestoreThread", state)
+        return call
+
+    def _box(self, call: ir.Instruction) -> None:
+        """Phase 5: the result as a Python object."""
+        b, result = self.b, self.sig.result
+        if result.passing is Returning.PIECES:
+            assert self.result_address is not None and self.result_segment is not None
+            if len(result.pieces) == 1:
+                self._store_piece(self.result_address, result.pieces[0], call)
+            else:
+                for index, piece in enumerate(result.pieces):
+                    self._store_piece(self.result_address, piece, b.extract_value(call, index))
+            b.ret(self.result_segment)
+        elif result.passing is Returning.SRET:
+            assert self.result_segment is not None
+            b.ret(self.result_segment)
+        elif result.passing is Returning.VOID:
+            b.ret(self.helpers.idioms.new_none(b))
+        else:
+            kind = result.scalar
+            assert kind is not None
+            if kind.form is Form.ADDRESS:
+                factory = self.imports.cell(b, _abi.CELL_MAKE_SEGMENT)
+                b.ret(self.imports.call(b, "PyObject_CallFunction", factory,
+                                        self.imports.cstring("Kn"), b.ptrtoint(call, I64),
+                                        i64(result.target_size)))
+            else:
+                b.ret(self.helpers.numbers.box(b, kind, call))
+
+    # -- pieces of the phases ---------------------------------------------------------------
+    def _native_arguments(self) -> tuple[list[_Argument], int | None]:
+        """The native call's arguments, and the index of the first variadic one (``None``:
+        not variadic)."""
+        sig, result = self.sig, self.sig.result
+        native: list[_Argument] = []
+        if result.passing is Returning.SRET:
+            native.append(_Argument(self.result_address, PTR, (
+                f"sret([{result.size} x i8]) align {max(8, result.alignment)}",)))
+        variadic_from = None
+        for index, param in enumerate(sig.params):
+            if param.role is not Role.VALUE:
+                continue
+            if variadic_from is None and sig.first_variadic is not None \
+                    and param.layout_index >= sig.first_variadic:
+                variadic_from = len(native)
+            native.extend(self.values[index])
+        if sig.first_variadic is not None and variadic_from is None:
+            variadic_from = len(native)
+        return native, variadic_from
+
+    def _arg(self, position: int) -> ir.Value:
+        b = self.b
+        return b.load(b.gep(self.args, [i64(position)], source_etype=PTR), typ=PTR)
+
+    def _fail_if(self, condition: ir.Value, position: int, value: ir.Value) -> None:
+        """If ``condition``, drop the result segment (if made) and let ``arg_error`` report
+        argument ``position`` (``value``)."""
+        b = self.b
+        failing = self.fn.append_basic_block(f"fail{position}")
+        going_on = self.fn.append_basic_block(f"ok{position}")
+        b.cbranch(condition, failing, going_on)
+        b.position_at_end(failing)
+        if self.result_segment is not None:
+            self.imports.call(b, "Py_DecRef", self.result_segment)
+        b.ret(b.call(self.stubs.fail, [self.key, self.mode, i64(position), value]))
+        b.position_at_end(going_on)
+
+    def _segment_address(self, obj: ir.Value, position: int, min_size: int,
+                         written: bool = False) -> ir.Value:
+        address, ok = self.helpers.model.check_segment(
+            self.b, obj, min_size, self.sig.allow_heap, written, self._verified_guard())
+        self._fail_if(self.b.not_(ok), position, obj)
+        return address
+
+    def _verified_guard(self) -> ir.Value:
+        """The stack slot for the guard this call's segment checks verified (NULL at first)."""
+        if self._verified is None:
+            with self.b.goto_entry_block():
+                self._verified = self.b.alloca(PTR)
+                self.b.store(NULL, self._verified)
+        return self._verified
+
+    def _c_result(self) -> ir.Type:
+        result = self.sig.result
+        if result.passing is Returning.SCALAR:
+            assert result.scalar is not None
+            return scalar_type(result.scalar)
+        if result.passing is Returning.PIECES:
+            types = [piece_type(p.type) for p in result.pieces]
+            return types[0] if len(types) == 1 else ir.LiteralStructType(types)
+        return VOID
+
+    def _temporary(self, kind: ir.Type) -> ir.Value:
+        """A 16-byte-aligned stack slot for a ``kind`` (allocated in the entry block)."""
+        with self.b.goto_entry_block():
+            slot = self.b.alloca(kind)
+            slot.align = 16
+        return slot
+
+    def _copy(self, target: ir.Value, source: ir.Value, size: int) -> None:
+        self.imports.call(self.b, "llvm.memcpy.p0.p0.i64", target, source, i64(size),
+                          ir.Constant(I1, 0))
+
+    def _load_piece(self, address: ir.Value, piece: Piece) -> ir.Value:
+        """A piece's value, never reading past the piece's bytes (through a copy if needed)."""
+        b = self.b
+        where = b.gep(address, [i64(piece.offset)], source_etype=I8)
+        kind = piece_type(piece.type)
+        if store_size(kind) > piece.size:
+            slot = self._temporary(kind)
+            b.store(ir.Constant(kind, None), slot)
+            self._copy(slot, where, piece.size)
+            where = slot
+        return b.load(where, typ=kind, align=1)
+
+    def _store_piece(self, address: ir.Value, piece: Piece, value: ir.Value) -> None:
+        """Store a piece, never writing past the piece's bytes (through a copy if needed)."""
+        b = self.b
+        where = b.gep(address, [i64(piece.offset)], source_etype=I8)
+        if store_size(value.type) > piece.size:
+            slot = self._temporary(value.type)
+            b.store(value, slot)
+            self._copy(where, slot, piece.size)
+        else:
+            b.store(value, where, align=1)
+
+
+def stub_symbol(key: str) -> str:
+    """The base symbol of the stub for a registration key (stable across builds)."""
+    return "ffm_" + hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def build_stubs(signatures: Iterable[LoweredSignature], triple: str) -> ir.Module:
+    """One LLVM module holding both variants of every stub."""
+    stubs = StubModule(triple)
+    for sig in signatures:
+        stubs.add(sig, stub_symbol(sig.key))
+    return stubs.module
