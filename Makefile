@@ -47,7 +47,7 @@ typecheck: $(VENV)/.installed
 # here when their sources change.
 ACCEL := ffm_runtime/_objects/manifest.json
 $(ACCEL): $(VENV)/.installed $(wildcard hatch_ffm/_ir/*.py) hatch_ffm/_lowering.py \
-		hatch_ffm/_sysv.py hatch_ffm/_build.py hatch_ffm/_compile.py ffm_runtime/_abi.py
+		hatch_ffm/_sysv.py hatch_ffm/_build.py hatch_ffm/_compile.py ffm_runtime/_contract.py
 	$(VENV)/bin/python -m hatch_ffm._build ffm_runtime/_objects
 
 pytest: $(VENV)/.installed $(ACCEL)

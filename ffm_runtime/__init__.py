@@ -7,9 +7,8 @@ Java names to these.
 
 from __future__ import annotations
 
-from . import _handles  # noqa: F401  (publishes the offsets and cells native code reads)
+from . import _bootstrap
 from ._accel import accelerated
-from ._accel import install as _install_accelerators
 from ._access import NativeAccessWarning
 from ._arena import Arena, SegmentAllocator
 from ._descriptor import FunctionDescriptor, registration_key
@@ -63,7 +62,7 @@ from ._lookup import SymbolLookup, load_library
 from ._memory import MemorySegment, Scope
 from ._version import __version__
 
-_install_accelerators()
+_bootstrap.bootstrap()  # the cells and offsets native code reads; the accelerators
 
 __all__ = [
     "ADDRESS",

@@ -1,6 +1,6 @@
 """Native accelerators for the hottest methods: ``Arena.allocate``, ``MemorySegment.get``,
 ``MemorySegment.set`` and the confined arena's life cycle, ``Arena.of_confined``,
-``__enter__`` and ``close``/``__exit__`` (see ``_abi.ACCELERATORS``).
+``__enter__`` and ``close``/``__exit__`` (see ``_contract.ACCELERATORS``).
 
 hatch-ffm's own wheel carries them, compiled by llvmlite when that wheel is built, one
 object per target under ``_objects/``, listed with their SHA-256 in
@@ -22,30 +22,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from . import _abi, _elf, _native, _platform
-from ._arena import Arena, _pool
+from . import _bootstrap, _contract
+from ._arena import Arena
 from ._errors import StubLoadError
-from ._layouts import ValueLayout
 from ._loader import load_object
 from ._memory import MemorySegment
+from ._targets import TARGETS, host_target
 
-__all__ = ["OBJECTS_DIR", "accelerated", "install"]
+__all__ = ["OBJECTS_DIR", "accelerated", "fallback", "install"]
 
 OBJECTS_DIR: Final = Path(__file__).with_name("_objects")
 MANIFEST: Final = "manifest.json"
-_MACHINES: Final = {"x86_64-linux": _elf.EM_X86_64, "aarch64-linux": _elf.EM_AARCH64}
 _CLASSES: Final[dict[str, type]] = {"Arena": Arena, "MemorySegment": MemorySegment}
 
-#: the Python implementations, in ``_abi.ACCELERATORS`` order, once installed, called
+#: the Python implementations, in ``_contract.ACCELERATORS`` order, once installed, called
 #: with ``self`` first (``None`` for static methods)
 _python_methods: list[Callable[..., Any]] = []
 #: what the class held before: functions, and ``staticmethod`` objects
 _originals: list[Any] = []
 
 
-def _fallback(index: int, self: object, values: tuple[Any, ...], kwnames: tuple[str, ...] | None,
+def fallback(index: int, self: object, values: tuple[Any, ...], kwnames: tuple[str, ...] | None,
               methods: list[Callable[..., Any]] = _python_methods) -> Any:
-    """The slow path of accelerator ``index``: its Python method, with the same arguments.
+    """The slow path of accelerator ``index`` (the contract's ``CELL_ACCEL_FALLBACK``): its
+    Python method, with the same arguments.
     (``methods`` is bound here: a finalizer can call an accelerator at exit, after this
     module's globals were cleared.)"""
     method = methods[index]
@@ -77,7 +77,7 @@ def install() -> bool:
     """Install the accelerators for this machine, if there are any (see the module doc)."""
     if _python_methods or os.environ.get("FFM_PURE_PYTHON"):
         return bool(_python_methods)
-    target = _platform.host_target()
+    target = host_target()
     try:
         manifest = json.loads((OBJECTS_DIR / MANIFEST).read_text())
         entry = manifest["objects"][target]
@@ -91,23 +91,24 @@ def install() -> bool:
                       "not using it: reinstall hatch-ffm", RuntimeWarning, stacklevel=2)
         return False
     try:
-        loaded = load_object(data, _native.resolve_import, str(path), _MACHINES[target])
-        symbols = [loaded.symbols[_abi.accelerator_symbol(c, m)] for c, m in _abi.ACCELERATORS]
+        loaded = load_object(data, _bootstrap.resolve_import, str(path),
+                             TARGETS[target].elf_machine)
+        symbols = [loaded.symbols[_contract.accelerator_symbol(c, m)] for c, m in _contract.ACCELERATORS]
     except (StubLoadError, KeyError) as exc:
         warnings.warn(f"ffm_runtime: cannot use {path}: {exc}", RuntimeWarning, stacklevel=2)
         return False
-    flags = _abi.METH_FASTCALL | _abi.METH_KEYWORDS
+    flags = _contract.METH_FASTCALL | _contract.METH_KEYWORDS
     replacements = []
-    for (class_name, name), address in zip(_abi.ACCELERATORS, symbols, strict=True):
+    for (class_name, name), address in zip(_contract.ACCELERATORS, symbols, strict=True):
         cls = _CLASSES[class_name]
         original = cls.__dict__[name]
-        static = (class_name, name) in _abi.STATIC_ACCELERATORS
+        static = (class_name, name) in _contract.STATIC_ACCELERATORS
         python = original.__func__ if static else original
         doc = _text_signature(name, python, static) + (python.__doc__ or "")
         if static:
-            method: Any = staticmethod(_native.new_builtin(address, None, name, doc, flags))
+            method: Any = staticmethod(_bootstrap.new_builtin(address, None, name, doc, flags))
         else:
-            method = _native.new_method(cls, address, name, doc)
+            method = _bootstrap.new_method(cls, address, name, doc)
         aliases = [key for key, value in vars(cls).items() if value is original]  # __exit__
         replacements.append((cls, aliases, original, _static(python) if static else python,
                              method))
@@ -118,8 +119,3 @@ def install() -> bool:
             setattr(cls, alias, method)
     return True
 
-
-_native.set_cell(_abi.CELL_VALUE_LAYOUT_TYPE, ValueLayout)
-_native.set_cell(_abi.CELL_ACCEL_FALLBACK, _fallback)
-_native.set_cell(_abi.CELL_SLAB_POOL, _pool)
-_native.set_cell(_abi.CELL_CONFINED_KIND, "confined")

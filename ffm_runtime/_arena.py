@@ -7,7 +7,7 @@ arena.allocate(64)`` cycle makes no system allocator call once warm.  Large or
 strongly aligned allocations get their own block.  Memory handed out is always
 zeroed: pooled slabs keep their old bytes, and each allocation zeroes exactly its
 own bytes when it is carved (here, or in native code: downcall stubs and the
-runtime's accelerators carve from the same slab, see ``_abi.OFFSETS``).
+runtime's accelerators carve from the same slab, see ``_contract.OFFSETS``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Final, NoReturn
 
-from . import _abi
+from . import _contract
 from ._errors import (
     OutOfBoundsError,
     ScopeClosedError,
@@ -44,10 +44,10 @@ from ._memory import (
 
 __all__ = ["Arena", "SegmentAllocator"]
 
-_SLAB_SIZE: Final = _abi.ARENA_SLAB_SIZE
-_SLAB_ALIGN: Final = _abi.ARENA_SLAB_ALIGN  # slabs start here; larger alignments get blocks
-_SMALL: Final = _abi.ARENA_SMALL            # larger allocations get their own block
-_POOL_MAX: Final = _abi.ARENA_POOL_MAX    # slabs kept for reuse, process-wide
+_SLAB_SIZE: Final = _contract.ARENA_SLAB_SIZE
+_SLAB_ALIGN: Final = _contract.ARENA_SLAB_ALIGN  # slabs start here; larger alignments get blocks
+_SMALL: Final = _contract.ARENA_SMALL            # larger allocations get their own block
+_POOL_MAX: Final = _contract.ARENA_POOL_MAX    # slabs kept for reuse, process-wide
 _MAX_ALLOCATION: Final = 1 << 62  # beyond this no allocation can succeed (and size_t wraps)
 _get_ident = threading.get_ident
 _new = object.__new__

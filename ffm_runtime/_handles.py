@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import math
 import operator
-import sys
 from typing import Any, NoReturn, cast
 
-from . import _abi, _native
-from ._arena import Arena, SegmentAllocator, _PrefixAllocator, _SlicingAllocator
+from . import _bootstrap
+from ._arena import Arena, SegmentAllocator
 from ._descriptor import FunctionDescriptor, Option
 from ._errors import MissingForeignRegistrationError, OutOfBoundsError, ReadOnlyError
 from ._layouts import ADDRESS, GroupLayout, MemoryLayout, ValueLayout
 from ._locks import ForkSafeLock
-from ._memory import MemorySegment, _ConfinedSegment, _HeapSegment
+from ._memory import MemorySegment
 from ._registry import registry
 
-__all__ = ["arg_error", "make_handle", "missing_registration"]
+__all__ = ["allocate_result", "arg_error", "make_handle", "missing_registration", "result_segment"]
 
 _lock = ForkSafeLock()
 #: registration key -> (descriptor with names stripped, options), for error messages
@@ -144,7 +143,7 @@ def arg_error(key: str, mode: str, position: int, value: Any) -> NoReturn:
     _raise_for(layout, value, f"{where}, argument {position}")
 
 
-def _allocate_result(allocator: Any, size: int, alignment: int) -> MemorySegment:
+def allocate_result(allocator: Any, size: int, alignment: int) -> MemorySegment:
     """Memory for a struct result (called by stubs): ``allocator.allocate(size, alignment)``."""
     # Native twin: the stubs' allocate (hatch_ffm/_ir/_alloc.py), which calls this for the rest.
     if type(allocator) is Arena:  # its segments need no checking
@@ -189,42 +188,9 @@ def make_handle(key: str, descriptor: FunctionDescriptor, options: tuple[object,
         _descriptors.setdefault(key, (descriptor.stripped(), tuple(options)))  # type: ignore[arg-type]
     doc = f"Downcall handle {key}" + ("" if address is not None else
                                       "; the first argument is the target address segment")
-    return _native.new_builtin(stub, address, "downcall", doc)
+    return _bootstrap.new_builtin(stub, address, "downcall", doc)
 
 
-_native.set_cell(_abi.CELL_SEGMENT_TYPE, MemorySegment)
-_native.set_cell(_abi.CELL_CONFINED_TYPE, _ConfinedSegment)
-_native.set_cell(_abi.CELL_HEAP_TYPE, _HeapSegment)
-_native.set_cell(_abi.CELL_ALLOCATE, _allocate_result)
-_native.set_cell(_abi.CELL_ARENA_TYPE, Arena)
-_native.set_cell(_abi.CELL_ALLOCATE_NAME, sys.intern("allocate"))
-def _result_segment(address: int, size: int) -> MemorySegment:
+def result_segment(address: int, size: int) -> MemorySegment:
     """The segment an ``ADDRESS`` result denotes (called by stubs)."""
     return MemorySegment.NULL if address == 0 else MemorySegment._make(address, size)
-
-
-_native.set_cell(_abi.CELL_MAKE_SEGMENT, _result_segment)
-_native.set_cell(_abi.CELL_ARG_ERROR, arg_error)
-_native.set_cell(_abi.CELL_PREFIX_TYPE, _PrefixAllocator)
-_native.set_cell(_abi.CELL_SLICING_TYPE, _SlicingAllocator)
-
-
-def _publish_offsets() -> None:
-    """Find and publish the field offsets stubs read (see :data:`._abi.OFFSETS`)."""
-    arena = object.__new__(Arena)
-    probes = {"segment": object.__new__(MemorySegment), "arena": arena,
-              "layout": object.__new__(ValueLayout),
-              "prefix": object.__new__(_PrefixAllocator),
-              "slicing": object.__new__(_SlicingAllocator)}
-    try:
-        _native.set_offset("ob_type", _native.type_offset())
-        for name in _abi.OFFSETS:
-            if "." not in name:
-                continue
-            kind, field = name.split(".")
-            _native.set_offset(name, _native.slot_offset(probes[kind], field))
-    finally:
-        arena._confinement = None  # what __del__ reads
-
-
-_publish_offsets()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from typing import Any, ClassVar, Final, Literal, TypeAlias
 
-from . import _abi
+from . import _contract
 from ._codecs import codec_for
 
 __all__ = [
@@ -63,7 +63,7 @@ _CARRIERS: Final[dict[str, tuple[int, str]]] = {
 }
 
 
-_MAX_VALUE_ALIGNMENT: Final = _abi.SEGMENT_ALIGN_BITS + 1
+_MAX_VALUE_ALIGNMENT: Final = _contract.SEGMENT_ALIGN_BITS + 1
 
 
 def _check_alignment(value: object) -> int:
@@ -268,7 +268,7 @@ class ValueLayout(MemoryLayout):
         _check_value_alignment(self)
         object.__setattr__(self, "_codec", codec_for(self._carrier, self._order))
         object.__setattr__(self, "_mask", self._byte_alignment - 1)
-        object.__setattr__(self, "_kind", _abi.VALUE_KINDS.get(self._carrier, 0)
+        object.__setattr__(self, "_kind", _contract.VALUE_KINDS.get(self._carrier, 0)
                            if self._order == "little" else 0)
 
     @property

@@ -19,7 +19,7 @@ from ._layouts import (
     MemoryLayout,
 )
 from ._memory import MemorySegment
-from ._platform import check_supported
+from ._targets import check_supported
 
 __all__ = ["Linker"]
 

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from . import _native
+from . import _bootstrap
 from ._access import caller_module, caller_unit, ensure_native_access
 from ._errors import LibraryLoadError, UnsupportedOperationError
 from ._locks import ForkSafeLock
@@ -108,10 +108,10 @@ class SymbolLookup:
             with _lock:
                 libraries = list(_loaded.get(unit, ()))
             for library in libraries:
-                address = _native.dlsym(name, library._handle)
+                address = _bootstrap.dlsym(name, library._handle)
                 if address:
                     return address
-            return _native.dlsym(name)
+            return _bootstrap.dlsym(name)
 
         return SymbolLookup(find)
 

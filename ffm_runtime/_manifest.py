@@ -4,8 +4,8 @@ Written by the build hook, read by the runtime; both use this module, so the
 format is defined once.  Example::
 
     {
-      "format": 1,
-      "generator": "hatch-ffm 0.1.0",
+      "format": 2,
+      "generator": "hatch-ffm 0.2.0",
       "package": "example_project",
       "packages": ["example_project"],
       "objects": [
@@ -21,11 +21,11 @@ handle) and ``S_u`` (unbound handle).  ``package`` is the package the manifest i
 in (``<package>/_ffm/``), the only unit its ``enable_native_access`` can enable (a
 wheel that enables several of its top-level packages has a manifest in each, the
 others without objects or stubs); ``packages`` lists the wheel's top-level packages
-(absent in manifests of hatch-ffm 0.1.0 and earlier: then ``[package]``).
+(``[package]`` when absent).
 
 **Versions.**  ``format`` is the whole contract between a wheel and the runtime:
 the manifest's fields and meaning, and what the stubs import from the runtime
-(``_abi``).  A change that a runtime of the same format could not read, or stubs
+(``_contract``).  A change that a runtime of the same format could not read, or stubs
 that need something it lacks, makes a new format; fields an older runtime can
 ignore (``packages`` was one) do not.  A runtime reads the formats from
 :data:`MIN_FORMAT_VERSION` to :data:`FORMAT_VERSION`.  ``generator`` must be
@@ -55,9 +55,9 @@ from ._version import __version__
 __all__ = ["FORMAT_VERSION", "GENERATOR", "MANIFEST_DIR", "MANIFEST_NAME", "MAX_MANIFEST_BYTES",
            "MIN_FORMAT_VERSION", "Manifest", "StubObject", "read_manifest"]
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 #: the oldest format this runtime reads
-MIN_FORMAT_VERSION: Final = 1
+MIN_FORMAT_VERSION: Final = 2
 MANIFEST_DIR: Final = "_ffm"
 MANIFEST_NAME: Final = "manifest.json"
 #: what this hatch-ffm writes as ``generator``
@@ -146,9 +146,11 @@ class Manifest:
         if version > FORMAT_VERSION:
             raise StubLoadError(_too_new(path, version, generator, data.get("package")), path)
         if version < MIN_FORMAT_VERSION:
-            raise fail(f"format {version} is older than any this runtime reads "
-                       f"({MIN_FORMAT_VERSION} to {FORMAT_VERSION}); rebuild the wheel with "
-                       f"hatch-ffm>={__version__}")
+            reads = (f"format {FORMAT_VERSION}" if MIN_FORMAT_VERSION == FORMAT_VERSION
+                     else f"formats {MIN_FORMAT_VERSION} to {FORMAT_VERSION}")
+            raise fail(f"format {version} is older than this runtime reads ({reads}): its "
+                       f"stubs expect a contract this runtime no longer offers; rebuild the "
+                       f"wheel with hatch-ffm>={__version__}")
         if not isinstance(generator, str) or not _GENERATOR.fullmatch(generator):
             raise fail(f"'generator' must be \"hatch-ffm <version>\", not {generator!r}")
         package = data.get("package")

@@ -9,7 +9,7 @@ is reached through memoryviews cut from one view spanning the address space
 reachable without passing the checks first.
 
 Downcall stubs and the accelerators read a segment's fields (``_address``, ``_size``,
-``_guard``, ...) at the offsets the runtime finds at import (see ``_abi.OFFSETS``).
+``_guard``, ...) at the offsets the runtime finds at import (see ``_contract.OFFSETS``).
 Segments usable from any thread at any time are exactly of type
 ``MemorySegment``; segments of a confined arena are of a private subclass whose
 ``_guard`` (shared with the arena) is a one-element list holding the owner
@@ -34,7 +34,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar, Final, NoReturn
 
-from . import _abi, _codecs, _layouts
+from . import _codecs, _contract, _layouts
 from ._errors import (
     MisalignedAccessError,
     OutOfBoundsError,
@@ -49,9 +49,9 @@ _MAX_ADDRESS: Final = (1 << 64) - 1
 #: Addresses at and above this are never user memory (and beyond Py_ssize_t).
 _MAX_ACCESS: Final = 1 << 63
 #: ``_align`` keeps the low bits of the address: enough for any value layout's alignment.
-ALIGN_BITS: Final = _abi.SEGMENT_ALIGN_BITS
-#: ...and this bit when the segment is read-only (for native code; see ``_abi``).
-READ_ONLY_BIT: Final = _abi.SEGMENT_READ_ONLY_BIT
+ALIGN_BITS: Final = _contract.SEGMENT_ALIGN_BITS
+#: ...and this bit when the segment is read-only (for native code; see ``_contract``).
+READ_ONLY_BIT: Final = _contract.SEGMENT_READ_ONLY_BIT
 _STRING_CHUNK: Final = 256
 _get_ident = threading.get_ident
 

@@ -35,16 +35,16 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from . import _abi, _elf, _native
+from . import _bootstrap, _contract
 from ._errors import StubLoadError, StubLoadWarning
 from ._loader import LoadedObject, load_object
 from ._locks import ForkSafeLock
 from ._manifest import MANIFEST_DIR, MANIFEST_NAME, Manifest, read_manifest
+from ._targets import TARGETS
 
 __all__ = ["StubRegistry", "Unreadable", "registry"]
 
 #: ELF machine of each target's objects
-_MACHINES = {"x86_64-linux": _elf.EM_X86_64, "aarch64-linux": _elf.EM_AARCH64}
 
 
 @dataclass(frozen=True)
@@ -281,10 +281,11 @@ class StubRegistry:
             with self._lock:
                 loaded = self._objects.get(path)
                 if loaded is None:
-                    loaded = self._load(path, stub.sha256, _MACHINES.get(target, 0))
+                    loaded = self._load(path, stub.sha256, TARGETS[target].elf_machine
+                                        if target in TARGETS else 0)
                     self._objects[path] = loaded  # only now: a child forked earlier loads again
         symbol = source.manifest.stubs[key] + (
-            _abi.STUB_BOUND_SUFFIX if bound else _abi.STUB_UNBOUND_SUFFIX)
+            _contract.STUB_BOUND_SUFFIX if bound else _contract.STUB_UNBOUND_SUFFIX)
         address = loaded.symbols.get(symbol)
         if address is None:
             raise StubLoadError(f"stub object {path} lacks the symbol {symbol} its manifest lists",
@@ -292,7 +293,7 @@ class StubRegistry:
         return address
 
     @staticmethod
-    def _load(path: str, digest: str, machine: int = _elf.EM_X86_64) -> LoadedObject:
+    def _load(path: str, digest: str, machine: int) -> LoadedObject:
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
@@ -304,7 +305,7 @@ class StubRegistry:
                 f"stub object {path} does not match its manifest (sha256 {actual}, expected "
                 f"{digest}); the file was modified after the wheel was built: reinstall the package",
                 path)
-        return load_object(data, _native.resolve_import, path, machine)
+        return load_object(data, _bootstrap.resolve_import, path, machine)
 
 
 registry = StubRegistry()

@@ -105,7 +105,7 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
         package, package_dir = self._package()
 
         from ffm_runtime._access import enabled_while
-        from ffm_runtime._platform import host_target
+        from ffm_runtime._targets import host_target
 
         from ._build import build_stubs, resolve_targets
         from ._features import run_features

@@ -188,7 +188,7 @@ class TestStructs:
     def test_struct_results_cut_from_allocator_segments(self, features: Any, kind: str) -> None:
         """Prefix and slicing allocators are served by the stub itself when it can; whatever
         it serves or refuses must be what the runtime's checking path gives."""
-        from ffm_runtime._handles import _allocate_result
+        from ffm_runtime._handles import allocate_result
 
         div = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("div"),
                                      features.LIBC["div"][0])
@@ -217,12 +217,12 @@ class TestStructs:
                 for calls in range(1, 4):  # a slicing allocator moves on, then runs out
                     native, python = make(parent), make(parent)
                     for _ in range(calls):
-                        expected = outcome(_allocate_result, python, 8, 4)
+                        expected = outcome(allocate_result, python, 8, 4)
                         got = outcome(div, native, 17, 5)
                         assert got == expected, (name, got, expected)
                         if got[0] is type(parents["confined"]) or got[0] is MemorySegment:
                             result = div(native, 9, 4)
-                            _allocate_result(python, 8, 4)  # keep the two in step
+                            allocate_result(python, 8, 4)  # keep the two in step
                             assert (result.get(JAVA_INT, 0), result.get(JAVA_INT, 4)) == (2, 1)
                             assert result.to_bytes() == struct.pack("=ii", 2, 1)
 

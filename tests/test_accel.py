@@ -38,7 +38,7 @@ from ffm_runtime import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-INDEX = {method: i for i, (_, method) in enumerate(ffm_runtime._abi.ACCELERATORS)}
+INDEX = {method: i for i, (_, method) in enumerate(ffm_runtime._contract.ACCELERATORS)}
 
 
 class Index(int):
@@ -212,7 +212,7 @@ def test_pure_python_when_asked() -> None:
 def test_modified_object_is_not_used(tmp_path: Path) -> None:
     copy = tmp_path / "ffm_runtime"
     shutil.copytree(ROOT / "ffm_runtime", copy, ignore=shutil.ignore_patterns("__pycache__"))
-    target = ffm_runtime._platform.host_target()
+    target = ffm_runtime._targets.host_target()
     obj = copy / "_objects" / f"accel-{target}.o"
     data = bytearray(obj.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -280,7 +280,7 @@ def test_confined_life_cycle_matches_python(pooled: bool) -> None:
             with pytest.raises(ffm_runtime.ScopeClosedError, match="Already closed"):
                 close(arena)
     finally:
-        pool[:] = (saved + pool)[:ffm_runtime._abi.ARENA_POOL_MAX]
+        pool[:] = (saved + pool)[:ffm_runtime._contract.ARENA_POOL_MAX]
 
 
 def test_allocations_with_and_without_padding_match_python() -> None:

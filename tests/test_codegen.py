@@ -18,7 +18,7 @@ from ffm_runtime import (
     JAVA_SHORT,
     FunctionDescriptor,
     Linker,
-    _abi,
+    _contract,
     registration_key,
 )
 from ffm_runtime._elf import parse
@@ -80,7 +80,7 @@ def test_imports_stay_inside_the_abi_contract() -> None:
     obj = parse(compile_object(str(build_stub_module(sigs, TRIPLE)), TRIPLE))
     undefined = {s.name for s in obj.symbols if s.is_undefined and s.name}
     assert undefined, "stubs import CPython functions"
-    assert all(_abi.allowed_import(name) for name in undefined), undefined
+    assert all(_contract.allowed_import(name) for name in undefined), undefined
     defined = {s.name for s in obj.symbols if not s.is_undefined and s.binding == 1}
     assert {stub_symbol(s.key) + suffix for s in sigs for suffix in ("_b", "_u")} <= defined
 
@@ -102,7 +102,7 @@ def test_structs_up_to_the_by_value_limit_import_only_the_abi_contract(target: s
     triple = TARGET_TRIPLES[target]
     obj = parse(compile_object(str(build_stub_module(sigs, triple)), triple))
     undefined = {s.name for s in obj.symbols if s.is_undefined and s.name}
-    assert {name for name in undefined if not _abi.allowed_import(name)} == set()
+    assert {name for name in undefined if not _contract.allowed_import(name)} == set()
 
 
 def test_stub_symbols_are_stable() -> None:
@@ -112,11 +112,11 @@ def test_stub_symbols_are_stable() -> None:
 
 
 def test_imports_are_declared_with_the_contracts_c_signatures() -> None:
-    """The contract (``ffm_runtime._abi``) writes each function's C signature next to its
+    """The contract (``ffm_runtime._contract``) writes each function's C signature next to its
     name; the generated code declares exactly that type."""
     sigs = [lowered(FunctionDescriptor.of(layout, *ALL)) for layout in ALL]
     modules = [build_stub_module(sigs, TRIPLE), build_accelerator_module(TRIPLE)]
-    contract = {**_abi.PYTHON_FUNCTIONS, **_abi.LIBC_FUNCTIONS}
+    contract = {**_contract.PYTHON_FUNCTIONS, **_contract.LIBC_FUNCTIONS}
     declared = {fn.name: fn.function_type for module in modules for fn in module.functions
                 if fn.is_declaration and not fn.name.startswith("llvm.")}
     assert len(declared) > 20
@@ -127,9 +127,9 @@ def test_imports_are_declared_with_the_contracts_c_signatures() -> None:
     assert str(declared_type(contract["PyErr_Clear"])) == "void ()"
 
 
-@pytest.mark.parametrize("name", sorted({*_abi.PYTHON_FUNCTIONS, *_abi.LIBC_FUNCTIONS}))
+@pytest.mark.parametrize("name", sorted({*_contract.PYTHON_FUNCTIONS, *_contract.LIBC_FUNCTIONS}))
 def test_every_contract_function_has_a_declarable_signature(name: str) -> None:
-    signature = {**_abi.PYTHON_FUNCTIONS, **_abi.LIBC_FUNCTIONS}[name]
+    signature = {**_contract.PYTHON_FUNCTIONS, **_contract.LIBC_FUNCTIONS}[name]
     assert str(declared_type(signature)).count("(") == 1
 
 

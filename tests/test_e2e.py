@@ -61,7 +61,7 @@ class TestWheel:
             stub = archive.read(f"example_project/_ffm/stubs-{HOST}.o")
         assert "Root-Is-Purelib: false" in wheel_meta
         assert f"Tag: {TAG.split('.')[0]}" in wheel_meta
-        assert manifest["format"] == 1 and manifest["package"] == "example_project"
+        assert manifest["format"] == 2 and manifest["package"] == "example_project"
         assert manifest["generator"].startswith("hatch-ffm ")
         (obj,) = manifest["objects"]
         assert obj["sha256"] == hashlib.sha256(stub).hexdigest()

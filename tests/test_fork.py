@@ -21,7 +21,7 @@ from conftest import ROOT, SUPPORTED_PYTHONS, require_python
 LOCKS = [
     "ffm_runtime._registry:registry._lock",
     "ffm_runtime._handles:_lock",
-    "ffm_runtime._native:_lock",
+    "ffm_runtime._bootstrap:_lock",
     "ffm_runtime._lookup:_lock",
     "ffm_runtime._access:_lock",
     "ffm_runtime._execmem:_libc_lock",

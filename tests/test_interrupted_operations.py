@@ -26,7 +26,7 @@ from test_operation_ordering import OPERATIONS, fresh_arena, operations
 import ffm_runtime
 from ffm_runtime import Arena, MemorySegment
 
-SMALL = ffm_runtime._abi.ARENA_SMALL
+SMALL = ffm_runtime._contract.ARENA_SMALL
 
 
 class Interrupt(KeyboardInterrupt):

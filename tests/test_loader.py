@@ -14,9 +14,9 @@ import pytest
 from llvmlite import ir
 
 from ffm_runtime import JAVA_INT, FunctionDescriptor, StubLoadError, _elf, registration_key
+from ffm_runtime._bootstrap import resolve_import
 from ffm_runtime._loader import load_object
 from ffm_runtime._manifest import GENERATOR, Manifest, StubObject
-from ffm_runtime._native import resolve_import
 from ffm_runtime._registry import StubRegistry
 from hatch_ffm._compile import compile_object
 from hatch_ffm._ir import build_stub_module, stub_symbol
@@ -66,7 +66,7 @@ def test_no_mapping_is_writable_and_executable(tmp_path: Path, stub_object: byte
     script = f"""
 import re
 from ffm_runtime._loader import load_object
-from ffm_runtime._native import resolve_import
+from ffm_runtime._bootstrap import resolve_import
 loaded = load_object(open({str(path)!r}, "rb").read(), resolve_import, "stub.o")
 assert loaded.symbols
 bad = [line for line in open("/proc/self/maps") if re.search(r" [r-]wx", line)]
@@ -182,9 +182,9 @@ def test_malformed_objects_are_refused(stub_object: bytes, mutate: object, messa
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ('{"format": 1, "package": "pkg", "generator": "hatch-ffm 0.1.0", "objects": [], '
+    ('{"format": 2, "package": "pkg", "generator": "hatch-ffm 0.2.0", "objects": [], '
      '"stubs": {"k": "evil"}}', "malformed stub symbol"),
-    ('{"format": 1, "package": "pkg", "generator": "hatch-ffm 0.1.0", "objects": [{"target": '
+    ('{"format": 2, "package": "pkg", "generator": "hatch-ffm 0.2.0", "objects": [{"target": '
      '"x86_64-linux", "triple": "t", "file": "../../etc/passwd", "sha256": "00"}], "stubs": {}}',
      "malformed object entry"),
 ], ids=["symbol", "path"])
@@ -202,7 +202,7 @@ def test_falls_back_to_a_file_backed_mapping(tmp_path: Path, stub_object: bytes)
 import errno, re
 from ffm_runtime import _execmem
 from ffm_runtime._loader import load_object
-from ffm_runtime._native import resolve_import
+from ffm_runtime._bootstrap import resolve_import
 _execmem._make_executable = lambda address, length: errno.EACCES  # as under deny_execmem
 loaded = load_object(open({str(path)!r}, "rb").read(), resolve_import, "stub.o")
 address = min(loaded.symbols.values())
@@ -226,7 +226,7 @@ def test_explains_when_no_executable_memory_can_be_had(tmp_path: Path,
 import errno, os
 from ffm_runtime import StubLoadError, _execmem
 from ffm_runtime._loader import load_object
-from ffm_runtime._native import resolve_import
+from ffm_runtime._bootstrap import resolve_import
 _execmem._make_executable = lambda address, length: errno.EACCES
 def no_memfd(*args):
     raise OSError(errno.ENOSYS, "memfd_create not available")

@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, SUPPORTED_PYTHONS, require_python
 
 import ffm_runtime as ffm
-from ffm_runtime import JAVA_INT, FunctionDescriptor, Linker, SymbolLookup, _platform
+from ffm_runtime import JAVA_INT, FunctionDescriptor, Linker, SymbolLookup, _targets
 
 
 def test_loader_lookup_finds_process_symbols() -> None:
@@ -80,7 +80,7 @@ def test_not_supported_yet() -> None:
 
 
 def test_other_platforms_fail_at_link_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_platform, "host_target", lambda: "riscv64-linux")
+    monkeypatch.setattr(_targets, "host_target", lambda: "riscv64-linux")
     with pytest.raises(ffm.UnsupportedPlatformError,
                        match="not supported on platform: riscv64-linux"):
         Linker.native_linker().downcall_handle(FunctionDescriptor.of(JAVA_INT))

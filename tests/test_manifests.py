@@ -26,7 +26,7 @@ from ffm_runtime._manifest import (
 )
 from ffm_runtime._registry import StubRegistry
 
-VALID = {"format": 1, "generator": "hatch-ffm 0.1.0", "package": "pkg", "objects": [],
+VALID = {"format": 2, "generator": "hatch-ffm 0.1.0", "package": "pkg", "objects": [],
          "stubs": {}}
 
 
@@ -44,8 +44,9 @@ class TestParsing:
         ("[1]", "top level is not an object"),
         (variant(format=True), "'format' must be an integer, not True"),
         (variant(format="1"), "'format' must be an integer, not '1'"),
-        (variant(format=0), r"format 0 is older than any this runtime reads \(1 to 1\); "
-                            r"rebuild the wheel with hatch-ffm>=0\.1\.0"),
+        (variant(format=1), r"format 1 is older than this runtime reads \(format 2\): its "
+                            r"stubs expect a contract this runtime no longer offers; rebuild the "
+                            r"wheel with hatch-ffm>=0\.2\.0"),
         (variant(generator="test"), r"'generator' must be \"hatch-ffm <version>\", not 'test'"),
         (variant(generator=None), r"'generator' must be .*not None"),
         (variant(package="__main__"), "'package' must be a package name"),
@@ -69,11 +70,11 @@ class TestParsing:
         assert caught.value.path == "manifest.json"
 
     def test_newer_format_says_which_hatch_ffm_reads_it(self) -> None:
-        text = variant(format=2, generator="hatch-ffm 0.4.1", stubs="a new shape of things")
-        expected = ("stub manifest /s/pkg/_ffm/manifest.json of package 'pkg' has format 2, "
-                    "written by hatch-ffm 0.4.1; this runtime (hatch-ffm 0.1.0) reads format 1: "
+        text = variant(format=3, generator="hatch-ffm 0.4.1", stubs="a new shape of things")
+        expected = ("stub manifest /s/pkg/_ffm/manifest.json of package 'pkg' has format 3, "
+                    "written by hatch-ffm 0.4.1; this runtime (hatch-ffm 0.2.0) reads format 2: "
                     "install hatch-ffm>=0.4.1 (pip install 'hatch-ffm>=0.4.1'), or rebuild the "
-                    "wheel with hatch-ffm 0.1.0")
+                    "wheel with hatch-ffm 0.2.0")
         with pytest.raises(StubLoadError) as caught:
             Manifest.from_json(text, "/s/pkg/_ffm/manifest.json")
         assert str(caught.value) == expected
@@ -244,10 +245,10 @@ def real_manifest(stub_site: Path) -> str:
 
 
 BAD = {
-    "malformed": (lambda real: "{'format': 1}", "not JSON"),
+    "malformed": (lambda real: "{'format': 2}", "not JSON"),
     "truncated": (lambda real: real[:len(real) // 2], "not JSON"),
-    "newer-format": (lambda real: real.replace('"format": 1', '"format": 2').replace(
-        GENERATOR, "hatch-ffm 9.1.0"), r"has format 2, written by hatch-ffm 9.1.0; .*install "
+    "newer-format": (lambda real: real.replace('"format": 2', '"format": 3').replace(
+        GENERATOR, "hatch-ffm 9.1.0"), r"has format 3, written by hatch-ffm 9.1.0; .*install "
                                        r"hatch-ffm>=9.1.0"),
     "deeply-nested": (lambda real: "[" * 200_000, "nested too deeply"),
     "in-another-folder": (lambda real: real, "describes package 'ffm_testpkg' but is in the "

@@ -45,7 +45,7 @@ from ffm_runtime import (
 
 SENTINEL = 0x5A
 PATTERN = bytes(range(1, 64)) + b"\0"  # the arena's bytes before an operation (no sentinel)
-SLAB = ffm_runtime._abi.ARENA_SLAB_SIZE
+SLAB = ffm_runtime._contract.ARENA_SLAB_SIZE
 
 
 @dataclass

@@ -7,7 +7,7 @@ accelerators).  ``hatch_ffm._compile`` turns either into an object file.
 Layers, each used by those after it:
 
 - ``_types``: IR types, and those of lowering's scalar kinds and register pieces;
-- ``_imports``: the declarations of the contract's imports (``ffm_runtime._abi``);
+- ``_imports``: the declarations of the contract's imports (``ffm_runtime._contract``);
 - ``_idioms``: value/ok pairs, checked CPython calls, giving up;
 - ``_model``: the runtime's objects (fields, types, ints, the guard, segment checks);
 - ``_numbers``: Python numbers to C values and back;
@@ -36,5 +36,5 @@ def build_stub_module(signatures: Iterable[LoweredSignature], triple: str) -> ir
 
 
 def build_accelerator_module(triple: str) -> ir.Module:
-    """The LLVM module for ``triple`` of every accelerator in ``_abi.ACCELERATORS``."""
+    """The LLVM module for ``triple`` of every accelerator in ``_contract.ACCELERATORS``."""
     return build_accelerators(triple)

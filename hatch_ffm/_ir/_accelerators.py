@@ -1,6 +1,6 @@
 """The runtime's accelerators: native versions of ``Arena.allocate``, ``MemorySegment.get``
 and ``MemorySegment.set`` and of the confined arena's life cycle (``Arena.of_confined``,
-``__enter__``, ``close``; see ``ffm_runtime._abi.ACCELERATORS``).
+``__enter__``, ``close``; see ``ffm_runtime._contract.ACCELERATORS``).
 
 They are compiled like the stubs, with the same helpers, when hatch-ffm's own wheel is
 built (``build_accel.py``), and ``ffm_runtime._accel`` installs them as methods.  Each
@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from ffm_runtime import _abi
+from ffm_runtime import _contract
 
 from .._lowering import SCALARS, Form, ScalarKind
 from ._helpers import Helpers
@@ -42,12 +42,12 @@ class _Method:
         self.imports = helpers.imports
         self.model = helpers.model
         self.fn = ir.Function(self.imports.module, _METHOD_TYPE,
-                              _abi.accelerator_symbol(class_name, method))
+                              _contract.accelerator_symbol(class_name, method))
         self.fn.attributes.add("nounwind")
         self.self_arg, self.args, self.nargs, self.kwnames = self.fn.args
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
         self.slow = self.fn.append_basic_block("slow")
-        self._emit_slow(_abi.ACCELERATORS.index((class_name, method)))
+        self._emit_slow(_contract.ACCELERATORS.index((class_name, method)))
 
     def call(self, name: str, *args: ir.Value) -> ir.Instruction:
         return self.imports.call(self.b, name, *args)
@@ -125,7 +125,7 @@ class _Method:
         b.store(b.add(i, i64(1)), position)
         b.branch(head)
         b.position_at_end(done)
-        result = call(b, "PyObject_CallFunction", self.imports.cell(b, _abi.CELL_ACCEL_FALLBACK),
+        result = call(b, "PyObject_CallFunction", self.imports.cell(b, _contract.CELL_ACCEL_FALLBACK),
                       self.imports.cstring("nOOO"), i64(index), self_or_none, values, keywords)
         call(b, "Py_DecRef", values)
         b.ret(result)
@@ -144,12 +144,12 @@ def _arena_allocate(helpers: Helpers) -> None:
         b.store(m.exact_int(m.arg(1)), alignment_slot)
     alignment = b.load(alignment_slot)
     mask = b.sub(alignment, i64(1))
-    bad = b.or_(b.icmp_signed("<", size, i64(0)), b.icmp_signed(">", size, i64(_abi.ARENA_SMALL)))
+    bad = b.or_(b.icmp_signed("<", size, i64(0)), b.icmp_signed(">", size, i64(_contract.ARENA_SMALL)))
     bad = b.or_(bad, b.icmp_signed("<=", alignment, i64(0)))
-    bad = b.or_(bad, b.icmp_signed(">", alignment, i64(_abi.ARENA_SLAB_ALIGN)))
+    bad = b.or_(bad, b.icmp_signed(">", alignment, i64(_contract.ARENA_SLAB_ALIGN)))
     bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(alignment, mask), i64(0)))
     m.slow_if(bad)
-    m.self_is(_abi.CELL_ARENA_TYPE)
+    m.self_is(_contract.CELL_ARENA_TYPE)
     helpers.idioms.return_unless_not_here(b, helpers.alloc.carve(b, m.self_arg, size, alignment))
     b.branch(m.slow)
 
@@ -159,8 +159,8 @@ def _locate(m: _Method, layout: ir.Value, offset: ir.Value, writing: bool) -> ir
     after the checks of ``MemorySegment.get``/``set`` (failing ones go slow)."""
     b, model = m.b, m.model
     segment = m.self_arg
-    m.slow_if(b.not_(model.is_one_of(b, model.type_of(b, segment), _abi.CELL_CONFINED_TYPE,
-                                     _abi.CELL_SEGMENT_TYPE, _abi.CELL_HEAP_TYPE)))
+    m.slow_if(b.not_(model.is_one_of(b, model.type_of(b, segment), _contract.CELL_CONFINED_TYPE,
+                                     _contract.CELL_SEGMENT_TYPE, _contract.CELL_HEAP_TYPE)))
     # the guard decides, as in Python: None for unconfined segments
     m.slow_if(b.not_(model.owned_here(b, model.load_field(b, segment, "segment._guard"))))
     size = m.int_field(segment, "segment._size")
@@ -169,7 +169,7 @@ def _locate(m: _Method, layout: ir.Value, offset: ir.Value, writing: bool) -> ir
                     b.icmp_signed(">", offset, b.sub(size, width))))
     low_bits = m.int_field(segment, "segment._align")
     if writing:
-        m.slow_if(b.icmp_unsigned("!=", b.and_(low_bits, i64(_abi.SEGMENT_READ_ONLY_BIT)), i64(0)))
+        m.slow_if(b.icmp_unsigned("!=", b.and_(low_bits, i64(_contract.SEGMENT_READ_ONLY_BIT)), i64(0)))
     mask = m.int_field(layout, "layout._mask")
     m.slow_if(b.icmp_unsigned("!=", b.and_(b.add(low_bits, offset), mask), i64(0)))
     raw = model.load_field(b, segment, "segment._address")
@@ -181,10 +181,10 @@ def _locate(m: _Method, layout: ir.Value, offset: ir.Value, writing: bool) -> ir
 
 
 def _value_kind(m: _Method, layout: ir.Value) -> ir.Value:
-    """``layout._kind`` (``_abi.VALUE_KINDS``) of a ``ValueLayout``; anything else goes slow
+    """``layout._kind`` (``_contract.VALUE_KINDS``) of a ``ValueLayout``; anything else goes slow
     (and kind 0 goes slow in :func:`_per_kind`)."""
     b = m.b
-    value_layout = m.imports.cell(b, _abi.CELL_VALUE_LAYOUT_TYPE)
+    value_layout = m.imports.cell(b, _contract.CELL_VALUE_LAYOUT_TYPE)
     m.slow_if(b.icmp_unsigned("!=", m.model.type_of(b, layout), value_layout))
     return m.int_field(layout, "layout._kind")
 
@@ -194,7 +194,7 @@ def _per_kind(m: _Method, kind: ir.Value, emit: Callable[[ScalarKind], None]) ->
     value kind (and must return)."""
     b = m.b
     switch = b.switch(kind, m.slow)
-    for carrier, code in _abi.VALUE_KINDS.items():
+    for carrier, code in _contract.VALUE_KINDS.items():
         block = m.fn.append_basic_block(f"kind{code}")
         switch.add_case(i64(code), block)
         b.position_at_end(block)
@@ -252,7 +252,7 @@ def _arena_of_confined(helpers: Helpers) -> None:
     confinement = m.call("PyList_New", i64(1))
     cursor = m.call("PyLong_FromLongLong", i64(0))
     no_slab = m.call("PyLong_FromLongLong", i64(-1))
-    slab_limit = m.call("PyLong_FromSsize_t", i64(_abi.ARENA_SLAB_SIZE))
+    slab_limit = m.call("PyLong_FromSsize_t", i64(_contract.ARENA_SLAB_SIZE))
     made = [owner, confinement, cursor, no_slab, slab_limit]
 
     def drop_made() -> None:
@@ -265,7 +265,7 @@ def _arena_of_confined(helpers: Helpers) -> None:
     with b.if_then(failed, likely=False):
         drop_made()
         b.ret(NULL)
-    arena = m.call("PyType_GenericAlloc", imports.cell(b, _abi.CELL_ARENA_TYPE), i64(0))
+    arena = m.call("PyType_GenericAlloc", imports.cell(b, _contract.CELL_ARENA_TYPE), i64(0))
     with b.if_then(is_null(b, arena), likely=False):
         drop_made()
         b.ret(NULL)
@@ -276,12 +276,12 @@ def _arena_of_confined(helpers: Helpers) -> None:
     for name, value, new in (
             ("arena._confinement", confinement, True), ("arena._alive", true, False),
             ("arena._owner", owner, True),
-            ("arena._kind", imports.cell(b, _abi.CELL_CONFINED_KIND), False),
-            ("arena._segment_class", imports.cell(b, _abi.CELL_CONFINED_TYPE), False),
+            ("arena._kind", imports.cell(b, _contract.CELL_CONFINED_KIND), False),
+            ("arena._segment_class", imports.cell(b, _contract.CELL_CONFINED_TYPE), False),
             ("arena._cursor", cursor, True), ("arena._extra", none, False),
             ("arena._slab", none, False), ("arena._limit", no_slab, True)):
         model.store_field(b, arena, name, value, new=new)
-    pool = imports.cell(b, _abi.CELL_SLAB_POOL)
+    pool = imports.cell(b, _contract.CELL_SLAB_POOL)
     count = m.call("PyList_Size", pool)
     with b.if_then(b.icmp_signed(">", count, i64(0))):
         last = b.sub(count, i64(1))
@@ -293,7 +293,7 @@ def _arena_of_confined(helpers: Helpers) -> None:
             with present:
                 start_value, start_ok = model.read_int(b, start, IntRead.SSIZE)
                 low = m.call("PyLong_FromSsize_t",
-                             b.and_(start_value, i64(_abi.SEGMENT_ALIGN_BITS)))
+                             b.and_(start_value, i64(_contract.SEGMENT_ALIGN_BITS)))
                 with b.if_else(b.and_(start_ok, not_null(b, low)), likely=True) as (take, leave):
                     with take:
                         m.call("Py_IncRef", slab)
@@ -328,7 +328,7 @@ def _arena_close(helpers: Helpers) -> None:
     b, model, imports = m.b, m.model, m.imports
     none = imports.data("_Py_NoneStruct")
     m.slow_if(not_null(b, m.kwnames))
-    m.self_is(_abi.CELL_ARENA_TYPE)
+    m.self_is(_contract.CELL_ARENA_TYPE)
     guard = model.load_field(b, m.self_arg, "arena._confinement")
     m.slow_if(b.icmp_unsigned("==", guard, none))  # not closeable: Python raises
     m.slow_if(b.not_(model.owned_here(b, guard)))
@@ -342,8 +342,8 @@ def _arena_close(helpers: Helpers) -> None:
     with b.if_then(has_slab):
         m.slow_if(b.not_(model.is_exact(b, slab, "PyTuple_Type")))
         m.slow_if(b.icmp_unsigned("!=", m.call("PyTuple_Size", slab), i64(3)))
-    pool = imports.cell(b, _abi.CELL_SLAB_POOL)
-    full = b.icmp_signed(">=", m.call("PyList_Size", pool), i64(_abi.ARENA_POOL_MAX))
+    pool = imports.cell(b, _contract.CELL_SLAB_POOL)
+    full = b.icmp_signed(">=", m.call("PyList_Size", pool), i64(_contract.ARENA_POOL_MAX))
     m.slow_if(b.and_(has_slab, full))
     zero = m.call("PyLong_FromLongLong", i64(0))
     with b.if_then(is_null(b, zero), likely=False):
@@ -359,7 +359,7 @@ def _arena_close(helpers: Helpers) -> None:
 
 
 def build_accelerators(triple: str) -> ir.Module:
-    """The LLVM module of every accelerator in ``_abi.ACCELERATORS``."""
+    """The LLVM module of every accelerator in ``_contract.ACCELERATORS``."""
     helpers = Helpers.for_module("ffm_runtime_accelerators", triple)
     for emit in (_arena_allocate, _segment_get, _segment_set, _arena_of_confined, _arena_enter,
                  _arena_close):

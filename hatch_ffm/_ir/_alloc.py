@@ -15,7 +15,7 @@ from functools import cached_property
 
 from llvmlite import ir
 
-from ffm_runtime import _abi
+from ffm_runtime import _contract
 
 from ._idioms import Idioms, is_null, not_null
 from ._imports import Imports
@@ -29,8 +29,8 @@ class _Cut(enum.Enum):
     """The allocators of ``SegmentAllocator`` whose results a stub cuts itself, by the cell
     holding their type."""
 
-    PREFIX = _abi.CELL_PREFIX_TYPE    #: ``prefix_allocator``: always from offset 0
-    SLICING = _abi.CELL_SLICING_TYPE  #: ``slicing_allocator``: from its ``_offset`` on
+    PREFIX = _contract.CELL_PREFIX_TYPE    #: ``prefix_allocator``: always from offset 0
+    SLICING = _contract.CELL_SLICING_TYPE  #: ``slicing_allocator``: from its ``_offset`` on
 
     @property
     def segment_field(self) -> str:
@@ -88,7 +88,7 @@ class Allocation:
         # a slab's state as the arena keeps it, else Python's business (no overflow below)
         self.idioms.give_up_if(b, b.or_(b.or_(b.icmp_signed("<", cursor, i64(0)),
                                               b.icmp_signed(">", cursor, limit)),
-                                        b.icmp_signed(">", limit, i64(_abi.ARENA_SLAB_SIZE))),
+                                        b.icmp_signed(">", limit, i64(_contract.ARENA_SLAB_SIZE))),
                                segment)
         mask = b.sub(alignment, i64(1))
         offset = b.and_(b.add(cursor, mask), b.not_(mask))
@@ -180,12 +180,12 @@ class Allocation:
         bad = b.not_(b.and_(b.and_(low_ok, address_ok), b.or_(base_ok, b.not_(has_view))))
         bad = b.or_(bad, b.or_(b.icmp_signed("<", offset, i64(0)),
                                b.icmp_signed(">", offset, b.sub(whole, size))))
-        bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(low, i64(_abi.SEGMENT_READ_ONLY_BIT)),
+        bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(low, i64(_contract.SEGMENT_READ_ONLY_BIT)),
                                          i64(0)))
         bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(start, b.sub(alignment, i64(1))), i64(0)))
         self.idioms.give_up_if(b, bad, segment)
         base = b.select(has_view, b.add(parent_base, offset), i64(0))
-        low_bits = b.and_(start, i64(_abi.SEGMENT_ALIGN_BITS))
+        low_bits = b.and_(start, i64(_contract.SEGMENT_ALIGN_BITS))
         at_start = b.icmp_signed("==", offset, i64(0))
 
         def field_int(name: str, same: ir.Value, value: ir.Value) -> tuple[str, ir.Value]:
@@ -219,7 +219,7 @@ class Allocation:
     @cached_property
     def _allocate(self) -> ir.Function:
         """``allocate(allocator, size, alignment) -> segment or NULL`` (error set) for a
-        struct result.  Python: ``ffm_runtime._handles._allocate_result``.
+        struct result.  Python: ``ffm_runtime._handles.allocate_result``.
 
         From an ``Arena``, :meth:`_carve` cuts it when it can, from a prefix or slicing
         allocator :meth:`_cut`.  Otherwise an arena is asked (``arena.allocate(size,
@@ -232,9 +232,9 @@ class Allocation:
         call = self.imports.call
         kind = self.model.type_of(b, allocator)
         checked = fn.append_basic_block("checked")
-        is_arena = b.icmp_unsigned("==", kind, self.imports.cell(b, _abi.CELL_ARENA_TYPE))
-        small = b.and_(b.icmp_signed("<=", size, i64(_abi.ARENA_SMALL)),
-                       b.icmp_signed("<=", alignment, i64(_abi.ARENA_SLAB_ALIGN)))
+        is_arena = b.icmp_unsigned("==", kind, self.imports.cell(b, _contract.CELL_ARENA_TYPE))
+        small = b.and_(b.icmp_signed("<=", size, i64(_contract.ARENA_SMALL)),
+                       b.icmp_signed("<=", alignment, i64(_contract.ARENA_SLAB_ALIGN)))
         with b.if_then(b.and_(is_arena, small)):
             self.idioms.return_unless_not_here(b, self.carve(b, allocator, size, alignment))
         with b.if_then(is_arena):
@@ -243,7 +243,7 @@ class Allocation:
             with b.if_then(b.or_(is_null(b, size_obj), is_null(b, alignment_obj)),
                            likely=False):
                 b.ret(NULL)  # MemoryError is set; the two small ints are cached anyway
-            name = self.imports.cell(b, _abi.CELL_ALLOCATE_NAME)
+            name = self.imports.cell(b, _contract.CELL_ALLOCATE_NAME)
             result = call(b, "PyObject_CallMethodObjArgs", allocator, name, size_obj,
                           alignment_obj, NULL)
             call(b, "Py_DecRef", size_obj)
@@ -254,7 +254,7 @@ class Allocation:
                 self._cut_from(b, cut, allocator, size, alignment, checked)
         b.branch(checked)
         b.position_at_end(checked)
-        b.ret(call(b, "PyObject_CallFunction", self.imports.cell(b, _abi.CELL_ALLOCATE),
+        b.ret(call(b, "PyObject_CallFunction", self.imports.cell(b, _contract.CELL_ALLOCATE),
                    self.imports.cstring("Onn"), allocator, size, alignment))
         return fn
 

@@ -1,5 +1,5 @@
 """The declarations of what generated code imports: exactly the contract's names
-(``ffm_runtime._abi``), declared from the C signatures written there, plus the LLVM
+(``ffm_runtime._contract``), declared from the C signatures written there, plus the LLVM
 intrinsics the code uses and its own constant strings."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Final
 
 from llvmlite import ir
 
-from ffm_runtime import _abi
+from ffm_runtime import _contract
 
 from ._types import F32, F64, I1, I8, I32, I64, PTR, VOID
 
@@ -64,7 +64,7 @@ class Imports:
             if name in _INTRINSICS:
                 fn = ir.Function(self.module, _INTRINSICS[name], name)
             else:
-                signature = _abi.PYTHON_FUNCTIONS.get(name) or _abi.LIBC_FUNCTIONS.get(name)
+                signature = _contract.PYTHON_FUNCTIONS.get(name) or _contract.LIBC_FUNCTIONS.get(name)
                 if signature is None:
                     raise AssertionError(f"{name} is not in the stub ABI contract")
                 fn = ir.Function(self.module, declared_type(signature), name)
@@ -87,20 +87,20 @@ class Imports:
     def data(self, name: str) -> ir.GlobalVariable:
         """A CPython object or type of the contract (``_Py_NoneStruct``, ``PyLong_Type``):
         its address is the object."""
-        if name not in _abi.PYTHON_DATA:
+        if name not in _contract.PYTHON_DATA:
             raise AssertionError(f"{name} is not in the stub ABI contract")
         return self._global(name, I8)
 
     def cell(self, b: ir.IRBuilder, name: str) -> ir.Value:
-        """The ``PyObject *`` the runtime stored in cell ``name`` (``_abi.CELL_*``)."""
-        if name not in _abi.RUNTIME_CELLS:
+        """The ``PyObject *`` the runtime stored in cell ``name`` (``_contract.CELL_*``)."""
+        if name not in _contract.RUNTIME_CELLS:
             raise AssertionError(f"{name} is not a runtime cell")
         return b.load(self._global(name, PTR), typ=PTR)
 
     def offset(self, b: ir.IRBuilder, field: str) -> ir.Value:
-        """The byte offset of ``field`` (a name of ``_abi.OFFSETS``) in the runtime's table."""
-        table = self._global(_abi.OFFSETS_SYMBOL, ir.ArrayType(I64, len(_abi.OFFSETS)))
-        where = b.gep(table, [ir.Constant(I64, 0), ir.Constant(I32, _abi.OFFSETS.index(field))],
+        """The byte offset of ``field`` (a name of ``_contract.OFFSETS``) in the runtime's table."""
+        table = self._global(_contract.OFFSETS_SYMBOL, ir.ArrayType(I64, len(_contract.OFFSETS)))
+        where = b.gep(table, [ir.Constant(I64, 0), ir.Constant(I32, _contract.OFFSETS.index(field))],
                       source_etype=table.value_type)
         return b.load(where, typ=I64)
 

@@ -1,7 +1,7 @@
 """The runtime's objects as native code sees them: fields, types, ints, the guard, segments.
 
 Native code reads the ``__slots__`` fields of segments, arenas, value layouts and allocators
-at the offsets the runtime finds at import (``_abi.OFFSETS``), and recognises objects by
+at the offsets the runtime finds at import (``_contract.OFFSETS``), and recognises objects by
 their exact type.  Each rule of the Python side that native code repeats is written here
 once, for stubs and accelerators alike:
 
@@ -23,7 +23,7 @@ from functools import cached_property
 
 from llvmlite import ir
 
-from ffm_runtime import _abi
+from ffm_runtime import _contract
 
 from ._idioms import Idioms, is_null, return_pair, unpack
 from ._imports import Imports
@@ -54,7 +54,7 @@ class Model:
 
     # -- fields ---------------------------------------------------------------------------
     def field(self, b: ir.IRBuilder, obj: ir.Value, name: str) -> ir.Value:
-        """The address of field ``name`` (see ``_abi.OFFSETS``) of the object ``obj``."""
+        """The address of field ``name`` (see ``_contract.OFFSETS``) of the object ``obj``."""
         return b.gep(obj, [self.imports.offset(b, name)], source_etype=I8)
 
     def load_field(self, b: ir.IRBuilder, obj: ir.Value, name: str) -> ir.Value:
@@ -103,7 +103,7 @@ class Model:
     def is_runtime_segment_type(self, b: ir.IRBuilder, kind: ir.Value) -> ir.Value:
         """Whether ``kind`` is ``MemorySegment`` or the confined segments' type: the types
         native code makes segments of."""
-        return self.is_one_of(b, kind, _abi.CELL_SEGMENT_TYPE, _abi.CELL_CONFINED_TYPE)
+        return self.is_one_of(b, kind, _contract.CELL_SEGMENT_TYPE, _contract.CELL_CONFINED_TYPE)
 
     # -- ints -----------------------------------------------------------------------------
     def read_int(self, b: ir.IRBuilder, obj: ir.Value, how: IntRead
@@ -188,10 +188,10 @@ class Model:
             b.position_at_end(go_on)
 
         kind = self.type_of(b, obj)
-        with b.if_then(b.icmp_unsigned("!=", kind, self.imports.cell(b, _abi.CELL_SEGMENT_TYPE)),
+        with b.if_then(b.icmp_unsigned("!=", kind, self.imports.cell(b, _contract.CELL_SEGMENT_TYPE)),
                        likely=False):
             confined = b.icmp_unsigned("==", kind,
-                                       self.imports.cell(b, _abi.CELL_CONFINED_TYPE))
+                                       self.imports.cell(b, _contract.CELL_CONFINED_TYPE))
             with b.if_else(confined) as (then, otherwise):
                 with then:
                     guard = self.load_field(b, obj, "segment._guard")
@@ -201,7 +201,7 @@ class Model:
                         fail_if(b.not_(self.owned_here(b, guard)))
                         b.store(guard, verified)
                 with otherwise:
-                    heap = b.icmp_unsigned("==", kind, self.imports.cell(b, _abi.CELL_HEAP_TYPE))
+                    heap = b.icmp_unsigned("==", kind, self.imports.cell(b, _contract.CELL_HEAP_TYPE))
                     fail_if(b.not_(b.and_(allow_heap, heap)))
         raw = self.load_field(b, obj, "segment._address")
         fail_if(is_null(b, raw))
@@ -211,7 +211,7 @@ class Model:
             low = self.load_field(b, obj, "segment._align")
             fail_if(is_null(b, low))
             low_value, low_ok = self.read_int(b, low, IntRead.SSIZE)
-            read_only = b.and_(low_value, i64(_abi.SEGMENT_READ_ONLY_BIT))
+            read_only = b.and_(low_value, i64(_contract.SEGMENT_READ_ONLY_BIT))
             fail_if(b.or_(b.not_(low_ok), b.icmp_unsigned("!=", read_only, i64(0))))
         with b.if_then(b.icmp_signed(">=", min_size, i64(0))):
             size = self.load_field(b, obj, "segment._size")

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from llvmlite import ir
 
-from ffm_runtime import _abi
+from ffm_runtime import _contract
 
 from .._lowering import Extension, Form, LoweredSignature, Passing, Piece, Returning, Role
 from ._helpers import Helpers
@@ -71,8 +71,8 @@ class StubModule:
     def add(self, sig: LoweredSignature, symbol: str) -> None:
         """Both variants of the stub for ``sig``: ``symbol`` plus the bound and unbound
         suffixes."""
-        _Stub(self, sig, symbol + _abi.STUB_BOUND_SUFFIX, bound=True).emit()
-        _Stub(self, sig, symbol + _abi.STUB_UNBOUND_SUFFIX, bound=False).emit()
+        _Stub(self, sig, symbol + _contract.STUB_BOUND_SUFFIX, bound=True).emit()
+        _Stub(self, sig, symbol + _contract.STUB_UNBOUND_SUFFIX, bound=False).emit()
 
     @cached_property
     def fail(self) -> ir.Function:
@@ -81,7 +81,7 @@ class StubModule:
         key, mode, position, value = fn.args
         imports = self.helpers.imports
         imports.call(b, "PyErr_Clear")
-        result = imports.call(b, "PyObject_CallFunction", imports.cell(b, _abi.CELL_ARG_ERROR),
+        result = imports.call(b, "PyObject_CallFunction", imports.cell(b, _contract.CELL_ARG_ERROR),
                               imports.cstring("ssnO"), key, mode, position, value)
         imports.call(b, "Py_DecRef", result)  # (it always raises: NULL)
         b.ret(NULL)
@@ -93,7 +93,7 @@ class StubModule:
         fn, b = self.helpers.idioms.helper("fail_count", PTR, [PTR, PTR, I64], cold=True)
         key, mode, nargs = fn.args
         imports = self.helpers.imports
-        result = imports.call(b, "PyObject_CallFunction", imports.cell(b, _abi.CELL_ARG_ERROR),
+        result = imports.call(b, "PyObject_CallFunction", imports.cell(b, _contract.CELL_ARG_ERROR),
                               imports.cstring("ssnn"), key, mode, i64(-1), nargs)
         imports.call(b, "Py_DecRef", result)  # (it always raises: NULL)
         b.ret(NULL)
@@ -261,7 +261,7 @@ class _Stub:
             kind = result.scalar
             assert kind is not None
             if kind.form is Form.ADDRESS:
-                factory = self.imports.cell(b, _abi.CELL_MAKE_SEGMENT)
+                factory = self.imports.cell(b, _contract.CELL_MAKE_SEGMENT)
                 b.ret(self.imports.call(b, "PyObject_CallFunction", factory,
                                         self.imports.cstring("Kn"), b.ptrtoint(call, I64),
                                         i64(result.target_size)))

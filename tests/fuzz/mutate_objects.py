@@ -14,8 +14,8 @@ import sys
 from collections import Counter
 
 from ffm_runtime import StubLoadError
+from ffm_runtime._bootstrap import resolve_import
 from ffm_runtime._loader import load_object
-from ffm_runtime._native import resolve_import
 
 EXTREMES = [0, 1, 0x7F, 0x80, 0xFF, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF, 2**63, 2**64 - 1]
 

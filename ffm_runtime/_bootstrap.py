@@ -1,19 +1,24 @@
-"""Bootstrap glue to the running interpreter: symbol lookup, runtime cells, builtins.
+"""The CPython bootstrap: what native code needs from the running interpreter, set up once.
 
-ctypes is used here to set things up (resolve symbols, create the builtin
-function objects); it is never on the path of a downcall.
+:func:`bootstrap` (called by ``ffm_runtime/__init__``) fills the runtime's cells and the
+offsets table the contract (:mod:`._contract`) describes, after checking the contract's
+fields against the classes' ``__slots__``, and installs the accelerators.  The rest is
+the glue it and the loader use: symbol lookup (``dlsym``), resolving a native object's
+imports, and builtins made from native functions.  ctypes is used here to set things
+up; it is never on the path of a downcall.
 """
 
 from __future__ import annotations
 
 import ctypes
+import sys
 from typing import Any, Final
 
-from . import _abi
+from . import _contract
 from ._locks import ForkSafeLock
 
-__all__ = ["cell_address", "dlsym", "new_builtin", "new_method", "resolve_import", "set_cell",
-           "set_offset", "slot_offset"]
+__all__ = ["bootstrap", "cell_address", "dlsym", "new_builtin", "new_method", "resolve_import",
+           "set_cell", "set_offset", "slot_offset"]
 
 try:
     _libc = ctypes.CDLL(None)
@@ -52,8 +57,8 @@ def _permanent(size: int) -> int:
 
 
 _never_freed: list[object] = []  # only where there is no C library to allocate from
-_cells: Final = _permanent(len(_abi.RUNTIME_CELLS) * _WORD)
-_offsets: Final = _permanent(len(_abi.OFFSETS) * 8)
+_cells: Final = _permanent(len(_contract.RUNTIME_CELLS) * _WORD)
+_offsets: Final = _permanent(len(_contract.OFFSETS) * 8)
 
 
 def _permanent_string(text: str) -> int:
@@ -73,8 +78,8 @@ def dlsym(name: str, handle: int | None = None) -> int | None:
 
 
 def cell_address(name: str) -> int:
-    """Address of the runtime cell ``name`` (see :mod:`._abi`)."""
-    return _cells + _abi.RUNTIME_CELLS.index(name) * _WORD
+    """Address of the runtime cell ``name`` (see :mod:`._contract`)."""
+    return _cells + _contract.RUNTIME_CELLS.index(name) * _WORD
 
 
 def set_cell(name: str, obj: object) -> None:
@@ -86,8 +91,8 @@ def set_cell(name: str, obj: object) -> None:
 
 
 def set_offset(name: str, offset: int) -> None:
-    """Publish a byte offset in the table stubs read (see :data:`._abi.OFFSETS`)."""
-    ctypes.c_int64.from_address(_offsets + _abi.OFFSETS.index(name) * 8).value = offset
+    """Publish a byte offset in the table stubs read (see :data:`._contract.OFFSETS`)."""
+    ctypes.c_int64.from_address(_offsets + _contract.OFFSETS.index(name) * 8).value = offset
 
 
 def slot_offset(instance: object, name: str) -> int:
@@ -129,11 +134,11 @@ def type_offset() -> int:
 
 def resolve_import(name: str) -> int | None:
     """Resolve an undefined symbol of a stub object; ``None`` if it is not allowed."""
-    if not _abi.allowed_import(name):
+    if not _contract.allowed_import(name):
         return None
-    if name in _abi.RUNTIME_CELLS:
+    if name in _contract.RUNTIME_CELLS:
         return cell_address(name)
-    if name == _abi.OFFSETS_SYMBOL:
+    if name == _contract.OFFSETS_SYMBOL:
         return _offsets
     return dlsym(name)
 
@@ -176,7 +181,7 @@ def _method_def(function: int, name: str, doc: str, flags: int) -> int:
 
 
 def new_builtin(function: int, self_object: object, name: str, doc: str,
-                flags: int = _abi.METH_FASTCALL) -> Any:
+                flags: int = _contract.METH_FASTCALL) -> Any:
     """A builtin function calling ``function`` (a ``METH_FASTCALL`` C function, or of the
     calling convention ``flags`` says) with ``self``."""
     definition = _method_def(function, name, doc, flags)
@@ -193,4 +198,70 @@ _new_method.argtypes = (ctypes.py_object, ctypes.c_void_p)
 def new_method(cls: type, function: int, name: str, doc: str) -> Any:
     """A method descriptor of ``cls`` calling ``function`` (``METH_FASTCALL | METH_KEYWORDS``)."""
     return _new_method(cls, _method_def(function, name, doc,
-                                        _abi.METH_FASTCALL | _abi.METH_KEYWORDS))
+                                        _contract.METH_FASTCALL | _contract.METH_KEYWORDS))
+
+
+def _slots(cls: type) -> set[str]:
+    """Every ``__slots__`` name of ``cls`` and its bases."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        names.update((slots,) if isinstance(slots, str) else slots)
+    return names
+
+
+def bootstrap() -> None:
+    """Fill the cells and the offsets table native code reads, then install the accelerators.
+
+    Runs once, at ``import ffm_runtime``, before any native code can: every cell the
+    contract names gets its object, every field it names is checked to be a ``__slots__``
+    field of its class, and its offset is found in this interpreter's objects.
+    """
+    from . import _accel
+    from ._arena import Arena, _pool, _PrefixAllocator, _SlicingAllocator
+    from ._errors import UnsupportedPlatformError
+    from ._handles import allocate_result, arg_error, result_segment
+    from ._layouts import ValueLayout
+    from ._memory import MemorySegment, _ConfinedSegment, _HeapSegment
+
+    cells: dict[str, object] = {
+        _contract.CELL_SEGMENT_TYPE: MemorySegment,
+        _contract.CELL_CONFINED_TYPE: _ConfinedSegment,
+        _contract.CELL_HEAP_TYPE: _HeapSegment,
+        _contract.CELL_ARENA_TYPE: Arena,
+        _contract.CELL_VALUE_LAYOUT_TYPE: ValueLayout,
+        _contract.CELL_PREFIX_TYPE: _PrefixAllocator,
+        _contract.CELL_SLICING_TYPE: _SlicingAllocator,
+        _contract.CELL_ALLOCATE: allocate_result,
+        _contract.CELL_ALLOCATE_NAME: sys.intern("allocate"),
+        _contract.CELL_MAKE_SEGMENT: result_segment,
+        _contract.CELL_ARG_ERROR: arg_error,
+        _contract.CELL_ACCEL_FALLBACK: _accel.fallback,
+        _contract.CELL_SLAB_POOL: _pool,
+        _contract.CELL_CONFINED_KIND: "confined",
+    }
+    classes: dict[str, type] = {"segment": MemorySegment, "arena": Arena, "layout": ValueLayout,
+                                "prefix": _PrefixAllocator, "slicing": _SlicingAllocator}
+    if set(cells) != set(_contract.RUNTIME_CELLS) or set(classes) != set(_contract.FIELDS):
+        raise UnsupportedPlatformError("internal error: ffm_runtime's cells or classes do not "
+                                       "match its contract (a broken installation?)")
+    for role, names in _contract.FIELDS.items():
+        missing = set(names) - _slots(classes[role])
+        if missing:
+            raise UnsupportedPlatformError(
+                f"internal error: the contract names fields {sorted(missing)} that "
+                f"{classes[role].__name__} does not have (a broken installation?)")
+    for name, obj in cells.items():
+        set_cell(name, obj)
+    set_offset("ob_type", type_offset())
+    arena: Arena = object.__new__(Arena)
+    probes = {"segment": object.__new__(MemorySegment), "arena": arena,
+              "layout": object.__new__(ValueLayout), "prefix": object.__new__(_PrefixAllocator),
+              "slicing": object.__new__(_SlicingAllocator)}
+    try:
+        for role, names in _contract.FIELDS.items():
+            for field in names:
+                set_offset(f"{role}.{field}", slot_offset(probes[role], field))
+    finally:
+        arena._confinement = None  # what its __del__ reads
+    _accel.install()
