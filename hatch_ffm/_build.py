@@ -12,15 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ffm_runtime._manifest import GENERATOR, Manifest, StubObject
+from ffm_runtime._targets import TARGETS
 
 from ._ir import build_accelerator_module, build_stub_module, stub_symbol
 from ._registration import Registration
 
-__all__ = ["TARGET_TRIPLES", "BuiltStubs", "build_stubs", "resolve_targets", "write_accelerators"]
-
-#: Targets the code generator and runtime loader support, with their LLVM triples.
-TARGET_TRIPLES = {"x86_64-linux": "x86_64-unknown-linux-gnu",
-                  "aarch64-linux": "aarch64-unknown-linux-gnu"}
+__all__ = ["BuiltStubs", "build_stubs", "resolve_targets", "write_accelerators"]
 
 
 class TargetError(ValueError):
@@ -32,11 +29,11 @@ def resolve_targets(requested: Iterable[str], host: str, option_path: str) -> tu
     targets: list[str] = []
     for name in requested:
         target = host if name == "native" else name
-        if target not in TARGET_TRIPLES:
+        if target not in TARGETS:
             raise TargetError(
                 f"Option `targets` in `{option_path}`: target {name!r}"
                 + (f" (the build machine, {host})" if name == "native" else "")
-                + " is not supported yet; supported: " + ", ".join(sorted(TARGET_TRIPLES)))
+                + " is not supported yet; supported: " + ", ".join(sorted(TARGETS)))
         if target not in targets:
             targets.append(target)
     return tuple(targets)
@@ -66,7 +63,7 @@ def build_stubs(registrations: Iterable[Registration], targets: tuple[str, ...],
     objects = []
     files: dict[str, str] = {}
     for target in targets:
-        triple = TARGET_TRIPLES[target]
+        triple = TARGETS[target].triple
         ir_text = str(build_stub_module((r.signatures[target] for r in regs), triple))
         data = compile_object(ir_text, triple)
         file_name = f"stubs-{target}.o"
@@ -100,7 +97,7 @@ def write_accelerators(directory: Path) -> dict[str, object]:
 
     directory.mkdir(parents=True, exist_ok=True)
     objects = {}
-    for target, triple in sorted(TARGET_TRIPLES.items()):
+    for target, triple in sorted((t.name, t.triple) for t in TARGETS.values()):
         data = compile_object(str(build_accelerator_module(triple)), triple)
         name = f"accel-{target}.o"
         (directory / name).write_bytes(data)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ffm_runtime._descriptor import FunctionDescriptor, Option, check_options
 from ffm_runtime._layouts import AddressLayout, GroupLayout, ValueLayout
+from ffm_runtime._targets import TARGETS, CallingConvention
 
 from . import _aapcs64, _sysv
 from ._sysv import Piece, PieceType, Shape
@@ -154,16 +155,12 @@ def _scalar(layout: ValueLayout) -> ScalarKind:
     return SCALARS[layout.carrier]
 
 
-#: targets with a lowering
-TARGETS = ("x86_64-linux", "aarch64-linux")
-
-
 def lower(key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...],
           target: str = "x86_64-linux") -> LoweredSignature:
     """Lower one registration for ``target``, or raise :class:`NotSupportedYetError`."""
     if target not in TARGETS:
         raise NotSupportedYetError(f"lowering for {target} is not supported yet")
-    aarch64 = target == "aarch64-linux"
+    aarch64 = TARGETS[target].calling_convention is CallingConvention.AAPCS64
     keeps_gil = allow_heap = capture = False
     first_variadic = None
     for option in check_options(descriptor, options):

@@ -91,7 +91,7 @@ def test_structs_up_to_the_by_value_limit_import_only_the_abi_contract(target: s
     accept every import of a stub whose structs are within MAX_BY_VALUE_BYTE_SIZE."""
     from ffm_runtime import MemoryLayout
     from ffm_runtime._descriptor import MAX_BY_VALUE_BYTE_SIZE
-    from hatch_ffm._build import TARGET_TRIPLES
+    from ffm_runtime._targets import TARGETS
 
     sigs = []
     for size in (24, 128, 256, 264, 1024, MAX_BY_VALUE_BYTE_SIZE):
@@ -99,7 +99,7 @@ def test_structs_up_to_the_by_value_limit_import_only_the_abi_contract(target: s
         for descriptor in (FunctionDescriptor.of(big, big, JAVA_INT),
                            FunctionDescriptor.of_void(*[big] * 9)):  # past the registers
             sigs.append(lower(registration_key(descriptor), descriptor, (), target))
-    triple = TARGET_TRIPLES[target]
+    triple = TARGETS[target].triple
     obj = parse(compile_object(str(build_stub_module(sigs, triple)), triple))
     undefined = {s.name for s in obj.symbols if s.is_undefined and s.name}
     assert {name for name in undefined if not _contract.allowed_import(name)} == set()
