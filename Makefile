@@ -37,8 +37,11 @@ demo: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/report.py --python $(DEMO_VENV)/bin/python --other-pythons
 
+LINTED := ffm_runtime hatch_ffm tests benchmarks example_project build_accel.py
+
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check ffm_runtime hatch_ffm tests benchmarks example_project build_accel.py
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy

@@ -32,8 +32,9 @@ def c_floor(number: int, repeat: int) -> dict[str, float]:
     program = os.path.join(BUILD, "bench_c_floor")
     if not os.path.exists(program) or os.path.getmtime(program) < os.path.getmtime(source):
         subprocess.run(["cc", "-O2", "-o", program, source], check=True)
-    output = subprocess.run([program, str(number * 10), str(repeat)], check=False,
-                            capture_output=True, text=True).stdout
+    output = subprocess.run(
+        [program, str(number * 10), str(repeat)], check=False, capture_output=True, text=True
+    ).stdout
     return {name: float(ns) for name, ns in (line.split() for line in output.splitlines())}
 
 
@@ -79,17 +80,28 @@ def main() -> int:
     c_buffer = ctypes.create_string_buffer(64)
 
     namespace: dict[str, object] = {
-        "ffm_div": ffm_div, "ffm_snprintf": ffm_snprintf, "ffm_strtol": ffm_strtol,
-        "ffm_div_critical": ffm_div_critical, "ffm_snprintf_critical": ffm_snprintf_critical,
+        "ffm_div": ffm_div,
+        "ffm_snprintf": ffm_snprintf,
+        "ffm_strtol": ffm_strtol,
+        "ffm_div_critical": ffm_div_critical,
+        "ffm_snprintf_critical": ffm_snprintf_critical,
         "ffm_strtol_critical": ffm_strtol_critical,
-        "arena": arena, "prefix": prefix, "buffer": buffer, "fmt": fmt, "number": number,
-        "state": state, "null": null, "c_div": c_div, "c_snprintf": c_snprintf,
-        "c_strtol": c_strtol, "c_buffer": c_buffer, "ctypes": ctypes,
+        "arena": arena,
+        "prefix": prefix,
+        "buffer": buffer,
+        "fmt": fmt,
+        "number": number,
+        "state": state,
+        "null": null,
+        "c_div": c_div,
+        "c_snprintf": c_snprintf,
+        "c_strtol": c_strtol,
+        "c_buffer": c_buffer,
+        "ctypes": ctypes,
     }
     rows = [
         ("div: hatch-ffm, result in a prefix allocator", "ffm_div(prefix, 17, 5)"),
-        ("div: hatch-ffm critical, result in a prefix allocator",
-         "ffm_div_critical(prefix, 17, 5)"),
+        ("div: hatch-ffm critical, result in a prefix allocator", "ffm_div_critical(prefix, 17, 5)"),
         ("div: hatch-ffm, result in the arena", "ffm_div(arena, 17, 5)"),
         ("div: hatch-ffm critical, result in the arena", "ffm_div_critical(arena, 17, 5)"),
         ("div: ctypes (Structure restype)", "c_div(17, 5)"),
@@ -97,27 +109,38 @@ def main() -> int:
         ("snprintf: hatch-ffm critical", "ffm_snprintf_critical(buffer, 64, fmt, 42, 2.5)"),
         ("snprintf: ctypes", "c_snprintf(c_buffer, 64, b'%d and %.2f', 42, ctypes.c_double(2.5))"),
         ("strtol + errno: hatch-ffm capture_call_state", "ffm_strtol(state, number, null, 10)"),
-        ("strtol + errno: hatch-ffm critical capture_call_state",
-         "ffm_strtol_critical(state, number, null, 10)"),
-        ("strtol + errno: ctypes use_errno + get_errno",
-         "c_strtol(b'12345', None, 10); ctypes.get_errno()"),
+        (
+            "strtol + errno: hatch-ffm critical capture_call_state",
+            "ffm_strtol_critical(state, number, null, 10)",
+        ),
+        ("strtol + errno: ctypes use_errno + get_errno", "c_strtol(b'12345', None, 10); ctypes.get_errno()"),
     ]
     try:
         import cffi
 
         ffi = cffi.FFI()
-        ffi.cdef("typedef struct { int quot; int rem; } div_t; div_t div(int, int);"
-                 "int snprintf(char *, size_t, const char *, ...);"
-                 "long strtol(const char *, char **, int);")
+        ffi.cdef(
+            "typedef struct { int quot; int rem; } div_t; div_t div(int, int);"
+            "int snprintf(char *, size_t, const char *, ...);"
+            "long strtol(const char *, char **, int);"
+        )
         cffi_libc = ffi.dlopen(None)
-        namespace.update(cffi_div=cffi_libc.div, cffi_snprintf=cffi_libc.snprintf,
-                         cffi_strtol=cffi_libc.strtol, ffi=ffi, cffi_buf=ffi.new("char[64]"),
-                         cffi_int=ffi.cast("int", 42), cffi_double=ffi.cast("double", 2.5))
+        namespace.update(
+            cffi_div=cffi_libc.div,
+            cffi_snprintf=cffi_libc.snprintf,
+            cffi_strtol=cffi_libc.strtol,
+            ffi=ffi,
+            cffi_buf=ffi.new("char[64]"),
+            cffi_int=ffi.cast("int", 42),
+            cffi_double=ffi.cast("double", 2.5),
+        )
         rows.insert(5, ("div: cffi ABI", "cffi_div(17, 5)"))
-        rows.insert(9, ("snprintf: cffi ABI",
-                        "cffi_snprintf(cffi_buf, 64, b'%d and %.2f', cffi_int, cffi_double)"))
-        rows.append(("strtol + errno: cffi ABI (ffi.errno)",
-                     "cffi_strtol(b'12345', ffi.NULL, 10); ffi.errno"))
+        rows.insert(
+            9, ("snprintf: cffi ABI", "cffi_snprintf(cffi_buf, 64, b'%d and %.2f', cffi_int, cffi_double)")
+        )
+        rows.append(
+            ("strtol + errno: cffi ABI (ffi.errno)", "cffi_strtol(b'12345', ffi.NULL, 10); ffi.errno")
+        )
     except ImportError:
         print("(cffi not installed: its rows are skipped)", file=sys.stderr)
 
@@ -125,13 +148,17 @@ def main() -> int:
     assert ffm_strtol(state, number, null, 10) == 12345
 
     groups = {"div": "div", "snprintf": "snprintf", "strtol": "strtol + errno"}
-    results = {f"{groups[name]}: C, no binding (cc -O2 loop)": ns
-               for name, ns in c_floor(args.number, args.repeat).items()}
+    results = {
+        f"{groups[name]}: C, no binding (cc -O2 loop)": ns
+        for name, ns in c_floor(args.number, args.repeat).items()
+    }
     for label, statement in rows:
         timer = timeit.Timer(statement, globals=namespace)
         results[label] = min(timer.repeat(repeat=args.repeat, number=args.number)) / args.number * 1e9
-    print(f"# {platform.python_implementation()} {platform.python_version()} on "
-          f"{platform.machine()}, number={args.number}, repeat={args.repeat}")
+    print(
+        f"# {platform.python_implementation()} {platform.python_version()} on "
+        f"{platform.machine()}, number={args.number}, repeat={args.repeat}"
+    )
     print("| call | ns per call | ctypes / this |")
     print("|---|---:|---:|")
     order = [label for label, _ in rows]

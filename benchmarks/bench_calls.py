@@ -74,10 +74,12 @@ def main() -> int:
         ("hatch-ffm add, critical (GIL kept)", "f(2, 3)", {"f": ffm_add_critical}),
         ("ctypes add", "f(2, 3)", {"f": c_add}),
         ("hatch-ffm strlen, default, auto-arena segment", "f(s)", {"f": ffm_strlen, "s": seg_auto}),
-        ("hatch-ffm strlen, critical, auto-arena segment", "f(s)",
-         {"f": ffm_strlen_critical, "s": seg_auto}),
-        ("hatch-ffm strlen, critical, confined-arena segment", "f(s)",
-         {"f": ffm_strlen_critical, "s": seg_confined}),
+        ("hatch-ffm strlen, critical, auto-arena segment", "f(s)", {"f": ffm_strlen_critical, "s": seg_auto}),
+        (
+            "hatch-ffm strlen, critical, confined-arena segment",
+            "f(s)",
+            {"f": ffm_strlen_critical, "s": seg_confined},
+        ),
         ("ctypes strlen (bytes as c_char_p)", "f(s)", {"f": c_strlen, "s": text}),
     ]
     try:
@@ -88,8 +90,7 @@ def main() -> int:
         cffi_lib, cffi_libc = ffi.dlopen(library), ffi.dlopen(None)
         cffi_buf = ffi.new("char[]", text)
         rows.insert(4, ("cffi ABI add", "f(2, 3)", {"f": cffi_lib.add}))
-        rows.append(("cffi ABI strlen (char[] cdata)", "f(s)",
-                     {"f": cffi_libc.strlen, "s": cffi_buf}))
+        rows.append(("cffi ABI strlen (char[] cdata)", "f(s)", {"f": cffi_libc.strlen, "s": cffi_buf}))
     except ImportError:
         print("(cffi not installed: its rows are skipped)", file=sys.stderr)
 
@@ -101,8 +102,10 @@ def main() -> int:
         timer = timeit.Timer(statement, globals=namespace)
         results[label] = min(timer.repeat(repeat=args.repeat, number=args.number)) / args.number * 1e9
     base = results["operator.add (builtin)"]
-    print(f"# {platform.python_implementation()} {platform.python_version()} on "
-          f"{platform.machine()}, number={args.number}, repeat={args.repeat}")
+    print(
+        f"# {platform.python_implementation()} {platform.python_version()} on "
+        f"{platform.machine()}, number={args.number}, repeat={args.repeat}"
+    )
     print("| call | ns per call | / operator.add | ctypes / this |")
     print("|---|---:|---:|---:|")
     for label, ns in results.items():

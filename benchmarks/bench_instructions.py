@@ -52,6 +52,7 @@ def run_row(row: str, calls: int) -> None:
             read = segment.get
             for _ in range(n):
                 read(JAVA_INT, 8)
+
         return run
 
     def set_(segment: ffm.MemorySegment) -> Callable[[int], None]:
@@ -59,6 +60,7 @@ def run_row(row: str, calls: int) -> None:
             write = segment.set
             for _ in range(n):
                 write(JAVA_INT, 8, 42)
+
         return run
 
     def allocate(n: int) -> None:
@@ -70,12 +72,14 @@ def run_row(row: str, calls: int) -> None:
         from example_project.ffm_features import CRITICAL, DIV
 
         handle = Linker.native_linker().downcall_handle(
-            ffm.SymbolLookup.loader_lookup().find("div"), DIV, CRITICAL)
+            ffm.SymbolLookup.loader_lookup().find("div"), DIV, CRITICAL
+        )
         assert handle(into, 17, 5).get(JAVA_INT, 4) == 2
 
         def run(n: int) -> None:
             for _ in range(n):
                 handle(into, 17, 5)
+
         return run
 
     runs: dict[str, Callable[[], Callable[[int], None]]] = {
@@ -85,8 +89,7 @@ def run_row(row: str, calls: int) -> None:
         "get-auto": lambda: get(auto.allocate(64)),
         "set-auto": lambda: set_(auto.allocate(64)),
         "allocate": lambda: allocate,
-        "div-prefix": lambda: div(ffm.SegmentAllocator.prefix_allocator(
-            Arena.of_confined().allocate(8, 4))),
+        "div-prefix": lambda: div(ffm.SegmentAllocator.prefix_allocator(Arena.of_confined().allocate(8, 4))),
         "div-arena": lambda: div(Arena.of_confined()),
     }
     runs[row]()(calls)
@@ -94,12 +97,21 @@ def run_row(row: str, calls: int) -> None:
 
 def instructions(row: str, calls: int) -> int:
     """Instructions callgrind counts for a child process making ``calls`` calls of ``row``."""
-    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-               os.path.abspath(__file__), "--child", row, str(calls)]
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        row,
+        str(calls),
+    ]
     if shutil.which("setarch"):
         command = ["setarch", platform.machine(), "-R", *command]
-    result = subprocess.run(command, capture_output=True, text=True, check=False,
-                            env={**os.environ, "PYTHONHASHSEED": "0"})
+    result = subprocess.run(
+        command, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONHASHSEED": "0"}
+    )
     match = re.search(r"Collected : (\d+)", result.stderr)
     if result.returncode != 0 or match is None:
         raise SystemExit(f"{row}: the child process failed:\n{result.stderr[-2000:]}")
@@ -108,8 +120,12 @@ def instructions(row: str, calls: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--number", type=int, default=200,
-                        help="calls in the smaller run (at most 200); the other makes 5 times as many")
+    parser.add_argument(
+        "--number",
+        type=int,
+        default=200,
+        help="calls in the smaller run (at most 200); the other makes 5 times as many",
+    )
     parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated: " + ", ".join(ROWS))
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -123,9 +139,11 @@ def main() -> int:
         parser.error("valgrind is not installed")
     import ffm_runtime
 
-    print(f"# {platform.python_implementation()} {platform.python_version()} on "
-          f"{platform.machine()}, accelerated={ffm_runtime.accelerated()}, calls "
-          f"{args.number} and {5 * args.number}")
+    print(
+        f"# {platform.python_implementation()} {platform.python_version()} on "
+        f"{platform.machine()}, accelerated={ffm_runtime.accelerated()}, calls "
+        f"{args.number} and {5 * args.number}"
+    )
     print("| operation | instructions per call |")
     print("|---|---:|")
     for row in rows:

@@ -39,32 +39,50 @@ def main() -> int:
             arena.allocate(64)
 
     namespace = {
-        "ctypes": ctypes, "address": address, "view": view, "unpack": unpack, "JAVA_INT": JAVA_INT,
-        "confined": confined, "cseg": confined_segment, "aseg": auto_segment, "cycle": cycle,
+        "ctypes": ctypes,
+        "address": address,
+        "view": view,
+        "unpack": unpack,
+        "JAVA_INT": JAVA_INT,
+        "confined": confined,
+        "cseg": confined_segment,
+        "aseg": auto_segment,
+        "cycle": cycle,
         "Arena": Arena,
     }
     groups = [
-        ("read an int", [
-            ("ctypes c_int.from_address(a).value", "ctypes.c_int.from_address(address).value"),
-            ("struct.unpack_from on a memoryview (unchecked)", "unpack.unpack_from(view, 8)[0]"),
-            ("hatch-ffm segment.get(JAVA_INT, 8), auto arena", "aseg.get(JAVA_INT, 8)"),
-            ("hatch-ffm segment.get(JAVA_INT, 8), confined arena", "cseg.get(JAVA_INT, 8)"),
-        ]),
-        ("write an int", [
-            ("ctypes c_int.from_address(a).value = 5", "ctypes.c_int.from_address(address).value = 5"),
-            ("struct.pack_into on a memoryview (unchecked)", "unpack.pack_into(view, 8, 5)"),
-            ("hatch-ffm segment.set(JAVA_INT, 8, 5), auto arena", "aseg.set(JAVA_INT, 8, 5)"),
-            ("hatch-ffm segment.set(JAVA_INT, 8, 5), confined arena", "cseg.set(JAVA_INT, 8, 5)"),
-        ]),
-        ("allocate 64 bytes", [
-            ("ctypes.create_string_buffer(64)", "ctypes.create_string_buffer(64)"),
-            ("hatch-ffm arena.allocate(64), open confined arena", "confined.allocate(64)"),
-            ("hatch-ffm with Arena.of_confined() as a: a.allocate(64)", "cycle()"),
-        ]),
+        (
+            "read an int",
+            [
+                ("ctypes c_int.from_address(a).value", "ctypes.c_int.from_address(address).value"),
+                ("struct.unpack_from on a memoryview (unchecked)", "unpack.unpack_from(view, 8)[0]"),
+                ("hatch-ffm segment.get(JAVA_INT, 8), auto arena", "aseg.get(JAVA_INT, 8)"),
+                ("hatch-ffm segment.get(JAVA_INT, 8), confined arena", "cseg.get(JAVA_INT, 8)"),
+            ],
+        ),
+        (
+            "write an int",
+            [
+                ("ctypes c_int.from_address(a).value = 5", "ctypes.c_int.from_address(address).value = 5"),
+                ("struct.pack_into on a memoryview (unchecked)", "unpack.pack_into(view, 8, 5)"),
+                ("hatch-ffm segment.set(JAVA_INT, 8, 5), auto arena", "aseg.set(JAVA_INT, 8, 5)"),
+                ("hatch-ffm segment.set(JAVA_INT, 8, 5), confined arena", "cseg.set(JAVA_INT, 8, 5)"),
+            ],
+        ),
+        (
+            "allocate 64 bytes",
+            [
+                ("ctypes.create_string_buffer(64)", "ctypes.create_string_buffer(64)"),
+                ("hatch-ffm arena.allocate(64), open confined arena", "confined.allocate(64)"),
+                ("hatch-ffm with Arena.of_confined() as a: a.allocate(64)", "cycle()"),
+            ],
+        ),
     ]
-    print(f"# {platform.python_implementation()} {platform.python_version()} on "
-          f"{platform.machine()}, hatch-ffm {ffm.__version__}, number={args.number}, "
-          f"repeat={args.repeat}")
+    print(
+        f"# {platform.python_implementation()} {platform.python_version()} on "
+        f"{platform.machine()}, hatch-ffm {ffm.__version__}, number={args.number}, "
+        f"repeat={args.repeat}"
+    )
     print("| operation | ns | / first row of its group |")
     print("|---|---:|---:|")
     for title, rows in groups:

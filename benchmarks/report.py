@@ -34,23 +34,38 @@ SCRIPTS = ("bench_calls.py", "bench_memory.py", "bench_abi.py")
 HEADLINE = (
     ("bench_calls.py", "hatch-ffm add, critical (GIL kept)", "ctypes add"),
     ("bench_calls.py", "hatch-ffm add, default (GIL released)", "ctypes add"),
-    ("bench_calls.py", "hatch-ffm strlen, critical, confined-arena segment",
-     "ctypes strlen (bytes as c_char_p)"),
-    ("bench_memory.py", "read an int: hatch-ffm `segment.get(JAVA_INT, 8)`, confined arena",
-     "read an int: ctypes `c_int.from_address(a).value`"),
-    ("bench_memory.py", "allocate 64 bytes: hatch-ffm `arena.allocate(64)`, open confined arena",
-     "allocate 64 bytes: `ctypes.create_string_buffer(64)`"),
-    ("bench_abi.py", "div: hatch-ffm critical, result in the arena",
-     "div: ctypes (Structure restype)"),
-    ("bench_abi.py", "strtol + errno: hatch-ffm critical capture_call_state",
-     "strtol + errno: ctypes use_errno + get_errno"),
+    (
+        "bench_calls.py",
+        "hatch-ffm strlen, critical, confined-arena segment",
+        "ctypes strlen (bytes as c_char_p)",
+    ),
+    (
+        "bench_memory.py",
+        "read an int: hatch-ffm `segment.get(JAVA_INT, 8)`, confined arena",
+        "read an int: ctypes `c_int.from_address(a).value`",
+    ),
+    (
+        "bench_memory.py",
+        "allocate 64 bytes: hatch-ffm `arena.allocate(64)`, open confined arena",
+        "allocate 64 bytes: `ctypes.create_string_buffer(64)`",
+    ),
+    ("bench_abi.py", "div: hatch-ffm critical, result in the arena", "div: ctypes (Structure restype)"),
+    (
+        "bench_abi.py",
+        "strtol + errno: hatch-ffm critical capture_call_state",
+        "strtol + errno: ctypes use_errno + get_errno",
+    ),
 )
 
 
 def run(python: str, script: str, *extra: str) -> str:
     result = subprocess.run(
-        [python, str(HERE / script), *extra], capture_output=True, text=True, check=True,
-        env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "__main__"})
+        [python, str(HERE / script), *extra],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "__main__"},
+    )
     return result.stdout
 
 
@@ -90,15 +105,18 @@ def other_pythons(number: str) -> list[tuple[str, dict[str, str]]]:
             continue
         venv = HERE / "_build" / f"venv-{version}"
         subprocess.run([str(interpreter), "-m", "venv", "--clear", str(venv)], check=True)
-        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-               "--disable-pip-version-check"]
-        subprocess.run([*pip, "--no-index", "--find-links", str(ROOT / "dist"),
-                        "example-project"], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        subprocess.run(
+            [*pip, "--no-index", "--find-links", str(ROOT / "dist"), "example-project"], check=True
+        )
         subprocess.run([*pip, "cffi"], check=True)
         python = str(venv / "bin" / "python")
-        results.append((version, {script: run(python, script, "--number", number,
-                                              "--repeat", "5")
-                                  for script in SCRIPTS[::2]}))
+        results.append(
+            (
+                version,
+                {script: run(python, script, "--number", number, "--repeat", "5") for script in SCRIPTS[::2]},
+            )
+        )
     return results
 
 
@@ -107,27 +125,37 @@ def headline(outputs: dict[str, str]) -> str:
     for script, label, peer in HEADLINE:
         table = rows(outputs[script])
         if label in table and peer in table:
-            lines.append(f"| {label} | {table[label]:.1f} | {table[peer]:.1f} ({peer}) | "
-                         f"{table[peer] / table[label]:.1f}x |")
+            lines.append(
+                f"| {label} | {table[label]:.1f} | {table[peer]:.1f} ({peer}) | "
+                f"{table[peer] / table[label]:.1f}x |"
+            )
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--python", default=sys.executable,
-                        help="the interpreter of an environment with example_project and cffi")
-    parser.add_argument("--other-pythons", action="store_true",
-                        help="also run on every other supported CPython found")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the interpreter of an environment with example_project and cffi",
+    )
+    parser.add_argument(
+        "--other-pythons", action="store_true", help="also run on every other supported CPython found"
+    )
     parser.add_argument("--number", default=None, help="passed to every script")
     parser.add_argument("--doc", type=Path, default=DOC, help="where the tables go")
-    parser.add_argument("--readme", type=Path, default=README,
-                        help="the README whose headline block is regenerated")
+    parser.add_argument(
+        "--readme", type=Path, default=README, help="the README whose headline block is regenerated"
+    )
     args = parser.parse_args()
     extra = ("--number", args.number) if args.number else ()
     outputs = {script: run(args.python, script, *extra) for script in SCRIPTS}
-    version = subprocess.run([args.python, "-c", "import platform; "
-                              "print(platform.python_version())"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [args.python, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     stamp = datetime.date.today().isoformat()
     where = f"CPython {version}, {machine()}, {stamp}"
     command = "make bench" + (" (with --other-pythons)" if args.other_pythons else "")
@@ -150,9 +178,11 @@ def main() -> int:
     args.doc.write_text("\n".join(parts))
     text = args.readme.read_text()
     if BEGIN in text and END in text:
-        block = (f"{BEGIN}\n{where}; all rows from one run of `{command}` (full tables: "
-                 f"[docs/benchmarks.md](docs/benchmarks.md)):\n\n{headline(outputs)}\n{END}")
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+        block = (
+            f"{BEGIN}\n{where}; all rows from one run of `{command}` (full tables: "
+            f"[docs/benchmarks.md](docs/benchmarks.md)):\n\n{headline(outputs)}\n{END}"
+        )
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
         args.readme.write_text(text)
     print(f"wrote {args.doc} and the headline table of {args.readme} ({where})")
     return 0

@@ -42,8 +42,13 @@ _python_methods: list[Callable[..., Any]] = []
 _originals: list[Any] = []
 
 
-def fallback(index: int, self: object, values: tuple[Any, ...], kwnames: tuple[str, ...] | None,
-              methods: list[Callable[..., Any]] = _python_methods) -> Any:
+def fallback(
+    index: int,
+    self: object,
+    values: tuple[Any, ...],
+    kwnames: tuple[str, ...] | None,
+    methods: list[Callable[..., Any]] = _python_methods,
+) -> Any:
     """The slow path of accelerator ``index`` (the contract's ``CELL_ACCEL_FALLBACK``): its
     Python method, with the same arguments.
     (``methods`` is bound here: a finalizer can call an accelerator at exit, after this
@@ -52,13 +57,12 @@ def fallback(index: int, self: object, values: tuple[Any, ...], kwnames: tuple[s
     if kwnames is None:
         return method(self, *values)
     positional = len(values) - len(kwnames)
-    return method(self, *values[:positional], **dict(zip(kwnames, values[positional:],
-                                                          strict=True)))
+    return method(self, *values[:positional], **dict(zip(kwnames, values[positional:], strict=True)))
 
 
 def _text_signature(name: str, method: Callable[..., Any], static: bool) -> str:
     """``name($self, ...)``: the signature line that ``inspect`` reads from a builtin's doc."""
-    parameters = list(inspect.signature(method).parameters.values())[0 if static else 1:]
+    parameters = list(inspect.signature(method).parameters.values())[0 if static else 1 :]
     plain = [str(p.replace(annotation=inspect.Parameter.empty)) for p in parameters]
     return f"{name}({', '.join(plain if static else ['$self', *plain])})\n--\n\n"
 
@@ -87,12 +91,15 @@ def install() -> bool:
         return False  # no accelerators for this machine (or none built): Python it is
     digest = hashlib.sha256(data).hexdigest()
     if digest != entry.get("sha256"):
-        warnings.warn(f"ffm_runtime: {path} does not match its manifest (sha256 {digest}); "
-                      "not using it: reinstall hatch-ffm", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"ffm_runtime: {path} does not match its manifest (sha256 {digest}); "
+            "not using it: reinstall hatch-ffm",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return False
     try:
-        loaded = load_object(data, _bootstrap.resolve_import, str(path),
-                             TARGETS[target].elf_machine)
+        loaded = load_object(data, _bootstrap.resolve_import, str(path), TARGETS[target].elf_machine)
         symbols = [loaded.symbols[_contract.accelerator_symbol(c, m)] for c, m in _contract.ACCELERATORS]
     except (StubLoadError, KeyError) as exc:
         warnings.warn(f"ffm_runtime: cannot use {path}: {exc}", RuntimeWarning, stacklevel=2)
@@ -110,12 +117,10 @@ def install() -> bool:
         else:
             method = _bootstrap.new_method(cls, address, name, doc)
         aliases = [key for key, value in vars(cls).items() if value is original]  # __exit__
-        replacements.append((cls, aliases, original, _static(python) if static else python,
-                             method))
+        replacements.append((cls, aliases, original, _static(python) if static else python, method))
     for cls, aliases, original, python, method in replacements:
         _originals.append(original)
         _python_methods.append(python)
         for alias in aliases:
             setattr(cls, alias, method)
     return True
-

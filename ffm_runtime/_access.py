@@ -119,8 +119,9 @@ def warn_at_caller(warning: Warning) -> None:
     if frame is None:
         warnings.warn(warning, stacklevel=2)
     else:
-        warnings.warn_explicit(warning, type(warning), frame.f_code.co_filename,
-                               frame.f_lineno, module=_module_of(frame))
+        warnings.warn_explicit(
+            warning, type(warning), frame.f_code.co_filename, frame.f_lineno, module=_module_of(frame)
+        )
 
 
 def _environment_units() -> set[str]:
@@ -166,22 +167,27 @@ def _how_to_enable(unit: str) -> str:
 
     for bad in registry.unreadable():
         if bad.package == unit:
-            return (f"reinstall it, as its stub manifest cannot be read ({bad.error}), or set "
-                    f"{ENV_ENABLE}={unit}")
+            return (
+                f"reinstall it, as its stub manifest cannot be read ({bad.error}), or set {ENV_ENABLE}={unit}"
+            )
     _, mentioned = registry.native_access_units()
     if unit in mentioned:
-        return (f"add \"{unit}\" to the option enable-native-access of "
-                f"[tool.hatch.build.targets.wheel.hooks.ffm] of the project whose wheel ships it "
-                f"and rebuild, or set {ENV_ENABLE}={unit}")
-    where = ("" if unit == "__main__" else
-             f", or, if {unit} is built with hatch-ffm, list it in enable-native-access = "
-             f"[\"{unit}\"] under [tool.hatch.build.targets.wheel.hooks.ffm]")
+        return (
+            f'add "{unit}" to the option enable-native-access of '
+            f"[tool.hatch.build.targets.wheel.hooks.ffm] of the project whose wheel ships it "
+            f"and rebuild, or set {ENV_ENABLE}={unit}"
+        )
+    where = (
+        ""
+        if unit == "__main__"
+        else f", or, if {unit} is built with hatch-ffm, list it in enable-native-access = "
+        f'["{unit}"] under [tool.hatch.build.targets.wheel.hooks.ffm]'
+    )
     return f"set {ENV_ENABLE}={unit} (or {ENV_ENABLE}={ALL_UNNAMED}){where}"
 
 
 #: who makes a call that has no Python frame above the runtime
-_NO_CALLER: Final = "code with no Python caller (a thread started from C, a C callback or an " \
-    "atexit callback)"
+_NO_CALLER: Final = "code with no Python caller (a thread started from C, a C callback or an atexit callback)"
 
 
 #: Top-level names of the standard library: never a unit of permission.
@@ -204,8 +210,10 @@ def ensure_native_access(operation: str) -> str | None:
     if unit is not None and unit != "__main__" and unit in _STDLIB:
         # a restricted method handed to the standard library directly (a thread's target, a
         # callback): the code that handed it over is not on the stack, so no unit is known
-        who = (f"the standard library's {module} (a restricted method handed to it directly: "
-               "call it from a function of your own package)")
+        who = (
+            f"the standard library's {module} (a restricted method handed to it directly: "
+            "call it from a function of your own package)"
+        )
         unit = None
     if unit is not None and is_enabled(unit):
         return unit
@@ -218,19 +226,20 @@ def ensure_native_access(operation: str) -> str | None:
                 f"Illegal native access from {who} calling the restricted {operation}: such a "
                 f"call belongs to no unit, so no {ENV_ENABLE} setting enables it; make the call "
                 f"from Python code of an enabled package (a thread target written in Python, "
-                f"say), or relax the check with {ENV_POLICY}=warn or allow.")
+                f"say), or relax the check with {ENV_POLICY}=warn or allow."
+            )
         how = _how_to_enable(unit)
         raise IllegalCallerError(
             f"Illegal native access from {who} (module {module}) calling the restricted "
             f"{operation}: {who} is not enabled for native access; to enable it, {how}. "
-            f"{ENV_POLICY}=warn or allow relaxes the check.")
+            f"{ENV_POLICY}=warn or allow relaxes the check."
+        )
     with _lock:
         first = unit not in _warned
         _warned.add(unit)
     if first:
         if unit is None:
-            advice = (f"Calls with no Python caller belong to no unit: only {ENV_POLICY} "
-                      f"decides them")
+            advice = f"Calls with no Python caller belong to no unit: only {ENV_POLICY} decides them"
             caller = f"{operation} has been called by {who}"
         else:
             advice = f"Use {ENV_ENABLE}={unit} to avoid a warning for callers in this package"
@@ -238,10 +247,12 @@ def ensure_native_access(operation: str) -> str | None:
         message = (
             f"A restricted method in ffm_runtime has been called\n{caller}\n{advice}\n"
             f"Restricted methods are blocked unless native access is enabled "
-            f"({ENV_POLICY}=deny is the default)")
+            f"({ENV_POLICY}=deny is the default)"
+        )
         if frame is not None:
-            warnings.warn_explicit(message, NativeAccessWarning, frame.f_code.co_filename,
-                                   frame.f_lineno, module=module)
+            warnings.warn_explicit(
+                message, NativeAccessWarning, frame.f_code.co_filename, frame.f_lineno, module=module
+            )
         else:
             warnings.warn(message, NativeAccessWarning, stacklevel=2)
     return unit

@@ -46,8 +46,8 @@ __all__ = ["Arena", "SegmentAllocator"]
 
 _SLAB_SIZE: Final = _contract.ARENA_SLAB_SIZE
 _SLAB_ALIGN: Final = _contract.ARENA_SLAB_ALIGN  # slabs start here; larger alignments get blocks
-_SMALL: Final = _contract.ARENA_SMALL            # larger allocations get their own block
-_POOL_MAX: Final = _contract.ARENA_POOL_MAX    # slabs kept for reuse, process-wide
+_SMALL: Final = _contract.ARENA_SMALL  # larger allocations get their own block
+_POOL_MAX: Final = _contract.ARENA_POOL_MAX  # slabs kept for reuse, process-wide
 _MAX_ALLOCATION: Final = 1 << 62  # beyond this no allocation can succeed (and size_t wraps)
 _get_ident = threading.get_ident
 _new = object.__new__
@@ -178,7 +178,7 @@ def _take_slab() -> tuple[int, int, memoryview]:
     except IndexError:
         raw = _raw_calloc(_SLAB_SIZE + _SLAB_ALIGN)
         start = (raw + _SLAB_ALIGN - 1) & -_SLAB_ALIGN
-        return (raw, start, _ALL[start:start + _SLAB_SIZE])
+        return (raw, start, _ALL[start : start + _SLAB_SIZE])
 
 
 class SegmentAllocator:
@@ -189,8 +189,7 @@ class SegmentAllocator:
     def _allocate(self, byte_size: int, byte_alignment: int) -> MemorySegment:
         raise NotImplementedError
 
-    def allocate(self, size: int | MemoryLayout, alignment_or_count: int | None = None
-                 ) -> MemorySegment:
+    def allocate(self, size: int | MemoryLayout, alignment_or_count: int | None = None) -> MemorySegment:
         """``allocate(byte_size, byte_alignment=1)``, ``allocate(layout)`` or
         ``allocate(layout, count)``: a zeroed segment (for arenas)."""
         if isinstance(size, MemoryLayout):
@@ -199,16 +198,16 @@ class SegmentAllocator:
                 raise ValueError(f"Invalid element count: {count}")
             return self._allocate(size.byte_size * count, size.byte_alignment)
         size = _check_int(size, "byte_size")
-        alignment = 1 if alignment_or_count is None else _check_int(alignment_or_count,
-                                                                    "byte_alignment")
+        alignment = 1 if alignment_or_count is None else _check_int(alignment_or_count, "byte_alignment")
         if size < 0:
             raise ValueError(f"Invalid allocation size : {size}")
         if alignment <= 0 or alignment & (alignment - 1):
             raise ValueError(f"Invalid alignment constraint : {alignment}")
         return self._allocate(size, alignment)
 
-    def allocate_from(self, layout_or_text: ValueLayout | str, value: Any = None,
-                      charset: str = "utf-8") -> MemorySegment:
+    def allocate_from(
+        self, layout_or_text: ValueLayout | str, value: Any = None, charset: str = "utf-8"
+    ) -> MemorySegment:
         """``allocate_from(text)``: a NUL-terminated copy of ``text`` (UTF-8 by default);
         ``allocate_from(layout, value)``: one value; ``allocate_from(layout, values)``: an
         array of values (any sequence, or an iterable)."""
@@ -220,13 +219,15 @@ class SegmentAllocator:
             data = layout_or_text.encode(name) + bytes(width)
             return self._allocate_filled(data, width)
         if not isinstance(layout_or_text, ValueLayout):
-            raise TypeError(f"allocate_from() takes a str or a ValueLayout, not "
-                            f"{type(layout_or_text).__name__}")
+            raise TypeError(
+                f"allocate_from() takes a str or a ValueLayout, not {type(layout_or_text).__name__}"
+            )
         layout = layout_or_text
         if value is None:
             raise TypeError("allocate_from(layout, value) needs a value")
         if isinstance(value, (str, bytes, bytearray, memoryview)) or not (
-                isinstance(value, Sequence) or hasattr(value, "__iter__")):
+            isinstance(value, Sequence) or hasattr(value, "__iter__")
+        ):
             data = _encode(layout, layout._codec, value)
             return self._fill_allocated(self.allocate(layout), data)
         values = list(value)
@@ -246,7 +247,7 @@ class SegmentAllocator:
         depth = _depth(guard)
         try:
             _pin(guard, segment)
-            view[base:base + len(data)] = data
+            view[base : base + len(data)] = data
         finally:
             if guard is not None and depth:
                 del guard[depth:]
@@ -279,8 +280,10 @@ class _SlicingAllocator(SegmentAllocator):
         offset = start - segment._address
         if offset + byte_size > segment.byte_size:
             raise OutOfBoundsError(
-                f"slicing allocator of {segment!r} cannot fit {byte_size} more bytes at offset "
-                f"{offset}", offset, byte_size)
+                f"slicing allocator of {segment!r} cannot fit {byte_size} more bytes at offset {offset}",
+                offset,
+                byte_size,
+            )
         result = segment.as_slice(offset, byte_size)
         self._offset = offset + byte_size
         return result
@@ -302,19 +305,32 @@ class _PrefixAllocator(SegmentAllocator):
 class Arena(Scope, SegmentAllocator):
     """Owner of native memory; ``with Arena.of_confined() as arena:`` frees it at the end."""
 
-    __slots__ = ("__weakref__", "_alive", "_confinement", "_cursor", "_extra", "_kind", "_limit",
-                 "_owner", "_segment_class", "_slab", "_slab_align", "_slab_start", "_slab_view")
+    __slots__ = (
+        "__weakref__",
+        "_alive",
+        "_confinement",
+        "_cursor",
+        "_extra",
+        "_kind",
+        "_limit",
+        "_owner",
+        "_segment_class",
+        "_slab",
+        "_slab_align",
+        "_slab_start",
+        "_slab_view",
+    )
 
     _alive: bool
     _owner: int | None
     _kind: str
     _confinement: list[int] | None
     _segment_class: type[MemorySegment]
-    _cursor: int                # next free offset in the current slab
-    _limit: int                 # size of the current slab (-1: none yet)
+    _cursor: int  # next free offset in the current slab
+    _limit: int  # size of the current slab (-1: none yet)
     _slab: tuple[int, int, memoryview] | None
     _slab_start: int
-    _slab_align: int            # _slab_start & ALIGN_BITS
+    _slab_align: int  # _slab_start & ALIGN_BITS
     _slab_view: memoryview
     _extra: _Extras | None
 
@@ -384,7 +400,8 @@ class Arena(Scope, SegmentAllocator):
         """Not supported: raises :class:`UnsupportedOperationError`, as GraalVM does."""
         raise UnsupportedOperationError(
             "Shared arenas are currently not supported; use Arena.of_confined() per thread, "
-            "Arena.of_auto() or Arena.global_arena()")
+            "Arena.of_auto() or Arena.global_arena()"
+        )
 
     # -- scope --------------------------------------------------------------------------
     def is_alive(self) -> bool:
@@ -426,13 +443,13 @@ class Arena(Scope, SegmentAllocator):
         return self
 
     # -- allocation ---------------------------------------------------------------------
-    def allocate(self, size: int | MemoryLayout, alignment_or_count: int | None = None
-                 ) -> MemorySegment:
+    def allocate(self, size: int | MemoryLayout, alignment_or_count: int | None = None) -> MemorySegment:
         """``allocate(byte_size, byte_alignment=1)``, ``allocate(layout)`` or
         ``allocate(layout, count)``: zeroed memory owned by this arena."""
         # Native twin: ffm_acc_arena_allocate (hatch_ffm/_ir/_accelerators.py), common cases.
-        if size.__class__ is not int or (alignment_or_count is not None
-                                         and alignment_or_count.__class__ is not int):
+        if size.__class__ is not int or (
+            alignment_or_count is not None and alignment_or_count.__class__ is not int
+        ):
             return SegmentAllocator.allocate(self, size, alignment_or_count)
         alignment = 1 if alignment_or_count is None else alignment_or_count
         if size < 0 or alignment <= 0 or alignment & (alignment - 1):
@@ -511,15 +528,15 @@ class Arena(Scope, SegmentAllocator):
         # Native twin: ffm_acc_arena_close (hatch_ffm/_ir/_accelerators.py), common cases.
         guard = self._confinement
         if guard is None:
-            raise UnsupportedOperationError(
-                f"Attempted to close a non-closeable ({self._kind}) arena")
+            raise UnsupportedOperationError(f"Attempted to close a non-closeable ({self._kind}) arena")
         if guard[0] != _get_ident():
             self._check()
         if len(guard) > 1:
             raise ScopeInUseError(
                 f"Cannot close {self!r}: an operation on its memory is in progress (a "
                 "finalizer, signal handler or __index__ running during it called close()); "
-                "close it after that operation")
+                "close it after that operation"
+            )
         guard[0] = 0
         self._alive = False
         slab = self._slab
@@ -546,16 +563,23 @@ class Arena(Scope, SegmentAllocator):
         # memory (collected in another thread, the arena's memory is left allocated).
         guard = self._confinement
         if guard is not None and guard[0] != 0 and (guard[0] != _get_ident() or len(guard) > 1):
-            warnings.warn(f"confined arena {self!r} was never closed (finalized outside its "
-                          "owner thread or during an operation on its memory: its memory is "
-                          "not reused)", ResourceWarning, stacklevel=2)
+            warnings.warn(
+                f"confined arena {self!r} was never closed (finalized outside its "
+                "owner thread or during an operation on its memory: its memory is "
+                "not reused)",
+                ResourceWarning,
+                stacklevel=2,
+            )
             return
         if guard is not None and guard[0] != 0:
             guard[0] = 0
             self._alive = False
-            warnings.warn(f"confined arena {self!r} was never closed; use "
-                          "'with Arena.of_confined() as arena:' or call close()",
-                          ResourceWarning, stacklevel=2)
+            warnings.warn(
+                f"confined arena {self!r} was never closed; use "
+                "'with Arena.of_confined() as arena:' or call close()",
+                ResourceWarning,
+                stacklevel=2,
+            )
             slab, self._slab = self._slab, None
             if self._extra is not None and self._extra.exports:
                 self._extra.quarantine(slab)

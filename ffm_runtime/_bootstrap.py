@@ -17,8 +17,17 @@ from typing import Any, Final
 from . import _contract
 from ._locks import ForkSafeLock
 
-__all__ = ["bootstrap", "cell_address", "dlsym", "new_builtin", "new_method", "resolve_import",
-           "set_cell", "set_offset", "slot_offset"]
+__all__ = [
+    "bootstrap",
+    "cell_address",
+    "dlsym",
+    "new_builtin",
+    "new_method",
+    "resolve_import",
+    "set_cell",
+    "set_offset",
+    "slot_offset",
+]
 
 try:
     _libc = ctypes.CDLL(None)
@@ -107,8 +116,11 @@ def slot_offset(instance: object, name: str) -> int:
     descriptor.__set__(instance, sentinel)
     try:
         base = id(instance)
-        hits = [offset for offset in range(0, type(instance).__basicsize__, _WORD)
-                if ctypes.c_void_p.from_address(base + offset).value == id(sentinel)]
+        hits = [
+            offset
+            for offset in range(0, type(instance).__basicsize__, _WORD)
+            if ctypes.c_void_p.from_address(base + offset).value == id(sentinel)
+        ]
     finally:
         descriptor.__delete__(instance)
     if len(hits) != 1:
@@ -116,15 +128,19 @@ def slot_offset(instance: object, name: str) -> int:
 
         raise UnsupportedPlatformError(
             f"cannot find the slot {type(instance).__name__}.{name} in this interpreter's "
-            "objects: hatch-ffm supports CPython 3.10 and later (standard builds)")
+            "objects: hatch-ffm supports CPython 3.10 and later (standard builds)"
+        )
     return hits[0]
 
 
 def type_offset() -> int:
     """The byte offset of ``ob_type`` in every object (found like :func:`slot_offset`)."""
     probe = object()
-    hits = [offset for offset in range(0, type(probe).__basicsize__, _WORD)
-            if ctypes.c_void_p.from_address(id(probe) + offset).value == id(object)]
+    hits = [
+        offset
+        for offset in range(0, type(probe).__basicsize__, _WORD)
+        if ctypes.c_void_p.from_address(id(probe) + offset).value == id(object)
+    ]
     if len(hits) != 1:
         from ._errors import UnsupportedPlatformError
 
@@ -180,8 +196,9 @@ def _method_def(function: int, name: str, doc: str, flags: int) -> int:
         return address
 
 
-def new_builtin(function: int, self_object: object, name: str, doc: str,
-                flags: int = _contract.METH_FASTCALL) -> Any:
+def new_builtin(
+    function: int, self_object: object, name: str, doc: str, flags: int = _contract.METH_FASTCALL
+) -> Any:
     """A builtin function calling ``function`` (a ``METH_FASTCALL`` C function, or of the
     calling convention ``flags`` says) with ``self``."""
     definition = _method_def(function, name, doc, flags)
@@ -197,8 +214,9 @@ _new_method.argtypes = (ctypes.py_object, ctypes.c_void_p)
 
 def new_method(cls: type, function: int, name: str, doc: str) -> Any:
     """A method descriptor of ``cls`` calling ``function`` (``METH_FASTCALL | METH_KEYWORDS``)."""
-    return _new_method(cls, _method_def(function, name, doc,
-                                        _contract.METH_FASTCALL | _contract.METH_KEYWORDS))
+    return _new_method(
+        cls, _method_def(function, name, doc, _contract.METH_FASTCALL | _contract.METH_KEYWORDS)
+    )
 
 
 def _slots(cls: type) -> set[str]:
@@ -240,24 +258,36 @@ def bootstrap() -> None:
         _contract.CELL_SLAB_POOL: _pool,
         _contract.CELL_CONFINED_KIND: "confined",
     }
-    classes: dict[str, type] = {"segment": MemorySegment, "arena": Arena, "layout": ValueLayout,
-                                "prefix": _PrefixAllocator, "slicing": _SlicingAllocator}
+    classes: dict[str, type] = {
+        "segment": MemorySegment,
+        "arena": Arena,
+        "layout": ValueLayout,
+        "prefix": _PrefixAllocator,
+        "slicing": _SlicingAllocator,
+    }
     if set(cells) != set(_contract.RUNTIME_CELLS) or set(classes) != set(_contract.FIELDS):
-        raise UnsupportedPlatformError("internal error: ffm_runtime's cells or classes do not "
-                                       "match its contract (a broken installation?)")
+        raise UnsupportedPlatformError(
+            "internal error: ffm_runtime's cells or classes do not "
+            "match its contract (a broken installation?)"
+        )
     for role, names in _contract.FIELDS.items():
         missing = set(names) - _slots(classes[role])
         if missing:
             raise UnsupportedPlatformError(
                 f"internal error: the contract names fields {sorted(missing)} that "
-                f"{classes[role].__name__} does not have (a broken installation?)")
+                f"{classes[role].__name__} does not have (a broken installation?)"
+            )
     for name, obj in cells.items():
         set_cell(name, obj)
     set_offset("ob_type", type_offset())
     arena: Arena = object.__new__(Arena)
-    probes = {"segment": object.__new__(MemorySegment), "arena": arena,
-              "layout": object.__new__(ValueLayout), "prefix": object.__new__(_PrefixAllocator),
-              "slicing": object.__new__(_SlicingAllocator)}
+    probes = {
+        "segment": object.__new__(MemorySegment),
+        "arena": arena,
+        "layout": object.__new__(ValueLayout),
+        "prefix": object.__new__(_PrefixAllocator),
+        "slicing": object.__new__(_SlicingAllocator),
+    }
     try:
         for role, names in _contract.FIELDS.items():
             for field in names:

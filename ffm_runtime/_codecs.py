@@ -14,8 +14,7 @@ from typing import Any, Final
 
 __all__ = ["codec_for"]
 
-_FORMATS: Final = {"z": "?", "b": "b", "c": "H", "s": "h", "i": "i", "j": "q", "f": "f", "d": "d",
-                   "a": "Q"}
+_FORMATS: Final = {"z": "?", "b": "b", "c": "H", "s": "h", "i": "i", "j": "q", "f": "f", "d": "d", "a": "Q"}
 
 #: Set by ``ffm_runtime._memory``: makes the segment an address read from memory denotes.
 make_address_segment: Callable[[int, int], Any] | None = None

@@ -63,57 +63,70 @@ __all__ = [
 #: CPython Stable ABI functions native code may call (all available since 3.10), with their
 #: C signatures, from which the code generator declares them (``hatch_ffm/_ir/_imports.py``;
 #: types as on the LP64 targets: ``long`` is 64 bits).
-PYTHON_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType({
-    # ints and floats
-    "PyLong_AsLongLong": "long long (PyObject *)",
-    "PyLong_AsSsize_t": "Py_ssize_t (PyObject *)",
-    "PyLong_AsUnsignedLong": "unsigned long (PyObject *)",
-    "PyLong_FromLongLong": "PyObject *(long long)",
-    "PyLong_FromUnsignedLongLong": "PyObject *(unsigned long long)",
-    "PyLong_FromSsize_t": "PyObject *(Py_ssize_t)",
-    "PyFloat_AsDouble": "double (PyObject *)",
-    "PyFloat_FromDouble": "PyObject *(double)",
-    "PyBool_FromLong": "PyObject *(long)",
-    # errors
-    "PyErr_Occurred": "PyObject *(void)",
-    "PyErr_Clear": "void (void)",
-    # the GIL and threads
-    "PyEval_SaveThread": "PyThreadState *(void)",
-    "PyEval_RestoreThread": "void (PyThreadState *)",
-    "PyThread_get_thread_ident": "unsigned long (void)",
-    # calls into the runtime's Python code (cells)
-    "PyObject_CallFunction": "PyObject *(PyObject *, const char *, ...)",
-    "PyObject_CallMethodObjArgs": "PyObject *(PyObject *, PyObject *, ...)",
-    # objects, tuples and lists
-    "PyType_GenericAlloc": "PyObject *(PyTypeObject *, Py_ssize_t)",
-    "Py_IncRef": "void (PyObject *)",
-    "Py_DecRef": "void (PyObject *)",
-    "PyTuple_New": "PyObject *(Py_ssize_t)",
-    "PyTuple_SetItem": "int (PyObject *, Py_ssize_t, PyObject *)",
-    "PyTuple_Size": "Py_ssize_t (PyObject *)",
-    "PyTuple_GetItem": "PyObject *(PyObject *, Py_ssize_t)",
-    "PyList_New": "PyObject *(Py_ssize_t)",
-    "PyList_GetItem": "PyObject *(PyObject *, Py_ssize_t)",
-    "PyList_SetItem": "int (PyObject *, Py_ssize_t, PyObject *)",
-    "PyList_Size": "Py_ssize_t (PyObject *)",
-    "PyList_Append": "int (PyObject *, PyObject *)",
-    "PyList_SetSlice": "int (PyObject *, Py_ssize_t, Py_ssize_t, PyObject *)",
-})
+PYTHON_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        # ints and floats
+        "PyLong_AsLongLong": "long long (PyObject *)",
+        "PyLong_AsSsize_t": "Py_ssize_t (PyObject *)",
+        "PyLong_AsUnsignedLong": "unsigned long (PyObject *)",
+        "PyLong_FromLongLong": "PyObject *(long long)",
+        "PyLong_FromUnsignedLongLong": "PyObject *(unsigned long long)",
+        "PyLong_FromSsize_t": "PyObject *(Py_ssize_t)",
+        "PyFloat_AsDouble": "double (PyObject *)",
+        "PyFloat_FromDouble": "PyObject *(double)",
+        "PyBool_FromLong": "PyObject *(long)",
+        # errors
+        "PyErr_Occurred": "PyObject *(void)",
+        "PyErr_Clear": "void (void)",
+        # the GIL and threads
+        "PyEval_SaveThread": "PyThreadState *(void)",
+        "PyEval_RestoreThread": "void (PyThreadState *)",
+        "PyThread_get_thread_ident": "unsigned long (void)",
+        # calls into the runtime's Python code (cells)
+        "PyObject_CallFunction": "PyObject *(PyObject *, const char *, ...)",
+        "PyObject_CallMethodObjArgs": "PyObject *(PyObject *, PyObject *, ...)",
+        # objects, tuples and lists
+        "PyType_GenericAlloc": "PyObject *(PyTypeObject *, Py_ssize_t)",
+        "Py_IncRef": "void (PyObject *)",
+        "Py_DecRef": "void (PyObject *)",
+        "PyTuple_New": "PyObject *(Py_ssize_t)",
+        "PyTuple_SetItem": "int (PyObject *, Py_ssize_t, PyObject *)",
+        "PyTuple_Size": "Py_ssize_t (PyObject *)",
+        "PyTuple_GetItem": "PyObject *(PyObject *, Py_ssize_t)",
+        "PyList_New": "PyObject *(Py_ssize_t)",
+        "PyList_GetItem": "PyObject *(PyObject *, Py_ssize_t)",
+        "PyList_SetItem": "int (PyObject *, Py_ssize_t, PyObject *)",
+        "PyList_Size": "Py_ssize_t (PyObject *)",
+        "PyList_Append": "int (PyObject *, PyObject *)",
+        "PyList_SetSlice": "int (PyObject *, Py_ssize_t, Py_ssize_t, PyObject *)",
+    }
+)
 
 #: CPython Stable ABI data native code may reference (singletons, and types it compares
 #: objects' types with).
-PYTHON_DATA: Final = frozenset({"_Py_NoneStruct", "_Py_TrueStruct", "_Py_FalseStruct",
-                                "PyLong_Type", "PyFloat_Type", "PyBool_Type",
-                                "PyMemoryView_Type", "PyTuple_Type"})
+PYTHON_DATA: Final = frozenset(
+    {
+        "_Py_NoneStruct",
+        "_Py_TrueStruct",
+        "_Py_FalseStruct",
+        "PyLong_Type",
+        "PyFloat_Type",
+        "PyBool_Type",
+        "PyMemoryView_Type",
+        "PyTuple_Type",
+    }
+)
 
 #: libc functions native code may call, with their C signatures.  ``memcpy``: LLVM turns a
 #: large ``llvm.memcpy`` into a call (on AArch64, the copy of a struct argument over 256
 #: bytes that the stub passes by reference).
-LIBC_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType({
-    "__errno_location": "int *(void)",
-    "memcpy": "void *(void *, const void *, size_t)",
-    "memset": "void *(void *, int, size_t)",
-})
+LIBC_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "__errno_location": "int *(void)",
+        "memcpy": "void *(void *, const void *, size_t)",
+        "memset": "void *(void *, int, size_t)",
+    }
+)
 
 # -- 2. The runtime's cells -------------------------------------------------------------
 # A cell is a data word holding a ``PyObject *`` the runtime stores before native code runs
@@ -152,8 +165,7 @@ CELL_SLAB_POOL: Final = "ffm_rt_slab_pool"
 CELL_CONFINED_KIND: Final = "ffm_rt_confined_kind"
 
 #: Every cell's symbol, in the order of the cells table.
-RUNTIME_CELLS: Final = tuple(value for name, value in tuple(globals().items())
-                             if name.startswith("CELL_"))
+RUNTIME_CELLS: Final = tuple(value for name, value in tuple(globals().items()) if name.startswith("CELL_"))
 
 # -- 3. The fields native code reads ----------------------------------------------------
 # Native code reads these ``__slots__`` fields of the runtime's objects directly, at byte
@@ -163,22 +175,35 @@ RUNTIME_CELLS: Final = tuple(value for name, value in tuple(globals().items())
 # object), then these fields, class by class, in this order.
 
 #: The runtime's classes, by their role here, and the fields native code reads.
-FIELDS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType({
-    # MemorySegment
-    "segment": ("_address", "_size", "_scope", "_guard", "_view", "_base", "_align"),
-    # Arena
-    "arena": ("_alive", "_owner", "_kind", "_confinement", "_segment_class", "_extra", "_slab",
-              "_slab_start", "_slab_align", "_slab_view", "_cursor", "_limit"),
-    # ValueLayout
-    "layout": ("_kind", "_byte_size", "_mask"),
-    # the prefix and the slicing allocator
-    "prefix": ("_segment",),
-    "slicing": ("_segment", "_offset"),
-})
+FIELDS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        # MemorySegment
+        "segment": ("_address", "_size", "_scope", "_guard", "_view", "_base", "_align"),
+        # Arena
+        "arena": (
+            "_alive",
+            "_owner",
+            "_kind",
+            "_confinement",
+            "_segment_class",
+            "_extra",
+            "_slab",
+            "_slab_start",
+            "_slab_align",
+            "_slab_view",
+            "_cursor",
+            "_limit",
+        ),
+        # ValueLayout
+        "layout": ("_kind", "_byte_size", "_mask"),
+        # the prefix and the slicing allocator
+        "prefix": ("_segment",),
+        "slicing": ("_segment", "_offset"),
+    }
+)
 OFFSETS_SYMBOL: Final = "ffm_rt_offsets"
 #: The offsets table's entries, ``"<role>.<field>"``.
-OFFSETS: Final = ("ob_type", *(f"{role}.{name}" for role, names in FIELDS.items()
-                               for name in names))
+OFFSETS: Final = ("ob_type", *(f"{role}.{name}" for role, names in FIELDS.items() for name in names))
 
 # -- 4. What the fields hold ------------------------------------------------------------
 # A segment's ``_address`` and ``_size`` are exact ints; a confined segment's ``_guard``
@@ -194,7 +219,8 @@ SEGMENT_READ_ONLY_BIT: Final = 1 << 40
 #: byte order of both targets); 0 for layouts native code leaves to Python (big-endian ones,
 #: ``ADDRESS``).
 VALUE_KINDS: Final[Mapping[str, int]] = MappingProxyType(
-    {"z": 1, "b": 2, "c": 3, "s": 4, "i": 5, "j": 6, "f": 7, "d": 8})
+    {"z": 1, "b": 2, "c": 3, "s": 4, "i": 5, "j": 6, "f": 7, "d": 8}
+)
 #: An arena's slabs: their size, and the boundary they start on (allocations with a larger
 #: alignment get blocks of their own).
 ARENA_SLAB_SIZE: Final = 64 * 1024
@@ -219,8 +245,14 @@ METH_KEYWORDS: Final = 0x0002
 #: Native ``METH_FASTCALL | METH_KEYWORDS`` methods that take the common case of
 #: ``Class.method`` and hand anything else (other argument types, keywords, every error) to
 #: the Python implementation through ``CELL_ACCEL_FALLBACK``: ``(class name, method name)``.
-ACCELERATORS: Final = (("Arena", "allocate"), ("MemorySegment", "get"), ("MemorySegment", "set"),
-                       ("Arena", "of_confined"), ("Arena", "__enter__"), ("Arena", "close"))
+ACCELERATORS: Final = (
+    ("Arena", "allocate"),
+    ("MemorySegment", "get"),
+    ("MemorySegment", "set"),
+    ("Arena", "of_confined"),
+    ("Arena", "__enter__"),
+    ("Arena", "close"),
+)
 #: Those of ``ACCELERATORS`` that are static methods (called without ``self``).
 STATIC_ACCELERATORS: Final = frozenset({("Arena", "of_confined")})
 
@@ -232,5 +264,10 @@ def accelerator_symbol(class_name: str, method: str) -> str:
 
 def allowed_import(name: str) -> bool:
     """Whether native code may import ``name``."""
-    return (name in PYTHON_FUNCTIONS or name in PYTHON_DATA or name in LIBC_FUNCTIONS
-            or name in RUNTIME_CELLS or name == OFFSETS_SYMBOL)
+    return (
+        name in PYTHON_FUNCTIONS
+        or name in PYTHON_DATA
+        or name in LIBC_FUNCTIONS
+        or name in RUNTIME_CELLS
+        or name == OFFSETS_SYMBOL
+    )

@@ -38,7 +38,8 @@ class FunctionDescriptor:
         for position, layout in enumerate(args):
             if not isinstance(layout, MemoryLayout):
                 raise TypeError(
-                    f"argument layout {position} must be a MemoryLayout, not {type(layout).__name__}")
+                    f"argument layout {position} must be a MemoryLayout, not {type(layout).__name__}"
+                )
         if result is not None and not isinstance(result, MemoryLayout):
             raise TypeError(f"result layout must be a MemoryLayout or None, not {type(result).__name__}")
         object.__setattr__(self, "_result", result)
@@ -83,8 +84,9 @@ class FunctionDescriptor:
 
     def stripped(self) -> FunctionDescriptor:
         """This descriptor with every layout name removed."""
-        return FunctionDescriptor(None if self._result is None else self._result.stripped(),
-                                  (a.stripped() for a in self._args))
+        return FunctionDescriptor(
+            None if self._result is None else self._result.stripped(), (a.stripped() for a in self._args)
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FunctionDescriptor):
@@ -146,8 +148,7 @@ class Option:
         """Save parts of the execution state (``"errno"``) right after the call."""
         for name in names:
             if name not in CAPTURABLE_STATES:
-                raise ValueError(
-                    f"Unknown name: {name!r}, must be one of: {', '.join(CAPTURABLE_STATES)}")
+                raise ValueError(f"Unknown name: {name!r}, must be one of: {', '.join(CAPTURABLE_STATES)}")
         return Option("capture_call_state", tuple(sorted(set(names))))
 
     @staticmethod
@@ -215,8 +216,10 @@ def _check_layout(layout: MemoryLayout, where: str, top_level: bool) -> None:
             raise ValueError(f"Layout alignment must be natural alignment: {layout} ({where})")
         return
     if top_level and isinstance(layout, (SequenceLayout, PaddingLayout)):
-        raise ValueError(f"Unsupported layout: {layout} ({where}); a {type(layout).__name__} "
-                         "cannot be passed or returned on its own, wrap it in a struct")
+        raise ValueError(
+            f"Unsupported layout: {layout} ({where}); a {type(layout).__name__} "
+            "cannot be passed or returned on its own, wrap it in a struct"
+        )
     if isinstance(layout, SequenceLayout):
         _check_layout(layout.element_layout, where, False)
         return
@@ -227,8 +230,10 @@ def _check_layout(layout: MemoryLayout, where: str, top_level: bool) -> None:
         raise ValueError(f"Unsupported layout: empty group {layout} ({where})")
     natural = max(m.byte_alignment for m in layout.member_layouts)
     if layout.byte_alignment != natural:
-        raise ValueError(f"Layout alignment must be natural alignment: {layout} ({where}) has "
-                         f"alignment {layout.byte_alignment}, its members {natural}")
+        raise ValueError(
+            f"Layout alignment must be natural alignment: {layout} ({where}) has "
+            f"alignment {layout.byte_alignment}, its members {natural}"
+        )
     for member in layout.member_layouts:
         _check_layout(member, where, False)
     if isinstance(layout, StructLayout):
@@ -239,19 +244,25 @@ def _check_layout(layout: MemoryLayout, where: str, top_level: bool) -> None:
                 continue
             expected = -(-content // member.byte_alignment) * member.byte_alignment
             if actual != expected:
-                raise ValueError(f"Member layout {member} of {layout} ({where}) is at offset "
-                                 f"{actual}, C puts it at {expected}: check the padding")
+                raise ValueError(
+                    f"Member layout {member} of {layout} ({where}) is at offset "
+                    f"{actual}, C puts it at {expected}: check the padding"
+                )
             actual += member.byte_size
             content = actual
     else:
         content = max(m.byte_size for m in layout.member_layouts)
     padded = -(-content // natural) * natural
     if layout.byte_size < padded:
-        raise ValueError(f"Layout lacks trailing padding: {layout} ({where}) is "
-                         f"{layout.byte_size} bytes, C makes it {padded}")
+        raise ValueError(
+            f"Layout lacks trailing padding: {layout} ({where}) is "
+            f"{layout.byte_size} bytes, C makes it {padded}"
+        )
     if layout.byte_size > padded:
-        raise ValueError(f"Layout has unexpected padding: {layout} ({where}) is "
-                         f"{layout.byte_size} bytes, C makes it {padded}")
+        raise ValueError(
+            f"Layout has unexpected padding: {layout} ({where}) is "
+            f"{layout.byte_size} bytes, C makes it {padded}"
+        )
 
 
 def _check_by_value_size(layout: MemoryLayout, where: str) -> None:
@@ -263,7 +274,8 @@ def _check_by_value_size(layout: MemoryLayout, where: str) -> None:
             f"Layout {layout} ({where}) is {layout.byte_size} bytes: a struct or union passed "
             f"or returned by value may have at most {MAX_BY_VALUE_BYTE_SIZE} bytes "
             "(MAX_BY_VALUE_BYTE_SIZE; a stub copies such an argument onto the thread's stack); "
-            "pass it by reference instead, as an ADDRESS and a MemorySegment")
+            "pass it by reference instead, as an ADDRESS and a MemorySegment"
+        )
 
 
 def check_options(descriptor: FunctionDescriptor, options: Iterable[object]) -> tuple[Option, ...]:
@@ -289,17 +301,21 @@ def check_options(descriptor: FunctionDescriptor, options: Iterable[object]) -> 
         if first > len(descriptor.argument_layouts):
             raise IndexError(
                 f"Index '{first}' not in bounds for descriptor {descriptor} "
-                f"({len(descriptor.argument_layouts)} arguments)")
+                f"({len(descriptor.argument_layouts)} arguments)"
+            )
         for layout in descriptor.argument_layouts[first:]:
             carrier = getattr(layout, "carrier", "")
             if carrier in _VARIADIC_REFUSED:
                 raise ValueError(
                     f"Invalid variadic argument layout: {layout} in {descriptor}; C promotes "
-                    "it, so pass JAVA_INT for bool/char/short and JAVA_DOUBLE for float")
+                    "it, so pass JAVA_INT for bool/char/short and JAVA_DOUBLE for float"
+                )
     capture = seen.get("capture_call_state")
     if capture is not None and not capture.value:
-        raise ValueError("capture_call_state() needs the names of the states to capture, "
-                         f"e.g. capture_call_state({CAPTURABLE_STATES[0]!r})")
+        raise ValueError(
+            "capture_call_state() needs the names of the states to capture, "
+            f"e.g. capture_call_state({CAPTURABLE_STATES[0]!r})"
+        )
     return tuple(seen[k] for k in sorted(seen))
 
 

@@ -115,7 +115,7 @@ class ElfObject:
     def section_bytes(self, section: Section) -> bytes:
         if section.type == SHT_NOBITS:
             return bytes(section.size)
-        return self.data[section.offset:section.offset + section.size]
+        return self.data[section.offset : section.offset + section.size]
 
 
 def _c_string(table: bytes, offset: int, what: str) -> str:
@@ -135,15 +135,29 @@ def _c_string(table: bytes, offset: int, what: str) -> str:
 def _slice(data: bytes, offset: int, size: int, what: str) -> bytes:
     if offset < 0 or size < 0 or offset + size > len(data):
         raise ElfError(f"{what}: bytes {offset}..{offset + size} outside the file of {len(data)} bytes")
-    return data[offset:offset + size]
+    return data[offset : offset + size]
 
 
 def parse(data: bytes, machines: tuple[int, ...] = (EM_X86_64, EM_AARCH64)) -> ElfObject:
     """Parse and validate ``data``; raise :class:`ElfError` on any inconsistency."""
     if len(data) < _EHDR.size:
         raise ElfError(f"file of {len(data)} bytes is too short for an ELF header")
-    (ident, e_type, e_machine, e_version, _entry, _phoff, e_shoff, _flags, e_ehsize,
-     _phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx) = _EHDR.unpack_from(data)
+    (
+        ident,
+        e_type,
+        e_machine,
+        e_version,
+        _entry,
+        _phoff,
+        e_shoff,
+        _flags,
+        e_ehsize,
+        _phentsize,
+        e_phnum,
+        e_shentsize,
+        e_shnum,
+        e_shstrndx,
+    ) = _EHDR.unpack_from(data)
     if ident[:4] != b"\x7fELF":
         raise ElfError("not an ELF file (bad magic)")
     if ident[4] != 2 or ident[5] != 1 or ident[6] != 1:
@@ -174,9 +188,11 @@ def parse(data: bytes, machines: tuple[int, ...] = (EM_X86_64, EM_AARCH64)) -> E
     if raw[e_shstrndx][1] != SHT_STRTAB:
         raise ElfError("section name table is not a string table")
     sections = tuple(
-        Section(i, _c_string(names, r[0], f"section {i}"), r[1], r[2], r[4], r[5], r[6], r[7],
-                max(r[8], 1), r[9])
-        for i, r in enumerate(raw))
+        Section(
+            i, _c_string(names, r[0], f"section {i}"), r[1], r[2], r[4], r[5], r[6], r[7], max(r[8], 1), r[9]
+        )
+        for i, r in enumerate(raw)
+    )
 
     symtabs = [s for s in sections if s.type == SHT_SYMTAB]
     if len(symtabs) != 1:
@@ -186,11 +202,12 @@ def parse(data: bytes, machines: tuple[int, ...] = (EM_X86_64, EM_AARCH64)) -> E
         raise ElfError("symbol table entry size is wrong")
     if symtab.link >= len(sections) or sections[symtab.link].type != SHT_STRTAB:
         raise ElfError("symbol table does not link to a string table")
-    strtab = data[sections[symtab.link].offset:][:sections[symtab.link].size]
+    strtab = data[sections[symtab.link].offset :][: sections[symtab.link].size]
     symbols = []
     for i in range(symtab.size // _SYM.size):
         st_name, st_info, _other, st_shndx, st_value, st_size = _SYM.unpack_from(
-            data, symtab.offset + i * _SYM.size)
+            data, symtab.offset + i * _SYM.size
+        )
         if st_shndx in {SHN_COMMON, SHN_XINDEX}:
             raise ElfError(f"symbol {i}: common or extended-index symbols are not supported")
         if st_shndx != SHN_ABS and st_shndx >= len(sections):
@@ -199,8 +216,17 @@ def parse(data: bytes, machines: tuple[int, ...] = (EM_X86_64, EM_AARCH64)) -> E
             target = sections[st_shndx]
             if st_value > target.size or st_size > target.size - st_value:
                 raise ElfError(f"symbol {i}: value {st_value}+{st_size} outside its section")
-        symbols.append(Symbol(i, _c_string(strtab, st_name, f"symbol {i}"), st_info >> 4,
-                              st_info & 0xF, st_shndx, st_value, st_size))
+        symbols.append(
+            Symbol(
+                i,
+                _c_string(strtab, st_name, f"symbol {i}"),
+                st_info >> 4,
+                st_info & 0xF,
+                st_shndx,
+                st_value,
+                st_size,
+            )
+        )
 
     relocations: dict[int, tuple[Relocation, ...]] = {}
     for section in sections:

@@ -36,8 +36,14 @@ def _functions() -> ctypes.CDLL:
         if _libc is None:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.mmap.restype = ctypes.c_void_p
-            libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                                  ctypes.c_int, ctypes.c_long)
+            libc.mmap.argtypes = (
+                ctypes.c_void_p,
+                ctypes.c_size_t,
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.c_long,
+            )
             libc.mprotect.restype = ctypes.c_int
             libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
             libc.munmap.restype = ctypes.c_int
@@ -66,18 +72,19 @@ def _map_from_file(address: int, code: bytes) -> None:
         raise StubLoadError(
             "cannot make stub code executable: the system refuses executable anonymous memory "
             f"(SELinux deny_execmem or systemd MemoryDenyWriteExecute?) and memfd_create, the "
-            f"fallback, failed: {exc}") from exc
+            f"fallback, failed: {exc}"
+        ) from exc
     try:
         os.write(fd, code)
-        mapped = _functions().mmap(address, length, _PROT_READ | _PROT_EXEC,
-                                   _MAP_PRIVATE | _MAP_FIXED, fd, 0)
+        mapped = _functions().mmap(address, length, _PROT_READ | _PROT_EXEC, _MAP_PRIVATE | _MAP_FIXED, fd, 0)
         if mapped is None or mapped == _MAP_FAILED or mapped != address:
             err = ctypes.get_errno()
             raise StubLoadError(
                 "cannot make stub code executable: the system refuses executable anonymous "
                 "memory (SELinux deny_execmem or systemd MemoryDenyWriteExecute?) and mapping "
                 f"it from a memfd failed too ({os.strerror(err)}); allow execmem for this "
-                "process, or run without that hardening")
+                "process, or run without that hardening"
+            )
     finally:
         os.close(fd)
 
@@ -111,8 +118,7 @@ class Region:
             self.method = "mprotect"
             return
         if failure not in (errno.EACCES, errno.EPERM):
-            raise StubLoadError(f"cannot make stub code executable: mprotect failed "
-                                f"({os.strerror(failure)})")
+            raise StubLoadError(f"cannot make stub code executable: mprotect failed ({os.strerror(failure)})")
         _map_from_file(self.address, ctypes.string_at(self.address, length))
         self.method = "memfd"
 
@@ -123,8 +129,7 @@ class Region:
 def allocate(size: int) -> Region:
     """Map ``size`` bytes (rounded up to pages) read+write."""
     length = _round_up(max(size, 1))
-    address = _functions().mmap(None, length, _PROT_READ | _PROT_WRITE,
-                                _MAP_PRIVATE | _MAP_ANONYMOUS, -1, 0)
+    address = _functions().mmap(None, length, _PROT_READ | _PROT_WRITE, _MAP_PRIVATE | _MAP_ANONYMOUS, -1, 0)
     if address is None or address == _MAP_FAILED:
         err = ctypes.get_errno()
         raise StubLoadError(f"cannot map memory for stubs: {os.strerror(err)}")

@@ -64,8 +64,7 @@ def _raise_for(layout: MemoryLayout, value: object, where: str) -> NoReturn:
         except TypeError as exc:
             raise TypeError(f"{where}: expected float for {name}, got {_type_name(value)}") from exc
         if carrier == "f" and math.isfinite(number_f) and abs(number_f) > _FLOAT_MAX:
-            raise OverflowError(
-                f"{where}: {number_f!r} is out of range for {name} (|x| <= {_FLOAT_MAX!r})")
+            raise OverflowError(f"{where}: {number_f!r} is out of range for {name} (|x| <= {_FLOAT_MAX!r})")
         raise TypeError(f"{where}: cannot convert {_type_name(value)} to {name}")
     if not isinstance(value, MemorySegment):
         hint = ""
@@ -78,27 +77,30 @@ def _raise_for(layout: MemoryLayout, value: object, where: str) -> NoReturn:
     if not value.is_native():
         raise ValueError(
             f"{where}: Heap segment not allowed: {value!r}; to pass Python buffers, register "
-            "and link the call shape with Linker.Option.critical(allow_heap_access=True)")
+            "and link the call shape with Linker.Option.critical(allow_heap_access=True)"
+        )
     if value.address == 0:
         raise ValueError(f"{where}: Symbol is NULL: {value!r}")
     raise TypeError(f"{where}: cannot pass {value!r} as {name}")
 
 
-def _raise_for_segment(value: object, where: str, what: str, size: int, heap: bool,
-                       written: bool = False) -> NoReturn:
+def _raise_for_segment(
+    value: object, where: str, what: str, size: int, heap: bool, written: bool = False
+) -> NoReturn:
     if not isinstance(value, MemorySegment):
         raise TypeError(f"{where}: expected MemorySegment for {what}, got {_type_name(value)}")
     value.scope._check()  # raises for a closed arena or another thread
     if not value.is_native() and not heap:
         raise ValueError(
             f"{where}: Heap segment not allowed: {value!r}; to pass Python buffers, register "
-            "and link the call shape with Linker.Option.critical(allow_heap_access=True)")
+            "and link the call shape with Linker.Option.critical(allow_heap_access=True)"
+        )
     if value.byte_size < size:
-        raise OutOfBoundsError(f"{where}: segment of {value.byte_size} bytes is too small for "
-                               f"{what} ({size} bytes)", 0, size)
+        raise OutOfBoundsError(
+            f"{where}: segment of {value.byte_size} bytes is too small for {what} ({size} bytes)", 0, size
+        )
     if written and value.is_read_only():
-        raise ReadOnlyError(f"{where}: {what} is written by the call, and {value!r} is "
-                            "read-only")
+        raise ReadOnlyError(f"{where}: {what} is written by the call, and {value!r} is read-only")
     raise TypeError(f"{where}: cannot pass {value!r} as {what}")
 
 
@@ -132,14 +134,14 @@ def arg_error(key: str, mode: str, position: int, value: Any) -> NoReturn:
             _raise_for(ADDRESS, value, here)
         if role == "capture segment":
             layout = Option.capture_state_layout()
-            _raise_for_segment(value, here, f"the capture state {layout}", layout.byte_size,
-                               heap=False, written=True)
+            _raise_for_segment(
+                value, here, f"the capture state {layout}", layout.byte_size, heap=False, written=True
+            )
         raise TypeError(f"{here}: invalid value {value!r}")
     layout = descriptor.argument_layouts[position - len(leading)]
     if isinstance(layout, GroupLayout):
         heap = any(o.kind == "critical" and o.value for o in options)
-        _raise_for_segment(value, f"{where}, argument {position}", f"struct {layout}",
-                           layout.byte_size, heap)
+        _raise_for_segment(value, f"{where}, argument {position}", f"struct {layout}", layout.byte_size, heap)
     _raise_for(layout, value, f"{where}, argument {position}")
 
 
@@ -150,44 +152,59 @@ def allocate_result(allocator: Any, size: int, alignment: int) -> MemorySegment:
         trusted: SegmentAllocator = allocator
         return trusted.allocate(size, alignment)
     if not isinstance(allocator, SegmentAllocator):
-        raise TypeError(f"a downcall returning a struct takes a SegmentAllocator (an Arena, for "
-                        f"example) before its arguments, not {_type_name(allocator)}")
+        raise TypeError(
+            f"a downcall returning a struct takes a SegmentAllocator (an Arena, for "
+            f"example) before its arguments, not {_type_name(allocator)}"
+        )
     segment = allocator.allocate(size, alignment)
-    if not isinstance(segment, MemorySegment) or not segment.is_native() \
-            or segment.byte_size < size or segment.is_read_only():
-        raise TypeError(f"{type(allocator).__name__}.allocate({size}, {alignment}) returned "
-                        f"{segment!r}, not a writable native segment of {size} bytes")
+    if (
+        not isinstance(segment, MemorySegment)
+        or not segment.is_native()
+        or segment.byte_size < size
+        or segment.is_read_only()
+    ):
+        raise TypeError(
+            f"{type(allocator).__name__}.allocate({size}, {alignment}) returned "
+            f"{segment!r}, not a writable native segment of {size} bytes"
+        )
     segment.scope._check()
     return segment
 
 
-def missing_registration(key: str, descriptor: FunctionDescriptor, options: tuple[object, ...]
-                         ) -> MissingForeignRegistrationError:
+def missing_registration(
+    key: str, descriptor: FunctionDescriptor, options: tuple[object, ...]
+) -> MissingForeignRegistrationError:
     """The error for a call shape that no installed wheel registered."""
     arguments = ", ".join([repr(descriptor.stripped())] + [repr(o) for o in options])
     unreadable = registry.unreadable()
     note = "".join(f"\n    {bad.error}" for bad in unreadable)
     if note:
-        note = (f"\nThese stub manifests cannot be read; if one of them was meant to provide "
-                f"this call shape, reinstall its package:{note}\n")
+        note = (
+            f"\nThese stub manifests cannot be read; if one of them was meant to provide "
+            f"this call shape, reinstall its package:{note}\n"
+        )
     return MissingForeignRegistrationError(
         f"Cannot perform downcall with descriptor {key}: no installed wheel registered this "
         "call shape. To allow it, add this line to during_setup(access) of a Feature listed in "
         "[tool.hatch.build.targets.wheel.hooks.ffm] features, then rebuild and reinstall the "
-        f"wheel:\n\n    RuntimeForeignAccess.register_for_downcall({arguments})\n{note}", key,
-        tuple(bad.path for bad in unreadable))
+        f"wheel:\n\n    RuntimeForeignAccess.register_for_downcall({arguments})\n{note}",
+        key,
+        tuple(bad.path for bad in unreadable),
+    )
 
 
-def make_handle(key: str, descriptor: FunctionDescriptor, options: tuple[object, ...], target: str,
-                address: int | None) -> Any:
+def make_handle(
+    key: str, descriptor: FunctionDescriptor, options: tuple[object, ...], target: str, address: int | None
+) -> Any:
     """A builtin calling the stub for ``key``; bound to ``address`` unless it is ``None``."""
     stub = registry.stub_address(key, target, bound=address is not None)
     if stub is None:
         raise missing_registration(key, descriptor, options)
     with _lock:
         _descriptors.setdefault(key, (descriptor.stripped(), tuple(options)))  # type: ignore[arg-type]
-    doc = f"Downcall handle {key}" + ("" if address is not None else
-                                      "; the first argument is the target address segment")
+    doc = f"Downcall handle {key}" + (
+        "" if address is not None else "; the first argument is the target address segment"
+    )
     return _bootstrap.new_builtin(stub, address, "downcall", doc)
 
 

@@ -77,8 +77,10 @@ def _check_alignment(value: object) -> int:
 def _check_value_alignment(layout: MemoryLayout) -> None:
     """Value layouts are accessed with alignment checks on the address's low 30 bits."""
     if layout._byte_alignment > _MAX_VALUE_ALIGNMENT:
-        raise ValueError(f"Invalid alignment: {layout._byte_alignment}: value layouts support "
-                         f"alignments up to {_MAX_VALUE_ALIGNMENT} (2**30)")
+        raise ValueError(
+            f"Invalid alignment: {layout._byte_alignment}: value layouts support "
+            f"alignments up to {_MAX_VALUE_ALIGNMENT} (2**30)"
+        )
 
 
 def _check_name(name: object) -> str:
@@ -188,8 +190,10 @@ class MemoryLayout:
         """Offset in bytes of the layout selected by ``path`` (no open sequence elements)."""
         _, offset, strides = _walk(self, path)
         if strides:
-            raise ValueError(f"Bad layout path: cannot compute the offset of an open sequence "
-                             f"element in {self}; give the element's index")
+            raise ValueError(
+                f"Bad layout path: cannot compute the offset of an open sequence "
+                f"element in {self}; give the element's index"
+            )
         return offset
 
     def select(self, *path: _Path) -> MemoryLayout:
@@ -205,8 +209,7 @@ class MemoryLayout:
         """
         selected, offset, strides = _walk(self, path)
         if not isinstance(selected, ValueLayout):
-            raise ValueError(f"Bad layout path: {selected} selected by the path is not a value "
-                             "layout")
+            raise ValueError(f"Bad layout path: {selected} selected by the path is not a value layout")
         return VarHandle(selected, offset, tuple(strides))
 
     # -- factories (java.lang.foreign.MemoryLayout static methods) ---------------------
@@ -252,13 +255,18 @@ class ValueLayout(MemoryLayout):
     _codec: Any
     _mask: int
 
-    def __init__(self, carrier: str, *, byte_alignment: int | None = None,
-                 order: ByteOrder = NATIVE_ORDER, name: str | None = None) -> None:
+    def __init__(
+        self,
+        carrier: str,
+        *,
+        byte_alignment: int | None = None,
+        order: ByteOrder = NATIVE_ORDER,
+        name: str | None = None,
+    ) -> None:
         if carrier not in _CARRIERS:
             raise ValueError(f"unknown carrier code {carrier!r}")
         size = _CARRIERS[carrier][0]
-        super().__init__(size, size if byte_alignment is None else _check_alignment(byte_alignment),
-                         name)
+        super().__init__(size, size if byte_alignment is None else _check_alignment(byte_alignment), name)
         object.__setattr__(self, "_carrier", carrier)
         object.__setattr__(self, "_order", order)
         if type(self) is ValueLayout:
@@ -268,8 +276,9 @@ class ValueLayout(MemoryLayout):
         _check_value_alignment(self)
         object.__setattr__(self, "_codec", codec_for(self._carrier, self._order))
         object.__setattr__(self, "_mask", self._byte_alignment - 1)
-        object.__setattr__(self, "_kind", _contract.VALUE_KINDS.get(self._carrier, 0)
-                           if self._order == "little" else 0)
+        object.__setattr__(
+            self, "_kind", _contract.VALUE_KINDS.get(self._carrier, 0) if self._order == "little" else 0
+        )
 
     @property
     def carrier(self) -> str:
@@ -326,8 +335,9 @@ class AddressLayout(ValueLayout):
 
     _target: MemoryLayout | None
 
-    def __init__(self, *, byte_alignment: int | None = None, order: ByteOrder = NATIVE_ORDER,
-                 name: str | None = None) -> None:
+    def __init__(
+        self, *, byte_alignment: int | None = None, order: ByteOrder = NATIVE_ORDER, name: str | None = None
+    ) -> None:
         super().__init__("a", byte_alignment=byte_alignment, order=order, name=name)
         object.__setattr__(self, "_target", None)
         self._derive()
@@ -429,15 +439,13 @@ class SequenceLayout(MemoryLayout):
         return self._element.byte_alignment
 
     def stripped(self) -> MemoryLayout:
-        return SequenceLayout(self._count, self._element.stripped()).with_byte_alignment(
-            self._byte_alignment)
+        return SequenceLayout(self._count, self._element.stripped()).with_byte_alignment(self._byte_alignment)
 
     def __str__(self) -> str:
         return self._decorate(f"[{self._count}:{self._element}]")
 
     def __repr__(self) -> str:
-        return self._decorate_repr(
-            f"MemoryLayout.sequence_layout({self._count}, {self._element!r})")
+        return self._decorate_repr(f"MemoryLayout.sequence_layout({self._count}, {self._element!r})")
 
 
 class GroupLayout(MemoryLayout):
@@ -494,7 +502,8 @@ class StructLayout(GroupLayout):
         for member in members:
             if offset % member.byte_alignment:
                 raise ValueError(
-                    f"Invalid alignment constraint for member layout: {member} at offset {offset}")
+                    f"Invalid alignment constraint for member layout: {member} at offset {offset}"
+                )
             offset += member.byte_size
         super().__init__(members, offset, name=name)
 
@@ -521,8 +530,17 @@ JAVA_FLOAT: Final = ValueLayout("f")
 JAVA_DOUBLE: Final = ValueLayout("d")
 ADDRESS: Final = AddressLayout()
 
-for _layout in (JAVA_BOOLEAN, JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, JAVA_LONG,
-                JAVA_FLOAT, JAVA_DOUBLE, ADDRESS):
+for _layout in (
+    JAVA_BOOLEAN,
+    JAVA_BYTE,
+    JAVA_CHAR,
+    JAVA_SHORT,
+    JAVA_INT,
+    JAVA_LONG,
+    JAVA_FLOAT,
+    JAVA_DOUBLE,
+    ADDRESS,
+):
     setattr(ValueLayout, _layout.constant_name, _layout)
 del _layout
 
@@ -585,8 +603,7 @@ class PathElement:
 MemoryLayout.PathElement = PathElement
 
 
-def _walk(layout: MemoryLayout, path: tuple[object, ...]
-          ) -> tuple[MemoryLayout, int, list[tuple[int, int]]]:
+def _walk(layout: MemoryLayout, path: tuple[object, ...]) -> tuple[MemoryLayout, int, list[tuple[int, int]]]:
     offset = 0
     strides: list[tuple[int, int]] = []
     for element in path:
@@ -618,8 +635,7 @@ def _walk(layout: MemoryLayout, path: tuple[object, ...]
             else:
                 assert isinstance(element._value, int)
                 if element._value >= layout.element_count:
-                    raise ValueError(f"Bad layout path: index {element._value} out of range for "
-                                     f"{layout}")
+                    raise ValueError(f"Bad layout path: index {element._value} out of range for {layout}")
                 offset += element._value * element_layout.byte_size
             layout = element_layout
     return layout, offset, strides
@@ -639,8 +655,7 @@ class VarHandle:
 
     __slots__ = ("_layout", "_offset", "_strides")
 
-    def __init__(self, layout: ValueLayout, offset: int, strides: tuple[tuple[int, int], ...]
-                 ) -> None:
+    def __init__(self, layout: ValueLayout, offset: int, strides: tuple[tuple[int, int], ...]) -> None:
         self._layout = layout
         self._offset = offset
         self._strides = strides
@@ -655,8 +670,7 @@ class VarHandle:
             raise TypeError(f"base offset must be an int, not {type(base_offset).__name__}")
         base_offset = int.__index__(base_offset)
         if len(indices) != len(self._strides):
-            raise TypeError(f"this handle takes {len(self._strides)} index argument(s), "
-                            f"got {len(indices)}")
+            raise TypeError(f"this handle takes {len(self._strides)} index argument(s), got {len(indices)}")
         offset = base_offset + self._offset
         for given, (stride, count) in zip(indices, self._strides, strict=True):
             if isinstance(given, bool) or not isinstance(given, int):

@@ -24,9 +24,17 @@ from ._targets import check_supported
 __all__ = ["Linker"]
 
 _CANONICAL_LAYOUTS: Final[dict[str, MemoryLayout]] = {
-    "bool": JAVA_BOOLEAN, "char": JAVA_BYTE, "short": JAVA_SHORT, "int": JAVA_INT,
-    "float": JAVA_FLOAT, "long": JAVA_LONG, "long long": JAVA_LONG, "double": JAVA_DOUBLE,
-    "void*": ADDRESS, "size_t": JAVA_LONG, "wchar_t": JAVA_INT,
+    "bool": JAVA_BOOLEAN,
+    "char": JAVA_BYTE,
+    "short": JAVA_SHORT,
+    "int": JAVA_INT,
+    "float": JAVA_FLOAT,
+    "long": JAVA_LONG,
+    "long long": JAVA_LONG,
+    "double": JAVA_DOUBLE,
+    "void*": ADDRESS,
+    "size_t": JAVA_LONG,
+    "wchar_t": JAVA_INT,
 }
 
 
@@ -71,7 +79,8 @@ class Linker:
         if not isinstance(descriptor, FunctionDescriptor):
             raise TypeError(
                 f"expected a FunctionDescriptor, got {type(descriptor).__name__} (the address, if "
-                "given, must be a MemorySegment)")
+                "given, must be a MemorySegment)"
+            )
         checked = check_options(descriptor, options)
         key = registration_key(descriptor, checked)
         target = check_supported()
@@ -88,7 +97,8 @@ class Linker:
         """Not supported yet: raises :class:`UnsupportedOperationError`."""
         raise UnsupportedOperationError(
             "Linker.default_lookup() is not supported yet: SymbolLookup.loader_lookup() is "
-            "currently the only supported kind of SymbolLookup")
+            "currently the only supported kind of SymbolLookup"
+        )
 
     def canonical_layouts(self) -> dict[str, MemoryLayout]:
         """C type names mapped to layouts for this platform (Linux, LP64)."""

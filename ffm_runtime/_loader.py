@@ -43,8 +43,9 @@ def _align(value: int, alignment: int) -> int:
     return (value + alignment - 1) // alignment * alignment
 
 
-def load_object(data: bytes, resolve: Callable[[str], int | None], path: str,
-                machine: int = _elf.EM_X86_64) -> LoadedObject:
+def load_object(
+    data: bytes, resolve: Callable[[str], int | None], path: str, machine: int = _elf.EM_X86_64
+) -> LoadedObject:
     """Load ``data`` (an ELF relocatable object) and return its global symbols.
 
     ``resolve`` maps an undefined symbol name to its address, or ``None`` when the
@@ -56,16 +57,17 @@ def load_object(data: bytes, resolve: Callable[[str], int | None], path: str,
         raise StubLoadError(f"cannot load stub object {path}: {exc}", path) from exc
 
 
-def _load(data: bytes, resolve: Callable[[str], int | None], path: str,
-          machine: int) -> LoadedObject:
+def _load(data: bytes, resolve: Callable[[str], int | None], path: str, machine: int) -> LoadedObject:
     obj = _elf.parse(data, machines=(machine,))
     arch = _ARCHES.get(obj.machine)
     if arch is None:
         raise _elf.ElfError(f"no relocation support for machine {obj.machine}")
 
-    loaded = [s for s in obj.sections
-              if s.is_alloc and s.type in (_elf.SHT_PROGBITS, _elf.SHT_NOBITS)
-              and s.name not in _SKIPPED_SECTIONS]
+    loaded = [
+        s
+        for s in obj.sections
+        if s.is_alloc and s.type in (_elf.SHT_PROGBITS, _elf.SHT_NOBITS) and s.name not in _SKIPPED_SECTIONS
+    ]
     code = [s for s in loaded if not s.flags & _elf.SHF_WRITE]
     data_sections = [s for s in loaded if s.flags & _elf.SHF_WRITE]
     loaded_ids = {s.index for s in loaded}
@@ -86,13 +88,15 @@ def _load(data: bytes, resolve: Callable[[str], int | None], path: str,
                     address = resolve(symbol.name)
                     if address is None:
                         raise _elf.ElfError(
-                            f"undefined symbol {symbol.name!r} is not allowed in stubs or not found")
+                            f"undefined symbol {symbol.name!r} is not allowed in stubs or not found"
+                        )
                     externals[symbol.name] = address
                 if arch.needs_plt(rel.type) and symbol.name not in plt_names:
                     plt_names.append(symbol.name)
             elif symbol.section != _elf.SHN_ABS and symbol.section not in loaded_ids:
                 raise _elf.ElfError(
-                    f"relocation against symbol {symbol.name!r} in a section that is not loaded")
+                    f"relocation against symbol {symbol.name!r} in a section that is not loaded"
+                )
             key = symbol.name or f"#{rel.symbol}"
             if arch.needs_got(rel.type) and key not in got_names:
                 got_names.append(key)
@@ -126,7 +130,7 @@ def _load(data: bytes, resolve: Callable[[str], int | None], path: str,
         image = bytearray(_align(max(total, 1), _execmem.PAGE_SIZE))
         for section in loaded:
             start = offsets[section.index]
-            image[start:start + section.size] = obj.section_bytes(section)
+            image[start : start + section.size] = obj.section_bytes(section)
 
         def symbol_address(index: int) -> int:
             symbol = obj.symbols[index]
@@ -136,12 +140,11 @@ def _load(data: bytes, resolve: Callable[[str], int | None], path: str,
                 return symbol.value
             return base + offsets[symbol.section] + symbol.value
 
-        plt_slots = {name: base + plt_base + i * arch.TRAMPOLINE_SIZE
-                     for i, name in enumerate(plt_names)}
+        plt_slots = {name: base + plt_base + i * arch.TRAMPOLINE_SIZE for i, name in enumerate(plt_names)}
         got_slots = {name: base + got_base + i * _GOT_ENTRY for i, name in enumerate(got_names)}
         for i, name in enumerate(plt_names):
             start = plt_base + i * arch.TRAMPOLINE_SIZE
-            image[start:start + arch.TRAMPOLINE_SIZE] = arch.trampoline(externals[name])
+            image[start : start + arch.TRAMPOLINE_SIZE] = arch.trampoline(externals[name])
         got_values: dict[str, int] = {}
 
         for target_index, relocations in obj.relocations.items():
@@ -160,14 +163,21 @@ def _load(data: bytes, resolve: Callable[[str], int | None], path: str,
                     got_entry = got_slots[key]
                     got_values[key] = address
                 if arch.needs_plt(rel.type):
-                    plt_entry = plt_slots.get(symbol.name, address) if symbol.is_undefined \
-                        else address
-                arch.apply(image, section_start + rel.offset, section_start + section.size,
-                           rel.type, address, rel.addend, base + section_start + rel.offset,
-                           got_entry, plt_entry)
+                    plt_entry = plt_slots.get(symbol.name, address) if symbol.is_undefined else address
+                arch.apply(
+                    image,
+                    section_start + rel.offset,
+                    section_start + section.size,
+                    rel.type,
+                    address,
+                    rel.addend,
+                    base + section_start + rel.offset,
+                    got_entry,
+                    plt_entry,
+                )
         for name, value in got_values.items():
             slot = got_slots[name] - base
-            image[slot:slot + _GOT_ENTRY] = value.to_bytes(_GOT_ENTRY, "little")
+            image[slot : slot + _GOT_ENTRY] = value.to_bytes(_GOT_ENTRY, "little")
 
         region.write(0, image[:total] if total else b"")
         region.seal(code_size)
@@ -178,8 +188,10 @@ def _load(data: bytes, resolve: Callable[[str], int | None], path: str,
     symbols = {
         s.name: base + offsets[s.section] + s.value
         for s in obj.symbols
-        if s.binding in (_elf.STB_GLOBAL, _elf.STB_WEAK) and not s.is_undefined
-        and s.section in offsets and s.name
+        if s.binding in (_elf.STB_GLOBAL, _elf.STB_WEAK)
+        and not s.is_undefined
+        and s.section in offsets
+        and s.name
     }
     sections = {s.name: base + offsets[s.index] for s in loaded}
     return LoadedObject(symbols, region, sections)

@@ -57,6 +57,7 @@ def _candidates(name: str, module_name: str | None) -> list[str]:
     # Imported here, not at the top: ctypes.util imports shutil, which on 3.12 and later
     # imports platform-specific modules at import time (the runtime's import needs neither).
     import ctypes.util
+
     system = ctypes.util.find_library(name)
     if system:
         found.append(system)
@@ -122,7 +123,8 @@ class SymbolLookup:
         raise UnsupportedOperationError(
             "SymbolLookup.library_lookup is not supported yet: SymbolLookup.loader_lookup() is "
             "currently the only supported kind of SymbolLookup; load the library with "
-            "ffm_runtime.load_library(name) first")
+            "ffm_runtime.load_library(name) first"
+        )
 
     def find(self, name: str) -> MemorySegment | None:
         """The address of ``name`` as a zero-length segment, or ``None`` if not found."""
@@ -135,6 +137,7 @@ class SymbolLookup:
 
     def or_else(self, other: SymbolLookup) -> SymbolLookup:
         """A lookup that tries this one, then ``other``."""
+
         def find(name: str) -> int | None:
             found = self._finder(name)
             return found if found is not None else other._finder(name)

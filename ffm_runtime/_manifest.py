@@ -52,8 +52,17 @@ from typing import Any, Final, TypeGuard
 from ._errors import StubLoadError
 from ._version import __version__
 
-__all__ = ["FORMAT_VERSION", "GENERATOR", "MANIFEST_DIR", "MANIFEST_NAME", "MAX_MANIFEST_BYTES",
-           "MIN_FORMAT_VERSION", "Manifest", "StubObject", "read_manifest"]
+__all__ = [
+    "FORMAT_VERSION",
+    "GENERATOR",
+    "MANIFEST_DIR",
+    "MANIFEST_NAME",
+    "MAX_MANIFEST_BYTES",
+    "MIN_FORMAT_VERSION",
+    "Manifest",
+    "StubObject",
+    "read_manifest",
+]
 
 FORMAT_VERSION: Final = 2
 #: the oldest format this runtime reads
@@ -129,6 +138,7 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str | bytes, path: str) -> Manifest:
         """Parse and validate; any deviation is a :class:`StubLoadError` naming ``path``."""
+
         def fail(why: str) -> StubLoadError:
             return StubLoadError(f"invalid stub manifest {path}: {why}", path)
 
@@ -146,11 +156,16 @@ class Manifest:
         if version > FORMAT_VERSION:
             raise StubLoadError(_too_new(path, version, generator, data.get("package")), path)
         if version < MIN_FORMAT_VERSION:
-            reads = (f"format {FORMAT_VERSION}" if MIN_FORMAT_VERSION == FORMAT_VERSION
-                     else f"formats {MIN_FORMAT_VERSION} to {FORMAT_VERSION}")
-            raise fail(f"format {version} is older than this runtime reads ({reads}): its "
-                       f"stubs expect a contract this runtime no longer offers; rebuild the "
-                       f"wheel with hatch-ffm>={__version__}")
+            reads = (
+                f"format {FORMAT_VERSION}"
+                if MIN_FORMAT_VERSION == FORMAT_VERSION
+                else f"formats {MIN_FORMAT_VERSION} to {FORMAT_VERSION}"
+            )
+            raise fail(
+                f"format {version} is older than this runtime reads ({reads}): its "
+                f"stubs expect a contract this runtime no longer offers; rebuild the "
+                f"wheel with hatch-ffm>={__version__}"
+            )
         if not isinstance(generator, str) or not _GENERATOR.fullmatch(generator):
             raise fail(f"'generator' must be \"hatch-ffm <version>\", not {generator!r}")
         package = data.get("package")
@@ -172,8 +187,11 @@ class Manifest:
             if not all(isinstance(v, str) for v in raw_fields.values()):
                 raise fail("object entries need string 'target', 'triple', 'file', 'sha256'")
             fields: dict[str, str] = {k: str(v) for k, v in raw_fields.items()}
-            if not _TARGET.fullmatch(fields["target"]) or not _FILE.fullmatch(fields["file"]) \
-                    or not _DIGEST.fullmatch(fields["sha256"]):
+            if (
+                not _TARGET.fullmatch(fields["target"])
+                or not _FILE.fullmatch(fields["file"])
+                or not _DIGEST.fullmatch(fields["sha256"])
+            ):
                 raise fail(f"malformed object entry {entry!r}")
             objects.append(StubObject(**fields))
         stubs = data.get("stubs")
@@ -183,8 +201,7 @@ class Manifest:
             if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
                 raise fail(f"malformed stub symbol for {key!r}: {symbol!r}")
         units = data.get("enable_native_access", [package])
-        if not isinstance(units, list) or not all(
-                isinstance(u, str) and u.isidentifier() for u in units):
+        if not isinstance(units, list) or not all(isinstance(u, str) and u.isidentifier() for u in units):
             raise fail("'enable_native_access' must be a list of package names")
         return cls(package, generator, tuple(objects), dict(stubs), tuple(units), tuple(packages))
 
@@ -198,11 +215,12 @@ def _too_new(path: str, version: int, generator: object, package: object) -> str
         fix = f"install hatch-ffm>={needed} (pip install 'hatch-ffm>={needed}')"
     else:
         writer, fix = f"{generator!r}", "install a newer hatch-ffm"
-    return (f"stub manifest {path}{whose} has format {version}, written by {writer}; this "
-            f"runtime (hatch-ffm {__version__}) reads format {FORMAT_VERSION}"
-            + ("" if MIN_FORMAT_VERSION == FORMAT_VERSION
-               else f" back to {MIN_FORMAT_VERSION}")
-            + f": {fix}, or rebuild the wheel with hatch-ffm {__version__}")
+    return (
+        f"stub manifest {path}{whose} has format {version}, written by {writer}; this "
+        f"runtime (hatch-ffm {__version__}) reads format {FORMAT_VERSION}"
+        + ("" if MIN_FORMAT_VERSION == FORMAT_VERSION else f" back to {MIN_FORMAT_VERSION}")
+        + f": {fix}, or rebuild the wheel with hatch-ffm {__version__}"
+    )
 
 
 def read_manifest(path: str) -> Manifest:
@@ -221,13 +239,14 @@ def read_manifest(path: str) -> Manifest:
     except OSError as exc:
         raise StubLoadError(f"cannot read stub manifest {path}: {exc}", path) from exc
     if len(data) > MAX_MANIFEST_BYTES:
-        raise StubLoadError(f"invalid stub manifest {path}: larger than "
-                            f"{MAX_MANIFEST_BYTES >> 20} MiB", path)
+        raise StubLoadError(f"invalid stub manifest {path}: larger than {MAX_MANIFEST_BYTES >> 20} MiB", path)
     manifest = Manifest.from_json(data, path)
     folder = os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(path))))
     if folder != manifest.package:
         raise StubLoadError(
             f"invalid stub manifest {path}: it describes package {manifest.package!r} but is in "
             f"the folder {folder!r}; a wheel puts the manifest in its package as "
-            f"{manifest.package}/{MANIFEST_DIR}/{MANIFEST_NAME}: reinstall the package", path)
+            f"{manifest.package}/{MANIFEST_DIR}/{MANIFEST_NAME}: reinstall the package",
+            path,
+        )
     return manifest

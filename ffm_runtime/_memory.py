@@ -60,9 +60,18 @@ _ALL: Final = memoryview((ctypes.c_char * sys.maxsize).from_address(0)).cast("B"
 _ALL_READ_ONLY: Final = _ALL.toreadonly()
 
 _ARRAY_CODES: Final = {"b": "b", "c": "H", "s": "h", "i": "i", "j": "q", "f": "f", "d": "d"}
-_TERMINATORS: Final = {"utf-8": 1, "utf8": 1, "ascii": 1, "us-ascii": 1, "latin-1": 1,
-                       "iso-8859-1": 1, "utf-16le": 2, "utf-16be": 2, "utf-32le": 4,
-                       "utf-32be": 4}
+_TERMINATORS: Final = {
+    "utf-8": 1,
+    "utf8": 1,
+    "ascii": 1,
+    "us-ascii": 1,
+    "latin-1": 1,
+    "iso-8859-1": 1,
+    "utf-16le": 2,
+    "utf-16be": 2,
+    "utf-32le": 4,
+    "utf-32be": 4,
+}
 
 
 def _offset(value: object, size: int) -> int:
@@ -125,8 +134,7 @@ def _charset(name: object) -> tuple[str, int]:
     key = name.lower().replace("_", "-")
     width = _TERMINATORS.get(key)
     if width is None:
-        raise ValueError(f"Unsupported charset {name!r}; use one of "
-                         + ", ".join(sorted(_TERMINATORS)))
+        raise ValueError(f"Unsupported charset {name!r}; use one of " + ", ".join(sorted(_TERMINATORS)))
     return key, width
 
 
@@ -172,26 +180,28 @@ GLOBAL_SCOPE: Final = _GlobalScope()
 class MemorySegment:
     """A contiguous region of memory: an address, a size, a scope, and checked access."""
 
-    __slots__ = ("__weakref__", "_address", "_align", "_base", "_guard", "_scope", "_size",
-                 "_view")
+    __slots__ = ("__weakref__", "_address", "_align", "_base", "_guard", "_scope", "_size", "_view")
 
     NULL: ClassVar[MemorySegment]
 
-    _address: int           # raw address (also for heap segments: pinned buffer address)
+    _address: int  # raw address (also for heap segments: pinned buffer address)
     _size: int
     _scope: Scope
     _guard: list[int] | None
     _view: memoryview | None  # what accesses index; None: this segment's bytes, made on use
-    _base: int                # index of byte 0 of this segment in _view
-    _align: int               # _address & ALIGN_BITS (| READ_ONLY_BIT), alignment checks in small ints
+    _base: int  # index of byte 0 of this segment in _view
+    _align: int  # _address & ALIGN_BITS (| READ_ONLY_BIT), alignment checks in small ints
 
     def __new__(cls, *args: object, **kwargs: object) -> MemorySegment:
-        raise TypeError("MemorySegment cannot be created directly: use Arena.allocate(), "
-                        "MemorySegment.of_address(), MemorySegment.of_array() or a downcall result")
+        raise TypeError(
+            "MemorySegment cannot be created directly: use Arena.allocate(), "
+            "MemorySegment.of_address(), MemorySegment.of_array() or a downcall result"
+        )
 
     @staticmethod
-    def _make(address: int, byte_size: int, scope: Scope = GLOBAL_SCOPE,
-              read_only: bool = False) -> MemorySegment:
+    def _make(
+        address: int, byte_size: int, scope: Scope = GLOBAL_SCOPE, read_only: bool = False
+    ) -> MemorySegment:
         """A native segment (internal constructor)."""
         guard = scope._guard()
         segment = object.__new__(MemorySegment if guard is None else _ConfinedSegment)
@@ -199,14 +209,14 @@ class MemorySegment:
         segment._size = byte_size
         segment._scope = scope
         segment._guard = guard
-        segment._view = _ALL_READ_ONLY[address:address + byte_size] if read_only else None
+        segment._view = _ALL_READ_ONLY[address : address + byte_size] if read_only else None
         segment._base = 0
         segment._align = (address & ALIGN_BITS) | (READ_ONLY_BIT if read_only else 0)
         return segment
 
     def _materialize(self) -> memoryview:
         """Make this segment's view of its bytes (native segments make it on first access)."""
-        view = _ALL[self._address:self._address + self._size]
+        view = _ALL[self._address : self._address + self._size]
         self._view = view
         self._base = 0
         return view
@@ -218,8 +228,7 @@ class MemorySegment:
         clone._size = size
         clone._scope = self._scope
         clone._guard = self._guard
-        clone._align = (address & ALIGN_BITS) | (READ_ONLY_BIT if read_only
-                                                  else self._align & READ_ONLY_BIT)
+        clone._align = (address & ALIGN_BITS) | (READ_ONLY_BIT if read_only else self._align & READ_ONLY_BIT)
         view = self._view
         if view is None:
             view = self._materialize()
@@ -246,11 +255,14 @@ class MemorySegment:
         try:
             view = memoryview(buffer)
         except TypeError as exc:
-            raise TypeError(f"of_array() needs an object with the buffer protocol, not "
-                            f"{type(buffer).__name__}") from exc
+            raise TypeError(
+                f"of_array() needs an object with the buffer protocol, not {type(buffer).__name__}"
+            ) from exc
         if view.readonly:
-            raise TypeError(f"of_array() needs a writable buffer; {type(buffer).__name__} is "
-                            "read-only (use bytearray, array.array or a writable memoryview)")
+            raise TypeError(
+                f"of_array() needs a writable buffer; {type(buffer).__name__} is "
+                "read-only (use bytearray, array.array or a writable memoryview)"
+            )
         if not view.c_contiguous:
             raise TypeError("of_array() needs a C-contiguous buffer")
         flat = view.cast("B") if view.ndim else view.cast("B", (view.nbytes,))
@@ -312,8 +324,10 @@ class MemorySegment:
         if not isinstance(offset, int) or isinstance(offset, bool):
             return TypeError(f"offset must be an int, not {type(offset).__name__}")
         return OutOfBoundsError(
-            f"Out of bound access on segment {self!r}; new offset = {offset}; "
-            f"new length = {length}", offset, length)
+            f"Out of bound access on segment {self!r}; new offset = {offset}; new length = {length}",
+            offset,
+            length,
+        )
 
     def _check_writable(self) -> None:
         if self.is_read_only():
@@ -330,7 +344,8 @@ class MemorySegment:
         return MisalignedAccessError(
             f"Misaligned access at address {self._address + offset:#x}: {layout} needs "
             f"{layout.byte_alignment}-byte alignment (use an *_UNALIGNED layout or "
-            "with_byte_alignment(1) for packed data)")
+            "with_byte_alignment(1) for packed data)"
+        )
 
     # -- typed access -----------------------------------------------------------------
     def get(self, layout: ValueLayout, offset: int = 0) -> Any:
@@ -384,7 +399,7 @@ class MemorySegment:
         try:
             if guard is not None:
                 _pin(guard, self)
-            _ALL[address:address + size] = data
+            _ALL[address : address + size] = data
         finally:
             if guard is not None and depth:
                 del guard[depth:]
@@ -419,8 +434,9 @@ class MemorySegment:
         self.set(layout, _check_int(index, "index") * layout.byte_size, value)
 
     # -- slices and resizing ----------------------------------------------------------
-    def as_slice(self, offset: int, new_size: int | MemoryLayout | None = None,
-                 byte_alignment: int = 1) -> MemorySegment:
+    def as_slice(
+        self, offset: int, new_size: int | MemoryLayout | None = None, byte_alignment: int = 1
+    ) -> MemorySegment:
         """The part of this segment from ``offset``, ``new_size`` bytes long (default: to the end).
 
         ``new_size`` may be a layout: its size and alignment are used.
@@ -439,11 +455,16 @@ class MemorySegment:
         if (self._address + offset) % byte_alignment:
             raise MisalignedAccessError(
                 f"Target offset {offset} is incompatible with alignment constraint "
-                f"{byte_alignment} (of segment {self!r})")
+                f"{byte_alignment} (of segment {self!r})"
+            )
         return self._derive(offset, size)
 
-    def reinterpret(self, new_size: int | None = None, arena: Any = None,
-                    cleanup: Callable[[MemorySegment], object] | None = None) -> MemorySegment:
+    def reinterpret(
+        self,
+        new_size: int | None = None,
+        arena: Any = None,
+        cleanup: Callable[[MemorySegment], object] | None = None,
+    ) -> MemorySegment:
         """The same memory with another size and/or scope (restricted, like Java's).
 
         With ``arena``, the result lives in that arena's scope, and ``cleanup`` (if any)
@@ -492,7 +513,7 @@ class MemorySegment:
             if data is None:
                 ctypes.memset(self._address, value & 0xFF, size)
             else:
-                view[base:base + size] = data
+                view[base : base + size] = data
         finally:
             if guard is not None and depth:
                 del guard[depth:]
@@ -518,12 +539,12 @@ class MemorySegment:
             swap = 0
         elif len(args) == 7:
             source, source_layout, source_offset, target, target_layout, target_offset, count = args
-            if not isinstance(source_layout, ValueLayout) or not isinstance(target_layout,
-                                                                            ValueLayout):
+            if not isinstance(source_layout, ValueLayout) or not isinstance(target_layout, ValueLayout):
                 raise TypeError("element copy needs value layouts")
             if source_layout.byte_size != target_layout.byte_size:
-                raise ValueError(f"Source and target layouts must have the same size: "
-                                 f"{source_layout}, {target_layout}")
+                raise ValueError(
+                    f"Source and target layouts must have the same size: {source_layout}, {target_layout}"
+                )
             byte_size = _check_int(count, "count") * source_layout.byte_size
             swap = source_layout.byte_size if source_layout.order != target_layout.order else 0
         else:
@@ -550,12 +571,12 @@ class MemorySegment:
         try:
             _pin(source_guard, source)
             _pin(target_guard, target)
-            chunk: memoryview | bytearray = source_view[start:start + byte_size]
+            chunk: memoryview | bytearray = source_view[start : start + byte_size]
             if swap > 1:
                 chunk = bytearray(chunk)
                 for first in range(0, byte_size, swap):
-                    chunk[first:first + swap] = chunk[first:first + swap][::-1]
-            target_view[end:end + byte_size] = chunk  # memmove semantics: overlap is fine
+                    chunk[first : first + swap] = chunk[first : first + swap][::-1]
+            target_view[end : end + byte_size] = chunk  # memmove semantics: overlap is fine
         finally:
             if target_guard is not None and target_depth:
                 del target_guard[target_depth:]
@@ -570,9 +591,9 @@ class MemorySegment:
         other._check_scope()
         common = min(self._size, other._size)
         view, base = self._bytes_view()
-        mine = view[base:base + common]
+        mine = view[base : base + common]
         view, base = other._bytes_view()
-        theirs = view[base:base + common]
+        theirs = view[base : base + common]
         guard, other_guard = self._guard, other._guard
         depth, other_depth = _depth(guard), _depth(other_guard)
         try:
@@ -596,7 +617,7 @@ class MemorySegment:
         depth = _depth(guard)
         try:
             _pin(guard, self)
-            return bytes(view[base:base + self._size])
+            return bytes(view[base : base + self._size])
         finally:
             if guard is not None and depth:
                 del guard[depth:]
@@ -604,8 +625,10 @@ class MemorySegment:
     def to_array(self, layout: ValueLayout) -> array.array[Any]:
         """A copy of the contents as an ``array.array`` of ``layout``'s elements."""
         if not isinstance(layout, ValueLayout) or layout.carrier not in _ARRAY_CODES:
-            raise TypeError(f"to_array() takes JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, "
-                            f"JAVA_LONG, JAVA_FLOAT or JAVA_DOUBLE, not {layout!r}")
+            raise TypeError(
+                f"to_array() takes JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, "
+                f"JAVA_LONG, JAVA_FLOAT or JAVA_DOUBLE, not {layout!r}"
+            )
         if self._size % layout.byte_size:
             raise ValueError(f"Segment size {self._size} is not a multiple of {layout} size")
         result = array.array(_ARRAY_CODES[layout.carrier], self.to_bytes())
@@ -626,7 +649,7 @@ class MemorySegment:
             return memoryview(self.to_bytes())  # no writable exporter may escape
         if not self.is_native():
             view, base = self._bytes_view()
-            return view[base:base + self._size]
+            return view[base : base + self._size]
         guard = self._guard
         depth = _depth(guard)
         try:  # made and registered with the arena while it cannot close
@@ -659,7 +682,9 @@ class MemorySegment:
         if data is None:
             raise OutOfBoundsError(
                 f"No string terminator found in segment {self!r} after offset {offset}",
-                offset, self._size - offset)
+                offset,
+                self._size - offset,
+            )
         return data.decode(name, errors="replace")
 
     def set_string(self, offset: int, text: str, charset: str = "utf-8") -> None:
@@ -677,15 +702,17 @@ class MemorySegment:
         depth = _depth(guard)
         try:
             _pin(guard, self)
-            view[base + offset:base + offset + len(data)] = data
+            view[base + offset : base + offset + len(data)] = data
         finally:
             if guard is not None and depth:
                 del guard[depth:]
 
     # -- value semantics --------------------------------------------------------------
     def __reduce_ex__(self, protocol: object) -> NoReturn:
-        raise TypeError("a MemorySegment cannot be pickled: it is an address in this process "
-                        "(copy its bytes with to_bytes() instead)")
+        raise TypeError(
+            "a MemorySegment cannot be pickled: it is an address in this process "
+            "(copy its bytes with to_bytes() instead)"
+        )
 
     def __copy__(self) -> MemorySegment:
         return self  # a segment is a value: a view of memory that does not change
@@ -696,8 +723,11 @@ class MemorySegment:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MemorySegment):
             return NotImplemented
-        return (self.heap_base() is other.heap_base() and self.address == other.address
-                and self._size == other._size)
+        return (
+            self.heap_base() is other.heap_base()
+            and self.address == other.address
+            and self._size == other._size
+        )
 
     def __hash__(self) -> int:
         return hash((id(self.heap_base()), self.address, self._size))
@@ -761,8 +791,9 @@ class _HeapSegment(MemorySegment):
         return self._itemsize
 
     def __repr__(self) -> str:
-        return (f"MemorySegment(heap={type(self._object).__name__}, offset={self._base}, "
-                f"byte_size={self._size})")
+        return (
+            f"MemorySegment(heap={type(self._object).__name__}, offset={self._base}, byte_size={self._size})"
+        )
 
 
 _ZEROS: Final = memoryview(bytes(65536))
@@ -800,7 +831,7 @@ def _terminated(view: memoryview, start: int, end: int, width: int) -> bytes | N
         while index >= 0 and index % width:
             index = chunk.find(terminator, index + 1)
         if index >= 0:
-            return bytes(view[start:position + index])
+            return bytes(view[start : position + index])
         position = stop
 
 

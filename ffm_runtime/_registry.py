@@ -90,8 +90,12 @@ class _Index:
     refused: tuple[_Refused, ...] = ()
 
 
-def _build(scanned_path: tuple[object, ...] | None, seen: frozenset[str],
-           sources: tuple[_Source, ...], unreadable: tuple[Unreadable, ...]) -> _Index:
+def _build(
+    scanned_path: tuple[object, ...] | None,
+    seen: frozenset[str],
+    sources: tuple[_Source, ...],
+    unreadable: tuple[Unreadable, ...],
+) -> _Index:
     keys: dict[str, list[_Source]] = {}
     for source in sources:
         for key in source.manifest.stubs:
@@ -110,20 +114,28 @@ def _build(scanned_path: tuple[object, ...] | None, seen: frozenset[str],
             if unit == "__main__":
                 why = "a wheel cannot enable scripts"
             elif unit not in manifest.packages:
-                why = (f"it is not a top-level package of this wheel "
-                       f"({', '.join(manifest.packages)})")
+                why = f"it is not a top-level package of this wheel ({', '.join(manifest.packages)})"
             elif unit in homes:
                 why = f"it has a stub manifest of its own, {homes[unit]}"
             else:
-                why = (f"a manifest enables only the package it is in ({manifest.package}); "
-                       f"{unit} needs {unit}/_ffm/manifest.json of its own")
+                why = (
+                    f"a manifest enables only the package it is in ({manifest.package}); "
+                    f"{unit} needs {unit}/_ffm/manifest.json of its own"
+                )
             refused.append(_Refused(source.path, unit, why))
     mentioned = set(homes)
     for source in sources:
         mentioned.update(source.manifest.packages)
-    return _Index(scanned_path, seen, sources, unreadable,
-                  {key: tuple(found) for key, found in keys.items()}, frozenset(enabled),
-                  frozenset(mentioned), tuple(refused))
+    return _Index(
+        scanned_path,
+        seen,
+        sources,
+        unreadable,
+        {key: tuple(found) for key, found in keys.items()},
+        frozenset(enabled),
+        frozenset(mentioned),
+        tuple(refused),
+    )
 
 
 class StubRegistry:
@@ -175,8 +187,9 @@ class StubRegistry:
                     unreadable.append(Unreadable(manifest_path, name, exc))
         if not sources and not unreadable:
             return replace(index, scanned_path=path)
-        return _build(path, frozenset(seen), index.sources + tuple(sources),
-                      index.unreadable + tuple(unreadable))
+        return _build(
+            path, frozenset(seen), index.sources + tuple(sources), index.unreadable + tuple(unreadable)
+        )
 
     def add_manifest(self, manifest_path: str) -> None:
         """Index one manifest file (raises :class:`StubLoadError` if it cannot be read)."""
@@ -185,8 +198,9 @@ class StubRegistry:
             index = self._index
             if source.path in index.seen:
                 return
-            index = _build(index.scanned_path, index.seen | {source.path},
-                           (*index.sources, source), index.unreadable)
+            index = _build(
+                index.scanned_path, index.seen | {source.path}, (*index.sources, source), index.unreadable
+            )
             self._index = index
             news = self._unreported(index)
         self._report(news)
@@ -199,17 +213,24 @@ class StubRegistry:
         for bad in index.unreadable:
             if ("unreadable", bad.path) not in self._reported:
                 self._reported.add(("unreadable", bad.path))
-                news.append(StubLoadWarning(
-                    f"skipping a stub manifest that cannot be read: {bad.error} (the call shapes "
-                    f"only it provides are unavailable; everything else works)", bad.path))
+                news.append(
+                    StubLoadWarning(
+                        f"skipping a stub manifest that cannot be read: {bad.error} (the call shapes "
+                        f"only it provides are unavailable; everything else works)",
+                        bad.path,
+                    )
+                )
         for refused in index.refused:
             if ("refused", refused.path, refused.unit) not in self._reported:
                 self._reported.add(("refused", refused.path, refused.unit))
-                news.append(NativeAccessWarning(
-                    f"the stub manifest {refused.path} lists {refused.unit!r} in "
-                    f"enable_native_access, which it cannot enable: {refused.why}; ignored. A "
-                    f"wheel enables only its own top-level packages; scripts (__main__) and "
-                    f"other packages are enabled with {ENV_ENABLE}"))
+                news.append(
+                    NativeAccessWarning(
+                        f"the stub manifest {refused.path} lists {refused.unit!r} in "
+                        f"enable_native_access, which it cannot enable: {refused.why}; ignored. A "
+                        f"wheel enables only its own top-level packages; scripts (__main__) and "
+                        f"other packages are enabled with {ENV_ENABLE}"
+                    )
+                )
         return news
 
     @staticmethod
@@ -254,17 +275,22 @@ class StubRegistry:
                 for failure in failures:
                     if ("object", failure.path or "") not in self._reported:
                         self._reported.add(("object", failure.path or ""))
-                        news.append(StubLoadWarning(
-                            f"{failure} (the call shape {key} was taken from "
-                            f"{source.path} instead)", failure.path or ""))
+                        news.append(
+                            StubLoadWarning(
+                                f"{failure} (the call shape {key} was taken from {source.path} instead)",
+                                failure.path or "",
+                            )
+                        )
             self._report(news)
             return address
         if not failures:
             return None
         if len(failures) > 1:
             others = "; ".join(str(failure) for failure in failures[1:])
-            raise StubLoadError(f"{failures[0]} (no other manifest providing {key} could be "
-                                f"used either: {others})", failures[0].path) from failures[0]
+            raise StubLoadError(
+                f"{failures[0]} (no other manifest providing {key} could be used either: {others})",
+                failures[0].path,
+            ) from failures[0]
         raise failures[0]
 
     def _stub_in(self, source: _Source, key: str, target: str, bound: bool) -> int:
@@ -274,22 +300,24 @@ class StubRegistry:
                 f"package {source.manifest.package!r} has stubs for "
                 f"{', '.join(o.target for o in source.manifest.objects) or 'no target'} "
                 f"but not for {target}; rebuild its wheel with targets including {target!r}",
-                source.folder)
+                source.folder,
+            )
         path = os.path.join(source.folder, stub.file)
         loaded = self._objects.get(path)
         if loaded is None:
             with self._lock:
                 loaded = self._objects.get(path)
                 if loaded is None:
-                    loaded = self._load(path, stub.sha256, TARGETS[target].elf_machine
-                                        if target in TARGETS else 0)
+                    loaded = self._load(
+                        path, stub.sha256, TARGETS[target].elf_machine if target in TARGETS else 0
+                    )
                     self._objects[path] = loaded  # only now: a child forked earlier loads again
         symbol = source.manifest.stubs[key] + (
-            _contract.STUB_BOUND_SUFFIX if bound else _contract.STUB_UNBOUND_SUFFIX)
+            _contract.STUB_BOUND_SUFFIX if bound else _contract.STUB_UNBOUND_SUFFIX
+        )
         address = loaded.symbols.get(symbol)
         if address is None:
-            raise StubLoadError(f"stub object {path} lacks the symbol {symbol} its manifest lists",
-                                path)
+            raise StubLoadError(f"stub object {path} lacks the symbol {symbol} its manifest lists", path)
         return address
 
     @staticmethod
@@ -304,7 +332,8 @@ class StubRegistry:
             raise StubLoadError(
                 f"stub object {path} does not match its manifest (sha256 {actual}, expected "
                 f"{digest}); the file was modified after the wheel was built: reinstall the package",
-                path)
+                path,
+            )
         return load_object(data, _bootstrap.resolve_import, path, machine)
 
 

@@ -28,9 +28,13 @@ R_AARCH64_LDST128_ABS_LO12_NC: Final = 299
 R_AARCH64_ADR_GOT_PAGE: Final = 311
 R_AARCH64_LD64_GOT_LO12_NC: Final = 312
 
-_LDST_SHIFT: Final = {R_AARCH64_LDST8_ABS_LO12_NC: 0, R_AARCH64_LDST16_ABS_LO12_NC: 1,
-                      R_AARCH64_LDST32_ABS_LO12_NC: 2, R_AARCH64_LDST64_ABS_LO12_NC: 3,
-                      R_AARCH64_LDST128_ABS_LO12_NC: 4}
+_LDST_SHIFT: Final = {
+    R_AARCH64_LDST8_ABS_LO12_NC: 0,
+    R_AARCH64_LDST16_ABS_LO12_NC: 1,
+    R_AARCH64_LDST32_ABS_LO12_NC: 2,
+    R_AARCH64_LDST64_ABS_LO12_NC: 3,
+    R_AARCH64_LDST128_ABS_LO12_NC: 4,
+}
 
 #: ``ldr x16, #8; br x16`` followed by the 8-byte target.
 TRAMPOLINE_SIZE: Final = 16
@@ -71,8 +75,17 @@ def _signed_fits(value: int, bits: int) -> bool:
     return -(1 << (bits - 1)) <= value < (1 << (bits - 1))
 
 
-def apply(image: bytearray, offset: int, limit: int, rtype: int, symbol: int, addend: int,
-          place: int, got_entry: int | None, plt_entry: int | None) -> None:
+def apply(
+    image: bytearray,
+    offset: int,
+    limit: int,
+    rtype: int,
+    symbol: int,
+    addend: int,
+    place: int,
+    got_entry: int | None,
+    plt_entry: int | None,
+) -> None:
     """Apply one relocation to ``image[offset]``; see ``_reloc_x86_64.apply`` for the terms."""
     name = f"AArch64 relocation type {rtype}"
     value = symbol + addend
@@ -84,8 +97,11 @@ def apply(image: bytearray, offset: int, limit: int, rtype: int, symbol: int, ad
             raise RelocationError(f"{name} at {offset:#x} writes outside its section")
         if rtype in (R_AARCH64_PREL64, R_AARCH64_PREL32):
             value -= place
-        fmt = {8: "<Q", 4: "<I"}[size] if rtype in (R_AARCH64_ABS64, R_AARCH64_ABS32) else \
-            {8: "<q", 4: "<i"}[size]
+        fmt = (
+            {8: "<Q", 4: "<I"}[size]
+            if rtype in (R_AARCH64_ABS64, R_AARCH64_ABS32)
+            else {8: "<q", 4: "<i"}[size]
+        )
         if fmt == "<Q":
             value &= (1 << 64) - 1
         try:
@@ -114,8 +130,9 @@ def apply(image: bytearray, offset: int, limit: int, rtype: int, symbol: int, ad
         target = (got_entry or 0) + addend if rtype == R_AARCH64_LD64_GOT_LO12_NC else value
         low = target & 0xFFF
         if low % (1 << shift):
-            raise RelocationError(f"{name} at {offset:#x}: {target:#x} is not aligned for the "
-                                  f"{1 << shift}-byte access")
+            raise RelocationError(
+                f"{name} at {offset:#x}: {target:#x} is not aligned for the {1 << shift}-byte access"
+            )
         _put_word(image, offset, (word & 0xFFC003FF) | ((low >> shift) << 10))
     else:
         raise RelocationError(f"unknown AArch64 relocation type {rtype}")

@@ -19,10 +19,16 @@ R_X86_64_GOTPCRELX: Final = 41
 R_X86_64_REX_GOTPCRELX: Final = 42
 
 NAMES: Final = {
-    R_X86_64_NONE: "R_X86_64_NONE", R_X86_64_64: "R_X86_64_64", R_X86_64_PC32: "R_X86_64_PC32",
-    R_X86_64_PLT32: "R_X86_64_PLT32", R_X86_64_GOTPCREL: "R_X86_64_GOTPCREL",
-    R_X86_64_32: "R_X86_64_32", R_X86_64_32S: "R_X86_64_32S", R_X86_64_PC64: "R_X86_64_PC64",
-    R_X86_64_GOTPCRELX: "R_X86_64_GOTPCRELX", R_X86_64_REX_GOTPCRELX: "R_X86_64_REX_GOTPCRELX",
+    R_X86_64_NONE: "R_X86_64_NONE",
+    R_X86_64_64: "R_X86_64_64",
+    R_X86_64_PC32: "R_X86_64_PC32",
+    R_X86_64_PLT32: "R_X86_64_PLT32",
+    R_X86_64_GOTPCREL: "R_X86_64_GOTPCREL",
+    R_X86_64_32: "R_X86_64_32",
+    R_X86_64_32S: "R_X86_64_32S",
+    R_X86_64_PC64: "R_X86_64_PC64",
+    R_X86_64_GOTPCRELX: "R_X86_64_GOTPCRELX",
+    R_X86_64_REX_GOTPCRELX: "R_X86_64_REX_GOTPCRELX",
 }
 
 #: ``jmp *0(%rip)`` followed by the 8-byte target, padded to 16 bytes.
@@ -57,8 +63,17 @@ def _put(image: bytearray, offset: int, fmt: str, value: int, name: str, limit: 
         raise RelocationError(f"{name} at {offset:#x}: value {value:#x} overflows its field") from exc
 
 
-def apply(image: bytearray, offset: int, limit: int, rtype: int, symbol: int, addend: int,
-          place: int, got_entry: int | None, plt_entry: int | None) -> None:
+def apply(
+    image: bytearray,
+    offset: int,
+    limit: int,
+    rtype: int,
+    symbol: int,
+    addend: int,
+    place: int,
+    got_entry: int | None,
+    plt_entry: int | None,
+) -> None:
     """Apply one relocation to ``image[offset]``; ``limit`` is the end of the target section.
 
     ``symbol`` is S, ``place`` is P; ``got_entry`` is the address of the symbol's GOT

@@ -33,23 +33,39 @@ class CallingConvention(Enum):
 class Target:
     """One platform stubs can be built for and the loader can relocate for."""
 
-    name: str                            #: ``<arch>-<os>``, as in options and manifests
-    triple: str                          #: the LLVM target triple
-    elf_machine: int                     #: ``e_machine`` of its objects
+    name: str  #: ``<arch>-<os>``, as in options and manifests
+    triple: str  #: the LLVM target triple
+    elf_machine: int  #: ``e_machine`` of its objects
     calling_convention: CallingConvention
-    wheel_platforms: tuple[str, ...]     #: the platform tags of a wheel carrying its stubs
-    machine_names: tuple[str, ...]       #: what ``platform.machine()`` says on it (lower case)
+    wheel_platforms: tuple[str, ...]  #: the platform tags of a wheel carrying its stubs
+    machine_names: tuple[str, ...]  #: what ``platform.machine()`` says on it (lower case)
 
 
 # The platform tags: stubs import nothing from glibc but what _contract lists (errno,
 # memcpy, memset), so the oldest manylinux policy that pip knows everywhere is honest.
-TARGETS: Final[Mapping[str, Target]] = MappingProxyType({target.name: target for target in (
-    Target("x86_64-linux", "x86_64-unknown-linux-gnu", _elf.EM_X86_64, CallingConvention.SYSV,
-           ("manylinux_2_17_x86_64", "manylinux2014_x86_64"), ("x86_64", "amd64")),
-    Target("aarch64-linux", "aarch64-unknown-linux-gnu", _elf.EM_AARCH64,
-           CallingConvention.AAPCS64, ("manylinux_2_17_aarch64", "manylinux2014_aarch64"),
-           ("aarch64", "arm64")),
-)})
+TARGETS: Final[Mapping[str, Target]] = MappingProxyType(
+    {
+        target.name: target
+        for target in (
+            Target(
+                "x86_64-linux",
+                "x86_64-unknown-linux-gnu",
+                _elf.EM_X86_64,
+                CallingConvention.SYSV,
+                ("manylinux_2_17_x86_64", "manylinux2014_x86_64"),
+                ("x86_64", "amd64"),
+            ),
+            Target(
+                "aarch64-linux",
+                "aarch64-unknown-linux-gnu",
+                _elf.EM_AARCH64,
+                CallingConvention.AAPCS64,
+                ("manylinux_2_17_aarch64", "manylinux2014_aarch64"),
+                ("aarch64", "arm64"),
+            ),
+        )
+    }
+)
 
 
 def host_target() -> str:
@@ -57,8 +73,10 @@ def host_target() -> str:
     that is not in :data:`TARGETS`: then the names ``platform`` and ``sys`` give)."""
     machine = platform.machine().lower()
     system = "linux" if sys.platform.startswith("linux") else sys.platform
-    arch = next((target.name.partition("-")[0] for target in TARGETS.values()
-                 if machine in target.machine_names), machine)
+    arch = next(
+        (target.name.partition("-")[0] for target in TARGETS.values() if machine in target.machine_names),
+        machine,
+    )
     return f"{arch}-{system}"
 
 
@@ -68,8 +86,10 @@ def check_supported() -> str:
     if target not in TARGETS:
         raise UnsupportedPlatformError(
             f"Calling foreign functions is currently not supported on platform: {target} "
-            f"(supported: {', '.join(sorted(TARGETS))})")
+            f"(supported: {', '.join(sorted(TARGETS))})"
+        )
     if sys.implementation.name != "cpython":
         raise UnsupportedPlatformError(
-            f"Calling foreign functions needs CPython, not {sys.implementation.name}")
+            f"Calling foreign functions needs CPython, not {sys.implementation.name}"
+        )
     return target

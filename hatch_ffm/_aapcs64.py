@@ -16,8 +16,8 @@ from ._sysv import DOUBLE, FLOAT, Piece, PieceType, Shape, integer, leaves
 
 __all__ = ["FPR_COUNT", "GPR_COUNT", "classify", "hfa"]
 
-GPR_COUNT = 8   # x0-x7
-FPR_COUNT = 8   # v0-v7
+GPR_COUNT = 8  # x0-x7
+FPR_COUNT = 8  # v0-v7
 
 
 def hfa(layout: MemoryLayout) -> tuple[PieceType, int] | None:
@@ -33,8 +33,7 @@ def classify(layout: MemoryLayout) -> tuple[Piece, ...] | None:
     homogeneous = hfa(layout)
     if homogeneous is not None:
         element, count = homogeneous
-        return (Piece(PieceType(True, element.bits, Shape.ARRAY, count), 0,
-                      count * element.bits // 8),)
+        return (Piece(PieceType(True, element.bits, Shape.ARRAY, count), 0, count * element.bits // 8),)
     size = layout.byte_size
     if size > 16 or size == 0:
         return None

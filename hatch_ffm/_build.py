@@ -33,7 +33,9 @@ def resolve_targets(requested: Iterable[str], host: str, option_path: str) -> tu
             raise TargetError(
                 f"Option `targets` in `{option_path}`: target {name!r}"
                 + (f" (the build machine, {host})" if name == "native" else "")
-                + " is not supported yet; supported: " + ", ".join(sorted(TARGETS)))
+                + " is not supported yet; supported: "
+                + ", ".join(sorted(TARGETS))
+            )
         if target not in targets:
             targets.append(target)
     return tuple(targets)
@@ -50,9 +52,14 @@ class BuiltStubs:
     other_manifests: dict[str, str]
 
 
-def build_stubs(registrations: Iterable[Registration], targets: tuple[str, ...], package: str,
-                out_dir: str, enable_native_access: tuple[str, ...] = (),
-                packages: tuple[str, ...] = ()) -> BuiltStubs:
+def build_stubs(
+    registrations: Iterable[Registration],
+    targets: tuple[str, ...],
+    package: str,
+    out_dir: str,
+    enable_native_access: tuple[str, ...] = (),
+    packages: tuple[str, ...] = (),
+) -> BuiltStubs:
     """Compile all registrations for each target into ``out_dir``; write the manifest.
 
     ``packages`` are the wheel's top-level packages (``package`` is always one of them);
@@ -73,8 +80,9 @@ def build_stubs(registrations: Iterable[Registration], targets: tuple[str, ...],
         files[file_name] = path
         objects.append(StubObject(target, triple, file_name, hashlib.sha256(data).hexdigest()))
     own = tuple(u for u in enable_native_access if u == package)
-    manifest = Manifest(package, GENERATOR, tuple(objects),
-                        {r.key: stub_symbol(r.key) for r in regs}, own, packages)
+    manifest = Manifest(
+        package, GENERATOR, tuple(objects), {r.key: stub_symbol(r.key) for r in regs}, own, packages
+    )
     files["manifest.json"] = _write(manifest, os.path.join(out_dir, "manifest.json"))
     others = {}
     for unit in enable_native_access:

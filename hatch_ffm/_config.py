@@ -10,8 +10,9 @@ from typing import Any
 __all__ = ["ConfigError", "HookConfig", "parse_config"]
 
 #: Keys hatchling itself reads from every hook table; the hook must ignore them.
-_RESERVED = frozenset({"dependencies", "require-runtime-dependencies", "require-runtime-features",
-                       "enable-by-default"})
+_RESERVED = frozenset(
+    {"dependencies", "require-runtime-dependencies", "require-runtime-features", "enable-by-default"}
+)
 _KNOWN = ("features", "entry-points", "package", "targets", "enable-native-access")
 _FEATURE_SPEC = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
@@ -39,18 +40,23 @@ def parse_config(config: Mapping[str, Any], path: str) -> HookConfig:
     """Validate the hook table ``config`` found at TOML path ``path``."""
     for key in config:
         if key not in _KNOWN and key not in _RESERVED:
-            raise ConfigError(f"Unknown option `{key}` in `{path}`; known options: "
-                              + ", ".join(f"`{k}`" for k in _KNOWN))
+            raise ConfigError(
+                f"Unknown option `{key}` in `{path}`; known options: " + ", ".join(f"`{k}`" for k in _KNOWN)
+            )
 
     features = config.get("features", [])
     if not isinstance(features, list):
-        raise ConfigError(f"Option `features` in `{path}` must be an array of strings like "
-                          f"\"mypkg.ffm_features:LibcFeature\", not {type(features).__name__}")
+        raise ConfigError(
+            f"Option `features` in `{path}` must be an array of strings like "
+            f'"mypkg.ffm_features:LibcFeature", not {type(features).__name__}'
+        )
     for index, spec in enumerate(features):
         if not isinstance(spec, str) or not _FEATURE_SPEC.match(spec):
-            raise ConfigError(f"Option `features[{index}]` in `{path}` must be a string "
-                              f"\"module:Class\" (e.g. \"mypkg.ffm_features:LibcFeature\"), "
-                              f"not {spec!r}")
+            raise ConfigError(
+                f"Option `features[{index}]` in `{path}` must be a string "
+                f'"module:Class" (e.g. "mypkg.ffm_features:LibcFeature"), '
+                f"not {spec!r}"
+            )
 
     entry_points = config.get("entry-points", True)
     if not isinstance(entry_points, bool):
@@ -58,23 +64,32 @@ def parse_config(config: Mapping[str, Any], path: str) -> HookConfig:
 
     package = config.get("package")
     if package is not None and (not isinstance(package, str) or not package.isidentifier()):
-        raise ConfigError(f"Option `package` in `{path}` must be the import name of a package "
-                          f"(e.g. \"mypkg\"), not {package!r}")
+        raise ConfigError(
+            f"Option `package` in `{path}` must be the import name of a package "
+            f'(e.g. "mypkg"), not {package!r}'
+        )
 
     targets = config.get("targets", ["native"])
-    if not isinstance(targets, list) or not targets \
-            or not all(isinstance(t, str) for t in targets):
-        raise ConfigError(f"Option `targets` in `{path}` must be a non-empty array of strings "
-                          "such as [\"native\"] or [\"x86_64-linux\"]")
+    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
+        raise ConfigError(
+            f"Option `targets` in `{path}` must be a non-empty array of strings "
+            'such as ["native"] or ["x86_64-linux"]'
+        )
     units = config.get("enable-native-access")
-    if units is not None and (not isinstance(units, list) or not all(
-            isinstance(u, str) and u.isidentifier() for u in units)):
-        raise ConfigError(f"Option `enable-native-access` in `{path}` must be an array of "
-                          f"top-level package names such as [\"mypkg\"], not {units!r}")
+    if units is not None and (
+        not isinstance(units, list) or not all(isinstance(u, str) and u.isidentifier() for u in units)
+    ):
+        raise ConfigError(
+            f"Option `enable-native-access` in `{path}` must be an array of "
+            f'top-level package names such as ["mypkg"], not {units!r}'
+        )
     if units is not None and "__main__" in units:
-        raise ConfigError(f"Option `enable-native-access` in `{path}` cannot list \"__main__\": "
-                          f"a wheel enables only its own top-level packages. Scripts are enabled "
-                          f"where they run, with the environment variable "
-                          f"FFM_ENABLE_NATIVE_ACCESS=__main__")
-    return HookConfig(tuple(features), entry_points, package, tuple(targets),
-                      None if units is None else tuple(units), path)
+        raise ConfigError(
+            f'Option `enable-native-access` in `{path}` cannot list "__main__": '
+            f"a wheel enables only its own top-level packages. Scripts are enabled "
+            f"where they run, with the environment variable "
+            f"FFM_ENABLE_NATIVE_ACCESS=__main__"
+        )
+    return HookConfig(
+        tuple(features), entry_points, package, tuple(targets), None if units is None else tuple(units), path
+    )

@@ -42,8 +42,14 @@ class FeatureError(RuntimeError):
     it raised; the message carries that exception's type, message and traceback.
     """
 
-    def __init__(self, message: str, *, feature: str | None = None, hook: str | None = None,
-                 error: BaseException | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        feature: str | None = None,
+        hook: str | None = None,
+        error: BaseException | None = None,
+    ) -> None:
         super().__init__(message)
         self.feature = feature
         self.hook = hook
@@ -55,15 +61,17 @@ def _is_interrupt(exc: BaseException) -> bool:
     if isinstance(exc, KeyboardInterrupt):
         return True
     group: Any = getattr(builtins, "BaseExceptionGroup", None)  # Python 3.11+
-    return group is not None and isinstance(exc, group) \
-        and exc.subgroup(KeyboardInterrupt) is not None
+    return group is not None and isinstance(exc, group) and exc.subgroup(KeyboardInterrupt) is not None
 
 
 def _summary(exc: BaseException) -> str:
     """``Type: message`` as the last line of a traceback shows it."""
     kind = type(exc)
-    name = kind.__qualname__ if kind.__module__ in ("builtins", "__main__") \
+    name = (
+        kind.__qualname__
+        if kind.__module__ in ("builtins", "__main__")
         else f"{kind.__module__}.{kind.__qualname__}"
+    )
     try:
         text = str(exc)
     except Exception:
@@ -81,11 +89,17 @@ def _failure(feature: str, hook: str, exc: BaseException) -> FeatureError:
     detail = "".join("    " + line for text in lines for line in text.splitlines(True))
     hint = ""
     if isinstance(exc, SystemExit):
-        hint = (" (sys.exit() in a Feature would end the build without a wheel; raise an "
-                "exception to stop the build, or return False from is_in_configuration(access) "
-                "to leave the Feature out)")
-    return FeatureError(f"Feature {feature!r} failed in {hook}: {_summary(exc)}{hint}\n"
-                        f"{detail.rstrip()}", feature=feature, hook=hook, error=exc)
+        hint = (
+            " (sys.exit() in a Feature would end the build without a wheel; raise an "
+            "exception to stop the build, or return False from is_in_configuration(access) "
+            "to leave the Feature out)"
+        )
+    return FeatureError(
+        f"Feature {feature!r} failed in {hook}: {_summary(exc)}{hint}\n{detail.rstrip()}",
+        feature=feature,
+        hook=hook,
+        error=exc,
+    )
 
 
 def _call(feature: str, hook: str, function: Callable[..., _T], **kwargs: Any) -> _T:
@@ -114,8 +128,14 @@ class FeatureManager(pluggy.PluginManager):
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
         opts = super().parse_hookimpl_opts(plugin, name)
         if opts is None and name in _HOOK_NAMES and callable(getattr(plugin, name, None)):
-            opts = {"wrapper": False, "hookwrapper": False, "optionalhook": False,
-                    "tryfirst": False, "trylast": False, "specname": None}
+            opts = {
+                "wrapper": False,
+                "hookwrapper": False,
+                "optionalhook": False,
+                "tryfirst": False,
+                "trylast": False,
+                "specname": None,
+            }
         return opts
 
 
@@ -129,25 +149,31 @@ def load_feature_spec(spec: str, where: str) -> Any:
             raise
         hint = ""
         if type(exc).__name__ == "MissingForeignRegistrationError":
-            hint = (" (importing the Feature's module, or its package's __init__.py, created a "
-                    "downcall handle; stubs do not exist yet while the wheel is built: move "
-                    "handle creation out of the modules the Feature imports)")
+            hint = (
+                " (importing the Feature's module, or its package's __init__.py, created a "
+                "downcall handle; stubs do not exist yet while the wheel is built: move "
+                "handle creation out of the modules the Feature imports)"
+            )
         elif isinstance(exc, SystemExit):
             hint = " (the module called sys.exit(): a Feature's module must not end the build)"
-        raise FeatureError(f"{where}: cannot import module {module_name!r} of Feature "
-                           f"{spec!r}: {type(exc).__name__}: {exc}{hint}") from exc
+        raise FeatureError(
+            f"{where}: cannot import module {module_name!r} of Feature "
+            f"{spec!r}: {type(exc).__name__}: {exc}{hint}"
+        ) from exc
     target: Any = module
     for part in attribute.split("."):
         try:
             target = getattr(target, part)
         except AttributeError as exc:
-            raise FeatureError(f"{where}: module {module_name!r} has no attribute "
-                               f"{attribute!r} (Feature {spec!r})") from exc
+            raise FeatureError(
+                f"{where}: module {module_name!r} has no attribute {attribute!r} (Feature {spec!r})"
+            ) from exc
     return target
 
 
-def run_features(specs: Sequence[str], use_entry_points: bool, access: DuringSetupAccess,
-                 option_path: str) -> tuple[RegistrationSession, list[str], list[str]]:
+def run_features(
+    specs: Sequence[str], use_entry_points: bool, access: DuringSetupAccess, option_path: str
+) -> tuple[RegistrationSession, list[str], list[str]]:
     """Discover Features, ask each whether it is in the configuration, run ``during_setup``.
 
     Returns the registration session and the names of the Features run and declined.
@@ -158,8 +184,9 @@ def run_features(specs: Sequence[str], use_entry_points: bool, access: DuringSet
         try:
             manager.register(feature, name=spec)
         except (pluggy.PluginValidationError, ValueError, TypeError) as exc:
-            raise FeatureError(f"{option_path}.features[{index}]: Feature {spec!r} is not "
-                               f"valid: {exc}") from exc
+            raise FeatureError(
+                f"{option_path}.features[{index}]: Feature {spec!r} is not valid: {exc}"
+            ) from exc
     if use_entry_points:
         try:
             manager.load_setuptools_entrypoints(_hookspecs.ENTRY_POINT_GROUP)
@@ -168,15 +195,20 @@ def run_features(specs: Sequence[str], use_entry_points: bool, access: DuringSet
         except BaseException as exc:
             if _is_interrupt(exc):
                 raise
-            raise FeatureError(f"cannot load a Feature from the {_hookspecs.ENTRY_POINT_GROUP!r} "
-                               f"entry-point group: {type(exc).__name__}: {exc}") from exc
+            raise FeatureError(
+                f"cannot load a Feature from the {_hookspecs.ENTRY_POINT_GROUP!r} "
+                f"entry-point group: {type(exc).__name__}: {exc}"
+            ) from exc
 
     declined: list[str] = []
     for plugin in list(manager.get_plugins()):
         name = manager.get_name(plugin) or repr(plugin)
         method = getattr(plugin, "is_in_configuration", None)
-        if method is not None and manager.parse_hookimpl_opts(plugin, "is_in_configuration") \
-                is not None and not _call(name, "is_in_configuration", method, access=access):
+        if (
+            method is not None
+            and manager.parse_hookimpl_opts(plugin, "is_in_configuration") is not None
+            and not _call(name, "is_in_configuration", method, access=access)
+        ):
             manager.unregister(plugin)
             declined.append(name)
 

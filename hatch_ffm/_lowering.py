@@ -19,9 +19,23 @@ from ffm_runtime._targets import TARGETS, CallingConvention
 from . import _aapcs64, _sysv
 from ._sysv import Piece, PieceType, Shape
 
-__all__ = ["SCALARS", "Extension", "Form", "LoweredSignature", "NotSupportedYetError", "Param",
-           "Passing", "Piece", "PieceType", "Result", "Returning", "Role", "ScalarKind", "Shape",
-           "lower"]
+__all__ = [
+    "SCALARS",
+    "Extension",
+    "Form",
+    "LoweredSignature",
+    "NotSupportedYetError",
+    "Param",
+    "Passing",
+    "Piece",
+    "PieceType",
+    "Result",
+    "Returning",
+    "Role",
+    "ScalarKind",
+    "Shape",
+    "lower",
+]
 
 
 class NotSupportedYetError(ValueError):
@@ -82,19 +96,19 @@ class Role(enum.Enum):
     """What a handle's Python argument is for."""
 
     ALLOCATOR = "allocator"  #: the ``SegmentAllocator`` of a struct result
-    CAPTURE = "capture"      #: the call-state segment (``capture_call_state``)
-    VALUE = "value"          #: an argument of the native function
+    CAPTURE = "capture"  #: the call-state segment (``capture_call_state``)
+    VALUE = "value"  #: an argument of the native function
 
 
 class Passing(enum.Enum):
     """How a handle's Python argument reaches the native function."""
 
-    OBJECT = "object"    #: not at all: the allocator
+    OBJECT = "object"  #: not at all: the allocator
     SEGMENT = "segment"  #: not at all: the capture segment, written after the call
-    SCALAR = "scalar"    #: a number, boolean or (a segment's) address
-    PIECES = "pieces"    #: a struct in registers (see :class:`Piece`)
-    BYVAL = "byval"      #: a struct copied to the stack by the call (x86_64)
-    BYREF = "byref"      #: a struct copied by the stub, passed by pointer (AArch64)
+    SCALAR = "scalar"  #: a number, boolean or (a segment's) address
+    PIECES = "pieces"  #: a struct in registers (see :class:`Piece`)
+    BYVAL = "byval"  #: a struct copied to the stack by the call (x86_64)
+    BYREF = "byref"  #: a struct copied by the stub, passed by pointer (AArch64)
 
 
 class Returning(enum.Enum):
@@ -103,7 +117,7 @@ class Returning(enum.Enum):
     VOID = "void"
     SCALAR = "scalar"
     PIECES = "pieces"  #: a struct in registers
-    SRET = "sret"      #: a struct written through a hidden pointer
+    SRET = "sret"  #: a struct written through a hidden pointer
 
 
 @dataclass(frozen=True)
@@ -155,8 +169,9 @@ def _scalar(layout: ValueLayout) -> ScalarKind:
     return SCALARS[layout.carrier]
 
 
-def lower(key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...],
-          target: str = "x86_64-linux") -> LoweredSignature:
+def lower(
+    key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...], target: str = "x86_64-linux"
+) -> LoweredSignature:
     """Lower one registration for ``target``, or raise :class:`NotSupportedYetError`."""
     if target not in TARGETS:
         raise NotSupportedYetError(f"lowering for {target} is not supported yet")
@@ -190,11 +205,11 @@ def lower(key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...],
         if pieces is None:
             if not aarch64:
                 gprs -= 1  # the hidden result pointer takes rdi (on AArch64 it is x8)
-            result = Result(Returning.SRET, None, result_layout.byte_size,
-                            result_layout.byte_alignment)
+            result = Result(Returning.SRET, None, result_layout.byte_size, result_layout.byte_alignment)
         else:
-            result = Result(Returning.PIECES, None, result_layout.byte_size,
-                            result_layout.byte_alignment, pieces)
+            result = Result(
+                Returning.PIECES, None, result_layout.byte_size, result_layout.byte_alignment, pieces
+            )
         params.append(Param(Role.ALLOCATOR, Passing.OBJECT))
     if capture:
         params.append(Param(Role.CAPTURE, Passing.SEGMENT, size=4, alignment=4))
@@ -213,8 +228,11 @@ def lower(key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...],
         if pieces is not None and aarch64:
             # AArch64 keeps an aggregate whole: in registers if they suffice, else on the
             # stack; LLVM decides from the piece types ([N x float], [2 x i64]).
-            params.append(Param(Role.VALUE, Passing.PIECES, None, layout.byte_size,
-                                layout.byte_alignment, pieces, index))
+            params.append(
+                Param(
+                    Role.VALUE, Passing.PIECES, None, layout.byte_size, layout.byte_alignment, pieces, index
+                )
+            )
             continue
         if pieces is not None:
             need_sse = sum(1 for p in pieces if p.is_sse)
@@ -222,11 +240,27 @@ def lower(key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...],
             if need_sse <= sses and need_gpr <= gprs:
                 sses -= need_sse
                 gprs -= need_gpr
-                params.append(Param(Role.VALUE, Passing.PIECES, None, layout.byte_size,
-                                    layout.byte_alignment, pieces, index))
+                params.append(
+                    Param(
+                        Role.VALUE,
+                        Passing.PIECES,
+                        None,
+                        layout.byte_size,
+                        layout.byte_alignment,
+                        pieces,
+                        index,
+                    )
+                )
                 continue
-        params.append(Param(Role.VALUE, Passing.BYREF if aarch64 else Passing.BYVAL, None,
-                            layout.byte_size, layout.byte_alignment, (), index))
-    return LoweredSignature(key, tuple(params), result, keeps_gil, allow_heap, first_variadic,
-                            capture)
-
+        params.append(
+            Param(
+                Role.VALUE,
+                Passing.BYREF if aarch64 else Passing.BYVAL,
+                None,
+                layout.byte_size,
+                layout.byte_alignment,
+                (),
+                index,
+            )
+        )
+    return LoweredSignature(key, tuple(params), result, keeps_gil, allow_heap, first_variadic, capture)

@@ -62,7 +62,8 @@ class RegistrationSession:
         if not isinstance(descriptor, FunctionDescriptor):
             raise TypeError(
                 "register_for_downcall() expects a FunctionDescriptor as its first argument, "
-                f"not {type(descriptor).__name__}")
+                f"not {type(descriptor).__name__}"
+            )
         checked = check_options(descriptor, options)
         key = registration_key(descriptor, checked)
         self.requests += 1
@@ -70,8 +71,7 @@ class RegistrationSession:
         if existing is not None:
             return existing
         signatures = {target: lower(key, descriptor, checked, target) for target in self.targets}
-        registration = Registration(key, descriptor.stripped(), checked, signatures,
-                                    self.current_feature)
+        registration = Registration(key, descriptor.stripped(), checked, signatures, self.current_feature)
         self.registrations[key] = registration
         return registration
 
@@ -107,7 +107,8 @@ class RuntimeForeignAccess:
         if session is None:
             raise RuntimeError(
                 "Registration of foreign functions is only possible while hatch-ffm builds a "
-                "wheel, from a Feature's during_setup(access)")
+                "wheel, from a Feature's during_setup(access)"
+            )
         session.add(descriptor, options)
 
     @staticmethod

@@ -23,8 +23,18 @@ from ffm_runtime._layouts import (
     ValueLayout,
 )
 
-__all__ = ["DOUBLE", "FLOAT", "GPR_COUNT", "SSE_COUNT", "Piece", "PieceType", "Shape",
-           "classify", "integer", "leaves"]
+__all__ = [
+    "DOUBLE",
+    "FLOAT",
+    "GPR_COUNT",
+    "SSE_COUNT",
+    "Piece",
+    "PieceType",
+    "Shape",
+    "classify",
+    "integer",
+    "leaves",
+]
 
 #: argument registers: rdi rsi rdx rcx r8 r9 / xmm0-7
 GPR_COUNT = 6
@@ -35,7 +45,7 @@ class Shape(enum.Enum):
     """How a piece holds its elements."""
 
     SCALAR = "scalar"  #: one element
-    ARRAY = "array"    #: ``[N x element]``
+    ARRAY = "array"  #: ``[N x element]``
     VECTOR = "vector"  #: ``<N x element>``
 
 
@@ -56,8 +66,11 @@ class PieceType:
 
     def __post_init__(self) -> None:
         widths = (32, 64) if self.floating else tuple(range(8, 65, 8))
-        if self.bits not in widths or not 1 <= self.count <= 4 or (self.shape is Shape.SCALAR
-                                                                   and self.count != 1):
+        if (
+            self.bits not in widths
+            or not 1 <= self.count <= 4
+            or (self.shape is Shape.SCALAR and self.count != 1)
+        ):
             raise ValueError(f"no register piece is {self!r}")
 
     @property

@@ -15,7 +15,6 @@ from ffm_runtime._targets import TARGETS
 __all__ = ["wheel_tag"]
 
 
-
 def wheel_tag(targets: tuple[str, ...]) -> str:
     """``cp310-abi3-<platforms>`` for the given targets."""
     platforms: list[str] = []

@@ -66,7 +66,8 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
                 f"Project `{self.metadata.core.name}` must list `{_RUNTIME_DISTRIBUTION}` in "
                 f"`project.dependencies`: the stubs in its wheel are loaded at run time by "
                 f"ffm_runtime, which `{_RUNTIME_DISTRIBUTION}` provides. Add it, e.g. "
-                f"dependencies = [\"{_RUNTIME_DISTRIBUTION}\"]")
+                f'dependencies = ["{_RUNTIME_DISTRIBUTION}"]'
+            )
 
     def _package(self) -> tuple[str, str]:
         """(import name, source folder) of the package that receives ``_ffm/``."""
@@ -75,25 +76,30 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
         packages = getattr(self.build_config, "packages", None) or []
         for path in packages:
             candidates.append(os.path.join(self.root, path))
-        names = [configured] if configured else [
-            os.path.basename(p) for p in candidates] or [_normalize(self.metadata.core.name)
-                                                         .replace("-", "_")]
+        names = (
+            [configured]
+            if configured
+            else [os.path.basename(p) for p in candidates]
+            or [_normalize(self.metadata.core.name).replace("-", "_")]
+        )
         for name in names:
-            for base in ([os.path.dirname(p) for p in candidates] or
-                         [self.root, os.path.join(self.root, "src")]):
+            for base in [os.path.dirname(p) for p in candidates] or [
+                self.root,
+                os.path.join(self.root, "src"),
+            ]:
                 folder = os.path.join(base, name)
                 if os.path.isfile(os.path.join(folder, "__init__.py")):
                     return name, folder
         raise ConfigError(
             f"Cannot find the package to put the stubs in (tried {', '.join(names)}); set "
-            f"option `package` in `{self.table_path}` to the import name of your package")
+            f"option `package` in `{self.table_path}` to the import name of your package"
+        )
 
     def _top_level_packages(self, package: str) -> tuple[str, ...]:
         """The wheel's top-level packages (option ``packages`` of the wheel target, or the one
         found), the one that receives ``_ffm/`` first: the units its manifest may enable."""
         packages = getattr(self.build_config, "packages", None) or []
-        return tuple(dict.fromkeys([package, *(os.path.basename(p.rstrip("/"))
-                                               for p in packages)]))
+        return tuple(dict.fromkeys([package, *(os.path.basename(p.rstrip("/")) for p in packages)]))
 
     # -- hook methods -------------------------------------------------------------------
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
@@ -112,8 +118,7 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
         from ._registration import DuringSetupAccess
 
         targets = resolve_targets(config.targets, host_target(), config.path)
-        access = DuringSetupAccess(self.root, self.metadata.core.name, package, targets,
-                                   dict(self.config))
+        access = DuringSetupAccess(self.root, self.metadata.core.name, package, targets, dict(self.config))
         packages = self._top_level_packages(package)
         units = config.enable_native_access
         if units is None:
@@ -125,7 +130,8 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
                     f"not a top-level package of this wheel ({', '.join(packages)}): a wheel "
                     f"enables only its own packages. Another package is enabled by its own "
                     f"wheel, or where it runs with the environment variable "
-                    f"FFM_ENABLE_NATIVE_ACCESS={unit} (scripts: FFM_ENABLE_NATIVE_ACCESS=__main__)")
+                    f"FFM_ENABLE_NATIVE_ACCESS={unit} (scripts: FFM_ENABLE_NATIVE_ACCESS=__main__)"
+                )
         source_root = os.path.dirname(package_dir)
         added = [p for p in (source_root, self.root) if p not in sys.path]
         sys.path[:0] = added
@@ -133,28 +139,35 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
             # Features may use restricted operations (with_target_layout, say) in the name of
             # the packages this wheel enables.
             with enabled_while(units):
-                session, ran, declined = run_features(config.features, config.entry_points,
-                                                      access, config.path)
+                session, ran, declined = run_features(
+                    config.features, config.entry_points, access, config.path
+                )
         finally:
             for p in added:
                 sys.path.remove(p)
 
         app = self.app
-        app.display_info(f"hatch-ffm: Features run: {', '.join(ran) or 'none'}"
-                         + (f"; declined: {', '.join(declined)}" if declined else ""))
+        app.display_info(
+            f"hatch-ffm: Features run: {', '.join(ran) or 'none'}"
+            + (f"; declined: {', '.join(declined)}" if declined else "")
+        )
         if not ran:
             app.display_warning(
-                f"hatch-ffm: no Feature found; list one in option `features` of `{config.path}`")
-        app.display_info(f"hatch-ffm: {session.requests} registration(s), "
-                         f"{len(session.registrations)} distinct call shape(s)")
+                f"hatch-ffm: no Feature found; list one in option `features` of `{config.path}`"
+            )
+        app.display_info(
+            f"hatch-ffm: {session.requests} registration(s), "
+            f"{len(session.registrations)} distinct call shape(s)"
+        )
         for key in sorted(session.registrations):
             app.display_debug(f"hatch-ffm:   {key}")
 
         self._workdir = tempfile.mkdtemp(prefix="hatch-ffm-")
         app.display_info(f"hatch-ffm: enabled for native access: {', '.join(units) or 'none'}")
         try:
-            built = build_stubs(session.registrations.values(), targets, package, self._workdir,
-                                units, packages)
+            built = build_stubs(
+                session.registrations.values(), targets, package, self._workdir, units, packages
+            )
         except BaseException:
             self._cleanup()
             raise
@@ -168,7 +181,8 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
         build_data["pure_python"] = False
         app.display_info(
             f"hatch-ffm: {len(session.registrations)} stub(s) for {', '.join(targets)} into "
-            f"{package}/_ffm/ in {time.perf_counter() - started:.2f}s")
+            f"{package}/_ffm/ in {time.perf_counter() - started:.2f}s"
+        )
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         self._cleanup()

@@ -25,8 +25,10 @@ def _supported_pythons() -> dict[str, str]:
         if line.strip() and not line.startswith("#"):
             version, source = line.split()
             if source not in ("pyenv", "debian"):
-                raise ValueError(f"tests/pythons/versions.txt:{number}: unknown source {source!r} "
-                                 "(expected pyenv or debian)")
+                raise ValueError(
+                    f"tests/pythons/versions.txt:{number}: unknown source {source!r} "
+                    "(expected pyenv or debian)"
+                )
             versions[version] = source
     return versions
 
@@ -37,8 +39,9 @@ SUPPORTED_PYTHONS = _supported_pythons()
 
 def _pyenv_root() -> Path:
     if shutil.which("pyenv"):
-        return Path(subprocess.run(["pyenv", "root"], capture_output=True, text=True,
-                                   check=True).stdout.strip())
+        return Path(
+            subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True).stdout.strip()
+        )
     return Path(os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv"))
 
 
@@ -47,9 +50,10 @@ def python_path(version: str) -> Path | None:
     if SUPPORTED_PYTHONS[version] == "debian":
         path = ROOT / ".pythons" / "bin" / f"python{version}"
         return path if path.exists() else None
-    candidates = sorted(_pyenv_root().glob(f"versions/{version}.*/bin/python{version}"),
-                        key=lambda p: [int(part) if part.isdigit() else -1
-                                       for part in p.parents[1].name.split(".")])
+    candidates = sorted(
+        _pyenv_root().glob(f"versions/{version}.*/bin/python{version}"),
+        key=lambda p: [int(part) if part.isdigit() else -1 for part in p.parents[1].name.split(".")],
+    )
     return candidates[-1] if candidates else None
 
 
@@ -58,9 +62,11 @@ def require_python(version: str) -> Path:
     when ``FFM_REQUIRE_PYTHONS`` is set (CI sets it)."""
     path = python_path(version)
     if path is None:
-        where = ("run 'make pythons-env' (tests/pythons/setup.sh .pythons)"
-                 if SUPPORTED_PYTHONS[version] == "debian" else
-                 f"install it through pyenv (under {_pyenv_root()})")
+        where = (
+            "run 'make pythons-env' (tests/pythons/setup.sh .pythons)"
+            if SUPPORTED_PYTHONS[version] == "debian"
+            else f"install it through pyenv (under {_pyenv_root()})"
+        )
         reason = f"CPython {version} is missing: {where}"
         if os.environ.get("FFM_REQUIRE_PYTHONS"):
             pytest.fail(reason)
@@ -77,18 +83,32 @@ os.environ["FFM_ENABLE_NATIVE_ACCESS"] = "ALL-UNNAMED"
 def compile_c(source: Path, output: Path, *flags: str, cc: str | None = None) -> Path:
     """Compile ``source`` into a shared library with ``cc`` (default: the system C compiler)."""
     cc = cc or os.environ.get("CC", "cc")
-    subprocess.run([cc, "-O1", "-shared", "-fPIC", *flags, "-o", str(output), str(source)],
-                   check=True)
+    subprocess.run([cc, "-O1", "-shared", "-fPIC", *flags, "-o", str(output), str(source)], check=True)
     return output
 
 
-def build_wheel(project: Path, out_dir: Path, *, check: bool = True,
-                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def build_wheel(
+    project: Path, out_dir: Path, *, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Build ``project``'s wheel with pip and the hook installed in this environment."""
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-v",
-         "-w", str(out_dir), str(project)],
-        capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-build-isolation",
+            "--no-deps",
+            "-v",
+            "-w",
+            str(out_dir),
+            str(project),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"wheel build failed:\n{result.stdout}\n{result.stderr}")
     return result
@@ -126,8 +146,7 @@ def testpkg_wheel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="session")
-def stub_site(tmp_path_factory: pytest.TempPathFactory,
-              testpkg_wheel: tuple[Path, str]) -> Iterator[Path]:
+def stub_site(tmp_path_factory: pytest.TempPathFactory, testpkg_wheel: tuple[Path, str]) -> Iterator[Path]:
     """A folder on sys.path holding the installed test package (and so its stubs)."""
     site = tmp_path_factory.mktemp("site")
     unpack_wheel(testpkg_wheel[0], site)

@@ -59,8 +59,10 @@ class TestLowering:
         assert hfa(HFA3) == (FLOAT, 3)
         assert hfa(HFA_D4) == (DOUBLE, 4)
         assert hfa(MIXED) is None
-        assert hfa(MemoryLayout.struct_layout(JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT,
-                                              JAVA_FLOAT)) is None
+        assert (
+            hfa(MemoryLayout.struct_layout(JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT))
+            is None
+        )
         assert [str(p.type) for p in classify(HFA3) or ()] == ["[3 x float]"]
 
     def test_small_and_large_composites(self) -> None:
@@ -90,8 +92,11 @@ def test_object_is_aarch64(aarch64_object: bytes) -> None:
     obj = _elf.parse(aarch64_object)
     assert obj.machine == _elf.EM_AARCH64
     types = {r.type for rels in obj.relocations.values() for r in rels}
-    assert {_reloc_aarch64.R_AARCH64_CALL26, _reloc_aarch64.R_AARCH64_ADR_GOT_PAGE,
-            _reloc_aarch64.R_AARCH64_LD64_GOT_LO12_NC} <= types
+    assert {
+        _reloc_aarch64.R_AARCH64_CALL26,
+        _reloc_aarch64.R_AARCH64_ADR_GOT_PAGE,
+        _reloc_aarch64.R_AARCH64_LD64_GOT_LO12_NC,
+    } <= types
 
 
 def sign_extend(value: int, bits: int) -> int:
@@ -136,8 +141,10 @@ def test_every_relocated_instruction_points_where_it_should(aarch64_object: byte
                     assert quad(destination + 8) == symbol_address(rel.symbol) + rel.addend
                 else:
                     assert destination == symbol_address(rel.symbol) + rel.addend
-            elif rel.type in (_reloc_aarch64.R_AARCH64_ADR_PREL_PG_HI21,
-                              _reloc_aarch64.R_AARCH64_ADR_GOT_PAGE):
+            elif rel.type in (
+                _reloc_aarch64.R_AARCH64_ADR_PREL_PG_HI21,
+                _reloc_aarch64.R_AARCH64_ADR_GOT_PAGE,
+            ):
                 immlo, immhi = (instruction >> 29) & 3, (instruction >> 5) & 0x7FFFF
                 page = (place & ~0xFFF) + (sign_extend((immhi << 2) | immlo, 21) << 12)
                 pages[instruction & 0x1F] = page  # by destination register
@@ -180,21 +187,33 @@ def test_cross_target_wheel(tmp_path: Path) -> None:
     project = tmp_path / "example_project"
     shutil.copytree(ROOT / "example_project", project)
     pyproject = project / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace(
-        "[tool.hatch.build.targets.wheel.hooks.ffm]",
-        '[tool.hatch.build.targets.wheel.hooks.ffm]\ntargets = ["native", "aarch64-linux"]'))
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "[tool.hatch.build.targets.wheel.hooks.ffm]",
+            '[tool.hatch.build.targets.wheel.hooks.ffm]\ntargets = ["native", "aarch64-linux"]',
+        )
+    )
     result = build_wheel(project, tmp_path / "dist")
     assert "stub(s) for x86_64-linux, aarch64-linux" in result.stdout + result.stderr
     (wheel,) = (tmp_path / "dist").glob("*.whl")
-    assert wheel.name.endswith("-cp310-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64."
-                               "manylinux_2_17_aarch64.manylinux2014_aarch64.whl")
+    assert wheel.name.endswith(
+        "-cp310-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64."
+        "manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
+    )
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         archive.extractall(tmp_path / "site")
-    assert {"example_project/_ffm/stubs-x86_64-linux.o",
-            "example_project/_ffm/stubs-aarch64-linux.o"} <= names
-    aarch64 = (tmp_path / "site" / "example_project" / "_ffm" / "stubs-aarch64-linux.o")
+    assert {
+        "example_project/_ffm/stubs-x86_64-linux.o",
+        "example_project/_ffm/stubs-aarch64-linux.o",
+    } <= names
+    aarch64 = tmp_path / "site" / "example_project" / "_ffm" / "stubs-aarch64-linux.o"
     assert _elf.parse(aarch64.read_bytes()).machine == _elf.EM_AARCH64
-    run = subprocess.run([sys.executable, "-m", "example_project"], capture_output=True,
-                         text=True, cwd=tmp_path / "site", check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "example_project"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path / "site",
+        check=False,
+    )
     assert run.returncode == 0, run.stdout + run.stderr

@@ -33,8 +33,9 @@ def emulator() -> Path:
     missing = [str(p) for p in (PYTHON,) if not p.exists()]
     missing += [CC] if shutil.which(CC) is None else []
     if missing:
-        reason = (f"no AArch64 emulation environment ({', '.join(missing)} missing): run "
-                  "'make aarch64-env' as root")
+        reason = (
+            f"no AArch64 emulation environment ({', '.join(missing)} missing): run 'make aarch64-env' as root"
+        )
         if os.environ.get("FFM_REQUIRE_AARCH64"):
             pytest.fail(reason)
         pytest.skip(reason)
@@ -42,10 +43,15 @@ def emulator() -> Path:
 
 
 def run_emulated(python: Path, *args: str, path: list[Path]) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, [*path, ROOT])),
-           "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED", "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run([str(python), *args], capture_output=True, text=True, env=env,
-                          check=False, timeout=900)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(map(str, [*path, ROOT])),
+        "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    return subprocess.run(
+        [str(python), *args], capture_output=True, text=True, env=env, check=False, timeout=900
+    )
 
 
 ACCELERATORS_CHECK = """
@@ -86,8 +92,14 @@ def test_conformance_under_emulation(emulator: Path, tmp_path: Path) -> None:
     library = build(tmp_path, sigs, targets=("aarch64-linux",), cc=CC)
     names = tmp_path / "names.json"
     names.write_text(json.dumps([s.name for s in sigs]))
-    result = run_emulated(emulator, str(ROOT / "tests" / "conformance" / "run.py"), str(library),
-                          str(names), str(SEED), path=[tmp_path / "site"])
+    result = run_emulated(
+        emulator,
+        str(ROOT / "tests" / "conformance" / "run.py"),
+        str(library),
+        str(names),
+        str(SEED),
+        path=[tmp_path / "site"],
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == f"checked {len(sigs)} on aarch64"
 
@@ -96,8 +108,9 @@ def test_example_project_under_emulation(emulator: Path, tmp_path: Path) -> None
     """The example project's wheel, cross-built for aarch64: libm, div (struct result),
     snprintf (variadic doubles), strtol (errno capture) against the aarch64 libc."""
     project = tmp_path / "example_project"
-    shutil.copytree(ROOT / "example_project", project,
-                    ignore=shutil.ignore_patterns("__pycache__", "build", "dist"))
+    shutil.copytree(
+        ROOT / "example_project", project, ignore=shutil.ignore_patterns("__pycache__", "build", "dist")
+    )
     config = project / "pyproject.toml"
     config.write_text(config.read_text() + 'targets = ["aarch64-linux"]\n')
     build_wheel(project, tmp_path / "dist")
@@ -157,15 +170,15 @@ print("at the limit: ok")
 def test_struct_at_the_by_value_limit_under_emulation(emulator: Path, tmp_path: Path) -> None:
     """A struct of MAX_BY_VALUE_BYTE_SIZE bytes (passed by reference to a copy the stub makes
     on its stack, returned through x8) goes both ways, also on a 128 KiB thread stack."""
-    library = compile_c(ROOT / "tests" / "native" / "ffm_test_lib.c", tmp_path / "libffm_test.so",
-                        cc=CC)
+    library = compile_c(ROOT / "tests" / "native" / "ffm_test_lib.c", tmp_path / "libffm_test.so", cc=CC)
     project = tmp_path / "ffm_at_limit"
     (project / "ffm_at_limit").mkdir(parents=True)
     (project / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
         '[project]\nname = "ffm-at-limit"\nversion = "1.0"\ndependencies = ["hatch-ffm"]\n'
         "[tool.hatch.build.targets.wheel.hooks.ffm]\n"
-        'features = ["ffm_at_limit.features:AtLimit"]\ntargets = ["aarch64-linux"]\n')
+        'features = ["ffm_at_limit.features:AtLimit"]\ntargets = ["aarch64-linux"]\n'
+    )
     (project / "ffm_at_limit" / "__init__.py").write_text("")
     (project / "ffm_at_limit" / "features.py").write_text(AT_LIMIT_FEATURE)
     build_wheel(project, tmp_path / "dist")

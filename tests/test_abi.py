@@ -48,8 +48,7 @@ def lookup(native_lib: Path) -> ffm.SymbolLookup:
     return ffm.SymbolLookup.loader_lookup()
 
 
-def link(lookup: ffm.SymbolLookup, name: str, descriptor: FunctionDescriptor,
-         *options: Linker.Option) -> Any:
+def link(lookup: ffm.SymbolLookup, name: str, descriptor: FunctionDescriptor, *options: Linker.Option) -> Any:
     address = lookup.find(name)
     assert address is not None, name
     return LINKER.downcall_handle(address, descriptor, *options)
@@ -60,38 +59,52 @@ class TestErrnoCapture:
         layout = Linker.Option.capture_state_layout()
         assert layout.byte_offset(PathElement.group_element("errno")) == 0
 
-    @pytest.mark.parametrize("name", ["set_errno_V", "set_errno_I", "set_errno_D",
-                                      "set_errno_SL", "set_errno_SLL", "set_errno_SLLL",
-                                      "set_errno_SD", "set_errno_SDD", "set_errno_SDDD"])
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "set_errno_V",
+            "set_errno_I",
+            "set_errno_D",
+            "set_errno_SL",
+            "set_errno_SLL",
+            "set_errno_SLLL",
+            "set_errno_SD",
+            "set_errno_SDD",
+            "set_errno_SDDD",
+        ],
+    )
     def test_errno_is_captured(self, lookup: ffm.SymbolLookup, features: Any, name: str) -> None:
         result_layout = features.ERRNO_CASES[name]
         handle = link(lookup, name, FunctionDescriptor(result_layout, (JAVA_INT,)), ERRNO)
-        errno_handle = Linker.Option.capture_state_layout().var_handle(
-            PathElement.group_element("errno"))
+        errno_handle = Linker.Option.capture_state_layout().var_handle(PathElement.group_element("errno"))
         with Arena.of_confined() as arena:
             state = arena.allocate(Linker.Option.capture_state_layout())
             if isinstance(result_layout, ffm.StructLayout):
                 result = handle(arena, state, 42)  # allocator, capture segment, arguments
                 assert result.scope is arena and result.byte_size == result_layout.byte_size
                 carrier = result_layout.member_layouts[0]
-                values = [result.get_at_index(carrier, i)
-                          for i in range(len(result_layout.member_layouts))]
+                values = [result.get_at_index(carrier, i) for i in range(len(result_layout.member_layouts))]
                 start = 42 if carrier is JAVA_LONG else 42.5
                 assert values == [start + i for i in range(len(values))]
             else:
                 result = handle(state, 42)
-                assert result == {"set_errno_V": None, "set_errno_I": 42,
-                                  "set_errno_D": 42.0}[name]
+                assert result == {"set_errno_V": None, "set_errno_I": 42, "set_errno_D": 42.0}[name]
             assert errno_handle.get(state, 0) == 42
 
     def test_capture_segment_is_checked(self, lookup: ffm.SymbolLookup) -> None:
         handle = link(lookup, "set_errno_I", FunctionDescriptor.of(JAVA_INT, JAVA_INT), ERRNO)
         with Arena.of_confined() as arena:
-            with pytest.raises(IndexError, match=r"argument 0 \(capture segment\): segment of 2 "
-                                                  r"bytes is too small for the capture state"):
+            with pytest.raises(
+                IndexError,
+                match=r"argument 0 \(capture segment\): segment of 2 "
+                r"bytes is too small for the capture state",
+            ):
                 handle(arena.allocate(2), 1)
-            with pytest.raises(TypeError, match=r"argument 0 \(capture segment\): expected "
-                                                r"MemorySegment"):
+            with pytest.raises(
+                TypeError,
+                match=r"argument 0 \(capture segment\): expected "
+                r"MemorySegment",
+            ):
                 handle(None, 1)
             with pytest.raises(TypeError, match=r"takes 2 arguments \(first: capture segment\)"):
                 handle(1)
@@ -101,12 +114,13 @@ class TestErrnoCapture:
     def test_libc_strtol_range_error(self) -> None:
         strtol = LINKER.downcall_handle(
             ffm.SymbolLookup.loader_lookup().find("strtol"),
-            FunctionDescriptor.of(JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT), ERRNO)
+            FunctionDescriptor.of(JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT),
+            ERRNO,
+        )
         with Arena.of_confined() as arena:
             state = arena.allocate(Linker.Option.capture_state_layout())
             assert strtol(state, arena.allocate_from("123"), MemorySegment.NULL, 10) == 123
-            big = strtol(state, arena.allocate_from("99999999999999999999"), MemorySegment.NULL,
-                         10)
+            big = strtol(state, arena.allocate_from("99999999999999999999"), MemorySegment.NULL, 10)
             assert big == 2**63 - 1
             assert state.get(JAVA_INT, 0) == errno.ERANGE
 
@@ -114,7 +128,9 @@ class TestErrnoCapture:
         open_ = LINKER.downcall_handle(
             ffm.SymbolLookup.loader_lookup().find("open"),
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT),
-            Linker.Option.first_variadic_arg(2), ERRNO)
+            Linker.Option.first_variadic_arg(2),
+            ERRNO,
+        )
         with Arena.of_confined() as arena:
             state = arena.allocate(Linker.Option.capture_state_layout())
             assert open_(state, arena.allocate_from("/nonexistent/hatch-ffm"), os.O_RDONLY) == -1
@@ -137,8 +153,7 @@ class TestStructs:
             assert (wide.get(JAVA_LONG, 0), wide.get(JAVA_LONG, 8)) == (10**8, 7)
 
     def test_struct_results_come_from_the_allocator(self, features: Any) -> None:
-        div = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("div"),
-                                     features.LIBC["div"][0])
+        div = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("div"), features.LIBC["div"][0])
         with Arena.of_confined() as arena:
             block = arena.allocate(64, 8)
             allocator = ffm.SegmentAllocator.slicing_allocator(block)
@@ -156,8 +171,7 @@ class TestStructs:
         """The stub carves results from the arena's slab itself: they must be exactly what
         ``arena.allocate`` would give, interleave with it without overlap, and survive a
         slab change (100,000 bytes of results need two slabs)."""
-        div = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("div"),
-                                     features.LIBC["div"][0])
+        div = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("div"), features.LIBC["div"][0])
         arena = make()
         try:
             results = []
@@ -190,8 +204,7 @@ class TestStructs:
         it serves or refuses must be what the runtime's checking path gives."""
         from ffm_runtime._handles import allocate_result
 
-        div = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("div"),
-                                     features.LIBC["div"][0])
+        div = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("div"), features.LIBC["div"][0])
         make = getattr(ffm.SegmentAllocator, f"{kind}_allocator")
 
         def outcome(call: Any, *args: Any) -> tuple[Any, ...]:
@@ -199,19 +212,23 @@ class TestStructs:
                 segment = call(*args)
             except Exception as exc:
                 return (type(exc), str(exc))
-            return (type(segment), segment.address, segment.byte_size, segment.scope,
-                    segment.is_read_only())
+            return (type(segment), segment.address, segment.byte_size, segment.scope, segment.is_read_only())
 
         heap = bytearray(64)
         closed_arena = Arena.of_confined()
         closed = closed_arena.allocate(64, 8)
         closed_arena.close()
         with Arena.of_confined() as arena:
-            parents = {"confined": arena.allocate(64, 8), "auto": Arena.of_auto().allocate(64, 8),
-                       "read-only": arena.allocate(64, 8).as_read_only(),
-                       "heap": MemorySegment.of_array(heap), "odd": arena.allocate(64, 8).as_slice(1),
-                       "small": arena.allocate(4, 8), "closed": closed,
-                       "materialized": arena.allocate(5000, 8)}
+            parents = {
+                "confined": arena.allocate(64, 8),
+                "auto": Arena.of_auto().allocate(64, 8),
+                "read-only": arena.allocate(64, 8).as_read_only(),
+                "heap": MemorySegment.of_array(heap),
+                "odd": arena.allocate(64, 8).as_slice(1),
+                "small": arena.allocate(4, 8),
+                "closed": closed,
+                "materialized": arena.allocate(5000, 8),
+            }
             parents["materialized"].to_bytes()
             for name, parent in parents.items():
                 for calls in range(1, 4):  # a slicing allocator moves on, then runs out
@@ -229,8 +246,7 @@ class TestStructs:
     def test_prefix_allocator_results_share_the_block(self, features: Any) -> None:
         """Every call through a prefix allocator makes a new result object over the same
         memory, of the arena's scope, and the allocator holds none of them."""
-        div = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("div"),
-                                     features.LIBC["div"][0])
+        div = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("div"), features.LIBC["div"][0])
         arena = Arena.of_confined()
         block, other = arena.allocate(16, 8), arena.allocate(16, 8)
         prefix = ffm.SegmentAllocator.prefix_allocator(block)
@@ -255,8 +271,7 @@ class TestStructs:
             kept.get(JAVA_INT, 0)
 
     def test_struct_results_from_another_threads_arena(self, features: Any) -> None:
-        div = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("div"),
-                                     features.LIBC["div"][0])
+        div = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("div"), features.LIBC["div"][0])
         errors: list[BaseException] = []
         with Arena.of_confined() as arena:
             div(arena, 1, 1)  # the arena has a slab: the stub's own path is the one tested
@@ -275,18 +290,23 @@ class TestStructs:
 
     def test_struct_arguments_are_checked(self, lookup: ffm.SymbolLookup, features: Any) -> None:
         kinds = features.VARARG_KINDS
-        handle = link(lookup, "varargs",
-                      FunctionDescriptor.of_void(ADDRESS, ADDRESS, JAVA_INT, kinds[7]),
-                      Linker.Option.first_variadic_arg(3))
+        handle = link(
+            lookup,
+            "varargs",
+            FunctionDescriptor.of_void(ADDRESS, ADDRESS, JAVA_INT, kinds[7]),
+            Linker.Option.first_variadic_arg(3),
+        )
         with Arena.of_confined() as arena:
             types = arena.allocate_from(JAVA_INT, [7])
             out = arena.allocate(32)
-            with pytest.raises(IndexError, match=r"argument 3: segment of 16 bytes is too small "
-                                                 r"for struct \[j8j8j8\] \(24 bytes\)"):
+            with pytest.raises(
+                IndexError,
+                match=r"argument 3: segment of 16 bytes is too small "
+                r"for struct \[j8j8j8\] \(24 bytes\)",
+            ):
                 handle(types, out, 1, arena.allocate(16))
             with pytest.raises(TypeError, match=r"argument 3: expected MemorySegment for struct"):
                 handle(types, out, 1, (1, 2, 3))
-
 
     def test_struct_at_the_by_value_limit(self, lookup: ffm.SymbolLookup, features: Any) -> None:
         """A struct of MAX_BY_VALUE_BYTE_SIZE bytes goes both ways, also from a thread whose
@@ -303,8 +323,7 @@ class TestStructs:
             with Arena.of_confined() as arena:
                 argument = arena.allocate_from(JAVA_LONG, words)
                 result = echo(arena, argument, 7)
-                outcomes.append((result.to_array(JAVA_LONG).tolist(),
-                                 argument.to_array(JAVA_LONG).tolist()))
+                outcomes.append((result.to_array(JAVA_LONG).tolist(), argument.to_array(JAVA_LONG).tolist()))
 
         call()
         previous = threading.stack_size(128 * 1024)
@@ -319,22 +338,28 @@ class TestStructs:
     @pytest.mark.parametrize("size", [4097, 64 << 20, 1 << 40], ids=["4097", "64MiB", "1TiB"])
     @pytest.mark.parametrize("bound", [True, False], ids=["bound", "unbound"])
     def test_beyond_the_by_value_limit_is_refused_at_link_time(
-            self, lookup: ffm.SymbolLookup, size: int, bound: bool) -> None:
+        self, lookup: ffm.SymbolLookup, size: int, bound: bool
+    ) -> None:
         """The runtime applies the rule the build applies, whatever the installed wheels say."""
         big = ffm.MemoryLayout.struct_layout(ffm.MemoryLayout.sequence_layout(size, ffm.JAVA_BYTE))
         address = lookup.find("at_limit_echo")
-        for descriptor, where in [(FunctionDescriptor.of_void(JAVA_INT, big), "argument 1"),
-                                  (FunctionDescriptor.of(big, JAVA_INT), "result")]:
-            with pytest.raises(ValueError, match=(
+        for descriptor, where in [
+            (FunctionDescriptor.of_void(JAVA_INT, big), "argument 1"),
+            (FunctionDescriptor.of(big, JAVA_INT), "result"),
+        ]:
+            with pytest.raises(
+                ValueError,
+                match=(
                     rf"^Layout \[\[{size}:b1\]\] \({where} of {re.escape(str(descriptor))}\) is "
                     rf"{size} bytes: a struct or union passed or returned by value may have at "
-                    rf"most 4096 bytes \(MAX_BY_VALUE_BYTE_SIZE")):
+                    rf"most 4096 bytes \(MAX_BY_VALUE_BYTE_SIZE"
+                ),
+            ):
                 LINKER.downcall_handle(*([address] if bound else []), descriptor)
 
     def test_at_the_by_value_limit_passes_the_link_time_rule(self) -> None:
         """Not registered, so missing - but not refused by the size rule."""
-        at_limit = ffm.MemoryLayout.struct_layout(
-            ffm.MemoryLayout.sequence_layout(4096, ffm.JAVA_BYTE))
+        at_limit = ffm.MemoryLayout.struct_layout(ffm.MemoryLayout.sequence_layout(4096, ffm.JAVA_BYTE))
         with pytest.raises(ffm.MissingForeignRegistrationError, match=r"\(\[\[4096:b1\]\]\)v"):
             LINKER.downcall_handle(FunctionDescriptor.of_void(at_limit))
 
@@ -361,11 +386,9 @@ class TestVariadic:
 
         rng = random.Random(11)
         kinds = features.VARARG_KINDS
-        formats = {0: "<i", 1: "<q", 2: "<d", 3: "<Q", 4: "<ii", 5: "<dd", 6: "<ffff",
-                   7: "<qqq"}
+        formats = {0: "<i", 1: "<q", 2: "<d", 3: "<Q", 4: "<ii", 5: "<dd", 6: "<ffff", 7: "<qqq"}
         for case in features.VARARG_CASES:
-            descriptor = FunctionDescriptor.of_void(ADDRESS, ADDRESS, JAVA_INT,
-                                                    *[kinds[k] for k in case])
+            descriptor = FunctionDescriptor.of_void(ADDRESS, ADDRESS, JAVA_INT, *[kinds[k] for k in case])
             handle = link(lookup, "varargs", descriptor, Linker.Option.first_variadic_arg(3))
             with Arena.of_confined() as arena:
                 types = arena.allocate_from(JAVA_INT, list(case)) if case else MemorySegment.NULL
@@ -376,14 +399,14 @@ class TestVariadic:
                     if kind in (2, 5):
                         values = [rng.uniform(-1e6, 1e6) for _ in fmt[1:]]
                     elif kind == 6:
-                        values = [struct.unpack("<f", struct.pack("<f", rng.uniform(-1e3, 1e3)))[0]
-                                  for _ in fmt[1:]]
+                        values = [
+                            struct.unpack("<f", struct.pack("<f", rng.uniform(-1e3, 1e3)))[0] for _ in fmt[1:]
+                        ]
                     elif kind == 3:
                         values = [rng.getrandbits(64)]
                     else:
                         bits = 32 if kind in (0, 4) else 64
-                        values = [rng.randrange(-(2 ** (bits - 1)), 2 ** (bits - 1))
-                                  for _ in fmt[1:]]
+                        values = [rng.randrange(-(2 ** (bits - 1)), 2 ** (bits - 1)) for _ in fmt[1:]]
                     packed = struct.pack(fmt, *values)
                     expected.append(packed)
                     if kind in (0, 1, 2):
@@ -397,26 +420,27 @@ class TestVariadic:
                 handle(types, out, len(case), *args)
                 data = out.to_bytes()
                 for index, packed in enumerate(expected):
-                    assert data[32 * index:32 * index + len(packed)] == packed, (case, index)
+                    assert data[32 * index : 32 * index + len(packed)] == packed, (case, index)
 
     def test_snprintf(self, features: Any) -> None:
-        snprintf = LINKER.downcall_handle(ffm.SymbolLookup.loader_lookup().find("snprintf"),
-                                          *features.LIBC["snprintf"][0:1],
-                                          *features.LIBC["snprintf"][1])
+        snprintf = LINKER.downcall_handle(
+            ffm.SymbolLookup.loader_lookup().find("snprintf"),
+            *features.LIBC["snprintf"][0:1],
+            *features.LIBC["snprintf"][1],
+        )
         with Arena.of_confined() as arena:
             buffer = arena.allocate(64)
             fmt = arena.allocate_from("%d|%.2f|%s|%ld")
-            written = snprintf(buffer, 64, fmt, -42, 3.14159, arena.allocate_from("héllo"),
-                               2**40)
+            written = snprintf(buffer, 64, fmt, -42, 3.14159, arena.allocate_from("héllo"), 2**40)
             expected = f"-42|3.14|héllo|{2**40}"
             assert buffer.get_string() == expected and written == len(expected.encode())
 
     def test_invalid_variadic_layouts(self) -> None:
-        for layout in (ffm.JAVA_FLOAT, ffm.JAVA_BOOLEAN, ffm.JAVA_CHAR, ffm.JAVA_BYTE,
-                       ffm.JAVA_SHORT):
+        for layout in (ffm.JAVA_FLOAT, ffm.JAVA_BOOLEAN, ffm.JAVA_CHAR, ffm.JAVA_BYTE, ffm.JAVA_SHORT):
             with pytest.raises(ValueError, match="Invalid variadic argument layout"):
-                LINKER.downcall_handle(FunctionDescriptor.of_void(JAVA_INT, layout),
-                                       Linker.Option.first_variadic_arg(1))
+                LINKER.downcall_handle(
+                    FunctionDescriptor.of_void(JAVA_INT, layout), Linker.Option.first_variadic_arg(1)
+                )
 
 
 class TestGil:
@@ -433,9 +457,8 @@ class TestGil:
 
     def test_blocking_calls_overlap_unless_critical(self, lookup: ffm.SymbolLookup) -> None:
         default = link(lookup, "sleep_ms", FunctionDescriptor.of_void(JAVA_INT))
-        critical = link(lookup, "sleep_ms", FunctionDescriptor.of_void(JAVA_INT),
-                        Linker.Option.critical())
-        assert self.run_threads(default) < 0.45   # 4 x 150 ms, side by side
+        critical = link(lookup, "sleep_ms", FunctionDescriptor.of_void(JAVA_INT), Linker.Option.critical())
+        assert self.run_threads(default) < 0.45  # 4 x 150 ms, side by side
         assert self.run_threads(critical) >= 0.55  # one after the other
 
     def test_ctypes_reference(self) -> None:

@@ -45,21 +45,89 @@ class Index(int):
     """An int subclass: the Python path converts it, the native one leaves it alone."""
 
 
-LAYOUTS = [JAVA_BYTE, JAVA_BOOLEAN, JAVA_CHAR, JAVA_SHORT, JAVA_INT, JAVA_LONG, JAVA_FLOAT,
-           JAVA_DOUBLE, JAVA_INT_UNALIGNED, JAVA_LONG.with_order("big"), ADDRESS,
-           JAVA_INT.with_name("n"), JAVA_SHORT.with_byte_alignment(8)]
-OFFSETS: list[Any] = [0, 1, 2, 3, 4, 8, 56, 60, 63, 64, -1, -8, 2**62, 2**63, 2**64, -(2**63) - 1,
-                      True, 4.0, "4", None, Index(4), np.int64(8)]
-VALUES: list[Any] = [0, 1, -1, 127, 128, -128, -129, 255, 65535, 65536, -32769, 2**31 - 1, 2**31,
-                     2**63 - 1, 2**63, -(2**63) - 1, True, False, 1.5, -0.0, 3.4e38, 1e39,
-                     float("inf"), float("nan"), "x", None, Index(5), np.int32(7),
-                     np.float64(2.5), MemorySegment.NULL]
+LAYOUTS = [
+    JAVA_BYTE,
+    JAVA_BOOLEAN,
+    JAVA_CHAR,
+    JAVA_SHORT,
+    JAVA_INT,
+    JAVA_LONG,
+    JAVA_FLOAT,
+    JAVA_DOUBLE,
+    JAVA_INT_UNALIGNED,
+    JAVA_LONG.with_order("big"),
+    ADDRESS,
+    JAVA_INT.with_name("n"),
+    JAVA_SHORT.with_byte_alignment(8),
+]
+OFFSETS: list[Any] = [
+    0,
+    1,
+    2,
+    3,
+    4,
+    8,
+    56,
+    60,
+    63,
+    64,
+    -1,
+    -8,
+    2**62,
+    2**63,
+    2**64,
+    -(2**63) - 1,
+    True,
+    4.0,
+    "4",
+    None,
+    Index(4),
+    np.int64(8),
+]
+VALUES: list[Any] = [
+    0,
+    1,
+    -1,
+    127,
+    128,
+    -128,
+    -129,
+    255,
+    65535,
+    65536,
+    -32769,
+    2**31 - 1,
+    2**31,
+    2**63 - 1,
+    2**63,
+    -(2**63) - 1,
+    True,
+    False,
+    1.5,
+    -0.0,
+    3.4e38,
+    1e39,
+    float("inf"),
+    float("nan"),
+    "x",
+    None,
+    Index(5),
+    np.int32(7),
+    np.float64(2.5),
+    MemorySegment.NULL,
+]
 
 
 def test_installed_from_the_built_objects() -> None:
     assert ffm_runtime.accelerated()
-    for cls, name in ((Arena, "allocate"), (MemorySegment, "get"), (MemorySegment, "set"),
-                      (Arena, "__enter__"), (Arena, "close"), (Arena, "of_confined")):
+    for cls, name in (
+        (Arena, "allocate"),
+        (MemorySegment, "get"),
+        (MemorySegment, "set"),
+        (Arena, "__enter__"),
+        (Arena, "close"),
+        (Arena, "of_confined"),
+    ):
         method = cls.__dict__[name]
         original = _accel._originals[INDEX[name]]
         if name == "of_confined":
@@ -68,8 +136,7 @@ def test_installed_from_the_built_objects() -> None:
             assert type(method).__name__ == "builtin_function_or_method"
         else:
             assert type(method).__name__ == "method_descriptor", name
-        assert list(inspect.signature(method).parameters) == \
-            list(inspect.signature(original).parameters)
+        assert list(inspect.signature(method).parameters) == list(inspect.signature(original).parameters)
         assert (method.__doc__ or "").strip().endswith((original.__doc__ or "").strip())
     assert Arena.__dict__["__exit__"] is Arena.__dict__["close"]
 
@@ -121,8 +188,7 @@ def test_get_matches_python(segments: dict[str, tuple[MemorySegment, MemorySegme
                 assert native == python, (name, layout, offset)
                 compared += 1
             assert outcome(segment.get, layout) == outcome(python_get, segment, layout)
-            assert outcome(segment.get, layout, offset=8) == outcome(python_get, segment, layout,
-                                                                     offset=8)
+            assert outcome(segment.get, layout, offset=8) == outcome(python_get, segment, layout, offset=8)
     assert compared == len(segments) * len(LAYOUTS) * len(OFFSETS)
 
 
@@ -133,15 +199,16 @@ def test_set_matches_python(segments: dict[str, tuple[MemorySegment, MemorySegme
             for offset in (0, 3, 8, 60, -1, 2**63, Index(4)):
                 for value in VALUES:
                     native = _set_outcome(name, writable, segment.set, layout, offset, value)
-                    python = _set_outcome(name, writable, python_set, segment, layout, offset,
-                                          value)
+                    python = _set_outcome(name, writable, python_set, segment, layout, offset, value)
                     assert native == python, (name, layout, offset, value)
-        assert _set_outcome(name, writable, segment.set, JAVA_INT, offset=4, value=9) == \
-            _set_outcome(name, writable, python_set, segment, JAVA_INT, offset=4, value=9)
+        assert _set_outcome(name, writable, segment.set, JAVA_INT, offset=4, value=9) == _set_outcome(
+            name, writable, python_set, segment, JAVA_INT, offset=4, value=9
+        )
 
 
-def _set_outcome(name: str, writable: MemorySegment, setter: Callable[..., Any], *args: Any,
-                 **kwargs: Any) -> tuple[Any, ...]:
+def _set_outcome(
+    name: str, writable: MemorySegment, setter: Callable[..., Any], *args: Any, **kwargs: Any
+) -> tuple[Any, ...]:
     """What a set did: its outcome, and the bytes of the segment (0x5A before)."""
     if name != "closed":
         writable.fill(0x5A)
@@ -152,11 +219,16 @@ def _set_outcome(name: str, writable: MemorySegment, setter: Callable[..., Any],
 def test_values_round_trip_exactly() -> None:
     with Arena.of_confined() as arena:
         cell = arena.allocate(8, 8)
-        for layout, values in ((JAVA_BYTE, (-128, 127)), (JAVA_CHAR, (0, 65535)),
-                               (JAVA_SHORT, (-32768, 32767)), (JAVA_INT, (-(2**31), 2**31 - 1)),
-                               (JAVA_LONG, (-(2**63), 2**63 - 1)), (JAVA_BOOLEAN, (True, False)),
-                               (JAVA_DOUBLE, (math.pi, -0.0, 5e-324)),
-                               (JAVA_FLOAT, (1.5, -(2.0**127)))):
+        for layout, values in (
+            (JAVA_BYTE, (-128, 127)),
+            (JAVA_CHAR, (0, 65535)),
+            (JAVA_SHORT, (-32768, 32767)),
+            (JAVA_INT, (-(2**31), 2**31 - 1)),
+            (JAVA_LONG, (-(2**63), 2**63 - 1)),
+            (JAVA_BOOLEAN, (True, False)),
+            (JAVA_DOUBLE, (math.pi, -0.0, 5e-324)),
+            (JAVA_FLOAT, (1.5, -(2.0**127))),
+        ):
             for value in values:
                 cell.set(layout, 0, value)
                 assert cell.get(layout, 0) == value
@@ -165,10 +237,29 @@ def test_values_round_trip_exactly() -> None:
 
 def test_allocate_matches_python() -> None:
     python_allocate = _accel._python_methods[INDEX["allocate"]]
-    cases: list[tuple[Any, ...]] = [(0,), (1,), (64,), (4096,), (4097,), (8, 8), (8, 64), (8, 128),
-                                    (8, 3), (8, 0), (-1,), (8, -8), (2**63,), (Index(8),),
-                                    (8, Index(8)), (8.0,), ("8",), (JAVA_INT,), (JAVA_INT, 3),
-                                    (True,), ()]
+    cases: list[tuple[Any, ...]] = [
+        (0,),
+        (1,),
+        (64,),
+        (4096,),
+        (4097,),
+        (8, 8),
+        (8, 64),
+        (8, 128),
+        (8, 3),
+        (8, 0),
+        (-1,),
+        (8, -8),
+        (2**63,),
+        (Index(8),),
+        (8, Index(8)),
+        (8.0,),
+        ("8",),
+        (JAVA_INT,),
+        (JAVA_INT, 3),
+        (True,),
+        (),
+    ]
     with Arena.of_confined() as native_arena, Arena.of_confined() as python_arena:
         for args in cases:
             native = outcome(native_arena.allocate, *args)
@@ -190,22 +281,28 @@ def test_allocate_from_another_thread_and_after_close() -> None:
     thread = threading.Thread(target=lambda: errors.append(outcome(arena.allocate, 8)))
     thread.start()
     thread.join()
-    assert errors == [("raised", ffm_runtime.WrongThreadError,
-                       "Attempted access outside owning thread")]
+    assert errors == [("raised", ffm_runtime.WrongThreadError, "Attempted access outside owning thread")]
     arena.close()
     with pytest.raises(ffm_runtime.ScopeClosedError, match="Already closed"):
         arena.allocate(8)
 
 
 def run_python(code: str, env: dict[str, str], path: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-S", "-W", "always", "-c", code], capture_output=True,
-                          text=True, check=False, cwd=path,
-                          env={**os.environ, "PYTHONPATH": str(path), **env})
+    return subprocess.run(
+        [sys.executable, "-S", "-W", "always", "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=path,
+        env={**os.environ, "PYTHONPATH": str(path), **env},
+    )
 
 
 def test_pure_python_when_asked() -> None:
-    result = run_python("import ffm_runtime as f; print(f.accelerated(), "
-                        "type(f.MemorySegment.get).__name__)", {"FFM_PURE_PYTHON": "1"})
+    result = run_python(
+        "import ffm_runtime as f; print(f.accelerated(), type(f.MemorySegment.get).__name__)",
+        {"FFM_PURE_PYTHON": "1"},
+    )
     assert result.stdout.split() == ["False", "function"], result.stderr
 
 
@@ -225,12 +322,22 @@ def test_modified_object_is_not_used(tmp_path: Path) -> None:
 def test_memory_suites_pass_in_pure_python() -> None:
     """The Python methods stay the accelerators' reference: the memory test files pass
     with them alone."""
-    files = ["tests/test_memory.py", "tests/test_segments.py", "tests/test_scoped_operations.py",
-             "tests/test_memory_properties.py", "tests/test_lifetime.py",
-             "tests/test_operation_ordering.py"]
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             *files], capture_output=True, text=True, cwd=ROOT, check=False,
-                            env={**os.environ, "FFM_PURE_PYTHON": "1"})
+    files = [
+        "tests/test_memory.py",
+        "tests/test_segments.py",
+        "tests/test_scoped_operations.py",
+        "tests/test_memory_properties.py",
+        "tests/test_lifetime.py",
+        "tests/test_operation_ordering.py",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        env={**os.environ, "FFM_PURE_PYTHON": "1"},
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert " passed" in result.stdout
 
@@ -280,7 +387,7 @@ def test_confined_life_cycle_matches_python(pooled: bool) -> None:
             with pytest.raises(ffm_runtime.ScopeClosedError, match="Already closed"):
                 close(arena)
     finally:
-        pool[:] = (saved + pool)[:ffm_runtime._contract.ARENA_POOL_MAX]
+        pool[:] = (saved + pool)[: ffm_runtime._contract.ARENA_POOL_MAX]
 
 
 def test_allocations_with_and_without_padding_match_python() -> None:
@@ -302,11 +409,22 @@ def test_allocations_with_and_without_padding_match_python() -> None:
 
 
 #: values a private field should never hold: of the wrong type, or beyond any range
-JUNK: list[Any] = [None, "x", 1.5, [], ["x"], [0], ("x",), 2**70, -(2**70), -1, object(),
-                   "<unset>"]
+JUNK: list[Any] = [None, "x", 1.5, [], ["x"], [0], ("x",), 2**70, -(2**70), -1, object(), "<unset>"]
 SEGMENT_FIELDS = ["_address", "_size", "_scope", "_guard", "_view", "_base", "_align"]
-ARENA_FIELDS = ["_alive", "_confinement", "_cursor", "_extra", "_kind", "_limit", "_owner",
-                "_segment_class", "_slab", "_slab_align", "_slab_start", "_slab_view"]
+ARENA_FIELDS = [
+    "_alive",
+    "_confinement",
+    "_cursor",
+    "_extra",
+    "_kind",
+    "_limit",
+    "_owner",
+    "_segment_class",
+    "_slab",
+    "_slab_align",
+    "_slab_start",
+    "_slab_view",
+]
 
 
 def tamper(obj: object, field: str, value: object) -> None:
@@ -341,10 +459,12 @@ def test_tampered_segments_match_python(field: str) -> None:
                 tamper(native, field, junk)
                 tamper(python, field, junk)
                 where = (field, junk, arena)
-                assert tampered_outcome(native.get, JAVA_INT, 4) == \
-                    tampered_outcome(python_get, python, JAVA_INT, 4), where
-                assert tampered_outcome(native.set, JAVA_INT, 4, 5) == \
-                    tampered_outcome(python_set, python, JAVA_INT, 4, 5), where
+                assert tampered_outcome(native.get, JAVA_INT, 4) == tampered_outcome(
+                    python_get, python, JAVA_INT, 4
+                ), where
+                assert tampered_outcome(native.set, JAVA_INT, 4, 5) == tampered_outcome(
+                    python_set, python, JAVA_INT, 4, 5
+                ), where
 
 
 @pytest.mark.parametrize("field", ARENA_FIELDS)
@@ -361,8 +481,7 @@ def test_tampered_arenas_match_python(field: str) -> None:
             tamper(arena, field, junk)
         kept += [native, python]
         where = (field, junk)
-        assert tampered_outcome(native.allocate, 8) == \
-            tampered_outcome(python_allocate, python, 8), where
+        assert tampered_outcome(native.allocate, 8) == tampered_outcome(python_allocate, python, 8), where
         assert tampered_outcome(native.close) == tampered_outcome(python_close, python), where
     for arena in kept:  # leave no arena whose finalizer would fail for the next test
         with contextlib.suppress(Exception):

@@ -28,8 +28,7 @@ from hatch_ffm._ir._imports import declared_type
 from hatch_ffm._lowering import LoweredSignature, lower
 
 TRIPLE = "x86_64-unknown-linux-gnu"
-ALL = (JAVA_BOOLEAN, JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, JAVA_LONG, JAVA_FLOAT, JAVA_DOUBLE,
-       ADDRESS)
+ALL = (JAVA_BOOLEAN, JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, JAVA_LONG, JAVA_FLOAT, JAVA_DOUBLE, ADDRESS)
 
 
 def lowered(descriptor: FunctionDescriptor, *options: Linker.Option) -> LoweredSignature:
@@ -44,8 +43,10 @@ def function_body(ir_text: str, name: str) -> str:
 
 @pytest.mark.parametrize("layout", ALL, ids=lambda x: x.constant_name)
 def test_every_value_layout_verifies(layout: object) -> None:
-    sigs = [lowered(FunctionDescriptor.of(layout, layout)),  # type: ignore[arg-type]
-            lowered(FunctionDescriptor.of_void(layout), Linker.Option.critical())]  # type: ignore[arg-type]
+    sigs = [
+        lowered(FunctionDescriptor.of(layout, layout)),  # type: ignore[arg-type]
+        lowered(FunctionDescriptor.of_void(layout), Linker.Option.critical()),
+    ]  # type: ignore[arg-type]
     verify_ir(str(build_stub_module(sigs, TRIPLE)))
 
 
@@ -70,8 +71,11 @@ def test_default_releases_the_gil_and_critical_keeps_it() -> None:
 def test_small_integers_carry_extension_attributes() -> None:
     sig = lowered(FunctionDescriptor.of_void(JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_BOOLEAN))
     body = function_body(str(build_stub_module([sig], TRIPLE)), stub_symbol(sig.key) + "_b")
-    assert re.search(r"call void %\S+\(i8 signext %\S+, i16 zeroext %\S+, i16 signext %\S+, "
-                     r"i8 zeroext %\S+\)", body), body
+    assert re.search(
+        r"call void %\S+\(i8 signext %\S+, i16 zeroext %\S+, i16 signext %\S+, "
+        r"i8 zeroext %\S+\)",
+        body,
+    ), body
 
 
 def test_imports_stay_inside_the_abi_contract() -> None:
@@ -96,8 +100,10 @@ def test_structs_up_to_the_by_value_limit_import_only_the_abi_contract(target: s
     sigs = []
     for size in (24, 128, 256, 264, 1024, MAX_BY_VALUE_BYTE_SIZE):
         big = MemoryLayout.struct_layout(MemoryLayout.sequence_layout(size // 8, JAVA_LONG))
-        for descriptor in (FunctionDescriptor.of(big, big, JAVA_INT),
-                           FunctionDescriptor.of_void(*[big] * 9)):  # past the registers
+        for descriptor in (
+            FunctionDescriptor.of(big, big, JAVA_INT),
+            FunctionDescriptor.of_void(*[big] * 9),
+        ):  # past the registers
             sigs.append(lower(registration_key(descriptor), descriptor, (), target))
     triple = TARGETS[target].triple
     obj = parse(compile_object(str(build_stub_module(sigs, triple)), triple))
@@ -117,8 +123,12 @@ def test_imports_are_declared_with_the_contracts_c_signatures() -> None:
     sigs = [lowered(FunctionDescriptor.of(layout, *ALL)) for layout in ALL]
     modules = [build_stub_module(sigs, TRIPLE), build_accelerator_module(TRIPLE)]
     contract = {**_contract.PYTHON_FUNCTIONS, **_contract.LIBC_FUNCTIONS}
-    declared = {fn.name: fn.function_type for module in modules for fn in module.functions
-                if fn.is_declaration and not fn.name.startswith("llvm.")}
+    declared = {
+        fn.name: fn.function_type
+        for module in modules
+        for fn in module.functions
+        if fn.is_declaration and not fn.name.startswith("llvm.")
+    }
     assert len(declared) > 20
     for name, function_type in declared.items():
         assert str(function_type) == str(declared_type(contract[name])), name

@@ -22,7 +22,7 @@ from generator import Signature, c_file, sample, signatures
 
 SEED = int(os.environ.get("FFM_FUZZ_SEED", "20261125"))
 
-FEATURE = '''
+FEATURE = """
 import json
 from pathlib import Path
 
@@ -36,19 +36,20 @@ class Conformance:
                  or name in ("FunctionDescriptor", "MemoryLayout")}
         for text in json.loads(Path(__file__).with_name("signatures.json").read_text()):
             RuntimeForeignAccess.register_for_downcall(eval(text, names))
-'''
+"""
 
 
-def build(tmp: Path, sigs: list[Signature], targets: tuple[str, ...] = ("native",),
-          cc: str | None = None) -> Path:
+def build(
+    tmp: Path, sigs: list[Signature], targets: tuple[str, ...] = ("native",), cc: str | None = None
+) -> Path:
     """Compile the C side (with ``cc``, default the system compiler), build the wheel for
     ``targets`` with the hook, unpack it into ``tmp/site``; return the library."""
-    library = compile_c(_write(tmp / "conformance.c", c_file(sigs)), tmp / "libconformance.so",
-                        cc=cc)
+    library = compile_c(_write(tmp / "conformance.c", c_file(sigs)), tmp / "libconformance.so", cc=cc)
     project = tmp / "ffm_conformance"
     package = project / "ffm_conformance"
     package.mkdir(parents=True)
-    (project / "pyproject.toml").write_text(textwrap.dedent("""
+    (project / "pyproject.toml").write_text(
+        textwrap.dedent("""
         [build-system]
         requires = ["hatchling", "hatch-ffm[build]"]
         build-backend = "hatchling.build"
@@ -58,11 +59,12 @@ def build(tmp: Path, sigs: list[Signature], targets: tuple[str, ...] = ("native"
         dependencies = ["hatch-ffm"]
         [tool.hatch.build.targets.wheel.hooks.ffm]
         features = ["ffm_conformance.features:Conformance"]
-    """) + f"targets = {json.dumps(list(targets))}\n")
+    """)
+        + f"targets = {json.dumps(list(targets))}\n"
+    )
     (package / "__init__.py").write_text("")
     (package / "features.py").write_text(FEATURE)
-    (package / "signatures.json").write_text(json.dumps(
-        sorted({repr(descriptor_of(s)) for s in sigs})))
+    (package / "signatures.json").write_text(json.dumps(sorted({repr(descriptor_of(s)) for s in sigs})))
     build_wheel(project, tmp / "dist")
     site = tmp / "site"
     (wheel,) = (tmp / "dist").glob("*.whl")

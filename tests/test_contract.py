@@ -19,8 +19,9 @@ def test_cells_are_the_cell_constants_in_order() -> None:
 
 def test_offsets_are_the_fields_class_by_class() -> None:
     assert _contract.OFFSETS[0] == "ob_type"
-    assert _contract.OFFSETS[1:] == tuple(f"{role}.{name}" for role, names in
-                                          _contract.FIELDS.items() for name in names)
+    assert _contract.OFFSETS[1:] == tuple(
+        f"{role}.{name}" for role, names in _contract.FIELDS.items() for name in names
+    )
 
 
 def test_every_cell_holds_its_object_and_every_offset_was_found() -> None:
@@ -30,8 +31,7 @@ def test_every_cell_holds_its_object_and_every_offset_was_found() -> None:
         assert ctypes.c_void_p.from_address(_bootstrap.cell_address(name)).value, name
     table = _bootstrap.resolve_import(_contract.OFFSETS_SYMBOL)
     assert table is not None
-    offsets = [ctypes.c_int64.from_address(table + 8 * i).value
-               for i in range(len(_contract.OFFSETS))]
+    offsets = [ctypes.c_int64.from_address(table + 8 * i).value for i in range(len(_contract.OFFSETS))]
     assert all(offset > 0 for offset in offsets[1:]), offsets
     assert ffm_runtime.accelerated()
 
@@ -40,14 +40,17 @@ def test_a_field_the_class_lacks_stops_the_bootstrap(monkeypatch: pytest.MonkeyP
     fields = dict(_contract.FIELDS)
     fields["segment"] = (*fields["segment"], "_no_such_field")
     monkeypatch.setattr(_contract, "FIELDS", MappingProxyType(fields))
-    with pytest.raises(UnsupportedPlatformError,
-                       match=r"the contract names fields \['_no_such_field'\] that MemorySegment "
-                             r"does not have"):
+    with pytest.raises(
+        UnsupportedPlatformError,
+        match=r"the contract names fields \['_no_such_field'\] that MemorySegment "
+        r"does not have",
+    ):
         _bootstrap.bootstrap()
 
 
 def test_a_cell_without_an_object_stops_the_bootstrap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_contract, "RUNTIME_CELLS", (*_contract.RUNTIME_CELLS, "ffm_rt_new"))
-    with pytest.raises(UnsupportedPlatformError,
-                       match="ffm_runtime's cells or classes do not match its contract"):
+    with pytest.raises(
+        UnsupportedPlatformError, match="ffm_runtime's cells or classes do not match its contract"
+    ):
         _bootstrap.bootstrap()

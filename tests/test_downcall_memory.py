@@ -24,8 +24,9 @@ def lookup(native_lib: Path) -> ffm.SymbolLookup:
 
 @pytest.fixture(scope="module")
 def copy_heap(lookup: ffm.SymbolLookup) -> Any:
-    return LINKER.downcall_handle(lookup.find("copy_bytes"), COPY,
-                                  Linker.Option.critical(allow_heap_access=True))
+    return LINKER.downcall_handle(
+        lookup.find("copy_bytes"), COPY, Linker.Option.critical(allow_heap_access=True)
+    )
 
 
 def test_heap_segments_refused_without_heap_access(lookup: ffm.SymbolLookup) -> None:
@@ -33,8 +34,11 @@ def test_heap_segments_refused_without_heap_access(lookup: ffm.SymbolLookup) -> 
     source = MemorySegment.of_array(bytearray(b"abcd"))
     with Arena.of_confined() as arena:
         target = arena.allocate(4)
-        with pytest.raises(ValueError, match=r"argument 1: Heap segment not allowed.*"
-                                             r"critical\(allow_heap_access=True\)"):
+        with pytest.raises(
+            ValueError,
+            match=r"argument 1: Heap segment not allowed.*"
+            r"critical\(allow_heap_access=True\)",
+        ):
             copy(target, source, 4)
         copy(target, arena.allocate_from("abc"), 4)
         assert target.get_string() == "abc"
@@ -44,7 +48,7 @@ def test_heap_access_passes_buffers_without_copying(copy_heap: Any) -> None:
     source = bytearray(b"hello, heap")
     target = array.array("i", [0] * 3)
     copy_heap(MemorySegment.of_array(target), MemorySegment.of_array(source), len(source))
-    assert target.tobytes()[:len(source)] == bytes(source)
+    assert target.tobytes()[: len(source)] == bytes(source)
 
 
 def test_heap_slices_and_mixed_segments(copy_heap: Any) -> None:
@@ -73,15 +77,15 @@ def test_closed_and_foreign_segments_still_refused_with_heap_access(copy_heap: A
 
 
 def test_address_result_with_target_layout(lookup: ffm.SymbolLookup) -> None:
-    int_ptr = LINKER.downcall_handle(lookup.find("int_ptr"),
-                                     FunctionDescriptor.of(ADDRESS.with_target_layout(JAVA_INT)))
+    int_ptr = LINKER.downcall_handle(
+        lookup.find("int_ptr"), FunctionDescriptor.of(ADDRESS.with_target_layout(JAVA_INT))
+    )
     result = int_ptr()
     assert result.byte_size == 4 and result.get(JAVA_INT, 0) == 1234
 
 
 def test_read_only_segments_can_be_passed(lookup: ffm.SymbolLookup) -> None:
-    byte_len = LINKER.downcall_handle(lookup.find("byte_len"),
-                                      FunctionDescriptor.of(JAVA_LONG, ADDRESS))
+    byte_len = LINKER.downcall_handle(lookup.find("byte_len"), FunctionDescriptor.of(JAVA_LONG, ADDRESS))
     with Arena.of_confined() as arena:
         assert byte_len(arena.allocate_from("four").as_read_only()) == 4
 

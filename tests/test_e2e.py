@@ -18,10 +18,16 @@ from conftest import ROOT, SUPPORTED_PYTHONS, build_wheel, require_python
 
 #: this machine's target and the wheel tag a build for it gets (written out, not computed by
 #: the code under test)
-HOST = {"x86_64": "x86_64-linux", "amd64": "x86_64-linux", "aarch64": "aarch64-linux",
-        "arm64": "aarch64-linux"}[platform.machine().lower()]
-TAG = {"x86_64-linux": "cp310-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64",
-       "aarch64-linux": "cp310-abi3-manylinux_2_17_aarch64.manylinux2014_aarch64"}[HOST]
+HOST = {
+    "x86_64": "x86_64-linux",
+    "amd64": "x86_64-linux",
+    "aarch64": "aarch64-linux",
+    "arm64": "aarch64-linux",
+}[platform.machine().lower()]
+TAG = {
+    "x86_64-linux": "cp310-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64",
+    "aarch64-linux": "cp310-abi3-manylinux_2_17_aarch64.manylinux2014_aarch64",
+}[HOST]
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +40,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     result = build_wheel(project, out)
     (runtime,) = out.glob("hatch_ffm-*.whl")
     (example,) = out.glob("example_project-*.whl")
-    return {"dir": out, "runtime": runtime, "example": example,
-            "log": result.stdout + result.stderr}
+    return {"dir": out, "runtime": runtime, "example": example, "log": result.stdout + result.stderr}
 
 
 def make_venv(python: str, where: Path) -> Path:
@@ -44,8 +49,10 @@ def make_venv(python: str, where: Path) -> Path:
 
 
 def pip_install(venv_python: Path, *args: str) -> None:
-    subprocess.run([str(venv_python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    *args], check=True)
+    subprocess.run(
+        [str(venv_python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
+        check=True,
+    )
 
 
 class TestWheel:
@@ -54,8 +61,7 @@ class TestWheel:
         assert example.name == f"example_project-0.1.0-{TAG}.whl"
         with zipfile.ZipFile(example) as archive:
             names = set(archive.namelist())
-            assert {"example_project/_ffm/manifest.json",
-                    f"example_project/_ffm/stubs-{HOST}.o"} <= names
+            assert {"example_project/_ffm/manifest.json", f"example_project/_ffm/stubs-{HOST}.o"} <= names
             wheel_meta = archive.read("example_project-0.1.0.dist-info/WHEEL").decode()
             manifest = json.loads(archive.read("example_project/_ffm/manifest.json"))
             stub = archive.read(f"example_project/_ffm/stubs-{HOST}.o")
@@ -72,8 +78,11 @@ class TestWheel:
         log = str(wheels["log"])
         assert "hatch-ffm: Features run: example_project.ffm_features:LibcFeature" in log
         assert re.search(r"hatch-ffm: 14 registration\(s\), 14 distinct call shape\(s\)", log)
-        assert re.search(rf"hatch-ffm: 14 stub\(s\) for {HOST} into example_project/_ffm/ "
-                         r"in [0-9.]+s", log)
+        assert re.search(
+            rf"hatch-ffm: 14 stub\(s\) for {HOST} into example_project/_ffm/ "
+            r"in [0-9.]+s",
+            log,
+        )
 
     def test_runtime_wheel_is_typed(self, wheels: dict[str, Path | str]) -> None:
         """Both packages carry py.typed: type checkers read their annotations (PEP 561)."""
@@ -82,8 +91,7 @@ class TestWheel:
 
     def test_runtime_wheel_has_no_dependencies(self, wheels: dict[str, Path | str]) -> None:
         with zipfile.ZipFile(Path(wheels["runtime"])) as archive:
-            metadata = next(archive.read(n).decode() for n in archive.namelist()
-                            if n.endswith("METADATA"))
+            metadata = next(archive.read(n).decode() for n in archive.namelist() if n.endswith("METADATA"))
         required = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
         assert required and all("extra ==" in line for line in required), required
 
@@ -128,25 +136,31 @@ print("checks passed")
 
 
 @pytest.mark.parametrize("version", SUPPORTED_PYTHONS)
-def test_runs_on_fresh_interpreters_without_llvmlite(wheels: dict[str, Path | str],
-                                                     tmp_path: Path, version: str) -> None:
+def test_runs_on_fresh_interpreters_without_llvmlite(
+    wheels: dict[str, Path | str], tmp_path: Path, version: str
+) -> None:
     """The one abi3 wheel works on every supported CPython, with no build tools installed."""
     python = make_venv(str(require_python(version)), tmp_path / "venv")
-    reported = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                              capture_output=True, text=True, check=True)
+    reported = subprocess.run(
+        [str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert reported.stdout.strip() == version
     pip_install(python, "--no-index", "--find-links", str(wheels["dir"]), "example-project")
     for module in ("llvmlite", "hatchling", "pluggy"):
-        probe = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True,
-                               check=False)
+        probe = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, check=False)
         assert probe.returncode != 0, f"{module} must not be installed at run time"
-    result = subprocess.run([str(python), "-m", "example_project"], capture_output=True,
-                            text=True, cwd=tmp_path, check=False)
+    result = subprocess.run(
+        [str(python), "-m", "example_project"], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines()[1:] if line.strip()]
     assert len(rows) == 9 and all(line.endswith("yes") for line in rows), result.stdout
-    checks = subprocess.run([str(python), "-c", CHECKS], capture_output=True, text=True,
-                            cwd=tmp_path, check=False)
+    checks = subprocess.run(
+        [str(python), "-c", CHECKS], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
     assert checks.returncode == 0 and "checks passed" in checks.stdout, checks.stderr
 
 
@@ -159,17 +173,20 @@ def test_supported_pythons_start_at_requires_python_without_gaps() -> None:
     assert {"3.14", "3.15"} <= set(SUPPORTED_PYTHONS)
 
 
-@pytest.mark.parametrize(("required", "outcome"), [("", pytest.skip.Exception),
-                                                   ("1", pytest.fail.Exception)])
-def test_missing_interpreter_skips_unless_required(monkeypatch: pytest.MonkeyPatch, required: str,
-                                                   outcome: type[BaseException]) -> None:
+@pytest.mark.parametrize(("required", "outcome"), [("", pytest.skip.Exception), ("1", pytest.fail.Exception)])
+def test_missing_interpreter_skips_unless_required(
+    monkeypatch: pytest.MonkeyPatch, required: str, outcome: type[BaseException]
+) -> None:
     """A supported CPython that is not there skips its tests; with FFM_REQUIRE_PYTHONS (as CI
     sets it) they fail."""
     monkeypatch.setitem(SUPPORTED_PYTHONS, "3.99", "debian")
     monkeypatch.setitem(SUPPORTED_PYTHONS, "3.98", "pyenv")
     monkeypatch.setenv("FFM_REQUIRE_PYTHONS", required)
-    with pytest.raises(outcome, match=r"CPython 3\.99 is missing: run 'make pythons-env' "
-                                      r"\(tests/pythons/setup\.sh \.pythons\)"):
+    with pytest.raises(
+        outcome,
+        match=r"CPython 3\.99 is missing: run 'make pythons-env' "
+        r"\(tests/pythons/setup\.sh \.pythons\)",
+    ):
         require_python("3.99")
     with pytest.raises(outcome, match=r"CPython 3\.98 is missing: install it through pyenv \(under "):
         require_python("3.98")
@@ -179,15 +196,26 @@ def test_editable_install(wheels: dict[str, Path | str], tmp_path: Path) -> None
     project = tmp_path / "example_project"
     shutil.copytree(ROOT / "example_project", project)
     out = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "hatchling", "build", "-t", "wheel:editable", "-d",
-                    str(out)], cwd=project, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel:editable", "-d", str(out)],
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
     (editable,) = out.glob("*.whl")
     python = make_venv(sys.executable, tmp_path / "venv")
     pip_install(python, "--no-index", "--find-links", str(wheels["dir"]), str(editable))
     result = subprocess.run(
-        [str(python), "-c", "import example_project.native as n, example_project as p; "
-                            "print(n.abs_(-5), p.__file__)"],
-        capture_output=True, text=True, cwd=tmp_path, check=False)
+        [
+            str(python),
+            "-c",
+            "import example_project.native as n, example_project as p; print(n.abs_(-5), p.__file__)",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     value, location = result.stdout.split()
     assert value == "5" and location == str(project / "example_project" / "__init__.py")
@@ -207,37 +235,51 @@ def test_refuses_project_without_runtime_dependency(tmp_path: Path) -> None:
     project = modified_project(tmp_path, 'dependencies = ["hatch-ffm"]', "dependencies = []")
     result = build_wheel(project, tmp_path / "out", check=False)
     assert result.returncode != 0
-    assert ("Project `example-project` must list `hatch-ffm` in `project.dependencies`"
-            in result.stdout + result.stderr)
+    assert (
+        "Project `example-project` must list `hatch-ffm` in `project.dependencies`"
+        in result.stdout + result.stderr
+    )
 
 
 def test_config_error_names_the_toml_path(tmp_path: Path) -> None:
-    project = modified_project(tmp_path, 'features = ["example_project.ffm_features:LibcFeature"]',
-                               'features = "example_project.ffm_features:LibcFeature"')
+    project = modified_project(
+        tmp_path,
+        'features = ["example_project.ffm_features:LibcFeature"]',
+        'features = "example_project.ffm_features:LibcFeature"',
+    )
     result = build_wheel(project, tmp_path / "out", check=False)
     assert result.returncode != 0
-    assert ("Option `features` in `tool.hatch.build.targets.wheel.hooks.ffm` must be an array"
-            in result.stdout + result.stderr)
+    assert (
+        "Option `features` in `tool.hatch.build.targets.wheel.hooks.ffm` must be an array"
+        in result.stdout + result.stderr
+    )
 
 
 def test_invalid_registration_stops_the_build(tmp_path: Path) -> None:
-    project = modified_project(tmp_path, "[tool.hatch.build.targets.wheel.hooks.ffm]",
-                               "[tool.hatch.build.targets.wheel.hooks.ffm]\n"
-                               'targets = ["native"]')
+    project = modified_project(
+        tmp_path,
+        "[tool.hatch.build.targets.wheel.hooks.ffm]",
+        '[tool.hatch.build.targets.wheel.hooks.ffm]\ntargets = ["native"]',
+    )
     features = project / "example_project" / "ffm_features.py"
-    features.write_text(features.read_text().replace(
-        "        register(FunctionDescriptor.of(JAVA_INT))  ",
-        "        register(FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_DOUBLE.with_name('x')),\n"
-        "                 Linker.Option.first_variadic_arg(1))\n"
-        "        from ffm_runtime import JAVA_FLOAT\n"
-        "        register(FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_FLOAT),\n"
-        "                 Linker.Option.first_variadic_arg(1))\n"
-        "        register(FunctionDescriptor.of(JAVA_INT))  "))
+    features.write_text(
+        features.read_text().replace(
+            "        register(FunctionDescriptor.of(JAVA_INT))  ",
+            "        register(FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_DOUBLE.with_name('x')),\n"
+            "                 Linker.Option.first_variadic_arg(1))\n"
+            "        from ffm_runtime import JAVA_FLOAT\n"
+            "        register(FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_FLOAT),\n"
+            "                 Linker.Option.first_variadic_arg(1))\n"
+            "        register(FunctionDescriptor.of(JAVA_INT))  ",
+        )
+    )
     result = build_wheel(project, tmp_path / "out", check=False)
     assert result.returncode != 0
-    assert re.search(r"Feature 'example_project\.ffm_features:LibcFeature' failed in during_setup: "
-                     r"ValueError: Invalid variadic argument layout: f4 in \(a8f4\)i4",
-                     result.stdout + result.stderr)
+    assert re.search(
+        r"Feature 'example_project\.ffm_features:LibcFeature' failed in during_setup: "
+        r"ValueError: Invalid variadic argument layout: f4 in \(a8f4\)i4",
+        result.stdout + result.stderr,
+    )
 
 
 def test_packages_import_without_build_tools() -> None:
@@ -257,8 +299,7 @@ outside = sorted(name for name in set(sys.modules) - before if name.partition(".
 print(outside)
 raise SystemExit(1 if outside else 0)
 """
-    result = subprocess.run([sys.executable, "-c", runtime_only], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run([sys.executable, "-c", runtime_only], capture_output=True, text=True, check=False)
     assert result.returncode == 0, f"ffm_runtime imported non-stdlib modules: {result.stdout}"
 
 
@@ -270,22 +311,43 @@ def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) ->
     pip_install(python, "--no-index", "--find-links", str(wheels["dir"]), "example-project")
     expected = {"bench_calls.py": 8, "bench_abi.py": 14, "bench_memory.py": 11}
     for script, count in expected.items():
-        result = subprocess.run([str(python), str(ROOT / "benchmarks" / script), "--number", "50",
-                                 "--repeat", "1"], capture_output=True, text=True, cwd=tmp_path,
-                                check=False, env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "__main__"})
+        result = subprocess.run(
+            [str(python), str(ROOT / "benchmarks" / script), "--number", "50", "--repeat", "1"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            check=False,
+            env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "__main__"},
+        )
         assert result.returncode == 0, result.stdout + result.stderr
-        rows = [line for line in result.stdout.splitlines()
-                if line.startswith("| ") and not line.startswith("| call") and
-                not line.startswith("| operation")]
+        rows = [
+            line
+            for line in result.stdout.splitlines()
+            if line.startswith("| ") and not line.startswith("| call") and not line.startswith("| operation")
+        ]
         assert len(rows) == count, result.stdout
         assert all(float(row.split(" | ")[1]) > 0 for row in rows), result.stdout
     # the report: one run of all three, into the tables document and the README's block
     readme = tmp_path / "README.md"
     readme.write_text("before\n<!-- benchmarks:begin -->\nold\n<!-- benchmarks:end -->\nafter\n")
     doc = tmp_path / "benchmarks.md"
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "report.py"), "--python",
-                             str(python), "--number", "50", "--doc", str(doc), "--readme",
-                             str(readme)], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "report.py"),
+            "--python",
+            str(python),
+            "--number",
+            "50",
+            "--doc",
+            str(doc),
+            "--readme",
+            str(readme),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     text = doc.read_text()
     assert all(f"## `benchmarks/{script}`" in text for script in expected), text
@@ -294,10 +356,21 @@ def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) ->
     assert "| hatch-ffm add, critical (GIL kept) |" in block and block.endswith("after\n")
 
     if shutil.which("valgrind"):  # the instruction counts (two rows, few calls: it is slow)
-        result = subprocess.run([str(python), str(ROOT / "benchmarks" / "bench_instructions.py"),
-                                 "--number", "10", "--rows", "get-confined,div-prefix"],
-                                capture_output=True, text=True, cwd=tmp_path, check=False,
-                                env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "__main__"})
+        result = subprocess.run(
+            [
+                str(python),
+                str(ROOT / "benchmarks" / "bench_instructions.py"),
+                "--number",
+                "10",
+                "--rows",
+                "get-confined,div-prefix",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            check=False,
+            env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "__main__"},
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "accelerated=True" in result.stdout, result.stdout
         rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][1:]

@@ -18,10 +18,18 @@ ROOT = Path(__file__).parent.parent
 def run_script(name: str, site: Path | None = None) -> subprocess.CompletedProcess[str]:
     path = [str(ROOT)] + ([str(site)] if site is not None else [])
     return subprocess.run(
-        [sys.executable, str(SCRIPTS / name)], capture_output=True, text=True, check=False,
-        timeout=120, env={**os.environ, "PYTHONMALLOC": "debug",
-                          "PYTHONPATH": os.pathsep.join(path),
-                          "FFM_ENABLE_NATIVE_ACCESS": "__main__"})
+        [sys.executable, str(SCRIPTS / name)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={
+            **os.environ,
+            "PYTHONMALLOC": "debug",
+            "PYTHONPATH": os.pathsep.join(path),
+            "FFM_ENABLE_NATIVE_ACCESS": "__main__",
+        },
+    )
 
 
 def test_a_late_finalizer_uses_accelerators_and_handles(stub_site: Path) -> None:
@@ -38,5 +46,4 @@ def test_an_automatic_arena_outlives_the_exit_handlers() -> None:
     reachable automatic arena alive, with its bytes."""
     result = run_script("atexit_auto_arena.py")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.splitlines() == ["atexit: alive=True intact=True True"], \
-        result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["atexit: alive=True intact=True True"], result.stderr[-2000:]

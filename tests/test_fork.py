@@ -168,8 +168,14 @@ def run_scenarios(python: str, stub_site: Path, *scenarios: str) -> tuple[dict[s
     """Each scenario's outcome, and what the children printed (their tracebacks)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
     env.update(PYTHONPATH=f"{ROOT}{os.pathsep}{stub_site}", FFM_ENABLE_NATIVE_ACCESS="__main__")
-    result = subprocess.run([python, "-W", "error", "-c", SCRIPT, *scenarios],
-                            capture_output=True, text=True, env=env, check=False, timeout=600)
+    result = subprocess.run(
+        [python, "-W", "error", "-c", SCRIPT, *scenarios],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     outcomes = dict(line.split(" ", 1) for line in result.stdout.splitlines())
     assert list(outcomes) == list(scenarios), result.stdout + result.stderr
@@ -179,8 +185,9 @@ def run_scenarios(python: str, stub_site: Path, *scenarios: str) -> tuple[dict[s
 @pytest.mark.parametrize("scenario", [*LOCKS, "loading", "scanning"])
 def test_child_of_a_fork_links_on_its_own(stub_site: Path, scenario: str) -> None:
     outcomes, children = run_scenarios(sys.executable, stub_site, scenario)
-    assert outcomes[scenario] == "ok", \
+    assert outcomes[scenario] == "ok", (
         f"the child of a fork {outcomes[scenario]} while {scenario} was busy\n{children}"
+    )
 
 
 RUNNING = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -199,19 +206,24 @@ def test_every_interpreter(stub_site: Path, version: str) -> None:
 def test_every_lock_of_the_runtime_is_fork_safe() -> None:
     """No module makes a lock of its own: all come from ffm_runtime._locks, which the child of
     a fork replaces; and the list above names every one the runtime makes at import."""
-    made_here = re.compile(r"threading\.(R?Lock|Condition|Semaphore|BoundedSemaphore)\(|"
-                           r"_thread\.allocate_lock\(")
-    offenders = [str(path.relative_to(ROOT))
-                 for package in ("ffm_runtime", "hatch_ffm")
-                 for path in sorted((ROOT / package).glob("*.py"))
-                 if path.name != "_locks.py" and made_here.search(path.read_text())]
+    made_here = re.compile(
+        r"threading\.(R?Lock|Condition|Semaphore|BoundedSemaphore)\(|"
+        r"_thread\.allocate_lock\("
+    )
+    offenders = [
+        str(path.relative_to(ROOT))
+        for package in ("ffm_runtime", "hatch_ffm")
+        for path in sorted((ROOT / package).glob("*.py"))
+        if path.name != "_locks.py" and made_here.search(path.read_text())
+    ]
     assert offenders == []
-    code = ("import importlib, ffm_runtime; from ffm_runtime import _locks\n"
-            f"named = [eval(e, vars(importlib.import_module(m))) for m, e in "
-            f"(s.split(':') for s in {LOCKS!r})]\n"
-            "print(sorted(map(id, _locks._locks)) == sorted(map(id, named)))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=False)
+    code = (
+        "import importlib, ffm_runtime; from ffm_runtime import _locks\n"
+        f"named = [eval(e, vars(importlib.import_module(m))) for m, e in "
+        f"(s.split(':') for s in {LOCKS!r})]\n"
+        "print(sorted(map(id, _locks._locks)) == sorted(map(id, named)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.stdout.strip() == "True", result.stdout + result.stderr
 
 
@@ -313,16 +325,24 @@ def test_the_thread_holding_a_lock_links_again(stub_site: Path, lock: str, mode:
 def run_same_thread(python: str, stub_site: Path, mode: str, lock: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
     env.update(PYTHONPATH=f"{ROOT}{os.pathsep}{stub_site}", FFM_ENABLE_NATIVE_ACCESS="__main__")
-    result = subprocess.run([python, "-W", "error", "-c", SAME_THREAD, mode, lock],
-                            capture_output=True, text=True, env=env, check=False, timeout=600)
+    result = subprocess.run(
+        [python, "-W", "error", "-c", SAME_THREAD, mode, lock],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout.strip() + result.stderr
 
 
 @pytest.mark.parametrize("version", [v for v in SUPPORTED_PYTHONS if v != RUNNING])
-def test_the_thread_holding_a_lock_links_again_on_every_interpreter(stub_site: Path,
-                                                                   version: str) -> None:
+def test_the_thread_holding_a_lock_links_again_on_every_interpreter(stub_site: Path, version: str) -> None:
     python = str(require_python(version))
-    outcomes = {(lock, mode): run_same_thread(python, stub_site, mode, lock)
-                for lock in LOCKS for mode in ("reenter", "fork")}
+    outcomes = {
+        (lock, mode): run_same_thread(python, stub_site, mode, lock)
+        for lock in LOCKS
+        for mode in ("reenter", "fork")
+    }
     assert set(outcomes.values()) == {"ok"}, outcomes

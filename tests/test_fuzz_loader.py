@@ -35,8 +35,10 @@ SEED = int(os.environ.get("FFM_FUZZ_SEED", "20261125"))
 
 @pytest.fixture(scope="module")
 def stub_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    shapes = [(FunctionDescriptor.of(JAVA_INT, JAVA_INT), ()),
-              (FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_DOUBLE), (Linker.Option.critical(),))]
+    shapes = [
+        (FunctionDescriptor.of(JAVA_INT, JAVA_INT), ()),
+        (FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_DOUBLE), (Linker.Option.critical(),)),
+    ]
     sigs = [lower(registration_key(d, o), d, o) for d, o in shapes]
     path = tmp_path_factory.mktemp("fuzz") / "stubs.o"
     path.write_bytes(compile_object(str(build_stub_module(sigs, TRIPLE)), TRIPLE))
@@ -47,11 +49,15 @@ def run_batches(stub_file: Path, total: int, batches: int) -> dict[str, int]:
     counts: dict[str, int] = {}
     for batch in range(batches):
         seed = SEED + batch
-        result = subprocess.run([sys.executable, str(DRIVER), str(stub_file), str(seed),
-                                 str(total // batches)], capture_output=True, text=True,
-                                check=False)
+        result = subprocess.run(
+            [sys.executable, str(DRIVER), str(stub_file), str(seed), str(total // batches)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert result.returncode == 0, (
-            f"seed {seed}: exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+            f"seed {seed}: exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
         for key, value in ast.literal_eval(result.stdout.strip().splitlines()[-1]).items():
             counts[key] = counts.get(key, 0) + value
     return counts

@@ -49,28 +49,34 @@ class TestMissingRegistration:
             LINKER.downcall_handle(lookup.find("id_short"), descriptor)
         message = str(info.value)
         assert "Cannot perform downcall with descriptor (s2s2s2)s2" in message
-        assert ("RuntimeForeignAccess.register_for_downcall("
-                "FunctionDescriptor.of(JAVA_SHORT, JAVA_SHORT, JAVA_SHORT, JAVA_SHORT))") in message
+        assert (
+            "RuntimeForeignAccess.register_for_downcall("
+            "FunctionDescriptor.of(JAVA_SHORT, JAVA_SHORT, JAVA_SHORT, JAVA_SHORT))"
+        ) in message
         assert info.value.key == "(s2s2s2)s2"
         assert isinstance(info.value, LookupError)
 
     def test_options_are_part_of_the_shape(self, lookup: ffm.SymbolLookup) -> None:
         # (i4i4)i4 is registered, but not as a critical call
-        with pytest.raises(ffm.MissingForeignRegistrationError,
-                           match=r"(?s)\(i4i4\)i4 critical.*Linker\.Option\.critical"
-                                 r"\(allow_heap_access=False\)"):
-            LINKER.downcall_handle(lookup.find("add_int"),
-                                   FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT),
-                                   Linker.Option.critical())
+        with pytest.raises(
+            ffm.MissingForeignRegistrationError,
+            match=r"(?s)\(i4i4\)i4 critical.*Linker\.Option\.critical"
+            r"\(allow_heap_access=False\)",
+        ):
+            LINKER.downcall_handle(
+                lookup.find("add_int"),
+                FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT),
+                Linker.Option.critical(),
+            )
 
     def test_declining_feature_registered_nothing(self) -> None:
         with pytest.raises(ffm.MissingForeignRegistrationError, match=r"\(s2s2s2\)s2"):
-            LINKER.downcall_handle(FunctionDescriptor.of(JAVA_SHORT, JAVA_SHORT, JAVA_SHORT,
-                                                         JAVA_SHORT))
+            LINKER.downcall_handle(FunctionDescriptor.of(JAVA_SHORT, JAVA_SHORT, JAVA_SHORT, JAVA_SHORT))
 
     def test_layout_names_do_not_matter(self, lookup: ffm.SymbolLookup) -> None:
-        named = FunctionDescriptor.of(JAVA_INT.with_name("r"), JAVA_INT.with_name("a"),
-                                      JAVA_INT.with_name("b"))
+        named = FunctionDescriptor.of(
+            JAVA_INT.with_name("r"), JAVA_INT.with_name("a"), JAVA_INT.with_name("b")
+        )
         assert LINKER.downcall_handle(lookup.find("add_int"), named)(1, 2) == 3
 
 
@@ -78,8 +84,11 @@ class TestArgumentCount:
     @pytest.mark.parametrize("args", [(), (1, 2), (1, 2, 3)], ids=["none", "two", "three"])
     def test_wrong_count(self, lookup: ffm.SymbolLookup, args: tuple[int, ...]) -> None:
         id_int = identity(lookup, "id_int", JAVA_INT)
-        with pytest.raises(TypeError, match=rf"downcall \(i4\)i4 takes 1 argument \({len(args)} "
-                                            r"given\)"):
+        with pytest.raises(
+            TypeError,
+            match=rf"downcall \(i4\)i4 takes 1 argument \({len(args)} "
+            r"given\)",
+        ):
             id_int(*args)
 
     def test_keywords_are_refused(self, lookup: ffm.SymbolLookup) -> None:
@@ -97,27 +106,36 @@ RANGES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "layout", "values", "shown"), RANGES,
-                         ids=[r[1].constant_name for r in RANGES])
-def test_integer_out_of_range(lookup: ffm.SymbolLookup, name: str, layout: ffm.ValueLayout,
-                              values: list[int], shown: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "layout", "values", "shown"), RANGES, ids=[r[1].constant_name for r in RANGES]
+)
+def test_integer_out_of_range(
+    lookup: ffm.SymbolLookup, name: str, layout: ffm.ValueLayout, values: list[int], shown: str
+) -> None:
     handle = identity(lookup, name, layout)
     for value in values:
-        with pytest.raises(OverflowError,
-                           match=rf"argument 0: {value} is out of range for "
-                                 rf"{layout.constant_name} {shown}"):
+        with pytest.raises(
+            OverflowError,
+            match=rf"argument 0: {value} is out of range for "
+            rf"{layout.constant_name} {shown}",
+        ):
             handle(value)
 
 
-@pytest.mark.parametrize("layout", [JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, JAVA_LONG],
-                         ids=lambda layout: layout.constant_name)
-@pytest.mark.parametrize("value", [1.5, "1", None, b"x", [1], 1j],
-                         ids=["float", "str", "None", "bytes", "list", "complex"])
+@pytest.mark.parametrize(
+    "layout", [JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, JAVA_LONG], ids=lambda layout: layout.constant_name
+)
+@pytest.mark.parametrize(
+    "value", [1.5, "1", None, b"x", [1], 1j], ids=["float", "str", "None", "bytes", "list", "complex"]
+)
 def test_integer_wrong_type(lookup: ffm.SymbolLookup, layout: ffm.ValueLayout, value: object) -> None:
     name = {"b": "id_byte", "c": "id_char", "s": "id_short", "i": "id_int", "j": "id_long"}
     handle = identity(lookup, name[layout.carrier], layout)
-    with pytest.raises(TypeError, match=rf"argument 0: expected int for {layout.constant_name}, "
-                                        rf"got {type(value).__name__}"):
+    with pytest.raises(
+        TypeError,
+        match=rf"argument 0: expected int for {layout.constant_name}, "
+        rf"got {type(value).__name__}",
+    ):
         handle(value)
 
 
@@ -138,8 +156,11 @@ def test_failing_index_is_reported(lookup: ffm.SymbolLookup) -> None:
 @pytest.mark.parametrize("value", [1, 0, None, "True", 1.0], ids=repr)
 def test_boolean_needs_bool(lookup: ffm.SymbolLookup, value: object) -> None:
     handle = identity(lookup, "id_bool", JAVA_BOOLEAN)
-    with pytest.raises(TypeError, match=rf"expected bool for JAVA_BOOLEAN, got "
-                                        rf"{type(value).__name__}"):
+    with pytest.raises(
+        TypeError,
+        match=rf"expected bool for JAVA_BOOLEAN, got "
+        rf"{type(value).__name__}",
+    ):
         handle(value)
 
 
@@ -147,8 +168,11 @@ def test_boolean_needs_bool(lookup: ffm.SymbolLookup, value: object) -> None:
 @pytest.mark.parametrize("value", ["1.0", None, b"1", [1.0]], ids=repr)
 def test_float_wrong_type(lookup: ffm.SymbolLookup, layout: ffm.ValueLayout, value: object) -> None:
     handle = identity(lookup, "id_float" if layout.carrier == "f" else "id_double", layout)
-    with pytest.raises(TypeError, match=rf"expected float for {layout.constant_name}, "
-                                        rf"got {type(value).__name__}"):
+    with pytest.raises(
+        TypeError,
+        match=rf"expected float for {layout.constant_name}, "
+        rf"got {type(value).__name__}",
+    ):
         handle(value)
 
 
@@ -163,18 +187,21 @@ def test_float_out_of_range(lookup: ffm.SymbolLookup) -> None:
     assert id_float(math.inf) == math.inf
 
 
-@pytest.mark.parametrize("value", [0, 12345, "text", b"bytes", None, 1.0],
-                         ids=["int-zero", "int", "str", "bytes", "None", "float"])
+@pytest.mark.parametrize(
+    "value", [0, 12345, "text", b"bytes", None, 1.0], ids=["int-zero", "int", "str", "bytes", "None", "float"]
+)
 def test_address_needs_segment(lookup: ffm.SymbolLookup, value: object) -> None:
     handle = identity(lookup, "id_ptr", ADDRESS)
-    with pytest.raises(TypeError, match=rf"argument 0: expected MemorySegment for ADDRESS, "
-                                        rf"got {type(value).__name__}"):
+    with pytest.raises(
+        TypeError,
+        match=rf"argument 0: expected MemorySegment for ADDRESS, "
+        rf"got {type(value).__name__}",
+    ):
         handle(value)
 
 
 def test_closed_segment_is_refused_before_the_call(lookup: ffm.SymbolLookup) -> None:
-    byte_len = LINKER.downcall_handle(lookup.find("byte_len"),
-                                      FunctionDescriptor.of(JAVA_LONG, ADDRESS))
+    byte_len = LINKER.downcall_handle(lookup.find("byte_len"), FunctionDescriptor.of(JAVA_LONG, ADDRESS))
     with ffm.Arena.of_confined() as arena:
         text = arena.allocate_from("abc")
         assert byte_len(text) == 3
@@ -183,8 +210,7 @@ def test_closed_segment_is_refused_before_the_call(lookup: ffm.SymbolLookup) -> 
 
 
 def test_other_threads_segment_is_refused(lookup: ffm.SymbolLookup) -> None:
-    byte_len = LINKER.downcall_handle(lookup.find("byte_len"),
-                                      FunctionDescriptor.of(JAVA_LONG, ADDRESS))
+    byte_len = LINKER.downcall_handle(lookup.find("byte_len"), FunctionDescriptor.of(JAVA_LONG, ADDRESS))
     errors: list[BaseException] = []
     with ffm.Arena.of_confined() as arena:
         text = arena.allocate_from("abc")
@@ -204,8 +230,7 @@ def test_other_threads_segment_is_refused(lookup: ffm.SymbolLookup) -> None:
 
 
 def test_auto_and_global_segments_pass_anywhere(lookup: ffm.SymbolLookup) -> None:
-    byte_len = LINKER.downcall_handle(lookup.find("byte_len"),
-                                      FunctionDescriptor.of(JAVA_LONG, ADDRESS))
+    byte_len = LINKER.downcall_handle(lookup.find("byte_len"), FunctionDescriptor.of(JAVA_LONG, ADDRESS))
     auto = ffm.Arena.of_auto().allocate_from("four")
     forever = ffm.Arena.global_arena().allocate_from("seven!!")
     results: list[int] = []

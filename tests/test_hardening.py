@@ -44,8 +44,7 @@ class Size(IntEnum):
     SMALL = 8
 
 
-@pytest.mark.parametrize(("size", "alignment"), [(2**64, 1), (2**62, 1), (8, 2**64),
-                                                 (2**63 - 1, 1)])
+@pytest.mark.parametrize(("size", "alignment"), [(2**64, 1), (2**62, 1), (8, 2**64), (2**63 - 1, 1)])
 def test_absurd_allocations_fail_cleanly(size: int, alignment: int) -> None:
     with Arena.of_confined() as arena, pytest.raises(MemoryError, match="cannot allocate"):
         arena.allocate(size, alignment)
@@ -56,8 +55,7 @@ def test_absurd_allocations_fail_cleanly(size: int, alignment: int) -> None:
 def test_offsets_must_really_be_ints() -> None:
     with Arena.of_confined() as arena:
         segment = arena.allocate(8, 8)
-        for method in (lambda o: segment.get(JAVA_LONG, o),
-                       lambda o: segment.set(JAVA_LONG, o, 1)):
+        for method in (lambda o: segment.get(JAVA_LONG, o), lambda o: segment.set(JAVA_LONG, o, 1)):
             with pytest.raises(TypeError, match="offset must be an int, not FakeOffset"):
                 method(FakeOffset())
 
@@ -138,7 +136,8 @@ def test_no_segment_is_read_before_python_code_in_the_arguments_ran(native_lib: 
     ffm.load_library(str(native_lib))
     find = ffm.SymbolLookup.loader_lookup().find
     write_int = Linker.native_linker().downcall_handle(
-        find("write_int"), FunctionDescriptor.of_void(ADDRESS, JAVA_INT))
+        find("write_int"), FunctionDescriptor.of_void(ADDRESS, JAVA_INT)
+    )
     for _ in range(3):
         arena = Arena.of_confined()
         cell = arena.allocate(4)
@@ -178,7 +177,8 @@ def test_struct_result_arena_closed_by_a_finalizer_during_allocation(native_lib:
 
     div = Linker.native_linker().downcall_handle(
         ffm.SymbolLookup.loader_lookup().find("div"),
-        FunctionDescriptor.of(MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT))
+        FunctionDescriptor.of(MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT),
+    )
     thresholds = gc.get_threshold()
     arena = Arena.of_confined()
     div(arena, 1, 1)  # the arena has a slab: the stub carves from it itself
@@ -251,10 +251,13 @@ def test_objects_made_without_init_raise_instead_of_crashing(stub_site: Any) -> 
 
     outputs = []
     for pure in ("", "1"):  # the accelerators, and the Python methods they stand for
-        result = subprocess.run([sys.executable, "-c", UNINITIALIZED, str(stub_site)],
-                                capture_output=True, text=True, check=False,
-                                env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED",
-                                     "FFM_PURE_PYTHON": pure})
+        result = subprocess.run(
+            [sys.executable, "-c", UNINITIALIZED, str(stub_site)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED", "FFM_PURE_PYTHON": pure},
+        )
         assert result.returncode == 0, result.stderr
         outputs.append(result.stdout.split())
     assert len(outputs[0]) == 13 and outputs[0][:11] == outputs[1][:11]
@@ -335,7 +338,8 @@ def test_allocator_used_by_a_finalizer_during_a_struct_result(kind: str) -> None
 
     div = Linker.native_linker().downcall_handle(
         ffm.SymbolLookup.loader_lookup().find("div"),
-        FunctionDescriptor.of(MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT))
+        FunctionDescriptor.of(MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT),
+    )
     thresholds = gc.get_threshold()
     with Arena.of_confined() as arena:
         block, other = arena.allocate(4000, 8), arena.allocate(64, 8)
@@ -378,10 +382,14 @@ def test_stubs_never_write_through_read_only_segments() -> None:
 
     find = ffm.SymbolLookup.loader_lookup().find
     link = Linker.native_linker().downcall_handle
-    div = link(find("div"), FunctionDescriptor.of(
-        MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT))
-    strtol = link(find("strtol"), FunctionDescriptor.of(JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT),
-                  Linker.Option.capture_call_state("errno"))
+    div = link(
+        find("div"), FunctionDescriptor.of(MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT)
+    )
+    strtol = link(
+        find("strtol"),
+        FunctionDescriptor.of(JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT),
+        Linker.Option.capture_call_state("errno"),
+    )
     with Arena.of_confined() as arena:
         frozen = arena.allocate(64, 8).as_read_only()
         for make in (SegmentAllocator.prefix_allocator, SegmentAllocator.slicing_allocator):

@@ -38,8 +38,7 @@ def _ours(frame: FrameType) -> bool:
     return isinstance(name, str) and name.partition(".")[0] == "ffm_runtime"
 
 
-def run_with_hook_at(step: int, hook: Callable[[], None], operation: Callable[[], Any]
-                     ) -> tuple[bool, Any]:
+def run_with_hook_at(step: int, hook: Callable[[], None], operation: Callable[[], Any]) -> tuple[bool, Any]:
     """Run ``operation`` and call ``hook`` at the ``step``-th call boundary of the runtime's
     code; returns (whether that boundary was reached, the outcome)."""
     count = 0
@@ -102,8 +101,7 @@ def _full_arena() -> Arena:
 
 
 def _check_disjoint(segments: list[MemorySegment]) -> None:
-    spans = sorted((segment.address, segment.address + segment.byte_size)
-                   for segment in segments)
+    spans = sorted((segment.address, segment.address + segment.byte_size) for segment in segments)
     for first, second in itertools.pairwise(spans):
         assert first[1] <= second[0], "two segments of one arena share memory"
     for segment in segments:  # its address and the view Python reads it through agree
@@ -130,8 +128,10 @@ def test_allocating_at_any_call_boundary_of_an_allocation(outer: str, inner: str
         arena = _full_arena()
         made: list[Any] = []
         reached, outcome = run_with_hook_at(
-            step, lambda: made.append(ALLOCATIONS[inner](arena)),  # noqa: B023
-            lambda: ALLOCATIONS[outer](arena))  # noqa: B023
+            step,
+            lambda: made.append(ALLOCATIONS[inner](arena)),  # noqa: B023  (run in this turn)
+            lambda: ALLOCATIONS[outer](arena),  # noqa: B023  (run in this turn)
+        )
         assert outcome[0] == "value", (step, outcome)
         made.append(outcome[1])
         segments = [item for item in made if isinstance(item, MemorySegment)]

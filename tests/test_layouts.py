@@ -22,16 +22,35 @@ from ffm_runtime import (
 )
 from ffm_runtime._layouts import PaddingLayout
 
-VALUES = [JAVA_BOOLEAN, JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, JAVA_LONG, JAVA_FLOAT,
-          JAVA_DOUBLE, ADDRESS]
+VALUES = [
+    JAVA_BOOLEAN,
+    JAVA_BYTE,
+    JAVA_CHAR,
+    JAVA_SHORT,
+    JAVA_INT,
+    JAVA_LONG,
+    JAVA_FLOAT,
+    JAVA_DOUBLE,
+    ADDRESS,
+]
 
 
 class TestValueLayouts:
-    @pytest.mark.parametrize(("layout", "text", "size"), [
-        (JAVA_BOOLEAN, "z1", 1), (JAVA_BYTE, "b1", 1), (JAVA_CHAR, "c2", 2),
-        (JAVA_SHORT, "s2", 2), (JAVA_INT, "i4", 4), (JAVA_LONG, "j8", 8), (JAVA_FLOAT, "f4", 4),
-        (JAVA_DOUBLE, "d8", 8), (ADDRESS, "a8", 8),
-    ], ids=lambda x: getattr(x, "constant_name", None))
+    @pytest.mark.parametrize(
+        ("layout", "text", "size"),
+        [
+            (JAVA_BOOLEAN, "z1", 1),
+            (JAVA_BYTE, "b1", 1),
+            (JAVA_CHAR, "c2", 2),
+            (JAVA_SHORT, "s2", 2),
+            (JAVA_INT, "i4", 4),
+            (JAVA_LONG, "j8", 8),
+            (JAVA_FLOAT, "f4", 4),
+            (JAVA_DOUBLE, "d8", 8),
+            (ADDRESS, "a8", 8),
+        ],
+        ids=lambda x: getattr(x, "constant_name", None),
+    )
     def test_java_strings_and_sizes(self, layout: ValueLayout, text: str, size: int) -> None:
         assert str(layout) == text
         assert layout.byte_size == size == layout.byte_alignment
@@ -48,18 +67,29 @@ class TestValueLayouts:
         assert JAVA_INT.with_name("x") != JAVA_INT
         assert JAVA_INT.with_name("x").name == "x"
 
-    @pytest.mark.parametrize("layout", [
-        JAVA_INT, JAVA_INT.with_name("x"), JAVA_LONG.with_byte_alignment(4),
-        JAVA_SHORT.with_order("big"),
-        MemoryLayout.struct_layout(JAVA_INT.with_name("a"), JAVA_INT),
-        MemoryLayout.union_layout(JAVA_INT, JAVA_FLOAT),
-        MemoryLayout.sequence_layout(3, JAVA_DOUBLE),
-        MemoryLayout.padding_layout(4),
-    ], ids=str)
+    @pytest.mark.parametrize(
+        "layout",
+        [
+            JAVA_INT,
+            JAVA_INT.with_name("x"),
+            JAVA_LONG.with_byte_alignment(4),
+            JAVA_SHORT.with_order("big"),
+            MemoryLayout.struct_layout(JAVA_INT.with_name("a"), JAVA_INT),
+            MemoryLayout.union_layout(JAVA_INT, JAVA_FLOAT),
+            MemoryLayout.sequence_layout(3, JAVA_DOUBLE),
+            MemoryLayout.padding_layout(4),
+        ],
+        ids=str,
+    )
     def test_repr_round_trips(self, layout: MemoryLayout) -> None:
-        namespace = {"JAVA_INT": JAVA_INT, "JAVA_LONG": JAVA_LONG, "JAVA_SHORT": JAVA_SHORT,
-                     "JAVA_FLOAT": JAVA_FLOAT, "JAVA_DOUBLE": JAVA_DOUBLE,
-                     "MemoryLayout": MemoryLayout}
+        namespace = {
+            "JAVA_INT": JAVA_INT,
+            "JAVA_LONG": JAVA_LONG,
+            "JAVA_SHORT": JAVA_SHORT,
+            "JAVA_FLOAT": JAVA_FLOAT,
+            "JAVA_DOUBLE": JAVA_DOUBLE,
+            "MemoryLayout": MemoryLayout,
+        }
         assert eval(repr(layout), namespace) == layout
 
     def test_immutable_and_hashable(self) -> None:
@@ -108,9 +138,9 @@ class TestGroupLayouts:
             MemoryLayout.padding_layout(0)
 
     def test_stripped_removes_names_recursively(self) -> None:
-        named = MemoryLayout.struct_layout(JAVA_INT.with_name("a"),
-                                           MemoryLayout.sequence_layout(2, JAVA_INT.with_name("b"))
-                                           ).with_name("s")
+        named = MemoryLayout.struct_layout(
+            JAVA_INT.with_name("a"), MemoryLayout.sequence_layout(2, JAVA_INT.with_name("b"))
+        ).with_name("s")
         assert str(named.stripped()) == "[i4[2:i4]]"
 
 
@@ -151,10 +181,14 @@ class TestOptionsAndKeys:
             ((FunctionDescriptor.of_void(),), "()v"),
             ((FunctionDescriptor.of_void(), Linker.Option.is_trivial()), "()v critical"),
             ((FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT),), "(i4i4)i4"),
-            ((FunctionDescriptor.of(ADDRESS, JAVA_INT, JAVA_INT), Linker.Option.first_variadic_arg(1)),
-             "(i4i4)a8 variadic(1)"),
-            ((FunctionDescriptor.of_void(JAVA_INT), Linker.Option.capture_call_state("errno")),
-             "(i4)v capture(errno)"),
+            (
+                (FunctionDescriptor.of(ADDRESS, JAVA_INT, JAVA_INT), Linker.Option.first_variadic_arg(1)),
+                "(i4i4)a8 variadic(1)",
+            ),
+            (
+                (FunctionDescriptor.of_void(JAVA_INT), Linker.Option.capture_call_state("errno")),
+                "(i4)v capture(errno)",
+            ),
         ]
         for args, key in cases:
             assert registration_key(*args[:1], args[1:]) == key
@@ -162,10 +196,14 @@ class TestOptionsAndKeys:
     def test_names_are_stripped_and_options_ordered(self) -> None:
         named = FunctionDescriptor.of(JAVA_INT.with_name("r"), JAVA_INT.with_name("a"))
         assert registration_key(named) == registration_key(FunctionDescriptor.of(JAVA_INT, JAVA_INT))
-        one = registration_key(FunctionDescriptor.of_void(JAVA_INT),
-                               [Linker.Option.critical(), Linker.Option.first_variadic_arg(0)])
-        two = registration_key(FunctionDescriptor.of_void(JAVA_INT),
-                               [Linker.Option.first_variadic_arg(0), Linker.Option.critical()])
+        one = registration_key(
+            FunctionDescriptor.of_void(JAVA_INT),
+            [Linker.Option.critical(), Linker.Option.first_variadic_arg(0)],
+        )
+        two = registration_key(
+            FunctionDescriptor.of_void(JAVA_INT),
+            [Linker.Option.first_variadic_arg(0), Linker.Option.critical()],
+        )
         assert one == two == "(i4)v critical variadic(0)"
 
     def test_is_trivial_is_critical_without_heap(self) -> None:
@@ -174,11 +212,11 @@ class TestOptionsAndKeys:
 
     def test_option_validation(self) -> None:
         with pytest.raises(ValueError, match="Duplicate option"):
-            registration_key(FunctionDescriptor.of_void(),
-                             [Linker.Option.critical(), Linker.Option.critical(True)])
+            registration_key(
+                FunctionDescriptor.of_void(), [Linker.Option.critical(), Linker.Option.critical(True)]
+            )
         with pytest.raises(IndexError, match="Index '3' not in bounds"):
-            registration_key(FunctionDescriptor.of_void(JAVA_INT),
-                             [Linker.Option.first_variadic_arg(3)])
+            registration_key(FunctionDescriptor.of_void(JAVA_INT), [Linker.Option.first_variadic_arg(3)])
         with pytest.raises(ValueError, match="Unknown name: 'GetLastError', must be one of: errno"):
             Linker.Option.capture_call_state("GetLastError")
         with pytest.raises(TypeError, match="allow_heap_access must be a bool"):

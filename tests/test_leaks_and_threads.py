@@ -119,21 +119,43 @@ print(rss() - before)
 print([end[i] - start[i] for i in range(len(start))])
 """
 
-KINDS = ["int", "int critical", "double", "pointer in and out", "segment argument", "unbound",
-         "struct result", "struct result, prefix allocator", "segment get and set",
-         "arena allocate", "accelerator slow path",
-         "raises TypeError", "raises OverflowError", "raises ScopeClosedError",
-         "raises count TypeError"]
+KINDS = [
+    "int",
+    "int critical",
+    "double",
+    "pointer in and out",
+    "segment argument",
+    "unbound",
+    "struct result",
+    "struct result, prefix allocator",
+    "segment get and set",
+    "arena allocate",
+    "accelerator slow path",
+    "raises TypeError",
+    "raises OverflowError",
+    "raises ScopeClosedError",
+    "raises count TypeError",
+]
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_million_calls_keep_memory_flat(stub_site: Path, native_lib: Path, kind: str) -> None:
     count = 1_000_000
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(LEAK_SCRIPT), str(stub_site), str(native_lib),
-         kind, str(count)],
-        capture_output=True, text=True, check=False,
-        env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED"})
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(LEAK_SCRIPT),
+            str(stub_site),
+            str(native_lib),
+            kind,
+            str(count),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED"},
+    )
     assert result.returncode == 0, result.stderr
     growth_line, references_line = result.stdout.strip().splitlines()
     growth = int(growth_line)
@@ -151,8 +173,9 @@ def test_eight_threads_with_their_own_arenas(native_lib: Path) -> None:
     byte_len = link(find("byte_len"), FunctionDescriptor.of(JAVA_LONG, ADDRESS))
     add = link(find("add_int"), FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT))
     write_int = link(find("write_int"), FunctionDescriptor.of_void(ADDRESS, JAVA_INT))
-    id_double = link(find("id_double"), FunctionDescriptor.of(JAVA_DOUBLE, JAVA_DOUBLE),
-                     Linker.Option.critical())
+    id_double = link(
+        find("id_double"), FunctionDescriptor.of(JAVA_DOUBLE, JAVA_DOUBLE), Linker.Option.critical()
+    )
     deadline = time.monotonic() + 2.0
     errors: list[BaseException] = []
     rounds = [0] * 8

@@ -26,6 +26,7 @@ def test_confined_cycles_leave_memory_flat() -> None:
                 arena.allocate(64).set(JAVA_LONG, 8, index)
                 if index % 1000 == 0:
                     arena.allocate(100_000)  # a large block, freed on close
+
     cycles(20_000)  # warm up: slab pool, allocator caches
     before = resident_bytes()
     cycles(1_000_000)
@@ -38,6 +39,7 @@ def test_dropped_auto_arenas_are_freed() -> None:
     def drop(count: int) -> None:
         for index in range(count):
             Arena.of_auto().allocate(64).set(JAVA_LONG, 0, index)
+
     drop(5_000)
     gc.collect()
     before = resident_bytes()

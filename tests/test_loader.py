@@ -37,9 +37,16 @@ def write_package(folder: Path, data: bytes, digest: str | None = None) -> Path:
     stubs = folder / "pkg" / "_ffm"
     stubs.mkdir(parents=True)
     (stubs / "stubs-x86_64-linux.o").write_bytes(data)
-    manifest = Manifest("pkg", GENERATOR, (StubObject("x86_64-linux", TRIPLE, "stubs-x86_64-linux.o",
-                                                   digest or hashlib.sha256(data).hexdigest()),),
-                        {KEY: stub_symbol(KEY)})
+    manifest = Manifest(
+        "pkg",
+        GENERATOR,
+        (
+            StubObject(
+                "x86_64-linux", TRIPLE, "stubs-x86_64-linux.o", digest or hashlib.sha256(data).hexdigest()
+            ),
+        ),
+        {KEY: stub_symbol(KEY)},
+    )
     (stubs / "manifest.json").write_text(manifest.to_json())
     return stubs / "manifest.json"
 
@@ -73,8 +80,7 @@ bad = [line for line in open("/proc/self/maps") if re.search(r" [r-]wx", line)]
 print(bad)
 raise SystemExit(1 if bad else 0)
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -166,28 +172,41 @@ def test_imports_outside_the_contract_are_refused() -> None:
         load_object(compile_object(str(module), TRIPLE), resolve_import, "evil.o")
 
 
-@pytest.mark.parametrize(("mutate", "message"), [
-    (lambda d: d[:10], "too short for an ELF header"),
-    (lambda d: b"\x7fELG" + d[4:], "bad magic"),
-    (lambda d: d[:4] + b"\x01" + d[5:], "only 64-bit little-endian"),
-    (lambda d: d[:16] + b"\x02\x00" + d[18:], "is not ET_REL"),
-    (lambda d: d[:18] + b"\x03\x00" + d[20:], "e_machine 3 is not supported"),
-    (lambda d: d[:40] + struct.pack("<Q", len(d)) + d[48:], "section header table"),
-    (lambda d: d[:62] + struct.pack("<H", 999) + d[64:], "section name table index 999"),
-    (lambda d: d[:len(d) // 2], "outside the file"),
-], ids=["short", "magic", "class", "type", "machine", "shoff", "shstrndx", "truncated"])
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d[:10], "too short for an ELF header"),
+        (lambda d: b"\x7fELG" + d[4:], "bad magic"),
+        (lambda d: d[:4] + b"\x01" + d[5:], "only 64-bit little-endian"),
+        (lambda d: d[:16] + b"\x02\x00" + d[18:], "is not ET_REL"),
+        (lambda d: d[:18] + b"\x03\x00" + d[20:], "e_machine 3 is not supported"),
+        (lambda d: d[:40] + struct.pack("<Q", len(d)) + d[48:], "section header table"),
+        (lambda d: d[:62] + struct.pack("<H", 999) + d[64:], "section name table index 999"),
+        (lambda d: d[: len(d) // 2], "outside the file"),
+    ],
+    ids=["short", "magic", "class", "type", "machine", "shoff", "shstrndx", "truncated"],
+)
 def test_malformed_objects_are_refused(stub_object: bytes, mutate: object, message: str) -> None:
     with pytest.raises(StubLoadError, match=message):
         load_object(mutate(stub_object), resolve_import, "bad.o")  # type: ignore[operator]
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('{"format": 2, "package": "pkg", "generator": "hatch-ffm 0.2.0", "objects": [], '
-     '"stubs": {"k": "evil"}}', "malformed stub symbol"),
-    ('{"format": 2, "package": "pkg", "generator": "hatch-ffm 0.2.0", "objects": [{"target": '
-     '"x86_64-linux", "triple": "t", "file": "../../etc/passwd", "sha256": "00"}], "stubs": {}}',
-     "malformed object entry"),
-], ids=["symbol", "path"])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '{"format": 2, "package": "pkg", "generator": "hatch-ffm 0.2.0", "objects": [], '
+            '"stubs": {"k": "evil"}}',
+            "malformed stub symbol",
+        ),
+        (
+            '{"format": 2, "package": "pkg", "generator": "hatch-ffm 0.2.0", "objects": [{"target": '
+            '"x86_64-linux", "triple": "t", "file": "../../etc/passwd", "sha256": "00"}], "stubs": {}}',
+            "malformed object entry",
+        ),
+    ],
+    ids=["symbol", "path"],
+)
 def test_malformed_manifests_are_refused(text: str, message: str) -> None:
     """(Every other way a manifest can be wrong: tests/test_manifests.py.)"""
     with pytest.raises(StubLoadError, match=message):
@@ -214,14 +233,12 @@ for line in open("/proc/self/maps"):
 bad = [line for line in open("/proc/self/maps") if re.search(r" [r-]wx", line)]
 raise SystemExit(1 if bad else 0)
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("memfd r-xp") and "/memfd:ffm-stubs" in result.stdout
 
 
-def test_explains_when_no_executable_memory_can_be_had(tmp_path: Path,
-                                                       stub_object: bytes) -> None:
+def test_explains_when_no_executable_memory_can_be_had(tmp_path: Path, stub_object: bytes) -> None:
     script = f"""
 import errno, os
 from ffm_runtime import StubLoadError, _execmem
@@ -236,14 +253,14 @@ try:
 except StubLoadError as exc:
     print(exc)
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            check=False)
-    assert "refuses executable anonymous memory (SELinux deny_execmem or systemd " \
-           "MemoryDenyWriteExecute?) and memfd_create, the fallback, failed" in result.stdout
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert (
+        "refuses executable anonymous memory (SELinux deny_execmem or systemd "
+        "MemoryDenyWriteExecute?) and memfd_create, the fallback, failed" in result.stdout
+    )
 
 
-def test_oversized_objects_are_refused(stub_object: bytes,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oversized_objects_are_refused(stub_object: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     from ffm_runtime import _loader
 
     monkeypatch.setattr(_loader, "MAX_IMAGE_SIZE", 64)
@@ -280,8 +297,12 @@ def test_stubs_and_accelerators_run_from_a_file_backed_mapping(stub_site: Path) 
     stay on its own anonymous pages): calls work as usual."""
     import os
 
-    result = subprocess.run([sys.executable, "-c", MEMFD_CALLS, str(stub_site)],
-                            capture_output=True, text=True, check=False,
-                            env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED"})
+    result = subprocess.run(
+        [sys.executable, "-c", MEMFD_CALLS, str(stub_site)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED"},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.split() == ["True", "['memfd']"], result.stdout + result.stderr

@@ -31,16 +31,19 @@ def test_load_library_by_path(native_lib: Path) -> None:
     assert SymbolLookup.loader_lookup().find("mix") is not None
 
 
-def test_bare_name_searches_the_calling_package_first(tmp_path: Path, native_lib: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bare_name_searches_the_calling_package_first(
+    tmp_path: Path, native_lib: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     package = tmp_path / "pkg_with_lib"
     package.mkdir()
     shutil.copy(native_lib, package / "libbundled.so")
-    (package / "__init__.py").write_text(textwrap.dedent("""
+    (package / "__init__.py").write_text(
+        textwrap.dedent("""
         import ffm_runtime
         LOADED = ffm_runtime.load_library("bundled")
         FOUND = ffm_runtime.SymbolLookup.loader_lookup().find("spill")
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     import pkg_with_lib  # type: ignore[import-not-found]
 
@@ -81,8 +84,7 @@ def test_not_supported_yet() -> None:
 
 def test_other_platforms_fail_at_link_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_targets, "host_target", lambda: "riscv64-linux")
-    with pytest.raises(ffm.UnsupportedPlatformError,
-                       match="not supported on platform: riscv64-linux"):
+    with pytest.raises(ffm.UnsupportedPlatformError, match="not supported on platform: riscv64-linux"):
         Linker.native_linker().downcall_handle(FunctionDescriptor.of(JAVA_INT))
 
 
@@ -113,8 +115,13 @@ try:
 except ffm.UnsupportedPlatformError as exc:
     print(exc)
 """
-    result = subprocess.run([str(require_python(version)), "-c", script], capture_output=True,
-                            text=True, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        [str(require_python(version)), "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 0, result.stderr
     assert "not supported on platform: x86_64-win32" in result.stdout
 
@@ -129,8 +136,7 @@ print(sorted({"ctypes.util", "shutil", "subprocess"} & set(sys.modules)))
 ffm_runtime.load_library("m")
 print(sorted({"ctypes.util", "shutil", "subprocess"} & set(sys.modules)))
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.splitlines() == ["[]", "['ctypes.util', 'shutil', 'subprocess']"]
 
 
@@ -143,8 +149,13 @@ def test_bare_name_for_a_module_run_with_dash_m(tmp_path: Path, native_lib: Path
     shutil.copy(native_lib, folder / "libbundled.so")
     (folder / "tool.py").write_text("import ffm_runtime\nprint(ffm_runtime.load_library('bundled'))\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
-    result = subprocess.run([sys.executable, "-m", "pkg_lib_tool.sub.tool"], capture_output=True,
-                            text=True, cwd=tmp_path, check=False,
-                            env={**env, "FFM_ENABLE_NATIVE_ACCESS": "pkg_lib_tool"})
+    result = subprocess.run(
+        [sys.executable, "-m", "pkg_lib_tool.sub.tool"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+        env={**env, "FFM_ENABLE_NATIVE_ACCESS": "pkg_lib_tool"},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(folder / "libbundled.so")

@@ -26,8 +26,7 @@ from ffm_runtime._manifest import (
 )
 from ffm_runtime._registry import StubRegistry
 
-VALID = {"format": 2, "generator": "hatch-ffm 0.1.0", "package": "pkg", "objects": [],
-         "stubs": {}}
+VALID = {"format": 2, "generator": "hatch-ffm 0.1.0", "package": "pkg", "objects": [], "stubs": {}}
 
 
 def variant(**changes: object) -> str:
@@ -35,35 +34,69 @@ def variant(**changes: object) -> str:
 
 
 class TestParsing:
-    @pytest.mark.parametrize(("text", "message"), [
-        ("not json", r"invalid stub manifest manifest\.json: not JSON"),
-        (variant()[:40], "not JSON"),
-        (b"\xff\xfe{}", "not JSON"),
-        ("[" * 100_000 + "]" * 100_000, "nested too deeply to be a stub manifest"),
-        ('{"a": ' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
-        ("[1]", "top level is not an object"),
-        (variant(format=True), "'format' must be an integer, not True"),
-        (variant(format="1"), "'format' must be an integer, not '1'"),
-        (variant(format=1), r"format 1 is older than this runtime reads \(format 2\): its "
-                            r"stubs expect a contract this runtime no longer offers; rebuild the "
-                            r"wheel with hatch-ffm>=0\.2\.0"),
-        (variant(generator="test"), r"'generator' must be \"hatch-ffm <version>\", not 'test'"),
-        (variant(generator=None), r"'generator' must be .*not None"),
-        (variant(package="__main__"), "'package' must be a package name"),
-        (variant(packages=["other"]), r"'packages' must list the package the manifest is in "
-                                      r"\('pkg'\)"),
-        (variant(packages=["pkg", "__main__"]), "'packages' must be a list of top-level package"),
-        (variant(packages="pkg"), "'packages' must be a list"),
-        (variant(enable_native_access=["ALL-UNNAMED"]), "'enable_native_access' must be a list"),
-        (variant(stubs={"(i4)i4": "evil"}), "malformed stub symbol"),
-        (variant(stubs={"(i4)i4": "ffm_0123456789abcdef0123\n"}), "malformed stub symbol"),
-        (variant(generator="hatch-ffm 0.1.0\n"), r"'generator' must be .*not 'hatch-ffm 0\.1\.0\\n'"),
-        (variant(objects=[{"target": "x86_64-linux", "triple": "t", "file": "stubs.o\n",
-                           "sha256": "0" * 64}]), "malformed object entry"),
-    ], ids=["json", "truncated", "utf8", "deep-list", "deep-object", "list", "format-bool",
-            "format-str", "format-old", "generator", "generator-none", "package-main",
-            "packages-missing-own", "packages-main", "packages-str", "units", "symbol",
-            "symbol-newline", "generator-newline", "file-newline"])
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ("not json", r"invalid stub manifest manifest\.json: not JSON"),
+            (variant()[:40], "not JSON"),
+            (b"\xff\xfe{}", "not JSON"),
+            ("[" * 100_000 + "]" * 100_000, "nested too deeply to be a stub manifest"),
+            ('{"a": ' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
+            ("[1]", "top level is not an object"),
+            (variant(format=True), "'format' must be an integer, not True"),
+            (variant(format="1"), "'format' must be an integer, not '1'"),
+            (
+                variant(format=1),
+                r"format 1 is older than this runtime reads \(format 2\): its "
+                r"stubs expect a contract this runtime no longer offers; rebuild the "
+                r"wheel with hatch-ffm>=0\.2\.0",
+            ),
+            (variant(generator="test"), r"'generator' must be \"hatch-ffm <version>\", not 'test'"),
+            (variant(generator=None), r"'generator' must be .*not None"),
+            (variant(package="__main__"), "'package' must be a package name"),
+            (
+                variant(packages=["other"]),
+                r"'packages' must list the package the manifest is in "
+                r"\('pkg'\)",
+            ),
+            (variant(packages=["pkg", "__main__"]), "'packages' must be a list of top-level package"),
+            (variant(packages="pkg"), "'packages' must be a list"),
+            (variant(enable_native_access=["ALL-UNNAMED"]), "'enable_native_access' must be a list"),
+            (variant(stubs={"(i4)i4": "evil"}), "malformed stub symbol"),
+            (variant(stubs={"(i4)i4": "ffm_0123456789abcdef0123\n"}), "malformed stub symbol"),
+            (variant(generator="hatch-ffm 0.1.0\n"), r"'generator' must be .*not 'hatch-ffm 0\.1\.0\\n'"),
+            (
+                variant(
+                    objects=[
+                        {"target": "x86_64-linux", "triple": "t", "file": "stubs.o\n", "sha256": "0" * 64}
+                    ]
+                ),
+                "malformed object entry",
+            ),
+        ],
+        ids=[
+            "json",
+            "truncated",
+            "utf8",
+            "deep-list",
+            "deep-object",
+            "list",
+            "format-bool",
+            "format-str",
+            "format-old",
+            "generator",
+            "generator-none",
+            "package-main",
+            "packages-missing-own",
+            "packages-main",
+            "packages-str",
+            "units",
+            "symbol",
+            "symbol-newline",
+            "generator-newline",
+            "file-newline",
+        ],
+    )
     def test_every_failure_is_a_stub_load_error(self, text: str | bytes, message: str) -> None:
         with pytest.raises(StubLoadError, match=message) as caught:
             Manifest.from_json(text, "manifest.json")
@@ -71,27 +104,43 @@ class TestParsing:
 
     def test_newer_format_says_which_hatch_ffm_reads_it(self) -> None:
         text = variant(format=3, generator="hatch-ffm 0.4.1", stubs="a new shape of things")
-        expected = ("stub manifest /s/pkg/_ffm/manifest.json of package 'pkg' has format 3, "
-                    "written by hatch-ffm 0.4.1; this runtime (hatch-ffm 0.2.0) reads format 2: "
-                    "install hatch-ffm>=0.4.1 (pip install 'hatch-ffm>=0.4.1'), or rebuild the "
-                    "wheel with hatch-ffm 0.2.0")
+        expected = (
+            "stub manifest /s/pkg/_ffm/manifest.json of package 'pkg' has format 3, "
+            "written by hatch-ffm 0.4.1; this runtime (hatch-ffm 0.2.0) reads format 2: "
+            "install hatch-ffm>=0.4.1 (pip install 'hatch-ffm>=0.4.1'), or rebuild the "
+            "wheel with hatch-ffm 0.2.0"
+        )
         with pytest.raises(StubLoadError) as caught:
             Manifest.from_json(text, "/s/pkg/_ffm/manifest.json")
         assert str(caught.value) == expected
 
     def test_newer_format_of_an_unknown_writer(self) -> None:
-        with pytest.raises(StubLoadError, match=r"has format 7, written by 'otherbuild 3'; this "
-                                                r"runtime .*: install a newer hatch-ffm"):
+        with pytest.raises(
+            StubLoadError,
+            match=r"has format 7, written by 'otherbuild 3'; this "
+            r"runtime .*: install a newer hatch-ffm",
+        ):
             Manifest.from_json('{"format": 7, "generator": "otherbuild 3"}', "m.json")
 
     def test_generator_versions(self) -> None:
-        for generator in ("hatch-ffm 0.1.0", "hatch-ffm 12.0", "hatch-ffm 1.0.0rc1",
-                          "hatch-ffm 1.0.dev3+g1234", "hatch-ffm 2.0.0.post1"):
+        for generator in (
+            "hatch-ffm 0.1.0",
+            "hatch-ffm 12.0",
+            "hatch-ffm 1.0.0rc1",
+            "hatch-ffm 1.0.dev3+g1234",
+            "hatch-ffm 2.0.0.post1",
+        ):
             Manifest.from_json(variant(generator=generator), "m.json")
 
     def test_round_trip_and_the_wheels_packages(self) -> None:
-        manifest = Manifest("pkg", GENERATOR, (StubObject("x86_64-linux", "t", "s.o", "0" * 64),),
-                            {"(i4)i4": "ffm_" + "0" * 20}, ("pkg", "helper"), ("helper", "pkg"))
+        manifest = Manifest(
+            "pkg",
+            GENERATOR,
+            (StubObject("x86_64-linux", "t", "s.o", "0" * 64),),
+            {"(i4)i4": "ffm_" + "0" * 20},
+            ("pkg", "helper"),
+            ("helper", "pkg"),
+        )
         assert manifest.packages == ("pkg", "helper")  # its own package first
         assert Manifest.from_json(manifest.to_json(), "m.json") == manifest
 
@@ -114,8 +163,11 @@ class TestReading:
 
     def test_manifest_must_be_in_its_package(self, tmp_path: Path) -> None:
         path = self.write(tmp_path, variant(), folder="elsewhere")
-        with pytest.raises(StubLoadError, match=r"it describes package 'pkg' but is in the "
-                                                r"folder 'elsewhere'.*reinstall the package"):
+        with pytest.raises(
+            StubLoadError,
+            match=r"it describes package 'pkg' but is in the "
+            r"folder 'elsewhere'.*reinstall the package",
+        ):
             read_manifest(str(path))
 
     def test_too_large(self, tmp_path: Path) -> None:
@@ -133,7 +185,6 @@ class TestReading:
         with pytest.raises(StubLoadError, match=r"cannot read stub manifest .*manifest\.json: "):
             read_manifest(str(path))
 
-
     @pytest.mark.parametrize("kind", ["fifo", "device"])
     def test_not_a_regular_file(self, tmp_path: Path, kind: str) -> None:
         """A FIFO (opening one waits for a writer) or a device is refused unopened; in a
@@ -144,13 +195,19 @@ class TestReading:
             os.mkfifo(path)
         else:
             path.symlink_to("/dev/zero")
-        code = ("import sys; from ffm_runtime._manifest import read_manifest\n"
-                "try:\n    read_manifest(sys.argv[1])\n"
-                "except Exception as exc:\n    print(type(exc).__name__, exc)")
-        result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
-                                text=True, timeout=20, check=False)
-        assert re.fullmatch(r"StubLoadError invalid stub manifest .*manifest\.json: not a "
-                            r"regular file\n", result.stdout), result.stdout + result.stderr
+        code = (
+            "import sys; from ffm_runtime._manifest import read_manifest\n"
+            "try:\n    read_manifest(sys.argv[1])\n"
+            "except Exception as exc:\n    print(type(exc).__name__, exc)"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=20, check=False
+        )
+        assert re.fullmatch(
+            r"StubLoadError invalid stub manifest .*manifest\.json: not a "
+            r"regular file\n",
+            result.stdout,
+        ), result.stdout + result.stderr
 
 
 SWAPPED = r"""
@@ -187,22 +244,35 @@ def test_manifest_replaced_by_a_fifo_during_the_scan(stub_site: Path, tmp_path: 
     path.write_text(variant(package="other"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
     env.update(PYTHONPATH=f"{ROOT}{os.pathsep}{stub_site}", FFM_ENABLE_NATIVE_ACCESS="__main__")
-    result = subprocess.run([sys.executable, "-c", SWAPPED, str(path)], capture_output=True,
-                            text=True, env=env, timeout=20, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", SWAPPED, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=20,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.fullmatch(r"3\nStubLoadWarning skipping a stub manifest that cannot be read: "
-                        r"invalid stub manifest .*other/_ffm/manifest\.json: not a regular "
-                        r"file \(.*\)\n", result.stdout), result.stdout + result.stderr
+    assert re.fullmatch(
+        r"3\nStubLoadWarning skipping a stub manifest that cannot be read: "
+        r"invalid stub manifest .*other/_ffm/manifest\.json: not a regular "
+        r"file \(.*\)\n",
+        result.stdout,
+    ), result.stdout + result.stderr
 
 
-def test_odd_sys_path_entries_are_skipped(stub_site: Path, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_odd_sys_path_entries_are_skipped(
+    stub_site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Entries the import system skips (bytes), files, missing folders, a folder whose
     `manifest.json` is itself a folder."""
     (tmp_path / "stray" / "_ffm" / "manifest.json").mkdir(parents=True)
     (tmp_path / "file.txt").write_text("")
-    monkeypatch.setattr(sys, "path", [b"/usr", str(tmp_path / "file.txt"), str(tmp_path / "no"),
-                                      str(tmp_path), str(stub_site)])
+    monkeypatch.setattr(
+        sys,
+        "path",
+        [b"/usr", str(tmp_path / "file.txt"), str(tmp_path / "no"), str(tmp_path), str(stub_site)],
+    )
     registry = StubRegistry()
     key = registration_key(FunctionDescriptor.of(JAVA_INT, JAVA_INT))
     assert [s.manifest.package for s in registry.find(key)] == ["ffm_testpkg"]
@@ -236,8 +306,13 @@ for warning in caught:
 def run(*path: Path, code: str = SCRIPT) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
     env.update(PYTHONPATH=os.pathsep.join(map(str, path)), FFM_ENABLE_NATIVE_ACCESS="__main__")
-    return subprocess.run([sys.executable, "-W", "error", "-c", textwrap.dedent(code)],
-                          capture_output=True, text=True, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
 
 
 def real_manifest(stub_site: Path) -> str:
@@ -246,19 +321,24 @@ def real_manifest(stub_site: Path) -> str:
 
 BAD = {
     "malformed": (lambda real: "{'format': 2}", "not JSON"),
-    "truncated": (lambda real: real[:len(real) // 2], "not JSON"),
-    "newer-format": (lambda real: real.replace('"format": 2', '"format": 3').replace(
-        GENERATOR, "hatch-ffm 9.1.0"), r"has format 3, written by hatch-ffm 9.1.0; .*install "
-                                       r"hatch-ffm>=9.1.0"),
+    "truncated": (lambda real: real[: len(real) // 2], "not JSON"),
+    "newer-format": (
+        lambda real: real.replace('"format": 2', '"format": 3').replace(GENERATOR, "hatch-ffm 9.1.0"),
+        r"has format 3, written by hatch-ffm 9.1.0; .*install "
+        r"hatch-ffm>=9.1.0",
+    ),
     "deeply-nested": (lambda real: "[" * 200_000, "nested too deeply"),
-    "in-another-folder": (lambda real: real, "describes package 'ffm_testpkg' but is in the "
-                                             "folder 'brokenpkg'"),
+    "in-another-folder": (
+        lambda real: real,
+        "describes package 'ffm_testpkg' but is in the folder 'brokenpkg'",
+    ),
 }
 
 
 @pytest.mark.parametrize("kind", list(BAD))
 def test_a_bad_manifest_of_another_package_costs_only_its_own_shapes(
-        stub_site: Path, tmp_path: Path, kind: str) -> None:
+    stub_site: Path, tmp_path: Path, kind: str
+) -> None:
     make, why = BAD[kind]
     bad = tmp_path / "brokenpkg" / "_ffm" / "manifest.json"
     bad.parent.mkdir(parents=True)
@@ -270,13 +350,16 @@ def test_a_bad_manifest_of_another_package_costs_only_its_own_shapes(
     warnings = [line for line in lines if line.startswith("warning")]
     assert len(warnings) == 1, result.stdout
     assert warnings[0].startswith(
-        "warning StubLoadWarning <string> | skipping a stub manifest that cannot be read: ")
+        "warning StubLoadWarning <string> | skipping a stub manifest that cannot be read: "
+    )
     assert str(bad) in warnings[0]
     assert re.search(why, warnings[0]), warnings[0]
     message = "\n".join(lines[3:])
     assert "no installed wheel registered this call shape" in message
-    assert ("These stub manifests cannot be read; if one of them was meant to provide this call "
-            "shape, reinstall its package:") in message
+    assert (
+        "These stub manifests cannot be read; if one of them was meant to provide this call "
+        "shape, reinstall its package:"
+    ) in message
     assert re.search(f"    .*{re.escape(str(bad))}.*{why}", message), message
 
 
@@ -291,7 +374,8 @@ def test_an_unreadable_manifest_file(stub_site: Path, tmp_path: Path) -> None:
 
 
 def test_a_shape_comes_from_the_next_package_that_can_load_it(
-        testpkg_wheel: tuple[Path, str], tmp_path: Path) -> None:
+    testpkg_wheel: tuple[Path, str], tmp_path: Path
+) -> None:
     """Two installs of the wheel; the first one's object was modified: the second's is used,
     and the modified one is reported once."""
     first, second = tmp_path / "first", tmp_path / "second"
@@ -308,12 +392,14 @@ def test_a_shape_comes_from_the_next_package_that_can_load_it(
     warnings = [line for line in lines if line.startswith("warning")]
     assert len(warnings) == 1, result.stdout
     assert f"stub object {modified} does not match its manifest" in warnings[0]
-    assert (f"(the call shape (i4)i4 was taken from "
-            f"{second / 'ffm_testpkg' / '_ffm' / 'manifest.json'} instead)") in warnings[0]
+    assert (
+        f"(the call shape (i4)i4 was taken from {second / 'ffm_testpkg' / '_ffm' / 'manifest.json'} instead)"
+    ) in warnings[0]
 
 
 def test_when_no_provider_can_load_a_shape_the_first_error_is_raised(
-        testpkg_wheel: tuple[Path, str], tmp_path: Path) -> None:
+    testpkg_wheel: tuple[Path, str], tmp_path: Path
+) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     unpack_wheel(testpkg_wheel[0], first)
     modified = first / "ffm_testpkg" / "_ffm" / "stubs-x86_64-linux.o"
@@ -321,7 +407,10 @@ def test_when_no_provider_can_load_a_shape_the_first_error_is_raised(
     data[-1] ^= 0xFF
     modified.write_bytes(bytes(data))
     shutil.copytree(first, second)
-    result = run(first, second, code="""
+    result = run(
+        first,
+        second,
+        code="""
         import ffm_runtime as ffm
         from ffm_runtime import JAVA_INT, FunctionDescriptor, Linker
         try:
@@ -329,10 +418,13 @@ def test_when_no_provider_can_load_a_shape_the_first_error_is_raised(
         except ffm.StubLoadError as exc:
             print(exc.path)
             print(exc)
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr
     path, message = result.stdout.split("\n", 1)
     assert path == str(modified)
     assert message.startswith(f"stub object {modified} does not match its manifest")
-    assert "(no other manifest providing (i4)i4 could be used either: stub object " \
-           f"{second / 'ffm_testpkg' / '_ffm' / 'stubs-x86_64-linux.o'} does not match" in message
+    assert (
+        "(no other manifest providing (i4)i4 could be used either: stub object "
+        f"{second / 'ffm_testpkg' / '_ffm' / 'stubs-x86_64-linux.o'} does not match" in message
+    )

@@ -16,7 +16,8 @@ def test_null_and_of_address() -> None:
     assert (segment.address, segment.byte_size) == (0x1234, 0)
     assert MemorySegment.of_address(0) is MemorySegment.NULL
     assert segment == MemorySegment.of_address(0x1234) and hash(segment) == hash(
-        MemorySegment.of_address(0x1234))
+        MemorySegment.of_address(0x1234)
+    )
     assert segment.is_native()
     with pytest.raises(OverflowError, match=r"outside \[0, 2\*\*64 - 1\]"):
         MemorySegment.of_address(-1)
@@ -39,15 +40,17 @@ def test_confined_allocation_is_zeroed_and_aligned() -> None:
         assert arena.allocate(0).byte_size == 0
 
 
-@pytest.mark.parametrize(("size", "alignment", "error", "message"), [
-    (-1, 1, ValueError, "Invalid allocation size : -1"),
-    (8, 3, ValueError, "Invalid alignment constraint : 3"),
-    (8, 0, ValueError, "Invalid alignment constraint : 0"),
-    ("8", 1, TypeError, "byte_size must be an int"),
-    (8, 1.0, TypeError, "byte_alignment must be an int"),
-])
-def test_allocate_validates(size: object, alignment: object, error: type[Exception],
-                            message: str) -> None:
+@pytest.mark.parametrize(
+    ("size", "alignment", "error", "message"),
+    [
+        (-1, 1, ValueError, "Invalid allocation size : -1"),
+        (8, 3, ValueError, "Invalid alignment constraint : 3"),
+        (8, 0, ValueError, "Invalid alignment constraint : 0"),
+        ("8", 1, TypeError, "byte_size must be an int"),
+        (8, 1.0, TypeError, "byte_alignment must be an int"),
+    ],
+)
+def test_allocate_validates(size: object, alignment: object, error: type[Exception], message: str) -> None:
     with Arena.of_confined() as arena, pytest.raises(error, match=message):
         arena.allocate(size, alignment)  # type: ignore[arg-type]
 
@@ -80,8 +83,7 @@ def test_closed_arena() -> None:
     segment = arena.allocate_from("x")
     arena.close()
     assert not arena.is_alive()
-    for operation in (segment.get_string, segment.to_bytes, lambda: arena.allocate(1),
-                      arena.close):
+    for operation in (segment.get_string, segment.to_bytes, lambda: arena.allocate(1), arena.close):
         with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
             operation()
 
@@ -120,8 +122,7 @@ def test_auto_arena_memory_lives_with_its_segments() -> None:
 
 
 def test_shared_arenas_are_not_supported() -> None:
-    with pytest.raises(ffm.UnsupportedOperationError, match="Shared arenas are currently not "
-                                                            "supported"):
+    with pytest.raises(ffm.UnsupportedOperationError, match="Shared arenas are currently not supported"):
         Arena.of_shared()
 
 

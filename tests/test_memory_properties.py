@@ -26,8 +26,7 @@ from ffm_runtime import (
 )
 
 SIZE = 64
-LAYOUTS = [JAVA_BOOLEAN, JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, JAVA_LONG, JAVA_FLOAT,
-           JAVA_DOUBLE]
+LAYOUTS = [JAVA_BOOLEAN, JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, JAVA_LONG, JAVA_FLOAT, JAVA_DOUBLE]
 FORMATS = {"z": "?", "b": "b", "c": "H", "s": "h", "i": "i", "j": "q", "f": "f", "d": "d"}
 RANGES = {"b": 8, "s": 16, "i": 32, "j": 64}
 
@@ -63,17 +62,27 @@ def operations(draw: st.DrawFn) -> list[tuple[Any, ...]]:
         elif kind == "fill":
             ops.append((kind, draw(st.integers(0, 255))))
         elif kind == "copy":
-            ops.append((kind, draw(st.integers(0, SIZE)), draw(st.integers(0, SIZE)),
-                        draw(st.integers(0, SIZE))))
+            ops.append(
+                (kind, draw(st.integers(0, SIZE)), draw(st.integers(0, SIZE)), draw(st.integers(0, SIZE)))
+            )
         else:
             start = draw(st.integers(0, SIZE))
-            ops.append((kind, start, draw(st.integers(0, SIZE - start)), layout, offset,
-                        draw(values_for(layout.carrier))))
+            ops.append(
+                (
+                    kind,
+                    start,
+                    draw(st.integers(0, SIZE - start)),
+                    layout,
+                    offset,
+                    draw(values_for(layout.carrier)),
+                )
+            )
     return ops
 
 
-def expected_error(layout: ffm.ValueLayout, base: int, offset: int, size: int,
-                   address: int) -> type[Exception] | None:
+def expected_error(
+    layout: ffm.ValueLayout, base: int, offset: int, size: int, address: int
+) -> type[Exception] | None:
     if offset < 0 or offset + layout.byte_size > size:
         return IndexError
     if (address + offset) % layout.byte_alignment:
@@ -115,8 +124,7 @@ def run(segment: MemorySegment, ops: list[tuple[Any, ...]]) -> None:
             else:
                 struct.pack_into(fmt, model, base + offset, value)
                 target.set(layout, offset, value)
-                assert same(target.get(layout, offset), struct.unpack_from(fmt, model,
-                                                                           base + offset)[0])
+                assert same(target.get(layout, offset), struct.unpack_from(fmt, model, base + offset)[0])
         elif kind == "fill":
             segment.fill(op[1])
             model[:] = bytes([op[1]]) * SIZE
@@ -127,12 +135,11 @@ def run(segment: MemorySegment, ops: list[tuple[Any, ...]]) -> None:
                     MemorySegment.copy(segment, source, segment, target_offset, length)
                 continue
             MemorySegment.copy(segment, source, segment, target_offset, length)
-            model[target_offset:target_offset + length] = model[source:source + length]
+            model[target_offset : target_offset + length] = model[source : source + length]
         assert segment.to_bytes() == bytes(model)
 
 
-SETTINGS = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
@@ -150,12 +157,10 @@ def test_heap_segment_matches_model(ops: list[tuple[Any, ...]], shift: int) -> N
 
 
 @SETTINGS
-@given(st.integers(-(2**70), 2**70), st.sampled_from([JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT,
-                                                       JAVA_LONG]))
+@given(st.integers(-(2**70), 2**70), st.sampled_from([JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, JAVA_LONG]))
 def test_integer_range_is_enforced(value: int, layout: ffm.ValueLayout) -> None:
     bits = layout.byte_size * 8
-    low, high = (0, (1 << bits) - 1) if layout.carrier == "c" else (-(1 << (bits - 1)),
-                                                                      (1 << (bits - 1)) - 1)
+    low, high = (0, (1 << bits) - 1) if layout.carrier == "c" else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
     segment = Arena.global_arena().allocate(8, 8)
     if low <= value <= high:
         segment.set(layout, 0, value)

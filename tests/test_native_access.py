@@ -76,7 +76,8 @@ def make_project(root: Path, name: str, extra_config: str) -> Path:
     project = root / name
     package = project / name
     package.mkdir(parents=True)
-    (project / "pyproject.toml").write_text(textwrap.dedent(f"""
+    (project / "pyproject.toml").write_text(
+        textwrap.dedent(f"""
         [build-system]
         requires = ["hatchling", "hatch-ffm[build]"]
         build-backend = "hatchling.build"
@@ -89,7 +90,8 @@ def make_project(root: Path, name: str, extra_config: str) -> Path:
         [tool.hatch.build.targets.wheel.hooks.ffm]
         features = ["{name}.features:Feature"]
         {extra_config}
-    """))
+    """)
+    )
     (package / "__init__.py").write_text("")
     (package / "features.py").write_text(FEATURE)
     (package / "use.py").write_text(USE)
@@ -116,8 +118,14 @@ def run(site: Path, code: str, *options: str, **env: str) -> subprocess.Complete
     base = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
     base["PYTHONPATH"] = str(site)
     arguments = list(options) or ["-c", textwrap.dedent(code)]
-    return subprocess.run([sys.executable, *arguments], capture_output=True,
-                          text=True, env={**base, **env}, cwd=site, check=False)
+    return subprocess.run(
+        [sys.executable, *arguments],
+        capture_output=True,
+        text=True,
+        env={**base, **env},
+        cwd=site,
+        check=False,
+    )
 
 
 def outcomes_of(site: Path, package: str, **env: str) -> dict[str, str]:
@@ -126,8 +134,7 @@ def outcomes_of(site: Path, package: str, **env: str) -> dict[str, str]:
     return eval(result.stdout)  # type: ignore[no-any-return]
 
 
-NOT_SUPPORTED = {"upcall_stub": "UpcallNotSupportedError",
-                 "library_lookup": "UnsupportedOperationError"}
+NOT_SUPPORTED = {"upcall_stub": "UpcallNotSupportedError", "library_lookup": "UnsupportedOperationError"}
 
 
 def test_wheel_records_its_enabled_units(site: Path) -> None:
@@ -151,10 +158,13 @@ def test_not_enabled_package_is_denied_every_restricted_operation(site: Path) ->
 def test_denial_message(site: Path) -> None:
     result = run(site, "from nat_disabled.use import make; make()")
     assert result.returncode != 0
-    assert "IllegalCallerError: Illegal native access from package 'nat_disabled' (module " \
-           "nat_disabled.use) calling the restricted Linker.downcall_handle" in result.stderr
-    assert ('add "nat_disabled" to the option enable-native-access of '
-            "[tool.hatch.build.targets.wheel.hooks.ffm]") in result.stderr
+    assert (
+        "IllegalCallerError: Illegal native access from package 'nat_disabled' (module "
+        "nat_disabled.use) calling the restricted Linker.downcall_handle" in result.stderr
+    )
+    assert (
+        'add "nat_disabled" to the option enable-native-access of [tool.hatch.build.targets.wheel.hooks.ffm]'
+    ) in result.stderr
     assert "or set FFM_ENABLE_NATIVE_ACCESS=nat_disabled" in result.stderr
     assert "PermissionError" not in result.stderr  # the class name shown is our own
 
@@ -181,10 +191,11 @@ def test_main_script_is_its_own_unit(site: Path) -> None:
         except ffm.IllegalCallerError as exc:
             print(exc)
     """
-    assert "Illegal native access from the __main__ script (module __main__)" in run(
-        site, code).stdout
-    assert "set FFM_ENABLE_NATIVE_ACCESS=__main__ (or FFM_ENABLE_NATIVE_ACCESS=ALL-UNNAMED)" in \
-        run(site, code).stdout
+    assert "Illegal native access from the __main__ script (module __main__)" in run(site, code).stdout
+    assert (
+        "set FFM_ENABLE_NATIVE_ACCESS=__main__ (or FFM_ENABLE_NATIVE_ACCESS=ALL-UNNAMED)"
+        in run(site, code).stdout
+    )
     assert run(site, code, FFM_ENABLE_NATIVE_ACCESS="__main__").stdout.strip() == "ok"
 
 
@@ -204,10 +215,14 @@ def test_warn_policy_warns_once_per_unit_in_the_jdk_form(site: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "5 6"
     assert lines.count("NativeAccessWarning | A restricted method in ffm_runtime has been called") == 1
-    assert "Linker.downcall_handle has been called by nat_disabled.use in package " \
-           "'nat_disabled'" in result.stdout
-    assert "Use FFM_ENABLE_NATIVE_ACCESS=nat_disabled to avoid a warning for callers in this " \
-           "package" in result.stdout
+    assert (
+        "Linker.downcall_handle has been called by nat_disabled.use in package "
+        "'nat_disabled'" in result.stdout
+    )
+    assert (
+        "Use FFM_ENABLE_NATIVE_ACCESS=nat_disabled to avoid a warning for callers in this "
+        "package" in result.stdout
+    )
 
 
 def test_allow_policy_is_silent(site: Path) -> None:
@@ -223,10 +238,8 @@ def test_allow_policy_is_silent(site: Path) -> None:
 
 
 def test_invalid_policy_is_an_error(site: Path) -> None:
-    result = run(site, "from nat_disabled.use import make; make()",
-                 FFM_ILLEGAL_NATIVE_ACCESS="sometimes")
-    assert "FFM_ILLEGAL_NATIVE_ACCESS must be one of deny, warn, allow, not 'sometimes'" in \
-        result.stderr
+    result = run(site, "from nat_disabled.use import make; make()", FFM_ILLEGAL_NATIVE_ACCESS="sometimes")
+    assert "FFM_ILLEGAL_NATIVE_ACCESS must be one of deny, warn, allow, not 'sometimes'" in result.stderr
 
 
 def test_check_is_at_link_time_not_per_call(site: Path) -> None:
@@ -249,25 +262,26 @@ class TestModulesRunAsMain:
         assert result.stdout.strip() == "ok 3", result.stderr
 
     def test_runpy_run_module(self, site: Path) -> None:
-        result = run(site, "import runpy; runpy.run_module('nat_enabled.tool', "
-                           "run_name='__main__')")
+        result = run(site, "import runpy; runpy.run_module('nat_enabled.tool', run_name='__main__')")
         assert result.stdout.strip() == "ok 3", result.stderr
 
     def test_enabling_main_does_not_enable_a_package_run_with_dash_m(self, site: Path) -> None:
         result = run(site, "", "-m", "nat_disabled.tool", FFM_ENABLE_NATIVE_ACCESS="__main__")
         assert result.stdout.startswith(
             "denied: Illegal native access from package 'nat_disabled' (module "
-            "nat_disabled.tool) calling the restricted Linker.downcall_handle"), result.stdout
+            "nat_disabled.tool) calling the restricted Linker.downcall_handle"
+        ), result.stdout
         enabled = run(site, "", "-m", "nat_disabled.tool", FFM_ENABLE_NATIVE_ACCESS="nat_disabled")
         assert enabled.stdout.strip() == "ok 3"
 
     def test_a_script_stays_main(self, site: Path) -> None:
         (site / "tool_script.py").write_text(TOOL)
-        for arguments in (["tool_script.py"], ["-c", "import runpy; runpy.run_path("
-                                                     "'tool_script.py', run_name='__main__')"]):
+        for arguments in (
+            ["tool_script.py"],
+            ["-c", "import runpy; runpy.run_path('tool_script.py', run_name='__main__')"],
+        ):
             result = run(site, "", *arguments)
-            assert "Illegal native access from the __main__ script (module __main__)" in \
-                result.stdout
+            assert "Illegal native access from the __main__ script (module __main__)" in result.stdout
             result = run(site, "", *arguments, FFM_ENABLE_NATIVE_ACCESS="__main__")
             assert result.stdout.strip() == "ok 3", result.stderr
 
@@ -295,7 +309,8 @@ NO_CALLER_DENIED = (
     "from C, a C callback or an atexit callback) calling the restricted MemorySegment.reinterpret:"
     " such a call belongs to no unit, so no FFM_ENABLE_NATIVE_ACCESS setting enables it; make the "
     "call from Python code of an enabled package (a thread target written in Python, say), or "
-    "relax the check with FFM_ILLEGAL_NATIVE_ACCESS=warn or allow.")
+    "relax the check with FFM_ILLEGAL_NATIVE_ACCESS=warn or allow."
+)
 
 
 class TestNoPythonCaller:
@@ -304,21 +319,27 @@ class TestNoPythonCaller:
     @pytest.mark.parametrize("enable", ["__main__", "ALL-UNNAMED", "__main__,nat_enabled"])
     def test_no_name_enables_it(self, site: Path, enable: str) -> None:
         result = run(site, NO_CALLER, FFM_ENABLE_NATIVE_ACCESS=enable)
-        assert result.stdout.splitlines() == [f"thread {NO_CALLER_DENIED}",
-                                              f"atexit {NO_CALLER_DENIED}"], result.stderr
+        assert result.stdout.splitlines() == [f"thread {NO_CALLER_DENIED}", f"atexit {NO_CALLER_DENIED}"], (
+            result.stderr
+        )
 
     def test_the_policy_decides(self, site: Path) -> None:
         allowed = run(site, NO_CALLER, FFM_ILLEGAL_NATIVE_ACCESS="allow")
-        assert allowed.stdout.splitlines() == ["thread ValueError Invalid size: -1",
-                                               "atexit ValueError Invalid size: -1"]
+        assert allowed.stdout.splitlines() == [
+            "thread ValueError Invalid size: -1",
+            "atexit ValueError Invalid size: -1",
+        ]
         warned = run(site, NO_CALLER, FFM_ILLEGAL_NATIVE_ACCESS="warn")
         assert warned.stdout.splitlines() == allowed.stdout.splitlines()
-        assert warned.stderr.count("NativeAccessWarning: A restricted method in ffm_runtime has "
-                                   "been called") == 1, warned.stderr
-        assert "MemorySegment.reinterpret has been called by code with no Python caller" in \
-            warned.stderr
-        assert "Calls with no Python caller belong to no unit: only FFM_ILLEGAL_NATIVE_ACCESS " \
+        assert (
+            warned.stderr.count("NativeAccessWarning: A restricted method in ffm_runtime has been called")
+            == 1
+        ), warned.stderr
+        assert "MemorySegment.reinterpret has been called by code with no Python caller" in warned.stderr
+        assert (
+            "Calls with no Python caller belong to no unit: only FFM_ILLEGAL_NATIVE_ACCESS "
             "decides them" in warned.stderr
+        )
 
 
 STDLIB_CALLER = """
@@ -342,11 +363,12 @@ def test_a_restricted_method_handed_to_the_standard_library(site: Path, enable: 
     assert result.stdout.startswith(
         "IllegalCallerError Illegal native access from the standard library's threading (a "
         "restricted method handed to it directly: call it from a function of your own package) "
-        "calling the restricted MemorySegment.reinterpret: such a call belongs to no unit"), \
-        result.stdout + result.stderr
+        "calling the restricted MemorySegment.reinterpret: such a call belongs to no unit"
+    ), result.stdout + result.stderr
 
 
 # -- what a wheel's manifest may enable -------------------------------------------------------
+
 
 def make_multi_project(root: Path, extra_config: str) -> Path:
     """nat_multi: one wheel with two top-level packages, nat_multi and nat_multi_extra."""
@@ -356,10 +378,13 @@ def make_multi_project(root: Path, extra_config: str) -> Path:
     (extra / "__init__.py").write_text("")
     (extra / "use.py").write_text(USE)
     text = (project / "pyproject.toml").read_text()
-    (project / "pyproject.toml").write_text(text.replace(
-        "[tool.hatch.build.targets.wheel.hooks.ffm]",
-        "[tool.hatch.build.targets.wheel]\npackages = [\"nat_multi\", \"nat_multi_extra\"]\n\n"
-        "[tool.hatch.build.targets.wheel.hooks.ffm]"))
+    (project / "pyproject.toml").write_text(
+        text.replace(
+            "[tool.hatch.build.targets.wheel.hooks.ffm]",
+            '[tool.hatch.build.targets.wheel]\npackages = ["nat_multi", "nat_multi_extra"]\n\n'
+            "[tool.hatch.build.targets.wheel.hooks.ffm]",
+        )
+    )
     return project
 
 
@@ -382,8 +407,7 @@ def wider_site(tmp_path_factory: pytest.TempPathFactory, site: Path) -> Path:
     assert manifest["packages"] == ["nat_greedy"]
     # claims a package with a manifest of its own, and one without (plain_pkg)
     manifest["packages"] = ["nat_greedy", "nat_disabled", "plain_pkg"]
-    manifest["enable_native_access"] = ["nat_greedy", "nat_disabled", "__main__", "plain_pkg",
-                                        "other_pkg"]
+    manifest["enable_native_access"] = ["nat_greedy", "nat_disabled", "__main__", "plain_pkg", "other_pkg"]
     greedy.write_text(json.dumps(manifest))
     shutil.copytree(wider / "nat_enabled", wider / "nat_broken")
     (wider / "nat_broken" / "_ffm" / "manifest.json").write_text("{truncated")
@@ -400,8 +424,12 @@ def test_hook_writes_the_wheels_packages(wider_site: Path) -> None:
     assert manifest["packages"] == ["nat_multi", "nat_multi_extra"]
     assert manifest["enable_native_access"] == []
     extra = json.loads((wider_site / "nat_multi_extra" / "_ffm" / "manifest.json").read_text())
-    assert (extra["package"], extra["enable_native_access"], extra["stubs"], extra["objects"]) \
-        == ("nat_multi_extra", ["nat_multi_extra"], {}, [])
+    assert (extra["package"], extra["enable_native_access"], extra["stubs"], extra["objects"]) == (
+        "nat_multi_extra",
+        ["nat_multi_extra"],
+        {},
+        [],
+    )
 
 
 def test_a_wheel_enables_its_other_top_level_packages(wider_site: Path) -> None:
@@ -423,51 +451,67 @@ def test_a_manifest_cannot_enable_what_is_not_its_own(wider_site: Path) -> None:
     """
     result = run(wider_site, code, FFM_ENABLE_NATIVE_ACCESS="")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["greedy ok", "disabled denied", "plain denied",
-                                          "script denied"]
+    assert result.stdout.splitlines() == ["greedy ok", "disabled denied", "plain denied", "script denied"]
     manifest = wider_site / "nat_greedy" / "_ffm" / "manifest.json"
     for unit, why in [
-            ("nat_disabled", "it has a stub manifest of its own, "
-                             f"{wider_site / 'nat_disabled' / '_ffm' / 'manifest.json'}"),
-            ("__main__", "a wheel cannot enable scripts"),
-            ("plain_pkg", "a manifest enables only the package it is in (nat_greedy); "
-                          "plain_pkg needs plain_pkg/_ffm/manifest.json of its own"),
-            ("other_pkg", "it is not a top-level package of this wheel (nat_greedy, "
-                          "nat_disabled, plain_pkg)")]:
-        assert (f"NativeAccessWarning: the stub manifest {manifest} lists {unit!r} in "
-                f"enable_native_access, which it cannot enable: {why}; ignored. A wheel enables "
-                f"only its own top-level packages; scripts (__main__) and other packages are "
-                f"enabled with FFM_ENABLE_NATIVE_ACCESS") in result.stderr, result.stderr
+        (
+            "nat_disabled",
+            f"it has a stub manifest of its own, {wider_site / 'nat_disabled' / '_ffm' / 'manifest.json'}",
+        ),
+        ("__main__", "a wheel cannot enable scripts"),
+        (
+            "plain_pkg",
+            "a manifest enables only the package it is in (nat_greedy); "
+            "plain_pkg needs plain_pkg/_ffm/manifest.json of its own",
+        ),
+        ("other_pkg", "it is not a top-level package of this wheel (nat_greedy, nat_disabled, plain_pkg)"),
+    ]:
+        assert (
+            f"NativeAccessWarning: the stub manifest {manifest} lists {unit!r} in "
+            f"enable_native_access, which it cannot enable: {why}; ignored. A wheel enables "
+            f"only its own top-level packages; scripts (__main__) and other packages are "
+            f"enabled with FFM_ENABLE_NATIVE_ACCESS"
+        ) in result.stderr, result.stderr
     assert result.stderr.count("NativeAccessWarning: the stub manifest") == 4
 
 
 def test_a_package_whose_own_manifest_cannot_be_read(wider_site: Path) -> None:
     for enable in ("", "ALL-UNNAMED"):
-        result = run(wider_site, "import warnings; warnings.simplefilter('ignore'); "
-                                 "from nat_broken.use import make; make()",
-                     FFM_ENABLE_NATIVE_ACCESS=enable)
-        assert ("IllegalCallerError: Illegal native access from package 'nat_broken' (module "
-                "nat_broken.use) calling the restricted Linker.downcall_handle: package "
-                "'nat_broken' is not enabled for native access; to enable it, reinstall it, as "
-                f"its stub manifest cannot be read (invalid stub manifest "
-                f"{wider_site / 'nat_broken' / '_ffm' / 'manifest.json'}: not JSON") \
-            in result.stderr, result.stderr
+        result = run(
+            wider_site,
+            "import warnings; warnings.simplefilter('ignore'); from nat_broken.use import make; make()",
+            FFM_ENABLE_NATIVE_ACCESS=enable,
+        )
+        assert (
+            "IllegalCallerError: Illegal native access from package 'nat_broken' (module "
+            "nat_broken.use) calling the restricted Linker.downcall_handle: package "
+            "'nat_broken' is not enabled for native access; to enable it, reinstall it, as "
+            f"its stub manifest cannot be read (invalid stub manifest "
+            f"{wider_site / 'nat_broken' / '_ffm' / 'manifest.json'}: not JSON"
+        ) in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize(("units", "message"), [
-    ('["nat_refused", "nat_disabled"]',
-     "Option `enable-native-access` in `tool.hatch.build.targets.wheel.hooks.ffm` lists "
-     "'nat_disabled', which is not a top-level package of this wheel (nat_refused): a wheel "
-     "enables only its own packages. Another package is enabled by its own wheel, or where it "
-     "runs with the environment variable FFM_ENABLE_NATIVE_ACCESS=nat_disabled (scripts: "
-     "FFM_ENABLE_NATIVE_ACCESS=__main__)"),
-    ('["__main__"]',
-     "Option `enable-native-access` in `tool.hatch.build.targets.wheel.hooks.ffm` cannot list "
-     "\"__main__\": a wheel enables only its own top-level packages. Scripts are enabled where "
-     "they run, with the environment variable FFM_ENABLE_NATIVE_ACCESS=__main__"),
-], ids=["other-package", "main"])
-def test_hook_refuses_units_that_are_not_the_wheels_own(tmp_path: Path, units: str,
-                                                        message: str) -> None:
+@pytest.mark.parametrize(
+    ("units", "message"),
+    [
+        (
+            '["nat_refused", "nat_disabled"]',
+            "Option `enable-native-access` in `tool.hatch.build.targets.wheel.hooks.ffm` lists "
+            "'nat_disabled', which is not a top-level package of this wheel (nat_refused): a wheel "
+            "enables only its own packages. Another package is enabled by its own wheel, or where it "
+            "runs with the environment variable FFM_ENABLE_NATIVE_ACCESS=nat_disabled (scripts: "
+            "FFM_ENABLE_NATIVE_ACCESS=__main__)",
+        ),
+        (
+            '["__main__"]',
+            "Option `enable-native-access` in `tool.hatch.build.targets.wheel.hooks.ffm` cannot list "
+            '"__main__": a wheel enables only its own top-level packages. Scripts are enabled where '
+            "they run, with the environment variable FFM_ENABLE_NATIVE_ACCESS=__main__",
+        ),
+    ],
+    ids=["other-package", "main"],
+)
+def test_hook_refuses_units_that_are_not_the_wheels_own(tmp_path: Path, units: str, message: str) -> None:
     project = make_project(tmp_path, "nat_refused", f"enable-native-access = {units}")
     result = build_wheel(project, tmp_path / "dist", check=False)
     assert result.returncode != 0

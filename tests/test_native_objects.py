@@ -43,8 +43,7 @@ def lib(native_lib: Any) -> Any:
 
 
 def byte_len(lib: Any) -> Any:
-    return Linker.native_linker().downcall_handle(lib("byte_len"),
-                                                  FunctionDescriptor.of(JAVA_LONG, ADDRESS))
+    return Linker.native_linker().downcall_handle(lib("byte_len"), FunctionDescriptor.of(JAVA_LONG, ADDRESS))
 
 
 def test_segments_made_and_freed_in_a_loop_each_read_their_own_address(lib: Any) -> None:
@@ -109,8 +108,7 @@ def test_int_subclasses_in_fields_are_read_but_never_kept(lib: Any) -> None:
 def test_addresses_beyond_the_signed_range(lib: Any) -> None:
     """Values in [2**63, 2**64) are addresses too (read as unsigned words); -1's bit pattern
     too."""
-    echo = Linker.native_linker().downcall_handle(lib("id_ptr"),
-                                                  FunctionDescriptor.of(ADDRESS, ADDRESS))
+    echo = Linker.native_linker().downcall_handle(lib("id_ptr"), FunctionDescriptor.of(ADDRESS, ADDRESS))
     for value in (2**63, 2**63 + 8, 2**64 - 8, 2**64 - 1, 2**63 - 1):
         segment = MemorySegment.of_address(value)
         for _ in range(3):
@@ -121,8 +119,7 @@ def test_prefix_results_share_their_block_and_stay_correct(lib: Any) -> None:
     """A prefix allocator's struct results share the block's ints and memory; every call
     makes a new result object, and the allocator keeps none of them."""
     pair = MemoryLayout.struct_layout(JAVA_INT, JAVA_INT)
-    div = Linker.native_linker().downcall_handle(lib("div"),
-                                                 FunctionDescriptor.of(pair, JAVA_INT, JAVA_INT))
+    div = Linker.native_linker().downcall_handle(lib("div"), FunctionDescriptor.of(pair, JAVA_INT, JAVA_INT))
     with Arena.of_confined() as arena:
         block = arena.allocate(pair)
         prefix = SegmentAllocator.prefix_allocator(block)
@@ -149,8 +146,7 @@ PAIR = MemoryLayout.struct_layout(JAVA_INT, JAVA_INT)
 
 
 def div_handle(lib: Any) -> Any:
-    return Linker.native_linker().downcall_handle(lib("div"),
-                                                  FunctionDescriptor.of(PAIR, JAVA_INT, JAVA_INT))
+    return Linker.native_linker().downcall_handle(lib("div"), FunctionDescriptor.of(PAIR, JAVA_INT, JAVA_INT))
 
 
 def pair(segment: MemorySegment) -> tuple[int, int]:
@@ -230,17 +226,26 @@ def test_changed_arena_fields_never_crash_a_struct_call(stub_site: Any) -> None:
     import os
     import subprocess
 
-    result = subprocess.run([sys.executable, "-c", CHANGED_ARENA, str(stub_site)],
-                            capture_output=True, text=True, check=False,
-                            env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED"})
+    result = subprocess.run(
+        [sys.executable, "-c", CHANGED_ARENA, str(stub_site)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED"},
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    outcomes = [line.split(" ", 1)[1] for line in result.stdout.splitlines()
-                if not line.startswith("freed")]
+    outcomes = [line.split(" ", 1)[1] for line in result.stdout.splitlines() if not line.startswith("freed")]
     assert len(outcomes) == 18, result.stdout
     assert "SystemError" not in result.stderr
     # a cursor the stub does not take: the Python method starts a new slab or refuses
-    assert outcomes[:6] == ["2**63 True", "2**64 - 8 True", "-8 ValueError", "'x' TypeError",
-                            "Noisy(16) True", "2**20 True"]
+    assert outcomes[:6] == [
+        "2**63 True",
+        "2**64 - 8 True",
+        "-8 ValueError",
+        "'x' TypeError",
+        "Noisy(16) True",
+        "2**20 True",
+    ]
 
 
 TAMPERED_POOL = r"""
@@ -270,7 +275,8 @@ def test_a_pooled_slab_that_is_not_one_is_left_alone() -> None:
     import os
     import subprocess
 
-    result = subprocess.run([sys.executable, "-c", TAMPERED_POOL], capture_output=True,
-                            text=True, check=False, env={**os.environ})
+    result = subprocess.run(
+        [sys.executable, "-c", TAMPERED_POOL], capture_output=True, text=True, check=False, env={**os.environ}
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert result.stdout.split("\n")[:-1] == ["True True"] * 4, result.stdout

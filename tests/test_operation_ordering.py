@@ -80,8 +80,9 @@ class Closer:
     def check_untouched(self) -> None:
         """No byte of a slab the arena gave back was written after it was given back."""
         for thief, start in self.thieves:
-            assert ctypes.string_at(start, SLAB) == bytes([SENTINEL]) * SLAB, \
+            assert ctypes.string_at(start, SLAB) == bytes([SENTINEL]) * SLAB, (
                 "a write landed in memory the closed arena had given back"
+            )
             thief.close()
 
 
@@ -126,14 +127,17 @@ def run_closing_at(step: int, closer: Closer, operation: Callable[[], Any]) -> t
 def _equal(expected: object) -> Callable[[object], None]:
     def check(result: object) -> None:
         assert result == expected, result
+
     return check
 
 
 def _wrote(segment: MemorySegment, offset: int, data: bytes) -> Callable[[object], None]:
     """The write is visible through the segment (when the arena is still open)."""
+
     def check(result: object) -> None:
         if segment.scope.is_alive():
-            assert segment.to_bytes()[offset:offset + len(data)] == data
+            assert segment.to_bytes()[offset : offset + len(data)] == data
+
     return check
 
 
@@ -141,10 +145,10 @@ def _no_check(result: object) -> None:
     pass
 
 
-
 def _segment_of(size: int) -> Callable[[object], None]:
     def check(result: object) -> None:
         assert isinstance(result, MemorySegment) and result.byte_size == size, result
+
     return check
 
 
@@ -172,37 +176,34 @@ def operations(segment: MemorySegment, arena: Arena) -> dict[str, Operation]:
     member = POINT.var_handle(PathElement.group_element("y"))
     return {
         "get": (lambda: segment.get(JAVA_INT, 8), _equal(_int_at(8))),
-        "get big-endian": (lambda: segment.get(BIG_LONG, 8),
-                           _equal(struct.unpack_from(">q", PATTERN, 8)[0])),
-        "get address": (lambda: segment.get(ADDRESS, 8).address,
-                        _equal(struct.unpack_from("<Q", PATTERN, 8)[0])),
+        "get big-endian": (lambda: segment.get(BIG_LONG, 8), _equal(struct.unpack_from(">q", PATTERN, 8)[0])),
+        "get address": (
+            lambda: segment.get(ADDRESS, 8).address,
+            _equal(struct.unpack_from("<Q", PATTERN, 8)[0]),
+        ),
         "get int-subclass offset": (lambda: segment.get(JAVA_INT, Offset(8)), _equal(_int_at(8))),
         "get_at_index": (lambda: segment.get_at_index(JAVA_INT, 3), _equal(_int_at(12))),
         "VarHandle.get": (lambda: element.get(segment, 0, 5), _equal(_int_at(20))),
         "set": (lambda: segment.set(JAVA_INT, 8, 77), _wrote(segment, 8, b"M\0\0\0")),
-        "set big-endian": (lambda: segment.set(BIG_LONG, 8, 77),
-                           _wrote(segment, 8, struct.pack(">q", 77))),
-        "set double": (lambda: segment.set(JAVA_DOUBLE, 8, 2.5),
-                       _wrote(segment, 8, struct.pack("<d", 2.5))),
-        "set address": (lambda: segment.set(ADDRESS, 8, MemorySegment.NULL),
-                        _wrote(segment, 8, bytes(8))),
-        "set_at_index": (lambda: segment.set_at_index(JAVA_INT, 2, 77),
-                         _wrote(segment, 8, b"M\0\0\0")),
+        "set big-endian": (lambda: segment.set(BIG_LONG, 8, 77), _wrote(segment, 8, struct.pack(">q", 77))),
+        "set double": (lambda: segment.set(JAVA_DOUBLE, 8, 2.5), _wrote(segment, 8, struct.pack("<d", 2.5))),
+        "set address": (lambda: segment.set(ADDRESS, 8, MemorySegment.NULL), _wrote(segment, 8, bytes(8))),
+        "set_at_index": (lambda: segment.set_at_index(JAVA_INT, 2, 77), _wrote(segment, 8, b"M\0\0\0")),
         "VarHandle.set": (lambda: member.set(segment, 8, 77), _wrote(segment, 12, b"M\0\0\0")),
         "fill": (lambda: segment.fill(7), _wrote(segment, 0, bytes([7]) * 64)),
-        "copy_from": (lambda: segment.copy_from(other),
-                      _wrote(segment, 0, bytes(range(100, 164)))),
-        "copy into": (lambda: MemorySegment.copy(other, 0, segment, 4, 16),
-                      _wrote(segment, 4, bytes(range(100, 116)))),
-        "copy out of": (lambda: MemorySegment.copy(segment, 4, other, 0, 16),
-                        lambda _: None),
+        "copy_from": (lambda: segment.copy_from(other), _wrote(segment, 0, bytes(range(100, 164)))),
+        "copy into": (
+            lambda: MemorySegment.copy(other, 0, segment, 4, 16),
+            _wrote(segment, 4, bytes(range(100, 116))),
+        ),
+        "copy out of": (lambda: MemorySegment.copy(segment, 4, other, 0, 16), lambda _: None),
         "copy elements, swapped": (
-            lambda: MemorySegment.copy(other, JAVA_INT, 0, segment, JAVA_INT.with_order("big"),
-                                       0, 4), _wrote(segment, 0, bytes([103, 102, 101, 100]))),
+            lambda: MemorySegment.copy(other, JAVA_INT, 0, segment, JAVA_INT.with_order("big"), 0, 4),
+            _wrote(segment, 0, bytes([103, 102, 101, 100])),
+        ),
         "mismatch": (lambda: segment.mismatch(other), _equal(0)),
         "to_bytes": (segment.to_bytes, _equal(PATTERN)),
-        "to_array": (lambda: list(segment.to_array(JAVA_INT)),
-                     _equal(list(struct.unpack("<16i", PATTERN)))),
+        "to_array": (lambda: list(segment.to_array(JAVA_INT)), _equal(list(struct.unpack("<16i", PATTERN)))),
         "as_memoryview": (segment.as_memoryview, lambda view: _equal(PATTERN)(bytes(view))),
         "get_string": (lambda: segment.get_string(60), _equal(PATTERN[60:63].decode())),
         "set_string": (lambda: segment.set_string(4, "hi"), _wrote(segment, 4, b"hi\0")),
@@ -211,16 +212,20 @@ def operations(segment: MemorySegment, arena: Arena) -> dict[str, Operation]:
         "allocate(layout, count)": (lambda: arena.allocate(JAVA_LONG, 3), _segment_of(24)),
         "allocate a block": (lambda: arena.allocate(8192), _segment_of(8192)),
         "allocate_from(text)": (lambda: arena.allocate_from("hello"), _segment_of(6)),
-        "allocate_from(layout, value)": (lambda: arena.allocate_from(JAVA_INT, 77),
-                                         _segment_of(4)),
-        "allocate_from(layout, values)": (lambda: arena.allocate_from(JAVA_INT, [1, 2, 3]),
-                                          _segment_of(12)),
+        "allocate_from(layout, value)": (lambda: arena.allocate_from(JAVA_INT, 77), _segment_of(4)),
+        "allocate_from(layout, values)": (lambda: arena.allocate_from(JAVA_INT, [1, 2, 3]), _segment_of(12)),
         "allocate_from(ADDRESS, values)": (
-            lambda: arena.allocate_from(ADDRESS, [MemorySegment.NULL]), _segment_of(8)),
-        "slicing allocator": (lambda: SegmentAllocator.slicing_allocator(segment)
-                              .allocate_from(JAVA_INT, 77), _segment_of(4)),
-        "prefix allocator": (lambda: SegmentAllocator.prefix_allocator(segment)
-                             .allocate_from(JAVA_INT, [7, 8]), _segment_of(8)),
+            lambda: arena.allocate_from(ADDRESS, [MemorySegment.NULL]),
+            _segment_of(8),
+        ),
+        "slicing allocator": (
+            lambda: SegmentAllocator.slicing_allocator(segment).allocate_from(JAVA_INT, 77),
+            _segment_of(4),
+        ),
+        "prefix allocator": (
+            lambda: SegmentAllocator.prefix_allocator(segment).allocate_from(JAVA_INT, [7, 8]),
+            _segment_of(8),
+        ),
     }
 
 
@@ -240,21 +245,45 @@ def _names() -> list[str]:
 OPERATIONS = _names()
 #: the public methods the operations above exercise, by the class that defines them
 COVERED = {
-    "MemorySegment": {"get", "set", "get_at_index", "set_at_index", "fill", "copy_from",
-                      "copy", "mismatch", "to_bytes", "to_array", "as_memoryview",
-                      "get_string", "set_string", "as_slice"},
+    "MemorySegment": {
+        "get",
+        "set",
+        "get_at_index",
+        "set_at_index",
+        "fill",
+        "copy_from",
+        "copy",
+        "mismatch",
+        "to_bytes",
+        "to_array",
+        "as_memoryview",
+        "get_string",
+        "set_string",
+        "as_slice",
+    },
     "SegmentAllocator": {"allocate", "allocate_from", "slicing_allocator", "prefix_allocator"},
     "Arena": {"allocate"},
     "VarHandle": {"get", "set"},
 }
 #: public methods and properties that neither touch nor allocate memory
 NO_MEMORY = {
-    "MemorySegment": {"NULL", "address", "byte_size", "scope", "is_native", "heap_base",
-                      "is_read_only", "as_read_only", "is_accessible_by", "max_byte_alignment",
-                      "of_address", "of_array", "reinterpret"},
+    "MemorySegment": {
+        "NULL",
+        "address",
+        "byte_size",
+        "scope",
+        "is_native",
+        "heap_base",
+        "is_read_only",
+        "as_read_only",
+        "is_accessible_by",
+        "max_byte_alignment",
+        "of_address",
+        "of_array",
+        "reinterpret",
+    },
     "SegmentAllocator": set(),
-    "Arena": {"is_alive", "close", "global_arena", "of_auto", "of_confined", "of_shared",
-              "scope"},
+    "Arena": {"is_alive", "close", "global_arena", "of_auto", "of_confined", "of_shared", "scope"},
     "VarHandle": {"layout"},
 }
 
@@ -267,8 +296,7 @@ def test_every_memory_operation_is_covered() -> None:
         assert COVERED[cls.__name__] <= public, cls
 
 
-def check_outcome(name: str, closer: Closer, segment: MemorySegment,
-                  outcome: tuple[str, Any]) -> None:
+def check_outcome(name: str, closer: Closer, segment: MemorySegment, outcome: tuple[str, Any]) -> None:
     """The operation raised ScopeClosedError after a close, or its result is the arena's."""
     closer.check_untouched()
     kind, value = outcome
@@ -335,18 +363,22 @@ CONVERTING: dict[str, Callable[[MemorySegment, Arena, Closer], Any]] = {
     "set": lambda segment, arena, closer: segment.set(JAVA_INT, 8, Closing(closer, 77)),
     "set double": lambda segment, arena, closer: segment.set(JAVA_DOUBLE, 8, Closing(closer, 2)),
     "set big-endian": lambda segment, arena, closer: segment.set(BIG_LONG, 8, Closing(closer, 7)),
-    "set_at_index": lambda segment, arena, closer: segment.set_at_index(JAVA_INT, 2,
-                                                                        Closing(closer, 77)),
-    "VarHandle.set": lambda segment, arena, closer: POINT.var_handle(
-        PathElement.group_element("y")).set(segment, 8, Closing(closer, 77)),
+    "set_at_index": lambda segment, arena, closer: segment.set_at_index(JAVA_INT, 2, Closing(closer, 77)),
+    "VarHandle.set": lambda segment, arena, closer: POINT.var_handle(PathElement.group_element("y")).set(
+        segment, 8, Closing(closer, 77)
+    ),
     "allocate_from(layout, value)": lambda segment, arena, closer: arena.allocate_from(
-        JAVA_INT, Closing(closer, 77)),
+        JAVA_INT, Closing(closer, 77)
+    ),
     "allocate_from(layout, values)": lambda segment, arena, closer: arena.allocate_from(
-        JAVA_INT, [1, Closing(closer, 77), 3]),
+        JAVA_INT, [1, Closing(closer, 77), 3]
+    ),
     "allocate_from(double, values)": lambda segment, arena, closer: arena.allocate_from(
-        JAVA_DOUBLE, [1.5, Closing(closer, 2)]),
+        JAVA_DOUBLE, [1.5, Closing(closer, 2)]
+    ),
     "allocate_from(layout, iterable)": lambda segment, arena, closer: arena.allocate_from(
-        JAVA_INT, _values_closing(closer)),
+        JAVA_INT, _values_closing(closer)
+    ),
 }
 
 

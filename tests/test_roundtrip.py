@@ -38,8 +38,9 @@ def lookup(native_lib: Path) -> ffm.SymbolLookup:
     return ffm.SymbolLookup.loader_lookup()
 
 
-def handle(lookup: ffm.SymbolLookup, name: str, descriptor: FunctionDescriptor,
-           *options: Linker.Option) -> Any:
+def handle(
+    lookup: ffm.SymbolLookup, name: str, descriptor: FunctionDescriptor, *options: Linker.Option
+) -> Any:
     address = lookup.find(name)
     assert address is not None, name
     return LINKER.downcall_handle(address, descriptor, *options)
@@ -60,8 +61,7 @@ INT_CASES = {
 
 @pytest.mark.parametrize("options", [(), CRITICAL], ids=["default", "critical"])
 @pytest.mark.parametrize("name", sorted(INT_CASES))
-def test_integers_round_trip(lookup: ffm.SymbolLookup, name: str,
-                             options: tuple[Linker.Option, ...]) -> None:
+def test_integers_round_trip(lookup: ffm.SymbolLookup, name: str, options: tuple[Linker.Option, ...]) -> None:
     layout, values = INT_CASES[name]
     identity = handle(lookup, name, FunctionDescriptor.of(layout, layout), *options)
     for value in values:
@@ -85,8 +85,7 @@ FLOAT_VALUES = [0.0, -0.0, 1.5, -2.25, 1e-30, 3.0e38, -3.4028234663852886e38, ma
 @pytest.mark.parametrize("options", [(), CRITICAL], ids=["default", "critical"])
 def test_floats_round_trip(lookup: ffm.SymbolLookup, options: tuple[Linker.Option, ...]) -> None:
     id_float = handle(lookup, "id_float", FunctionDescriptor.of(JAVA_FLOAT, JAVA_FLOAT), *options)
-    id_double = handle(lookup, "id_double", FunctionDescriptor.of(JAVA_DOUBLE, JAVA_DOUBLE),
-                       *options)
+    id_double = handle(lookup, "id_double", FunctionDescriptor.of(JAVA_DOUBLE, JAVA_DOUBLE), *options)
     for value in [*FLOAT_VALUES, 0.1, 1e300, 5e-324, 2**53 + 1]:
         assert id_double(value) == float(value)
         assert math.copysign(1, id_double(value)) == math.copysign(1, float(value))
@@ -107,8 +106,17 @@ def test_pointers_round_trip(lookup: ffm.SymbolLookup) -> None:
 
 
 def test_every_carrier_in_one_call(lookup: ffm.SymbolLookup) -> None:
-    layouts = (JAVA_BOOLEAN, JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, JAVA_LONG, JAVA_FLOAT,
-               JAVA_DOUBLE, ADDRESS)
+    layouts = (
+        JAVA_BOOLEAN,
+        JAVA_BYTE,
+        JAVA_CHAR,
+        JAVA_SHORT,
+        JAVA_INT,
+        JAVA_LONG,
+        JAVA_FLOAT,
+        JAVA_DOUBLE,
+        ADDRESS,
+    )
     mix = handle(lookup, "mix", FunctionDescriptor.of(JAVA_DOUBLE, *layouts))
     result = mix(True, -3, 7, -5, 11, -13, 0.5, 0.25, MemorySegment.of_address(8))
     expected = 1 + -3 * 10 + 7 * 100 + -5 * 1000 + 11e4 + -13e5 + 0.5e6 + 0.25e7 + 1e9
@@ -116,12 +124,12 @@ def test_every_carrier_in_one_call(lookup: ffm.SymbolLookup) -> None:
 
 
 def test_arguments_beyond_registers(lookup: ffm.SymbolLookup) -> None:
-    spill = handle(lookup, "spill",
-                   FunctionDescriptor.of(JAVA_DOUBLE, *[JAVA_LONG] * 10, *[JAVA_DOUBLE] * 10))
+    spill = handle(
+        lookup, "spill", FunctionDescriptor.of(JAVA_DOUBLE, *[JAVA_LONG] * 10, *[JAVA_DOUBLE] * 10)
+    )
     ints = list(range(1, 11))
     doubles = [x / 4 for x in range(1, 11)]
-    expected = sum((i + 1) * v for i, v in enumerate(ints)) + sum(
-        (i + 11) * v for i, v in enumerate(doubles))
+    expected = sum((i + 1) * v for i, v in enumerate(ints)) + sum((i + 11) * v for i, v in enumerate(doubles))
     assert spill(*ints, *doubles) == pytest.approx(expected)
 
 

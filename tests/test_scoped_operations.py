@@ -65,6 +65,7 @@ SEGMENT_FACTORIES: dict[str, Callable[[ffm.Arena], MemorySegment]] = {
     "large block": lambda a: a.allocate(100_000, 8).as_slice(0, 32),
 }
 
+
 def run_in_thread(action: Callable[[], Any]) -> BaseException | None:
     failure: list[BaseException] = []
 

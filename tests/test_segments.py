@@ -87,26 +87,38 @@ class TestAllocation:
 
 
 class TestAccess:
-    @pytest.mark.parametrize(("layout", "value"), [
-        (JAVA_BOOLEAN, True), (JAVA_BYTE, -128), (JAVA_CHAR, 65535), (JAVA_SHORT, -2),
-        (JAVA_INT, 2**31 - 1), (JAVA_LONG, -(2**63)), (JAVA_FLOAT, 1.5), (JAVA_DOUBLE, math.pi),
-    ], ids=lambda x: getattr(x, "constant_name", ""))
-    def test_set_get_both_orders(self, arena: ffm.Arena, layout: ffm.ValueLayout,
-                                 value: object) -> None:
+    @pytest.mark.parametrize(
+        ("layout", "value"),
+        [
+            (JAVA_BOOLEAN, True),
+            (JAVA_BYTE, -128),
+            (JAVA_CHAR, 65535),
+            (JAVA_SHORT, -2),
+            (JAVA_INT, 2**31 - 1),
+            (JAVA_LONG, -(2**63)),
+            (JAVA_FLOAT, 1.5),
+            (JAVA_DOUBLE, math.pi),
+        ],
+        ids=lambda x: getattr(x, "constant_name", ""),
+    )
+    def test_set_get_both_orders(self, arena: ffm.Arena, layout: ffm.ValueLayout, value: object) -> None:
         segment = arena.allocate(16, 8)
         for order in ("little", "big"):
             ordered = layout.with_order(order)  # type: ignore[arg-type]
             segment.set(ordered, 8, value)
             assert segment.get(ordered, 8) == value
-        big = segment.to_bytes()[8:8 + layout.byte_size]
+        big = segment.to_bytes()[8 : 8 + layout.byte_size]
         segment.set(layout, 8, value)
-        little = segment.to_bytes()[8:8 + layout.byte_size]
+        little = segment.to_bytes()[8 : 8 + layout.byte_size]
         assert big == little[::-1]
 
     def test_out_of_bounds(self, arena: ffm.Arena) -> None:
         segment = arena.allocate(8, 8)
-        with pytest.raises(ffm.OutOfBoundsError, match=r"Out of bound access.*offset = 8.*"
-                                                       r"length = 4") as info:
+        with pytest.raises(
+            ffm.OutOfBoundsError,
+            match=r"Out of bound access.*offset = 8.*"
+            r"length = 4",
+        ) as info:
             segment.get(JAVA_INT, 8)
         assert (info.value.offset, info.value.length) == (8, 4)
         assert isinstance(info.value, IndexError)
@@ -196,10 +208,12 @@ class TestSlices:
         target = Arena.global_arena().allocate(16)
         arena = Arena.of_confined()
         moved = MemorySegment.of_address(target.address).reinterpret(
-            16, arena, lambda s: seen.append((s.address, s.byte_size)))
+            16, arena, lambda s: seen.append((s.address, s.byte_size))
+        )
         assert moved.scope is arena and moved.byte_size == 16
         MemorySegment.of_address(target.address).reinterpret(
-            arena=arena, cleanup=lambda s: seen.append((0, 0)))
+            arena=arena, cleanup=lambda s: seen.append((0, 0))
+        )
         assert seen == []
         arena.close()
         assert sorted(seen) == sorted([(target.address, 16), (0, 0)])
@@ -218,8 +232,7 @@ class TestBulk:
         assert first.mismatch(second) == -1
         second.set(JAVA_BYTE, 77, 0)
         assert first.mismatch(second) == 77
-        assert first.mismatch(second.as_slice(0, 50)) == -1 or first.mismatch(
-            second.as_slice(0, 50)) == 50
+        assert first.mismatch(second.as_slice(0, 50)) == -1 or first.mismatch(second.as_slice(0, 50)) == 50
         assert first.as_slice(0, 50).mismatch(second) == 50
         with pytest.raises(OverflowError, match="does not fit in a byte"):
             first.fill(256)
@@ -263,8 +276,12 @@ class TestReadOnlyAndViews:
         assert frozen.is_read_only() and not segment.is_read_only()
         segment.set(JAVA_INT, 0, 3)
         assert frozen.get(JAVA_INT, 0) == 3
-        for write in (lambda: frozen.set(JAVA_INT, 0, 1), lambda: frozen.fill(0),
-                      lambda: frozen.copy_from(segment), lambda: frozen.set_string(0, "x")):
+        for write in (
+            lambda: frozen.set(JAVA_INT, 0, 1),
+            lambda: frozen.fill(0),
+            lambda: frozen.copy_from(segment),
+            lambda: frozen.set_string(0, "x"),
+        ):
             with pytest.raises(ffm.ReadOnlyError, match="read-only segment"):
                 write()
         assert frozen.as_slice(4).is_read_only()
@@ -286,9 +303,15 @@ class TestReadOnlyAndViews:
 
 
 class TestHeapSegments:
-    @pytest.mark.parametrize("make", [
-        lambda: bytearray(16), lambda: array.array("i", [0] * 4), lambda: memoryview(bytearray(16)),
-    ], ids=["bytearray", "array", "memoryview"])
+    @pytest.mark.parametrize(
+        "make",
+        [
+            lambda: bytearray(16),
+            lambda: array.array("i", [0] * 4),
+            lambda: memoryview(bytearray(16)),
+        ],
+        ids=["bytearray", "array", "memoryview"],
+    )
     def test_of_array_is_zero_copy(self, make: object) -> None:
         buffer = make()  # type: ignore[operator]
         segment = MemorySegment.of_array(buffer)
@@ -299,6 +322,7 @@ class TestHeapSegments:
 
     def test_numpy_arrays(self) -> None:
         import numpy
+
         values = numpy.zeros(4, dtype=numpy.float64)
         segment = MemorySegment.of_array(values)
         segment.set_at_index(JAVA_DOUBLE, 2, 2.5)
@@ -376,6 +400,7 @@ class TestArenasAndScopes:
 def test_an_object_that_looks_like_a_layout_is_refused() -> None:
     """Only layouts are trusted with the size and codec of an access: an object carrying a
     codec wider than its declared size cannot read or write past the segment."""
+
     class Liar:
         _codec = struct.Struct("<Q")
         _mask = 0

@@ -26,18 +26,30 @@ pytestmark = pytest.mark.usefixtures("stub_site")
 
 POINT = MemoryLayout.struct_layout(JAVA_INT.with_name("x"), JAVA_INT.with_name("y"))
 MIXED = MemoryLayout.struct_layout(
-    JAVA_BYTE.with_name("c"), MemoryLayout.padding_layout(7), JAVA_DOUBLE.with_name("d"),
-    JAVA_SHORT.with_name("s"), MemoryLayout.padding_layout(6))
+    JAVA_BYTE.with_name("c"),
+    MemoryLayout.padding_layout(7),
+    JAVA_DOUBLE.with_name("d"),
+    JAVA_SHORT.with_name("s"),
+    MemoryLayout.padding_layout(6),
+)
 NESTED = MemoryLayout.struct_layout(
-    POINT.with_name("p"), JAVA_LONG.with_name("id"),
-    MemoryLayout.sequence_layout(3, JAVA_FLOAT).with_name("f"), MemoryLayout.padding_layout(4))
+    POINT.with_name("p"),
+    JAVA_LONG.with_name("id"),
+    MemoryLayout.sequence_layout(3, JAVA_FLOAT).with_name("f"),
+    MemoryLayout.padding_layout(4),
+)
 NUMBER = MemoryLayout.union_layout(
-    JAVA_INT.with_name("i"), JAVA_DOUBLE.with_name("d"),
+    JAVA_INT.with_name("i"),
+    JAVA_DOUBLE.with_name("d"),
     MemoryLayout.sequence_layout(12, JAVA_BYTE).with_name("bytes"),
-    MemoryLayout.padding_layout(16))
+    MemoryLayout.padding_layout(16),
+)
 WITH_UNION = MemoryLayout.struct_layout(
-    JAVA_BYTE.with_name("tag"), MemoryLayout.padding_layout(7), NUMBER.with_name("value"),
-    ADDRESS.with_name("next"))
+    JAVA_BYTE.with_name("tag"),
+    MemoryLayout.padding_layout(7),
+    NUMBER.with_name("value"),
+    ADDRESS.with_name("next"),
+)
 
 G = PathElement.group_element
 S = PathElement.sequence_element
@@ -55,28 +67,33 @@ def c_value(structs_lib: Path) -> Any:
     return value
 
 
-@pytest.mark.parametrize(("c_name", "python"), [
-    ("sizeof_point", lambda: POINT.byte_size),
-    ("offsetof_point_y", lambda: POINT.byte_offset(G("y"))),
-    ("sizeof_mixed", lambda: MIXED.byte_size),
-    ("offsetof_mixed_d", lambda: MIXED.byte_offset(G("d"))),
-    ("offsetof_mixed_s", lambda: MIXED.byte_offset(G("s"))),
-    ("sizeof_nested", lambda: NESTED.byte_size),
-    ("offsetof_nested_id", lambda: NESTED.byte_offset(G("id"))),
-    ("offsetof_nested_f2", lambda: NESTED.byte_offset(G("f"), S(2))),
-    ("sizeof_number", lambda: NUMBER.byte_size),
-    ("alignof_number", lambda: NUMBER.byte_alignment),
-    ("sizeof_with_union", lambda: WITH_UNION.byte_size),
-    ("offsetof_with_union_value", lambda: WITH_UNION.byte_offset(G("value"))),
-    ("offsetof_with_union_next", lambda: WITH_UNION.byte_offset(G("next"))),
-], ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize(
+    ("c_name", "python"),
+    [
+        ("sizeof_point", lambda: POINT.byte_size),
+        ("offsetof_point_y", lambda: POINT.byte_offset(G("y"))),
+        ("sizeof_mixed", lambda: MIXED.byte_size),
+        ("offsetof_mixed_d", lambda: MIXED.byte_offset(G("d"))),
+        ("offsetof_mixed_s", lambda: MIXED.byte_offset(G("s"))),
+        ("sizeof_nested", lambda: NESTED.byte_size),
+        ("offsetof_nested_id", lambda: NESTED.byte_offset(G("id"))),
+        ("offsetof_nested_f2", lambda: NESTED.byte_offset(G("f"), S(2))),
+        ("sizeof_number", lambda: NUMBER.byte_size),
+        ("alignof_number", lambda: NUMBER.byte_alignment),
+        ("sizeof_with_union", lambda: WITH_UNION.byte_size),
+        ("offsetof_with_union_value", lambda: WITH_UNION.byte_offset(G("value"))),
+        ("offsetof_with_union_next", lambda: WITH_UNION.byte_offset(G("next"))),
+    ],
+    ids=lambda x: x if isinstance(x, str) else "",
+)
 def test_layout_matches_c(c_value: Any, c_name: str, python: Any) -> None:
     assert python() == c_value(c_name)
 
 
 def test_var_handles_read_what_c_wrote(c_value: Any, structs_lib: Path) -> None:
     fill = Linker.native_linker().downcall_handle(
-        ffm.SymbolLookup.loader_lookup().find("fill_mixed"), FunctionDescriptor.of_void(ADDRESS))
+        ffm.SymbolLookup.loader_lookup().find("fill_mixed"), FunctionDescriptor.of_void(ADDRESS)
+    )
     with ffm.Arena.of_confined() as arena:
         mixed = arena.allocate(MIXED)
         fill(mixed)

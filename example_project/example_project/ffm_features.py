@@ -17,11 +17,15 @@ from hatch_ffm import DuringSetupAccess, RuntimeForeignAccess
 DIV_T = MemoryLayout.struct_layout(JAVA_INT.with_name("quot"), JAVA_INT.with_name("rem"))
 DIV = FunctionDescriptor.of(DIV_T, JAVA_INT, JAVA_INT)
 #: ``snprintf(buffer, size, format, int, double)``: variadic from the int on
-SNPRINTF = (FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_INT, JAVA_DOUBLE),
-            Linker.Option.first_variadic_arg(3))
+SNPRINTF = (
+    FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_INT, JAVA_DOUBLE),
+    Linker.Option.first_variadic_arg(3),
+)
 #: ``strtol(text, end, base)``, reading errno right after the call
-STRTOL = (FunctionDescriptor.of(JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT),
-          Linker.Option.capture_call_state("errno"))
+STRTOL = (
+    FunctionDescriptor.of(JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT),
+    Linker.Option.capture_call_state("errno"),
+)
 
 
 CRITICAL = Linker.Option.critical()
@@ -32,12 +36,11 @@ class LibcFeature:
 
     def during_setup(self, access: DuringSetupAccess) -> None:
         register = RuntimeForeignAccess.register_for_downcall
-        register(FunctionDescriptor.of(JAVA_LONG, ADDRESS))                  # strlen
-        register(FunctionDescriptor.of(JAVA_INT))                            # getpid
-        register(FunctionDescriptor.of(JAVA_INT, JAVA_INT))                  # abs, toupper
-        register(FunctionDescriptor.of(JAVA_LONG, JAVA_LONG))                # labs
-        register(FunctionDescriptor.of(JAVA_DOUBLE, JAVA_DOUBLE),
-                 Linker.Option.critical())                                   # cos
+        register(FunctionDescriptor.of(JAVA_LONG, ADDRESS))  # strlen
+        register(FunctionDescriptor.of(JAVA_INT))  # getpid
+        register(FunctionDescriptor.of(JAVA_INT, JAVA_INT))  # abs, toupper
+        register(FunctionDescriptor.of(JAVA_LONG, JAVA_LONG))  # labs
+        register(FunctionDescriptor.of(JAVA_DOUBLE, JAVA_DOUBLE), Linker.Option.critical())  # cos
         # Shapes benchmarks/bench_calls.py measures: int add(int, int) and strlen,
         # with the default options (GIL released) and as critical calls (GIL kept).
         register(FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT))

@@ -17,8 +17,7 @@ from ffm_runtime import (
 
 from .ffm_features import CRITICAL, DIV, SNPRINTF, STRTOL
 
-__all__ = ["abs_", "c_div", "cos", "format_number", "getpid", "labs", "parse_long", "strlen",
-           "toupper"]
+__all__ = ["abs_", "c_div", "cos", "format_number", "getpid", "labs", "parse_long", "strlen", "toupper"]
 
 load_library("m")  # libm, searched here first, then on the system
 _linker = Linker.native_linker()
@@ -37,14 +36,14 @@ getpid = _handle("getpid", FunctionDescriptor.of(JAVA_INT))
 abs_ = _handle("abs", FunctionDescriptor.of(JAVA_INT, JAVA_INT))
 labs = _handle("labs", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG))
 toupper = _handle("toupper", FunctionDescriptor.of(JAVA_INT, JAVA_INT))
-cos = _handle("cos", FunctionDescriptor.of(JAVA_DOUBLE, JAVA_DOUBLE),
-              Linker.Option.critical())
+cos = _handle("cos", FunctionDescriptor.of(JAVA_DOUBLE, JAVA_DOUBLE), Linker.Option.critical())
 
 
 def strlen(text: str) -> int:
     """Length in bytes of ``text`` encoded as UTF-8, measured by libc's ``strlen``."""
     with Arena.of_confined() as arena:
         return _strlen(arena.allocate_from(text))  # type: ignore[operator, no-any-return]
+
 
 _div = _handle("div", DIV, CRITICAL)
 _snprintf = _handle("snprintf", *SNPRINTF, CRITICAL)

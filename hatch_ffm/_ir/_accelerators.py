@@ -30,8 +30,12 @@ __all__ = ["build_accelerators"]
 
 _METHOD_TYPE = ir.FunctionType(PTR, [PTR, PTR, I64, PTR])
 #: the Python type whose exact instances ``MemorySegment.set`` converts natively, by form
-_EXACT_TYPES = {Form.BOOLEAN: "PyBool_Type", Form.INTEGER: "PyLong_Type",
-                Form.FLOAT: "PyFloat_Type", Form.DOUBLE: "PyFloat_Type"}
+_EXACT_TYPES = {
+    Form.BOOLEAN: "PyBool_Type",
+    Form.INTEGER: "PyLong_Type",
+    Form.FLOAT: "PyFloat_Type",
+    Form.DOUBLE: "PyFloat_Type",
+}
 
 
 class _Method:
@@ -41,8 +45,9 @@ class _Method:
         self.helpers = helpers
         self.imports = helpers.imports
         self.model = helpers.model
-        self.fn = ir.Function(self.imports.module, _METHOD_TYPE,
-                              _contract.accelerator_symbol(class_name, method))
+        self.fn = ir.Function(
+            self.imports.module, _METHOD_TYPE, _contract.accelerator_symbol(class_name, method)
+        )
         self.fn.attributes.add("nounwind")
         self.self_arg, self.args, self.nargs, self.kwnames = self.fn.args
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
@@ -66,14 +71,14 @@ class _Method:
         """Positional arguments only, between ``low`` and ``high`` of them."""
         b = self.b
         self.slow_if(not_null(b, self.kwnames))
-        self.slow_if(b.or_(b.icmp_signed("<", self.nargs, i64(low)),
-                           b.icmp_signed(">", self.nargs, i64(high))))
+        self.slow_if(
+            b.or_(b.icmp_signed("<", self.nargs, i64(low)), b.icmp_signed(">", self.nargs, i64(high)))
+        )
 
     def self_is(self, cell: str) -> None:
         """Go on only if ``self`` is exactly of the runtime's type in ``cell``."""
         b = self.b
-        self.slow_if(b.icmp_unsigned("!=", self.model.type_of(b, self.self_arg),
-                                     self.imports.cell(b, cell)))
+        self.slow_if(b.icmp_unsigned("!=", self.model.type_of(b, self.self_arg), self.imports.cell(b, cell)))
 
     def exact_int(self, obj: ir.Value) -> ir.Value:
         """An exact ``int``'s value as ``Py_ssize_t``; other objects and overflow go slow."""
@@ -125,8 +130,16 @@ class _Method:
         b.store(b.add(i, i64(1)), position)
         b.branch(head)
         b.position_at_end(done)
-        result = call(b, "PyObject_CallFunction", self.imports.cell(b, _contract.CELL_ACCEL_FALLBACK),
-                      self.imports.cstring("nOOO"), i64(index), self_or_none, values, keywords)
+        result = call(
+            b,
+            "PyObject_CallFunction",
+            self.imports.cell(b, _contract.CELL_ACCEL_FALLBACK),
+            self.imports.cstring("nOOO"),
+            i64(index),
+            self_or_none,
+            values,
+            keywords,
+        )
         call(b, "Py_DecRef", values)
         b.ret(result)
 
@@ -159,14 +172,22 @@ def _locate(m: _Method, layout: ir.Value, offset: ir.Value, writing: bool) -> ir
     after the checks of ``MemorySegment.get``/``set`` (failing ones go slow)."""
     b, model = m.b, m.model
     segment = m.self_arg
-    m.slow_if(b.not_(model.is_one_of(b, model.type_of(b, segment), _contract.CELL_CONFINED_TYPE,
-                                     _contract.CELL_SEGMENT_TYPE, _contract.CELL_HEAP_TYPE)))
+    m.slow_if(
+        b.not_(
+            model.is_one_of(
+                b,
+                model.type_of(b, segment),
+                _contract.CELL_CONFINED_TYPE,
+                _contract.CELL_SEGMENT_TYPE,
+                _contract.CELL_HEAP_TYPE,
+            )
+        )
+    )
     # the guard decides, as in Python: None for unconfined segments
     m.slow_if(b.not_(model.owned_here(b, model.load_field(b, segment, "segment._guard"))))
     size = m.int_field(segment, "segment._size")
     width = m.int_field(layout, "layout._byte_size")
-    m.slow_if(b.or_(b.icmp_signed("<", offset, i64(0)),
-                    b.icmp_signed(">", offset, b.sub(size, width))))
+    m.slow_if(b.or_(b.icmp_signed("<", offset, i64(0)), b.icmp_signed(">", offset, b.sub(size, width))))
     low_bits = m.int_field(segment, "segment._align")
     if writing:
         m.slow_if(b.icmp_unsigned("!=", b.and_(low_bits, i64(_contract.SEGMENT_READ_ONLY_BIT)), i64(0)))
@@ -274,12 +295,16 @@ def _arena_of_confined(helpers: Helpers) -> None:
     m.call("PyList_SetItem", confinement, i64(0), owner)  # steals one
     true, none = imports.data("_Py_TrueStruct"), imports.data("_Py_NoneStruct")
     for name, value, new in (
-            ("arena._confinement", confinement, True), ("arena._alive", true, False),
-            ("arena._owner", owner, True),
-            ("arena._kind", imports.cell(b, _contract.CELL_CONFINED_KIND), False),
-            ("arena._segment_class", imports.cell(b, _contract.CELL_CONFINED_TYPE), False),
-            ("arena._cursor", cursor, True), ("arena._extra", none, False),
-            ("arena._slab", none, False), ("arena._limit", no_slab, True)):
+        ("arena._confinement", confinement, True),
+        ("arena._alive", true, False),
+        ("arena._owner", owner, True),
+        ("arena._kind", imports.cell(b, _contract.CELL_CONFINED_KIND), False),
+        ("arena._segment_class", imports.cell(b, _contract.CELL_CONFINED_TYPE), False),
+        ("arena._cursor", cursor, True),
+        ("arena._extra", none, False),
+        ("arena._slab", none, False),
+        ("arena._limit", no_slab, True),
+    ):
         model.store_field(b, arena, name, value, new=new)
     pool = imports.cell(b, _contract.CELL_SLAB_POOL)
     count = m.call("PyList_Size", pool)
@@ -288,12 +313,10 @@ def _arena_of_confined(helpers: Helpers) -> None:
         slab = m.call("PyList_GetItem", pool, last)
         start = m.call("PyTuple_GetItem", slab, i64(1))
         view = m.call("PyTuple_GetItem", slab, i64(2))
-        with b.if_else(b.and_(not_null(b, start), not_null(b, view)), likely=True) as (
-                present, absent):
+        with b.if_else(b.and_(not_null(b, start), not_null(b, view)), likely=True) as (present, absent):
             with present:
                 start_value, start_ok = model.read_int(b, start, IntRead.SSIZE)
-                low = m.call("PyLong_FromSsize_t",
-                             b.and_(start_value, i64(_contract.SEGMENT_ALIGN_BITS)))
+                low = m.call("PyLong_FromSsize_t", b.and_(start_value, i64(_contract.SEGMENT_ALIGN_BITS)))
                 with b.if_else(b.and_(start_ok, not_null(b, low)), likely=True) as (take, leave):
                     with take:
                         m.call("Py_IncRef", slab)
@@ -361,7 +384,6 @@ def _arena_close(helpers: Helpers) -> None:
 def build_accelerators(triple: str) -> ir.Module:
     """The LLVM module of every accelerator in ``_contract.ACCELERATORS``."""
     helpers = Helpers.for_module("ffm_runtime_accelerators", triple)
-    for emit in (_arena_allocate, _segment_get, _segment_set, _arena_of_confined, _arena_enter,
-                 _arena_close):
+    for emit in (_arena_allocate, _segment_get, _segment_set, _arena_of_confined, _arena_enter, _arena_close):
         emit(helpers)
     return helpers.module

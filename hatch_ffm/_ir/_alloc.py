@@ -29,7 +29,7 @@ class _Cut(enum.Enum):
     """The allocators of ``SegmentAllocator`` whose results a stub cuts itself, by the cell
     holding their type."""
 
-    PREFIX = _contract.CELL_PREFIX_TYPE    #: ``prefix_allocator``: always from offset 0
+    PREFIX = _contract.CELL_PREFIX_TYPE  #: ``prefix_allocator``: always from offset 0
     SLICING = _contract.CELL_SLICING_TYPE  #: ``slicing_allocator``: from its ``_offset`` on
 
     @property
@@ -45,13 +45,11 @@ class Allocation:
         self.idioms = idioms
         self.model = model
 
-    def carve(self, b: ir.IRBuilder, arena: ir.Value, size: ir.Value,
-              alignment: ir.Value) -> ir.Value:
+    def carve(self, b: ir.IRBuilder, arena: ir.Value, size: ir.Value, alignment: ir.Value) -> ir.Value:
         """A new segment cut from ``arena``'s current slab, or NULL (see :meth:`_carve`)."""
         return b.call(self._carve, [arena, size, alignment])
 
-    def allocate(self, b: ir.IRBuilder, allocator: ir.Value, size: int,
-                 alignment: int) -> ir.Value:
+    def allocate(self, b: ir.IRBuilder, allocator: ir.Value, size: int, alignment: int) -> ir.Value:
         """A struct result's segment from ``allocator``, or NULL (error set; see
         :meth:`_allocate`)."""
         return b.call(self._allocate, [allocator, i64(size), i64(alignment)])
@@ -75,8 +73,9 @@ class Allocation:
         segment = call(b, "PyType_GenericAlloc", segment_class, i64(0))
         with b.if_then(is_null(b, segment), likely=False):
             b.ret(NULL)
-        model.give_up_if_unset(b, arena, "arena._confinement", "arena._cursor", "arena._limit",
-                               "arena._slab_view", drop=segment)
+        model.give_up_if_unset(
+            b, arena, "arena._confinement", "arena._cursor", "arena._limit", "arena._slab_view", drop=segment
+        )
         guard = model.load_field(b, arena, "arena._confinement")
         self.idioms.give_up_if(b, b.not_(model.owned_here(b, guard)), segment)
         cursor_field = model.field(b, arena, "arena._cursor")
@@ -86,19 +85,21 @@ class Allocation:
         cursor = model.read_size(b, old_cursor)
         limit = model.read_size(b, model.load_field(b, arena, "arena._limit"))
         # a slab's state as the arena keeps it, else Python's business (no overflow below)
-        self.idioms.give_up_if(b, b.or_(b.or_(b.icmp_signed("<", cursor, i64(0)),
-                                              b.icmp_signed(">", cursor, limit)),
-                                        b.icmp_signed(">", limit, i64(_contract.ARENA_SLAB_SIZE))),
-                               segment)
+        self.idioms.give_up_if(
+            b,
+            b.or_(
+                b.or_(b.icmp_signed("<", cursor, i64(0)), b.icmp_signed(">", cursor, limit)),
+                b.icmp_signed(">", limit, i64(_contract.ARENA_SLAB_SIZE)),
+            ),
+            segment,
+        )
         mask = b.sub(alignment, i64(1))
         offset = b.and_(b.add(cursor, mask), b.not_(mask))
         end = b.add(offset, size)
         self.idioms.give_up_if(b, b.icmp_signed(">", end, limit), segment)
         model.give_up_if_unset(b, arena, "arena._slab_start", "arena._slab_align", drop=segment)
-        start, start_ok = model.read_int(b, model.load_field(b, arena, "arena._slab_start"),
-                                         IntRead.SSIZE)
-        low, low_ok = model.read_int(b, model.load_field(b, arena, "arena._slab_align"),
-                                     IntRead.SSIZE)
+        start, start_ok = model.read_int(b, model.load_field(b, arena, "arena._slab_start"), IntRead.SSIZE)
+        low, low_ok = model.read_int(b, model.load_field(b, arena, "arena._slab_align"), IntRead.SSIZE)
         view = model.load_field(b, arena, "arena._slab_view")
         usable = b.and_(b.and_(start_ok, low_ok), model.is_exact(b, view, "PyMemoryView_Type"))
         usable = b.and_(usable, b.icmp_signed(">", start, i64(0)))
@@ -122,17 +123,27 @@ class Allocation:
         base.add_incoming(made, made_block)
         # pooled slabs keep their old bytes: an allocation zeroes its own
         call(b, "memset", b.inttoptr(b.add(start, offset), PTR), ir.Constant(I32, 0), size)
-        self._fill(b, segment, [
-            ("segment._address", call(b, "PyLong_FromSsize_t", b.add(start, offset))),
-            ("segment._align", call(b, "PyLong_FromSsize_t", b.add(low, offset))),
-            ("segment._base", base),
-            ("segment._size", call(b, "PyLong_FromSsize_t", size)),
-        ], [("segment._view", view), ("segment._scope", arena), ("segment._guard", guard)])
+        self._fill(
+            b,
+            segment,
+            [
+                ("segment._address", call(b, "PyLong_FromSsize_t", b.add(start, offset))),
+                ("segment._align", call(b, "PyLong_FromSsize_t", b.add(low, offset))),
+                ("segment._base", base),
+                ("segment._size", call(b, "PyLong_FromSsize_t", size)),
+            ],
+            [("segment._view", view), ("segment._scope", arena), ("segment._guard", guard)],
+        )
         b.ret(segment)
         return fn
 
-    def _fill(self, b: ir.IRBuilder, segment: ir.Value, new: list[tuple[str, ir.Value]],
-              shared: list[tuple[str, ir.Value]]) -> None:
+    def _fill(
+        self,
+        b: ir.IRBuilder,
+        segment: ir.Value,
+        new: list[tuple[str, ir.Value]],
+        shared: list[tuple[str, ir.Value]],
+    ) -> None:
         """Fill a new segment's fields: ``new`` references (any NULL: drop the segment and
         return NULL, the error set) and ``shared`` ones (a reference is taken)."""
         failed = ir.Constant(I1, 0)
@@ -162,26 +173,34 @@ class Allocation:
         fn, b = self.idioms.helper("cut", PTR, [PTR, PTR, I64, I64, I64])
         segment, parent, offset, size, alignment = fn.args
         model, call = self.model, self.imports.call
-        model.give_up_if_unset(b, parent, "segment._guard", "segment._size", "segment._align",
-                               "segment._address", "segment._view", "segment._scope",
-                               "segment._base", drop=segment)
+        model.give_up_if_unset(
+            b,
+            parent,
+            "segment._guard",
+            "segment._size",
+            "segment._align",
+            "segment._address",
+            "segment._view",
+            "segment._scope",
+            "segment._base",
+            drop=segment,
+        )
         guard = model.load_field(b, parent, "segment._guard")
         self.idioms.give_up_if(b, b.not_(model.owned_here(b, guard)), segment)
         whole = model.read_size(b, model.load_field(b, parent, "segment._size"))
-        low, low_ok = model.read_int(b, model.load_field(b, parent, "segment._align"),
-                                     IntRead.SSIZE)
-        address, address_ok = model.read_int(b, model.load_field(b, parent, "segment._address"),
-                                             IntRead.UNSIGNED)
+        low, low_ok = model.read_int(b, model.load_field(b, parent, "segment._align"), IntRead.SSIZE)
+        address, address_ok = model.read_int(
+            b, model.load_field(b, parent, "segment._address"), IntRead.UNSIGNED
+        )
         view = model.load_field(b, parent, "segment._view")
         has_view = b.icmp_unsigned("!=", view, self.imports.data("_Py_NoneStruct"))
-        parent_base, base_ok = model.read_int(b, model.load_field(b, parent, "segment._base"),
-                                              IntRead.SSIZE)
+        parent_base, base_ok = model.read_int(b, model.load_field(b, parent, "segment._base"), IntRead.SSIZE)
         start = b.add(address, offset)
         bad = b.not_(b.and_(b.and_(low_ok, address_ok), b.or_(base_ok, b.not_(has_view))))
-        bad = b.or_(bad, b.or_(b.icmp_signed("<", offset, i64(0)),
-                               b.icmp_signed(">", offset, b.sub(whole, size))))
-        bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(low, i64(_contract.SEGMENT_READ_ONLY_BIT)),
-                                         i64(0)))
+        bad = b.or_(
+            bad, b.or_(b.icmp_signed("<", offset, i64(0)), b.icmp_signed(">", offset, b.sub(whole, size)))
+        )
+        bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(low, i64(_contract.SEGMENT_READ_ONLY_BIT)), i64(0)))
         bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(start, b.sub(alignment, i64(1))), i64(0)))
         self.idioms.give_up_if(b, bad, segment)
         base = b.select(has_view, b.add(parent_base, offset), i64(0))
@@ -205,14 +224,21 @@ class Allocation:
             result.add_incoming(made, made_block)
             return name, result
 
-        self._fill(b, segment, [
-            field_int("segment._address", at_start, start),
-            field_int("segment._align", b.icmp_unsigned("==", low, low_bits), low_bits),
-            field_int("segment._base", b.and_(has_view, at_start), base),
-            field_int("segment._size", b.icmp_signed("==", size, whole), size),
-        ], [("segment._view", view),
-            ("segment._scope", model.load_field(b, parent, "segment._scope")),
-            ("segment._guard", guard)])
+        self._fill(
+            b,
+            segment,
+            [
+                field_int("segment._address", at_start, start),
+                field_int("segment._align", b.icmp_unsigned("==", low, low_bits), low_bits),
+                field_int("segment._base", b.and_(has_view, at_start), base),
+                field_int("segment._size", b.icmp_signed("==", size, whole), size),
+            ],
+            [
+                ("segment._view", view),
+                ("segment._scope", model.load_field(b, parent, "segment._scope")),
+                ("segment._guard", guard),
+            ],
+        )
         b.ret(segment)
         return fn
 
@@ -233,19 +259,19 @@ class Allocation:
         kind = self.model.type_of(b, allocator)
         checked = fn.append_basic_block("checked")
         is_arena = b.icmp_unsigned("==", kind, self.imports.cell(b, _contract.CELL_ARENA_TYPE))
-        small = b.and_(b.icmp_signed("<=", size, i64(_contract.ARENA_SMALL)),
-                       b.icmp_signed("<=", alignment, i64(_contract.ARENA_SLAB_ALIGN)))
+        small = b.and_(
+            b.icmp_signed("<=", size, i64(_contract.ARENA_SMALL)),
+            b.icmp_signed("<=", alignment, i64(_contract.ARENA_SLAB_ALIGN)),
+        )
         with b.if_then(b.and_(is_arena, small)):
             self.idioms.return_unless_not_here(b, self.carve(b, allocator, size, alignment))
         with b.if_then(is_arena):
             size_obj = call(b, "PyLong_FromLongLong", size)
             alignment_obj = call(b, "PyLong_FromLongLong", alignment)
-            with b.if_then(b.or_(is_null(b, size_obj), is_null(b, alignment_obj)),
-                           likely=False):
+            with b.if_then(b.or_(is_null(b, size_obj), is_null(b, alignment_obj)), likely=False):
                 b.ret(NULL)  # MemoryError is set; the two small ints are cached anyway
             name = self.imports.cell(b, _contract.CELL_ALLOCATE_NAME)
-            result = call(b, "PyObject_CallMethodObjArgs", allocator, name, size_obj,
-                          alignment_obj, NULL)
+            result = call(b, "PyObject_CallMethodObjArgs", allocator, name, size_obj, alignment_obj, NULL)
             call(b, "Py_DecRef", size_obj)
             call(b, "Py_DecRef", alignment_obj)
             b.ret(result)
@@ -254,12 +280,28 @@ class Allocation:
                 self._cut_from(b, cut, allocator, size, alignment, checked)
         b.branch(checked)
         b.position_at_end(checked)
-        b.ret(call(b, "PyObject_CallFunction", self.imports.cell(b, _contract.CELL_ALLOCATE),
-                   self.imports.cstring("Onn"), allocator, size, alignment))
+        b.ret(
+            call(
+                b,
+                "PyObject_CallFunction",
+                self.imports.cell(b, _contract.CELL_ALLOCATE),
+                self.imports.cstring("Onn"),
+                allocator,
+                size,
+                alignment,
+            )
+        )
         return fn
 
-    def _cut_from(self, b: ir.IRBuilder, cut: _Cut, allocator: ir.Value, size: ir.Value,
-                  alignment: ir.Value, checked: ir.Block) -> None:
+    def _cut_from(
+        self,
+        b: ir.IRBuilder,
+        cut: _Cut,
+        allocator: ir.Value,
+        size: ir.Value,
+        alignment: ir.Value,
+        checked: ir.Block,
+    ) -> None:
         """A prefix or slicing allocator's result, cut natively; branches to ``checked``
         (the Python path) when it is not here."""
         model, call = self.model, self.imports.call
@@ -290,8 +332,7 @@ class Allocation:
             unset = b.or_(unset, is_null(b, b.load(offset_field, typ=PTR)))
         with b.if_then(unset, likely=False):
             not_here(segment)
-        with b.if_then(b.icmp_unsigned("!=", model.type_of(b, parent), segment_type),
-                       likely=False):
+        with b.if_then(b.icmp_unsigned("!=", model.type_of(b, parent), segment_type), likely=False):
             not_here(segment)
         if cut is _Cut.PREFIX:
             found(b.call(self._cut, [segment, parent, i64(0), size, alignment]))

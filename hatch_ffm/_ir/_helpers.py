@@ -35,8 +35,7 @@ class Helpers:
         imports = Imports(module)
         idioms = Idioms(imports)
         model = Model(imports, idioms)
-        return cls(imports, idioms, model, Numbers(imports, idioms),
-                   Allocation(imports, idioms, model))
+        return cls(imports, idioms, model, Numbers(imports, idioms), Allocation(imports, idioms, model))
 
     @property
     def module(self) -> ir.Module:

@@ -46,8 +46,9 @@ class Idioms:
     def __init__(self, imports: Imports) -> None:
         self.imports = imports
 
-    def helper(self, name: str, result: ir.Type, params: list[ir.Type], *,
-               cold: bool = False) -> tuple[ir.Function, ir.IRBuilder]:
+    def helper(
+        self, name: str, result: ir.Type, params: list[ir.Type], *, cold: bool = False
+    ) -> tuple[ir.Function, ir.IRBuilder]:
         """A new internal function ``ffm_h_<name>`` and a builder at its entry.  It is called,
         never inlined (``hatch_ffm._compile`` runs no inliner): code that must be inline
         for speed is emitted in place by a method instead.  ``cold``: an error path, laid
@@ -60,16 +61,16 @@ class Idioms:
             fn.attributes.add("cold")
         return fn, ir.IRBuilder(fn.append_basic_block("entry"))
 
-    def checked_call(self, b: ir.IRBuilder, name: str, *args: ir.Value
-                     ) -> tuple[ir.Value, ir.Value]:
+    def checked_call(self, b: ir.IRBuilder, name: str, *args: ir.Value) -> tuple[ir.Value, ir.Value]:
         """``(value, ok)`` of the CPython function ``name``, whose failure value (-1 or -1.0)
         is also a valid result: it failed if an error is set then, and the error is cleared.
         Emitted in place."""
         value = self.imports.call(b, name, *args)
         failure = ir.Constant(value.type, -1.0 if value.type == F64 else -1)
         entry = b.block
-        maybe = (b.fcmp_ordered("==", value, failure) if value.type == F64
-                 else b.icmp_signed("==", value, failure))
+        maybe = (
+            b.fcmp_ordered("==", value, failure) if value.type == F64 else b.icmp_signed("==", value, failure)
+        )
         with b.if_then(maybe, likely=False):
             failed = not_null(b, self.imports.call(b, "PyErr_Occurred"))
             with b.if_then(failed, likely=False):
@@ -81,8 +82,7 @@ class Idioms:
         ok.add_incoming(succeeded, checked)
         return value, ok
 
-    def give_up_if(self, b: ir.IRBuilder, condition: ir.Value,
-                   drop: ir.Value | None = None) -> None:
+    def give_up_if(self, b: ir.IRBuilder, condition: ir.Value, drop: ir.Value | None = None) -> None:
         """If ``condition``: drop ``drop`` (a reference, if any) and give up."""
         with b.if_then(condition, likely=False):
             if drop is not None:

@@ -17,10 +17,22 @@ __all__ = ["Imports", "declared_type"]
 
 #: C types of the contract's signatures, on the LP64 targets (x86_64 and AArch64 Linux)
 _C_TYPES: Final[Mapping[str, ir.Type]] = {
-    "void": VOID, "int": I32, "long": I64, "unsigned long": I64, "long long": I64,
-    "unsigned long long": I64, "Py_ssize_t": I64, "size_t": I64, "double": F64,
-    "PyObject *": PTR, "PyTypeObject *": PTR, "PyThreadState *": PTR, "void *": PTR,
-    "const void *": PTR, "const char *": PTR, "int *": PTR,
+    "void": VOID,
+    "int": I32,
+    "long": I64,
+    "unsigned long": I64,
+    "long long": I64,
+    "unsigned long long": I64,
+    "Py_ssize_t": I64,
+    "size_t": I64,
+    "double": F64,
+    "PyObject *": PTR,
+    "PyTypeObject *": PTR,
+    "PyThreadState *": PTR,
+    "void *": PTR,
+    "const void *": PTR,
+    "const char *": PTR,
+    "int *": PTR,
 }
 
 #: LLVM intrinsics the code calls (lowered by LLVM: never imports, except ``memcpy``)
@@ -43,8 +55,7 @@ def declared_type(signature: str) -> ir.FunctionType:
     if names == ["void"]:
         names = []
     try:
-        return ir.FunctionType(_C_TYPES[result.strip()], [_C_TYPES[name] for name in names],
-                               var_arg=variadic)
+        return ir.FunctionType(_C_TYPES[result.strip()], [_C_TYPES[name] for name in names], var_arg=variadic)
     except KeyError as exc:
         raise ValueError(f"C type {exc} of {signature!r} has no IR type here") from None
 
@@ -100,8 +111,11 @@ class Imports:
     def offset(self, b: ir.IRBuilder, field: str) -> ir.Value:
         """The byte offset of ``field`` (a name of ``_contract.OFFSETS``) in the runtime's table."""
         table = self._global(_contract.OFFSETS_SYMBOL, ir.ArrayType(I64, len(_contract.OFFSETS)))
-        where = b.gep(table, [ir.Constant(I64, 0), ir.Constant(I32, _contract.OFFSETS.index(field))],
-                      source_etype=table.value_type)
+        where = b.gep(
+            table,
+            [ir.Constant(I64, 0), ir.Constant(I32, _contract.OFFSETS.index(field))],
+            source_etype=table.value_type,
+        )
         return b.load(where, typ=I64)
 
     def cstring(self, text: str) -> ir.GlobalVariable:

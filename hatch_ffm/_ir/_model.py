@@ -61,8 +61,7 @@ class Model:
         """The ``PyObject *`` in field ``name`` of ``obj`` (borrowed; NULL if unset)."""
         return b.load(self.field(b, obj, name), typ=PTR)
 
-    def store_field(self, b: ir.IRBuilder, obj: ir.Value, name: str, value: ir.Value,
-                    *, new: bool) -> None:
+    def store_field(self, b: ir.IRBuilder, obj: ir.Value, name: str, value: ir.Value, *, new: bool) -> None:
         """Store ``value`` in field ``name`` of ``obj``, dropping the old value; ``new``: the
         reference is ours to give (otherwise a reference is taken)."""
         where = self.field(b, obj, name)
@@ -79,8 +78,9 @@ class Model:
             unset = b.or_(unset, is_null(b, self.load_field(b, obj, name)))
         return unset
 
-    def give_up_if_unset(self, b: ir.IRBuilder, obj: ir.Value, *names: str,
-                         drop: ir.Value | None = None) -> None:
+    def give_up_if_unset(
+        self, b: ir.IRBuilder, obj: ir.Value, *names: str, drop: ir.Value | None = None
+    ) -> None:
         """Give up (dropping ``drop``) if any of these fields of ``obj`` is unset."""
         self.idioms.give_up_if(b, self.any_unset(b, obj, *names), drop)
 
@@ -106,8 +106,7 @@ class Model:
         return self.is_one_of(b, kind, _contract.CELL_SEGMENT_TYPE, _contract.CELL_CONFINED_TYPE)
 
     # -- ints -----------------------------------------------------------------------------
-    def read_int(self, b: ir.IRBuilder, obj: ir.Value, how: IntRead
-                 ) -> tuple[ir.Value, ir.Value]:
+    def read_int(self, b: ir.IRBuilder, obj: ir.Value, how: IntRead) -> tuple[ir.Value, ir.Value]:
         """``(value, ok)``: the ``int`` ``obj`` (not NULL) read ``how``; not ok (the error
         cleared) if it is no int or out of range.  Emitted in place (hot)."""
         return self.idioms.checked_call(b, how.value, obj)
@@ -132,8 +131,7 @@ class Model:
         read = fn.append_basic_block("owner")
         done = fn.append_basic_block("owned")
         unconfined = b.block
-        b.cbranch(b.icmp_unsigned("==", guard, self.imports.data("_Py_NoneStruct")), done,
-                  confined)
+        b.cbranch(b.icmp_unsigned("==", guard, self.imports.data("_Py_NoneStruct")), done, confined)
         b.position_at_end(confined)
         b.cbranch(is_null(b, guard), done, listed)
         b.position_at_end(listed)
@@ -157,13 +155,30 @@ class Model:
         return owned
 
     # -- segments -------------------------------------------------------------------------
-    def check_segment(self, b: ir.IRBuilder, obj: ir.Value, min_size: int, allow_heap: bool,
-                      written: bool, verified: ir.Value) -> tuple[ir.Value, ir.Value]:
+    def check_segment(
+        self,
+        b: ir.IRBuilder,
+        obj: ir.Value,
+        min_size: int,
+        allow_heap: bool,
+        written: bool,
+        verified: ir.Value,
+    ) -> tuple[ir.Value, ir.Value]:
         """``(address, ok)`` of ``obj`` as a segment argument of a call (see
         :meth:`_segment_check`)."""
-        return unpack(b, b.call(self._segment_check, [
-            obj, i64(min_size), ir.Constant(I1, int(allow_heap)), ir.Constant(I1, int(written)),
-            verified]))
+        return unpack(
+            b,
+            b.call(
+                self._segment_check,
+                [
+                    obj,
+                    i64(min_size),
+                    ir.Constant(I1, int(allow_heap)),
+                    ir.Constant(I1, int(written)),
+                    verified,
+                ],
+            ),
+        )
 
     @cached_property
     def _segment_check(self) -> ir.Function:
@@ -188,15 +203,19 @@ class Model:
             b.position_at_end(go_on)
 
         kind = self.type_of(b, obj)
-        with b.if_then(b.icmp_unsigned("!=", kind, self.imports.cell(b, _contract.CELL_SEGMENT_TYPE)),
-                       likely=False):
-            confined = b.icmp_unsigned("==", kind,
-                                       self.imports.cell(b, _contract.CELL_CONFINED_TYPE))
+        with b.if_then(
+            b.icmp_unsigned("!=", kind, self.imports.cell(b, _contract.CELL_SEGMENT_TYPE)), likely=False
+        ):
+            confined = b.icmp_unsigned("==", kind, self.imports.cell(b, _contract.CELL_CONFINED_TYPE))
             with b.if_else(confined) as (then, otherwise):
                 with then:
                     guard = self.load_field(b, obj, "segment._guard")
-                    fail_if(b.or_(is_null(b, guard), b.icmp_unsigned(
-                        "==", guard, self.imports.data("_Py_NoneStruct"))))
+                    fail_if(
+                        b.or_(
+                            is_null(b, guard),
+                            b.icmp_unsigned("==", guard, self.imports.data("_Py_NoneStruct")),
+                        )
+                    )
                     with b.if_then(b.icmp_unsigned("!=", guard, b.load(verified, typ=PTR))):
                         fail_if(b.not_(self.owned_here(b, guard)))
                         b.store(guard, verified)

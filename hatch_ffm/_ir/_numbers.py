@@ -23,8 +23,7 @@ class Numbers:
         self.imports = imports
         self.idioms = idioms
 
-    def unbox(self, b: ir.IRBuilder, kind: ScalarKind, obj: ir.Value
-              ) -> tuple[ir.Value, ir.Value]:
+    def unbox(self, b: ir.IRBuilder, kind: ScalarKind, obj: ir.Value) -> tuple[ir.Value, ir.Value]:
         """``(value, ok)``: ``obj`` as a C value of ``kind`` (not ``ADDRESS``); not ok (no
         error set) if it is of the wrong type or out of range.  Integers accept what
         ``operator.index`` does (which may run Python code: ``__index__``), floats what
@@ -83,10 +82,12 @@ class Numbers:
         fn, b = self.idioms.helper("float", pair_type(F32), [PTR])
         value, ok = unpack(b, b.call(self._to_double, [fn.args[0]]))
         narrow = b.fptrunc(value, F32)
-        inf32 = b.fcmp_ordered("==", self.imports.call(b, "llvm.fabs.f32", narrow),
-                               ir.Constant(F32, float("inf")))
-        inf64 = b.fcmp_ordered("==", self.imports.call(b, "llvm.fabs.f64", value),
-                               ir.Constant(F64, float("inf")))
+        inf32 = b.fcmp_ordered(
+            "==", self.imports.call(b, "llvm.fabs.f32", narrow), ir.Constant(F32, float("inf"))
+        )
+        inf64 = b.fcmp_ordered(
+            "==", self.imports.call(b, "llvm.fabs.f64", value), ir.Constant(F64, float("inf"))
+        )
         return_pair(b, narrow, b.and_(ok, b.not_(b.and_(inf32, b.not_(inf64)))))
         return fn
 
@@ -98,4 +99,3 @@ class Numbers:
         is_false = b.icmp_unsigned("==", obj, self.imports.data("_Py_FalseStruct"))
         return_pair(b, b.zext(is_true, I8), b.or_(is_true, is_false))
         return fn
-

@@ -81,8 +81,16 @@ class StubModule:
         key, mode, position, value = fn.args
         imports = self.helpers.imports
         imports.call(b, "PyErr_Clear")
-        result = imports.call(b, "PyObject_CallFunction", imports.cell(b, _contract.CELL_ARG_ERROR),
-                              imports.cstring("ssnO"), key, mode, position, value)
+        result = imports.call(
+            b,
+            "PyObject_CallFunction",
+            imports.cell(b, _contract.CELL_ARG_ERROR),
+            imports.cstring("ssnO"),
+            key,
+            mode,
+            position,
+            value,
+        )
         imports.call(b, "Py_DecRef", result)  # (it always raises: NULL)
         b.ret(NULL)
         return fn
@@ -93,8 +101,16 @@ class StubModule:
         fn, b = self.helpers.idioms.helper("fail_count", PTR, [PTR, PTR, I64], cold=True)
         key, mode, nargs = fn.args
         imports = self.helpers.imports
-        result = imports.call(b, "PyObject_CallFunction", imports.cell(b, _contract.CELL_ARG_ERROR),
-                              imports.cstring("ssnn"), key, mode, i64(-1), nargs)
+        result = imports.call(
+            b,
+            "PyObject_CallFunction",
+            imports.cell(b, _contract.CELL_ARG_ERROR),
+            imports.cstring("ssnn"),
+            key,
+            mode,
+            i64(-1),
+            nargs,
+        )
         imports.call(b, "Py_DecRef", result)  # (it always raises: NULL)
         b.ret(NULL)
         return fn
@@ -103,8 +119,7 @@ class StubModule:
 class _Stub:
     """One variant of one stub, emitted phase by phase (see the module docstring)."""
 
-    def __init__(self, stubs: StubModule, sig: LoweredSignature, name: str,
-                 bound: bool) -> None:
+    def __init__(self, stubs: StubModule, sig: LoweredSignature, name: str, bound: bool) -> None:
         self.stubs = stubs
         self.helpers = stubs.helpers
         self.imports = stubs.helpers.imports
@@ -198,9 +213,10 @@ class _Stub:
                 self.values[index] = [_Argument(self._segment_address(obj, position, -1), PTR)]
             elif param.passing is Passing.PIECES:
                 address = self._segment_address(obj, position, param.size)
-                self.values[index] = [_Argument(self._load_piece(address, piece),
-                                                piece_type(piece.type))
-                                      for piece in param.pieces]
+                self.values[index] = [
+                    _Argument(self._load_piece(address, piece), piece_type(piece.type))
+                    for piece in param.pieces
+                ]
             elif param.passing is Passing.BYREF:
                 address = self._segment_address(obj, position, param.size)
                 # the callee owns the copy (AAPCS64: larger aggregates by reference)
@@ -210,8 +226,9 @@ class _Stub:
             else:
                 address = self._segment_address(obj, position, param.size)
                 alignment = max(8, param.alignment)
-                self.values[index] = [_Argument(address, PTR, (
-                    f"byval([{param.size} x i8]) align {alignment}",))]
+                self.values[index] = [
+                    _Argument(address, PTR, (f"byval([{param.size} x i8]) align {alignment}",))
+                ]
         if self.result_segment is not None:
             # (a result segment of a SegmentAllocator written in Python could be anything)
             model = self.helpers.model
@@ -226,8 +243,9 @@ class _Stub:
         after it."""
         b = self.b
         native, variadic_from = self._native_arguments()
-        c_type = ir.FunctionType(self._c_result(), [a.type for a in native[:variadic_from]],
-                                 var_arg=variadic_from is not None)
+        c_type = ir.FunctionType(
+            self._c_result(), [a.type for a in native[:variadic_from]], var_arg=variadic_from is not None
+        )
         state = None if self.sig.keeps_gil else self.imports.call(b, "PyEval_SaveThread")
         call = b.call(IndirectCallee(self.target, c_type), [a.value for a in native])
         for position, argument in enumerate(native):
@@ -262,9 +280,16 @@ class _Stub:
             assert kind is not None
             if kind.form is Form.ADDRESS:
                 factory = self.imports.cell(b, _contract.CELL_MAKE_SEGMENT)
-                b.ret(self.imports.call(b, "PyObject_CallFunction", factory,
-                                        self.imports.cstring("Kn"), b.ptrtoint(call, I64),
-                                        i64(result.target_size)))
+                b.ret(
+                    self.imports.call(
+                        b,
+                        "PyObject_CallFunction",
+                        factory,
+                        self.imports.cstring("Kn"),
+                        b.ptrtoint(call, I64),
+                        i64(result.target_size),
+                    )
+                )
             else:
                 b.ret(self.helpers.numbers.box(b, kind, call))
 
@@ -275,14 +300,22 @@ class _Stub:
         sig, result = self.sig, self.sig.result
         native: list[_Argument] = []
         if result.passing is Returning.SRET:
-            native.append(_Argument(self.result_address, PTR, (
-                f"sret([{result.size} x i8]) align {max(8, result.alignment)}",)))
+            native.append(
+                _Argument(
+                    self.result_address,
+                    PTR,
+                    (f"sret([{result.size} x i8]) align {max(8, result.alignment)}",),
+                )
+            )
         variadic_from = None
         for index, param in enumerate(sig.params):
             if param.role is not Role.VALUE:
                 continue
-            if variadic_from is None and sig.first_variadic is not None \
-                    and param.layout_index >= sig.first_variadic:
+            if (
+                variadic_from is None
+                and sig.first_variadic is not None
+                and param.layout_index >= sig.first_variadic
+            ):
                 variadic_from = len(native)
             native.extend(self.values[index])
         if sig.first_variadic is not None and variadic_from is None:
@@ -306,10 +339,12 @@ class _Stub:
         b.ret(b.call(self.stubs.fail, [self.key, self.mode, i64(position), value]))
         b.position_at_end(going_on)
 
-    def _segment_address(self, obj: ir.Value, position: int, min_size: int,
-                         written: bool = False) -> ir.Value:
+    def _segment_address(
+        self, obj: ir.Value, position: int, min_size: int, written: bool = False
+    ) -> ir.Value:
         address, ok = self.helpers.model.check_segment(
-            self.b, obj, min_size, self.sig.allow_heap, written, self._verified_guard())
+            self.b, obj, min_size, self.sig.allow_heap, written, self._verified_guard()
+        )
         self._fail_if(self.b.not_(ok), position, obj)
         return address
 
@@ -339,8 +374,7 @@ class _Stub:
         return slot
 
     def _copy(self, target: ir.Value, source: ir.Value, size: int) -> None:
-        self.imports.call(self.b, "llvm.memcpy.p0.p0.i64", target, source, i64(size),
-                          ir.Constant(I1, 0))
+        self.imports.call(self.b, "llvm.memcpy.p0.p0.i64", target, source, i64(size), ir.Constant(I1, 0))
 
     def _load_piece(self, address: ir.Value, piece: Piece) -> ir.Value:
         """A piece's value, never reading past the piece's bytes (through a copy if needed)."""

@@ -7,8 +7,25 @@ from llvmlite import ir
 
 from .._lowering import Form, PieceType, ScalarKind, Shape
 
-__all__ = ["F32", "F64", "I1", "I8", "I16", "I32", "I64", "NULL", "PTR", "VOID", "IndirectCallee",
-           "RawAttributes", "i64", "pair_type", "piece_type", "scalar_type", "store_size"]
+__all__ = [
+    "F32",
+    "F64",
+    "I1",
+    "I8",
+    "I16",
+    "I32",
+    "I64",
+    "NULL",
+    "PTR",
+    "VOID",
+    "IndirectCallee",
+    "RawAttributes",
+    "i64",
+    "pair_type",
+    "piece_type",
+    "scalar_type",
+    "store_size",
+]
 
 PTR = ir.PointerType()
 I1 = ir.IntType(1)
@@ -46,8 +63,7 @@ def scalar_type(kind: ScalarKind) -> ir.Type:
 
 def piece_type(kind: PieceType) -> ir.Type:
     """The IR type a register piece travels as."""
-    element: ir.Type = ((F32 if kind.bits == 32 else F64) if kind.floating
-                        else ir.IntType(kind.bits))
+    element: ir.Type = (F32 if kind.bits == 32 else F64) if kind.floating else ir.IntType(kind.bits)
     if kind.shape is Shape.SCALAR:
         return element
     if kind.shape is Shape.VECTOR:

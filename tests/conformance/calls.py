@@ -97,18 +97,22 @@ class Caller:
         if param != "S":
             return result
         offsets, _, _ = struct_offsets(sig.fields)
-        return [result.get(ADDRESS, o).address if f == "P" else result.get(LAYOUTS[f], o)
-                for o, f in zip(offsets, sig.fields, strict=True)]
+        return [
+            result.get(ADDRESS, o).address if f == "P" else result.get(LAYOUTS[f], o)
+            for o, f in zip(offsets, sig.fields, strict=True)
+        ]
 
     def check(self, sig: Signature) -> None:
-        handle = Linker.native_linker().downcall_handle(self.lookup.find(sig.name),
-                                                        descriptor_of(sig))
+        handle = Linker.native_linker().downcall_handle(self.lookup.find(sig.name), descriptor_of(sig))
         with Arena.of_confined() as arena:
             pairs = [self.argument(arena, sig, p) for p in sig.params]
             args = [a for a, _ in pairs]
             if sig.stack:
-                args = [self.rng.randrange(-(2**63), 2**63) for _ in range(8)] + [
-                    self.rng.uniform(-1e9, 1e9) for _ in range(8)] + args
+                args = (
+                    [self.rng.randrange(-(2**63), 2**63) for _ in range(8)]
+                    + [self.rng.uniform(-1e9, 1e9) for _ in range(8)]
+                    + args
+                )
             if sig.returns and sig.params[0] == "S":
                 args.insert(0, arena)
             result = handle(*args)

@@ -40,9 +40,17 @@ from ffm_runtime import (
 
 DEBUG = False
 
-LAYOUTS = {"id_bool": JAVA_BOOLEAN, "id_byte": JAVA_BYTE, "id_char": JAVA_CHAR,
-           "id_short": JAVA_SHORT, "id_int": JAVA_INT, "id_long": JAVA_LONG,
-           "id_float": JAVA_FLOAT, "id_double": JAVA_DOUBLE, "id_ptr": ADDRESS}
+LAYOUTS = {
+    "id_bool": JAVA_BOOLEAN,
+    "id_byte": JAVA_BYTE,
+    "id_char": JAVA_CHAR,
+    "id_short": JAVA_SHORT,
+    "id_int": JAVA_INT,
+    "id_long": JAVA_LONG,
+    "id_float": JAVA_FLOAT,
+    "id_double": JAVA_DOUBLE,
+    "id_ptr": ADDRESS,
+}
 
 
 def main() -> int:
@@ -75,41 +83,129 @@ def main() -> int:
     started.wait()
 
     # Segments safe to hand to code that dereferences them (or refused before it runs).
-    safe_segments = [live.allocate_from("text"), live.allocate(64, 8), closed, foreign[0],
-                     MemorySegment.of_array(bytearray(b"heap\0")), live.allocate(64).as_read_only()]
+    safe_segments = [
+        live.allocate_from("text"),
+        live.allocate(64, 8),
+        closed,
+        foreign[0],
+        MemorySegment.of_array(bytearray(b"heap\0")),
+        live.allocate(64).as_read_only(),
+    ]
     pool: list[Any] = [
-        0, 1, -1, 127, 128, -129, 2**15, 2**16, 2**31, -(2**31) - 1, 2**63, -(2**63) - 1, 2**64,
-        10**100, -(10**100), True, False, 0.0, -0.0, 1.5, math.nan, math.inf, -math.inf, 1e308,
-        3.5e38, 5e-324, None, "", "text", b"", b"bytes", bytearray(4), [], [1], (), {}, object(),
-        1j, Index(5), Index(2**70), BrokenIndex(), BrokenFloat(), FloatLike(), WrongIndex(),
-        MemorySegment.NULL, MemorySegment.of_address(0x1000), JAVA_INT, Arena.global_arena(),
+        0,
+        1,
+        -1,
+        127,
+        128,
+        -129,
+        2**15,
+        2**16,
+        2**31,
+        -(2**31) - 1,
+        2**63,
+        -(2**63) - 1,
+        2**64,
+        10**100,
+        -(10**100),
+        True,
+        False,
+        0.0,
+        -0.0,
+        1.5,
+        math.nan,
+        math.inf,
+        -math.inf,
+        1e308,
+        3.5e38,
+        5e-324,
+        None,
+        "",
+        "text",
+        b"",
+        b"bytes",
+        bytearray(4),
+        [],
+        [1],
+        (),
+        {},
+        object(),
+        1j,
+        Index(5),
+        Index(2**70),
+        BrokenIndex(),
+        BrokenFloat(),
+        FloatLike(),
+        WrongIndex(),
+        MemorySegment.NULL,
+        MemorySegment.of_address(0x1000),
+        JAVA_INT,
+        Arena.global_arena(),
         *safe_segments,
     ]
     handles: list[tuple[str, Any, bool]] = []  # (name, handle, dereferences its pointers)
     for name, layout in LAYOUTS.items():
         for options in ((), (Linker.Option.critical(),)):
-            handles.append((name, linker.downcall_handle(
-                lookup.find(name), FunctionDescriptor.of(layout, layout), *options), False))
-    all_layouts = (JAVA_BOOLEAN, JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, JAVA_LONG, JAVA_FLOAT,
-                   JAVA_DOUBLE, ADDRESS)
-    handles.append(("mix", linker.downcall_handle(
-        lookup.find("mix"), FunctionDescriptor.of(JAVA_DOUBLE, *all_layouts)), False))
-    handles.append(("add unbound", linker.downcall_handle(
-        FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT)), False))
-    handles.append(("byte_len", linker.downcall_handle(
-        lookup.find("byte_len"), FunctionDescriptor.of(JAVA_LONG, ADDRESS)), True))
-    handles.append(("write_int", linker.downcall_handle(
-        lookup.find("write_int"), FunctionDescriptor.of_void(ADDRESS, JAVA_INT)), True))
+            handles.append(
+                (
+                    name,
+                    linker.downcall_handle(
+                        lookup.find(name), FunctionDescriptor.of(layout, layout), *options
+                    ),
+                    False,
+                )
+            )
+    all_layouts = (
+        JAVA_BOOLEAN,
+        JAVA_BYTE,
+        JAVA_CHAR,
+        JAVA_SHORT,
+        JAVA_INT,
+        JAVA_LONG,
+        JAVA_FLOAT,
+        JAVA_DOUBLE,
+        ADDRESS,
+    )
+    handles.append(
+        (
+            "mix",
+            linker.downcall_handle(lookup.find("mix"), FunctionDescriptor.of(JAVA_DOUBLE, *all_layouts)),
+            False,
+        )
+    )
+    handles.append(
+        ("add unbound", linker.downcall_handle(FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT)), False)
+    )
+    handles.append(
+        (
+            "byte_len",
+            linker.downcall_handle(lookup.find("byte_len"), FunctionDescriptor.of(JAVA_LONG, ADDRESS)),
+            True,
+        )
+    )
+    handles.append(
+        (
+            "write_int",
+            linker.downcall_handle(lookup.find("write_int"), FunctionDescriptor.of_void(ADDRESS, JAVA_INT)),
+            True,
+        )
+    )
     add_target = lookup.find("add_int")
 
     segment_ops: list[Callable[[MemorySegment, list[Any]], Any]] = [
-        lambda s, a: s.get(*a[:2]), lambda s, a: s.set(*a[:3]),
-        lambda s, a: s.get_at_index(*a[:2]), lambda s, a: s.set_at_index(*a[:3]),
-        lambda s, a: s.as_slice(*a[:3]), lambda s, a: s.fill(*a[:1]),
-        lambda s, a: s.copy_from(*a[:1]), lambda s, a: MemorySegment.copy(s, *a[:4]),
-        lambda s, a: s.mismatch(*a[:1]), lambda s, a: s.to_array(*a[:1]),
-        lambda s, a: s.get_string(*a[:2]), lambda s, a: s.set_string(*a[:3]),
-        lambda s, a: s.to_bytes(), lambda s, a: s.as_read_only().get(*a[:2]),
+        lambda s, a: s.get(*a[:2]),
+        lambda s, a: s.set(*a[:3]),
+        lambda s, a: s.get_at_index(*a[:2]),
+        lambda s, a: s.set_at_index(*a[:3]),
+        lambda s, a: s.as_slice(*a[:3]),
+        lambda s, a: s.fill(*a[:1]),
+        lambda s, a: s.copy_from(*a[:1]),
+        lambda s, a: MemorySegment.copy(s, *a[:4]),
+        lambda s, a: s.mismatch(*a[:1]),
+        lambda s, a: s.to_array(*a[:1]),
+        lambda s, a: s.get_string(*a[:2]),
+        lambda s, a: s.set_string(*a[:3]),
+        lambda s, a: s.to_bytes(),
+        lambda s, a: s.as_read_only().get(*a[:2]),
         lambda s, a: Arena.global_arena().allocate(*a[:2]),
         lambda s, a: Arena.global_arena().allocate_from(*a[:2]),
         lambda s, a: MemorySegment.of_address(*a[:1]),
@@ -132,13 +228,11 @@ def main() -> int:
             width = {"mix": 9, "add unbound": 3, "write_int": 2}.get(name, 1)
             size = width if rng.random() < 0.85 else rng.randrange(5)
             args = arguments(size, dereferences)
-            if name == "add unbound" and args and (
-                    isinstance(args[0], MemorySegment) or rng.random() < 0.5):
+            if name == "add unbound" and args and (isinstance(args[0], MemorySegment) or rng.random() < 0.5):
                 # The target of an unbound handle is called, not checked: like any function
                 # pointer handed to native code, it must be a function (or be refused: NULL).
                 args[0] = rng.choice([add_target, MemorySegment.NULL, closed, foreign[0]])
-            if name == "write_int" and args and isinstance(args[0], MemorySegment) \
-                    and args[0].byte_size < 4:
+            if name == "write_int" and args and isinstance(args[0], MemorySegment) and args[0].byte_size < 4:
                 args[0] = safe_segments[1]
             if DEBUG:
                 print(name, [type(a).__name__ + ":" + repr(a)[:40] for a in args], flush=True)
@@ -159,6 +253,7 @@ def main() -> int:
             seen[type(exc).__name__] += 1
             if DEBUG and isinstance(exc, AttributeError):
                 import traceback
+
                 traceback.print_exc(limit=-2)
 
     if examples:
@@ -166,8 +261,15 @@ def main() -> int:
         from hypothesis import seed as fixed_seed
         from hypothesis import strategies as st
 
-        anything = st.one_of(st.integers(), st.floats(), st.booleans(), st.none(), st.text(),
-                             st.binary(), st.sampled_from(pool))
+        anything = st.one_of(
+            st.integers(),
+            st.floats(),
+            st.booleans(),
+            st.none(),
+            st.text(),
+            st.binary(),
+            st.sampled_from(pool),
+        )
 
         # Not the unbound handle: its first argument is called, whatever it points to (the
         # loop above hands it only a real function or segments it must refuse).

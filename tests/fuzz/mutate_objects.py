@@ -26,8 +26,7 @@ def field(rng: random.Random) -> int:
 
 def mutate(rng: random.Random, data: bytes) -> tuple[str, bytes]:
     out = bytearray(data)
-    kind = rng.choice(["bits", "bytes", "truncate", "header", "section", "symbol", "relocation",
-                       "append"])
+    kind = rng.choice(["bits", "bytes", "truncate", "header", "section", "symbol", "relocation", "append"])
     shoff, shnum = struct.unpack_from("<Q", data, 40)[0], struct.unpack_from("<H", data, 60)[0]
     if kind == "bits":
         for _ in range(rng.randint(1, 8)):
@@ -37,26 +36,41 @@ def mutate(rng: random.Random, data: bytes) -> tuple[str, bytes]:
         for _ in range(rng.randint(1, 4)):
             out[rng.randrange(len(out))] = rng.choice((0, 0xFF, 0x7F, 0x80, rng.randrange(256)))
     elif kind == "truncate":
-        out = out[:rng.randrange(len(out))]
+        out = out[: rng.randrange(len(out))]
     elif kind == "header":
-        offset, fmt = rng.choice([(16, "<H"), (18, "<H"), (40, "<Q"), (58, "<H"), (60, "<H"),
-                                  (62, "<H"), (52, "<H"), (32, "<Q")])
+        offset, fmt = rng.choice(
+            [(16, "<H"), (18, "<H"), (40, "<Q"), (58, "<H"), (60, "<H"), (62, "<H"), (52, "<H"), (32, "<Q")]
+        )
         struct.pack_into(fmt, out, offset, field(rng) % (1 << (8 * struct.calcsize(fmt))))
     elif kind == "section":
         index = rng.randrange(shnum)
-        offset, fmt = rng.choice([(0, "<I"), (4, "<I"), (8, "<Q"), (24, "<Q"), (32, "<Q"),
-                                  (40, "<I"), (44, "<I"), (48, "<Q"), (56, "<Q")])
-        struct.pack_into(fmt, out, shoff + index * 64 + offset,
-                         field(rng) % (1 << (8 * struct.calcsize(fmt))))
+        offset, fmt = rng.choice(
+            [
+                (0, "<I"),
+                (4, "<I"),
+                (8, "<Q"),
+                (24, "<Q"),
+                (32, "<Q"),
+                (40, "<I"),
+                (44, "<I"),
+                (48, "<Q"),
+                (56, "<Q"),
+            ]
+        )
+        struct.pack_into(
+            fmt, out, shoff + index * 64 + offset, field(rng) % (1 << (8 * struct.calcsize(fmt)))
+        )
     elif kind in ("symbol", "relocation"):
         wanted = 2 if kind == "symbol" else 4  # SHT_SYMTAB, SHT_RELA
-        tables = [i for i in range(shnum)
-                  if struct.unpack_from("<I", data, shoff + i * 64 + 4)[0] == wanted]
+        tables = [i for i in range(shnum) if struct.unpack_from("<I", data, shoff + i * 64 + 4)[0] == wanted]
         index = rng.choice(tables)
         start, size = struct.unpack_from("<QQ", data, shoff + index * 64 + 24)
         entry = start + rng.randrange(max(size // 24, 1)) * 24
-        fields = ([(0, "<I"), (4, "<B"), (6, "<H"), (8, "<Q"), (16, "<Q")] if kind == "symbol"
-                  else [(0, "<Q"), (8, "<Q"), (12, "<I"), (16, "<q")])
+        fields = (
+            [(0, "<I"), (4, "<B"), (6, "<H"), (8, "<Q"), (16, "<Q")]
+            if kind == "symbol"
+            else [(0, "<Q"), (8, "<Q"), (12, "<I"), (16, "<q")]
+        )
         offset, fmt = rng.choice(fields)
         bits = 8 * struct.calcsize(fmt)
         value = field(rng) % (1 << bits)

@@ -36,13 +36,16 @@ def venv_for(version: str, interpreter: Path) -> Path:
 def main(argv: list[str]) -> int:
     versions, pytest_args = argv, []
     if "--" in argv:
-        versions, pytest_args = argv[:argv.index("--")], argv[argv.index("--") + 1:]
+        versions, pytest_args = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
     versions = versions or [v for v in SUPPORTED_PYTHONS if v != running]
     unknown = [v for v in versions if v not in SUPPORTED_PYTHONS]
     if unknown:
-        print(f"not in tests/pythons/versions.txt: {', '.join(unknown)} "
-              f"(supported: {', '.join(SUPPORTED_PYTHONS)})", file=sys.stderr)
+        print(
+            f"not in tests/pythons/versions.txt: {', '.join(unknown)} "
+            f"(supported: {', '.join(SUPPORTED_PYTHONS)})",
+            file=sys.stderr,
+        )
         return 2
     summary, ok = [], True
     for version in versions:
@@ -53,9 +56,13 @@ def main(argv: list[str]) -> int:
             continue
         print(f"=== CPython {version}: {interpreter}", flush=True)
         python = venv_for(version, interpreter)
-        result = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                 *pytest_args], cwd=ROOT, check=False, stdout=subprocess.PIPE,
-                                text=True)
+        result = subprocess.run(
+            [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args],
+            cwd=ROOT,
+            check=False,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         print(result.stdout, end="", flush=True)
         last = result.stdout.strip().splitlines()[-1:] or ["no output"]
         summary.append(f"{version}: {last[0]} (exit {result.returncode})")

@@ -15,8 +15,10 @@ def late() -> None:
     arena, segment = state["arena"], state["segment"]
     before = segment.to_bytes()
     segment.fill(0x44)
-    sys.stdout.write(f"atexit: alive={arena.is_alive()} intact={before == bytes([0x33]) * 4096}"
-                     f" {segment.to_bytes() == bytes([0x44]) * 4096}\n")
+    sys.stdout.write(
+        f"atexit: alive={arena.is_alive()} intact={before == bytes([0x33]) * 4096}"
+        f" {segment.to_bytes() == bytes([0x44]) * 4096}\n"
+    )
 
 
 atexit.register(late)

@@ -17,8 +17,9 @@ from ffm_runtime import (
     SymbolLookup,
 )
 
-strlen = Linker.native_linker().downcall_handle(SymbolLookup.loader_lookup().find("strlen"),
-                                                FunctionDescriptor.of(JAVA_LONG, ADDRESS))
+strlen = Linker.native_linker().downcall_handle(
+    SymbolLookup.loader_lookup().find("strlen"), FunctionDescriptor.of(JAVA_LONG, ADDRESS)
+)
 
 
 class Late:
