@@ -33,6 +33,7 @@ ROWS = {
     "allocate": "arena.allocate(64), confined arena",
     "div-prefix": "div critical, result in a prefix allocator",
     "div-arena": "div critical, result in a confined arena",
+    "strlen-critical": "strlen critical, a confined-arena segment",
 }
 
 
@@ -82,6 +83,17 @@ def run_row(row: str, calls: int) -> None:
 
         return run
 
+    def strlen(n: int) -> None:
+        handle = Linker.native_linker().downcall_handle(
+            ffm.SymbolLookup.loader_lookup().find("strlen"),
+            ffm.FunctionDescriptor.of(ffm.JAVA_LONG, ffm.ADDRESS),
+            Linker.Option.critical(),
+        )
+        text = confined.allocate_from("0123456789")
+        assert handle(text) == 10
+        for _ in range(n):
+            handle(text)
+
     runs: dict[str, Callable[[], Callable[[int], None]]] = {
         "loop": lambda: loop,
         "get-confined": lambda: get(confined.allocate(64)),
@@ -91,6 +103,7 @@ def run_row(row: str, calls: int) -> None:
         "allocate": lambda: allocate,
         "div-prefix": lambda: div(ffm.SegmentAllocator.prefix_allocator(Arena.of_confined().allocate(8, 4))),
         "div-arena": lambda: div(Arena.of_confined()),
+        "strlen-critical": lambda: strlen,
     }
     runs[row]()(calls)
 
