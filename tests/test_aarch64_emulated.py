@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import build_wheel, compile_c, unpack_wheel
+from support import build_wheel, compile_c, unpack_wheel
 from test_conformance import SEED, build
 
 sys.path.insert(0, str(Path(__file__).parent / "conformance"))

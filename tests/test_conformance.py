@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import build_wheel, compile_c, unpack_wheel
+from support import build_wheel, compile_c, unpack_wheel
 
 sys.path.insert(0, str(Path(__file__).parent / "conformance"))
 from calls import Caller, descriptor_of

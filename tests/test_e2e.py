@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SUPPORTED_PYTHONS, build_wheel, require_python
+from support import ROOT, SUPPORTED_PYTHONS, build_wheel, require_python
 
 #: this machine's target and the wheel tag a build for it gets (written out, not computed by
 #: the code under test)

@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, unpack_wheel
+from support import ROOT, unpack_wheel
 
 from ffm_runtime import JAVA_INT, FunctionDescriptor, StubLoadError, registration_key
 from ffm_runtime._manifest import (

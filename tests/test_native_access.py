@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import build_wheel, unpack_wheel
+from support import build_wheel, unpack_wheel
 
 FEATURE = """
 from ffm_runtime import JAVA_INT, FunctionDescriptor
