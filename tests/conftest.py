@@ -7,6 +7,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import TESTS, build_wheel, compile_c, unpack_wheel
@@ -22,6 +23,15 @@ def native_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of the compiled C test library."""
     out = tmp_path_factory.mktemp("native")
     return compile_c(TESTS / "native" / "ffm_test_lib.c", out / "libffm_test.so")
+
+
+@pytest.fixture(scope="session")
+def lookup(native_lib: Path) -> Any:
+    """The loader lookup, with the C test library loaded."""
+    import ffm_runtime as ffm  # (once FFM_ENABLE_NATIVE_ACCESS is set, above)
+
+    ffm.load_library(str(native_lib))
+    return ffm.SymbolLookup.loader_lookup()
 
 
 @pytest.fixture(scope="session")

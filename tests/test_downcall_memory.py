@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import array
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,12 +22,6 @@ from ffm_runtime import (
 pytestmark = pytest.mark.usefixtures("stub_site")
 LINKER = Linker.native_linker()
 COPY = FunctionDescriptor.of_void(ADDRESS, ADDRESS, JAVA_LONG)
-
-
-@pytest.fixture(scope="module")
-def lookup(native_lib: Path) -> ffm.SymbolLookup:
-    ffm.load_library(str(native_lib))
-    return ffm.SymbolLookup.loader_lookup()
 
 
 @pytest.fixture(scope="module")

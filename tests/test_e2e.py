@@ -30,6 +30,7 @@ TAG = {
 }[HOST]
 
 
+# Not testpkg_wheel: hatch-ffm's own wheel and the example project's, run on fresh interpreters.
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     """hatch-ffm's own wheel and example_project's, built by the hook; plus the build log."""

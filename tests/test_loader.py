@@ -28,6 +28,7 @@ KEY = "(i4)i4"
 SCRIPTS = Path(__file__).parent / "scripts"
 
 
+# Not shared: one (int)int stub in memory; test_fuzz_loader's and test_aarch64's objects hold other shapes.
 @pytest.fixture(scope="module")
 def stub_object() -> bytes:
     descriptor = FunctionDescriptor.of(JAVA_INT, JAVA_INT)

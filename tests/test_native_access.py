@@ -99,6 +99,7 @@ def make_project(root: Path, name: str, extra_config: str) -> Path:
     return project
 
 
+# Not stub_site: distributions of their own whose manifests enable (or not) native access.
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Both test distributions, built by the hook and installed into one folder."""

@@ -38,11 +38,8 @@ SCRIPTS = Path(__file__).parent / "scripts"
 
 
 @pytest.fixture(scope="module")
-def lib(native_lib: Any) -> Any:
-    import ffm_runtime as ffm
-
-    ffm.load_library(str(native_lib))
-    return ffm.SymbolLookup.loader_lookup().find
+def lib(lookup: Any) -> Any:
+    return lookup.find
 
 
 def byte_len(lib: Any) -> Any:
