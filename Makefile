@@ -45,6 +45,7 @@ lint: $(VENV)/.installed
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy tests/scripts  # the scripts tests run in child processes
 
 # ffm_runtime's accelerators: the editable install builds them (build_accel.py); rebuilt
 # here when their sources change.

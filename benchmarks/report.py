@@ -94,7 +94,7 @@ def machine() -> str:
 def other_pythons(number: str) -> list[tuple[str, dict[str, str]]]:
     """(version, script -> output) on every other supported CPython found."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import SUPPORTED_PYTHONS, python_path
+    from support import SUPPORTED_PYTHONS, python_path
 
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
     wheels = sorted((ROOT / "dist").glob("*.whl"))

@@ -182,7 +182,7 @@ def test_cross_target_wheel(tmp_path: Path) -> None:
     import subprocess
     import zipfile
 
-    from conftest import ROOT, build_wheel
+    from support import ROOT, build_wheel
 
     project = tmp_path / "example_project"
     shutil.copytree(ROOT / "example_project", project)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import build_wheel, compile_c, unpack_wheel
+from support import build_wheel, compile_c, unpack_wheel
 from test_conformance import SEED, build
 
 sys.path.insert(0, str(Path(__file__).parent / "conformance"))
@@ -170,6 +170,7 @@ print("at the limit: ok")
 def test_struct_at_the_by_value_limit_under_emulation(emulator: Path, tmp_path: Path) -> None:
     """A struct of MAX_BY_VALUE_BYTE_SIZE bytes (passed by reference to a copy the stub makes
     on its stack, returned through x8) goes both ways, also on a 128 KiB thread stack."""
+    # not native_lib: the same C source, cross-compiled for the emulated aarch64 interpreter
     library = compile_c(ROOT / "tests" / "native" / "ffm_test_lib.c", tmp_path / "libffm_test.so", cc=CC)
     project = tmp_path / "ffm_at_limit"
     (project / "ffm_at_limit").mkdir(parents=True)

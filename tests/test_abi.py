@@ -42,12 +42,6 @@ def features(stub_site: Path) -> Any:
     return features
 
 
-@pytest.fixture(scope="module")
-def lookup(native_lib: Path) -> ffm.SymbolLookup:
-    ffm.load_library(str(native_lib))
-    return ffm.SymbolLookup.loader_lookup()
-
-
 def link(lookup: ffm.SymbolLookup, name: str, descriptor: FunctionDescriptor, *options: Linker.Option) -> Any:
     address = lookup.find(name)
     assert address is not None, name

@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import build_wheel
+from support import build_wheel
 
 PYPROJECT = """
 [build-system]

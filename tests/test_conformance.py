@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import build_wheel, compile_c, unpack_wheel
+from support import build_wheel, compile_c, unpack_wheel
 
 sys.path.insert(0, str(Path(__file__).parent / "conformance"))
 from calls import Caller, descriptor_of
@@ -81,6 +81,7 @@ def conformance_sigs(normal: int, stack: int) -> list[Signature]:
     return sample(signatures(), normal) + sample(signatures(stack=True), stack)
 
 
+# Not native_lib/stub_site: a generated C library and its own wheel, on sys.path for this module only.
 @pytest.fixture(scope="module")
 def default_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[Signature]]]:
     tmp = tmp_path_factory.mktemp("conformance")

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import array
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import ffm_runtime as ffm
-from ffm_runtime import ADDRESS, JAVA_INT, JAVA_LONG, Arena, FunctionDescriptor, Linker, MemorySegment
+from ffm_runtime import (
+    ADDRESS,
+    JAVA_INT,
+    JAVA_LONG,
+    Arena,
+    FunctionDescriptor,
+    Linker,
+    MemoryLayout,
+    MemorySegment,
+)
 
 pytestmark = pytest.mark.usefixtures("stub_site")
 LINKER = Linker.native_linker()
 COPY = FunctionDescriptor.of_void(ADDRESS, ADDRESS, JAVA_LONG)
-
-
-@pytest.fixture(scope="module")
-def lookup(native_lib: Path) -> ffm.SymbolLookup:
-    ffm.load_library(str(native_lib))
-    return ffm.SymbolLookup.loader_lookup()
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +130,33 @@ def test_each_segment_of_a_call_is_checked(lookup: ffm.SymbolLookup) -> None:
     finally:
         done.set()
         thread.join()
+
+
+@pytest.mark.usefixtures("stub_site")
+def test_stubs_never_write_through_read_only_segments() -> None:
+    import errno
+
+    import ffm_runtime as ffm
+    from ffm_runtime import ADDRESS, FunctionDescriptor, Linker, SegmentAllocator
+
+    find = ffm.SymbolLookup.loader_lookup().find
+    link = Linker.native_linker().downcall_handle
+    div = link(
+        find("div"), FunctionDescriptor.of(MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT)
+    )
+    strtol = link(
+        find("strtol"),
+        FunctionDescriptor.of(JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT),
+        Linker.Option.capture_call_state("errno"),
+    )
+    with Arena.of_confined() as arena:
+        frozen = arena.allocate(64, 8).as_read_only()
+        for make in (SegmentAllocator.prefix_allocator, SegmentAllocator.slicing_allocator):
+            with pytest.raises(TypeError, match="not a writable native segment of 8 bytes"):
+                div(make(frozen), 17, 5)
+        assert frozen.to_bytes() == bytes(64)
+        state = arena.allocate(Linker.Option.capture_state_layout())
+        with pytest.raises(ffm.ReadOnlyError, match=r"capture state .* is written by the call"):
+            strtol(state.as_read_only(), arena.allocate_from("9" * 30), MemorySegment.NULL, 10)
+        assert strtol(state, arena.allocate_from("9" * 30), MemorySegment.NULL, 10) == 2**63 - 1
+        assert state.get(JAVA_INT, 0) == errno.ERANGE

@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SUPPORTED_PYTHONS, build_wheel, require_python
+from support import ROOT, SUPPORTED_PYTHONS, build_wheel, require_python
 
 #: this machine's target and the wheel tag a build for it gets (written out, not computed by
 #: the code under test)
@@ -30,6 +30,7 @@ TAG = {
 }[HOST]
 
 
+# Not testpkg_wheel: hatch-ffm's own wheel and the example project's, run on fresh interpreters.
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     """hatch-ffm's own wheel and example_project's, built by the hook; plus the build log."""

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SUPPORTED_PYTHONS, require_python
+from support import ROOT, SUPPORTED_PYTHONS, require_python
 
 #: every lock of the runtime, as "module:expression"
 LOCKS = [

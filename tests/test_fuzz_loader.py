@@ -33,6 +33,7 @@ TRIPLE = "x86_64-unknown-linux-gnu"
 SEED = int(os.environ.get("FFM_FUZZ_SEED", "20261125"))
 
 
+# Not shared: the shapes the mutation driver expects, as a file; test_loader's object has one shape.
 @pytest.fixture(scope="module")
 def stub_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shapes = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,12 +27,6 @@ from ffm_runtime import (
 
 pytestmark = pytest.mark.usefixtures("stub_site")
 LINKER = Linker.native_linker()
-
-
-@pytest.fixture(scope="module")
-def lookup(native_lib: Path) -> ffm.SymbolLookup:
-    ffm.load_library(str(native_lib))
-    return ffm.SymbolLookup.loader_lookup()
 
 
 def identity(lookup: ffm.SymbolLookup, name: str, layout: ffm.ValueLayout) -> Any:

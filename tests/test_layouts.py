@@ -228,3 +228,18 @@ class TestOptionsAndKeys:
         layout = Linker.Option.capture_state_layout()
         assert str(layout) == "[i4(errno)]"
         assert layout.byte_size == 4
+
+
+def test_var_handles_need_segments() -> None:
+    handle = JAVA_INT.var_handle()
+    for bad in (None, 5, {}):
+        with pytest.raises(TypeError, match="a var handle accesses a MemorySegment"):
+            handle.get(bad, 0)
+        with pytest.raises(TypeError, match="a var handle accesses a MemorySegment"):
+            handle.set(bad, 0, 1)
+
+
+def test_value_layout_alignment_is_capped() -> None:
+    assert JAVA_INT.with_byte_alignment(2**30).byte_alignment == 2**30
+    with pytest.raises(ValueError, match=r"value layouts support alignments up to 1073741824"):
+        JAVA_INT.with_byte_alignment(2**31)

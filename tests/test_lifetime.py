@@ -92,3 +92,31 @@ def test_reused_slabs_are_zeroed_per_allocation() -> None:
             with Arena.of_confined() as fresh:
                 for _ in range(20):
                     assert fresh.allocate(size, alignment).to_bytes() == bytes(size)
+
+
+def test_arenas_and_segments_are_not_copied_or_pickled() -> None:
+    import copy
+    import pickle
+
+    with Arena.of_confined() as arena:
+        segment = arena.allocate(8)
+        for action in (copy.copy, copy.deepcopy, pickle.dumps):
+            with pytest.raises(TypeError, match="an Arena cannot be copied or pickled"):
+                action(arena)
+        with pytest.raises(TypeError, match="a MemorySegment cannot be pickled"):
+            pickle.dumps(segment)
+        assert copy.copy(segment) is segment and copy.deepcopy(segment) is segment
+
+
+def test_finalizing_a_confined_arena_by_hand_from_another_thread_keeps_its_memory() -> None:
+    import threading
+
+    arena = Arena.of_confined()
+    cell = arena.allocate(8)
+    cell.set(JAVA_LONG, 0, 42)
+    with pytest.warns(ResourceWarning, match="finalized outside its owner thread"):
+        thread = threading.Thread(target=arena.__del__)
+        thread.start()
+        thread.join()
+    assert arena.is_alive() and cell.get(JAVA_LONG, 0) == 42
+    arena.close()

@@ -25,7 +25,10 @@ from hatch_ffm._lowering import lower
 TRIPLE = "x86_64-unknown-linux-gnu"
 KEY = "(i4)i4"
 
+SCRIPTS = Path(__file__).parent / "scripts"
 
+
+# Not shared: one (int)int stub in memory; test_fuzz_loader's and test_aarch64's objects hold other shapes.
 @pytest.fixture(scope="module")
 def stub_object() -> bytes:
     descriptor = FunctionDescriptor.of(JAVA_INT, JAVA_INT)
@@ -268,37 +271,13 @@ def test_oversized_objects_are_refused(stub_object: bytes, monkeypatch: pytest.M
         load_object(stub_object, resolve_import, "big.o")
 
 
-MEMFD_CALLS = r"""
-import errno, sys
-sys.path.insert(0, sys.argv[1])
-from ffm_runtime import _execmem
-_execmem._make_executable = lambda address, length: errno.EACCES  # before anything loads
-import ffm_runtime as ffm
-from ffm_runtime import ADDRESS, JAVA_INT, JAVA_LONG, Arena, FunctionDescriptor, Linker
-from ffm_runtime import MemoryLayout, SegmentAllocator
-from ffm_runtime._registry import registry
-find = ffm.SymbolLookup.loader_lookup().find
-link = Linker.native_linker().downcall_handle
-strlen = link(find("strlen"), FunctionDescriptor.of(JAVA_LONG, ADDRESS))
-div = link(find("div"), FunctionDescriptor.of(
-    MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT))
-with Arena.of_confined() as arena:
-    prefix = SegmentAllocator.prefix_allocator(arena.allocate(8, 4))
-    for n in range(1, 300):
-        assert strlen(arena.allocate_from("x" * (n % 40))) == n % 40
-        result = div(prefix if n % 2 else arena, 1000, n)
-        assert (result.get(JAVA_INT, 0), result.get(JAVA_INT, 4)) == divmod(1000, n)
-print(ffm.accelerated(), sorted({o.method for o in registry._objects.values()}))
-"""
-
-
 def test_stubs_and_accelerators_run_from_a_file_backed_mapping(stub_site: Path) -> None:
     """Under the memfd fallback the code pages come from a file (writable data, if any, would
     stay on its own anonymous pages): calls work as usual."""
     import os
 
     result = subprocess.run(
-        [sys.executable, "-c", MEMFD_CALLS, str(stub_site)],
+        [sys.executable, str(SCRIPTS / "memfd_calls.py"), str(stub_site)],
         capture_output=True,
         text=True,
         check=False,

@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SUPPORTED_PYTHONS, require_python
+from support import ROOT, SUPPORTED_PYTHONS, require_python
 
 import ffm_runtime as ffm
 from ffm_runtime import JAVA_INT, FunctionDescriptor, Linker, SymbolLookup, _targets

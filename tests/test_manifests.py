@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, unpack_wheel
+from support import ROOT, unpack_wheel
 
 from ffm_runtime import JAVA_INT, FunctionDescriptor, StubLoadError, registration_key
 from ffm_runtime._manifest import (
@@ -27,6 +27,8 @@ from ffm_runtime._manifest import (
 from ffm_runtime._registry import StubRegistry
 
 VALID = {"format": 2, "generator": "hatch-ffm 0.1.0", "package": "pkg", "objects": [], "stubs": {}}
+
+SCRIPTS = Path(__file__).parent / "scripts"
 
 
 def variant(**changes: object) -> str:
@@ -210,34 +212,6 @@ class TestReading:
         ), result.stdout + result.stderr
 
 
-SWAPPED = r"""
-import os, sys, warnings
-import ffm_runtime as ffm
-from ffm_runtime import JAVA_INT, FunctionDescriptor, Linker
-
-victim = sys.argv[1]
-real_isfile = os.path.isfile
-
-def isfile(path):
-    # another process replaces the manifest by a FIFO once the scan has seen a file there
-    found = real_isfile(path)
-    if path == victim and found:
-        os.unlink(path)
-        os.mkfifo(path)
-    return found
-
-os.path.isfile = isfile
-sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(victim))))
-with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    handle = Linker.native_linker().downcall_handle(
-        ffm.SymbolLookup.loader_lookup().find("abs"), FunctionDescriptor.of(JAVA_INT, JAVA_INT))
-print(handle(-3))
-for warning in caught:
-    print(warning.category.__name__, warning.message)
-"""
-
-
 def test_manifest_replaced_by_a_fifo_during_the_scan(stub_site: Path, tmp_path: Path) -> None:
     path = tmp_path / "other" / "_ffm" / "manifest.json"
     path.parent.mkdir(parents=True)
@@ -245,7 +219,7 @@ def test_manifest_replaced_by_a_fifo_during_the_scan(stub_site: Path, tmp_path: 
     env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
     env.update(PYTHONPATH=f"{ROOT}{os.pathsep}{stub_site}", FFM_ENABLE_NATIVE_ACCESS="__main__")
     result = subprocess.run(
-        [sys.executable, "-c", SWAPPED, str(path)],
+        [sys.executable, str(SCRIPTS / "manifest_swapped.py"), str(path)],
         capture_output=True,
         text=True,
         env=env,

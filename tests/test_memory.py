@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import ffm_runtime as ffm
-from ffm_runtime import Arena, MemorySegment
+from ffm_runtime import JAVA_LONG, Arena, MemoryLayout, MemorySegment
 
 
 def test_null_and_of_address() -> None:
@@ -129,3 +129,11 @@ def test_shared_arenas_are_not_supported() -> None:
 def test_reinterpret_validates() -> None:
     with pytest.raises(ValueError, match="Invalid size: -1"):
         MemorySegment.NULL.reinterpret(-1)
+
+
+@pytest.mark.parametrize(("size", "alignment"), [(2**64, 1), (2**62, 1), (8, 2**64), (2**63 - 1, 1)])
+def test_absurd_allocations_fail_cleanly(size: int, alignment: int) -> None:
+    with Arena.of_confined() as arena, pytest.raises(MemoryError, match="cannot allocate"):
+        arena.allocate(size, alignment)
+    with Arena.of_confined() as arena, pytest.raises(MemoryError, match="cannot allocate"):
+        arena.allocate(MemoryLayout.sequence_layout(2**61, JAVA_LONG))

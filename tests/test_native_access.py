@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import build_wheel, unpack_wheel
+from support import build_wheel, unpack_wheel
 
 FEATURE = """
 from ffm_runtime import JAVA_INT, FunctionDescriptor
@@ -99,6 +99,7 @@ def make_project(root: Path, name: str, extra_config: str) -> Path:
     return project
 
 
+# Not stub_site: distributions of their own whose manifests enable (or not) native access.
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Both test distributions, built by the hook and installed into one folder."""
@@ -111,6 +112,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         unpack_wheel(wheel, site)
     (site / "helper_script.py").write_text(USE)
     return site
+
+
+SCRIPTS = Path(__file__).parent / "scripts"
+NO_CALLER = SCRIPTS / "no_caller.py"
+STDLIB_CALLER = SCRIPTS / "stdlib_caller.py"
 
 
 def run(site: Path, code: str, *options: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -286,24 +292,6 @@ class TestModulesRunAsMain:
             assert result.stdout.strip() == "ok 3", result.stderr
 
 
-NO_CALLER = """
-import _thread, atexit, sys, threading
-import ffm_runtime as ffm
-
-where, done = "thread", threading.Event()
-
-def report(unraisable):
-    print(where, type(unraisable.exc_value).__name__, unraisable.exc_value, flush=True)
-    done.set()
-
-sys.unraisablehook = report
-# reinterpret(-1) passes the native-access check, if it passes, and then raises ValueError
-_thread.start_new_thread(ffm.MemorySegment.NULL.reinterpret, (-1,))
-done.wait()
-where = "atexit"
-atexit.register(ffm.MemorySegment.NULL.reinterpret, -1)
-"""
-
 NO_CALLER_DENIED = (
     "IllegalCallerError Illegal native access from code with no Python caller (a thread started "
     "from C, a C callback or an atexit callback) calling the restricted MemorySegment.reinterpret:"
@@ -318,18 +306,18 @@ class TestNoPythonCaller:
 
     @pytest.mark.parametrize("enable", ["__main__", "ALL-UNNAMED", "__main__,nat_enabled"])
     def test_no_name_enables_it(self, site: Path, enable: str) -> None:
-        result = run(site, NO_CALLER, FFM_ENABLE_NATIVE_ACCESS=enable)
+        result = run(site, "", str(NO_CALLER), FFM_ENABLE_NATIVE_ACCESS=enable)
         assert result.stdout.splitlines() == [f"thread {NO_CALLER_DENIED}", f"atexit {NO_CALLER_DENIED}"], (
             result.stderr
         )
 
     def test_the_policy_decides(self, site: Path) -> None:
-        allowed = run(site, NO_CALLER, FFM_ILLEGAL_NATIVE_ACCESS="allow")
+        allowed = run(site, "", str(NO_CALLER), FFM_ILLEGAL_NATIVE_ACCESS="allow")
         assert allowed.stdout.splitlines() == [
             "thread ValueError Invalid size: -1",
             "atexit ValueError Invalid size: -1",
         ]
-        warned = run(site, NO_CALLER, FFM_ILLEGAL_NATIVE_ACCESS="warn")
+        warned = run(site, "", str(NO_CALLER), FFM_ILLEGAL_NATIVE_ACCESS="warn")
         assert warned.stdout.splitlines() == allowed.stdout.splitlines()
         assert (
             warned.stderr.count("NativeAccessWarning: A restricted method in ffm_runtime has been called")
@@ -342,24 +330,11 @@ class TestNoPythonCaller:
         )
 
 
-STDLIB_CALLER = """
-import threading
-import ffm_runtime as ffm
-
-errors = []
-thread = threading.Thread(target=ffm.MemorySegment.NULL.reinterpret, args=(-1,))
-threading.excepthook = lambda hook: errors.append(hook.exc_value)
-thread.start()
-thread.join()
-print(type(errors[0]).__name__, errors[0])
-"""
-
-
 @pytest.mark.parametrize("enable", ["ALL-UNNAMED", "__main__", "threading"])
 def test_a_restricted_method_handed_to_the_standard_library(site: Path, enable: str) -> None:
     """A thread whose target is a restricted method: its caller is threading's code, which
     is no unit of permission (ALL-UNNAMED, or naming it, must not enable it)."""
-    result = run(site, STDLIB_CALLER, FFM_ENABLE_NATIVE_ACCESS=enable)
+    result = run(site, "", str(STDLIB_CALLER), FFM_ENABLE_NATIVE_ACCESS=enable)
     assert result.stdout.startswith(
         "IllegalCallerError Illegal native access from the standard library's threading (a "
         "restricted method handed to it directly: call it from a function of your own package) "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import random
 import sys
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -33,13 +34,12 @@ from ffm_runtime import (
 
 pytestmark = pytest.mark.usefixtures("stub_site")
 
+SCRIPTS = Path(__file__).parent / "scripts"
+
 
 @pytest.fixture(scope="module")
-def lib(native_lib: Any) -> Any:
-    import ffm_runtime as ffm
-
-    ffm.load_library(str(native_lib))
-    return ffm.SymbolLookup.loader_lookup().find
+def lib(lookup: Any) -> Any:
+    return lookup.find
 
 
 def byte_len(lib: Any) -> Any:
@@ -192,33 +192,6 @@ def test_parent_ints_of_other_types_are_not_shared(lib: Any) -> None:
     ClosesArena.arena = None
 
 
-CHANGED_ARENA = r"""
-import sys
-sys.path.insert(0, sys.argv[1])
-import ffm_runtime as ffm
-from ffm_runtime import JAVA_INT, Arena, FunctionDescriptor, Linker, MemoryLayout
-
-class Noisy(int):
-    def __del__(self):
-        print("freed", int(self), flush=True)
-
-div = Linker.native_linker().downcall_handle(
-    ffm.SymbolLookup.loader_lookup().find("div"),
-    FunctionDescriptor.of(MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT))
-for field, text in [(f, v) for f in ("_cursor", "_slab_align", "_limit")
-                    for v in ("2**63", "2**64 - 8", "-8", "'x'", "Noisy(16)", "2**20")]:
-    arena = Arena.of_confined()
-    div(arena, 1, 1)
-    object.__setattr__(arena, field, eval(text))
-    try:
-        result = div(arena, 7, 2)
-        outcome = (result.get(JAVA_INT, 0), result.get(JAVA_INT, 4)) == (3, 1)
-    except (TypeError, ValueError, OverflowError, MemoryError) as exc:
-        outcome = type(exc).__name__
-    print(field, text, outcome, flush=True)
-"""
-
-
 def test_changed_arena_fields_never_crash_a_struct_call(stub_site: Any) -> None:
     """Run in a child process: a bad cursor, slab alignment or limit makes the stub's own
     allocation give up, and the Python method then copes or raises; nothing is written
@@ -227,7 +200,7 @@ def test_changed_arena_fields_never_crash_a_struct_call(stub_site: Any) -> None:
     import subprocess
 
     result = subprocess.run(
-        [sys.executable, "-c", CHANGED_ARENA, str(stub_site)],
+        [sys.executable, str(SCRIPTS / "changed_arena_fields.py"), str(stub_site)],
         capture_output=True,
         text=True,
         check=False,
@@ -248,26 +221,6 @@ def test_changed_arena_fields_never_crash_a_struct_call(stub_site: Any) -> None:
     ]
 
 
-TAMPERED_POOL = r"""
-import ffm_runtime as ffm
-from ffm_runtime import Arena, _arena
-
-assert ffm.accelerated()
-for bad in [(0, "x", memoryview(b"")), (0, 2**70, memoryview(b"")), (0,), "not a tuple"]:
-    _arena._pool.append(bad)
-    try:
-        arena = Arena.of_confined()
-    except SystemError as exc:
-        print("SystemError", flush=True)
-        continue
-    finally:
-        left = _arena._pool[-1] is bad
-        _arena._pool[:] = [entry for entry in _arena._pool if entry is not bad]
-    print(arena._slab is None, left, flush=True)
-    arena.close()
-"""
-
-
 def test_a_pooled_slab_that_is_not_one_is_left_alone() -> None:
     """Run in a child process: ``Arena.of_confined`` (native) takes the last pooled slab; an
     entry of the private pool that is not a slab tuple of ints is left in the pool, and the
@@ -276,7 +229,37 @@ def test_a_pooled_slab_that_is_not_one_is_left_alone() -> None:
     import subprocess
 
     result = subprocess.run(
-        [sys.executable, "-c", TAMPERED_POOL], capture_output=True, text=True, check=False, env={**os.environ}
+        [sys.executable, str(SCRIPTS / "tampered_pool.py")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ},
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert result.stdout.split("\n")[:-1] == ["True True"] * 4, result.stdout
+
+
+@pytest.mark.usefixtures("stub_site")
+def test_objects_made_without_init_raise_instead_of_crashing(stub_site: Any) -> None:
+    """Native paths read fields at fixed offsets: objects whose fields were never set (made
+    with object.__new__) must reach the Python path, which raises AttributeError."""
+    import os
+    import subprocess
+    import sys
+
+    outputs = []
+    for pure in ("", "1"):  # the accelerators, and the Python methods they stand for
+        result = subprocess.run(
+            [sys.executable, str(SCRIPTS / "uninitialized_objects.py"), str(stub_site)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED", "FFM_PURE_PYTHON": pure},
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout.split())
+    assert len(outputs[0]) == 13 and outputs[0][:11] == outputs[1][:11]
+    assert outputs[0].count("returned") == 1  # __enter__ only returns self
+    # a method called on another class's instance: native methods check self (TypeError),
+    # the Python functions fail on the missing field (AttributeError)
+    assert outputs[0][11:] == ["TypeError", "TypeError"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import struct
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,12 +29,6 @@ pytestmark = pytest.mark.usefixtures("stub_site")
 
 LINKER = Linker.native_linker()
 CRITICAL = (Linker.Option.critical(),)
-
-
-@pytest.fixture(scope="module")
-def lookup(native_lib: Path) -> ffm.SymbolLookup:
-    ffm.load_library(str(native_lib))
-    return ffm.SymbolLookup.loader_lookup()
 
 
 def handle(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import array
+import gc
 import itertools
 import math
 import struct
 import threading
+from enum import IntEnum
 
 import pytest
 
@@ -412,3 +414,82 @@ def test_an_object_that_looks_like_a_layout_is_refused() -> None:
             segment.get(Liar(), 4)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="set\\(\\) needs a ValueLayout, not Liar"):
             segment.set(Liar(), 4, 1)  # type: ignore[arg-type]
+
+
+class Sneaky(int):
+    """An int whose operators lie: the checks must not use them."""
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        return False
+
+    def __rsub__(self, other: object) -> int:
+        return 0
+
+    def __mul__(self, other: object) -> int:
+        return 0
+
+
+class FakeOffset:
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        return False
+
+    def __radd__(self, other: int) -> int:
+        return other + 64
+
+
+class Size(IntEnum):
+    SMALL = 8
+
+
+def test_offsets_must_really_be_ints() -> None:
+    with Arena.of_confined() as arena:
+        segment = arena.allocate(8, 8)
+        for method in (lambda o: segment.get(JAVA_LONG, o), lambda o: segment.set(JAVA_LONG, o, 1)):
+            with pytest.raises(TypeError, match="offset must be an int, not FakeOffset"):
+                method(FakeOffset())
+
+
+def test_int_subclasses_are_read_as_plain_ints() -> None:
+    with Arena.of_confined() as arena:
+        segment = arena.allocate(16, 8)
+        with pytest.raises(IndexError, match="Out of bound access"):
+            segment.as_slice(0, Sneaky(4096))
+        with pytest.raises(IndexError, match="Out of bound access"):
+            segment.get(JAVA_LONG, Sneaky(64))
+        with pytest.raises(IndexError):
+            segment.get_at_index(JAVA_LONG, Sneaky(5))
+        with pytest.raises(IndexError):
+            MemorySegment.copy(segment, 0, segment, 0, Sneaky(1 << 40))
+        assert segment.as_slice(Sneaky(8)).byte_size == 8
+        assert arena.allocate(Size.SMALL, Size.SMALL).byte_size == 8
+
+
+def test_views_outlive_close_on_memory_that_is_not_reused() -> None:
+    with Arena.of_confined() as first:
+        derived = first.allocate(64).as_memoryview()[:]
+        owner = first.allocate(1 << 16).as_memoryview().obj
+    with Arena.of_confined() as second:
+        fresh = second.allocate(64)
+        derived[0:4] = b"LATE"  # writes to the first arena's kept memory
+        owner[100] = b"x"
+        assert fresh.to_bytes()[:4] == bytes(4)
+    del derived, owner
+    gc.collect()
+
+
+def test_read_only_views_are_copies() -> None:
+    with Arena.of_confined() as arena:
+        segment = arena.allocate(8)
+        view = segment.as_read_only().as_memoryview()
+        assert view.readonly
+        with pytest.raises(TypeError):
+            view.obj[0] = 65  # type: ignore[index]
+        heap = MemorySegment.of_array(bytearray(8)).as_read_only().as_memoryview()
+        assert heap.readonly and heap.obj is not None and not isinstance(heap.obj, bytearray)
+        assert segment.get(JAVA_BYTE, 0) == 0

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from conftest import ROOT, SUPPORTED_PYTHONS, python_path
+from support import ROOT, SUPPORTED_PYTHONS, python_path
 
 
 def venv_for(version: str, interpreter: Path) -> Path:
