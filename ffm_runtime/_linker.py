@@ -6,7 +6,7 @@ from typing import Any, Final
 
 from ._access import ensure_native_access
 from ._descriptor import FunctionDescriptor, Option, check_options, registration_key
-from ._errors import UnsupportedOperationError, UpcallNotSupportedError
+from ._errors import UpcallNotSupportedError
 from ._layouts import (
     ADDRESS,
     JAVA_BOOLEAN,
@@ -18,6 +18,7 @@ from ._layouts import (
     JAVA_SHORT,
     MemoryLayout,
 )
+from ._lookup import SymbolLookup, default_lookup
 from ._memory import MemorySegment
 from ._targets import check_supported
 
@@ -93,12 +94,10 @@ class Linker:
         ensure_native_access("Linker.upcall_stub")
         raise UpcallNotSupportedError("Upcalls are not yet supported.")
 
-    def default_lookup(self) -> Any:
-        """Not supported yet: raises :class:`UnsupportedOperationError`."""
-        raise UnsupportedOperationError(
-            "Linker.default_lookup() is not supported yet: SymbolLookup.loader_lookup() is "
-            "currently the only supported kind of SymbolLookup"
-        )
+    def default_lookup(self) -> SymbolLookup:
+        """Symbols of the C library, the math library and ``libdl``, as the JDK's default
+        lookup on Linux (Java's ``Linker.defaultLookup()``; not a restricted operation)."""
+        return default_lookup()
 
     def canonical_layouts(self) -> dict[str, MemoryLayout]:
         """C type names mapped to layouts for this platform (Linux, LP64)."""

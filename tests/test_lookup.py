@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -10,10 +11,20 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from support import ROOT, SUPPORTED_PYTHONS, require_python
+from support import ROOT, SUPPORTED_PYTHONS, compile_c, require_python
 
 import ffm_runtime as ffm
-from ffm_runtime import JAVA_INT, FunctionDescriptor, Linker, SymbolLookup, _targets
+from ffm_runtime import (
+    ADDRESS,
+    JAVA_DOUBLE,
+    JAVA_INT,
+    JAVA_LONG,
+    Arena,
+    FunctionDescriptor,
+    Linker,
+    SymbolLookup,
+    _targets,
+)
 
 
 def test_loader_lookup_finds_process_symbols() -> None:
@@ -72,11 +83,7 @@ def test_or_else() -> None:
     assert combined.find("strlen") == SymbolLookup.loader_lookup().find("strlen")
 
 
-def test_not_supported_yet() -> None:
-    with pytest.raises(ffm.UnsupportedOperationError, match="library_lookup is not supported yet"):
-        SymbolLookup.library_lookup("c")
-    with pytest.raises(ffm.UnsupportedOperationError, match="default_lookup\\(\\) is not supported"):
-        Linker.native_linker().default_lookup()
+def test_upcalls_are_not_supported() -> None:
     with pytest.raises(ffm.UpcallNotSupportedError, match="Upcalls are not yet supported"):
         Linker.native_linker().upcall_stub(None, FunctionDescriptor.of_void(), ffm.Arena.global_arena())
     assert issubclass(ffm.UpcallNotSupportedError, NotImplementedError)
@@ -110,6 +117,7 @@ platform.machine = lambda: "AMD64"
 sys.platform = "win32"
 import ffm_runtime as ffm
 assert ffm.SymbolLookup.loader_lookup().find("strlen") is None
+assert ffm.Linker.native_linker().default_lookup().find("strlen") is None
 try:
     ffm.Linker.native_linker().downcall_handle(ffm.FunctionDescriptor.of(ffm.JAVA_INT))
 except ffm.UnsupportedPlatformError as exc:
@@ -159,3 +167,177 @@ def test_bare_name_for_a_module_run_with_dash_m(tmp_path: Path, native_lib: Path
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(folder / "libbundled.so")
+
+
+# -- library_lookup, default_lookup, versioned sonames ----------------------------------------
+
+
+@pytest.fixture
+def private_lib(tmp_path: Path) -> Path:
+    """A library no other code of this process loads (its own file name), one symbol."""
+    source = tmp_path / "private.c"
+    source.write_text("int private_answer(void) { return 42; }\n")
+    return compile_c(source, tmp_path / f"libffm_private_{tmp_path.name}.so")
+
+
+def mapped(path: Path) -> bool:
+    return str(path) in Path("/proc/self/maps").read_text()
+
+
+def test_library_lookup_unloads_when_the_arena_closes(private_lib: Path) -> None:
+    arena = Arena.of_confined()
+    lookup = SymbolLookup.library_lookup(str(private_lib), arena)
+    assert mapped(private_lib)
+    symbol = lookup.find("private_answer")
+    assert symbol is not None and symbol.address and symbol.byte_size == 0
+    assert symbol.scope is arena
+    assert lookup.find("no_such_symbol_hopefully") is None
+    arena.close()
+    assert not mapped(private_lib)
+    with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
+        lookup.find("private_answer")
+    with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
+        Linker.native_linker().downcall_handle(symbol, FunctionDescriptor.of(JAVA_INT))
+
+
+def test_library_lookup_of_an_automatic_arena(private_lib: Path) -> None:
+    lookup = SymbolLookup.library_lookup(private_lib, Arena.of_auto())  # a Path: os.PathLike
+    symbol = lookup.find("private_answer")
+    assert symbol is not None
+    del lookup
+    gc.collect()
+    assert mapped(private_lib)  # the segment keeps the arena, and so the library
+    del symbol
+    gc.collect()
+    assert not mapped(private_lib)
+
+
+def test_library_lookup_in_the_global_arena(private_lib: Path) -> None:
+    lookup = SymbolLookup.library_lookup(str(private_lib), Arena.global_arena())
+    assert lookup.find("private_answer") is not None
+    assert mapped(private_lib)
+
+
+def test_library_lookup_by_soname_and_relative_path(
+    private_lib: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Arena.of_confined() as arena:
+        libm = SymbolLookup.library_lookup("libm.so.6", arena)  # through the system loader
+        assert libm.find("cos") == SymbolLookup.loader_lookup().find("cos")
+        monkeypatch.chdir(private_lib.parent)
+        relative = SymbolLookup.library_lookup(Path(private_lib.name), arena)  # made absolute
+        assert relative.find("private_answer") is not None
+
+
+def test_library_lookup_errors(private_lib: Path) -> None:
+    arena = Arena.global_arena()
+    with pytest.raises(
+        ffm.LibraryLoadError,
+        match=r"cannot load library 'libno-such-lib-xyz\.so\.1': .*cannot open shared object file",
+    ):
+        SymbolLookup.library_lookup("libno-such-lib-xyz.so.1", arena)
+    assert issubclass(ffm.LibraryLoadError, OSError)
+    with pytest.raises(ffm.LibraryLoadError, match="cannot load library '': not a library name"):
+        SymbolLookup.library_lookup("", arena)
+    with pytest.raises(TypeError, match=r"library_lookup\(\) needs an Arena, not NoneType"):
+        SymbolLookup.library_lookup("libm.so.6", None)
+    with pytest.raises(TypeError, match=r"takes a library name \(str\) or path \(os\.PathLike\), not int"):
+        SymbolLookup.library_lookup(3, arena)  # type: ignore[arg-type]
+    closed = Arena.of_confined()
+    closed.close()
+    with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
+        SymbolLookup.library_lookup(str(private_lib), closed)
+    assert not mapped(private_lib)
+
+
+@pytest.mark.usefixtures("stub_site")
+def test_default_lookup_calls_libc_and_libm() -> None:
+    linker = Linker.native_linker()
+    lookup = linker.default_lookup()
+    assert lookup is linker.default_lookup()
+    assert lookup.find("no_such_symbol_hopefully") is None
+    strlen_symbol, cos_symbol = lookup.find("strlen"), lookup.find("cos")
+    assert strlen_symbol is not None and cos_symbol is not None
+    strlen = linker.downcall_handle(strlen_symbol, FunctionDescriptor.of(JAVA_LONG, ADDRESS))
+    cos = linker.downcall_handle(cos_symbol, FunctionDescriptor.of(JAVA_DOUBLE, JAVA_DOUBLE))
+    with Arena.of_confined() as arena:
+        assert strlen(arena.allocate_from("default lookup")) == 14
+    assert cos(0.0) == 1.0
+    assert lookup.find("dlopen") is not None
+
+
+def test_restricted_library_lookup_but_not_default_lookup(private_lib: Path) -> None:
+    script = f"""
+import ffm_runtime as ffm
+print(ffm.Linker.native_linker().default_lookup().find("strlen") is not None)
+try:
+    ffm.SymbolLookup.library_lookup({str(private_lib)!r}, ffm.Arena.global_arena())
+except ffm.IllegalCallerError as exc:
+    print(exc)
+print({str(private_lib)!r} in open("/proc/self/maps").read())
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0] == "True"
+    assert lines[1].startswith(
+        "Illegal native access from the __main__ script (module __main__) calling "
+        "the restricted SymbolLookup.library_lookup"
+    )
+    assert lines[2] == "False"
+
+
+def test_load_library_of_a_versioned_soname(tmp_path: Path, native_lib: Path) -> None:
+    """A file name without "/" goes to the system loader (LD_LIBRARY_PATH), not the current
+    directory; a copy in the calling package's folder comes first."""
+    libs = tmp_path / "libs"
+    libs.mkdir()
+    shutil.copy(native_lib, libs / "libffmver.so.1")
+    package = tmp_path / "pkg_versioned"
+    package.mkdir()
+    shutil.copy(native_lib, package / "libffmown.so.2")
+    (package / "__init__.py").write_text(
+        "import ffm_runtime\n"
+        "print(ffm_runtime.load_library('libffmver.so.1'))\n"
+        "print(ffm_runtime.load_library('libffmown.so.2'))\n"
+        "print(ffm_runtime.load_library('libm.so.6'))\n"
+        "print(ffm_runtime.SymbolLookup.loader_lookup().find('mix') is not None)\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
+    env.update(
+        FFM_ENABLE_NATIVE_ACCESS="pkg_versioned",
+        LD_LIBRARY_PATH=str(libs),
+        PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", "import pkg_versioned"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=elsewhere,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "libffmver.so.1",
+        str(package / "libffmown.so.2"),
+        "libm.so.6",
+        "True",
+    ]
+
+
+def test_load_library_of_a_missing_soname() -> None:
+    with pytest.raises(
+        ffm.LibraryLoadError,
+        match=r"cannot load library 'libno-such-lib-xyz\.so\.1': .*cannot open shared object file",
+    ):
+        ffm.load_library("libno-such-lib-xyz.so.1")
+
+
+def test_dir_lists_only_the_api() -> None:
+    assert "annotations" not in dir(ffm)
+    assert set(ffm.__all__) <= set(dir(ffm))
