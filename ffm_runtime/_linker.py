@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from ._access import ensure_native_access
+from ._arena import _GLOBAL_ARENA
 from ._descriptor import FunctionDescriptor, Option, check_options, registration_key
 from ._errors import UpcallNotSupportedError
 from ._layouts import (
@@ -19,7 +20,7 @@ from ._layouts import (
     MemoryLayout,
 )
 from ._lookup import SymbolLookup, default_lookup
-from ._memory import MemorySegment
+from ._memory import GLOBAL_SCOPE, MemorySegment
 from ._targets import check_supported
 
 __all__ = ["Linker"]
@@ -37,6 +38,21 @@ _CANONICAL_LAYOUTS: Final[dict[str, MemoryLayout]] = {
     "size_t": JAVA_LONG,
     "wchar_t": JAVA_INT,
 }
+
+
+def _scope_checked(handle: Any, segment: MemorySegment) -> Any:
+    """``handle``, bound to a symbol of ``segment``'s arena, checked on every call: the arena
+    may unload the library (``SymbolLookup.library_lookup``), as Java checks a downcall's
+    target segment on every invocation.  The function keeps the segment, and so an automatic
+    arena's library, alive; nothing runs between the check and the call."""
+    scope = segment.scope
+
+    def call(*args: Any) -> Any:
+        scope._check()
+        return handle(*args)
+
+    call.__doc__ = handle.__doc__
+    return call
 
 
 class Linker:
@@ -67,9 +83,12 @@ class Linker:
             raise TypeError("downcall_handle() needs a descriptor (optionally after an address)")
         ensure_native_access("Linker.downcall_handle")
         address: int | None = None
+        scoped: MemorySegment | None = None
         if isinstance(args[0], MemorySegment):
             segment, *rest = args
             segment.scope._check()
+            if segment.scope is not GLOBAL_SCOPE and segment.scope is not _GLOBAL_ARENA:
+                scoped = segment  # a symbol of a library an arena unloads: checked per call
             address = segment.address
             if address == 0:
                 raise ValueError(f"Symbol is NULL: {segment!r}")
@@ -87,7 +106,8 @@ class Linker:
         target = check_supported()
         from ._handles import make_handle
 
-        return make_handle(key, descriptor, checked, target, address)
+        handle = make_handle(key, descriptor, checked, target, address)
+        return handle if scoped is None else _scope_checked(handle, scoped)
 
     def upcall_stub(self, *args: Any, **kwargs: Any) -> MemorySegment:
         """Not supported: raises :class:`UpcallNotSupportedError` (after the native-access check)."""

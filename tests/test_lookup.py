@@ -341,3 +341,24 @@ def test_load_library_of_a_missing_soname() -> None:
 def test_dir_lists_only_the_api() -> None:
     assert "annotations" not in dir(ffm)
     assert set(ffm.__all__) <= set(dir(ffm))
+
+
+def test_a_handle_to_a_symbol_of_an_unloaded_library_refuses_calls(tmp_path: Path, stub_site: Path) -> None:
+    """A handle bound to a symbol a library lookup found is checked on every call: after its
+    arena closed (and the library was unloaded) a call raises instead of jumping into unmapped
+    code."""
+    from ffm_runtime import ADDRESS, JAVA_LONG, Arena, ScopeClosedError
+
+    source = tmp_path / "mylen.c"
+    source.write_text("#include <string.h>\nlong my_len(const char *s) { return (long)strlen(s); }\n")
+    library = compile_c(source, tmp_path / "libmylen.so")
+    arena = Arena.of_confined()
+    symbol = SymbolLookup.library_lookup(str(library), arena).find("my_len")
+    assert symbol is not None
+    handle = Linker.native_linker().downcall_handle(symbol, FunctionDescriptor.of(JAVA_LONG, ADDRESS))
+    with Arena.of_confined() as text_arena:
+        text = text_arena.allocate_from("hello")
+        assert handle(text) == 5
+        arena.close()
+        with pytest.raises(ScopeClosedError, match="Already closed"):
+            handle(text)
