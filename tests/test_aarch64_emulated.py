@@ -26,6 +26,7 @@ from generator import sample, signatures
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = Path(os.environ.get("FFM_AARCH64_PYTHON", ROOT / ".aarch64" / "bin" / "python3.11-aarch64"))
 CC = "aarch64-linux-gnu-gcc"
+SCRIPTS = ROOT / "tests" / "scripts"
 
 
 @pytest.fixture(scope="module")
@@ -54,33 +55,10 @@ def run_emulated(python: Path, *args: str, path: list[Path]) -> subprocess.Compl
     )
 
 
-ACCELERATORS_CHECK = """
-import platform, struct
-import ffm_runtime as f
-assert f.accelerated(), "no accelerators"
-values = {f.JAVA_BYTE: -5, f.JAVA_CHAR: 65535, f.JAVA_SHORT: -300, f.JAVA_INT: -(2**31),
-          f.JAVA_LONG: 2**63 - 1, f.JAVA_FLOAT: 1.5, f.JAVA_DOUBLE: -2.25, f.JAVA_BOOLEAN: True}
-with f.Arena.of_confined() as arena:
-    cell = arena.allocate(16, 8)
-    for layout, value in values.items():
-        cell.set(layout, 8, value)
-        assert cell.get(layout, 8) == value, layout
-    cell.set(f.JAVA_INT, 0, 0x01020304)
-    assert cell.as_slice(0, 4).to_bytes() == struct.pack("<i", 0x01020304)
-    try:
-        cell.get(f.JAVA_INT, 14)
-    except IndexError as exc:
-        assert "new offset = 14" in str(exc)
-    else:
-        raise AssertionError("no IndexError")
-print(platform.machine(), "accelerated")
-"""
-
-
 def test_the_interpreter_is_aarch64_and_accelerated(emulator: Path) -> None:
     """The aarch64 accelerator object (built into ffm_runtime) loads and reads, writes and
     refuses like the Python methods."""
-    result = run_emulated(emulator, "-c", ACCELERATORS_CHECK, path=[])
+    result = run_emulated(emulator, str(SCRIPTS / "aarch64_accelerators.py"), path=[])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "aarch64 accelerated"
 
@@ -138,34 +116,6 @@ class AtLimit:
         RuntimeForeignAccess.register_for_downcall(AT_LIMIT_ECHO)
 """
 
-AT_LIMIT_CHECK = """
-import sys, threading
-import ffm_runtime as f
-from ffm_at_limit.features import AT_LIMIT_ECHO
-
-f.load_library(sys.argv[1])
-echo = f.Linker.native_linker().downcall_handle(f.SymbolLookup.loader_lookup().find(
-    "at_limit_echo"), AT_LIMIT_ECHO)
-words = list(range(1, 513))
-expected = [*words[:7], -8, *words[8:-1], words[-1] + 7]
-outcomes = []
-
-def call():
-    with f.Arena.of_confined() as arena:
-        argument = arena.allocate_from(f.JAVA_LONG, words)
-        result = echo(arena, argument, 7)
-        outcomes.append((result.to_array(f.JAVA_LONG).tolist(),
-                         argument.to_array(f.JAVA_LONG).tolist()))
-
-call()
-threading.stack_size(128 * 1024)
-thread = threading.Thread(target=call)
-thread.start()
-thread.join()
-assert outcomes == [(expected, words)] * 2, outcomes
-print("at the limit: ok")
-"""
-
 
 def test_struct_at_the_by_value_limit_under_emulation(emulator: Path, tmp_path: Path) -> None:
     """A struct of MAX_BY_VALUE_BYTE_SIZE bytes (passed by reference to a copy the stub makes
@@ -185,6 +135,8 @@ def test_struct_at_the_by_value_limit_under_emulation(emulator: Path, tmp_path: 
     build_wheel(project, tmp_path / "dist")
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     unpack_wheel(wheel, tmp_path / "site")
-    result = run_emulated(emulator, "-c", AT_LIMIT_CHECK, str(library), path=[tmp_path / "site"])
+    result = run_emulated(
+        emulator, str(SCRIPTS / "aarch64_at_limit.py"), str(library), path=[tmp_path / "site"]
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "at the limit: ok"

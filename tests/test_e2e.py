@@ -97,43 +97,7 @@ class TestWheel:
         assert required and all("extra ==" in line for line in required), required
 
 
-CHECKS = """
-import math
-from example_project import native
-from ffm_runtime import FunctionDescriptor, JAVA_INT, Linker, MissingForeignRegistrationError
-assert native.abs_(-7) == 7 and native.labs(-(2**62)) == 2**62
-assert native.cos(0.0) == 1.0 and native.toupper(ord("a")) == ord("A")
-assert native.strlen("") == 0 and native.strlen("x" * 1000) == 1000
-import ffm_runtime
-from ffm_runtime import JAVA_DOUBLE, Arena, MemorySegment, OutOfBoundsError
-assert ffm_runtime.accelerated(), "the wheel's accelerators did not load"
-assert type(MemorySegment.get).__name__ == "method_descriptor"
-with Arena.of_confined() as arena:
-    cell = arena.allocate(16, 8)
-    cell.set(JAVA_DOUBLE, 8, 2.5)
-    assert cell.get(JAVA_DOUBLE, 8) == 2.5 and cell.get(JAVA_INT, 0) == 0
-expected = [
-    (lambda: cell.get(JAVA_INT, 0), ffm_runtime.ScopeClosedError, "Already closed"),
-    (lambda: Arena.global_arena().allocate(8).get(JAVA_DOUBLE, 1), OutOfBoundsError,
-     "new offset = 1"),
-    (lambda: native.abs_("1"), TypeError, "expected int for JAVA_INT, got str"),
-    (lambda: native.abs_(2**31), OverflowError, "out of range for JAVA_INT"),
-    (lambda: native.abs_(), TypeError, "takes 1 argument (0 given)"),
-    (lambda: native.cos("x"), TypeError, "expected float for JAVA_DOUBLE"),
-    (lambda: native._strlen(b"x"), TypeError, "expected MemorySegment for ADDRESS, got bytes"),
-    (lambda: Linker.native_linker().downcall_handle(FunctionDescriptor.of(JAVA_INT, JAVA_INT,
-                                                                          JAVA_INT, JAVA_INT)),
-     MissingForeignRegistrationError, "register_for_downcall("),
-]
-for call, error, text in expected:
-    try:
-        call()
-    except error as exc:
-        assert text in str(exc), (text, str(exc))
-    else:
-        raise AssertionError(f"no {error.__name__}")
-print("checks passed")
-"""
+SCRIPTS = Path(__file__).parent / "scripts"
 
 
 @pytest.mark.parametrize("version", SUPPORTED_PYTHONS)
@@ -160,7 +124,11 @@ def test_runs_on_fresh_interpreters_without_llvmlite(
     rows = [line for line in result.stdout.splitlines()[1:] if line.strip()]
     assert len(rows) == 9 and all(line.endswith("yes") for line in rows), result.stdout
     checks = subprocess.run(
-        [str(python), "-c", CHECKS], capture_output=True, text=True, cwd=tmp_path, check=False
+        [str(python), str(SCRIPTS / "installed_checks.py")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
     )
     assert checks.returncode == 0 and "checks passed" in checks.stdout, checks.stderr
 

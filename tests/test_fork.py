@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from support import ROOT, SUPPORTED_PYTHONS, require_python
 
+SCRIPTS = Path(__file__).parent / "scripts"
+
 #: every lock of the runtime, as "module:expression"
 LOCKS = [
     "ffm_runtime._registry:registry._lock",
@@ -27,149 +29,13 @@ LOCKS = [
     "ffm_runtime._execmem:_libc_lock",
 ]
 
-SCRIPT = r'''
-import importlib, os, signal, sys, threading, time, traceback, warnings
-import ffm_runtime as ffm
-from ffm_runtime import JAVA_INT, JAVA_LONG, FunctionDescriptor, Linker
-from ffm_runtime import _registry
-from ffm_runtime._access import enabled_while
-
-DEADLINE = 30.0  # seconds a child may take before it counts as hung
-
-def link_abs():
-    return Linker.native_linker().downcall_handle(
-        ffm.SymbolLookup.loader_lookup().find("abs"), FunctionDescriptor.of(JAVA_INT, JAVA_INT))
-
-def work():
-    """The child: every path that takes a lock of the runtime."""
-    assert link_abs()(-7) == 7                  # registry (and its load), handles, native
-    ffm.load_library("m")                       # lookup
-    assert ffm.SymbolLookup.loader_lookup().find("cos") is not None
-    with enabled_while(("somepackage",)):       # access
-        pass
-    labs = Linker.native_linker().downcall_handle(  # another shape: the registry again
-        ffm.SymbolLookup.loader_lookup().find("labs"), FunctionDescriptor.of(JAVA_LONG, JAVA_LONG))
-    assert labs(-9) == 9
-
-def fork_and_wait():
-    """Fork; the child runs work(); returns 'ok', 'hung' or 'failed'."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with warnings.catch_warnings():
-        # CPython 3.12+ warns that forking a process with threads "may lead to deadlocks in
-        # the child": the very situation under test (the only warning os.fork() issues; not
-        # matched by its words, which may change).
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            work()
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
-    end = time.monotonic() + DEADLINE
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return "ok" if os.waitstatus_to_exitcode(status) == 0 else "failed"
-        if time.monotonic() > end:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return "hung"
-        time.sleep(0.02)
-
-def lock_held(spec):
-    """Another thread holds the lock while this thread forks."""
-    module, expression = spec.split(":")
-    lock = eval(expression, vars(importlib.import_module(module)))
-    taken, release = threading.Event(), threading.Event()
-
-    def hold():
-        with lock:
-            taken.set()
-            release.wait()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    if not taken.wait(DEADLINE):
-        raise SystemExit("the other thread never took the lock")
-    try:
-        return fork_and_wait()
-    finally:
-        release.set()
-        holder.join()
-
-def loading():
-    """Another thread is inside the loader (the registry's lock held) while this one forks:
-    the child must not see the half-loaded object and must load it itself."""
-    real_load = _registry.load_object
-    inside, release = threading.Event(), threading.Event()
-    blocked = []
-
-    def load_object(*args, **kwargs):
-        if not blocked:  # the first load only: the parent's linking thread
-            blocked.append(True)
-            inside.set()
-            release.wait()
-        return real_load(*args, **kwargs)
-
-    _registry.load_object = load_object
-    results = []
-    linker = threading.Thread(target=lambda: results.append(link_abs()(-5)))
-    linker.start()
-    if not inside.wait(DEADLINE):
-        raise SystemExit("the other thread never got there (already done in this process?)")
-    try:
-        outcome = fork_and_wait()
-    finally:
-        release.set()
-        linker.join()
-    assert results == [5], results  # the parent's thread finished its load
-    return outcome
-
-def scanning():
-    """Another thread is reading a manifest (the registry's lock held) while this one forks:
-    the child must not take the manifest for read and must read it itself."""
-    from ffm_runtime._manifest import Manifest
-    real_parse = Manifest.from_json.__func__
-    inside, release = threading.Event(), threading.Event()
-    blocked = []
-
-    def from_json(cls, *args, **kwargs):
-        if not blocked:
-            blocked.append(True)
-            inside.set()
-            release.wait()
-        return real_parse(cls, *args, **kwargs)
-
-    Manifest.from_json = classmethod(from_json)
-    linker = threading.Thread(target=link_abs)
-    linker.start()
-    if not inside.wait(DEADLINE):
-        raise SystemExit("the other thread never got there (already done in this process?)")
-    try:
-        return fork_and_wait()
-    finally:
-        release.set()
-        linker.join()
-
-SCENARIOS = {"loading": loading, "scanning": scanning}
-for scenario in sys.argv[1:]:
-    outcome = SCENARIOS[scenario]() if scenario in SCENARIOS else lock_held(scenario)
-    print(scenario, outcome, flush=True)
-'''
-
 
 def run_scenarios(python: str, stub_site: Path, *scenarios: str) -> tuple[dict[str, str], str]:
     """Each scenario's outcome, and what the children printed (their tracebacks)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
     env.update(PYTHONPATH=f"{ROOT}{os.pathsep}{stub_site}", FFM_ENABLE_NATIVE_ACCESS="__main__")
     result = subprocess.run(
-        [python, "-W", "error", "-c", SCRIPT, *scenarios],
+        [python, "-W", "error", str(SCRIPTS / "fork_scenarios.py"), *scenarios],
         capture_output=True,
         text=True,
         env=env,
@@ -227,91 +93,6 @@ def test_every_lock_of_the_runtime_is_fork_safe() -> None:
     assert result.stdout.strip() == "True", result.stdout + result.stderr
 
 
-SAME_THREAD = r'''
-import os, signal, sys, time, traceback, warnings
-import faulthandler
-import importlib
-import ffm_runtime as ffm
-from ffm_runtime import JAVA_INT, JAVA_LONG, FunctionDescriptor, Linker
-from ffm_runtime._access import enabled_while
-
-faulthandler.dump_traceback_later(20, exit=True)  # a deadlock fails the run instead of hanging
-MODE = sys.argv[1]
-SPEC = sys.argv[2]
-module, expression = SPEC.split(":")
-LOCK = eval(expression, vars(importlib.import_module(module)))
-
-def work():
-    find = ffm.SymbolLookup.loader_lookup().find
-    linker = Linker.native_linker()
-    assert linker.downcall_handle(find("abs"), FunctionDescriptor.of(JAVA_INT, JAVA_INT))(-7) == 7
-    ffm.load_library("m")
-    assert ffm.SymbolLookup.loader_lookup().find("cos") is not None
-    with enabled_while(("somepackage",)):
-        pass
-    labs = linker.downcall_handle(find("labs"), FunctionDescriptor.of(JAVA_LONG, JAVA_LONG))
-    assert labs(-9) == 9
-
-def held(lock):
-    inner = lock._lock
-    return inner._is_owned() if hasattr(inner, "_is_owned") else inner.locked()
-
-outcomes, child = {}, []
-
-def act(spec):
-    """What a signal handler or finalizer running here might do: link and call (MODE
-    'reenter'), or fork, the child linking and calling, then finishing what was
-    interrupted (MODE 'fork')."""
-    if MODE == "reenter":
-        work()
-        outcomes[spec] = "ok"
-        return
-    sys.stdout.flush()
-    with warnings.catch_warnings():
-        # faulthandler's watchdog is a thread: 3.12+ warn about forking with threads
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:
-        child.append(spec)
-        work()
-        return
-    end = time.monotonic() + 30
-    while True:
-        finished, status = os.waitpid(pid, os.WNOHANG)
-        if finished:
-            outcomes[spec] = "ok" if os.waitstatus_to_exitcode(status) == 0 else "failed"
-            return
-        if time.monotonic() > end:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            outcomes[spec] = "hung"
-            return
-        time.sleep(0.02)
-
-def hook(frame, event, arg):
-    """At the first call made while this thread holds the lock (a point where a signal
-    handler or a finalizer can run)."""
-    if event in ("call", "c_call") and held(LOCK):
-        sys.setprofile(None)
-        act(SPEC)
-
-sys.setprofile(hook)
-try:
-    work()
-    sys.setprofile(None)
-except BaseException:
-    sys.setprofile(None)
-    traceback.print_exc()
-    sys.stderr.flush()
-    if child:
-        os._exit(1)
-    raise
-if child:
-    os._exit(0)
-print(outcomes.get(SPEC, "never held"), flush=True)
-'''
-
-
 @pytest.mark.parametrize("mode", ["reenter", "fork"])
 @pytest.mark.parametrize("lock", LOCKS)
 def test_the_thread_holding_a_lock_links_again(stub_site: Path, lock: str, mode: str) -> None:
@@ -326,7 +107,7 @@ def run_same_thread(python: str, stub_site: Path, mode: str, lock: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
     env.update(PYTHONPATH=f"{ROOT}{os.pathsep}{stub_site}", FFM_ENABLE_NATIVE_ACCESS="__main__")
     result = subprocess.run(
-        [python, "-W", "error", "-c", SAME_THREAD, mode, lock],
+        [python, "-W", "error", str(SCRIPTS / "lock_reentry.py"), mode, lock],
         capture_output=True,
         text=True,
         env=env,

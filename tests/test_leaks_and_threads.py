@@ -7,7 +7,6 @@ import ast
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -17,107 +16,7 @@ import pytest
 import ffm_runtime as ffm
 from ffm_runtime import ADDRESS, JAVA_DOUBLE, JAVA_INT, JAVA_LONG, Arena, FunctionDescriptor, Linker
 
-LEAK_SCRIPT = """
-import sys
-sys.path.insert(0, sys.argv[1])
-import ffm_runtime as ffm
-from ffm_runtime import ADDRESS, JAVA_DOUBLE, JAVA_INT, JAVA_LONG, FunctionDescriptor, Linker
-
-ffm.load_library(sys.argv[2])
-find = ffm.SymbolLookup.loader_lookup().find
-link = Linker.native_linker().downcall_handle
-id_int = link(find("id_int"), FunctionDescriptor.of(JAVA_INT, JAVA_INT))
-id_int_critical = link(find("id_int"), FunctionDescriptor.of(JAVA_INT, JAVA_INT),
-                       Linker.Option.critical())
-id_double = link(find("id_double"), FunctionDescriptor.of(JAVA_DOUBLE, JAVA_DOUBLE))
-id_ptr = link(find("id_ptr"), FunctionDescriptor.of(ADDRESS, ADDRESS))
-byte_len = link(find("byte_len"), FunctionDescriptor.of(JAVA_LONG, ADDRESS))
-add = link(FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT))
-add_target = find("add_int")
-div = link(find("div"), FunctionDescriptor.of(
-    ffm.MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT))
-with ffm.Arena.of_confined() as probe:
-    confined_type = type(probe.allocate(1))
-cell = ffm.Arena.of_auto().allocate(16, 8)
-text = ffm.Arena.of_auto().allocate_from("leak check")
-closed_arena = ffm.Arena.of_confined()
-closed = closed_arena.allocate(8)
-closed_arena.close()
-BAD = {"raises TypeError": "x" * 3, "raises OverflowError": 2**40,
-       "raises ScopeClosedError": closed, "raises count TypeError": None}
-WATCHED = [text, text._address, closed, closed._guard, add_target, add_target._address,
-           *BAD.values(), True, False, id_int, byte_len, div, ffm.Arena, confined_type,
-           cell, JAVA_INT, JAVA_DOUBLE]
-
-def call(kind, n):
-    if kind == "int":
-        for i in range(n): id_int(i)
-    elif kind == "int critical":
-        for i in range(n): id_int_critical(i)
-    elif kind == "double":
-        for i in range(n): id_double(i * 0.5)
-    elif kind == "pointer in and out":
-        for _ in range(n): id_ptr(text)
-    elif kind == "segment argument":
-        for _ in range(n): byte_len(text)
-    elif kind == "unbound":
-        for i in range(n): add(add_target, i, 1)
-    elif kind == "segment get and set":
-        for i in range(n):
-            cell.set(JAVA_INT, 4, i & 0xFFFF)
-            cell.set(JAVA_DOUBLE, 8, 0.5)
-            cell.get(JAVA_INT, 4)
-            cell.get(JAVA_DOUBLE, 8)
-    elif kind == "arena allocate":
-        for _ in range(n // 1000):
-            with ffm.Arena.of_confined() as arena:
-                for _ in range(1000): arena.allocate(16)
-    elif kind == "accelerator slow path":
-        for i in range(n):
-            try:
-                cell.get(JAVA_INT, 100)
-            except IndexError:
-                pass
-            cell.get(JAVA_INT, offset=4)
-    elif kind == "struct result, prefix allocator":
-        for _ in range(n // 1000):
-            with ffm.Arena.of_confined() as arena:
-                prefix = ffm.SegmentAllocator.prefix_allocator(arena.allocate(8, 4))
-                for i in range(1000):
-                    kept = div(prefix, i, 7)
-                    div(prefix, 7, i + 1)
-    elif kind == "struct result":
-        for _ in range(n // 1000):
-            with ffm.Arena.of_confined() as arena:
-                for i in range(1000): div(arena, i, 7)
-    else:
-        bad = BAD[kind]
-        handle = byte_len if kind == "raises ScopeClosedError" else id_int
-        for _ in range(n):
-            try:
-                handle() if bad is None else handle(bad)
-            except (TypeError, OverflowError, ffm.ScopeClosedError):
-                pass
-
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096
-
-kind, count = sys.argv[3], int(sys.argv[4])
-call(kind, count // 10)  # warm up
-before = rss()
-def references():
-    counts = []
-    for index in range(len(WATCHED)):
-        counts.append(sys.getrefcount(WATCHED[index]))
-    return counts
-
-start = references()
-call(kind, count)
-end = references()
-print(rss() - before)
-print([end[i] - start[i] for i in range(len(start))])
-"""
+SCRIPTS = Path(__file__).parent / "scripts"
 
 KINDS = [
     "int",
@@ -144,8 +43,7 @@ def test_million_calls_keep_memory_flat(stub_site: Path, native_lib: Path, kind:
     result = subprocess.run(
         [
             sys.executable,
-            "-c",
-            textwrap.dedent(LEAK_SCRIPT),
+            str(SCRIPTS / "leak_calls.py"),
             str(stub_site),
             str(native_lib),
             kind,

@@ -1,0 +1,103 @@
+"""At the first call made while this thread holds a lock of the runtime (``argv[2]``:
+"module:expression"), links and calls again (``argv[1]`` "reenter") or forks, the child
+linking and calling and then finishing what was interrupted ("fork").  Prints ok, hung,
+failed or "never held".  Run by tests/test_fork.py, on every supported CPython."""
+
+from __future__ import annotations
+
+import faulthandler
+import importlib
+import os
+import signal
+import sys
+import time
+import traceback
+import warnings
+from types import FrameType
+from typing import Any
+
+import ffm_runtime as ffm
+from ffm_runtime import JAVA_INT, JAVA_LONG, FunctionDescriptor, Linker
+from ffm_runtime._access import enabled_while
+
+faulthandler.dump_traceback_later(20, exit=True)  # a deadlock fails the run instead of hanging
+MODE = sys.argv[1]
+SPEC = sys.argv[2]
+module, expression = SPEC.split(":")
+LOCK = eval(expression, vars(importlib.import_module(module)))
+
+
+def work() -> None:
+    find = ffm.SymbolLookup.loader_lookup().find
+    linker = Linker.native_linker()
+    assert linker.downcall_handle(find("abs"), FunctionDescriptor.of(JAVA_INT, JAVA_INT))(-7) == 7
+    ffm.load_library("m")
+    assert ffm.SymbolLookup.loader_lookup().find("cos") is not None
+    with enabled_while(("somepackage",)):
+        pass
+    labs = linker.downcall_handle(find("labs"), FunctionDescriptor.of(JAVA_LONG, JAVA_LONG))
+    assert labs(-9) == 9
+
+
+def held(lock: Any) -> bool:
+    inner = lock._lock
+    return bool(inner._is_owned()) if hasattr(inner, "_is_owned") else inner.locked()
+
+
+outcomes: dict[str, str] = {}
+child: list[str] = []
+
+
+def act(spec: str) -> None:
+    """What a signal handler or finalizer running here might do: link and call (MODE
+    'reenter'), or fork, the child linking and calling, then finishing what was
+    interrupted (MODE 'fork')."""
+    if MODE == "reenter":
+        work()
+        outcomes[spec] = "ok"
+        return
+    sys.stdout.flush()
+    with warnings.catch_warnings():
+        # faulthandler's watchdog is a thread: 3.12+ warn about forking with threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        child.append(spec)
+        work()
+        return
+    end = time.monotonic() + 30
+    while True:
+        finished, status = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            outcomes[spec] = "ok" if os.waitstatus_to_exitcode(status) == 0 else "failed"
+            return
+        if time.monotonic() > end:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            outcomes[spec] = "hung"
+            return
+        time.sleep(0.02)
+
+
+def hook(frame: FrameType, event: str, arg: object) -> None:
+    """At the first call made while this thread holds the lock (a point where a signal
+    handler or a finalizer can run)."""
+    if event in ("call", "c_call") and held(LOCK):
+        sys.setprofile(None)
+        act(SPEC)
+
+
+sys.setprofile(hook)
+try:
+    work()
+    sys.setprofile(None)
+except BaseException:
+    sys.setprofile(None)
+    traceback.print_exc()
+    sys.stderr.flush()
+    if child:
+        os._exit(1)
+    raise
+if child:
+    os._exit(0)
+print(outcomes.get(SPEC, "never held"), flush=True)
