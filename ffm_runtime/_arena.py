@@ -148,6 +148,22 @@ class _Quarantine:
             _free(raw)
 
 
+def _byte_view(data: object) -> memoryview | None:
+    """``data``'s bytes as a flat view if it is a buffer of single bytes (``bytes``,
+    ``bytearray``, ``array.array("B")``, ...), else ``None``; the caller copies it once."""
+    if isinstance(data, (int, str)):
+        return None
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]  # anything with the buffer protocol
+    except TypeError:
+        return None
+    if view.itemsize != 1:
+        return None
+    if not view.c_contiguous:
+        raise TypeError("allocate_from(JAVA_BYTE, data) needs a C-contiguous buffer")
+    return view.cast("B") if view.ndim else view.cast("B", (view.nbytes,))
+
+
 def _encode_all(layout: ValueLayout, values: list[Any]) -> bytes:
     """``values`` as consecutive elements of ``layout``; a bad element raises what
     ``MemorySegment.set`` raises for it."""
@@ -210,7 +226,8 @@ class SegmentAllocator:
     ) -> MemorySegment:
         """``allocate_from(text)``: a NUL-terminated copy of ``text`` (UTF-8 by default);
         ``allocate_from(layout, value)``: one value; ``allocate_from(layout, values)``: an
-        array of values (any sequence, or an iterable)."""
+        array of values (any sequence, or an iterable; for ``JAVA_BYTE``, also any bytes-like
+        object, copied once)."""
         # convert everything first: iterating and converting values can run Python code
         if isinstance(layout_or_text, str):
             if value is not None:
@@ -225,6 +242,9 @@ class SegmentAllocator:
         layout = layout_or_text
         if value is None:
             raise TypeError("allocate_from(layout, value) needs a value")
+        raw = _byte_view(value) if layout.carrier == "b" else None
+        if raw is not None:  # bytes-like: copied once, into the new segment
+            return self._fill_allocated(self.allocate(layout, len(raw)), raw)
         if isinstance(value, (str, bytes, bytearray, memoryview)) or not (
             isinstance(value, Sequence) or hasattr(value, "__iter__")
         ):
@@ -238,7 +258,7 @@ class SegmentAllocator:
         return self._fill_allocated(self._allocate(len(data), alignment), data)
 
     @staticmethod
-    def _fill_allocated(segment: MemorySegment, data: bytes) -> MemorySegment:
+    def _fill_allocated(segment: MemorySegment, data: bytes | memoryview) -> MemorySegment:
         """Write ``data`` (already converted) at the start of a just allocated ``segment``."""
         if not data:
             return segment

@@ -247,11 +247,14 @@ class MemorySegment:
 
     @staticmethod
     def of_array(buffer: Any) -> MemorySegment:
-        """A heap segment over a writable Python buffer, without copying.
+        """A heap segment over a Python buffer, without copying.
 
-        Works with ``bytearray``, ``array.array``, writable ``memoryview`` and numpy
-        arrays (C-contiguous).  The buffer cannot be resized while the segment exists.
+        Works with ``bytearray``, ``array.array``, writable ``memoryview`` and numpy arrays
+        (C-contiguous), and with ``bytes``, whose segment is read-only.  The buffer cannot be
+        resized while the segment exists.
         """
+        if buffer.__class__ is bytes:
+            return _HeapSegment._over_bytes(buffer)
         try:
             view = memoryview(buffer)
         except TypeError as exc:
@@ -260,8 +263,8 @@ class MemorySegment:
             ) from exc
         if view.readonly:
             raise TypeError(
-                f"of_array() needs a writable buffer; {type(buffer).__name__} is "
-                "read-only (use bytearray, array.array or a writable memoryview)"
+                f"of_array() needs a writable buffer or bytes; {type(buffer).__name__} is "
+                "read-only (use bytes, bytearray, array.array or a writable memoryview)"
             )
         if not view.c_contiguous:
             raise TypeError("of_array() needs a C-contiguous buffer")
@@ -769,6 +772,23 @@ class _HeapSegment(MemorySegment):
         segment._object = obj
         segment._pin = pin
         segment._itemsize = itemsize
+        return segment
+
+    @staticmethod
+    def _over_bytes(data: bytes) -> MemorySegment:
+        """A read-only segment over ``data``'s own bytes (immutable: ``data`` is its pin)."""
+        segment = object.__new__(_HeapSegment)
+        address = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
+        segment._address = address
+        segment._size = len(data)
+        segment._scope = GLOBAL_SCOPE
+        segment._guard = None
+        segment._view = memoryview(data)
+        segment._base = 0
+        segment._align = (address & ALIGN_BITS) | READ_ONLY_BIT
+        segment._object = data
+        segment._pin = data
+        segment._itemsize = 1
         return segment
 
     def _derive(self, offset: int, size: int, read_only: bool | None = None) -> MemorySegment:

@@ -53,6 +53,17 @@ def test_heap_access_passes_buffers_without_copying(copy_heap: Any) -> None:
     assert target.tobytes()[: len(source)] == bytes(source)
 
 
+def test_bytes_pass_as_read_only_heap_segments(copy_heap: Any) -> None:
+    """A const char * argument from bytes, with no copy: C reads the bytes object's own memory."""
+    source = b"read-only bytes"
+    with Arena.of_confined() as arena:
+        target = arena.allocate(len(source))
+        copy_heap(target, MemorySegment.of_array(source), len(source))
+        assert target.to_bytes() == source
+        copy_heap(target, MemorySegment.of_array(source).as_slice(5, 4), 4)
+        assert target.to_bytes()[:4] == b"only"
+
+
 def test_heap_slices_and_mixed_segments(copy_heap: Any) -> None:
     buffer = bytearray(16)
     with Arena.of_confined() as arena:

@@ -338,8 +338,8 @@ class TestHeapSegments:
         assert segment.byte_size == 4
 
     def test_refusals(self) -> None:
-        with pytest.raises(TypeError, match="needs a writable buffer"):
-            MemorySegment.of_array(b"bytes")
+        with pytest.raises(TypeError, match="needs a writable buffer or bytes"):
+            MemorySegment.of_array(memoryview(b"bytes"))
         with pytest.raises(TypeError, match="buffer protocol"):
             MemorySegment.of_array([1, 2])
         with pytest.raises(ffm.UnsupportedOperationError, match="Not a native segment"):
@@ -493,3 +493,57 @@ def test_read_only_views_are_copies() -> None:
         heap = MemorySegment.of_array(bytearray(8)).as_read_only().as_memoryview()
         assert heap.readonly and heap.obj is not None and not isinstance(heap.obj, bytearray)
         assert segment.get(JAVA_BYTE, 0) == 0
+
+
+class TestBytes:
+    """bytes without copies: a read-only heap segment over them, and one copy into an arena."""
+
+    def test_of_array_over_bytes_is_read_only_and_not_a_copy(self) -> None:
+        data = b"hello\x00\xff"
+        segment = MemorySegment.of_array(data)
+        assert segment.is_read_only() and not segment.is_native() and segment.heap_base() is None
+        assert segment.byte_size == 7 and segment.address == 0
+        # the segment's memory is the bytes object's own (CPython: after the object header)
+        assert segment._address == id(data) + bytes.__basicsize__ - 1  # type: ignore[attr-defined]
+        assert segment.get_string(0) == "hello"
+        assert segment.get(JAVA_BYTE, 6) == -1 and segment.to_bytes() == data
+        with pytest.raises(ffm.ReadOnlyError, match="Attempt to write to the read-only segment"):
+            segment.set(JAVA_BYTE, 0, 1)
+        with pytest.raises(ffm.ReadOnlyError, match="Attempt to write to the read-only segment"):
+            segment.fill(0)
+        assert data == b"hello\x00\xff"
+        assert MemorySegment.of_array(b"").byte_size == 0
+
+    def test_other_read_only_buffers_are_refused(self) -> None:
+        with pytest.raises(
+            TypeError, match="of_array\\(\\) needs a writable buffer or bytes; memoryview is read-only"
+        ):
+            MemorySegment.of_array(memoryview(b"abc"))
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            b"ab\x80\xff",
+            bytearray(b"ab\x80\xff"),
+            memoryview(b"xxab\x80\xffyy")[2:6],
+            array.array("B", b"ab\x80\xff"),
+        ],
+        ids=["bytes", "bytearray", "memoryview", "array"],
+    )
+    def test_allocate_from_java_byte_takes_bytes_like_data(self, data: object) -> None:
+        with Arena.of_confined() as arena:
+            segment = arena.allocate_from(JAVA_BYTE, data)
+            assert segment.byte_size == 4 and segment.to_bytes() == b"ab\x80\xff"
+            assert segment.get(JAVA_BYTE, 2) == -128
+
+    def test_buffers_of_wider_items_stay_element_wise(self) -> None:
+        with Arena.of_confined() as arena:
+            assert arena.allocate_from(JAVA_BYTE, array.array("i", [1, 2])).to_bytes() == b"\x01\x02"
+            assert arena.allocate_from(JAVA_BYTE, 5).to_bytes() == b"\x05"
+
+    def test_allocate_from_java_byte_needs_contiguous_bytes(self) -> None:
+        with (
+            Arena.of_confined() as arena,
+            pytest.raises(TypeError, match="allocate_from\\(JAVA_BYTE, data\\) needs a C-contiguous buffer"),
+        ):
+            arena.allocate_from(JAVA_BYTE, memoryview(b"abcdef")[::2])
