@@ -726,14 +726,15 @@ class MemorySegment:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MemorySegment):
             return NotImplemented
+        # the object a heap segment is over, read-only ones too (whose heap_base() is None)
         return (
-            self.heap_base() is other.heap_base()
+            getattr(self, "_object", None) is getattr(other, "_object", None)
             and self.address == other.address
             and self._size == other._size
         )
 
     def __hash__(self) -> int:
-        return hash((id(self.heap_base()), self.address, self._size))
+        return hash((id(getattr(self, "_object", None)), self.address, self._size))
 
     def __repr__(self) -> str:
         return f"MemorySegment(address={self._address:#x}, byte_size={self._size})"

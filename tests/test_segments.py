@@ -513,6 +513,13 @@ class TestBytes:
             segment.fill(0)
         assert data == b"hello\x00\xff"
         assert MemorySegment.of_array(b"").byte_size == 0
+        # equal when over the same object (read-only segments have no heap_base() to compare)
+        other = bytes(bytearray(data))  # equal bytes, another object
+        assert MemorySegment.of_array(data) == segment != MemorySegment.of_array(other)
+        assert (
+            MemorySegment.of_array(bytearray(4)).as_read_only()
+            != MemorySegment.of_array(bytearray(4)).as_read_only()
+        )
 
     def test_other_read_only_buffers_are_refused(self) -> None:
         with pytest.raises(
