@@ -71,6 +71,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="batches per row; the best is kept")
     parser.add_argument("--budget", type=float, default=0.2, help="seconds per batch")
+    parser.add_argument(
+        "--profile", action="store_true", help="also count the runtime operations per call (cProfile)"
+    )
     args = parser.parse_args()
 
     from example_bz2 import libbz2
@@ -128,6 +131,17 @@ def main() -> int:
             mine = min(mine, best(ours, 1, args.budget))
             other = min(other, best(theirs, 1, args.budget))
         print(f"{name:<52} {size / mine / 1e6:>10.1f} {size / other / 1e6:>10.1f} {other / mine:>6.2f}x")
+    if args.profile:
+        from _opcount import profile
+
+        small = bz2.compress(sample(1 << 10), 9)
+
+        def calls() -> int:
+            for _ in range(2000):
+                libbz2.decompress(small)
+            return 2000
+
+        profile(calls, "decompress(1 KiB)")
     return 0
 
 

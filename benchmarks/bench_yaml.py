@@ -59,6 +59,9 @@ def best(function: Callable[[], int], repeat: int) -> tuple[float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per row; the best is kept")
+    parser.add_argument(
+        "--profile", action="store_true", help="also count the runtime operations per event (cProfile)"
+    )
     args = parser.parse_args()
 
     import yaml
@@ -92,6 +95,11 @@ def main() -> int:
         print(
             f"{label:<44} {events:>8} {events / mine:>15,.0f} {events / other:>13,.0f} {other / mine:>6.2f}x"
         )
+    if args.profile:
+        from _opcount import profile
+
+        data = document(1 << 18)
+        profile(lambda: count(libyaml.parse(data)), "event")
     return 0
 
 

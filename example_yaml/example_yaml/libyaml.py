@@ -373,6 +373,7 @@ class Parser:
             raise
         self._arena: Arena | None = arena
         _set_input_string(self._parser, self._input, self._input.byte_size)
+        self._events = self._generate()
 
     def close(self) -> None:
         """``yaml_parser_delete`` and free the memory (idempotent)."""
@@ -398,71 +399,83 @@ class Parser:
                 self.close()
 
     def __iter__(self) -> Iterator[Event]:
-        while True:
-            event = self.next_event()
-            if event is None:
-                return
-            yield event
+        return self._events
 
     def next_event(self) -> Event | None:
         """The next event, or ``None`` after ``StreamEndEvent`` (the parser is then closed)."""
-        if self._arena is None:
-            return None
+        return next(self._events, None)
+
+    def _generate(self) -> Iterator[Event]:
+        """The events, one ``yaml_parser_parse`` each (one generator: the per-event work stays
+        in one frame, its names local)."""
         parser, event = self._parser, self._event
-        if not _parse(parser, event):
-            error = self._error()
-            self.close()
-            raise error
-        try:
-            # the event's numbers in one checked copy, decoded by struct (offsets from EVENT);
-            # its strings through TEXT pointers
-            raw = event.to_bytes()
-            kind = _TYPE.unpack_from(raw)[0]
-            marks = _MARKS.unpack_from(raw, START_MARK)
-            get = event.get
-            result: Event
-            if kind == SCALAR:
-                length, plain_implicit, quoted_implicit, style = _SCALAR.unpack_from(raw, SCALAR_LENGTH)
-                value = get(TEXT, SCALAR_VALUE).as_slice(0, length).to_bytes()
-                result = ScalarEvent(
-                    marks,
-                    _text(get(TEXT, SCALAR_ANCHOR)),
-                    _text(get(TEXT, SCALAR_TAG)),
-                    (plain_implicit == 1, quoted_implicit == 1),
-                    value.decode("utf-8"),
-                    _SCALAR_STYLES.get(style),
-                )
-            elif kind in (SEQUENCE_START, MAPPING_START):
-                implicit, style = _NODE.unpack_from(raw, NODE_IMPLICIT)
-                result = (SequenceStartEvent if kind == SEQUENCE_START else MappingStartEvent)(
-                    marks,
-                    _text(get(TEXT, NODE_ANCHOR)),
-                    _text(get(TEXT, NODE_TAG)),
-                    implicit == 1,
-                    _FLOW_STYLES.get(style),
-                )
-            elif kind == SEQUENCE_END:
-                result = SequenceEndEvent(marks)
-            elif kind == MAPPING_END:
-                result = MappingEndEvent(marks)
-            elif kind == ALIAS:
-                result = AliasEvent(marks, _text(get(TEXT, ALIAS_ANCHOR)))
-            elif kind == DOCUMENT_START:
-                result = self._document_start(marks, _INT.unpack_from(raw, DOC_IMPLICIT)[0] == 0)
-            elif kind == DOCUMENT_END:
-                result = DocumentEndEvent(marks, _INT.unpack_from(raw, DOC_END_IMPLICIT)[0] == 0)
-            elif kind == STREAM_START:
-                encoding = _ENCODINGS.get(_INT.unpack_from(raw, ENCODING)[0])
-                result = StreamStartEvent(marks, None if self._unicode and encoding == "utf-8" else encoding)
-            elif kind == STREAM_END:
-                result = StreamEndEvent(marks)
-            else:
-                raise ValueError(f"yaml_parser_parse: unknown event type {kind}")
-        finally:
-            _event_delete(event)
+        get, to_bytes = event.get, event.to_bytes
+        parse, delete = _parse, _event_delete
+        unpack_type, unpack_marks, unpack_scalar, unpack_node = (
+            _TYPE.unpack_from,
+            _MARKS.unpack_from,
+            _SCALAR.unpack_from,
+            _NODE.unpack_from,
+        )
+        scalar_styles, flow_styles = _SCALAR_STYLES, _FLOW_STYLES
+        while self._arena is not None:
+            if not parse(parser, event):
+                error = self._error()
+                self.close()
+                raise error
+            try:
+                # the event's numbers in one checked copy, decoded by struct (offsets from
+                # EVENT); its strings through TEXT pointers
+                raw = to_bytes()
+                kind = unpack_type(raw)[0]
+                marks = unpack_marks(raw, START_MARK)
+                result: Event
+                if kind == SCALAR:
+                    length, plain_implicit, quoted_implicit, style = unpack_scalar(raw, SCALAR_LENGTH)
+                    value = get(TEXT, SCALAR_VALUE).as_slice(0, length).to_bytes()
+                    result = ScalarEvent(
+                        marks,
+                        _text(get(TEXT, SCALAR_ANCHOR)),
+                        _text(get(TEXT, SCALAR_TAG)),
+                        (plain_implicit == 1, quoted_implicit == 1),
+                        value.decode("utf-8"),
+                        scalar_styles.get(style),
+                    )
+                elif kind in (SEQUENCE_START, MAPPING_START):
+                    implicit, style = unpack_node(raw, NODE_IMPLICIT)
+                    result = (SequenceStartEvent if kind == SEQUENCE_START else MappingStartEvent)(
+                        marks,
+                        _text(get(TEXT, NODE_ANCHOR)),
+                        _text(get(TEXT, NODE_TAG)),
+                        implicit == 1,
+                        flow_styles.get(style),
+                    )
+                elif kind == SEQUENCE_END:
+                    result = SequenceEndEvent(marks)
+                elif kind == MAPPING_END:
+                    result = MappingEndEvent(marks)
+                else:
+                    result = self._rare(kind, raw, marks)
+            finally:
+                delete(event)
+            if kind == STREAM_END:
+                self.close()
+            yield result
+
+    def _rare(self, kind: int, raw: bytes, marks: tuple[int, ...]) -> Event:
+        """The events that come once per document or stream, and aliases."""
+        if kind == ALIAS:
+            return AliasEvent(marks, _text(self._event.get(TEXT, ALIAS_ANCHOR)))
+        if kind == DOCUMENT_START:
+            return self._document_start(marks, _INT.unpack_from(raw, DOC_IMPLICIT)[0] == 0)
+        if kind == DOCUMENT_END:
+            return DocumentEndEvent(marks, _INT.unpack_from(raw, DOC_END_IMPLICIT)[0] == 0)
+        if kind == STREAM_START:
+            encoding = _ENCODINGS.get(_INT.unpack_from(raw, ENCODING)[0])
+            return StreamStartEvent(marks, None if self._unicode and encoding == "utf-8" else encoding)
         if kind == STREAM_END:
-            self.close()
-        return result
+            return StreamEndEvent(marks)
+        raise ValueError(f"yaml_parser_parse: unknown event type {kind}")
 
     def _document_start(self, marks: tuple[int, ...], explicit: bool) -> DocumentStartEvent:
         event = self._event
@@ -510,4 +523,4 @@ class Parser:
 def parse(data: bytes | bytearray | memoryview | str) -> Iterator[Event]:
     """The events of the YAML stream ``data``, as ``yaml.parse(data, Loader=yaml.CSafeLoader)``."""
     with Parser(data) as parser:
-        yield from parser
+        yield from parser._events
