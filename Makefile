@@ -32,6 +32,8 @@ demo: $(VENV)/.installed example-libs
 	@! $(DEMO_VENV)/bin/python -c "import pluggy" 2>/dev/null || (echo "pluggy must not be installed at run time" && false)
 	@ls $(DIST)
 	cd /tmp && $(CURDIR)/$(DEMO_VENV)/bin/python -m example_project
+	cd /tmp && $(CURDIR)/$(DEMO_VENV)/bin/python -m example_bz2
+	cd /tmp && $(CURDIR)/$(DEMO_VENV)/bin/python -m example_yaml
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_calls.py
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_abi.py
 	$(DEMO_VENV)/bin/python benchmarks/bench_memory.py
@@ -52,6 +54,7 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy tests/scripts  # the scripts tests run in child processes
+	$(VENV)/bin/mypy example_bz2/example_bz2 example_yaml/example_yaml  # the example bindings
 
 # ffm_runtime's accelerators: the editable install builds them (build_accel.py); rebuilt
 # here when their sources change.
