@@ -118,9 +118,12 @@ _ERRORS: Final = {
 #: At most this many bytes go into one call (``avail_in``, ``avail_out`` are unsigned ints,
 #: read and written here as ``JAVA_INT``).
 _MAX_CALL: Final = 1 << 30
-#: The native output buffer of a stream, refilled call after call: small enough to be cut
-#: from an arena's 64 KiB slab (a larger one is a calloc and, past 128 KiB, an mmap per call).
-_OUT_SIZE: Final = 32 * 1024
+#: The native output buffer of a stream, refilled call after call: first small enough to be
+#: cut from the arena's current slab (the README: larger ones are blocks of their own, a
+#: calloc each), then doubled whenever libbz2 fills it, up to _OUT_MAX (fewer, longer calls
+#: for large data).
+_OUT_SIZE: Final = 4 * 1024
+_OUT_MAX: Final = 1024 * 1024
 _EOF_MESSAGE: Final = "Compressed data ended before the end-of-stream marker was reached"
 
 
@@ -208,16 +211,32 @@ def decompress_bounded(data: Any, max_length: int) -> bytes:
         return dest.as_slice(0, dest_len.get(UINT, 0) & 0xFFFFFFFF).to_bytes()
 
 
+class _Output:
+    """A stream's output buffer (see ``_OUT_SIZE``), in the stream's arena."""
+
+    __slots__ = ("arena", "buffer")
+
+    def __init__(self, arena: Arena) -> None:
+        self.arena = arena
+        self.buffer = arena.allocate(_OUT_SIZE)
+
+    def grow(self) -> MemorySegment:
+        if self.buffer.byte_size < _OUT_MAX:
+            self.buffer = self.arena.allocate(2 * self.buffer.byte_size)
+        return self.buffer
+
+
 def _run(
     function: str,
     call: Callable[..., int],
     stream: MemorySegment,
-    out: MemorySegment,
+    output: _Output,
     source: MemorySegment,
     *action: int,
 ) -> tuple[list[bytes], int, bool]:
     """Feed ``source`` to ``call(stream, *action)`` until it is consumed and no output is
     pending (or the stream ends): (output chunks, bytes of ``source`` consumed, ended)."""
+    out = output.buffer
     chunks = []
     size = source.byte_size
     position = 0
@@ -235,6 +254,8 @@ def _run(
             left_out = stream.get(UINT, AVAIL_OUT) & 0xFFFFFFFF
             if left_out < out.byte_size:
                 chunks.append(out.as_slice(0, out.byte_size - left_out).to_bytes())
+                if not left_out:
+                    out = output.grow()
                 stream.set(ADDRESS, NEXT_OUT, out)
                 stream.set(UINT, AVAIL_OUT, out.byte_size)
             if code == BZ_STREAM_END:
@@ -264,7 +285,7 @@ class _Stream:
     def __init__(self) -> None:
         self._arena: Arena | None = Arena.of_confined()
         self._stream = self._arena.allocate(BZ_STREAM)
-        self._out = self._arena.allocate(_OUT_SIZE)
+        self._out = _Output(self._arena)
         self._open = False
 
     def _started(self, function: str, code: int) -> None:
@@ -385,7 +406,7 @@ def decompress(data: Any) -> bytes:
     with Arena.of_confined() as arena:
         source = _native_copy(arena, data)
         stream = arena.allocate(BZ_STREAM)
-        out = arena.allocate(_OUT_SIZE)
+        out = _Output(arena)
         position = 0
         while position < source.byte_size:
             _check("BZ2_bzDecompressInit", _decompress_init(stream, 0, 0))
