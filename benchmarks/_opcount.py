@@ -31,4 +31,5 @@ def profile(workload: Callable[[], int], unit: str, top: int = 14) -> None:
     print(f"profile: {units} {unit}s, {total:.2f} s under cProfile; ffm_runtime operations and native calls:")
     print(f"  {'calls/' + unit:>12} {'incl. %':>8} {'own %':>6}  operation")
     for inclusive, own, calls, label in sorted(rows, reverse=True)[:top]:
-        print(f"  {calls / units:>12.2f} {100 * inclusive / total:>7.1f}% {100 * own / total:>5.1f}%  {label}")
+        share, own_share = 100 * inclusive / total, 100 * own / total
+        print(f"  {calls / units:>12.2f} {share:>7.1f}% {own_share:>5.1f}%  {label}")

@@ -79,8 +79,8 @@ def main() -> int:
     from example_bz2 import libbz2
 
     print(
-        f"CPython {platform.python_version()}, {platform.machine()}, libbz2 {libbz2.version()}; "
-        f"best of {args.repeat}, throughput of the uncompressed size, MB/s"
+        f"# CPython {platform.python_version()} on {platform.machine()}, libbz2 {libbz2.version()}; "
+        f"best of {args.repeat}, throughput of the uncompressed size"
     )
     rows: list[tuple[str, Callable[[], bytes], Callable[[], bytes], int]] = []
     for size in (1 << 10, 1 << 16, 1 << 20):
@@ -124,13 +124,14 @@ def main() -> int:
         assert ours() == theirs() == data
         rows.append((f"BZ2Decompressor {label} of compressed data", ours, theirs, len(data)))
 
-    print(f"{'workload':<52} {'hatch-ffm':>10} {'bz2':>10} {'ratio':>7}")
+    print("| workload | hatch-ffm, MB/s | bz2, MB/s | hatch-ffm / bz2 |")
+    print("|---|---:|---:|---:|")
     for name, ours, theirs, size in rows:
         mine = other = float("inf")
         for _ in range(args.repeat):  # take turns, so that drift affects both sides alike
             mine = min(mine, best(ours, 1, args.budget))
             other = min(other, best(theirs, 1, args.budget))
-        print(f"{name:<52} {size / mine / 1e6:>10.1f} {size / other / 1e6:>10.1f} {other / mine:>6.2f}x")
+        print(f"| {name} | {size / mine / 1e6:.1f} | {size / other / 1e6:.1f} | {other / mine:.2f}x |")
     if args.profile:
         from _opcount import profile
 

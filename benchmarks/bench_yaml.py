@@ -70,10 +70,11 @@ def main() -> int:
 
     assert yaml.__with_libyaml__, "PyYAML without its libyaml extension"
     print(
-        f"CPython {platform.python_version()}, {platform.machine()}, libyaml {libyaml.version()}, "
+        f"# CPython {platform.python_version()} on {platform.machine()}, libyaml {libyaml.version()}, "
         f"PyYAML {yaml.__version__}; best of {args.repeat}"
     )
-    print(f"{'workload':<44} {'events':>8} {'hatch-ffm ev/s':>15} {'PyYAML ev/s':>13} {'ratio':>7}")
+    print("| workload | events | hatch-ffm, events/s | PyYAML CParser, events/s | hatch-ffm / PyYAML |")
+    print("|---|---:|---:|---:|---:|")
     for size in (1 << 14, 1 << 20):
         data = document(size)
 
@@ -92,9 +93,7 @@ def main() -> int:
             other = min(other, seconds)
             assert events == theirs_events
         label = f"parse {len(data) / 1024:.0f} KiB document into events"
-        print(
-            f"{label:<44} {events:>8} {events / mine:>15,.0f} {events / other:>13,.0f} {other / mine:>6.2f}x"
-        )
+        print(f"| {label} | {events} | {events / mine:,.0f} | {events / other:,.0f} | {other / mine:.2f}x |")
     if args.profile:
         from _opcount import profile
 
