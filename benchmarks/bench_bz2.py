@@ -74,6 +74,7 @@ def main() -> int:
     parser.add_argument(
         "--profile", action="store_true", help="also count the runtime operations per call (cProfile)"
     )
+    parser.add_argument("--max-size", type=int, default=1 << 20, help="largest data size, bytes")
     args = parser.parse_args()
 
     from example_bz2 import libbz2
@@ -83,7 +84,7 @@ def main() -> int:
         f"best of {args.repeat}, throughput of the uncompressed size"
     )
     rows: list[tuple[str, Callable[[], bytes], Callable[[], bytes], int]] = []
-    for size in (1 << 10, 1 << 16, 1 << 20):
+    for size in [size for size in (1 << 10, 1 << 16, 1 << 20) if size <= args.max_size]:
         data = sample(size)
         packed = bz2.compress(data, 9)
         assert libbz2.compress(data, 9) == packed and libbz2.decompress(packed) == data
@@ -112,10 +113,10 @@ def main() -> int:
                 size,
             )
         )
-    data = sample(1 << 20)
+    data = sample(args.max_size)
     packed = bz2.compress(data, 9)
     for chunk in (1 << 12, 1 << 16):
-        label = f"1 MiB in {chunk // 1024} KiB chunks"
+        label = f"{args.max_size // 1024} KiB in {chunk // 1024} KiB chunks"
         ours, theirs = streaming(libbz2.BZ2Compressor, data, chunk), streaming(bz2.BZ2Compressor, data, chunk)
         assert ours() == theirs()
         rows.append((f"BZ2Compressor {label}", ours, theirs, len(data)))

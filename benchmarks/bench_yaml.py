@@ -62,6 +62,7 @@ def main() -> int:
     parser.add_argument(
         "--profile", action="store_true", help="also count the runtime operations per event (cProfile)"
     )
+    parser.add_argument("--max-size", type=int, default=1 << 20, help="largest document size, bytes")
     args = parser.parse_args()
 
     import yaml
@@ -75,7 +76,7 @@ def main() -> int:
     )
     print("| workload | events | hatch-ffm, events/s | PyYAML CParser, events/s | hatch-ffm / PyYAML |")
     print("|---|---:|---:|---:|---:|")
-    for size in (1 << 14, 1 << 20):
+    for size in [size for size in (1 << 14, 1 << 20) if size <= args.max_size]:
         data = document(size)
 
         def ours(data: bytes = data) -> int:

@@ -227,3 +227,26 @@ def test_missing_library_skips_unless_required(
         r"\(tests/examples/setup-libs\.sh\)",
     ):
         support.require_example_lib("example_none")
+
+
+@pytest.mark.parametrize("script", ["bench_bz2.py", "bench_yaml.py"])
+def test_benchmark_scripts_run(bz2_site: Path, yaml_site: Path, script: str) -> None:
+    """The example benchmarks of ``make demo`` run (small sizes, one repeat) and print every row
+    with both throughputs and their ratio."""
+    import subprocess
+    import sys
+
+    from support import ROOT
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--repeat", "1", "--max-size", "16384"]
+        + (["--budget", "0.001"] if script == "bench_bz2.py" else []),
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(bz2_site), str(yaml_site), str(ROOT)])},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "workload" not in line]
+    assert len(rows) == (7 if script == "bench_bz2.py" else 1), result.stdout
+    assert all(float(row.split(" | ")[-1].rstrip("x |")) > 0 for row in rows), result.stdout
