@@ -409,6 +409,8 @@ def decompress(data: Any) -> bytes:
         out = _Output(arena)
         position = 0
         while position < source.byte_size:
+            if streams:
+                stream.fill(0)  # a fresh bz_stream for the next stream (the first one is zeroed)
             _check("BZ2_bzDecompressInit", _decompress_init(stream, 0, 0))
             try:
                 chunks, used, ended = _run(
@@ -420,7 +422,6 @@ def decompress(data: Any) -> bytes:
                 raise
             finally:
                 _decompress_end(stream)
-                stream.fill(0)
             results.extend(chunks)
             if not ended:
                 raise ValueError(_EOF_MESSAGE)
