@@ -1,6 +1,7 @@
 # The two commands of the README:
-#   make demo  - build example_project's wheel with the hook, install it in a fresh venv
-#                without llvmlite/hatchling/pluggy, run it, print the benchmark table
+#   make demo  - build the wheels of example_project and the example bindings (example_bz2,
+#                example_yaml) with the hook, install them in a fresh venv without
+#                llvmlite/hatchling/pluggy, run them, print the benchmark tables
 #   make test  - lint, type-check and run the whole test suite
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ DEMO_VENV := .demo-venv
 DIST := dist
 
 .PHONY: demo test test-slow test-every-python lint typecheck pytest bench clean aarch64-env \
-	pythons-env
+	pythons-env example-libs
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,28 +17,35 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed example-libs
 	rm -rf $(DIST) $(DEMO_VENV)
 	$(VENV)/bin/python -m pip wheel --quiet --no-deps -w $(DIST) .
 	$(VENV)/bin/python -m pip wheel --quiet --no-deps --no-build-isolation -w $(DIST) ./example_project
+	$(VENV)/bin/python -m pip wheel --quiet --no-deps --no-build-isolation -w $(DIST) ./example_bz2
+	$(VENV)/bin/python -m pip wheel --quiet --no-deps --no-build-isolation -w $(DIST) ./example_yaml
 	$(PYTHON) -m venv $(DEMO_VENV)
-	$(DEMO_VENV)/bin/python -m pip install --quiet --no-index --find-links $(DIST) example-project
-	$(DEMO_VENV)/bin/python -m pip install --quiet cffi
+	$(DEMO_VENV)/bin/python -m pip install --quiet --no-index --find-links $(DIST) example-project \
+		example-bz2 example-yaml
+	$(DEMO_VENV)/bin/python -m pip install --quiet cffi pyyaml
 	@! $(DEMO_VENV)/bin/python -c "import llvmlite" 2>/dev/null || (echo "llvmlite must not be installed at run time" && false)
 	@! $(DEMO_VENV)/bin/python -c "import hatchling" 2>/dev/null || (echo "hatchling must not be installed at run time" && false)
 	@! $(DEMO_VENV)/bin/python -c "import pluggy" 2>/dev/null || (echo "pluggy must not be installed at run time" && false)
 	@ls $(DIST)
 	cd /tmp && $(CURDIR)/$(DEMO_VENV)/bin/python -m example_project
+	cd /tmp && $(CURDIR)/$(DEMO_VENV)/bin/python -m example_bz2
+	cd /tmp && $(CURDIR)/$(DEMO_VENV)/bin/python -m example_yaml
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_calls.py
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_abi.py
 	$(DEMO_VENV)/bin/python benchmarks/bench_memory.py
+	$(DEMO_VENV)/bin/python benchmarks/bench_bz2.py
+	$(DEMO_VENV)/bin/python benchmarks/bench_yaml.py
 
 # Every benchmark once (after `make demo`), its tables written to docs/benchmarks.md and the
 # README's headline block; also on every other supported CPython found.
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/report.py --python $(DEMO_VENV)/bin/python --other-pythons
 
-LINTED := ffm_runtime hatch_ffm tests benchmarks example_project build_accel.py
+LINTED := ffm_runtime hatch_ffm tests benchmarks example_project example_bz2 example_yaml build_accel.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check $(LINTED)
@@ -46,6 +54,7 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy tests/scripts  # the scripts tests run in child processes
+	$(VENV)/bin/mypy example_bz2/example_bz2 example_yaml/example_yaml  # the example bindings
 
 # ffm_runtime's accelerators: the editable install builds them (build_accel.py); rebuilt
 # here when their sources change.
@@ -68,7 +77,13 @@ aarch64-env:
 pythons-env:
 	-PYTHON=$(PYTHON) bash tests/pythons/setup.sh .pythons
 
-test: lint typecheck aarch64-env pythons-env pytest
+# The C libraries of the example bindings (example_bz2, example_yaml) and their -dev headers,
+# installed with apt-get when missing (needs root then).  Without them those tests skip,
+# unless FFM_REQUIRE_EXAMPLE_LIBS is set.
+example-libs:
+	-bash tests/examples/setup-libs.sh
+
+test: lint typecheck aarch64-env pythons-env example-libs pytest
 
 # The exhaustive runs: 1,000,000 fuzzed argument tuples, 100,000 mutated stub objects.
 test-slow: $(VENV)/.installed $(ACCEL)

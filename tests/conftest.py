@@ -62,3 +62,35 @@ def stub_site(tmp_path_factory: pytest.TempPathFactory, testpkg_wheel: tuple[Pat
         yield site
     finally:
         sys.path.remove(str(site))
+
+
+def _example_site(tmp_path_factory: pytest.TempPathFactory, project: str) -> Iterator[Path]:
+    """An example binding's wheel built once by the real hook and unpacked into a folder on
+    sys.path."""
+    from support import ROOT, require_example_lib
+
+    require_example_lib(project)
+    out = tmp_path_factory.mktemp(f"{project}-dist")
+    source = tmp_path_factory.mktemp(f"{project}-src") / project
+    shutil.copytree(ROOT / project, source, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    build_wheel(source, out)
+    (wheel,) = out.glob(f"{project}-*.whl")
+    site = tmp_path_factory.mktemp(f"{project}-site")
+    unpack_wheel(wheel, site)
+    sys.path.insert(0, str(site))
+    try:
+        yield site
+    finally:
+        sys.path.remove(str(site))
+
+
+@pytest.fixture(scope="session")
+def bz2_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """example_bz2 (libbz2), installed from its wheel."""
+    yield from _example_site(tmp_path_factory, "example_bz2")
+
+
+@pytest.fixture(scope="session")
+def yaml_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """example_yaml (libyaml's parser), installed from its wheel."""
+    yield from _example_site(tmp_path_factory, "example_yaml")

@@ -113,3 +113,87 @@ def unpack_wheel(wheel: Path, site: Path) -> None:
     """Install a wheel the simple way: unzip it into a folder that goes on sys.path."""
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
+
+
+#: The example bindings beside example_project: project folder -> (header, shared library).
+EXAMPLE_LIBS = {
+    "example_bz2": ("bzlib.h", "libbz2.so.1.0"),
+    "example_yaml": ("yaml.h", "libyaml-0.so.2"),
+}
+
+
+def require_example_lib(project: str) -> None:
+    """Skip the test where the C library of example ``project`` or its -dev header is missing;
+    fail instead when ``FFM_REQUIRE_EXAMPLE_LIBS`` is set (CI sets it)."""
+    import ctypes
+
+    header, library = EXAMPLE_LIBS[project]
+    missing = []
+    probe = subprocess.run(
+        [os.environ.get("CC", "cc"), "-E", "-x", "c", "-", "-o", os.devnull],
+        input=f"#include <{header}>\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        missing.append(header)
+    try:
+        ctypes.CDLL(library)
+    except OSError:
+        missing.append(library)
+    if missing:
+        reason = (
+            f"{project} needs {' and '.join(missing)}: run 'make example-libs' as root "
+            "(tests/examples/setup-libs.sh)"
+        )
+        if os.environ.get("FFM_REQUIRE_EXAMPLE_LIBS"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def c_layout(header: str, type_name: str, fields: list[str], tmp: Path) -> tuple[int, dict[str, int]]:
+    """``sizeof(type_name)`` and ``offsetof(type_name, field)`` of each field (a C member
+    designator such as ``data.scalar.length``), as the system C compiler lays them out with
+    ``header``."""
+    lines = [f"#include <{header}>", "#include <stddef.h>", "#include <stdio.h>", "int main(void) {"]
+    lines.append(f'    printf("%zu\\n", sizeof({type_name}));')
+    lines += [f'    printf("%zu\\n", offsetof({type_name}, {field}));' for field in fields]
+    lines += ["    return 0;", "}"]
+    source = tmp / f"layout_{type_name}.c"
+    source.write_text("\n".join(lines) + "\n")
+    program = tmp / f"layout_{type_name}"
+    subprocess.run([os.environ.get("CC", "cc"), "-o", str(program), str(source)], check=True)
+    size, *offsets = (
+        int(line)
+        for line in subprocess.run([str(program)], capture_output=True, text=True, check=True).stdout.split()
+    )
+    return size, dict(zip(fields, offsets, strict=True))
+
+
+def malloc_in_use() -> int:
+    """Bytes the C library's malloc has handed out and not taken back (glibc's ``mallinfo2``:
+    heap chunks in use plus mmapped blocks), for tests that a native object is freed."""
+    import ctypes
+
+    class Mallinfo2(ctypes.Structure):
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in [
+                "arena",
+                "ordblks",
+                "smblks",
+                "hblks",
+                "hblkhd",
+                "usmblks",
+                "fsmblks",
+                "uordblks",
+                "fordblks",
+                "keepcost",
+            ]
+        ]
+
+    mallinfo2 = ctypes.CDLL(None).mallinfo2
+    mallinfo2.restype = Mallinfo2
+    info = mallinfo2()
+    return int(info.uordblks + info.hblkhd)
