@@ -386,4 +386,8 @@ def build_accelerators(triple: str) -> ir.Module:
     helpers = Helpers.for_module("ffm_runtime_accelerators", triple)
     for emit in (_arena_allocate, _segment_get, _segment_set, _arena_of_confined, _arena_enter, _arena_close):
         emit(helpers)
+    # (imported here: it builds on this module's _Method, so it imports this module)
+    from ._accel_bulk import build_bulk_accelerators  # noqa: PLC0415
+
+    build_bulk_accelerators(helpers)
     return helpers.module

@@ -1,0 +1,329 @@
+"""The runtime's bulk accelerators: bytes and strings through segments.
+
+Native versions of ``MemorySegment.to_bytes``, ``fill``, ``copy_from``, ``copy`` (the
+5-argument byte form), ``get_string`` and ``set_string`` (UTF-8, the default charset),
+``Arena.allocate_from`` (a ``str``, or one value of a numeric or boolean ``ValueLayout``, or
+``JAVA_BYTE`` with ``bytes``) and ``MemorySegment.of_array`` (``bytes`` and ``bytearray``).
+As in :mod:`._accelerators`, each takes only the common case (exact built-in types, a
+segment this thread may access, in bounds, writable where written, positional arguments
+with the default charset) and hands everything else, every error included, to the Python
+method: behaviour and messages are the Python ones.
+
+No Python code runs between a check and the access it guards: every object converted is
+of an exact built-in type (``int``, ``str``, ``bytes``), and the objects made after a check
+(``bytes`` and ``str`` results) are not tracked by the cycle collector, so making them
+never runs a collection, hence no finalizer.  Segments are made (``PyType_GenericAlloc``,
+which may collect) before the checks of what they are cut from, as in ``_alloc.py``.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from ffm_runtime import _contract
+
+from .._lowering import SCALARS
+from ._accelerators import _EXACT_TYPES, _Method, _value_kind
+from ._helpers import Helpers
+from ._idioms import is_null
+from ._model import IntRead
+from ._types import I8, I32, I64, PTR, i64, scalar_type, store_size
+
+__all__ = ["build_bulk_accelerators"]
+
+_SEGMENT_TYPES = (_contract.CELL_CONFINED_TYPE, _contract.CELL_SEGMENT_TYPE, _contract.CELL_HEAP_TYPE)
+
+
+def _segment(m: _Method, segment: ir.Value, *, writing: bool) -> tuple[ir.Value, ir.Value]:
+    """``(address, size)`` of ``segment`` after the checks of the Python bulk operations: one
+    of the runtime's segments, that this thread may access now (its guard decides, as for
+    ``get``), writable if ``writing``; anything else goes slow."""
+    b, model = m.b, m.model
+    m.slow_if(b.not_(model.is_one_of(b, model.type_of(b, segment), *_SEGMENT_TYPES)))
+    m.slow_if(b.not_(model.owned_here(b, model.load_field(b, segment, "segment._guard"))))
+    # and its scope is alive (Python asks it): the global scope, or an open arena
+    scope = model.load_field(b, segment, "segment._scope")
+    m.slow_if(is_null(b, scope))
+    is_arena = b.icmp_unsigned("==", model.type_of(b, scope), m.imports.cell(b, _contract.CELL_ARENA_TYPE))
+    is_global = b.icmp_unsigned("==", scope, m.imports.cell(b, _contract.CELL_GLOBAL_SCOPE))
+    m.slow_if(b.not_(b.or_(is_arena, is_global)))
+    with b.if_then(is_arena):
+        alive = model.load_field(b, scope, "arena._alive")
+        m.slow_if(b.icmp_unsigned("!=", alive, m.imports.data("_Py_TrueStruct")))
+    size = m.int_field(segment, "segment._size")
+    m.slow_if(b.icmp_signed("<", size, i64(0)))
+    if writing:
+        low_bits = m.int_field(segment, "segment._align")
+        m.slow_if(b.icmp_unsigned("!=", b.and_(low_bits, i64(_contract.SEGMENT_READ_ONLY_BIT)), i64(0)))
+    # Python reads through the segment's view (None: made from the address on first use):
+    # one it could not slice as [base, base + size) is Python's to refuse
+    view = model.load_field(b, segment, "segment._view")
+    m.slow_if(is_null(b, view))
+    with b.if_then(b.icmp_unsigned("!=", view, m.imports.data("_Py_NoneStruct"))):
+        m.slow_if(b.not_(model.is_exact(b, view, "PyMemoryView_Type")))
+        base = m.int_field(segment, "segment._base")
+        length, length_ok = m.helpers.idioms.checked_call(b, "PyObject_Size", view)  # released: no
+        m.slow_if(b.not_(length_ok))
+        _in_bounds(m, base, size, length)
+    raw = model.load_field(b, segment, "segment._address")
+    m.slow_if(is_null(b, raw))
+    address, address_ok = model.read_int(b, raw, IntRead.UNSIGNED)
+    # beyond 2**63 is never user memory (Python refuses it); nor is a segment ending there
+    m.slow_if(b.or_(b.not_(address_ok), b.icmp_signed("<", address, i64(0))))
+    m.slow_if(b.icmp_signed("<", b.add(address, size), i64(0)))
+    return b.inttoptr(address, PTR), size
+
+
+def _in_bounds(m: _Method, offset: ir.Value, length: ir.Value, size: ir.Value) -> None:
+    """Go on only if ``[offset, offset + length)`` is inside ``size`` bytes."""
+    b = m.b
+    bad = b.or_(b.icmp_signed("<", offset, i64(0)), b.icmp_signed("<", length, i64(0)))
+    m.slow_if(b.or_(bad, b.icmp_signed(">", offset, b.sub(size, length))))
+
+
+def _at(b: ir.IRBuilder, address: ir.Value, offset: ir.Value) -> ir.Value:
+    return b.gep(address, [offset], source_etype=I8)
+
+
+def _return_self(m: _Method) -> None:
+    m.call("Py_IncRef", m.self_arg)
+    m.b.ret(m.self_arg)
+
+
+def _made_or_slow(m: _Method, obj: ir.Value) -> ir.Value:
+    """``obj`` (a new reference, or NULL on failure): a failure goes slow, its error cleared,
+    and the Python method does or refuses the operation itself."""
+    b = m.b
+    failed = is_null(b, obj)
+    with b.if_then(failed, likely=False):
+        m.call("PyErr_Clear")
+    m.slow_if(failed)
+    return obj
+
+
+def _utf8(m: _Method, text: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """``(bytes, length)`` of the exact ``str`` ``text`` in UTF-8 (CPython's cached copy,
+    owned by ``text``); anything else, or a string UTF-8 cannot encode (lone surrogates),
+    goes slow."""
+    b = m.b
+    m.slow_if(b.not_(m.model.is_exact(b, text, "PyUnicode_Type")))
+    length = b.alloca(I64)
+    data = _made_or_slow(m, m.call("PyUnicode_AsUTF8AndSize", text, length))
+    return data, b.load(length)
+
+
+# -- reading and writing bytes ------------------------------------------------------------------
+def _to_bytes(helpers: Helpers) -> None:
+    """``segment.to_bytes()``."""
+    m = _Method(helpers, "MemorySegment", "to_bytes")
+    m.no_keywords(0, 0)
+    address, size = _segment(m, m.self_arg, writing=False)
+    m.b.ret(_made_or_slow(m, m.call("PyBytes_FromStringAndSize", address, size)))
+
+
+def _fill(helpers: Helpers) -> None:
+    """``segment.fill(value)``."""
+    m = _Method(helpers, "MemorySegment", "fill")
+    b = m.b
+    m.no_keywords(1, 1)
+    value = m.exact_int(m.arg(0))
+    m.slow_if(b.or_(b.icmp_signed("<", value, i64(-128)), b.icmp_signed(">", value, i64(255))))
+    address, size = _segment(m, m.self_arg, writing=True)
+    m.call("memset", address, b.and_(b.trunc(value, I32), ir.Constant(I32, 0xFF)), size)
+    _return_self(m)
+
+
+def _copy_from(helpers: Helpers) -> None:
+    """``segment.copy_from(source)``."""
+    m = _Method(helpers, "MemorySegment", "copy_from")
+    b = m.b
+    m.no_keywords(1, 1)
+    source, source_size = _segment(m, m.arg(0), writing=False)
+    target, target_size = _segment(m, m.self_arg, writing=True)
+    m.slow_if(b.icmp_signed(">", source_size, target_size))
+    m.call("memmove", target, source, source_size)
+    _return_self(m)
+
+
+def _copy(helpers: Helpers) -> None:
+    """``MemorySegment.copy(source, source_offset, target, target_offset, byte_size)``; the
+    element form (7 arguments) is Python's."""
+    m = _Method(helpers, "MemorySegment", "copy")
+    b = m.b
+    m.no_keywords(5, 5)
+    source_offset = m.exact_int(m.arg(1))
+    target_offset = m.exact_int(m.arg(3))
+    byte_size = m.exact_int(m.arg(4))
+    source, source_size = _segment(m, m.arg(0), writing=False)
+    target, target_size = _segment(m, m.arg(2), writing=True)
+    _in_bounds(m, source_offset, byte_size, source_size)
+    _in_bounds(m, target_offset, byte_size, target_size)
+    m.call("memmove", _at(b, target, target_offset), _at(b, source, source_offset), byte_size)
+    b.ret(helpers.idioms.new_none(b))
+
+
+# -- strings ----------------------------------------------------------------------------------
+def _get_string(helpers: Helpers) -> None:
+    """``segment.get_string([offset])`` in UTF-8 (a charset argument is Python's)."""
+    m = _Method(helpers, "MemorySegment", "get_string")
+    b = m.b
+    m.no_keywords(0, 1)
+    offset_slot = b.alloca(I64)
+    b.store(i64(0), offset_slot)
+    with b.if_then(b.icmp_signed("==", m.nargs, i64(1))):
+        b.store(m.exact_int(m.arg(0)), offset_slot)
+    offset = b.load(offset_slot)
+    address, size = _segment(m, m.self_arg, writing=False)
+    _in_bounds(m, offset, i64(0), size)
+    start = _at(b, address, offset)
+    end = m.call("memchr", start, ir.Constant(I32, 0), b.sub(size, offset))
+    m.slow_if(is_null(b, end))  # no terminator: Python raises
+    length = b.sub(b.ptrtoint(end, I64), b.ptrtoint(start, I64))
+    decoded = m.call("PyUnicode_DecodeUTF8", start, length, m.imports.cstring("replace"))
+    b.ret(_made_or_slow(m, decoded))
+
+
+def _set_string(helpers: Helpers) -> None:
+    """``segment.set_string(offset, text)`` in UTF-8 (a charset argument is Python's)."""
+    m = _Method(helpers, "MemorySegment", "set_string")
+    b = m.b
+    m.no_keywords(2, 2)
+    offset = m.exact_int(m.arg(0))
+    data, length = _utf8(m, m.arg(1))  # converted before the checks
+    address, size = _segment(m, m.self_arg, writing=True)
+    _in_bounds(m, offset, b.add(length, i64(1)), size)
+    where = _at(b, address, offset)
+    m.call("llvm.memcpy.p0.p0.i64", where, data, length, ir.Constant(ir.IntType(1), 0))
+    b.store(ir.Constant(I8, 0), _at(b, where, length))
+    b.ret(helpers.idioms.new_none(b))
+
+
+# -- allocation ---------------------------------------------------------------------------
+def _carved(m: _Method, size: ir.Value, alignment: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """``(segment, address)``: ``size`` zeroed bytes cut from the arena ``self``'s slab, as
+    ``Arena.allocate(size, alignment)`` would (``size`` <= ``ARENA_SMALL``, a power of two
+    ``alignment`` <= ``ARENA_SLAB_ALIGN``, checked here); not here: slow."""
+    b, model = m.b, m.model
+    bad = b.or_(b.icmp_signed(">", size, i64(_contract.ARENA_SMALL)), b.icmp_signed("<", size, i64(0)))
+    bad = b.or_(bad, b.icmp_signed("<=", alignment, i64(0)))
+    bad = b.or_(bad, b.icmp_signed(">", alignment, i64(_contract.ARENA_SLAB_ALIGN)))
+    bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(alignment, b.sub(alignment, i64(1))), i64(0)))
+    m.slow_if(bad)
+    segment = m.helpers.alloc.carve(b, m.self_arg, size, alignment)
+    with b.if_then(is_null(b, segment), likely=False):
+        m.helpers.idioms.return_if_error(b)  # MemoryError, as Python would
+    m.slow_if(is_null(b, segment))  # not here: a new slab, a closed arena, ...: Python's
+    # the int carve just made: reading it cannot fail
+    address, _ = model.read_int(b, model.load_field(b, segment, "segment._address"), IntRead.UNSIGNED)
+    return segment, b.inttoptr(address, PTR)
+
+
+def _allocate_from(helpers: Helpers) -> None:
+    """``arena.allocate_from(text)`` (UTF-8), ``arena.allocate_from(layout, value)`` of one
+    numeric or boolean value, and ``arena.allocate_from(JAVA_BYTE, data)`` of ``bytes``."""
+    m = _Method(helpers, "Arena", "allocate_from")
+    b, model = m.b, m.model
+    m.no_keywords(1, 2)
+    m.self_is(_contract.CELL_ARENA_TYPE)
+    with b.if_then(b.icmp_signed("==", m.nargs, i64(1))):
+        data, length = _utf8(m, m.arg(0))
+        segment, address = _carved(m, b.add(length, i64(1)), i64(1))
+        m.call("llvm.memcpy.p0.p0.i64", address, data, length, ir.Constant(ir.IntType(1), 0))
+        b.ret(segment)  # the terminator: zeroed by the carve
+    layout, value = m.arg(0), m.arg(1)
+    kind = _value_kind(m, layout)
+    width = m.int_field(layout, "layout._byte_size")
+    alignment = b.add(m.int_field(layout, "layout._mask"), i64(1))
+    byte_kind = i64(_contract.VALUE_KINDS["b"])
+    is_bytes = b.and_(b.icmp_signed("==", kind, byte_kind), model.is_exact(b, value, "PyBytes_Type"))
+    with b.if_then(is_bytes):
+        length = m.call("PyBytes_Size", value)
+        segment, address = _carved(m, b.mul(length, width), alignment)
+        source = m.call("PyBytes_AsString", value)
+        m.call("llvm.memcpy.p0.p0.i64", address, source, length, ir.Constant(ir.IntType(1), 0))
+        b.ret(segment)
+    switch = b.switch(kind, m.slow)
+    for carrier, code in _contract.VALUE_KINDS.items():
+        scalar = SCALARS[carrier]
+        block = m.fn.append_basic_block(f"kind{code}")
+        switch.add_case(i64(code), block)
+        b.position_at_end(block)
+        # a value of an exact built-in type: converting it runs no Python code
+        m.slow_if(b.not_(model.is_exact(b, value, _EXACT_TYPES[scalar.form])))
+        converted, ok = helpers.numbers.unbox(b, scalar, value)
+        m.slow_if(b.not_(ok))
+        # a layout's size is its carrier's (one whose field was replaced: Python's)
+        m.slow_if(b.icmp_signed("!=", width, i64(store_size(scalar_type(scalar)))))
+        segment, address = _carved(m, width, alignment)
+        b.store(converted, address, align=1)
+        b.ret(segment)
+
+
+def _of_array(helpers: Helpers) -> None:
+    """``MemorySegment.of_array(buffer)`` of ``bytes`` (a read-only segment over its bytes)
+    and ``bytearray``; other buffers are Python's.  The segment's view of the object keeps
+    its buffer exported, so a ``bytearray`` cannot be resized while the segment exists."""
+    m = _Method(helpers, "MemorySegment", "of_array")
+    b, model, imports = m.b, m.model, m.imports
+    m.no_keywords(1, 1)
+    obj = m.arg(0)
+    is_bytes = model.is_exact(b, obj, "PyBytes_Type")
+    m.slow_if(b.not_(b.or_(is_bytes, model.is_exact(b, obj, "PyByteArray_Type"))))
+    segment = _made_or_slow(
+        m, m.call("PyType_GenericAlloc", imports.cell(b, _contract.CELL_HEAP_TYPE), i64(0))
+    )
+    view = m.call("PyMemoryView_FromObject", obj)
+    no_view = is_null(b, view)
+    with b.if_then(no_view, likely=False):
+        m.call("PyErr_Clear")
+        m.call("Py_DecRef", segment)  # its fields are unset: freeing it runs no Python code
+    m.slow_if(no_view)
+    # the view exports the buffer: from here on it stays where it is, as long as it is
+    with b.if_else(is_bytes) as (immutable, mutable):
+        with immutable:
+            bytes_size = m.call("PyBytes_Size", obj)
+            bytes_address = b.ptrtoint(m.call("PyBytes_AsString", obj), I64)
+            bytes_block = b.block
+        with mutable:
+            array_size = m.call("PyByteArray_Size", obj)
+            array_address = b.select(
+                b.icmp_signed("==", array_size, i64(0)),
+                i64(0),
+                b.ptrtoint(m.call("PyByteArray_AsString", obj), I64),
+            )
+            array_block = b.block
+    size = b.phi(I64)
+    size.add_incoming(bytes_size, bytes_block)
+    size.add_incoming(array_size, array_block)
+    address = b.phi(I64)
+    address.add_incoming(bytes_address, bytes_block)
+    address.add_incoming(array_address, array_block)
+    read_only = b.select(is_bytes, i64(_contract.SEGMENT_READ_ONLY_BIT), i64(0))
+    low_bits = b.or_(b.and_(address, i64(_contract.SEGMENT_ALIGN_BITS)), read_only)
+    pin = b.select(is_bytes, obj, view)  # bytes are immutable: the object itself pins them
+    none = imports.data("_Py_NoneStruct")
+    helpers.alloc._fill(
+        b,
+        segment,
+        [
+            ("segment._view", view),
+            ("segment._address", m.call("PyLong_FromSsize_t", address)),
+            ("segment._size", m.call("PyLong_FromSsize_t", size)),
+            ("segment._base", m.call("PyLong_FromSsize_t", i64(0))),
+            ("segment._align", m.call("PyLong_FromSsize_t", low_bits)),
+            ("heap._itemsize", m.call("PyLong_FromSsize_t", i64(1))),
+        ],
+        [
+            ("segment._scope", imports.cell(b, _contract.CELL_GLOBAL_SCOPE)),
+            ("segment._guard", none),
+            ("heap._object", obj),
+            ("heap._pin", pin),
+        ],
+    )
+    b.ret(segment)
+
+
+def build_bulk_accelerators(helpers: Helpers) -> None:
+    """Emit the bulk accelerators into ``helpers``' module."""
+    for emit in (_to_bytes, _fill, _copy_from, _copy, _get_string, _set_string, _allocate_from, _of_array):
+        emit(helpers)
