@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+import weakref
 from typing import Any, Final
 
 from . import _contract
@@ -236,7 +237,7 @@ def bootstrap() -> None:
     field of its class, and its offset is found in this interpreter's objects.
     """
     from . import _accel
-    from ._arena import Arena, _pool, _PrefixAllocator, _SlicingAllocator
+    from ._arena import Arena, _Extras, _pool, _PrefixAllocator, _SlicingAllocator
     from ._errors import UnsupportedPlatformError
     from ._handles import allocate_result, arg_error, result_segment
     from ._layouts import ValueLayout
@@ -258,6 +259,8 @@ def bootstrap() -> None:
         _contract.CELL_SLAB_POOL: _pool,
         _contract.CELL_CONFINED_KIND: "confined",
         _contract.CELL_GLOBAL_SCOPE: GLOBAL_SCOPE,
+        _contract.CELL_EXTRAS_TYPE: _Extras,
+        _contract.CELL_WEAKREF_TYPE: weakref.ref,
     }
     classes: dict[str, type] = {
         "segment": MemorySegment,
@@ -266,6 +269,7 @@ def bootstrap() -> None:
         "prefix": _PrefixAllocator,
         "slicing": _SlicingAllocator,
         "heap": _HeapSegment,
+        "extras": _Extras,
     }
     if set(cells) != set(_contract.RUNTIME_CELLS) or set(classes) != set(_contract.FIELDS):
         raise UnsupportedPlatformError(
@@ -290,6 +294,7 @@ def bootstrap() -> None:
         "prefix": object.__new__(_PrefixAllocator),
         "slicing": object.__new__(_SlicingAllocator),
         "heap": object.__new__(_HeapSegment),
+        "extras": object.__new__(_Extras),
     }
     try:
         for role, names in _contract.FIELDS.items():

@@ -32,6 +32,7 @@ __all__ = [
     "CELL_ARG_ERROR",
     "CELL_CONFINED_KIND",
     "CELL_CONFINED_TYPE",
+    "CELL_EXTRAS_TYPE",
     "CELL_GLOBAL_SCOPE",
     "CELL_HEAP_TYPE",
     "CELL_MAKE_SEGMENT",
@@ -40,6 +41,7 @@ __all__ = [
     "CELL_SLAB_POOL",
     "CELL_SLICING_TYPE",
     "CELL_VALUE_LAYOUT_TYPE",
+    "CELL_WEAKREF_TYPE",
     "FIELDS",
     "LIBC_FUNCTIONS",
     "METH_FASTCALL",
@@ -86,6 +88,7 @@ PYTHON_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
         # calls into the runtime's Python code (cells)
         "PyObject_CallFunction": "PyObject *(PyObject *, const char *, ...)",
         "PyObject_CallMethodObjArgs": "PyObject *(PyObject *, PyObject *, ...)",
+        "PyObject_CallNoArgs": "PyObject *(PyObject *)",
         # objects, tuples and lists
         "PyType_GenericAlloc": "PyObject *(PyTypeObject *, Py_ssize_t)",
         "Py_IncRef": "void (PyObject *)",
@@ -128,6 +131,7 @@ PYTHON_DATA: Final = frozenset(
         "PyBytes_Type",
         "PyByteArray_Type",
         "PyUnicode_Type",
+        "PyList_Type",
     }
 )
 
@@ -182,6 +186,11 @@ CELL_SLAB_POOL: Final = "ffm_rt_slab_pool"
 CELL_CONFINED_KIND: Final = "ffm_rt_confined_kind"
 #: The global scope (``_memory.GLOBAL_SCOPE``): the scope of heap segments.
 CELL_GLOBAL_SCOPE: Final = "ffm_rt_global_scope"
+#: The type of an arena's rarely needed state (``_arena._Extras``): ``close`` closes an
+#: arena natively when it holds nothing but views that were all released.
+CELL_EXTRAS_TYPE: Final = "ffm_rt_extras_type"
+#: ``weakref.ref``: how an arena's exported views are told released (see above).
+CELL_WEAKREF_TYPE: Final = "ffm_rt_weakref_type"
 
 #: Every cell's symbol, in the order of the cells table.
 RUNTIME_CELLS: Final = tuple(value for name, value in tuple(globals().items()) if name.startswith("CELL_"))
@@ -220,6 +229,8 @@ FIELDS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         "slicing": ("_segment", "_offset"),
         # heap segments (MemorySegment.of_array), besides the segment fields
         "heap": ("_itemsize", "_object", "_pin"),
+        # an arena's _extra (lists; exports: (view, weak reference to its exporter) tuples)
+        "extras": ("slabs", "blocks", "cleanups", "exports"),
     }
 )
 OFFSETS_SYMBOL: Final = "ffm_rt_offsets"

@@ -480,3 +480,87 @@ def test_tampered_arenas_allocate_from_as_python(field: str) -> None:
     for arena in kept:
         with contextlib.suppress(Exception):
             arena._confinement = [0]  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def counting_fallbacks(name: str) -> Iterator[list[int]]:
+    """Counts the calls of accelerator ``name``'s Python method (its slow path)."""
+    methods = _accel._python_methods
+    index = INDEX[name]
+    original = methods[index]
+    calls: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    methods[index] = counted
+    try:
+        yield calls
+    finally:
+        methods[index] = original
+
+
+VIEWS: dict[str, Callable[[MemorySegment], Any]] = {
+    "released": lambda segment: segment.as_memoryview().release(),
+    "released, two": lambda segment: [segment.as_memoryview().release() for _ in range(2)],
+    "dropped": lambda segment: segment.as_memoryview(),
+    "kept": lambda segment: segment.as_memoryview(),
+    "derived kept": lambda segment: segment.as_memoryview()[2:4],
+    "exporter kept": lambda segment: segment.as_memoryview().obj,
+}
+
+
+@pytest.mark.parametrize("case", VIEWS)
+def test_close_after_views_matches_python(case: str) -> None:
+    """Closing an arena that handed out views: natively when every view is released (the
+    slab goes back to the pool, as without views), by Python otherwise (the memory is kept
+    while a view can reach it); the arena ends closed either way."""
+    pool = ffm_runtime._arena._pool
+    outcomes = []
+    for native in (True, False):
+        arena = Arena.of_confined()
+        segment = arena.allocate(64)
+        held = VIEWS[case](segment)
+        if case == "dropped":
+            held = None
+        slab = arena._slab  # type: ignore[attr-defined]
+        with counting_fallbacks("close") as slow:
+            if native:
+                arena.close()
+            else:
+                python("close")(arena)
+        pooled = any(item is slab for item in pool)
+        outcomes.append((pooled, arena.is_alive(), arena._confinement, outcome(segment.to_bytes)))  # type: ignore[attr-defined]
+        if native:  # a view dropped unreleased is still the arena's to release: Python's
+            assert bool(slow) == (case not in ("released", "released, two")), case
+        if case == "kept":
+            with pytest.raises(ValueError, match="released memoryview"):
+                held[0] = 1  # the view handed out is released by the close
+        if case == "derived kept":
+            held[0] = 1  # on kept memory
+        del held
+        gc.collect()
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == (case not in ("derived kept", "exporter kept"))  # reused, or kept
+
+
+EXTRAS_JUNK: list[Any] = [None, "x", [1], [("x",)], [(1, 2)], [(memoryview(b""), 5)], (), "<unset>"]
+
+
+@pytest.mark.parametrize("field", ["slabs", "blocks", "cleanups", "exports"])
+def test_close_with_tampered_extras_matches_python(field: str) -> None:
+    """An arena whose view bookkeeping was replaced: the native close hands it to Python,
+    which raises or closes as it does for any arena; no error is left behind."""
+    # (junk blocks are addresses the Python close frees: only what it cannot mistake for one)
+    for junk in EXTRAS_JUNK if field != "blocks" else [None, (), "<unset>"]:
+        results = []
+        for close in (Arena.close, python("close")):
+            arena = Arena.of_confined()
+            arena.allocate(8).as_memoryview().release()
+            extra = arena._extra  # type: ignore[attr-defined]
+            tamper(extra, field, junk)
+            results.append(tampered(close, arena))
+            with contextlib.suppress(Exception):
+                arena._confinement = [0]  # type: ignore[attr-defined]
+        assert results[0] == results[1], (field, junk)
