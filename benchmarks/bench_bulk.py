@@ -12,6 +12,7 @@ Closing an arena is timed alone: batches of arenas are prepared, then closed in 
 from __future__ import annotations
 
 import argparse
+import array
 import ctypes
 import platform
 import time
@@ -53,6 +54,7 @@ def main() -> int:
     buffer = ctypes.create_string_buffer(112)
     address = ctypes.addressof(buffer)
     heap = bytearray(64)
+    numbers = array.array("q", range(8))
     data = bytes(64)
     namespace = {
         "ctypes": ctypes,
@@ -63,6 +65,7 @@ def main() -> int:
         "target": target,
         "confined": confined,
         "heap": heap,
+        "numbers": numbers,
         "data": data,
         "MemorySegment": MemorySegment,
         "JAVA_LONG": JAVA_LONG,
@@ -121,6 +124,13 @@ def main() -> int:
             "MemorySegment.of_array(heap)",
             "memoryview(obj)",
             "memoryview(heap)",
+            2.0,
+        ),
+        (
+            "MemorySegment.of_array(array.array)",
+            "MemorySegment.of_array(numbers)",
+            "memoryview(obj)",
+            "memoryview(numbers)",
             2.0,
         ),
         (

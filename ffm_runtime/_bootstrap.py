@@ -10,6 +10,7 @@ up; it is never on the path of a downcall.
 
 from __future__ import annotations
 
+import array
 import ctypes
 import sys
 import weakref
@@ -261,6 +262,9 @@ def bootstrap() -> None:
         _contract.CELL_GLOBAL_SCOPE: GLOBAL_SCOPE,
         _contract.CELL_EXTRAS_TYPE: _Extras,
         _contract.CELL_WEAKREF_TYPE: weakref.ref,
+        _contract.CELL_ARRAY_TYPE: array.array,
+        _contract.CELL_CAST: memoryview.cast,
+        _contract.CELL_BYTE_FORMAT: sys.intern("B"),
     }
     classes: dict[str, type] = {
         "segment": MemorySegment,

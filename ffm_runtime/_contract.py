@@ -30,6 +30,9 @@ __all__ = [
     "CELL_ALLOCATE_NAME",
     "CELL_ARENA_TYPE",
     "CELL_ARG_ERROR",
+    "CELL_ARRAY_TYPE",
+    "CELL_BYTE_FORMAT",
+    "CELL_CAST",
     "CELL_CONFINED_KIND",
     "CELL_CONFINED_TYPE",
     "CELL_EXTRAS_TYPE",
@@ -88,6 +91,7 @@ PYTHON_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
         # calls into the runtime's Python code (cells)
         "PyObject_CallFunction": "PyObject *(PyObject *, const char *, ...)",
         "PyObject_CallMethodObjArgs": "PyObject *(PyObject *, PyObject *, ...)",
+        "PyObject_CallFunctionObjArgs": "PyObject *(PyObject *, ...)",
         "PyObject_CallNoArgs": "PyObject *(PyObject *)",
         # objects, tuples and lists
         "PyType_GenericAlloc": "PyObject *(PyTypeObject *, Py_ssize_t)",
@@ -113,6 +117,10 @@ PYTHON_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "PyUnicode_AsUTF8AndSize": "const char *(PyObject *, Py_ssize_t *)",
         "PyMemoryView_FromObject": "PyObject *(PyObject *)",
         "PyObject_Size": "Py_ssize_t (PyObject *)",
+        # In the Stable ABI since 3.11; CPython 3.10 exports both with the same signatures
+        # and the same Py_buffer layout (of_array reads buf, len, itemsize, readonly, ndim).
+        "PyObject_GetBuffer": "int (PyObject *, Py_buffer *, int)",
+        "PyBuffer_Release": "void (Py_buffer *)",
     }
 )
 
@@ -191,6 +199,11 @@ CELL_GLOBAL_SCOPE: Final = "ffm_rt_global_scope"
 CELL_EXTRAS_TYPE: Final = "ffm_rt_extras_type"
 #: ``weakref.ref``: how an arena's exported views are told released (see above).
 CELL_WEAKREF_TYPE: Final = "ffm_rt_weakref_type"
+#: ``array.array``, whose buffers ``MemorySegment.of_array`` takes natively, and
+#: ``memoryview.cast`` and ``"B"``, with which it makes their flat view (``view.cast("B")``).
+CELL_ARRAY_TYPE: Final = "ffm_rt_array_type"
+CELL_CAST: Final = "ffm_rt_cast"
+CELL_BYTE_FORMAT: Final = "ffm_rt_byte_format"
 
 #: Every cell's symbol, in the order of the cells table.
 RUNTIME_CELLS: Final = tuple(value for name, value in tuple(globals().items()) if name.startswith("CELL_"))

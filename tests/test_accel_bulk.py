@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import ctypes
 import gc
 import inspect
 import sys
@@ -341,6 +342,12 @@ def test_allocate_from_keeps_the_arena_s_cursor() -> None:
             assert made.scope is native and made.to_bytes() == expected.to_bytes()
 
 
+def released_view() -> memoryview:
+    view = memoryview(bytearray(4))
+    view.release()
+    return view
+
+
 BUFFERS: list[Callable[[], Any]] = [
     lambda: b"abc",
     lambda: b"",
@@ -351,6 +358,17 @@ BUFFERS: list[Callable[[], Any]] = [
     lambda: memoryview(b"abc"),
     lambda: memoryview(bytearray(16))[::2],
     lambda: np.arange(4, dtype=np.int16),
+    lambda: array.array("d", [1.5, 2.5]),
+    lambda: array.array("b"),
+    lambda: array.array("u", "abc"),
+    lambda: memoryview(bytearray(16)).cast("q"),
+    lambda: memoryview(array.array("h", [1, 2, 3])),
+    lambda: memoryview(bytearray(16)).cast("B", (4, 4)),
+    lambda: memoryview(bytearray(8))[2:6],
+    lambda: memoryview((ctypes.c_int * 3)()),
+    lambda: memoryview(ctypes.c_int(5)),
+    released_view,
+    lambda: memoryview(b"read-only"),
     lambda: "abc",
     lambda: 5,
     lambda: None,
@@ -365,6 +383,15 @@ def test_of_array_matches_python() -> None:
         native = outcome(MemorySegment.of_array, obj)
         reference = outcome(python("of_array"), None, obj)
         assert native == reference, obj
+        if native[0] == "segment":
+            segment, expected = MemorySegment.of_array(obj), python("of_array")(None, obj)
+            assert segment.max_byte_alignment() == expected.max_byte_alignment(), obj
+            if segment.byte_size:
+                assert segment.as_slice(1).to_bytes() == expected.as_slice(1).to_bytes(), obj
+            if hasattr(obj, "append") and segment.byte_size:
+                del expected
+                with pytest.raises(BufferError):
+                    obj.append(obj[0])  # kept exported by the segment
 
 
 def test_of_array_segments_behave_as_python_s() -> None:
@@ -392,9 +419,11 @@ def test_no_references_are_leaked_or_kept() -> None:
     """Each accelerated call gives back every reference it took (counted on the objects it
     was given)."""
     data, text, array_ = b"leak check data", "leak check text", bytearray(b"leak")
+    numbers, view = array.array("i", [1, 2]), memoryview(bytearray(8))
+    objects = (data, text, array_, numbers, view, JAVA_LONG)
     with Arena.of_confined() as arena:
         segment = arena.allocate(64)
-        before = [sys.getrefcount(obj) for obj in (data, text, array_, JAVA_LONG, segment)]
+        before = [sys.getrefcount(obj) for obj in (*objects, segment)]
         for _ in range(1000):
             segment.to_bytes()
             segment.fill(1)
@@ -404,12 +433,14 @@ def test_no_references_are_leaked_or_kept() -> None:
             segment.get_string()
             MemorySegment.of_array(data)
             MemorySegment.of_array(array_)
+            MemorySegment.of_array(numbers)
+            MemorySegment.of_array(view)
         for _ in range(100):  # (one slab: a new one is Python's)
             arena.allocate_from(text)
             arena.allocate_from(JAVA_LONG, 5)
             arena.allocate_from(JAVA_BYTE, data)
         gc.collect()
-        after = [sys.getrefcount(obj) for obj in (data, text, array_, JAVA_LONG, segment)]
+        after = [sys.getrefcount(obj) for obj in (*objects, segment)]
     assert after == before
 
 

@@ -27,7 +27,7 @@ from ._accelerators import _EXACT_TYPES, _Method, _value_kind
 from ._helpers import Helpers
 from ._idioms import is_null
 from ._model import IntRead
-from ._types import I8, I32, I64, PTR, i64, scalar_type, store_size
+from ._types import I8, I32, I64, NULL, PTR, i64, scalar_type, store_size
 
 __all__ = ["build_bulk_accelerators"]
 
@@ -259,68 +259,111 @@ def _allocate_from(helpers: Helpers) -> None:
         b.ret(segment)
 
 
+#: ``Py_buffer`` (64-bit targets): the offsets of the fields read, and its size
+_BUFFER_SIZE = 80
+_BUFFER_BUF, _BUFFER_LEN, _BUFFER_ITEMSIZE, _BUFFER_READONLY, _BUFFER_NDIM = 0, 16, 24, 32, 36
+#: ``PyBUF_FULL_RO``: what ``memoryview(obj)`` asks for
+_PYBUF_FULL_RO = 0x011C
+
+
 def _of_array(helpers: Helpers) -> None:
-    """``MemorySegment.of_array(buffer)`` of ``bytes`` (a read-only segment over its bytes)
-    and ``bytearray``; other buffers are Python's.  The segment's view of the object keeps
-    its buffer exported, so a ``bytearray`` cannot be resized while the segment exists."""
+    """``MemorySegment.of_array(buffer)`` of ``bytes`` (a read-only segment over its bytes),
+    ``bytearray``, ``array.array`` and writable ``memoryview`` objects (one-dimensional,
+    C-contiguous, of a native format); other buffers (numpy arrays, ...) are Python's.  The
+    segment's flat view of the object keeps its buffer exported, so it cannot be resized or
+    freed while the segment (or a view made from it) exists."""
     m = _Method(helpers, "MemorySegment", "of_array")
     b, model, imports = m.b, m.model, m.imports
     m.no_keywords(1, 1)
     obj = m.arg(0)
     is_bytes = model.is_exact(b, obj, "PyBytes_Type")
-    m.slow_if(b.not_(b.or_(is_bytes, model.is_exact(b, obj, "PyByteArray_Type"))))
+    is_bytearray = model.is_exact(b, obj, "PyByteArray_Type")
+    # exact types whose buffers are C code's: getting one runs no Python code
+    is_buffer = b.or_(
+        model.is_exact(b, obj, "PyMemoryView_Type"),
+        b.icmp_unsigned("==", model.type_of(b, obj), imports.cell(b, _contract.CELL_ARRAY_TYPE)),
+    )
+    m.slow_if(b.not_(b.or_(b.or_(is_bytes, is_bytearray), is_buffer)))
     segment = _made_or_slow(
         m, m.call("PyType_GenericAlloc", imports.cell(b, _contract.CELL_HEAP_TYPE), i64(0))
     )
+
+    def give_up_if(condition: ir.Value, *drop: ir.Value) -> None:
+        """Go slow if ``condition``, the error cleared, dropping ``drop`` and the segment
+        (its fields are unset: freeing it runs no Python code)."""
+        with b.if_then(condition, likely=False):
+            m.call("PyErr_Clear")
+            for obj in drop:
+                m.call("Py_DecRef", obj)
+            m.call("Py_DecRef", segment)
+        m.slow_if(condition)
+
     view = m.call("PyMemoryView_FromObject", obj)
-    no_view = is_null(b, view)
-    with b.if_then(no_view, likely=False):
-        m.call("PyErr_Clear")
-        m.call("Py_DecRef", segment)  # its fields are unset: freeing it runs no Python code
-    m.slow_if(no_view)
-    # the view exports the buffer: from here on it stays where it is, as long as it is
-    with b.if_else(is_bytes) as (immutable, mutable):
-        with immutable:
-            bytes_size = m.call("PyBytes_Size", obj)
-            bytes_address = b.ptrtoint(m.call("PyBytes_AsString", obj), I64)
-            bytes_block = b.block
-        with mutable:
-            array_size = m.call("PyByteArray_Size", obj)
-            array_address = b.select(
-                b.icmp_signed("==", array_size, i64(0)),
-                i64(0),
-                b.ptrtoint(m.call("PyByteArray_AsString", obj), I64),
-            )
-            array_block = b.block
-    size = b.phi(I64)
-    size.add_incoming(bytes_size, bytes_block)
-    size.add_incoming(array_size, array_block)
-    address = b.phi(I64)
-    address.add_incoming(bytes_address, bytes_block)
-    address.add_incoming(array_address, array_block)
-    read_only = b.select(is_bytes, i64(_contract.SEGMENT_READ_ONLY_BIT), i64(0))
-    low_bits = b.or_(b.and_(address, i64(_contract.SEGMENT_ALIGN_BITS)), read_only)
-    pin = b.select(is_bytes, obj, view)  # bytes are immutable: the object itself pins them
-    none = imports.data("_Py_NoneStruct")
-    helpers.alloc._fill(
-        b,
-        segment,
-        [
-            ("segment._view", view),
-            ("segment._address", m.call("PyLong_FromSsize_t", address)),
-            ("segment._size", m.call("PyLong_FromSsize_t", size)),
-            ("segment._base", m.call("PyLong_FromSsize_t", i64(0))),
-            ("segment._align", m.call("PyLong_FromSsize_t", low_bits)),
-            ("heap._itemsize", m.call("PyLong_FromSsize_t", i64(1))),
-        ],
-        [
-            ("segment._scope", imports.cell(b, _contract.CELL_GLOBAL_SCOPE)),
-            ("segment._guard", none),
-            ("heap._object", obj),
-            ("heap._pin", pin),
-        ],
+    give_up_if(is_null(b, view))
+    # the view exports the buffer: from here on it stays where it is, as long as it does
+
+    def fill(
+        flat: ir.Value, pin: ir.Value, memory: tuple[ir.Value, ir.Value], itemsize: ir.Value, read_only: int
+    ) -> None:
+        """Fill the segment (``flat``: a new reference to a flat "B" view of the buffer;
+        ``memory``: its address and size) and return it."""
+        address, size = memory
+        low_bits = b.or_(b.and_(address, i64(_contract.SEGMENT_ALIGN_BITS)), i64(read_only))
+        helpers.alloc._fill(
+            b,
+            segment,
+            [
+                ("segment._view", flat),
+                ("segment._address", m.call("PyLong_FromSsize_t", address)),
+                ("segment._size", m.call("PyLong_FromSsize_t", size)),
+                ("segment._base", m.call("PyLong_FromSsize_t", i64(0))),
+                ("segment._align", m.call("PyLong_FromSsize_t", low_bits)),
+                ("heap._itemsize", m.call("PyLong_FromSsize_t", itemsize)),
+            ],
+            [
+                ("segment._scope", imports.cell(b, _contract.CELL_GLOBAL_SCOPE)),
+                ("segment._guard", imports.data("_Py_NoneStruct")),
+                ("heap._object", obj),
+                ("heap._pin", pin),
+            ],
+        )
+        b.ret(segment)
+
+    with b.if_then(is_bytes):  # immutable: the object itself pins its bytes
+        address = b.ptrtoint(m.call("PyBytes_AsString", obj), I64)
+        fill(view, obj, (address, m.call("PyBytes_Size", obj)), i64(1), _contract.SEGMENT_READ_ONLY_BIT)
+    with b.if_then(is_bytearray):  # the view is flat already ("B")
+        size = m.call("PyByteArray_Size", obj)
+        address = b.select(
+            b.icmp_signed("==", size, i64(0)), i64(0), b.ptrtoint(m.call("PyByteArray_AsString", obj), I64)
+        )
+        fill(view, view, (address, size), i64(1), 0)
+    # array.array, memoryview: what the buffer is, then its flat view, as Python does
+    # (PyObject_GetBuffer/PyBuffer_Release: see their entry in _contract.PYTHON_FUNCTIONS)
+    buffer = b.alloca(ir.ArrayType(I8, _BUFFER_SIZE))
+    buffer.align = 8
+    got = m.call("PyObject_GetBuffer", view, buffer, ir.Constant(I32, _PYBUF_FULL_RO))
+    give_up_if(b.icmp_signed("!=", got, ir.Constant(I32, 0)), view)
+
+    def field(offset: int, kind: ir.Type) -> ir.Value:
+        return b.load(b.gep(buffer, [i64(0), i64(offset)], source_etype=buffer.allocated_type), typ=kind)
+
+    start = b.ptrtoint(field(_BUFFER_BUF, PTR), I64)
+    size = field(_BUFFER_LEN, I64)
+    itemsize = field(_BUFFER_ITEMSIZE, I64)
+    read_only = field(_BUFFER_READONLY, I32)
+    ndim = field(_BUFFER_NDIM, I32)
+    m.call("PyBuffer_Release", buffer)  # the view still exports it
+    writable_line = b.and_(
+        b.icmp_signed("==", read_only, ir.Constant(I32, 0)), b.icmp_signed("==", ndim, ir.Constant(I32, 1))
     )
-    b.ret(segment)
+    give_up_if(b.not_(writable_line), view)  # read-only, or not one-dimensional: Python's
+    # view.cast("B"): refused (left to Python) unless C-contiguous and of a native format
+    cast, byte_format = imports.cell(b, _contract.CELL_CAST), imports.cell(b, _contract.CELL_BYTE_FORMAT)
+    flat = m.call("PyObject_CallFunctionObjArgs", cast, view, byte_format, NULL)
+    m.call("Py_DecRef", view)  # the flat view keeps the buffer exported
+    give_up_if(is_null(b, flat))
+    fill(flat, flat, (b.select(b.icmp_signed("==", size, i64(0)), i64(0), start), size), itemsize, 0)
 
 
 def build_bulk_accelerators(helpers: Helpers) -> None:

@@ -34,6 +34,7 @@ _C_TYPES: Final[Mapping[str, ir.Type]] = {
     "const char *": PTR,
     "char *": PTR,
     "Py_ssize_t *": PTR,
+    "Py_buffer *": PTR,
     "int *": PTR,
 }
 

@@ -4,6 +4,7 @@ in an emulated aarch64 CPython."""
 
 from __future__ import annotations
 
+import array
 import platform
 import struct
 
@@ -69,4 +70,11 @@ with f.Arena.of_confined() as arena:
             pass
         else:
             raise AssertionError("not refused")
+numbers = array.array("q", [1, -2])
+assert f.MemorySegment.of_array(numbers).get(f.JAVA_LONG, 8) == -2
+assert f.MemorySegment.of_array(memoryview(bytearray(b"ab"))).to_bytes() == b"ab"
+viewed = f.Arena.of_confined()
+viewed.allocate(8).as_memoryview().release()
+viewed.close()  # natively: every view released
+assert not viewed.is_alive()
 print(platform.machine(), "accelerated")
