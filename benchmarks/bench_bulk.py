@@ -43,7 +43,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import ffm_runtime as ffm
-    from ffm_runtime import JAVA_BYTE, JAVA_LONG, Arena, MemorySegment
+    from ffm_runtime import JAVA_BYTE, JAVA_INT, JAVA_LONG, Arena, MemorySegment
 
     confined = Arena.of_confined()
     text = confined.allocate(64, 8)
@@ -69,6 +69,7 @@ def main() -> int:
         "data": data,
         "MemorySegment": MemorySegment,
         "JAVA_LONG": JAVA_LONG,
+        "JAVA_INT": JAVA_INT,
         "JAVA_BYTE": JAVA_BYTE,
     }
 
@@ -111,6 +112,13 @@ def main() -> int:
             "allocate(8)",
             "confined.allocate(8)",
             1.3,
+        ),
+        (
+            "allocate_from(JAVA_INT, [4 ints])",
+            "confined.allocate_from(JAVA_INT, [1, 2, 3, 4])",
+            "allocate(16)",
+            "confined.allocate(16, 4)",
+            1.5,
         ),
         (
             "allocate_from(JAVA_BYTE, bytes) of 64 bytes",

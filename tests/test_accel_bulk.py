@@ -265,6 +265,33 @@ ALLOCATE_FROM: list[tuple[Any, ...]] = [
     (JAVA_INT, np.int32(3)),
     (JAVA_INT, None),
     (JAVA_INT, [1, 2, 3]),
+    (JAVA_INT, (1, 2, 3)),
+    (JAVA_INT, []),
+    (JAVA_INT, [1, 2**31, 3]),
+    (JAVA_INT, [1, "2", 3]),
+    (JAVA_INT, [1, 2.0]),
+    (JAVA_INT, [1, Index(2)]),
+    (JAVA_INT, list(range(1024))),
+    (JAVA_INT, list(range(1025))),
+    (JAVA_LONG, (2**63 - 1, -(2**63))),
+    (JAVA_BYTE, [1, -128, 127]),
+    (JAVA_BYTE, [128]),
+    (JAVA_CHAR, [0, 65535]),
+    (JAVA_BOOLEAN, [True, False]),
+    (JAVA_BOOLEAN, [True, 0]),
+    (JAVA_FLOAT, [1.5, 1e39]),
+    (JAVA_FLOAT, (1.5, -0.0)),
+    (JAVA_DOUBLE, [1.5, 2]),
+    (JAVA_DOUBLE, [float("inf"), float("nan")]),
+    (JAVA_INT, type("Ints", (list,), {})([1, 2])),
+    (JAVA_INT, range(3)),
+    (JAVA_INT, type("Iterable", (), {"__iter__": lambda self: iter([1, 2])})()),
+    (JAVA_LONG.with_order("big"), [1, 2]),
+    (JAVA_SHORT.with_byte_alignment(8), [1, 2]),
+    (JAVA_BYTE, bytearray()),
+    (JAVA_BYTE, bytearray(4096)),
+    (JAVA_BYTE, bytearray(4097)),
+    (JAVA_BYTE, [b"x"]),
     (JAVA_INT, "7"),
     (JAVA_SHORT, -32768),
     (JAVA_CHAR, 65535),
@@ -283,6 +310,8 @@ ALLOCATE_FROM: list[tuple[Any, ...]] = [
     (JAVA_BYTE, bytes(4096)),
     (JAVA_BYTE, bytes(4097)),
     (JAVA_BYTE, bytearray(b"xy")),
+    (JAVA_BYTE, memoryview(b"xy")),
+    (JAVA_BYTE, array.array("B", b"xy")),
     (JAVA_BYTE.with_byte_alignment(8), b"abc"),
     (JAVA_INT, b"abcd"),
     (JAVA_LONG.with_order("big"), 7),
@@ -331,10 +360,41 @@ def test_allocate_from_matches_python(state_: str) -> None:
         )
 
 
+NATIVE_ALLOCATE_FROM: list[tuple[Any, ...]] = [
+    ("text",),
+    (JAVA_LONG, 7),
+    (JAVA_DOUBLE, 2.5),
+    (JAVA_BYTE, b"bytes"),
+    (JAVA_BYTE, bytearray(b"bytearray")),
+    (JAVA_INT, [1, 2, 3]),
+    (JAVA_FLOAT, (1.5, 2.5)),
+    (JAVA_BOOLEAN, [True]),
+]
+
+
+def test_allocate_from_is_native_in_the_common_cases() -> None:
+    with Arena.of_confined() as arena:
+        arena.allocate(8)  # the arena's first slab (a new one is Python's business)
+        with counting_fallbacks("allocate_from") as slow:
+            for args in NATIVE_ALLOCATE_FROM:
+                arena.allocate_from(*args)
+                assert not slow, args
+
+
 def test_allocate_from_keeps_the_arena_s_cursor() -> None:
     """Native and Python allocations leave the arena exactly where the other would."""
     with Arena.of_confined() as native, Arena.of_confined() as reference:
-        for args in ((JAVA_BYTE, 1), ("abc",), (JAVA_LONG, 5), (JAVA_BYTE, b"xyz"), (JAVA_SHORT, 2), ("",)):
+        for args in (
+            (JAVA_BYTE, 1),
+            ("abc",),
+            (JAVA_LONG, 5),
+            (JAVA_BYTE, b"xyz"),
+            (JAVA_SHORT, 2),
+            ("",),
+            (JAVA_SHORT, [1, 2, 3]),
+            (JAVA_DOUBLE, (1.5,)),
+            (JAVA_BYTE, bytearray(b"ab")),
+        ):
             made = native.allocate_from(*args)
             expected = python("allocate_from")(reference, *args)
             assert made._base == expected._base, args  # type: ignore[attr-defined]

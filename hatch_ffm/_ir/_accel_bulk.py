@@ -22,7 +22,7 @@ from llvmlite import ir
 
 from ffm_runtime import _contract
 
-from .._lowering import SCALARS
+from .._lowering import SCALARS, ScalarKind
 from ._accelerators import _EXACT_TYPES, _Method, _value_kind
 from ._helpers import Helpers
 from ._idioms import is_null
@@ -218,45 +218,141 @@ def _carved(m: _Method, size: ir.Value, alignment: ir.Value) -> tuple[ir.Value, 
     return segment, b.inttoptr(address, PTR)
 
 
+def _copy_bytes(b: ir.IRBuilder, m: _Method, target: ir.Value, source: ir.Value, length: ir.Value) -> None:
+    m.call("llvm.memcpy.p0.p0.i64", target, source, length, ir.Constant(ir.IntType(1), 0))
+
+
 def _allocate_from(helpers: Helpers) -> None:
     """``arena.allocate_from(text)`` (UTF-8), ``arena.allocate_from(layout, value)`` of one
-    numeric or boolean value, and ``arena.allocate_from(JAVA_BYTE, data)`` of ``bytes``."""
+    numeric or boolean value or of an exact ``list`` or ``tuple`` of them, and
+    ``arena.allocate_from(JAVA_BYTE, data)`` of ``bytes`` or ``bytearray``.
+
+    Everything is converted before the segment is made (which may run a finalizer: it
+    could change a list or a bytearray): a sequence's values and a bytearray's bytes are
+    staged on the stack first (at most ``ARENA_SMALL`` bytes: more is Python's)."""
     m = _Method(helpers, "Arena", "allocate_from")
     b, model = m.b, m.model
+    stage = b.alloca(ir.ArrayType(I8, _contract.ARENA_SMALL))
+    stage.align = 8
+    staged = b.inttoptr(b.ptrtoint(stage, I64), PTR)  # (as an untyped pointer)
+    position = b.alloca(I64)
     m.no_keywords(1, 2)
     m.self_is(_contract.CELL_ARENA_TYPE)
     with b.if_then(b.icmp_signed("==", m.nargs, i64(1))):
-        data, length = _utf8(m, m.arg(0))
+        data, length = _utf8(m, m.arg(0))  # (immutable: no need to stage it)
         segment, address = _carved(m, b.add(length, i64(1)), i64(1))
-        m.call("llvm.memcpy.p0.p0.i64", address, data, length, ir.Constant(ir.IntType(1), 0))
+        _copy_bytes(b, m, address, data, length)
         b.ret(segment)  # the terminator: zeroed by the carve
     layout, value = m.arg(0), m.arg(1)
     kind = _value_kind(m, layout)
     width = m.int_field(layout, "layout._byte_size")
     alignment = b.add(m.int_field(layout, "layout._mask"), i64(1))
-    byte_kind = i64(_contract.VALUE_KINDS["b"])
-    is_bytes = b.and_(b.icmp_signed("==", kind, byte_kind), model.is_exact(b, value, "PyBytes_Type"))
-    with b.if_then(is_bytes):
+    is_byte_layout = b.and_(
+        b.icmp_signed("==", kind, i64(_contract.VALUE_KINDS["b"])), b.icmp_signed("==", width, i64(1))
+    )
+    with b.if_then(b.and_(is_byte_layout, model.is_exact(b, value, "PyBytes_Type"))):
         length = m.call("PyBytes_Size", value)
-        segment, address = _carved(m, b.mul(length, width), alignment)
-        source = m.call("PyBytes_AsString", value)
-        m.call("llvm.memcpy.p0.p0.i64", address, source, length, ir.Constant(ir.IntType(1), 0))
+        segment, address = _carved(m, length, alignment)
+        _copy_bytes(b, m, address, m.call("PyBytes_AsString", value), length)  # immutable
         b.ret(segment)
+    with b.if_then(b.and_(is_byte_layout, model.is_exact(b, value, "PyByteArray_Type"))):
+        length = m.call("PyByteArray_Size", value)
+        m.slow_if(b.icmp_signed(">", length, i64(_contract.ARENA_SMALL)))
+        _copy_bytes(b, m, staged, m.call("PyByteArray_AsString", value), length)
+        segment, address = _carved(m, length, alignment)
+        _copy_bytes(b, m, address, staged, length)
+        b.ret(segment)
+    _allocate_values(m, (layout, value), (kind, width, alignment), (staged, position))
+
+
+def _allocate_values(
+    m: _Method,
+    arguments: tuple[ir.Value, ir.Value],
+    of_layout: tuple[ir.Value, ir.Value, ir.Value],
+    stage: tuple[ir.Value, ir.Value],
+) -> None:
+    """The rest of :func:`_allocate_from`: one value of the layout's carrier, or an exact
+    list or tuple of them (staged first)."""
+    b, model, helpers = m.b, m.model, m.helpers
+    _, value = arguments
+    kind, width, alignment = of_layout
+    staged, position = stage
+    is_list = model.is_exact(b, value, "PyList_Type")
+    is_sequence = b.or_(is_list, model.is_exact(b, value, "PyTuple_Type"))
     switch = b.switch(kind, m.slow)
     for carrier, code in _contract.VALUE_KINDS.items():
         scalar = SCALARS[carrier]
+        size = store_size(scalar_type(scalar))
         block = m.fn.append_basic_block(f"kind{code}")
         switch.add_case(i64(code), block)
         b.position_at_end(block)
-        # a value of an exact built-in type: converting it runs no Python code
-        m.slow_if(b.not_(model.is_exact(b, value, _EXACT_TYPES[scalar.form])))
-        converted, ok = helpers.numbers.unbox(b, scalar, value)
-        m.slow_if(b.not_(ok))
         # a layout's size is its carrier's (one whose field was replaced: Python's)
-        m.slow_if(b.icmp_signed("!=", width, i64(store_size(scalar_type(scalar)))))
+        m.slow_if(b.icmp_signed("!=", width, i64(size)))
+
+        def convert(item: ir.Value, scalar: ScalarKind = scalar) -> ir.Value:
+            """An item of an exact built-in type, converted (which runs no Python code)."""
+            m.slow_if(b.not_(model.is_exact(b, item, _EXACT_TYPES[scalar.form])))
+            converted, ok = helpers.numbers.unbox(b, scalar, item)
+            m.slow_if(b.not_(ok))
+            return converted
+
+        with b.if_then(is_sequence):
+            count = _sequence_size(m, value, is_list)
+            m.slow_if(b.icmp_signed(">", count, i64(_contract.ARENA_SMALL // size)))
+            b.store(i64(0), position)
+            head = m.fn.append_basic_block(f"stage{code}")
+            body = m.fn.append_basic_block(f"stage{code}_one")
+            done = m.fn.append_basic_block(f"staged{code}")
+            b.branch(head)
+            b.position_at_end(head)
+            index = b.load(position)
+            b.cbranch(b.icmp_signed("<", index, count), body, done)
+            b.position_at_end(body)
+            where = _at(b, staged, b.mul(index, i64(size)))
+            b.store(convert(_sequence_item(m, value, is_list, index)), where, align=1)
+            b.store(b.add(index, i64(1)), position)
+            b.branch(head)
+            b.position_at_end(done)
+            total = b.mul(count, i64(size))
+            segment, address = _carved(m, total, alignment)
+            _copy_bytes(b, m, address, staged, total)
+            b.ret(segment)
+        converted = convert(value)
         segment, address = _carved(m, width, alignment)
         b.store(converted, address, align=1)
         b.ret(segment)
+
+
+def _sequence_size(m: _Method, sequence: ir.Value, is_list: ir.Value) -> ir.Value:
+    """The size of an exact list (``is_list``) or tuple."""
+    b = m.b
+    with b.if_else(is_list) as (listed, tupled):
+        with listed:
+            list_size = m.call("PyList_Size", sequence)
+            list_block = b.block
+        with tupled:
+            tuple_size = m.call("PyTuple_Size", sequence)
+            tuple_block = b.block
+    size = b.phi(I64)
+    size.add_incoming(list_size, list_block)
+    size.add_incoming(tuple_size, tuple_block)
+    return size
+
+
+def _sequence_item(m: _Method, sequence: ir.Value, is_list: ir.Value, index: ir.Value) -> ir.Value:
+    """Item ``index`` (in range) of an exact list (``is_list``) or tuple, borrowed."""
+    b = m.b
+    with b.if_else(is_list) as (listed, tupled):
+        with listed:
+            list_item = m.call("PyList_GetItem", sequence, index)
+            list_block = b.block
+        with tupled:
+            tuple_item = m.call("PyTuple_GetItem", sequence, index)
+            tuple_block = b.block
+    item = b.phi(PTR)
+    item.add_incoming(list_item, list_block)
+    item.add_incoming(tuple_item, tuple_block)
+    return item
 
 
 #: ``Py_buffer`` (64-bit targets): the offsets of the fields read, and its size

@@ -52,6 +52,9 @@ with f.Arena.of_confined() as arena:
     assert cell.get(f.JAVA_LONG, 0) == -(2**63) and cell.address % 8 == 0
     assert arena.allocate_from(f.JAVA_DOUBLE, 2.5).get(f.JAVA_DOUBLE, 0) == 2.5
     assert arena.allocate_from(f.JAVA_BYTE, b"xyz").to_bytes() == b"xyz"
+    assert arena.allocate_from(f.JAVA_BYTE, bytearray(b"ab")).to_bytes() == b"ab"
+    assert list(arena.allocate_from(f.JAVA_SHORT, [1, -2, 3]).to_array(f.JAVA_SHORT)) == [1, -2, 3]
+    assert arena.allocate_from(f.JAVA_FLOAT, (1.5, 2.5)).get(f.JAVA_FLOAT, 4) == 2.5
     block = arena.allocate(32)
     assert block.fill(7).to_bytes() == bytes([7]) * 32
     block.set_string(4, "abc")
