@@ -420,7 +420,7 @@ BUFFERS: list[Callable[[], Any]] = [
     lambda: np.arange(4, dtype=np.int16),
     lambda: array.array("d", [1.5, 2.5]),
     lambda: array.array("b"),
-    lambda: array.array("u", "abc"),
+    lambda: array.array("I", [1, 2]),
     lambda: memoryview(bytearray(16)).cast("q"),
     lambda: memoryview(array.array("h", [1, 2, 3])),
     lambda: memoryview(bytearray(16)).cast("B", (4, 4)),
