@@ -413,9 +413,10 @@ def _only_released_views(m: _Method, extra: ir.Value) -> None:
         b.cbranch(b.icmp_signed("<", index, count), body, done)
         b.position_at_end(body)
         entry = m.call("PyList_GetItem", exports, index)  # (borrowed; nothing runs meanwhile)
-        m.slow_if(b.not_(model.is_exact(b, entry, "PyTuple_Type")))
-        m.slow_if(b.icmp_signed("!=", m.call("PyTuple_Size", entry), i64(2)))
+        m.slow_if(is_null(b, entry))
+        # not a tuple, or too short: NULL, the error set (the slow path clears it)
         reference = m.call("PyTuple_GetItem", entry, i64(1))
+        m.slow_if(is_null(b, reference))
         weakref_type = imports.cell(b, _contract.CELL_WEAKREF_TYPE)
         m.slow_if(b.icmp_unsigned("!=", model.type_of(b, reference), weakref_type))
         # calling an exact weakref.ref runs no Python code: its referent, or None
