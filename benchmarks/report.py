@@ -2,9 +2,9 @@
 
     python benchmarks/report.py --python .demo-venv/bin/python [--other-pythons] [--check]
 
-Runs ``bench_calls.py``, ``bench_abi.py`` and ``bench_memory.py`` with ``--python`` (an
-environment with hatch-ffm, example_project and cffi installed, as ``make demo`` makes),
-writes all their tables, with the machine and the command, to ``docs/benchmarks.md``, and
+Runs ``bench_calls.py``, ``bench_abi.py``, ``bench_memory.py`` and ``bench_bulk.py`` with
+``--python`` (an environment with hatch-ffm, example_project and cffi installed, as ``make
+demo`` makes), writes all their tables, with the machine and the command, to ``docs/benchmarks.md``, and
 regenerates the README's headline block (between ``<!-- benchmarks:begin -->`` and
 ``<!-- benchmarks:end -->``) from the same run.  ``--other-pythons`` also runs
 ``bench_calls.py`` and ``bench_abi.py`` on every other supported CPython found
@@ -29,7 +29,9 @@ ROOT = HERE.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
-SCRIPTS = ("bench_calls.py", "bench_memory.py", "bench_abi.py")
+SCRIPTS = ("bench_calls.py", "bench_memory.py", "bench_abi.py", "bench_bulk.py")
+#: those also run on every other supported CPython (``--other-pythons``)
+CALL_SCRIPTS = ("bench_calls.py", "bench_abi.py")
 #: rows of the README's headline table: (script, row label, peer row label)
 HEADLINE = (
     ("bench_calls.py", "hatch-ffm add, critical (GIL kept)", "ctypes add"),
@@ -114,7 +116,7 @@ def other_pythons(number: str) -> list[tuple[str, dict[str, str]]]:
         results.append(
             (
                 version,
-                {script: run(python, script, "--number", number, "--repeat", "5") for script in SCRIPTS[::2]},
+                {script: run(python, script, "--number", number, "--repeat", "5") for script in CALL_SCRIPTS},
             )
         )
     return results
