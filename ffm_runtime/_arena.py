@@ -241,6 +241,7 @@ class SegmentAllocator:
         ``allocate_from(layout, value)``: one value; ``allocate_from(layout, values)``: an
         array of values (any sequence, or an iterable; for ``JAVA_BYTE``, also any bytes-like
         object, copied once)."""
+        # Native twin on Arena: ffm_acc_arena_allocate_from (hatch_ffm/_ir/_accel_bulk.py).
         # convert everything first: iterating and converting values can run Python code
         if isinstance(layout_or_text, str):
             if value is not None:

@@ -1,6 +1,7 @@
 """The runtime's accelerators: native versions of ``Arena.allocate``, ``MemorySegment.get``
 and ``MemorySegment.set`` and of the confined arena's life cycle (``Arena.of_confined``,
-``__enter__``, ``close``; see ``ffm_runtime._contract.ACCELERATORS``).
+``__enter__``, ``close``; see ``ffm_runtime._contract.ACCELERATORS``); those of the bulk
+operations on bytes and strings are in :mod:`._accel_bulk`.
 
 They are compiled like the stubs, with the same helpers, when hatch-ffm's own wheel is
 built (``build_accel.py``), and ``ffm_runtime._accel`` installs them as methods.  Each
