@@ -655,3 +655,33 @@ def test_close_with_tampered_extras_matches_python(field: str) -> None:
             with contextlib.suppress(Exception):
                 arena._confinement = [0]  # type: ignore[attr-defined]
         assert results[0] == results[1], (field, junk)
+
+
+def test_the_common_cases_are_native() -> None:
+    """No slow path for the cases the accelerators take (the differential tests above
+    compare results; this says which path made them)."""
+    with Arena.of_confined() as arena:
+        segment = arena.allocate(64)
+        other = Arena.of_auto().allocate(64)
+        heap = MemorySegment.of_array(bytearray(64))
+        calls: list[tuple[str, Callable[[], Any]]] = [
+            ("to_bytes", segment.to_bytes),
+            ("to_bytes", heap.to_bytes),
+            ("fill", lambda: segment.fill(0x41)),
+            ("fill", lambda: heap.fill(-1)),
+            ("copy_from", lambda: segment.copy_from(other)),
+            ("copy_from", lambda: heap.copy_from(segment)),
+            ("copy", lambda: MemorySegment.copy(segment, 1, other, 3, 16)),
+            ("copy", lambda: MemorySegment.copy(heap, 0, segment, 0, 64)),
+            ("set_string", lambda: segment.set_string(4, "héllo")),
+            ("get_string", lambda: segment.get_string(4)),
+            ("get_string", segment.get_string),
+            ("of_array", lambda: MemorySegment.of_array(b"bytes")),
+            ("of_array", lambda: MemorySegment.of_array(bytearray(3))),
+            ("of_array", lambda: MemorySegment.of_array(array.array("d", [1.0]))),
+            ("of_array", lambda: MemorySegment.of_array(memoryview(bytearray(8)).cast("i"))),
+        ]
+        for name, call in calls:
+            with counting_fallbacks(name) as slow:
+                call()
+            assert not slow, name
