@@ -37,6 +37,7 @@ demo: $(VENV)/.installed example-libs
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_calls.py
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_abi.py
 	$(DEMO_VENV)/bin/python benchmarks/bench_memory.py
+	$(DEMO_VENV)/bin/python benchmarks/bench_bulk.py
 	$(DEMO_VENV)/bin/python benchmarks/bench_bz2.py
 	$(DEMO_VENV)/bin/python benchmarks/bench_yaml.py
 

@@ -2,7 +2,7 @@
 
     python benchmarks/report.py --python .demo-venv/bin/python [--other-pythons] [--check]
 
-Runs ``bench_calls.py``, ``bench_abi.py``, ``bench_memory.py``, ``bench_bz2.py`` and
+Runs ``bench_calls.py``, ``bench_abi.py``, ``bench_memory.py``, ``bench_bulk.py``, ``bench_bz2.py`` and
 ``bench_yaml.py`` with ``--python`` (an environment with hatch-ffm, example_project, the
 example bindings, cffi and PyYAML installed, as ``make demo`` makes),
 writes all their tables, with the machine and the command, to ``docs/benchmarks.md``, and
@@ -30,10 +30,12 @@ ROOT = HERE.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
-SCRIPTS = ("bench_calls.py", "bench_memory.py", "bench_abi.py")
+SCRIPTS = ("bench_calls.py", "bench_memory.py", "bench_abi.py", "bench_bulk.py")
 #: the example bindings against the C extensions they replace (example_bz2, example_yaml and
 #: PyYAML installed, as make demo does); their own repeats, no --number
 EXAMPLE_SCRIPTS = ("bench_bz2.py", "bench_yaml.py")
+#: those also run on every other supported CPython (``--other-pythons``)
+CALL_SCRIPTS = ("bench_calls.py", "bench_abi.py")
 #: rows of the README's headline table: (script, row label, peer row label)
 HEADLINE = (
     ("bench_calls.py", "hatch-ffm add, critical (GIL kept)", "ctypes add"),
@@ -118,7 +120,7 @@ def other_pythons(number: str) -> list[tuple[str, dict[str, str]]]:
         results.append(
             (
                 version,
-                {script: run(python, script, "--number", number, "--repeat", "5") for script in SCRIPTS[::2]},
+                {script: run(python, script, "--number", number, "--repeat", "5") for script in CALL_SCRIPTS},
             )
         )
     return results

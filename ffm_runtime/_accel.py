@@ -108,7 +108,8 @@ def install() -> bool:
     replacements = []
     for (class_name, name), address in zip(_contract.ACCELERATORS, symbols, strict=True):
         cls = _CLASSES[class_name]
-        original = cls.__dict__[name]
+        # a method the class inherits (Arena.allocate_from) is installed on the class itself
+        original = cls.__dict__[name] if name in cls.__dict__ else getattr(cls, name)
         static = (class_name, name) in _contract.STATIC_ACCELERATORS
         python = original.__func__ if static else original
         doc = _text_signature(name, python, static) + (python.__doc__ or "")
@@ -116,7 +117,7 @@ def install() -> bool:
             method: Any = staticmethod(_bootstrap.new_builtin(address, None, name, doc, flags))
         else:
             method = _bootstrap.new_method(cls, address, name, doc)
-        aliases = [key for key, value in vars(cls).items() if value is original]  # __exit__
+        aliases = [key for key, value in vars(cls).items() if value is original] or [name]  # __exit__
         replacements.append((cls, aliases, original, _static(python) if static else python, method))
     for cls, aliases, original, python, method in replacements:
         _originals.append(original)

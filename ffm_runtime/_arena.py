@@ -97,15 +97,28 @@ class _Extras:
         self.slabs: list[tuple[tuple[int, int, memoryview], int]] = []  # (slab, bytes used)
         self.blocks: list[int] = []
         self.cleanups: list[Callable[[], object]] = []
-        self.exports: list[tuple[memoryview, Any]] = []  # (view, its exporter)
+        #: (view, a weak reference to its exporter): the exporter is alive while the view or
+        #: any view derived from it is unreleased (or while someone holds ``view.obj``)
+        self.exports: list[tuple[memoryview, weakref.ref[Any]]] = []
+
+    def exported(self) -> bool:
+        """Release the views handed out; whether their memory is still reachable (a view
+        derived from one is unreleased, or an exporter is held elsewhere).  ``False``: the
+        memory can be reused at once, as if no view had been made."""
+        for view, _ in self.exports:
+            with contextlib.suppress(BufferError):
+                view.release()
+        return any(exporter() is not None for _, exporter in self.exports)
 
     def quarantine(self, current: tuple[int, int, memoryview] | None) -> None:
         """Hand all memory to a keeper owned by the exported views' exporters: it is freed
         when the last of them is gone, and never reused before."""
         slabs = [slab for slab, _ in self.slabs] + ([current] if current is not None else [])
         keeper = _Quarantine(slabs, self.blocks)
-        for view, exporter in self.exports:
-            exporter._ffm_keep = keeper
+        for view, reference in self.exports:
+            exporter = reference()
+            if exporter is not None:
+                exporter._ffm_keep = keeper
             # release the view handed out; views derived from it stay valid, on kept memory
             with contextlib.suppress(BufferError):
                 view.release()
@@ -228,6 +241,7 @@ class SegmentAllocator:
         ``allocate_from(layout, value)``: one value; ``allocate_from(layout, values)``: an
         array of values (any sequence, or an iterable; for ``JAVA_BYTE``, also any bytes-like
         object, copied once)."""
+        # Native twin on Arena: ffm_acc_arena_allocate_from (hatch_ffm/_ir/_accel_bulk.py).
         # convert everything first: iterating and converting values can run Python code
         if isinstance(layout_or_text, str):
             if value is not None:
@@ -450,7 +464,7 @@ class Arena(Scope, SegmentAllocator):
 
     def _keep_view(self, view: memoryview, exporter: object) -> None:
         if self._kind == "confined":
-            self._extras().exports.append((view, exporter))
+            self._extras().exports.append((view, weakref.ref(exporter)))
 
     def _add_cleanup(self, cleanup: Callable[[], object]) -> None:
         self._check()
@@ -562,7 +576,7 @@ class Arena(Scope, SegmentAllocator):
         slab = self._slab
         self._slab = None
         extra = self._extra
-        if extra is not None and extra.exports:
+        if extra is not None and extra.exports and extra.exported():
             extra.quarantine(slab)
         elif slab is not None:
             _recycle(slab)
@@ -601,7 +615,7 @@ class Arena(Scope, SegmentAllocator):
                 stacklevel=2,
             )
             slab, self._slab = self._slab, None
-            if self._extra is not None and self._extra.exports:
+            if self._extra is not None and self._extra.exports and self._extra.exported():
                 self._extra.quarantine(slab)
             elif slab is not None:
                 _recycle(slab)

@@ -10,8 +10,10 @@ up; it is never on the path of a downcall.
 
 from __future__ import annotations
 
+import array
 import ctypes
 import sys
+import weakref
 from typing import Any, Final
 
 from . import _contract
@@ -236,11 +238,11 @@ def bootstrap() -> None:
     field of its class, and its offset is found in this interpreter's objects.
     """
     from . import _accel
-    from ._arena import Arena, _pool, _PrefixAllocator, _SlicingAllocator
+    from ._arena import Arena, _Extras, _pool, _PrefixAllocator, _SlicingAllocator
     from ._errors import UnsupportedPlatformError
     from ._handles import allocate_result, arg_error, result_segment
     from ._layouts import ValueLayout
-    from ._memory import MemorySegment, _ConfinedSegment, _HeapSegment
+    from ._memory import GLOBAL_SCOPE, MemorySegment, _ConfinedSegment, _HeapSegment
 
     cells: dict[str, object] = {
         _contract.CELL_SEGMENT_TYPE: MemorySegment,
@@ -257,6 +259,12 @@ def bootstrap() -> None:
         _contract.CELL_ACCEL_FALLBACK: _accel.fallback,
         _contract.CELL_SLAB_POOL: _pool,
         _contract.CELL_CONFINED_KIND: "confined",
+        _contract.CELL_GLOBAL_SCOPE: GLOBAL_SCOPE,
+        _contract.CELL_EXTRAS_TYPE: _Extras,
+        _contract.CELL_WEAKREF_TYPE: weakref.ref,
+        _contract.CELL_ARRAY_TYPE: array.array,
+        _contract.CELL_CAST: memoryview.cast,
+        _contract.CELL_BYTE_FORMAT: sys.intern("B"),
     }
     classes: dict[str, type] = {
         "segment": MemorySegment,
@@ -264,6 +272,8 @@ def bootstrap() -> None:
         "layout": ValueLayout,
         "prefix": _PrefixAllocator,
         "slicing": _SlicingAllocator,
+        "heap": _HeapSegment,
+        "extras": _Extras,
     }
     if set(cells) != set(_contract.RUNTIME_CELLS) or set(classes) != set(_contract.FIELDS):
         raise UnsupportedPlatformError(
@@ -287,6 +297,8 @@ def bootstrap() -> None:
         "layout": object.__new__(ValueLayout),
         "prefix": object.__new__(_PrefixAllocator),
         "slicing": object.__new__(_SlicingAllocator),
+        "heap": object.__new__(_HeapSegment),
+        "extras": object.__new__(_Extras),
     }
     try:
         for role, names in _contract.FIELDS.items():

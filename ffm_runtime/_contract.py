@@ -30,8 +30,13 @@ __all__ = [
     "CELL_ALLOCATE_NAME",
     "CELL_ARENA_TYPE",
     "CELL_ARG_ERROR",
+    "CELL_ARRAY_TYPE",
+    "CELL_BYTE_FORMAT",
+    "CELL_CAST",
     "CELL_CONFINED_KIND",
     "CELL_CONFINED_TYPE",
+    "CELL_EXTRAS_TYPE",
+    "CELL_GLOBAL_SCOPE",
     "CELL_HEAP_TYPE",
     "CELL_MAKE_SEGMENT",
     "CELL_PREFIX_TYPE",
@@ -39,6 +44,7 @@ __all__ = [
     "CELL_SLAB_POOL",
     "CELL_SLICING_TYPE",
     "CELL_VALUE_LAYOUT_TYPE",
+    "CELL_WEAKREF_TYPE",
     "FIELDS",
     "LIBC_FUNCTIONS",
     "METH_FASTCALL",
@@ -85,6 +91,8 @@ PYTHON_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
         # calls into the runtime's Python code (cells)
         "PyObject_CallFunction": "PyObject *(PyObject *, const char *, ...)",
         "PyObject_CallMethodObjArgs": "PyObject *(PyObject *, PyObject *, ...)",
+        "PyObject_CallFunctionObjArgs": "PyObject *(PyObject *, ...)",
+        "PyObject_CallNoArgs": "PyObject *(PyObject *)",
         # objects, tuples and lists
         "PyType_GenericAlloc": "PyObject *(PyTypeObject *, Py_ssize_t)",
         "Py_IncRef": "void (PyObject *)",
@@ -99,6 +107,20 @@ PYTHON_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "PyList_Size": "Py_ssize_t (PyObject *)",
         "PyList_Append": "int (PyObject *, PyObject *)",
         "PyList_SetSlice": "int (PyObject *, Py_ssize_t, Py_ssize_t, PyObject *)",
+        # bytes, strings and buffers (the bulk accelerators)
+        "PyBytes_FromStringAndSize": "PyObject *(const char *, Py_ssize_t)",
+        "PyBytes_AsString": "char *(PyObject *)",
+        "PyBytes_Size": "Py_ssize_t (PyObject *)",
+        "PyByteArray_AsString": "char *(PyObject *)",
+        "PyByteArray_Size": "Py_ssize_t (PyObject *)",
+        "PyUnicode_DecodeUTF8": "PyObject *(const char *, Py_ssize_t, const char *)",
+        "PyUnicode_AsUTF8AndSize": "const char *(PyObject *, Py_ssize_t *)",
+        "PyMemoryView_FromObject": "PyObject *(PyObject *)",
+        "PyObject_Size": "Py_ssize_t (PyObject *)",
+        # In the Stable ABI since 3.11; CPython 3.10 exports both with the same signatures
+        # and the same Py_buffer layout (of_array reads buf, len, itemsize, readonly, ndim).
+        "PyObject_GetBuffer": "int (PyObject *, Py_buffer *, int)",
+        "PyBuffer_Release": "void (Py_buffer *)",
     }
 )
 
@@ -114,6 +136,10 @@ PYTHON_DATA: Final = frozenset(
         "PyBool_Type",
         "PyMemoryView_Type",
         "PyTuple_Type",
+        "PyBytes_Type",
+        "PyByteArray_Type",
+        "PyUnicode_Type",
+        "PyList_Type",
     }
 )
 
@@ -125,6 +151,9 @@ LIBC_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "__errno_location": "int *(void)",
         "memcpy": "void *(void *, const void *, size_t)",
         "memset": "void *(void *, int, size_t)",
+        # the bulk accelerators: copies between segments (overlap allowed), string ends
+        "memmove": "void *(void *, const void *, size_t)",
+        "memchr": "void *(const void *, int, size_t)",
     }
 )
 
@@ -163,6 +192,18 @@ CELL_ACCEL_FALLBACK: Final = "ffm_rt_accel_fallback"
 CELL_SLAB_POOL: Final = "ffm_rt_slab_pool"
 #: The ``str`` a confined arena's ``_kind`` is.
 CELL_CONFINED_KIND: Final = "ffm_rt_confined_kind"
+#: The global scope (``_memory.GLOBAL_SCOPE``): the scope of heap segments.
+CELL_GLOBAL_SCOPE: Final = "ffm_rt_global_scope"
+#: The type of an arena's rarely needed state (``_arena._Extras``): ``close`` closes an
+#: arena natively when it holds nothing but views that were all released.
+CELL_EXTRAS_TYPE: Final = "ffm_rt_extras_type"
+#: ``weakref.ref``: how an arena's exported views are told released (see above).
+CELL_WEAKREF_TYPE: Final = "ffm_rt_weakref_type"
+#: ``array.array``, whose buffers ``MemorySegment.of_array`` takes natively, and
+#: ``memoryview.cast`` and ``"B"``, with which it makes their flat view (``view.cast("B")``).
+CELL_ARRAY_TYPE: Final = "ffm_rt_array_type"
+CELL_CAST: Final = "ffm_rt_cast"
+CELL_BYTE_FORMAT: Final = "ffm_rt_byte_format"
 
 #: Every cell's symbol, in the order of the cells table.
 RUNTIME_CELLS: Final = tuple(value for name, value in tuple(globals().items()) if name.startswith("CELL_"))
@@ -199,6 +240,10 @@ FIELDS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         # the prefix and the slicing allocator
         "prefix": ("_segment",),
         "slicing": ("_segment", "_offset"),
+        # heap segments (MemorySegment.of_array), besides the segment fields
+        "heap": ("_itemsize", "_object", "_pin"),
+        # an arena's _extra (lists; exports: (view, weak reference to its exporter) tuples)
+        "extras": ("slabs", "blocks", "cleanups", "exports"),
     }
 )
 OFFSETS_SYMBOL: Final = "ffm_rt_offsets"
@@ -252,9 +297,20 @@ ACCELERATORS: Final = (
     ("Arena", "of_confined"),
     ("Arena", "__enter__"),
     ("Arena", "close"),
+    # bytes and strings (hatch_ffm/_ir/_accel_bulk.py)
+    ("MemorySegment", "to_bytes"),
+    ("MemorySegment", "fill"),
+    ("MemorySegment", "copy_from"),
+    ("MemorySegment", "copy"),
+    ("MemorySegment", "get_string"),
+    ("MemorySegment", "set_string"),
+    ("Arena", "allocate_from"),
+    ("MemorySegment", "of_array"),
 )
 #: Those of ``ACCELERATORS`` that are static methods (called without ``self``).
-STATIC_ACCELERATORS: Final = frozenset({("Arena", "of_confined")})
+STATIC_ACCELERATORS: Final = frozenset(
+    {("Arena", "of_confined"), ("MemorySegment", "copy"), ("MemorySegment", "of_array")}
+)
 
 
 def accelerator_symbol(class_name: str, method: str) -> str:

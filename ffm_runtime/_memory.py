@@ -253,6 +253,7 @@ class MemorySegment:
         (C-contiguous), and with ``bytes``, whose segment is read-only.  The buffer cannot be
         resized while the segment exists.
         """
+        # Native twin: ffm_acc_memorysegment_of_array (hatch_ffm/_ir/_accel_bulk.py), common cases.
         if buffer.__class__ is bytes:
             return _HeapSegment._over_bytes(buffer)
         try:
@@ -499,6 +500,7 @@ class MemorySegment:
     # -- bulk operations --------------------------------------------------------------
     def fill(self, value: int) -> MemorySegment:
         """Set every byte to ``value`` (-128..255); returns this segment."""
+        # Native twin: ffm_acc_memorysegment_fill (hatch_ffm/_ir/_accel_bulk.py), common cases.
         value = _check_int(value, "value")
         if not -128 <= value <= 255:
             raise OverflowError(f"fill value {value} does not fit in a byte")
@@ -524,6 +526,7 @@ class MemorySegment:
 
     def copy_from(self, source: MemorySegment) -> MemorySegment:
         """Copy all of ``source`` to the start of this segment; returns this segment."""
+        # Native twin: ffm_acc_memorysegment_copy_from (hatch_ffm/_ir/_accel_bulk.py), common cases.
         if not isinstance(source, MemorySegment):
             raise TypeError(f"copy_from() needs a MemorySegment, not {type(source).__name__}")
         MemorySegment.copy(source, 0, self, 0, source.byte_size)
@@ -537,6 +540,7 @@ class MemorySegment:
         ``copy(src, src_layout, src_offset, dst, dst_layout, dst_offset, count)`` copies
         ``count`` elements, swapping bytes when the two layouts' byte orders differ.
         """
+        # Native twin: ffm_acc_memorysegment_copy (hatch_ffm/_ir/_accel_bulk.py), common cases.
         if len(args) == 5:
             source, source_offset, target, target_offset, byte_size = args
             swap = 0
@@ -614,6 +618,7 @@ class MemorySegment:
 
     def to_bytes(self) -> bytes:
         """A copy of the segment's contents."""
+        # Native twin: ffm_acc_memorysegment_to_bytes (hatch_ffm/_ir/_accel_bulk.py), common cases.
         self._check_scope()
         view, base = self._bytes_view()
         guard = self._guard
@@ -669,6 +674,7 @@ class MemorySegment:
     # -- strings ----------------------------------------------------------------------
     def get_string(self, offset: int = 0, charset: str = "utf-8") -> str:
         """Read a NUL-terminated string starting at ``offset``."""
+        # Native twin: ffm_acc_memorysegment_get_string (hatch_ffm/_ir/_accel_bulk.py), common cases.
         offset = _check_int(offset, "offset")
         name, width = _charset(charset)
         self._check_scope()
@@ -692,6 +698,7 @@ class MemorySegment:
 
     def set_string(self, offset: int, text: str, charset: str = "utf-8") -> None:
         """Write ``text`` and a terminator at ``offset``."""
+        # Native twin: ffm_acc_memorysegment_set_string (hatch_ffm/_ir/_accel_bulk.py), common cases.
         offset = _check_int(offset, "offset")
         if not isinstance(text, str):
             raise TypeError(f"set_string() takes a str, not {type(text).__name__}")

@@ -262,7 +262,8 @@ COVERED = {
         "as_slice",
     },
     "SegmentAllocator": {"allocate", "allocate_from", "slicing_allocator", "prefix_allocator"},
-    "Arena": {"allocate"},
+    # allocate_from is inherited, except that its accelerator is installed on Arena itself
+    "Arena": {"allocate"} | ({"allocate_from"} if ffm_runtime.accelerated() else set()),
     "VarHandle": {"get", "set"},
 }
 #: public methods and properties that neither touch nor allocate memory

@@ -483,6 +483,31 @@ def test_views_outlive_close_on_memory_that_is_not_reused() -> None:
     gc.collect()
 
 
+def test_released_views_let_close_reuse_the_memory() -> None:
+    """A view released before close (and nothing derived from it left) leaves nothing that
+    reaches the memory: close gives the slab back to the pool, as without a view; a view
+    still derived from it, or its exporter held, keeps the memory out of the pool."""
+    pool = ffm._arena._pool
+    with Arena.of_confined() as arena:
+        arena.allocate(64).as_memoryview().release()
+        slab = arena._slab  # type: ignore[attr-defined]
+    assert pool[-1] is slab
+    with Arena.of_confined() as arena:
+        view = arena.allocate(64).as_memoryview()
+        derived = view[:8]
+        view.release()
+        kept = arena._slab  # type: ignore[attr-defined]
+    assert all(pooled is not kept for pooled in pool)
+    derived[:4] = b"LATE"  # on kept memory
+    with Arena.of_confined() as arena:
+        held = arena.allocate(64).as_memoryview().obj
+        kept = arena._slab  # type: ignore[attr-defined]
+    assert all(pooled is not kept for pooled in pool)
+    held[0] = b"x"  # type: ignore[index]
+    del derived, held
+    gc.collect()
+
+
 def test_read_only_views_are_copies() -> None:
     with Arena.of_confined() as arena:
         segment = arena.allocate(8)

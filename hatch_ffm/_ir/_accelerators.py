@@ -1,6 +1,7 @@
 """The runtime's accelerators: native versions of ``Arena.allocate``, ``MemorySegment.get``
 and ``MemorySegment.set`` and of the confined arena's life cycle (``Arena.of_confined``,
-``__enter__``, ``close``; see ``ffm_runtime._contract.ACCELERATORS``).
+``__enter__``, ``close``; see ``ffm_runtime._contract.ACCELERATORS``); those of the bulk
+operations on bytes and strings are in :mod:`._accel_bulk`.
 
 They are compiled like the stubs, with the same helpers, when hatch-ffm's own wheel is
 built (``build_accel.py``), and ``ffm_runtime._accel`` installs them as methods.  Each
@@ -357,7 +358,7 @@ def _arena_close(helpers: Helpers) -> None:
     m.slow_if(b.not_(model.owned_here(b, guard)))
     # an operation's pin (an extra item, see ffm_runtime._memory._pin): Python refuses
     m.slow_if(b.icmp_unsigned("!=", m.call("PyList_Size", guard), i64(1)))
-    m.slow_if(b.icmp_unsigned("!=", model.load_field(b, m.self_arg, "arena._extra"), none))
+    _only_released_views(m, model.load_field(b, m.self_arg, "arena._extra"))
     slab = model.load_field(b, m.self_arg, "arena._slab")
     m.slow_if(is_null(b, slab))
     has_slab = b.icmp_unsigned("!=", slab, none)
@@ -381,9 +382,63 @@ def _arena_close(helpers: Helpers) -> None:
     b.ret(helpers.idioms.new_none(b))
 
 
+def _only_released_views(m: _Method, extra: ir.Value) -> None:
+    """Go on only if the arena's ``_extra`` is ``None``, or holds nothing but exported views
+    that were all released (no slabs, blocks or cleanups; each view's exporter gone, which
+    it is only once the view and every view derived from it were released): then the memory
+    is reused as if no view had been made (Python: ``_Extras.exported``).  The released
+    views' entries are left in the list (the Python close empties it): they are freed with
+    the arena, which keeps the close itself as cheap as one without views."""
+    b, model, imports = m.b, m.model, m.imports
+    none = imports.data("_Py_NoneStruct")
+    with b.if_then(b.icmp_unsigned("!=", extra, none)):
+        m.slow_if(is_null(b, extra))
+        m.slow_if(b.icmp_unsigned("!=", model.type_of(b, extra), imports.cell(b, _contract.CELL_EXTRAS_TYPE)))
+        # (unset: NULL, not a list: -1, the error set; the slow path clears it)
+        for name in ("slabs", "blocks", "cleanups"):
+            items = model.load_field(b, extra, f"extras.{name}")
+            m.slow_if(is_null(b, items))
+            m.slow_if(b.icmp_signed("!=", m.call("PyList_Size", items), i64(0)))
+        exports = model.load_field(b, extra, "extras.exports")
+        m.slow_if(is_null(b, exports))
+        count = m.call("PyList_Size", exports)
+        m.slow_if(b.icmp_signed("<", count, i64(0)))
+        position = b.alloca(I64)
+        b.store(i64(0), position)
+        head = m.fn.append_basic_block("export")
+        body = m.fn.append_basic_block("export_one")
+        done = m.fn.append_basic_block("exports_done")
+        b.branch(head)
+        b.position_at_end(head)
+        index = b.load(position)
+        b.cbranch(b.icmp_signed("<", index, count), body, done)
+        b.position_at_end(body)
+        entry = m.call("PyList_GetItem", exports, index)  # (borrowed; nothing runs meanwhile)
+        m.slow_if(is_null(b, entry))
+        # not a tuple, or too short: NULL, the error set (the slow path clears it)
+        reference = m.call("PyTuple_GetItem", entry, i64(1))
+        m.slow_if(is_null(b, reference))
+        weakref_type = imports.cell(b, _contract.CELL_WEAKREF_TYPE)
+        m.slow_if(b.icmp_unsigned("!=", model.type_of(b, reference), weakref_type))
+        # calling an exact weakref.ref runs no Python code: its referent, or None
+        target = m.call("PyObject_CallNoArgs", reference)
+        with b.if_then(is_null(b, target), likely=False):
+            m.call("PyErr_Clear")
+        m.slow_if(is_null(b, target))
+        m.call("Py_DecRef", target)  # (alive: others hold it; None: immortal or held)
+        m.slow_if(b.icmp_unsigned("!=", target, none))
+        b.store(b.add(index, i64(1)), position)
+        b.branch(head)
+        b.position_at_end(done)
+
+
 def build_accelerators(triple: str) -> ir.Module:
     """The LLVM module of every accelerator in ``_contract.ACCELERATORS``."""
     helpers = Helpers.for_module("ffm_runtime_accelerators", triple)
     for emit in (_arena_allocate, _segment_get, _segment_set, _arena_of_confined, _arena_enter, _arena_close):
         emit(helpers)
+    # (imported here: it builds on this module's _Method, so it imports this module)
+    from ._accel_bulk import build_bulk_accelerators  # noqa: PLC0415
+
+    build_bulk_accelerators(helpers)
     return helpers.module

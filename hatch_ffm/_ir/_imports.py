@@ -32,6 +32,9 @@ _C_TYPES: Final[Mapping[str, ir.Type]] = {
     "void *": PTR,
     "const void *": PTR,
     "const char *": PTR,
+    "char *": PTR,
+    "Py_ssize_t *": PTR,
+    "Py_buffer *": PTR,
     "int *": PTR,
 }
 

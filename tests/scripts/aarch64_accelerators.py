@@ -4,6 +4,7 @@ in an emulated aarch64 CPython."""
 
 from __future__ import annotations
 
+import array
 import platform
 import struct
 
@@ -33,4 +34,50 @@ with f.Arena.of_confined() as arena:
         assert "new offset = 14" in str(exc)
     else:
         raise AssertionError("no IndexError")
+# the bulk accelerators: bytes and strings
+bulk = {
+    "to_bytes": f.MemorySegment.to_bytes,
+    "fill": f.MemorySegment.fill,
+    "copy": f.MemorySegment.copy,
+    "get_string": f.MemorySegment.get_string,
+    "of_array": f.MemorySegment.of_array,
+    "allocate_from": f.Arena.allocate_from,
+}
+for name, method in bulk.items():
+    assert type(method).__name__ == "builtin_function_or_method" or "method" in type(method).__name__, name
+with f.Arena.of_confined() as arena:
+    text = arena.allocate_from("héllo")
+    assert text.to_bytes() == "héllo\0".encode() and text.get_string() == "héllo"
+    cell = arena.allocate_from(f.JAVA_LONG, -(2**63))
+    assert cell.get(f.JAVA_LONG, 0) == -(2**63) and cell.address % 8 == 0
+    assert arena.allocate_from(f.JAVA_DOUBLE, 2.5).get(f.JAVA_DOUBLE, 0) == 2.5
+    assert arena.allocate_from(f.JAVA_BYTE, b"xyz").to_bytes() == b"xyz"
+    assert arena.allocate_from(f.JAVA_BYTE, bytearray(b"ab")).to_bytes() == b"ab"
+    assert list(arena.allocate_from(f.JAVA_SHORT, [1, -2, 3]).to_array(f.JAVA_SHORT)) == [1, -2, 3]
+    assert arena.allocate_from(f.JAVA_FLOAT, (1.5, 2.5)).get(f.JAVA_FLOAT, 4) == 2.5
+    block = arena.allocate(32)
+    assert block.fill(7).to_bytes() == bytes([7]) * 32
+    block.set_string(4, "abc")
+    block.copy_from(text)
+    f.MemorySegment.copy(block, 0, block, 10, 7)
+    assert block.get_string(10) == "héllo"
+    data = bytearray(b"heap\0")
+    heap = f.MemorySegment.of_array(data)
+    assert heap.heap_base() is data and heap.get_string() == "heap"
+    frozen = f.MemorySegment.of_array(b"frozen")
+    assert frozen.is_read_only() and frozen.to_bytes() == b"frozen"
+    for refused in (lambda: frozen.fill(0), lambda: block.get_string(40), lambda: block.fill(300)):
+        try:
+            refused()
+        except (f.ReadOnlyError, IndexError, OverflowError):
+            pass
+        else:
+            raise AssertionError("not refused")
+numbers = array.array("q", [1, -2])
+assert f.MemorySegment.of_array(numbers).get(f.JAVA_LONG, 8) == -2
+assert f.MemorySegment.of_array(memoryview(bytearray(b"ab"))).to_bytes() == b"ab"
+viewed = f.Arena.of_confined()
+viewed.allocate(8).as_memoryview().release()
+viewed.close()  # natively: every view released
+assert not viewed.is_alive()
 print(platform.machine(), "accelerated")

@@ -10,7 +10,8 @@ from collections.abc import Callable
 sys.path.insert(0, sys.argv[1])
 import ffm_runtime as ffm
 from ffm_runtime import JAVA_INT, Arena, FunctionDescriptor, Linker, MemoryLayout, MemorySegment
-from ffm_runtime._arena import _PrefixAllocator, _SlicingAllocator
+from ffm_runtime._arena import _Extras, _PrefixAllocator, _SlicingAllocator
+from ffm_runtime._memory import _HeapSegment
 
 div = Linker.native_linker().downcall_handle(
     ffm.SymbolLookup.loader_lookup().find("div"),
@@ -22,6 +23,9 @@ strlen = Linker.native_linker().downcall_handle(
 arena = object.__new__(Arena)
 segment = object.__new__(MemorySegment)
 layout = object.__new__(ffm.ValueLayout)
+extras = Arena.of_confined()
+extras.allocate(8).as_memoryview().release()
+extras._extra = object.__new__(_Extras)
 with Arena.of_confined() as real:
     cell = real.allocate(8)
     calls: list[Callable[[], object]] = [
@@ -38,6 +42,21 @@ with Arena.of_confined() as real:
         lambda: strlen(segment),
         lambda: Arena.allocate(segment, 8),  # type: ignore[arg-type]
         lambda: MemorySegment.get(arena, JAVA_INT, 0),  # type: ignore[arg-type]
+        # the bulk accelerators
+        segment.to_bytes,
+        lambda: segment.fill(1),
+        lambda: cell.copy_from(segment),
+        lambda: segment.copy_from(cell),
+        lambda: MemorySegment.copy(segment, 0, cell, 0, 1),
+        lambda: MemorySegment.copy(cell, 0, segment, 0, 1),
+        segment.get_string,
+        lambda: segment.set_string(0, "x"),
+        lambda: arena.allocate_from("x"),
+        lambda: arena.allocate_from(JAVA_INT, 1),
+        lambda: arena.allocate_from(JAVA_INT, [1, 2]),
+        lambda: real.allocate_from(layout, 1),
+        lambda: MemorySegment.of_array(object.__new__(_HeapSegment)),
+        lambda: Arena.close(extras),
     ]
     for call in calls:
         try:
