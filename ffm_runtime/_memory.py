@@ -53,6 +53,8 @@ ALIGN_BITS: Final = _contract.SEGMENT_ALIGN_BITS
 #: ...and this bit when the segment is read-only (for native code; see ``_contract``).
 READ_ONLY_BIT: Final = _contract.SEGMENT_READ_ONLY_BIT
 _STRING_CHUNK: Final = 256
+#: The smallest page size of the supported targets: reads that stay in a page never fault.
+_PAGE: Final = 4096
 _get_ident = threading.get_ident
 
 #: All of the address space as bytes; only ever indexed after the checks passed.
@@ -684,7 +686,7 @@ class MemorySegment:
         depth = _depth(guard)
         try:
             _pin(guard, self)
-            data = _terminated(view, base + offset, base + self._size, width)
+            data = _terminated(view, base + offset, base + self._size, width, self._address - base)
         finally:
             if guard is not None and depth:
                 del guard[depth:]
@@ -844,13 +846,21 @@ def _first_difference(mine: memoryview, theirs: memoryview) -> int:
     return -1
 
 
-def _terminated(view: memoryview, start: int, end: int, width: int) -> bytes | None:
+def _terminated(view: memoryview, start: int, end: int, width: int, origin: int) -> bytes | None:
     """The bytes of ``view[start:end]`` before the first ``width``-byte NUL at a multiple of
-    ``width`` from ``start``, or ``None`` when there is none."""
+    ``width`` from ``start``, or ``None`` when there is none.
+
+    ``view[i]`` is the byte at address ``origin + i``.  Reads never go past the page that holds
+    the terminator (chunks end at page boundaries), as ``strlen`` does: a segment that claims
+    more memory than is mapped (``reinterpret(2**62)``, Java's idiom for C strings) is read
+    only up to its string."""
     terminator = bytes(width)
     position = start
     while True:
-        stop = min(position + _STRING_CHUNK * width, end)
+        page_end = (origin + position) // _PAGE * _PAGE + _PAGE - origin
+        stop = min(position + _STRING_CHUNK * width, end, page_end)
+        if stop - position < width:  # a code unit straddles the page boundary
+            stop = min(position + width, end)
         stop -= (stop - start) % width
         if stop <= position:
             return None
