@@ -239,8 +239,8 @@ def bootstrap() -> None:
     from ._arena import Arena, _pool, _PrefixAllocator, _SlicingAllocator
     from ._errors import UnsupportedPlatformError
     from ._handles import allocate_result, arg_error, result_segment
-    from ._layouts import ValueLayout
-    from ._memory import MemorySegment, _ConfinedSegment, _HeapSegment
+    from ._layouts import AddressLayout, ValueLayout
+    from ._memory import GLOBAL_SCOPE, MemorySegment, _ConfinedSegment, _HeapSegment
 
     cells: dict[str, object] = {
         _contract.CELL_SEGMENT_TYPE: MemorySegment,
@@ -257,6 +257,9 @@ def bootstrap() -> None:
         _contract.CELL_ACCEL_FALLBACK: _accel.fallback,
         _contract.CELL_SLAB_POOL: _pool,
         _contract.CELL_CONFINED_KIND: "confined",
+        _contract.CELL_GLOBAL_SCOPE: GLOBAL_SCOPE,
+        _contract.CELL_NULL_SEGMENT: MemorySegment.NULL,
+        _contract.CELL_ADDRESS_LAYOUT_TYPE: AddressLayout,
     }
     classes: dict[str, type] = {
         "segment": MemorySegment,
@@ -264,6 +267,7 @@ def bootstrap() -> None:
         "layout": ValueLayout,
         "prefix": _PrefixAllocator,
         "slicing": _SlicingAllocator,
+        "address": AddressLayout,
     }
     if set(cells) != set(_contract.RUNTIME_CELLS) or set(classes) != set(_contract.FIELDS):
         raise UnsupportedPlatformError(
@@ -287,6 +291,7 @@ def bootstrap() -> None:
         "layout": object.__new__(ValueLayout),
         "prefix": object.__new__(_PrefixAllocator),
         "slicing": object.__new__(_SlicingAllocator),
+        "address": object.__new__(AddressLayout),
     }
     try:
         for role, names in _contract.FIELDS.items():

@@ -21,19 +21,23 @@ from typing import Final
 
 __all__ = [
     "ACCELERATORS",
+    "ADDRESS_KIND",
     "ARENA_POOL_MAX",
     "ARENA_SLAB_ALIGN",
     "ARENA_SLAB_SIZE",
     "ARENA_SMALL",
     "CELL_ACCEL_FALLBACK",
+    "CELL_ADDRESS_LAYOUT_TYPE",
     "CELL_ALLOCATE",
     "CELL_ALLOCATE_NAME",
     "CELL_ARENA_TYPE",
     "CELL_ARG_ERROR",
     "CELL_CONFINED_KIND",
     "CELL_CONFINED_TYPE",
+    "CELL_GLOBAL_SCOPE",
     "CELL_HEAP_TYPE",
     "CELL_MAKE_SEGMENT",
+    "CELL_NULL_SEGMENT",
     "CELL_PREFIX_TYPE",
     "CELL_SEGMENT_TYPE",
     "CELL_SLAB_POOL",
@@ -163,6 +167,13 @@ CELL_ACCEL_FALLBACK: Final = "ffm_rt_accel_fallback"
 CELL_SLAB_POOL: Final = "ffm_rt_slab_pool"
 #: The ``str`` a confined arena's ``_kind`` is.
 CELL_CONFINED_KIND: Final = "ffm_rt_confined_kind"
+#: The global scope (``_memory.GLOBAL_SCOPE``): the scope of the segments native code makes
+#: for ``ADDRESS`` values.
+CELL_GLOBAL_SCOPE: Final = "ffm_rt_global_scope"
+#: ``MemorySegment.NULL``: an ``ADDRESS`` result of 0.
+CELL_NULL_SEGMENT: Final = "ffm_rt_null_segment"
+#: The ``AddressLayout`` type (layouts of exactly this type have ``_target_size``).
+CELL_ADDRESS_LAYOUT_TYPE: Final = "ffm_rt_address_layout_type"
 
 #: Every cell's symbol, in the order of the cells table.
 RUNTIME_CELLS: Final = tuple(value for name, value in tuple(globals().items()) if name.startswith("CELL_"))
@@ -199,6 +210,8 @@ FIELDS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         # the prefix and the slicing allocator
         "prefix": ("_segment",),
         "slicing": ("_segment", "_offset"),
+        # AddressLayout: the size of the segments its addresses read as
+        "address": ("_target_size",),
     }
 )
 OFFSETS_SYMBOL: Final = "ffm_rt_offsets"
@@ -216,11 +229,14 @@ SEGMENT_ALIGN_BITS: Final = (1 << 30) - 1
 #: Set in a segment's ``_align`` when the segment is read-only.
 SEGMENT_READ_ONLY_BIT: Final = 1 << 40
 #: A ``ValueLayout``'s ``_kind``: how native code reads and writes it (little-endian, the
-#: byte order of both targets); 0 for layouts native code leaves to Python (big-endian ones,
-#: ``ADDRESS``).
+#: byte order of both targets); 0 for layouts native code leaves to Python (big-endian ones);
+#: ``ADDRESS_KIND`` for a little-endian ``AddressLayout``.
 VALUE_KINDS: Final[Mapping[str, int]] = MappingProxyType(
     {"z": 1, "b": 2, "c": 3, "s": 4, "i": 5, "j": 6, "f": 7, "d": 8}
 )
+#: The ``_kind`` of a little-endian ``AddressLayout`` (not a ``VALUE_KINDS`` code: the
+#: accelerators read and write it as a segment, not as a number).
+ADDRESS_KIND: Final = 9
 #: An arena's slabs: their size, and the boundary they start on (allocations with a larger
 #: alignment get blocks of their own).
 ARENA_SLAB_SIZE: Final = 64 * 1024

@@ -54,6 +54,65 @@ class Allocation:
         :meth:`_allocate`)."""
         return b.call(self._allocate, [allocator, i64(size), i64(alignment)])
 
+    def global_segment(self, b: ir.IRBuilder, address: ir.Value, size: ir.Value) -> ir.Value:
+        """A new segment of ``size`` bytes at ``address`` in the global scope, as
+        ``MemorySegment._make(address, size)`` makes it, or NULL (error set); see
+        :meth:`_global_segment`."""
+        return b.call(self._global_segment, [address, size])
+
+    def address_result(self, b: ir.IRBuilder, address: ir.Value, size: ir.Value) -> ir.Value:
+        """What an ``ADDRESS`` result denotes, as ``_handles.result_segment(address, size)``
+        gives it: ``MemorySegment.NULL`` for 0, else :meth:`global_segment`."""
+        return b.call(self._address_result, [address, size])
+
+    @cached_property
+    def _global_segment(self) -> ir.Function:
+        """``global_segment(address, size) -> segment or NULL``: exactly a ``MemorySegment``
+        (the global scope is not confined) with ``_address`` (unsigned), ``_size``,
+        ``_scope`` the global scope, ``_guard`` and ``_view`` None, ``_base`` 0 and
+        ``_align`` the address's low bits, as ``MemorySegment._make`` makes a writable
+        one.  The object is made first (that may collect garbage: any Python code), then
+        filled with new ints; nothing else is read, so nothing can change meanwhile."""
+        fn, b = self.idioms.helper("global_segment", PTR, [I64, I64])
+        address, size = fn.args
+        call = self.imports.call
+        segment = call(b, "PyType_GenericAlloc", self.imports.cell(b, _contract.CELL_SEGMENT_TYPE), i64(0))
+        with b.if_then(is_null(b, segment), likely=False):
+            b.ret(NULL)
+        none = self.imports.data("_Py_NoneStruct")
+        self.fill(
+            b,
+            segment,
+            [
+                ("segment._address", call(b, "PyLong_FromUnsignedLongLong", address)),
+                ("segment._size", call(b, "PyLong_FromSsize_t", size)),
+                ("segment._base", call(b, "PyLong_FromSsize_t", i64(0))),
+                (
+                    "segment._align",
+                    call(b, "PyLong_FromSsize_t", b.and_(address, i64(_contract.SEGMENT_ALIGN_BITS))),
+                ),
+            ],
+            [
+                ("segment._scope", self.imports.cell(b, _contract.CELL_GLOBAL_SCOPE)),
+                ("segment._guard", none),
+                ("segment._view", none),
+            ],
+        )
+        b.ret(segment)
+        return fn
+
+    @cached_property
+    def _address_result(self) -> ir.Function:
+        """``address_result(address, size) -> segment or NULL`` (error set)."""
+        fn, b = self.idioms.helper("address_result", PTR, [I64, I64])
+        address, size = fn.args
+        with b.if_then(b.icmp_unsigned("==", address, i64(0))):
+            null = self.imports.cell(b, _contract.CELL_NULL_SEGMENT)
+            self.imports.call(b, "Py_IncRef", null)
+            b.ret(null)
+        b.ret(self.global_segment(b, address, size))
+        return fn
+
     @cached_property
     def _carve(self) -> ir.Function:
         """``carve(arena, size, alignment) -> segment or NULL``: a zeroed segment cut from the
@@ -123,7 +182,7 @@ class Allocation:
         base.add_incoming(made, made_block)
         # pooled slabs keep their old bytes: an allocation zeroes its own
         call(b, "memset", b.inttoptr(b.add(start, offset), PTR), ir.Constant(I32, 0), size)
-        self._fill(
+        self.fill(
             b,
             segment,
             [
@@ -137,7 +196,7 @@ class Allocation:
         b.ret(segment)
         return fn
 
-    def _fill(
+    def fill(
         self,
         b: ir.IRBuilder,
         segment: ir.Value,
@@ -224,7 +283,7 @@ class Allocation:
             result.add_incoming(made, made_block)
             return name, result
 
-        self._fill(
+        self.fill(
             b,
             segment,
             [
