@@ -235,7 +235,7 @@ def bootstrap() -> None:
     contract names gets its object, every field it names is checked to be a ``__slots__``
     field of its class, and its offset is found in this interpreter's objects.
     """
-    from . import _accel
+    from . import _accel, _access
     from ._arena import Arena, _pool, _PrefixAllocator, _SlicingAllocator
     from ._errors import UnsupportedPlatformError
     from ._handles import allocate_result, arg_error, result_segment
@@ -260,6 +260,7 @@ def bootstrap() -> None:
         _contract.CELL_GLOBAL_SCOPE: GLOBAL_SCOPE,
         _contract.CELL_NULL_SEGMENT: MemorySegment.NULL,
         _contract.CELL_ADDRESS_LAYOUT_TYPE: AddressLayout,
+        _contract.CELL_NATIVE_ACCESS: _access.NATIVE_STATE,
     }
     classes: dict[str, type] = {
         "segment": MemorySegment,

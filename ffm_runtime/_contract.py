@@ -37,6 +37,7 @@ __all__ = [
     "CELL_GLOBAL_SCOPE",
     "CELL_HEAP_TYPE",
     "CELL_MAKE_SEGMENT",
+    "CELL_NATIVE_ACCESS",
     "CELL_NULL_SEGMENT",
     "CELL_PREFIX_TYPE",
     "CELL_SEGMENT_TYPE",
@@ -47,6 +48,7 @@ __all__ = [
     "LIBC_FUNCTIONS",
     "METH_FASTCALL",
     "METH_KEYWORDS",
+    "NATIVE_ACCESS_ITEMS",
     "OFFSETS",
     "OFFSETS_SYMBOL",
     "PYTHON_DATA",
@@ -103,6 +105,11 @@ PYTHON_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "PyList_Size": "Py_ssize_t (PyObject *)",
         "PyList_Append": "int (PyObject *, PyObject *)",
         "PyList_SetSlice": "int (PyObject *, Py_ssize_t, Py_ssize_t, PyObject *)",
+        # the calling code, for decisions remembered per code (``_access``); dictionaries
+        "PyEval_GetFrame": "PyFrameObject *(void)",
+        "PyFrame_GetCode": "PyCodeObject *(PyFrameObject *)",
+        "PyEval_GetGlobals": "PyObject *(void)",
+        "PyDict_GetItem": "PyObject *(PyObject *, PyObject *)",
     }
 )
 
@@ -174,6 +181,9 @@ CELL_GLOBAL_SCOPE: Final = "ffm_rt_global_scope"
 CELL_NULL_SEGMENT: Final = "ffm_rt_null_segment"
 #: The ``AddressLayout`` type (layouts of exactly this type have ``_target_size``).
 CELL_ADDRESS_LAYOUT_TYPE: Final = "ffm_rt_address_layout_type"
+#: The decisions of the native-access check remembered per calling code, and what native
+#: code compares them with: ``_access.NATIVE_STATE`` (a tuple; see ``NATIVE_ACCESS_ITEMS``).
+CELL_NATIVE_ACCESS: Final = "ffm_rt_native_access"
 
 #: Every cell's symbol, in the order of the cells table.
 RUNTIME_CELLS: Final = tuple(value for name, value in tuple(globals().items()) if name.startswith("CELL_"))
@@ -237,6 +247,28 @@ VALUE_KINDS: Final[Mapping[str, int]] = MappingProxyType(
 #: The ``_kind`` of a little-endian ``AddressLayout`` (not a ``VALUE_KINDS`` code: the
 #: accelerators read and write it as a segment, not as a number).
 ADDRESS_KIND: Final = 9
+#: The items of the ``CELL_NATIVE_ACCESS`` tuple, in order: the remembered decisions
+#: (``id(code) -> (globals, __name__, __spec__, enable value, policy value, unit, code,
+#: sys.path entries)``), what stands for "absent", the ``os`` module's namespace,
+#: ``os.environ`` and the dictionary behind it, the keys ``"__name__"``, ``"__spec__"``,
+#: ``"environ"`` and the two variables' (bytes), what stands for what does not matter (the
+#: ``__spec__`` of a module that is not ``__main__``; ``sys.path`` but for ``ALL-UNNAMED``),
+#: the ``sys`` module's namespace and the key ``"path"``.
+NATIVE_ACCESS_ITEMS: Final = (
+    "decided",
+    "absent",
+    "os_namespace",
+    "environ",
+    "environ_data",
+    "name_key",
+    "spec_key",
+    "environ_key",
+    "enable_key",
+    "policy_key",
+    "unchecked",
+    "sys_namespace",
+    "path_key",
+)
 #: An arena's slabs: their size, and the boundary they start on (allocations with a larger
 #: alignment get blocks of their own).
 ARENA_SLAB_SIZE: Final = 64 * 1024
@@ -268,6 +300,8 @@ ACCELERATORS: Final = (
     ("Arena", "of_confined"),
     ("Arena", "__enter__"),
     ("Arena", "close"),
+    ("MemorySegment", "reinterpret"),
+    ("MemorySegment", "as_slice"),
 )
 #: Those of ``ACCELERATORS`` that are static methods (called without ``self``).
 STATIC_ACCELERATORS: Final = frozenset({("Arena", "of_confined")})

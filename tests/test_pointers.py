@@ -1,12 +1,17 @@
-"""Pointers as segments at native speed: ADDRESS results of downcall handles and
-MemorySegment.get/set(ADDRESS) are native (no Python code of the runtime runs) and
-indistinguishable from the Python methods (same results, same fields, same exceptions and
-messages)."""
+"""Pointers as segments at native speed: ADDRESS results of downcall handles,
+MemorySegment.get/set(ADDRESS), reinterpret and as_slice are native (no Python code of the
+runtime runs) and indistinguishable from the Python methods (same results, same fields,
+same exceptions and messages); reinterpret's caller check is decided once per calling code
+and is still right when what it was decided from changes."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import threading
 import types
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +26,10 @@ from ffm_runtime import (
     JAVA_LONG,
     Arena,
     FunctionDescriptor,
+    IllegalCallerError,
     Linker,
     MemorySegment,
+    NativeAccessWarning,
     _accel,
     _access,
     _handles,
@@ -124,6 +131,7 @@ def test_native_paths_run_no_python_code(lib: Any) -> None:
         segment = arena.allocate(64, 8)
         target = arena.allocate(8, 8)
         segment.set(ADDRESS, 8, target)
+        pointer = MemorySegment.of_address(target.address)
         operations: dict[str, Callable[[], Any]] = {
             "ADDRESS result": lambda: echo(target),
             "ADDRESS result, critical": lambda: echo_critical(target),
@@ -131,9 +139,13 @@ def test_native_paths_run_no_python_code(lib: Any) -> None:
             "get(ADDRESS)": lambda: segment.get(ADDRESS, 8),
             "get(ADDRESS with a target layout)": lambda: segment.get(pointer_to_long, 8),
             "set(ADDRESS)": lambda: segment.set(ADDRESS, 16, target),
+            "reinterpret(size)": lambda: pointer.reinterpret(8),
+            "reinterpret(size, arena)": lambda: pointer.reinterpret(8, arena),
+            "as_slice(offset, size)": lambda: segment.as_slice(8, 16),
+            "as_slice(offset, size, alignment)": lambda: segment.as_slice(8, 16, 8),
         }
         for name, operation in operations.items():
-            operation()
+            operation()  # (reinterpret: the caller check decides, and remembers)
             result, calls = runtime_calls(operation)
             assert calls == [], (name, calls)
             assert result is None or isinstance(result, MemorySegment), name
@@ -232,6 +244,128 @@ def _bytes(name: str, segment: MemorySegment) -> bytes | None:
     return segment.to_bytes() if name in ("confined", "auto", "heap") else None
 
 
+# -- as_slice ---------------------------------------------------------------------------------
+SLICES: list[tuple[Any, ...]] = [
+    (0, 0),
+    (8, 16),
+    (8, 16, 8),
+    (1, 8, 2),
+    (0, 64, 64),
+    (4, 60),
+    (4, 61),
+    (64, 0),
+    (65, 0),
+    (-1, 4),
+    (4, -1),
+    (8, 16, 3),
+    (8, 16, 0),
+    (8, 16, -8),
+    (2**63, 1),
+    (8, 2**63),
+    (Index(8), 8),
+    (8, Index(8)),
+    (8, 8, Index(8)),
+    (8.0, 8),
+    (True, 8),
+    (8, None),
+    (8, JAVA_LONG),
+    (8,),
+]
+
+
+def test_as_slice_matches_python(segments: dict[str, MemorySegment]) -> None:
+    for name, segment in segments.items():
+        for args in SLICES:
+            native = outcome(segment.as_slice, *args)
+            assert native == outcome(python("as_slice"), segment, *args), (name, args)
+        with pytest.raises(TypeError, match="byte_alignment must be an int, not str"):
+            segment.as_slice(0, 0, "1")
+
+
+def test_slices_of_slices_see_the_same_bytes() -> None:
+    """A slice of a segment that has no view yet (a global one) reads and writes the same
+    memory as the Python method's slice."""
+    with Arena.of_confined() as arena:
+        block = arena.allocate(64, 8)
+        block.copy_from(MemorySegment.of_array(bytearray(range(64))))
+        whole = MemorySegment.of_address(block.address).reinterpret(64)
+        native = whole.as_slice(8, 32).as_slice(4, 8)
+        assert native.to_bytes() == bytes(range(12, 20)) == python("as_slice")(whole, 12, 8).to_bytes()
+        native.set(JAVA_INT, 0, -1)
+        assert block.get(JAVA_INT, 12) == -1
+        assert bytes(native.as_memoryview()) == block.as_slice(12, 8).to_bytes()
+
+
+def test_as_slice_from_another_thread() -> None:
+    arena = Arena.of_confined()
+    segment = arena.allocate(16)
+    found: list[Any] = []
+    thread = threading.Thread(target=lambda: found.append(outcome(segment.as_slice, 0, 8)))
+    thread.start()
+    thread.join()
+    assert found == [("raised", ffm_runtime.WrongThreadError, "Attempted access outside owning thread")]
+    arena.close()
+    with pytest.raises(ffm_runtime.ScopeClosedError, match="Already closed"):
+        segment.as_slice(0, 8)
+
+
+# -- reinterpret ------------------------------------------------------------------------------
+def test_reinterpret_matches_python(segments: dict[str, MemorySegment]) -> None:
+    with Arena.of_confined() as open_arena:
+        closed_arena = Arena.of_confined()
+        closed_arena.close()
+        foreign: list[Arena] = []
+        made, done = threading.Event(), threading.Event()
+
+        def own_an_arena() -> None:
+            with Arena.of_confined() as arena:
+                foreign.append(arena)
+                made.set()
+                done.wait()
+
+        thread = threading.Thread(target=own_an_arena)
+        thread.start()
+        made.wait()
+        arenas: list[Any] = [
+            open_arena,
+            Arena.of_auto(),
+            Arena.global_arena(),
+            closed_arena,
+            foreign[0],
+            None,
+            5,
+        ]
+        sizes: list[Any] = [0, 16, 64, 2**40, -1, 2**63, Index(8), 8.0, True, None, "8"]
+        try:
+            for name, segment in segments.items():
+                for size in sizes:
+                    native = outcome(segment.reinterpret, size)
+                    assert native == outcome(python("reinterpret"), segment, size), (name, size)
+                    for arena in arenas:
+                        native = outcome(segment.reinterpret, size, arena)
+                        expected = outcome(python("reinterpret"), segment, size, arena)
+                        assert native == expected, (name, size, arena)
+        finally:
+            done.set()
+            thread.join()
+
+
+def test_reinterpret_keeps_the_scope_and_the_guard() -> None:
+    with Arena.of_confined() as arena:
+        segment = arena.allocate(8)
+        wider = segment.reinterpret(32)
+        assert type(wider) is type(segment) and wider.scope is arena and wider._guard is segment._guard
+        moved = MemorySegment.of_address(segment.address).reinterpret(8, arena)
+        assert type(moved) is type(segment) and moved.scope is arena
+        moved.set(JAVA_LONG, 0, 7)
+        assert segment.get(JAVA_LONG, 0) == 7
+        auto = Arena.of_auto()
+        into_auto = segment.reinterpret(8, auto)
+        assert type(into_auto) is MemorySegment and into_auto.scope is auto and into_auto._guard is None
+    with pytest.raises(ffm_runtime.ScopeClosedError, match="Already closed"):
+        moved.get(JAVA_LONG, 0)
+
+
 # -- private fields that were replaced ------------------------------------------------------
 @pytest.mark.parametrize("field", SEGMENT_FIELDS)
 def test_tampered_segments_match_python(field: str) -> None:
@@ -253,6 +387,9 @@ def test_tampered_segments_match_python(field: str) -> None:
                 tamper(python_side, field, junk)
                 where = (field, junk, scope)
                 for method, args in (
+                    ("as_slice", (0, 0)),
+                    ("reinterpret", (8,)),
+                    ("reinterpret", (8, confined)),
                     ("get", (ADDRESS, 0)),
                     ("set", (ADDRESS, 0, MemorySegment.NULL)),
                 ):
@@ -283,3 +420,201 @@ def test_tampered_layouts_match_python(field: str, junk: object) -> None:
             assert tampered_outcome(cell.set, layout, 0, MemorySegment.NULL) == tampered_outcome(
                 python("set"), cell, layout, 0, MemorySegment.NULL
             )
+
+
+# -- the caller check, remembered -------------------------------------------------------------
+CALLER = compile("def call(size):\n    return segment.reinterpret(size)\n", "<caller>", "exec")
+
+
+def caller(module: str, segment: MemorySegment, **extra: Any) -> tuple[Callable[[int], Any], dict[str, Any]]:
+    """A function of module ``module`` (its unit: the top-level package) calling reinterpret."""
+    scope: dict[str, Any] = {"__name__": module, "segment": segment, **extra}
+    exec(CALLER, scope)
+    return scope["call"], scope
+
+
+def remembered(call: Callable[[], Any]) -> Any:
+    """``call()``, checking it was decided natively (no Python code of the runtime)."""
+    result, calls = runtime_calls(call)
+    assert calls == [], calls
+    return result
+
+
+@pytest.fixture
+def pointer() -> MemorySegment:
+    return MemorySegment.of_address(0x1000)
+
+
+def denied(unit: str) -> str:
+    return (
+        rf"Illegal native access from package '{unit}' \(module {unit}\.mod\) calling the "
+        r"restricted MemorySegment\.reinterpret"
+    )
+
+
+def test_a_changed_variable_is_seen(monkeypatch: pytest.MonkeyPatch, pointer: MemorySegment) -> None:
+    call, _ = caller("unit_a.mod", pointer)
+    monkeypatch.setenv(ENABLE, "unit_a")
+    monkeypatch.delenv(POLICY, raising=False)
+    call(8)
+    assert remembered(lambda: call(16)).byte_size == 16
+    monkeypatch.setenv(ENABLE, "other")
+    with pytest.raises(IllegalCallerError, match=denied("unit_a")):
+        call(8)
+    monkeypatch.setenv(ENABLE, "unit_a")  # the same value again: a new string
+    call(8)
+    assert remembered(lambda: call(8)).byte_size == 8
+    monkeypatch.setenv(POLICY, "allow")  # another variable: decided again, then remembered
+    monkeypatch.setenv(ENABLE, "")
+    call(8)
+    assert remembered(lambda: call(8)).byte_size == 8
+    monkeypatch.setenv(POLICY, "deny")
+    with pytest.raises(IllegalCallerError, match=denied("unit_a")):
+        call(8)
+    monkeypatch.delenv(POLICY)
+    with pytest.raises(IllegalCallerError, match=denied("unit_a")):
+        call(8)
+
+
+def test_the_same_code_in_other_modules(monkeypatch: pytest.MonkeyPatch, pointer: MemorySegment) -> None:
+    """One code object run under the globals of two modules: each gets its own decision,
+    however the calls alternate."""
+    monkeypatch.setenv(ENABLE, "unit_a")
+    call_a, _ = caller("unit_a.mod", pointer)
+    call_b = types.FunctionType(call_a.__code__, {"__name__": "unit_b.mod", "segment": pointer})
+    assert call_a.__code__ is call_b.__code__
+    for _ in range(3):
+        assert call_a(8).byte_size == 8
+        with pytest.raises(IllegalCallerError, match=denied("unit_b")):
+            call_b(8)
+    assert remembered(lambda: call_a(8)).byte_size == 8
+
+
+def test_a_module_renamed(monkeypatch: pytest.MonkeyPatch, pointer: MemorySegment) -> None:
+    monkeypatch.setenv(ENABLE, "unit_a")
+    call, scope = caller("unit_a.mod", pointer)
+    call(8)
+    remembered(lambda: call(8))
+    scope["__name__"] = "unit_b.mod"
+    with pytest.raises(IllegalCallerError, match=denied("unit_b")):
+        call(8)
+    scope["__name__"] = "unit_a.mod"
+    call(8)
+    remembered(lambda: call(8))
+    del scope["__name__"]  # a module without a name is __main__
+    with pytest.raises(IllegalCallerError, match="from the __main__ script"):
+        call(8)
+
+
+def test_main_run_as_a_module(monkeypatch: pytest.MonkeyPatch, pointer: MemorySegment) -> None:
+    """__main__'s unit comes from its __spec__ (python -m unit_a.tool): a changed spec counts."""
+    monkeypatch.setenv(ENABLE, "unit_a")
+    spec = types.SimpleNamespace(name="unit_a.tool")
+    call, scope = caller("__main__", pointer, __spec__=spec)
+    call(8)
+    call(8)
+    spec.name = "unit_b.tool"
+    with pytest.raises(IllegalCallerError, match="from package 'unit_b'"):
+        call(8)
+    scope["__spec__"] = None
+    with pytest.raises(IllegalCallerError, match="from the __main__ script"):
+        call(8)
+    monkeypatch.setenv(ENABLE, "unit_a,__main__")
+    call(8)
+    remembered(lambda: call(8))
+    scope["__spec__"] = types.SimpleNamespace(name="unit_b.tool")
+    with pytest.raises(IllegalCallerError, match="from package 'unit_b'"):
+        call(8)
+
+
+def test_units_enabled_while_building(monkeypatch: pytest.MonkeyPatch, pointer: MemorySegment) -> None:
+    monkeypatch.setenv(ENABLE, "other")
+    call, _ = caller("unit_c.mod", pointer)
+    with _access.enabled_while(["unit_c"]):
+        call(8)
+        remembered(lambda: call(8))
+    with pytest.raises(IllegalCallerError, match=denied("unit_c")):
+        call(8)
+
+
+def test_a_new_manifest_on_sys_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pointer: MemorySegment
+) -> None:
+    """ALL-UNNAMED lets a package through until a manifest mentions it: one found on a new
+    sys.path entry counts at the next call, as in Python."""
+    monkeypatch.setenv(ENABLE, _access.ALL_UNNAMED)
+    call, _ = caller("unit_d.mod", pointer)
+    call(8)
+    remembered(lambda: call(8))
+    manifest = tmp_path / "unit_d" / "_ffm" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(
+        json.dumps(
+            {
+                "format": ffm_runtime._manifest.FORMAT_VERSION,
+                "generator": ffm_runtime._manifest.GENERATOR,
+                "package": "unit_d",
+                "objects": [],
+                "stubs": {},
+                "enable_native_access": [],
+            }
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(IllegalCallerError, match=denied("unit_d")):
+        call(8)
+
+
+def test_warn_warns_once_then_lets_through(monkeypatch: pytest.MonkeyPatch, pointer: MemorySegment) -> None:
+    monkeypatch.setenv(ENABLE, "other")
+    monkeypatch.setenv(POLICY, "warn")
+    call, _ = caller("unit_w.mod", pointer)
+    with pytest.warns(NativeAccessWarning, match="MemorySegment.reinterpret has been called by unit_w.mod"):
+        call(8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        call(8)
+        remembered(lambda: call(8))
+
+
+def test_threads(monkeypatch: pytest.MonkeyPatch, pointer: MemorySegment) -> None:
+    """A decision is the calling code's, in any thread; a restricted method handed to the
+    standard library (a thread's target) is still refused after code of an enabled package
+    was let through."""
+    monkeypatch.setenv(ENABLE, "unit_a")
+    call, _ = caller("unit_a.mod", pointer)
+    call(8)
+    found: list[Any] = []
+    thread = threading.Thread(target=lambda: found.append(remembered(lambda: call(8)).byte_size))
+    thread.start()
+    thread.join()
+    assert found == [8]
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            threading.Thread.run(worker)
+        except IllegalCallerError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=pointer.reinterpret, args=(8,))
+    worker.run = run  # type: ignore[method-assign]
+    worker.start()
+    worker.join()
+    assert len(errors) == 1 and "the standard library's threading" in str(errors[0])
+
+
+def test_decisions_are_bounded(monkeypatch: pytest.MonkeyPatch, pointer: MemorySegment) -> None:
+    monkeypatch.setenv(ENABLE, "unit_a")
+    for index in range(_access._DECIDED_MAX + 10):
+        code = compile(f"def call(size):\n    return segment.reinterpret(size + {index})\n", "<many>", "exec")
+        scope = {"__name__": "unit_a.mod", "segment": pointer}
+        exec(code, scope)
+        scope["call"](0)
+    assert len(_access._decided) <= _access._DECIDED_MAX
+
+
+def test_the_environment_read_natively_is_os_environ() -> None:
+    assert _access.NATIVE_STATE[3] is os.environ
+    assert _access.NATIVE_STATE[4] is os.environ._data  # type: ignore[attr-defined]
+    assert len(_access.NATIVE_STATE) == len(ffm_runtime._contract.NATIVE_ACCESS_ITEMS)

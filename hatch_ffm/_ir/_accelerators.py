@@ -21,6 +21,7 @@ from llvmlite import ir
 from ffm_runtime import _contract
 
 from .._lowering import SCALARS, Form, ScalarKind
+from ._accel_pointers import build_pointer_accelerators
 from ._helpers import Helpers
 from ._idioms import is_null, not_null
 from ._model import IntRead
@@ -421,4 +422,5 @@ def build_accelerators(triple: str) -> ir.Module:
     helpers = Helpers.for_module("ffm_runtime_accelerators", triple)
     for emit in (_arena_allocate, _segment_get, _segment_set, _arena_of_confined, _arena_enter, _arena_close):
         emit(helpers)
+    build_pointer_accelerators(helpers)
     return helpers.module
