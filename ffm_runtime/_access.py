@@ -117,8 +117,10 @@ def _remember(frame: FrameType | None, unit: str | None, by_path: bool = False) 
     if facts is None:
         return
     name, spec = facts[1], facts[2]
-    if type(name) is not str or not name or (name == "__main__" and spec is not None):
-        return  # not a plain module name: the unit may come from elsewhere
+    if (name is not _ABSENT and type(name) is not str) or (
+        name == "__main__" and spec is not None and spec is not _ABSENT
+    ):
+        return  # the unit may come from elsewhere (a str subclass's methods, __spec__.name)
     path = sys.path
     if by_path and type(path) is not list:
         return

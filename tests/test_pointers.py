@@ -618,3 +618,21 @@ def test_the_environment_read_natively_is_os_environ() -> None:
     assert _access.NATIVE_STATE[3] is os.environ
     assert _access.NATIVE_STATE[4] is os.environ._data  # type: ignore[attr-defined]
     assert len(_access.NATIVE_STATE) == len(ffm_runtime._contract.NATIVE_ACCESS_ITEMS)
+
+
+def test_scripts_and_namespaces_without_a_name(
+    monkeypatch: pytest.MonkeyPatch, pointer: MemorySegment
+) -> None:
+    """Code run in globals without ``__name__`` (timeit's, exec's) or in a ``__main__``
+    without ``__spec__`` is the ``__main__`` script's, and remembered as such."""
+    monkeypatch.setenv(ENABLE, "__main__")
+    nameless: dict[str, Any] = {"segment": pointer}
+    exec(CALLER, nameless)
+    main, _ = caller("__main__", pointer)
+    for call in (nameless["call"], main):
+        call(8)
+        assert remembered(lambda: call(8)).byte_size == 8  # noqa: B023
+    monkeypatch.setenv(ENABLE, "other")
+    for call in (nameless["call"], main):
+        with pytest.raises(IllegalCallerError, match="from the __main__ script"):
+            call(8)
