@@ -31,6 +31,7 @@ demo: $(VENV)/.installed
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_calls.py
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_abi.py
 	$(DEMO_VENV)/bin/python benchmarks/bench_memory.py
+	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_pointers.py
 
 # Every benchmark once (after `make demo`), its tables written to docs/benchmarks.md and the
 # README's headline block; also on every other supported CPython found.

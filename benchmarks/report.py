@@ -2,7 +2,7 @@
 
     python benchmarks/report.py --python .demo-venv/bin/python [--other-pythons] [--check]
 
-Runs ``bench_calls.py``, ``bench_abi.py`` and ``bench_memory.py`` with ``--python`` (an
+Runs ``bench_calls.py``, ``bench_abi.py``, ``bench_memory.py`` and ``bench_pointers.py`` with ``--python`` (an
 environment with hatch-ffm, example_project and cffi installed, as ``make demo`` makes),
 writes all their tables, with the machine and the command, to ``docs/benchmarks.md``, and
 regenerates the README's headline block (between ``<!-- benchmarks:begin -->`` and
@@ -29,7 +29,7 @@ ROOT = HERE.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
-SCRIPTS = ("bench_calls.py", "bench_memory.py", "bench_abi.py")
+SCRIPTS = ("bench_calls.py", "bench_memory.py", "bench_abi.py", "bench_pointers.py")
 #: rows of the README's headline table: (script, row label, peer row label)
 HEADLINE = (
     ("bench_calls.py", "hatch-ffm add, critical (GIL kept)", "ctypes add"),

@@ -273,12 +273,12 @@ raise SystemExit(1 if outside else 0)
 
 
 def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) -> None:
-    """The three benchmark scripts of ``make demo`` run against the installed example (a few
+    """The benchmark scripts of ``make demo`` run against the installed example (a few
     calls each; cffi absent, so its rows are left out) and print every row; so does the
     instruction-count benchmark, where valgrind is installed."""
     python = make_venv(sys.executable, tmp_path / "venv")
     pip_install(python, "--no-index", "--find-links", str(wheels["dir"]), "example-project")
-    expected = {"bench_calls.py": 8, "bench_abi.py": 14, "bench_memory.py": 11}
+    expected = {"bench_calls.py": 8, "bench_abi.py": 14, "bench_memory.py": 11, "bench_pointers.py": 14}
     for script, count in expected.items():
         result = subprocess.run(
             [str(python), str(ROOT / "benchmarks" / script), "--number", "50", "--repeat", "1"],
