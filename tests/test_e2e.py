@@ -131,6 +131,15 @@ def test_runs_on_fresh_interpreters_without_llvmlite(
         check=False,
     )
     assert checks.returncode == 0 and "checks passed" in checks.stdout, checks.stderr
+    pointers = subprocess.run(
+        [str(python), str(SCRIPTS / "pointer_checks.py")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+        env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "__main__"},
+    )
+    assert pointers.returncode == 0 and "pointer checks passed" in pointers.stdout, pointers.stderr
 
 
 def test_supported_pythons_start_at_requires_python_without_gaps() -> None:
