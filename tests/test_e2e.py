@@ -78,9 +78,9 @@ class TestWheel:
     def test_build_reports_what_it_did(self, wheels: dict[str, Path | str]) -> None:
         log = str(wheels["log"])
         assert "hatch-ffm: Features run: example_project.ffm_features:LibcFeature" in log
-        assert re.search(r"hatch-ffm: 14 registration\(s\), 14 distinct call shape\(s\)", log)
+        assert re.search(r"hatch-ffm: 17 registration\(s\), 17 distinct call shape\(s\)", log)
         assert re.search(
-            rf"hatch-ffm: 14 stub\(s\) for {HOST} into example_project/_ffm/ "
+            rf"hatch-ffm: 17 stub\(s\) for {HOST} into example_project/_ffm/ "
             r"in [0-9.]+s",
             log,
         )
