@@ -80,6 +80,8 @@ _UNCHECKED: Final = object()
 #: (keyed by ``id``: a code object's hash is computed anew each time, from its constants;
 #: the entry keeps the code alive, so the id stays its)
 _decided: dict[int, tuple[object, ...]] = {}
+#: ``[code, entry]``: the decision remembered or found last (looked at before ``_decided``)
+_last: list[object] = [None, None]
 _ENABLE_KEY: Final = os.fsencode(ENV_ENABLE)
 _POLICY_KEY: Final = os.fsencode(ENV_POLICY)
 
@@ -127,7 +129,9 @@ def _remember(frame: FrameType | None, unit: str | None, by_path: bool = False) 
     if len(_decided) >= _DECIDED_MAX:
         _decided.clear()
     code = frame.f_code
-    _decided[id(code)] = (*facts, unit, code, tuple(path) if by_path else _UNCHECKED)
+    entry = (*facts, unit, code, tuple(path) if by_path else _UNCHECKED)
+    _decided[id(code)] = entry
+    _last[:] = [code, entry]
 
 
 def _same_path(snapshot: object) -> bool:
@@ -161,6 +165,7 @@ def _remembered(frame: FrameType | None) -> tuple[bool, str | None]:
         return False, None
     if not _same_path(entry[7]):
         return False, None
+    _last[:] = [code, entry]
     unit = entry[5]
     return True, unit if isinstance(unit, str) else None
 
@@ -180,12 +185,14 @@ NATIVE_STATE: Final = (
     _UNCHECKED,
     vars(sys),
     "path",
+    _last,
 )
 
 
 def forget_decisions() -> None:
     """Forget every remembered decision (the set of enabled units changed)."""
     _decided.clear()
+    _last[:] = [None, None]
 
 
 #: units enabled for the duration of a build (see :func:`enabled_while`)

@@ -253,7 +253,8 @@ ADDRESS_KIND: Final = 9
 #: ``os.environ`` and the dictionary behind it, the keys ``"__name__"``, ``"__spec__"``,
 #: ``"environ"`` and the two variables' (bytes), what stands for what does not matter (the
 #: ``__spec__`` of a module that is not ``__main__``; ``sys.path`` but for ``ALL-UNNAMED``),
-#: the ``sys`` module's namespace and the key ``"path"``.
+#: the ``sys`` module's namespace, the key ``"path"``, and ``[code, entry]`` of the decision
+#: remembered or found last.
 NATIVE_ACCESS_ITEMS: Final = (
     "decided",
     "absent",
@@ -268,6 +269,7 @@ NATIVE_ACCESS_ITEMS: Final = (
     "unchecked",
     "sys_namespace",
     "path_key",
+    "last",
 )
 #: An arena's slabs: their size, and the boundary they start on (allocations with a larger
 #: alignment get blocks of their own).

@@ -51,12 +51,21 @@ def _caller_let_through(m: _accelerators._Method) -> None:
         found = m.call("PyDict_GetItem", mapping, key)
         return b.select(is_null(b, found), items["absent"], found)
 
-    # keyed by the code's id (hashing a code object hashes its constants)
-    key = m.call("PyLong_FromUnsignedLongLong", b.ptrtoint(code, I64))
-    m.slow_if(is_null(b, key))  # (MemoryError: the Python method meets it too)
-    entry = m.call("PyDict_GetItem", items["decided"], key)
-    m.call("Py_DecRef", key)  # an exact int: freeing it runs no Python code
+    # the decision of last time, or the one remembered for this code: keyed by the code's id
+    # (hashing a code object hashes its constants)
+    entry_slot = b.alloca(PTR)
+    last_code = m.call("PyList_GetItem", items["last"], i64(0))
+    with b.if_else(b.icmp_unsigned("==", last_code, code)) as (again, other):
+        with again:
+            b.store(m.call("PyList_GetItem", items["last"], i64(1)), entry_slot)
+        with other:
+            key = m.call("PyLong_FromUnsignedLongLong", b.ptrtoint(code, I64))
+            m.slow_if(is_null(b, key))  # (MemoryError: the Python method meets it too)
+            b.store(m.call("PyDict_GetItem", items["decided"], key), entry_slot)
+            m.call("Py_DecRef", key)  # an exact int: freeing it runs no Python code
+    entry = b.load(entry_slot, typ=PTR)
     m.slow_if(is_null(b, entry))
+    m.slow_if(b.not_(m.model.is_exact(b, entry, "PyTuple_Type")))  # (None: nothing last)
 
     def same(index: int, now: ir.Value) -> None:
         m.slow_if(b.icmp_unsigned("!=", m.call("PyTuple_GetItem", entry, i64(index)), now))
