@@ -2,10 +2,11 @@
 
     python benchmarks/report.py --python .demo-venv/bin/python [--other-pythons] [--check]
 
-Runs ``bench_calls.py``, ``bench_abi.py``, ``bench_memory.py``, ``bench_bulk.py``, ``bench_bz2.py`` and
-``bench_yaml.py`` with ``--python`` (an environment with hatch-ffm, example_project, the
-example bindings, cffi and PyYAML installed, as ``make demo`` makes),
-writes all their tables, with the machine and the command, to ``docs/benchmarks.md``, and
+Runs ``bench_calls.py``, ``bench_abi.py``, ``bench_memory.py``, ``bench_bulk.py``,
+``bench_pointers.py``, ``bench_bz2.py`` and ``bench_yaml.py`` with ``--python`` (an
+environment with hatch-ffm, example_project, the example bindings, cffi and PyYAML
+installed, as ``make demo`` makes), writes all their tables, with the machine and the
+command, to ``docs/benchmarks.md``, and
 regenerates the README's headline block (between ``<!-- benchmarks:begin -->`` and
 ``<!-- benchmarks:end -->``) from the same run.  ``--other-pythons`` also runs
 ``bench_calls.py`` and ``bench_abi.py`` on every other supported CPython found
@@ -30,7 +31,7 @@ ROOT = HERE.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
-SCRIPTS = ("bench_calls.py", "bench_memory.py", "bench_abi.py", "bench_bulk.py")
+SCRIPTS = ("bench_calls.py", "bench_memory.py", "bench_abi.py", "bench_bulk.py", "bench_pointers.py")
 #: the example bindings against the C extensions they replace (example_bz2, example_yaml and
 #: PyYAML installed, as make demo does); their own repeats, no --number
 EXAMPLE_SCRIPTS = ("bench_bz2.py", "bench_yaml.py")

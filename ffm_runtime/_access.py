@@ -24,6 +24,18 @@ Other callers meet the policy ``FFM_ILLEGAL_NATIVE_ACCESS``: ``deny`` (the defau
 raises :class:`IllegalCallerError`, ``warn`` warns once per unit in the JDK's words,
 ``allow`` lets them through.  The check runs when a handle is created, never when
 it is called.
+
+A decision that lets a caller through is remembered for the calling code (its code
+object), with what it was decided from: the module globals the code ran in, their
+``__name__`` and ``__spec__``, and the values of both variables (by identity: setting a
+variable makes a new value).  A later call from the same code, in the same globals, with
+the same names and variables, is let through without walking the stack again (the native
+``reinterpret`` reads the same table, see ``_contract.CELL_NATIVE_ACCESS``).  What the
+remembered facts do not cover is never remembered: a first ``warn`` (it warns), a
+``__main__`` run as a module (its unit comes from ``__spec__.name``), refusals.  A decision
+of ``ALL-UNNAMED`` also needs the same ``sys.path`` entries (a manifest on a new one may
+mention the unit); :func:`enabled_while`, and the registry when it finds manifests, forget
+every decision.
 """
 
 from __future__ import annotations
@@ -58,6 +70,131 @@ _RUNTIME_PACKAGE: Final = __name__.partition(".")[0]
 
 _lock = ForkSafeLock()
 _warned: set[str | None] = set()
+#: what stands for "absent" in a remembered decision (see :func:`_remember`), and for a
+#: ``__spec__`` that does not matter (the module is not ``__main__``)
+_ABSENT: Final = object()
+_UNCHECKED: Final = object()
+#: decisions remembered per calling code: ``id(code) -> (globals, __name__, __spec__, value
+#: of ENV_ENABLE, value of ENV_POLICY, unit, code, sys.path entries)``; names and values by
+#: identity, ``_ABSENT`` for what was not there, ``_UNCHECKED`` for what does not matter
+#: (keyed by ``id``: a code object's hash is computed anew each time, from its constants;
+#: the entry keeps the code alive, so the id stays its)
+_decided: dict[int, tuple[object, ...]] = {}
+#: ``[code, entry]``: the decision remembered or found last (looked at before ``_decided``)
+_last: list[object] = [None, None]
+_ENABLE_KEY: Final = os.fsencode(ENV_ENABLE)
+_POLICY_KEY: Final = os.fsencode(ENV_POLICY)
+
+
+def _environment_data() -> dict[bytes, bytes] | None:
+    """The dictionary behind ``os.environ`` (``None`` if it is not the usual one)."""
+    data = getattr(os.environ, "_data", None)
+    return data if type(data) is dict else None
+
+
+def _facts(frame: FrameType) -> tuple[object, ...] | None:
+    """What a decision for the code of ``frame`` is made from (see the module docstring)."""
+    data = _environment_data()
+    if data is None:
+        return None
+    scope = frame.f_globals
+    name = scope.get("__name__", _ABSENT)
+    return (
+        scope,
+        name,
+        # only __main__'s unit depends on its __spec__
+        scope.get("__spec__", _ABSENT) if name == "__main__" else _UNCHECKED,
+        data.get(_ENABLE_KEY, _ABSENT),
+        data.get(_POLICY_KEY, _ABSENT),
+    )
+
+
+def _remember(frame: FrameType | None, unit: str | None, by_path: bool = False) -> None:
+    """Remember that the code of ``frame`` was let through (as ``unit``); ``by_path``: as long
+    as ``sys.path`` holds the same entries (a decision of ``ALL-UNNAMED``: a manifest found on
+    a new entry may mention the unit)."""
+    if frame is None:
+        return
+    facts = _facts(frame)
+    if facts is None:
+        return
+    name, spec = facts[1], facts[2]
+    if (name is not _ABSENT and type(name) is not str) or (
+        name == "__main__" and spec is not None and spec is not _ABSENT
+    ):
+        return  # the unit may come from elsewhere (a str subclass's methods, __spec__.name)
+    path = sys.path
+    if by_path and type(path) is not list:
+        return
+    if len(_decided) >= _DECIDED_MAX:
+        _decided.clear()
+    code = frame.f_code
+    entry = (*facts, unit, code, tuple(path) if by_path else _UNCHECKED)
+    _decided[id(code)] = entry
+    _last[:] = [code, entry]
+
+
+def _same_path(snapshot: object) -> bool:
+    """Whether ``sys.path`` holds exactly the entries (the same objects) of ``snapshot``."""
+    if snapshot is _UNCHECKED:
+        return True
+    path = sys.path
+    assert isinstance(snapshot, tuple)
+    return (
+        type(path) is list
+        and len(path) == len(snapshot)
+        and all(now is then for now, then in zip(path, snapshot, strict=False))
+    )
+
+
+#: remembered decisions at most (then they are forgotten and remembered again)
+_DECIDED_MAX: Final = 4096
+
+
+def _remembered(frame: FrameType | None) -> tuple[bool, str | None]:
+    """``(True, unit)`` if a decision remembered for the code of ``frame`` still holds (every
+    fact the same object as when it was decided)."""
+    if frame is None:
+        return False, None
+    code = frame.f_code
+    entry = _decided.get(id(code))
+    if entry is None or entry[6] is not code:
+        return False, None
+    facts = _facts(frame)
+    if facts is None or any(then is not now for then, now in zip(entry, facts, strict=False)):
+        return False, None
+    if not _same_path(entry[7]):
+        return False, None
+    _last[:] = [code, entry]
+    unit = entry[5]
+    return True, unit if isinstance(unit, str) else None
+
+
+#: what native code reads (``_contract.CELL_NATIVE_ACCESS``, ``NATIVE_ACCESS_ITEMS``)
+NATIVE_STATE: Final = (
+    _decided,
+    _ABSENT,
+    vars(os),
+    os.environ,
+    _environment_data(),
+    "__name__",
+    "__spec__",
+    "environ",
+    _ENABLE_KEY,
+    _POLICY_KEY,
+    _UNCHECKED,
+    vars(sys),
+    "path",
+    _last,
+)
+
+
+def forget_decisions() -> None:
+    """Forget every remembered decision (the set of enabled units changed)."""
+    _decided.clear()
+    _last[:] = [None, None]
+
+
 #: units enabled for the duration of a build (see :func:`enabled_while`)
 _build_units: list[frozenset[str]] = []
 
@@ -137,15 +274,23 @@ def _policy() -> str:
 
 def is_enabled(unit: str) -> bool:
     """Whether ``unit`` may perform restricted operations without meeting the policy."""
+    return _enabled_by(unit) is not None
+
+
+def _enabled_by(unit: str) -> str | None:
+    """What enables ``unit`` (``"environment"``, ``"build"``, ``"manifest"`` or
+    ``ALL_UNNAMED``), or ``None``."""
     from ._registry import registry
 
     environment = _environment_units()
-    if unit in environment or any(unit in units for units in _build_units):
-        return True
+    if unit in environment:
+        return "environment"
+    if any(unit in units for units in _build_units):
+        return "build"
     enabled, mentioned = registry.native_access_units()
     if unit in enabled:
-        return True
-    return ALL_UNNAMED in environment and unit not in mentioned
+        return "manifest"  # manifests are only ever added: it stays enabled
+    return ALL_UNNAMED if ALL_UNNAMED in environment and unit not in mentioned else None
 
 
 @contextlib.contextmanager
@@ -155,11 +300,13 @@ def enabled_while(units: Iterable[str]) -> Iterator[None]:
     entry = frozenset(units)
     with _lock:
         _build_units.append(entry)
+        forget_decisions()
     try:
         yield
     finally:
         with _lock:
             _build_units.remove(entry)
+            forget_decisions()
 
 
 def _how_to_enable(unit: str) -> str:
@@ -204,6 +351,9 @@ def ensure_native_access(operation: str) -> str | None:
     """Check that the caller may perform the restricted ``operation``; return its unit
     (``None`` for a call with no Python caller, which only the policy can let through)."""
     frame = _caller_frame(1)
+    known, unit = _remembered(frame)
+    if known:
+        return unit
     module = _module_of(frame)
     unit = unit_of(module)
     who = _describe(unit)
@@ -215,10 +365,14 @@ def ensure_native_access(operation: str) -> str | None:
             "call it from a function of your own package)"
         )
         unit = None
-    if unit is not None and is_enabled(unit):
+    enabled_by = None if unit is None else _enabled_by(unit)
+    if enabled_by is not None:
+        # by ALL-UNNAMED: as long as no manifest mentions the unit (one on a new sys.path entry)
+        _remember(frame, unit, by_path=enabled_by == ALL_UNNAMED)
         return unit
     policy = _policy()
     if policy == "allow":
+        _remember(frame, unit)
         return unit
     if policy == "deny":
         if unit is None:
@@ -237,7 +391,9 @@ def ensure_native_access(operation: str) -> str | None:
     with _lock:
         first = unit not in _warned
         _warned.add(unit)
-    if first:
+    if not first:
+        _remember(frame, unit)  # warned before: let through silently from now on
+    else:
         if unit is None:
             advice = f"Calls with no Python caller belong to no unit: only {ENV_POLICY} decides them"
             caller = f"{operation} has been called by {who}"

@@ -237,11 +237,11 @@ def bootstrap() -> None:
     contract names gets its object, every field it names is checked to be a ``__slots__``
     field of its class, and its offset is found in this interpreter's objects.
     """
-    from . import _accel
+    from . import _accel, _access
     from ._arena import Arena, _Extras, _pool, _PrefixAllocator, _SlicingAllocator
     from ._errors import UnsupportedPlatformError
     from ._handles import allocate_result, arg_error, result_segment
-    from ._layouts import ValueLayout
+    from ._layouts import AddressLayout, ValueLayout
     from ._memory import GLOBAL_SCOPE, MemorySegment, _ConfinedSegment, _HeapSegment
 
     cells: dict[str, object] = {
@@ -265,6 +265,9 @@ def bootstrap() -> None:
         _contract.CELL_ARRAY_TYPE: array.array,
         _contract.CELL_CAST: memoryview.cast,
         _contract.CELL_BYTE_FORMAT: sys.intern("B"),
+        _contract.CELL_NULL_SEGMENT: MemorySegment.NULL,
+        _contract.CELL_ADDRESS_LAYOUT_TYPE: AddressLayout,
+        _contract.CELL_NATIVE_ACCESS: _access.NATIVE_STATE,
     }
     classes: dict[str, type] = {
         "segment": MemorySegment,
@@ -274,6 +277,7 @@ def bootstrap() -> None:
         "slicing": _SlicingAllocator,
         "heap": _HeapSegment,
         "extras": _Extras,
+        "address": AddressLayout,
     }
     if set(cells) != set(_contract.RUNTIME_CELLS) or set(classes) != set(_contract.FIELDS):
         raise UnsupportedPlatformError(
@@ -299,6 +303,7 @@ def bootstrap() -> None:
         "slicing": object.__new__(_SlicingAllocator),
         "heap": object.__new__(_HeapSegment),
         "extras": object.__new__(_Extras),
+        "address": object.__new__(AddressLayout),
     }
     try:
         for role, names in _contract.FIELDS.items():

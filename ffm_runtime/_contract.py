@@ -21,11 +21,13 @@ from typing import Final
 
 __all__ = [
     "ACCELERATORS",
+    "ADDRESS_KIND",
     "ARENA_POOL_MAX",
     "ARENA_SLAB_ALIGN",
     "ARENA_SLAB_SIZE",
     "ARENA_SMALL",
     "CELL_ACCEL_FALLBACK",
+    "CELL_ADDRESS_LAYOUT_TYPE",
     "CELL_ALLOCATE",
     "CELL_ALLOCATE_NAME",
     "CELL_ARENA_TYPE",
@@ -39,6 +41,8 @@ __all__ = [
     "CELL_GLOBAL_SCOPE",
     "CELL_HEAP_TYPE",
     "CELL_MAKE_SEGMENT",
+    "CELL_NATIVE_ACCESS",
+    "CELL_NULL_SEGMENT",
     "CELL_PREFIX_TYPE",
     "CELL_SEGMENT_TYPE",
     "CELL_SLAB_POOL",
@@ -49,6 +53,7 @@ __all__ = [
     "LIBC_FUNCTIONS",
     "METH_FASTCALL",
     "METH_KEYWORDS",
+    "NATIVE_ACCESS_ITEMS",
     "OFFSETS",
     "OFFSETS_SYMBOL",
     "PYTHON_DATA",
@@ -121,6 +126,11 @@ PYTHON_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
         # and the same Py_buffer layout (of_array reads buf, len, itemsize, readonly, ndim).
         "PyObject_GetBuffer": "int (PyObject *, Py_buffer *, int)",
         "PyBuffer_Release": "void (Py_buffer *)",
+        # the calling code, for decisions remembered per code (``_access``); dictionaries
+        "PyEval_GetFrame": "PyFrameObject *(void)",
+        "PyFrame_GetCode": "PyCodeObject *(PyFrameObject *)",
+        "PyEval_GetGlobals": "PyObject *(void)",
+        "PyDict_GetItem": "PyObject *(PyObject *, PyObject *)",
     }
 )
 
@@ -192,8 +202,6 @@ CELL_ACCEL_FALLBACK: Final = "ffm_rt_accel_fallback"
 CELL_SLAB_POOL: Final = "ffm_rt_slab_pool"
 #: The ``str`` a confined arena's ``_kind`` is.
 CELL_CONFINED_KIND: Final = "ffm_rt_confined_kind"
-#: The global scope (``_memory.GLOBAL_SCOPE``): the scope of heap segments.
-CELL_GLOBAL_SCOPE: Final = "ffm_rt_global_scope"
 #: The type of an arena's rarely needed state (``_arena._Extras``): ``close`` closes an
 #: arena natively when it holds nothing but views that were all released.
 CELL_EXTRAS_TYPE: Final = "ffm_rt_extras_type"
@@ -204,6 +212,16 @@ CELL_WEAKREF_TYPE: Final = "ffm_rt_weakref_type"
 CELL_ARRAY_TYPE: Final = "ffm_rt_array_type"
 CELL_CAST: Final = "ffm_rt_cast"
 CELL_BYTE_FORMAT: Final = "ffm_rt_byte_format"
+#: The global scope (``_memory.GLOBAL_SCOPE``): the scope of heap segments and of the
+#: segments native code makes for ``ADDRESS`` values.
+CELL_GLOBAL_SCOPE: Final = "ffm_rt_global_scope"
+#: ``MemorySegment.NULL``: an ``ADDRESS`` result of 0.
+CELL_NULL_SEGMENT: Final = "ffm_rt_null_segment"
+#: The ``AddressLayout`` type (layouts of exactly this type have ``_target_size``).
+CELL_ADDRESS_LAYOUT_TYPE: Final = "ffm_rt_address_layout_type"
+#: The decisions of the native-access check remembered per calling code, and what native
+#: code compares them with: ``_access.NATIVE_STATE`` (a tuple; see ``NATIVE_ACCESS_ITEMS``).
+CELL_NATIVE_ACCESS: Final = "ffm_rt_native_access"
 
 #: Every cell's symbol, in the order of the cells table.
 RUNTIME_CELLS: Final = tuple(value for name, value in tuple(globals().items()) if name.startswith("CELL_"))
@@ -244,6 +262,8 @@ FIELDS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         "heap": ("_itemsize", "_object", "_pin"),
         # an arena's _extra (lists; exports: (view, weak reference to its exporter) tuples)
         "extras": ("slabs", "blocks", "cleanups", "exports"),
+        # AddressLayout: the size of the segments its addresses read as
+        "address": ("_target_size",),
     }
 )
 OFFSETS_SYMBOL: Final = "ffm_rt_offsets"
@@ -261,10 +281,37 @@ SEGMENT_ALIGN_BITS: Final = (1 << 30) - 1
 #: Set in a segment's ``_align`` when the segment is read-only.
 SEGMENT_READ_ONLY_BIT: Final = 1 << 40
 #: A ``ValueLayout``'s ``_kind``: how native code reads and writes it (little-endian, the
-#: byte order of both targets); 0 for layouts native code leaves to Python (big-endian ones,
-#: ``ADDRESS``).
+#: byte order of both targets); 0 for layouts native code leaves to Python (big-endian ones);
+#: ``ADDRESS_KIND`` for a little-endian ``AddressLayout``.
 VALUE_KINDS: Final[Mapping[str, int]] = MappingProxyType(
     {"z": 1, "b": 2, "c": 3, "s": 4, "i": 5, "j": 6, "f": 7, "d": 8}
+)
+#: The ``_kind`` of a little-endian ``AddressLayout`` (not a ``VALUE_KINDS`` code: the
+#: accelerators read and write it as a segment, not as a number).
+ADDRESS_KIND: Final = 9
+#: The items of the ``CELL_NATIVE_ACCESS`` tuple, in order: the remembered decisions
+#: (``id(code) -> (globals, __name__, __spec__, enable value, policy value, unit, code,
+#: sys.path entries)``), what stands for "absent", the ``os`` module's namespace,
+#: ``os.environ`` and the dictionary behind it, the keys ``"__name__"``, ``"__spec__"``,
+#: ``"environ"`` and the two variables' (bytes), what stands for what does not matter (the
+#: ``__spec__`` of a module that is not ``__main__``; ``sys.path`` but for ``ALL-UNNAMED``),
+#: the ``sys`` module's namespace, the key ``"path"``, and ``[code, entry]`` of the decision
+#: remembered or found last.
+NATIVE_ACCESS_ITEMS: Final = (
+    "decided",
+    "absent",
+    "os_namespace",
+    "environ",
+    "environ_data",
+    "name_key",
+    "spec_key",
+    "environ_key",
+    "enable_key",
+    "policy_key",
+    "unchecked",
+    "sys_namespace",
+    "path_key",
+    "last",
 )
 #: An arena's slabs: their size, and the boundary they start on (allocations with a larger
 #: alignment get blocks of their own).
@@ -306,6 +353,8 @@ ACCELERATORS: Final = (
     ("MemorySegment", "set_string"),
     ("Arena", "allocate_from"),
     ("MemorySegment", "of_array"),
+    ("MemorySegment", "reinterpret"),
+    ("MemorySegment", "as_slice"),
 )
 #: Those of ``ACCELERATORS`` that are static methods (called without ``self``).
 STATIC_ACCELERATORS: Final = frozenset(

@@ -235,7 +235,7 @@ class MemoryLayout:
 
 
 #: Slots computed from the others (fast-access helpers); not part of a layout's identity.
-_DERIVED_SLOTS: Final = frozenset({"_codec", "_kind", "_mask"})
+_DERIVED_SLOTS: Final = frozenset({"_codec", "_kind", "_mask", "_target_size"})
 
 
 def _key_slots(cls: type) -> list[str]:
@@ -331,9 +331,10 @@ class ValueLayout(MemoryLayout):
 class AddressLayout(ValueLayout):
     """The layout of a native pointer (``ADDRESS``)."""
 
-    __slots__ = ("_target",)
+    __slots__ = ("_target", "_target_size")
 
     _target: MemoryLayout | None
+    _target_size: int  # the size of the segments addresses read as (for native code)
 
     def __init__(
         self, *, byte_alignment: int | None = None, order: ByteOrder = NATIVE_ORDER, name: str | None = None
@@ -347,7 +348,8 @@ class AddressLayout(ValueLayout):
         _check_value_alignment(self)
         object.__setattr__(self, "_codec", codec_for("a", self._order, target_size))
         object.__setattr__(self, "_mask", self._byte_alignment - 1)
-        object.__setattr__(self, "_kind", 0)
+        object.__setattr__(self, "_target_size", target_size)
+        object.__setattr__(self, "_kind", _contract.ADDRESS_KIND if self._order == "little" else 0)
 
     def with_target_layout(self, layout: MemoryLayout) -> AddressLayout:
         """This address layout, pointing to ``layout`` (restricted, like Java's).

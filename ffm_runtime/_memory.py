@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Final, NoReturn
 
 from . import _codecs, _contract, _layouts
+from ._access import ensure_native_access
 from ._errors import (
     MisalignedAccessError,
     OutOfBoundsError,
@@ -447,6 +448,7 @@ class MemorySegment:
 
         ``new_size`` may be a layout: its size and alignment are used.
         """
+        # Native twin: ffm_acc_memorysegment_as_slice (hatch_ffm/_ir/_accel_pointers.py), ints.
         offset = _check_int(offset, "offset")
         if isinstance(new_size, MemoryLayout):
             byte_alignment = new_size.byte_alignment
@@ -477,8 +479,8 @@ class MemorySegment:
         is called once, with a segment of the same address and size in the global scope,
         when the arena is closed (or, for an automatic arena, freed).
         """
-        from ._access import ensure_native_access
-
+        # Native twin: ffm_acc_memorysegment_reinterpret (hatch_ffm/_ir/_accel_pointers.py),
+        # for callers let through before (see ffm_runtime._access).
         ensure_native_access("MemorySegment.reinterpret")
         if not self.is_native():
             raise UnsupportedOperationError(f"Not a native segment: {self!r}")

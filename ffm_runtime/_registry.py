@@ -138,6 +138,15 @@ def _build(
     )
 
 
+def _units_changed(old: _Index, new: _Index) -> None:
+    """Forget the native-access decisions remembered (``_access``) when the units the
+    manifests enable or mention changed."""
+    if old.enabled != new.enabled or old.mentioned != new.mentioned:
+        from ._access import forget_decisions
+
+        forget_decisions()
+
+
 class StubRegistry:
     """Index of registration keys to stubs, over every manifest on ``sys.path``."""
 
@@ -157,9 +166,11 @@ class StubRegistry:
         if index.scanned_path == path and not force:
             return index
         with self._lock:
-            index = self._scan(self._index, path)
+            old = self._index
+            index = self._scan(old, path)
             self._index = index
             news = self._unreported(index)
+        _units_changed(old, index)
         self._report(news)
         return index
 
@@ -198,11 +209,13 @@ class StubRegistry:
             index = self._index
             if source.path in index.seen:
                 return
+            old = index
             index = _build(
                 index.scanned_path, index.seen | {source.path}, (*index.sources, source), index.unreadable
             )
             self._index = index
             news = self._unreported(index)
+        _units_changed(old, index)
         self._report(news)
 
     def _unreported(self, index: _Index) -> list[Warning]:

@@ -127,6 +127,8 @@ def test_installed_from_the_built_objects() -> None:
         (Arena, "__enter__"),
         (Arena, "close"),
         (Arena, "of_confined"),
+        (MemorySegment, "reinterpret"),
+        (MemorySegment, "as_slice"),
     ):
         method = cls.__dict__[name]
         original = _accel._originals[INDEX[name]]

@@ -78,9 +78,9 @@ class TestWheel:
     def test_build_reports_what_it_did(self, wheels: dict[str, Path | str]) -> None:
         log = str(wheels["log"])
         assert "hatch-ffm: Features run: example_project.ffm_features:LibcFeature" in log
-        assert re.search(r"hatch-ffm: 14 registration\(s\), 14 distinct call shape\(s\)", log)
+        assert re.search(r"hatch-ffm: 17 registration\(s\), 17 distinct call shape\(s\)", log)
         assert re.search(
-            rf"hatch-ffm: 14 stub\(s\) for {HOST} into example_project/_ffm/ "
+            rf"hatch-ffm: 17 stub\(s\) for {HOST} into example_project/_ffm/ "
             r"in [0-9.]+s",
             log,
         )
@@ -131,6 +131,15 @@ def test_runs_on_fresh_interpreters_without_llvmlite(
         check=False,
     )
     assert checks.returncode == 0 and "checks passed" in checks.stdout, checks.stderr
+    pointers = subprocess.run(
+        [str(python), str(SCRIPTS / "pointer_checks.py")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+        env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "__main__"},
+    )
+    assert pointers.returncode == 0 and "pointer checks passed" in pointers.stdout, pointers.stderr
 
 
 def test_supported_pythons_start_at_requires_python_without_gaps() -> None:
@@ -278,7 +287,13 @@ def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) ->
     instruction-count benchmark, where valgrind is installed."""
     python = make_venv(sys.executable, tmp_path / "venv")
     pip_install(python, "--no-index", "--find-links", str(wheels["dir"]), "example-project")
-    expected = {"bench_calls.py": 8, "bench_abi.py": 14, "bench_memory.py": 11, "bench_bulk.py": 14}
+    expected = {
+        "bench_calls.py": 8,
+        "bench_abi.py": 14,
+        "bench_memory.py": 11,
+        "bench_bulk.py": 14,
+        "bench_pointers.py": 14,
+    }
     for script, count in expected.items():
         result = subprocess.run(
             [str(python), str(ROOT / "benchmarks" / script), "--number", "50", "--repeat", "1"],

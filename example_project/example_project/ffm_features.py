@@ -46,6 +46,11 @@ class LibcFeature:
         register(FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT))
         register(FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), Linker.Option.critical())
         register(FunctionDescriptor.of(JAVA_LONG, ADDRESS), Linker.Option.critical())
+        # benchmarks/bench_pointers.py: labs declared with an ADDRESS result against the same
+        # function with a JAVA_LONG result, both ways.
+        register(FunctionDescriptor.of(ADDRESS, JAVA_LONG))
+        register(FunctionDescriptor.of(ADDRESS, JAVA_LONG), Linker.Option.critical())
+        register(FunctionDescriptor.of(JAVA_LONG, JAVA_LONG), Linker.Option.critical())
         # A struct result, a variadic call and errno capture: short, non-blocking calls, so
         # native.py links them critical (GIL kept); benchmarks/bench_abi.py measures both.
         for descriptor, *options in ((DIV,), SNPRINTF, STRTOL):

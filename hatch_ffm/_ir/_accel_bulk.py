@@ -244,7 +244,7 @@ def _allocate_from(helpers: Helpers) -> None:
         _copy_bytes(b, m, address, data, length)
         b.ret(segment)  # the terminator: zeroed by the carve
     layout, value = m.arg(0), m.arg(1)
-    kind = _value_kind(m, layout)
+    kind, _ = _value_kind(m, layout)  # (an ADDRESS layout: kind 9, no case below: slow)
     width = m.int_field(layout, "layout._byte_size")
     alignment = b.add(m.int_field(layout, "layout._mask"), i64(1))
     is_byte_layout = b.and_(
@@ -405,7 +405,7 @@ def _of_array(helpers: Helpers) -> None:
         ``memory``: its address and size) and return it."""
         address, size = memory
         low_bits = b.or_(b.and_(address, i64(_contract.SEGMENT_ALIGN_BITS)), i64(read_only))
-        helpers.alloc._fill(
+        helpers.alloc.fill(
             b,
             segment,
             [

@@ -22,6 +22,7 @@ from llvmlite import ir
 from ffm_runtime import _contract
 
 from .._lowering import SCALARS, Form, ScalarKind
+from ._accel_pointers import build_pointer_accelerators
 from ._helpers import Helpers
 from ._idioms import is_null, not_null
 from ._model import IntRead
@@ -202,25 +203,41 @@ def _locate(m: _Method, layout: ir.Value, offset: ir.Value, writing: bool) -> ir
     return b.gep(b.inttoptr(address, PTR), [offset], source_etype=ir.IntType(8))
 
 
-def _value_kind(m: _Method, layout: ir.Value) -> ir.Value:
-    """``layout._kind`` (``_contract.VALUE_KINDS``) of a ``ValueLayout``; anything else goes slow
-    (and kind 0 goes slow in :func:`_per_kind`)."""
+def _value_kind(m: _Method, layout: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """``(layout._kind, is_address)`` of a ``ValueLayout`` (``_contract.VALUE_KINDS``) or an
+    ``AddressLayout`` (``_contract.ADDRESS_KIND``); anything else goes slow (and kind 0 goes
+    slow in :func:`_per_kind`)."""
     b = m.b
-    value_layout = m.imports.cell(b, _contract.CELL_VALUE_LAYOUT_TYPE)
-    m.slow_if(b.icmp_unsigned("!=", m.model.type_of(b, layout), value_layout))
-    return m.int_field(layout, "layout._kind")
+    kind = m.model.type_of(b, layout)
+    is_value = b.icmp_unsigned("==", kind, m.imports.cell(b, _contract.CELL_VALUE_LAYOUT_TYPE))
+    is_address = b.icmp_unsigned("==", kind, m.imports.cell(b, _contract.CELL_ADDRESS_LAYOUT_TYPE))
+    m.slow_if(b.not_(b.or_(is_value, is_address)))
+    return m.int_field(layout, "layout._kind"), is_address
 
 
-def _per_kind(m: _Method, kind: ir.Value, emit: Callable[[ScalarKind], None]) -> None:
+def _per_kind(
+    m: _Method,
+    kind: ir.Value,
+    is_address: ir.Value,
+    emit: Callable[[ScalarKind], None],
+    emit_address: Callable[[], None],
+) -> None:
     """Branch on ``kind`` (see :func:`_value_kind`); ``emit(scalar)`` fills the block of each
-    value kind (and must return)."""
+    value kind, ``emit_address()`` that of an address (and both must return).  A kind that
+    does not go with the layout's type (a replaced ``_kind``) goes slow."""
     b = m.b
     switch = b.switch(kind, m.slow)
     for carrier, code in _contract.VALUE_KINDS.items():
         block = m.fn.append_basic_block(f"kind{code}")
         switch.add_case(i64(code), block)
         b.position_at_end(block)
+        m.slow_if(is_address)
         emit(SCALARS[carrier])
+    block = m.fn.append_basic_block("address")
+    switch.add_case(i64(_contract.ADDRESS_KIND), block)
+    b.position_at_end(block)
+    m.slow_if(b.not_(is_address))
+    emit_address()
 
 
 def _segment_get(helpers: Helpers) -> None:
@@ -229,7 +246,7 @@ def _segment_get(helpers: Helpers) -> None:
     b = m.b
     m.no_keywords(1, 2)
     layout = m.arg(0)
-    kind = _value_kind(m, layout)
+    kind, is_address = _value_kind(m, layout)
     offset_slot = b.alloca(I64)
     b.store(i64(0), offset_slot)
     with b.if_then(b.icmp_signed("==", m.nargs, i64(2))):
@@ -240,7 +257,15 @@ def _segment_get(helpers: Helpers) -> None:
         value = b.load(where, typ=scalar_type(scalar), align=1)
         b.ret(helpers.numbers.box(b, scalar, value))
 
-    _per_kind(m, kind, emit)
+    def emit_address() -> None:
+        # a segment of the target layout's size in the global scope, as AddressCodec reads
+        # it (an address of 0 too); read before the object is made (which may run any code)
+        size = m.int_field(layout, "address._target_size")
+        m.slow_if(b.icmp_signed("<", size, i64(0)))
+        value = b.load(where, typ=I64, align=1)
+        b.ret(helpers.alloc.global_segment(b, value, size))
+
+    _per_kind(m, kind, is_address, emit, emit_address)
 
 
 def _segment_set(helpers: Helpers) -> None:
@@ -249,7 +274,7 @@ def _segment_set(helpers: Helpers) -> None:
     b = m.b
     m.no_keywords(3, 3)
     layout = m.arg(0)
-    kind = _value_kind(m, layout)
+    kind, is_address = _value_kind(m, layout)
     where = _locate(m, layout, m.exact_int(m.arg(1)), writing=True)
     value_obj = m.arg(2)
 
@@ -261,7 +286,18 @@ def _segment_set(helpers: Helpers) -> None:
         b.store(value, where, align=1)
         b.ret(helpers.idioms.new_none(b))
 
-    _per_kind(m, kind, emit)
+    def emit_address() -> None:
+        # a native segment's address (heap segments are refused: Python raises); its scope
+        # is not checked, as in Python
+        m.slow_if(b.not_(m.model.is_runtime_segment_type(b, m.model.type_of(b, value_obj))))
+        raw = m.model.load_field(b, value_obj, "segment._address")
+        m.slow_if(is_null(b, raw))
+        address, ok = m.model.read_int(b, raw, IntRead.UNSIGNED)
+        m.slow_if(b.not_(ok))
+        b.store(address, where, align=1)
+        b.ret(helpers.idioms.new_none(b))
+
+    _per_kind(m, kind, is_address, emit, emit_address)
 
 
 # -- the confined arena's life cycle --------------------------------------------------------
@@ -441,4 +477,5 @@ def build_accelerators(triple: str) -> ir.Module:
     from ._accel_bulk import build_bulk_accelerators  # noqa: PLC0415
 
     build_bulk_accelerators(helpers)
+    build_pointer_accelerators(helpers)
     return helpers.module

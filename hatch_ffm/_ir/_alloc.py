@@ -54,6 +54,65 @@ class Allocation:
         :meth:`_allocate`)."""
         return b.call(self._allocate, [allocator, i64(size), i64(alignment)])
 
+    def global_segment(self, b: ir.IRBuilder, address: ir.Value, size: ir.Value) -> ir.Value:
+        """A new segment of ``size`` bytes at ``address`` in the global scope, as
+        ``MemorySegment._make(address, size)`` makes it, or NULL (error set); see
+        :meth:`_global_segment`."""
+        return b.call(self._global_segment, [address, size])
+
+    def address_result(self, b: ir.IRBuilder, address: ir.Value, size: ir.Value) -> ir.Value:
+        """What an ``ADDRESS`` result denotes, as ``_handles.result_segment(address, size)``
+        gives it: ``MemorySegment.NULL`` for 0, else :meth:`global_segment`."""
+        return b.call(self._address_result, [address, size])
+
+    @cached_property
+    def _global_segment(self) -> ir.Function:
+        """``global_segment(address, size) -> segment or NULL``: exactly a ``MemorySegment``
+        (the global scope is not confined) with ``_address`` (unsigned), ``_size``,
+        ``_scope`` the global scope, ``_guard`` and ``_view`` None, ``_base`` 0 and
+        ``_align`` the address's low bits, as ``MemorySegment._make`` makes a writable
+        one.  The object is made first (that may collect garbage: any Python code), then
+        filled with new ints; nothing else is read, so nothing can change meanwhile."""
+        fn, b = self.idioms.helper("global_segment", PTR, [I64, I64])
+        address, size = fn.args
+        call = self.imports.call
+        segment = call(b, "PyType_GenericAlloc", self.imports.cell(b, _contract.CELL_SEGMENT_TYPE), i64(0))
+        with b.if_then(is_null(b, segment), likely=False):
+            b.ret(NULL)
+        none = self.imports.data("_Py_NoneStruct")
+        self.fill(
+            b,
+            segment,
+            [
+                ("segment._address", call(b, "PyLong_FromUnsignedLongLong", address)),
+                ("segment._size", call(b, "PyLong_FromSsize_t", size)),
+                ("segment._base", call(b, "PyLong_FromSsize_t", i64(0))),
+                (
+                    "segment._align",
+                    call(b, "PyLong_FromSsize_t", b.and_(address, i64(_contract.SEGMENT_ALIGN_BITS))),
+                ),
+            ],
+            [
+                ("segment._scope", self.imports.cell(b, _contract.CELL_GLOBAL_SCOPE)),
+                ("segment._guard", none),
+                ("segment._view", none),
+            ],
+        )
+        b.ret(segment)
+        return fn
+
+    @cached_property
+    def _address_result(self) -> ir.Function:
+        """``address_result(address, size) -> segment or NULL`` (error set)."""
+        fn, b = self.idioms.helper("address_result", PTR, [I64, I64])
+        address, size = fn.args
+        with b.if_then(b.icmp_unsigned("==", address, i64(0))):
+            null = self.imports.cell(b, _contract.CELL_NULL_SEGMENT)
+            self.imports.call(b, "Py_IncRef", null)
+            b.ret(null)
+        b.ret(self.global_segment(b, address, size))
+        return fn
+
     @cached_property
     def _carve(self) -> ir.Function:
         """``carve(arena, size, alignment) -> segment or NULL``: a zeroed segment cut from the
@@ -123,7 +182,7 @@ class Allocation:
         base.add_incoming(made, made_block)
         # pooled slabs keep their old bytes: an allocation zeroes its own
         call(b, "memset", b.inttoptr(b.add(start, offset), PTR), ir.Constant(I32, 0), size)
-        self._fill(
+        self.fill(
             b,
             segment,
             [
@@ -137,7 +196,7 @@ class Allocation:
         b.ret(segment)
         return fn
 
-    def _fill(
+    def fill(
         self,
         b: ir.IRBuilder,
         segment: ir.Value,
@@ -157,21 +216,38 @@ class Allocation:
             self.imports.call(b, "Py_DecRef", segment)  # unset fields are NULL: dealloc skips them
             b.ret(NULL)
 
+    def slice(
+        self,
+        b: ir.IRBuilder,
+        segment: ir.Value,
+        parent: ir.Value,
+        offset: ir.Value,
+        size: ir.Value,
+        alignment: ir.Value,
+    ) -> ir.Value:
+        """Fill ``segment`` as ``parent.as_slice(offset, size, alignment)``, read-only
+        parents included (see :meth:`_cut`)."""
+        return b.call(self._cut, [segment, parent, offset, size, alignment, ir.Constant(I1, 1)])
+
     @cached_property
     def _cut(self) -> ir.Function:
-        """``cut(segment, parent, offset, size, alignment) -> segment or NULL``: fills the
-        new, empty ``segment`` (of ``parent``'s exact type, ``MemorySegment`` or the
-        confined one) as the writable slice ``[offset, offset + size)`` of ``parent``, like
-        ``parent.as_slice(offset, size, alignment)``, for the prefix and slicing
-        allocators.  A field whose value equals the parent's shares the parent's int (when
-        it is an exact one).  Runs no Python code.
+        """``cut(segment, parent, offset, size, alignment, any) -> segment or NULL``: fills
+        the new, empty ``segment`` (of ``parent``'s exact type, ``MemorySegment`` or the
+        confined one) as the slice ``[offset, offset + size)`` of ``parent``, like
+        ``parent.as_slice(offset, size, alignment)``: for the prefix and slicing allocators
+        (``any`` false: writable parents only) and ``as_slice`` (``any``: a read-only
+        parent gives a read-only slice).  A field whose value equals the parent's shares the
+        parent's int (when it is an exact one).  Runs no Python code.  A parent without its
+        view yet gives a slice without one either (made on first use, of the same bytes:
+        Python makes the parent's first).
 
         NULL without an error set means "not here" (a read-only, closed or foreign segment,
-        out of bounds, misaligned): ``segment`` is dropped and the Python allocator then
-        does or refuses it.
+        a scope that is not the global one or an open ``Arena``, out of bounds, a negative
+        size, misaligned): ``segment`` is dropped and the Python method then does or
+        refuses it.
         """
-        fn, b = self.idioms.helper("cut", PTR, [PTR, PTR, I64, I64, I64])
-        segment, parent, offset, size, alignment = fn.args
+        fn, b = self.idioms.helper("cut", PTR, [PTR, PTR, I64, I64, I64, I1])
+        segment, parent, offset, size, alignment, any_parent = fn.args
         model, call = self.model, self.imports.call
         model.give_up_if_unset(
             b,
@@ -187,7 +263,13 @@ class Allocation:
         )
         guard = model.load_field(b, parent, "segment._guard")
         self.idioms.give_up_if(b, b.not_(model.owned_here(b, guard)), segment)
-        whole = model.read_size(b, model.load_field(b, parent, "segment._size"))
+        self.idioms.give_up_if(
+            b, b.not_(model.scope_alive(b, model.load_field(b, parent, "segment._scope"))), segment
+        )
+        size_field = model.load_field(b, parent, "segment._size")
+        whole, whole_ok = model.read_int(b, size_field, IntRead.SSIZE)
+        # (the allocators' Python paths read a size beyond Py_ssize_t as in bounds)
+        whole = b.select(b.or_(whole_ok, any_parent), whole, model.read_size(b, size_field))
         low, low_ok = model.read_int(b, model.load_field(b, parent, "segment._align"), IntRead.SSIZE)
         address, address_ok = model.read_int(
             b, model.load_field(b, parent, "segment._address"), IntRead.UNSIGNED
@@ -200,11 +282,15 @@ class Allocation:
         bad = b.or_(
             bad, b.or_(b.icmp_signed("<", offset, i64(0)), b.icmp_signed(">", offset, b.sub(whole, size)))
         )
-        bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(low, i64(_contract.SEGMENT_READ_ONLY_BIT)), i64(0)))
+        bad = b.or_(bad, b.icmp_signed("<", size, i64(0)))
+        bad = b.or_(bad, b.and_(any_parent, b.not_(whole_ok)))  # as_slice: Python's to judge
+        read_only = b.and_(low, i64(_contract.SEGMENT_READ_ONLY_BIT))
+        bad = b.or_(bad, b.and_(b.not_(any_parent), b.icmp_unsigned("!=", read_only, i64(0))))
         bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(start, b.sub(alignment, i64(1))), i64(0)))
         self.idioms.give_up_if(b, bad, segment)
         base = b.select(has_view, b.add(parent_base, offset), i64(0))
-        low_bits = b.and_(start, i64(_contract.SEGMENT_ALIGN_BITS))
+        # Python: (address & ALIGN_BITS) | (the parent's READ_ONLY_BIT)
+        low_bits = b.or_(b.and_(start, i64(_contract.SEGMENT_ALIGN_BITS)), read_only)
         at_start = b.icmp_signed("==", offset, i64(0))
 
         def field_int(name: str, same: ir.Value, value: ir.Value) -> tuple[str, ir.Value]:
@@ -224,7 +310,7 @@ class Allocation:
             result.add_incoming(made, made_block)
             return name, result
 
-        self._fill(
+        self.fill(
             b,
             segment,
             [
@@ -335,7 +421,7 @@ class Allocation:
         with b.if_then(b.icmp_unsigned("!=", model.type_of(b, parent), segment_type), likely=False):
             not_here(segment)
         if cut is _Cut.PREFIX:
-            found(b.call(self._cut, [segment, parent, i64(0), size, alignment]))
+            found(b.call(self._cut, [segment, parent, i64(0), size, alignment, ir.Constant(I1, 0)]))
             return
         address_obj = model.load_field(b, parent, "segment._address")
         with b.if_then(is_null(b, address_obj), likely=False):
@@ -353,7 +439,7 @@ class Allocation:
         with b.if_then(is_null(b, new_offset), likely=False):
             call(b, "Py_DecRef", segment)
             b.ret(NULL)
-        result = b.call(self._cut, [segment, parent, offset, size, alignment])
+        result = b.call(self._cut, [segment, parent, offset, size, alignment, ir.Constant(I1, 0)])
         with b.if_then(not_null(b, result)):
             b.store(new_offset, offset_field)
             call(b, "Py_DecRef", old_offset)  # an exact int: freeing it runs no Python code

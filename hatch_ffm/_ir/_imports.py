@@ -29,6 +29,8 @@ _C_TYPES: Final[Mapping[str, ir.Type]] = {
     "PyObject *": PTR,
     "PyTypeObject *": PTR,
     "PyThreadState *": PTR,
+    "PyFrameObject *": PTR,
+    "PyCodeObject *": PTR,
     "void *": PTR,
     "const void *": PTR,
     "const char *": PTR,

@@ -154,6 +154,34 @@ class Model:
         owned.add_incoming(mine, compared)
         return owned
 
+    def scope_alive(self, b: ir.IRBuilder, scope: ir.Value) -> ir.Value:
+        """Whether ``scope`` (a segment's ``_scope``, not NULL) is known to be alive: the
+        global scope, or exactly an ``Arena`` whose ``_alive`` is ``True``.  No for anything
+        else (Python's ``scope.is_alive()`` judges it).  Emitted in place."""
+        fn = b.function
+        arena = fn.append_basic_block("scope_arena")
+        done = fn.append_basic_block("scope_known")
+        start = b.block
+        is_global = b.icmp_unsigned("==", scope, self.imports.cell(b, _contract.CELL_GLOBAL_SCOPE))
+        b.cbranch(is_global, done, arena)
+        b.position_at_end(arena)
+        is_arena = b.icmp_unsigned(
+            "==", self.type_of(b, scope), self.imports.cell(b, _contract.CELL_ARENA_TYPE)
+        )
+        on_arena = fn.append_basic_block("scope_open")
+        b.cbranch(is_arena, on_arena, done)
+        b.position_at_end(on_arena)
+        open_ = b.icmp_unsigned(
+            "==", self.load_field(b, scope, "arena._alive"), self.imports.data("_Py_TrueStruct")
+        )
+        b.branch(done)
+        b.position_at_end(done)
+        alive = b.phi(I1)
+        alive.add_incoming(ir.Constant(I1, 1), start)
+        alive.add_incoming(ir.Constant(I1, 0), arena)
+        alive.add_incoming(open_, on_arena)
+        return alive
+
     # -- segments -------------------------------------------------------------------------
     def check_segment(
         self,

@@ -279,17 +279,8 @@ class _Stub:
             kind = result.scalar
             assert kind is not None
             if kind.form is Form.ADDRESS:
-                factory = self.imports.cell(b, _contract.CELL_MAKE_SEGMENT)
-                b.ret(
-                    self.imports.call(
-                        b,
-                        "PyObject_CallFunction",
-                        factory,
-                        self.imports.cstring("Kn"),
-                        b.ptrtoint(call, I64),
-                        i64(result.target_size),
-                    )
-                )
+                # as _handles.result_segment, natively: no Python call
+                b.ret(self.helpers.alloc.address_result(b, b.ptrtoint(call, I64), i64(result.target_size)))
             else:
                 b.ret(self.helpers.numbers.box(b, kind, call))
 

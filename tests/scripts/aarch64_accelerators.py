@@ -1,12 +1,16 @@
 """The aarch64 accelerator object (built into ffm_runtime) reads, writes and refuses like the
-Python methods: prints the machine and "accelerated".  Run by tests/test_aarch64_emulated.py
+Python methods, and its pointer methods (get/set(ADDRESS), as_slice, a remembered
+reinterpret) run no Python code: prints the machine and "accelerated".  Run by tests/test_aarch64_emulated.py
 in an emulated aarch64 CPython."""
 
 from __future__ import annotations
 
 import array
+import os
 import platform
 import struct
+import sys
+import types
 
 import ffm_runtime as f
 
@@ -80,4 +84,41 @@ viewed = f.Arena.of_confined()
 viewed.allocate(8).as_memoryview().release()
 viewed.close()  # natively: every view released
 assert not viewed.is_alive()
+# pointers: get/set(ADDRESS), as_slice and reinterpret natively (no Python code of the runtime)
+runtime = os.path.dirname(f.__file__)
+seen: list[str] = []
+
+
+def profile(frame: types.FrameType, event: str, arg: object) -> None:
+    if event == "call" and frame.f_code.co_filename.startswith(runtime):
+        seen.append(frame.f_code.co_name)
+
+
+with f.Arena.of_confined() as arena:
+    cell = arena.allocate(32, 8)
+    target = arena.allocate(8, 8)
+    pointer = f.MemorySegment.of_address(target.address)
+    to_long = f.ADDRESS.with_target_layout(f.JAVA_LONG)
+    for attempt in range(2):  # the first reinterpret decides (in Python) and is remembered
+        sys.setprofile(profile)
+        cell.set(f.ADDRESS, 8, target)
+        read = cell.get(f.ADDRESS, 8)
+        sized = cell.get(to_long, 8)
+        part = cell.as_slice(8, 16, 8)
+        wider = pointer.reinterpret(8)
+        moved = pointer.reinterpret(8, arena)
+        sys.setprofile(None)
+        if attempt == 0:
+            del seen[:]
+    assert seen == [], seen
+    assert read.address == target.address and read.byte_size == 0 and sized.byte_size == 8
+    assert part.address == cell.address + 8 and part.get(f.JAVA_LONG, 0) == target.address
+    wider.set(f.JAVA_LONG, 0, 42)
+    assert target.get(f.JAVA_LONG, 0) == 42 and moved.scope is arena
+    try:
+        cell.as_slice(1, 8, 8)
+    except f.MisalignedAccessError as exc:
+        assert "Target offset 1 is incompatible with alignment constraint 8" in str(exc), exc
+    else:
+        raise AssertionError("no MisalignedAccessError")
 print(platform.machine(), "accelerated")
