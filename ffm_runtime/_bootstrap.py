@@ -240,7 +240,7 @@ def bootstrap() -> None:
     from ._errors import UnsupportedPlatformError
     from ._handles import allocate_result, arg_error, result_segment
     from ._layouts import ValueLayout
-    from ._memory import MemorySegment, _ConfinedSegment, _HeapSegment
+    from ._memory import _SHARED, MemorySegment, _ConfinedSegment, _HeapSegment, _SharedSegment
 
     cells: dict[str, object] = {
         _contract.CELL_SEGMENT_TYPE: MemorySegment,
@@ -257,6 +257,8 @@ def bootstrap() -> None:
         _contract.CELL_ACCEL_FALLBACK: _accel.fallback,
         _contract.CELL_SLAB_POOL: _pool,
         _contract.CELL_CONFINED_KIND: "confined",
+        _contract.CELL_SHARED_TYPE: _SharedSegment,
+        _contract.CELL_SHARED_MARK: _SHARED,
     }
     classes: dict[str, type] = {
         "segment": MemorySegment,

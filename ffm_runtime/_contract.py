@@ -36,6 +36,8 @@ __all__ = [
     "CELL_MAKE_SEGMENT",
     "CELL_PREFIX_TYPE",
     "CELL_SEGMENT_TYPE",
+    "CELL_SHARED_MARK",
+    "CELL_SHARED_TYPE",
     "CELL_SLAB_POOL",
     "CELL_SLICING_TYPE",
     "CELL_VALUE_LAYOUT_TYPE",
@@ -163,6 +165,10 @@ CELL_ACCEL_FALLBACK: Final = "ffm_rt_accel_fallback"
 CELL_SLAB_POOL: Final = "ffm_rt_slab_pool"
 #: The ``str`` a confined arena's ``_kind`` is.
 CELL_CONFINED_KIND: Final = "ffm_rt_confined_kind"
+#: The type of segments owned by a shared arena (a subclass).
+CELL_SHARED_TYPE: Final = "ffm_rt_shared_type"
+#: The ``int`` item 0 of an open shared arena's guard is (never a thread ident).
+CELL_SHARED_MARK: Final = "ffm_rt_shared_mark"
 
 #: Every cell's symbol, in the order of the cells table.
 RUNTIME_CELLS: Final = tuple(value for name, value in tuple(globals().items()) if name.startswith("CELL_"))
@@ -210,6 +216,11 @@ OFFSETS: Final = ("ob_type", *(f"{role}.{name}" for role, names in FIELDS.items(
 # (shared with its arena's ``_confinement``) is a list whose first item is the owner
 # thread's ident, 0 once the arena is closed (items after it are pins of running
 # operations, see ``_memory._pin``), and ``None`` for unconfined segments and arenas.
+# A shared segment's ``_guard`` (its arena's ``_confinement``) is a list (of a subclass)
+# whose first item is the ``CELL_SHARED_MARK`` object while the arena is open, 0 once
+# closed; items after it are acquisitions, all alike: each holder appends one and later
+# removes one (any), and ``close`` refuses while there is one.  Native code that releases
+# the GIL with such a segment's address in hand acquires the guard for that time.
 
 #: A segment's ``_align`` holds its address's bits under this mask (small ints).
 SEGMENT_ALIGN_BITS: Final = (1 << 30) - 1

@@ -39,6 +39,7 @@ from ._errors import (
     MisalignedAccessError,
     OutOfBoundsError,
     ReadOnlyError,
+    ScopeClosedError,
     UnsupportedOperationError,
 )
 from ._layouts import MemoryLayout, ValueLayout
@@ -89,9 +90,32 @@ def _check_int(value: object, what: str) -> int:
     return int.__index__(value)
 
 
+#: Item 0 of an open shared arena's guard (a :class:`_SharedGuard`): never a thread ident.
+_SHARED: Final = -1
+#: What an acquisition of a shared arena adds to its guard (any item after 0 is one).
+_ACQUIRE: Final = (_SHARED,)
+
+
+class _SharedGuard(list):  # type: ignore[type-arg]  # of ints, as a confined guard
+    """The guard of a shared arena: item 0 is :data:`_SHARED` while it is open (any thread
+    may use it), 0 once closed; every further item is an acquisition, by a Python operation
+    (:func:`_depth`) or a downcall running without the GIL (the stub appends one before
+    releasing the GIL and removes one after taking it back).  All acquisitions are alike:
+    each holder removes one item, never truncates.  ``Arena.close`` refuses while there is
+    any.  Its own type, so the kind is still known once the arena is closed."""
+
+    __slots__ = ()
+
+
 def _depth(guard: object) -> int:
     """How many items the confinement guard ``guard`` holds before an operation pins it
     (0: no guard to pin, as for unconfined scopes).
+
+    A shared arena's guard is acquired here, before the operation's ``try``: the result, -1,
+    makes the ``finally`` remove exactly one item (``del guard[-1:]``), whoever added it.
+    (Acquired before the ``try``: an exception raised right here, from a signal handler,
+    leaves an acquisition behind - the arena then refuses to close - rather than taking
+    another thread's away.)
 
     An operation reads it before its ``try``, pins inside the ``try`` (:func:`_pin`), and its
     ``finally`` cuts the guard back to this length with ``del guard[depth:]``: a statement, not
@@ -99,7 +123,13 @@ def _depth(guard: object) -> int:
     handler, an exception from a finalizer or a profiler) can never leave a pin behind, which
     would make the arena unclosable.
     """
-    return len(guard) if type(guard) is list else 0
+    kind = type(guard)
+    if kind is list:
+        return len(guard)  # type: ignore[arg-type]  # a list
+    if kind is _SharedGuard:
+        guard += _ACQUIRE  # type: ignore[operator]  # one statement: list.extend, atomic
+        return -1
+    return 0
 
 
 def _pin(guard: list[int] | None, holder: MemorySegment | Scope) -> None:
@@ -112,6 +142,8 @@ def _pin(guard: list[int] | None, holder: MemorySegment | Scope) -> None:
     during the access (a finalizer called at an allocation or a bytecode boundary, a signal
     handler) cannot free the memory under it.  A pin is an extra item of the confinement
     guard, the list a confined arena shares with its segments; only the owner thread pins.
+    A shared arena's guard is acquired by :func:`_depth` instead (any thread); here it is
+    only checked to be open.
     Unconfined scopes (automatic and global arenas, heap segments) are never freed while
     reachable and need none.  Native code needs no pin: it runs no Python code between its
     check and its access.
@@ -122,6 +154,10 @@ def _pin(guard: list[int] | None, holder: MemorySegment | Scope) -> None:
         return
     ident = _get_ident()
     if guard[0] != ident:
+        if type(guard) is _SharedGuard:  # acquired by _depth: it stays open until released
+            if guard[0] != _SHARED:
+                raise ScopeClosedError("Already closed")
+            return
         holder._scope._check()  # closed, or another thread's: raises
     guard.append(ident)
     if guard[0] != ident:  # closed after the check, before the pin (the finally unpins)
@@ -204,7 +240,13 @@ class MemorySegment:
     ) -> MemorySegment:
         """A native segment (internal constructor)."""
         guard = scope._guard()
-        segment = object.__new__(MemorySegment if guard is None else _ConfinedSegment)
+        segment = object.__new__(
+            MemorySegment
+            if guard is None
+            else _SharedSegment
+            if type(guard) is _SharedGuard
+            else _ConfinedSegment
+        )
         segment._address = address
         segment._size = byte_size
         segment._scope = scope
@@ -745,6 +787,13 @@ MemorySegment.NULL = MemorySegment._make(0, 0)
 
 class _ConfinedSegment(MemorySegment):
     """A segment of a confined arena (see the module docstring)."""
+
+    __slots__ = ()
+
+
+class _SharedSegment(MemorySegment):
+    """A segment of a shared arena: usable from any thread while the arena is open; its
+    ``_guard`` is the arena's :class:`_SharedGuard`."""
 
     __slots__ = ()
 

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 
 bool id_bool(bool x) { return x; }
 int8_t id_byte(int8_t x) { return x; }
@@ -111,3 +112,7 @@ struct at_limit at_limit_echo(struct at_limit s, int32_t i) {
     s.words[511] += i;
     return s;
 }
+
+/* Blocks (the GIL released) until the test writes to the pipe ``fd`` reads from: a downcall
+ * that is certainly running while another thread does something.  Returns the bytes read. */
+int64_t block_on_read(int32_t fd, void *buffer, int64_t size) { return read(fd, buffer, (size_t)size); }
