@@ -140,3 +140,41 @@ def test_struct_at_the_by_value_limit_under_emulation(emulator: Path, tmp_path: 
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "at the limit: ok"
+
+
+SHARED_FEATURE = """
+from ffm_runtime import ADDRESS, JAVA_INT, JAVA_LONG, FunctionDescriptor
+from hatch_ffm import RuntimeForeignAccess
+
+class Shared:
+    def during_setup(self, access):
+        for descriptor in (
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG),
+            FunctionDescriptor.of_void(ADDRESS, JAVA_INT),
+            FunctionDescriptor.of(JAVA_LONG, ADDRESS),
+        ):
+            RuntimeForeignAccess.register_for_downcall(descriptor)
+"""
+
+
+def test_shared_arena_races_under_emulation(emulator: Path, tmp_path: Path) -> None:
+    """tests/scripts/shared_arena_races.py with aarch64 stubs: blocking downcalls and memory
+    access racing close() of a shared arena (fewer racing rounds: emulation is slow)."""
+    library = compile_c(ROOT / "tests" / "native" / "ffm_test_lib.c", tmp_path / "libffm_test.so", cc=CC)
+    project = tmp_path / "ffm_shared"
+    (project / "ffm_shared").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[project]\nname = "ffm-shared"\nversion = "1.0"\ndependencies = ["hatch-ffm"]\n'
+        "[tool.hatch.build.targets.wheel.hooks.ffm]\n"
+        'features = ["ffm_shared.features:Shared"]\ntargets = ["aarch64-linux"]\n'
+    )
+    (project / "ffm_shared" / "__init__.py").write_text("")
+    (project / "ffm_shared" / "features.py").write_text(SHARED_FEATURE)
+    build_wheel(project, tmp_path / "dist")
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    unpack_wheel(wheel, tmp_path / "site")
+    result = run_emulated(
+        emulator, str(SCRIPTS / "shared_arena_races.py"), str(library), "3", path=[tmp_path / "site"]
+    )
+    assert result.returncode == 0 and "checks passed" in result.stdout, result.stdout + result.stderr

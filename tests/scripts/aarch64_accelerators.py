@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import platform
 import struct
+import threading
 
 import ffm_runtime as f
 
@@ -33,4 +34,19 @@ with f.Arena.of_confined() as arena:
         assert "new offset = 14" in str(exc)
     else:
         raise AssertionError("no IndexError")
+# a shared arena: get, set and allocate natively from any thread; refused once closed
+shared = f.Arena.of_shared()
+made: list[f.MemorySegment] = []
+worker = threading.Thread(target=lambda: made.append(shared.allocate(8, 8)))
+worker.start()
+worker.join()
+made[0].set(f.JAVA_LONG, 0, -7)
+assert made[0].get(f.JAVA_LONG, 0) == -7 and type(made[0]).__name__ == "_SharedSegment"
+shared.close()
+try:
+    made[0].get(f.JAVA_LONG, 0)
+except f.ScopeClosedError as exc:
+    assert "Already closed" in str(exc)
+else:
+    raise AssertionError("no ScopeClosedError")
 print(platform.machine(), "accelerated")

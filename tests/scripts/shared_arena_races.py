@@ -1,6 +1,7 @@
 """Threads racing ``close()`` of a shared arena against downcalls and memory access, under
 ``sys.setswitchinterval(1e-6)``.  ``argv[1]``: the C test library (tests/native).  Prints
-"checks passed".  Run by tests/test_shared_arena.py on every supported CPython.
+"checks passed".  ``argv[2]``, if given: how many racing rounds (30).  Run by
+tests/test_shared_arena.py on every supported CPython, and by tests/test_aarch64_emulated.py.
 
 The orders that matter are forced, not hoped for: a downcall blocks in ``read`` on a pipe
 until the test writes to it, and a Python operation is held inside its access by a profile
@@ -35,6 +36,7 @@ from ffm_runtime import (
 
 sys.setswitchinterval(1e-6)
 LIBRARY = sys.argv[1]
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 30
 ffm.load_library(LIBRARY)
 find: Any = SymbolLookup.loader_lookup().find
 link: Any = Linker.native_linker().downcall_handle
@@ -63,15 +65,16 @@ def expect(call: Callable[[], object], error: type[BaseException], text: str) ->
         raise AssertionError(f"no {error.__name__} ({text})")
 
 
-#: the ``read`` system call's number, as /proc/<pid>/task/<tid>/syscall shows a thread in it
-READ_SYSCALL = {"x86_64": "0", "aarch64": "63"}[os.uname().machine]
+#: the ``read`` system call's number, as /proc/<pid>/task/<tid>/syscall shows a thread in it:
+#: x86_64's, aarch64's (under qemu-user the host's shows)
+READ_SYSCALLS = {"0", "63"}
 
 
 def in_read(thread: threading.Thread) -> bool:
     """Whether ``thread`` is blocked in the ``read`` system call (so inside the downcall)."""
     try:
         with open(f"/proc/self/task/{thread.native_id}/syscall") as status:
-            return status.read().split(" ", 1)[0] == READ_SYSCALL
+            return status.read().split(" ", 1)[0] in READ_SYSCALLS
     except OSError:
         return False
 
@@ -196,7 +199,7 @@ def racing_close() -> None:
     while another thread keeps trying to close it.  Every operation either completes, whole,
     or raises ScopeClosedError; none that started after the close returned completes; the
     closer sees only ScopeInUseError until it succeeds; no acquisition is left or lost."""
-    for round_number in range(30):
+    for round_number in range(ROUNDS):
         race_round(round_number)
 
 
