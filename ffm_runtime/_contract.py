@@ -71,6 +71,7 @@ PYTHON_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "PyLong_AsLongLong": "long long (PyObject *)",
         "PyLong_AsSsize_t": "Py_ssize_t (PyObject *)",
         "PyLong_AsUnsignedLong": "unsigned long (PyObject *)",
+        "PyNumber_Index": "PyObject *(PyObject *)",
         "PyLong_FromLongLong": "PyObject *(long long)",
         "PyLong_FromUnsignedLongLong": "PyObject *(unsigned long long)",
         "PyLong_FromSsize_t": "PyObject *(Py_ssize_t)",
@@ -228,9 +229,10 @@ SEGMENT_ALIGN_BITS: Final = (1 << 30) - 1
 SEGMENT_READ_ONLY_BIT: Final = 1 << 40
 #: A ``ValueLayout``'s ``_kind``: how native code reads and writes it (little-endian, the
 #: byte order of both targets); 0 for layouts native code leaves to Python (big-endian ones,
-#: ``ADDRESS``).
+#: ``ADDRESS``).  Keyed by the layout's ``_code``: its carrier, or ``u`` and the carrier for
+#: an unsigned form (``ValueLayout.unsigned``).
 VALUE_KINDS: Final[Mapping[str, int]] = MappingProxyType(
-    {"z": 1, "b": 2, "c": 3, "s": 4, "i": 5, "j": 6, "f": 7, "d": 8}
+    {"z": 1, "b": 2, "c": 3, "s": 4, "i": 5, "j": 6, "f": 7, "d": 8, "ub": 9, "us": 10, "ui": 11, "uj": 12}
 )
 #: An arena's slabs: their size, and the boundary they start on (allocations with a larger
 #: alignment get blocks of their own).

@@ -34,6 +34,11 @@ _INT_RANGES = {
     "s": (-(1 << 15), (1 << 15) - 1),
     "i": (-(1 << 31), (1 << 31) - 1),
     "j": (-(1 << 63), (1 << 63) - 1),
+    # unsigned forms (ValueLayout.unsigned), by the layout's _code
+    "ub": (0, (1 << 8) - 1),
+    "us": (0, (1 << 16) - 1),
+    "ui": (0, (1 << 32) - 1),
+    "uj": (0, (1 << 64) - 1),
 }
 _FLOAT_MAX = 3.4028234663852886e38
 #: The position a stub reports when a bound handle's target arena is unusable.
@@ -47,8 +52,8 @@ def _type_name(value: object) -> str:
 def _raise_for(layout: MemoryLayout, value: object, where: str) -> NoReturn:
     if not isinstance(layout, ValueLayout):
         _raise_for_segment(value, where, f"struct {layout}", layout.byte_size, heap=False)
-    name = layout.constant_name
-    carrier = layout.carrier
+    name = layout._display_name
+    carrier = layout._code
     if carrier == "z":
         raise TypeError(f"{where}: expected bool for {name}, got {_type_name(value)}")
     if carrier in _INT_RANGES:

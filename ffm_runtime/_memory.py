@@ -60,7 +60,20 @@ _get_ident = threading.get_ident
 _ALL: Final = memoryview((ctypes.c_char * sys.maxsize).from_address(0)).cast("B")
 _ALL_READ_ONLY: Final = _ALL.toreadonly()
 
-_ARRAY_CODES: Final = {"b": "b", "c": "H", "s": "h", "i": "i", "j": "q", "f": "f", "d": "d"}
+_ARRAY_CODES: Final = {
+    "b": "b",
+    "c": "H",
+    "s": "h",
+    "i": "i",
+    "j": "q",
+    "f": "f",
+    "d": "d",
+    # unsigned forms (ValueLayout.unsigned), by the layout's _code
+    "ub": "B",
+    "us": "H",
+    "ui": "I",
+    "uj": "Q",
+}
 _TERMINATORS: Final = {
     "utf-8": 1,
     "utf8": 1,
@@ -669,14 +682,14 @@ class MemorySegment:
 
     def to_array(self, layout: ValueLayout) -> array.array[Any]:
         """A copy of the contents as an ``array.array`` of ``layout``'s elements."""
-        if not isinstance(layout, ValueLayout) or layout.carrier not in _ARRAY_CODES:
+        if not isinstance(layout, ValueLayout) or layout._code not in _ARRAY_CODES:
             raise TypeError(
                 f"to_array() takes JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, "
-                f"JAVA_LONG, JAVA_FLOAT or JAVA_DOUBLE, not {layout!r}"
+                f"JAVA_LONG (or their unsigned() forms), JAVA_FLOAT or JAVA_DOUBLE, not {layout!r}"
             )
         if self._size % layout.byte_size:
             raise ValueError(f"Segment size {self._size} is not a multiple of {layout} size")
-        result = array.array(_ARRAY_CODES[layout.carrier], self.to_bytes())
+        result = array.array(_ARRAY_CODES[layout._code], self.to_bytes())
         if layout.order != sys.byteorder:
             result.byteswap()
         return result
@@ -922,8 +935,8 @@ def _value_error(layout: ValueLayout, value: object, exc: Exception) -> Exceptio
             return OverflowError(f"{value!r} is out of range for {layout.constant_name}")
         return TypeError(f"{layout.constant_name} needs a float, not {type(value).__name__}")
     if isinstance(value, int) or hasattr(value, "__index__"):
-        return OverflowError(f"{value!r} is out of range for {layout.constant_name} ({exc})")
-    return TypeError(f"{layout.constant_name} needs an int, not {type(value).__name__}")
+        return OverflowError(f"{value!r} is out of range for {layout._display_name} ({exc})")
+    return TypeError(f"{layout._display_name} needs an int, not {type(value).__name__}")
 
 
 def _segment_address(value: object) -> int:

@@ -59,6 +59,12 @@ LAYOUTS = [
     ADDRESS,
     JAVA_INT.with_name("n"),
     JAVA_SHORT.with_byte_alignment(8),
+    JAVA_BYTE.unsigned(),
+    JAVA_SHORT.unsigned(),
+    JAVA_INT.unsigned(),
+    JAVA_LONG.unsigned(),
+    JAVA_INT.unsigned().with_order("big"),
+    JAVA_LONG.unsigned().with_byte_alignment(1),
 ]
 OFFSETS: list[Any] = [
     0,
@@ -101,6 +107,11 @@ VALUES: list[Any] = [
     2**63 - 1,
     2**63,
     -(2**63) - 1,
+    2**32 - 1,
+    2**32,
+    2**64 - 1,
+    2**64,
+    Index(2**64 - 1),
     True,
     False,
     1.5,
@@ -228,6 +239,10 @@ def test_values_round_trip_exactly() -> None:
     with Arena.of_confined() as arena:
         cell = arena.allocate(8, 8)
         for layout, values in (
+            (JAVA_BYTE.unsigned(), (0, 128, 255)),
+            (JAVA_SHORT.unsigned(), (0, 32768, 65535)),
+            (JAVA_INT.unsigned(), (0, 2**31, 2**32 - 1)),
+            (JAVA_LONG.unsigned(), (0, 2**63, 2**64 - 1)),
             (JAVA_BYTE, (-128, 127)),
             (JAVA_CHAR, (0, 65535)),
             (JAVA_SHORT, (-32768, 32767)),

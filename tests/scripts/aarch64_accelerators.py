@@ -20,6 +20,10 @@ values: dict[f.ValueLayout, object] = {
     f.JAVA_FLOAT: 1.5,
     f.JAVA_DOUBLE: -2.25,
     f.JAVA_BOOLEAN: True,
+    f.JAVA_BYTE.unsigned(): 255,
+    f.JAVA_SHORT.unsigned(): 65535,
+    f.JAVA_INT.unsigned(): 2**32 - 1,
+    f.JAVA_LONG.unsigned(): 2**64 - 1,
 }
 with f.Arena.of_confined() as arena:
     cell = arena.allocate(16, 8)
