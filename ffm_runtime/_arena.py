@@ -12,7 +12,6 @@ runtime's accelerators carve from the same slab, see ``_contract.OFFSETS``).
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import ctypes
 import struct
@@ -332,12 +331,12 @@ class Arena(Scope, SegmentAllocator):
     __slots__ = (
         "__weakref__",
         "_alive",
+        "_close_token",
         "_confinement",
         "_cursor",
         "_extra",
         "_kind",
         "_limit",
-        "_lock",
         "_owner",
         "_segment_class",
         "_slab",
@@ -358,7 +357,7 @@ class Arena(Scope, SegmentAllocator):
     _slab_align: int  # _slab_start & ALIGN_BITS
     _slab_view: memoryview
     _extra: _Extras | None
-    _lock: Any  # shared arenas: held while one thread closes it
+    _close_token: list[bool]  # shared arenas: empty while one thread closes it
 
     def __init__(self, *args: object) -> None:
         raise TypeError("use Arena.of_confined(), Arena.of_shared(), Arena.of_auto() or Arena.global_arena()")
@@ -434,7 +433,7 @@ class Arena(Scope, SegmentAllocator):
         arena._segment_class = _SharedSegment
         arena._cursor = 0
         arena._extra = None
-        arena._lock = _thread.allocate_lock()
+        arena._close_token = [True]
         slab = None
         with contextlib.suppress(IndexError):  # another thread may take the last one
             slab = _pool.pop()
@@ -601,12 +600,14 @@ class Arena(Scope, SegmentAllocator):
 
     def _close_shared(self, guard: _SharedGuard) -> None:
         """Close a shared arena, from any thread: only while no operation or downcall has it
-        acquired.  The closing thread holds the arena's lock, so two closes never both
-        free; the guard goes from "open, no acquisition" to closed in one step, so an
+        acquired.  The closing thread holds the arena's one close token, so two closes never
+        both free; the guard goes from "open, no acquisition" to closed in one step, so an
         acquisition either comes first (the close is refused) or sees the arena closed."""
-        lock = self._lock
-        if not lock.acquire(False):
-            raise ScopeInUseError(f"Cannot close {self!r}: another thread is closing it")
+        tokens = self._close_token
+        try:
+            token = tokens.pop()  # atomic: one closer at a time (a list, not a lock: see _locks)
+        except IndexError:
+            raise ScopeInUseError(f"Cannot close {self!r}: another thread is closing it") from None
         try:
             if guard[0] != _SHARED:
                 raise ScopeClosedError("Already closed")
@@ -624,7 +625,7 @@ class Arena(Scope, SegmentAllocator):
             self._alive = False
             self._give_back()
         finally:
-            lock.release()
+            tokens.append(token)
 
     def _give_back(self) -> None:
         """Return the memory of this (just closed) arena: slabs to the pool, the rest freed."""

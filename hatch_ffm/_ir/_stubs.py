@@ -404,13 +404,15 @@ class _Stub:
         must be usable here (a shared one is acquired for the call, so the library stays
         loaded); the tuple keeps the arena, and so an automatic arena's library, alive."""
         b, model = self.b, self.helpers.model
-        plain_address, _ = model.read_int(b, self.self_arg, IntRead.UNSIGNED)
-        plain = b.block
+        plain = self.fn.append_basic_block("plain_target")
         scoped = self.fn.append_basic_block("scoped_target")
         done = self.fn.append_basic_block("target")
-        b.cbranch(model.is_exact(b, self.self_arg, "PyTuple_Type"), scoped, done)
+        b.cbranch(model.is_exact(b, self.self_arg, "PyTuple_Type"), scoped, plain)
+        b.position_at_end(plain)
+        plain_address, _ = model.read_int(b, self.self_arg, IntRead.UNSIGNED)
+        plain = b.block
+        b.branch(done)
         b.position_at_end(scoped)
-        self.imports.call(b, "PyErr_Clear")  # (reading the tuple as an int failed)
         number = self.imports.call(b, "PyTuple_GetItem", self.self_arg, i64(0))
         guard = self.imports.call(b, "PyTuple_GetItem", self.self_arg, i64(1))
         self._fail_if(b.or_(is_null(b, number), is_null(b, guard)), -2, self.self_arg)
