@@ -32,6 +32,7 @@ from ._errors import (
 from ._layouts import MemoryLayout, ValueLayout
 from ._memory import (
     _ALL,
+    _SHARED,
     ALIGN_BITS,
     MemorySegment,
     Scope,
@@ -40,6 +41,8 @@ from ._memory import (
     _depth,
     _encode,
     _pin,
+    _SharedGuard,
+    _SharedSegment,
 )
 
 __all__ = ["Arena", "SegmentAllocator"]
@@ -342,6 +345,7 @@ class Arena(Scope, SegmentAllocator):
     __slots__ = (
         "__weakref__",
         "_alive",
+        "_close_token",
         "_confinement",
         "_cursor",
         "_extra",
@@ -367,9 +371,10 @@ class Arena(Scope, SegmentAllocator):
     _slab_align: int  # _slab_start & ALIGN_BITS
     _slab_view: memoryview
     _extra: _Extras | None
+    _close_token: list[bool]  # shared arenas: empty while one thread closes it
 
     def __init__(self, *args: object) -> None:
-        raise TypeError("use Arena.of_confined(), Arena.of_auto() or Arena.global_arena()")
+        raise TypeError("use Arena.of_confined(), Arena.of_shared(), Arena.of_auto() or Arena.global_arena()")
 
     # -- factories ----------------------------------------------------------------------
     @staticmethod
@@ -431,11 +436,30 @@ class Arena(Scope, SegmentAllocator):
 
     @staticmethod
     def of_shared() -> Arena:
-        """Not supported: raises :class:`UnsupportedOperationError`, as GraalVM does."""
-        raise UnsupportedOperationError(
-            "Shared arenas are currently not supported; use Arena.of_confined() per thread, "
-            "Arena.of_auto() or Arena.global_arena()"
-        )
+        """An arena any thread may use and close; ``close()`` frees its memory, and raises
+        :class:`ScopeInUseError` while a downcall given one of its segments runs (or another
+        thread's operation on its memory does)."""
+        arena: Arena = _new(Arena)
+        arena._alive = True
+        arena._owner = None
+        arena._kind = "shared"
+        arena._confinement = _SharedGuard(_ACQUIRED_NONE)
+        arena._segment_class = _SharedSegment
+        arena._cursor = 0
+        arena._extra = None
+        arena._close_token = [True]
+        slab = None
+        with contextlib.suppress(IndexError):  # another thread may take the last one
+            slab = _pool.pop()
+        arena._slab = slab
+        if slab is None:
+            arena._limit = -1
+        else:
+            arena._slab_start = slab[1]
+            arena._slab_align = slab[1] & ALIGN_BITS
+            arena._slab_view = slab[2]
+            arena._limit = _SLAB_SIZE
+        return arena
 
     # -- scope --------------------------------------------------------------------------
     def is_alive(self) -> bool:
@@ -463,7 +487,7 @@ class Arena(Scope, SegmentAllocator):
         return extra
 
     def _keep_view(self, view: memoryview, exporter: object) -> None:
-        if self._kind == "confined":
+        if self._kind in {"confined", "shared"}:
             self._extras().exports.append((view, weakref.ref(exporter)))
 
     def _add_cleanup(self, cleanup: Callable[[], object]) -> None:
@@ -556,13 +580,16 @@ class Arena(Scope, SegmentAllocator):
     def close(self, *exc_info: object) -> None:
         """Free all memory of this arena; its segments can no longer be used.
 
-        Only confined arenas can be closed.  (Arguments are ignored: ``close`` is also
+        Only confined and shared arenas can be closed.  (Arguments are ignored: ``close`` is also
         the arena's ``__exit__``.)
         """
         # Native twin: ffm_acc_arena_close (hatch_ffm/_ir/_accelerators.py), common cases.
         guard = self._confinement
         if guard is None:
             raise UnsupportedOperationError(f"Attempted to close a non-closeable ({self._kind}) arena")
+        if type(guard) is _SharedGuard:
+            self._close_shared(guard)
+            return
         if guard[0] != _get_ident():
             self._check()
         if len(guard) > 1:
@@ -585,6 +612,47 @@ class Arena(Scope, SegmentAllocator):
 
     __exit__ = close
 
+    def _close_shared(self, guard: _SharedGuard) -> None:
+        """Close a shared arena, from any thread: only while no operation or downcall has it
+        acquired.  The closing thread holds the arena's one close token, so two closes never
+        both free; the guard goes from "open, no acquisition" to closed in one step, so an
+        acquisition either comes first (the close is refused) or sees the arena closed."""
+        tokens = self._close_token
+        try:
+            token = tokens.pop()  # atomic: one closer at a time (a list, not a lock: see _locks)
+        except IndexError:
+            raise ScopeInUseError(f"Cannot close {self!r}: another thread is closing it") from None
+        try:
+            if guard[0] != _SHARED:
+                raise ScopeClosedError("Already closed")
+            try:
+                # an extended slice covers every item: assigning one item succeeds only when
+                # the guard holds exactly one (no acquisition), atomically
+                guard[::-1] = _CLOSED
+            except ValueError:
+                clients = max(len(guard) - 1, 1)
+                raise ScopeInUseError(
+                    f"Session is acquired by {clients} client{'' if clients == 1 else 's'}: cannot "
+                    f"close {self!r} while a downcall or another thread's operation uses its "
+                    "memory; close it after they end"
+                ) from None
+            self._alive = False
+            self._give_back()
+        finally:
+            tokens.append(token)
+
+    def _give_back(self) -> None:
+        """Return the memory of this (just closed) arena: slabs to the pool, the rest freed."""
+        slab = self._slab
+        self._slab = None
+        extra = self._extra
+        if extra is not None and extra.exports:
+            extra.quarantine(slab)
+        elif slab is not None:
+            _recycle(slab)
+        if extra is not None:
+            extra.release(True)
+
     def __enter__(self) -> Arena:
         # Native twin: ffm_acc_arena_enter (hatch_ffm/_ir/_accelerators.py).
         return self
@@ -596,6 +664,26 @@ class Arena(Scope, SegmentAllocator):
         # called by hand, from any thread, while the owner is in a native call using the
         # memory (collected in another thread, the arena's memory is left allocated).
         guard = self._confinement
+        if type(guard) is _SharedGuard:
+            if guard[0] == 0:
+                return
+            name = repr(self)
+            try:
+                self._close_shared(guard)
+            except (ScopeInUseError, ScopeClosedError):  # acquired (leaked), or closing
+                warnings.warn(
+                    f"shared arena {name} was never closed and is in use: its memory is not reused",
+                    ResourceWarning,
+                    stacklevel=2,
+                )
+                return
+            warnings.warn(
+                f"shared arena {name} was never closed; use "
+                "'with Arena.of_shared() as arena:' or call close()",
+                ResourceWarning,
+                stacklevel=2,
+            )
+            return
         if guard is not None and guard[0] != 0 and (guard[0] != _get_ident() or len(guard) > 1):
             warnings.warn(
                 f"confined arena {self!r} was never closed (finalized outside its "
@@ -629,5 +717,9 @@ class Arena(Scope, SegmentAllocator):
         state = "alive" if self._alive else "closed"
         return f"<Arena {self._kind} {state} owner={self._owner}>"
 
+
+#: A new shared arena's guard items, and a closed one's (see ``Arena._close_shared``).
+_ACQUIRED_NONE: Final = (_SHARED,)
+_CLOSED: Final = (0,)
 
 _GLOBAL_ARENA: Final = Arena._unconfined("global")

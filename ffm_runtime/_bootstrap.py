@@ -242,7 +242,7 @@ def bootstrap() -> None:
     from ._errors import UnsupportedPlatformError
     from ._handles import allocate_result, arg_error, result_segment
     from ._layouts import AddressLayout, ValueLayout
-    from ._memory import GLOBAL_SCOPE, MemorySegment, _ConfinedSegment, _HeapSegment
+    from ._memory import _SHARED, GLOBAL_SCOPE, MemorySegment, _ConfinedSegment, _HeapSegment, _SharedSegment
 
     cells: dict[str, object] = {
         _contract.CELL_SEGMENT_TYPE: MemorySegment,
@@ -268,6 +268,8 @@ def bootstrap() -> None:
         _contract.CELL_NULL_SEGMENT: MemorySegment.NULL,
         _contract.CELL_ADDRESS_LAYOUT_TYPE: AddressLayout,
         _contract.CELL_NATIVE_ACCESS: _access.NATIVE_STATE,
+        _contract.CELL_SHARED_TYPE: _SharedSegment,
+        _contract.CELL_SHARED_MARK: _SHARED,
     }
     classes: dict[str, type] = {
         "segment": MemorySegment,

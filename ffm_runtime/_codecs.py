@@ -14,7 +14,22 @@ from typing import Any, Final
 
 __all__ = ["codec_for"]
 
-_FORMATS: Final = {"z": "?", "b": "b", "c": "H", "s": "h", "i": "i", "j": "q", "f": "f", "d": "d", "a": "Q"}
+_FORMATS: Final = {
+    "z": "?",
+    "b": "b",
+    "c": "H",
+    "s": "h",
+    "i": "i",
+    "j": "q",
+    "f": "f",
+    "d": "d",
+    "a": "Q",
+    # unsigned forms (ValueLayout.unsigned)
+    "ub": "B",
+    "us": "H",
+    "ui": "I",
+    "uj": "Q",
+}
 
 #: Set by ``ffm_runtime._memory``: makes the segment an address read from memory denotes.
 make_address_segment: Callable[[int, int], Any] | None = None
@@ -59,7 +74,7 @@ class AddressCodec:
 
 
 def codec_for(carrier: str, order: str, target_size: int = 0) -> Any:
-    """The codec of a value layout."""
+    """The codec of a value layout (``carrier``: its ``_code``)."""
     prefix = "<" if order == "little" else ">"
     if carrier == "z":
         return BoolCodec()

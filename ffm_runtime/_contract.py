@@ -45,6 +45,8 @@ __all__ = [
     "CELL_NULL_SEGMENT",
     "CELL_PREFIX_TYPE",
     "CELL_SEGMENT_TYPE",
+    "CELL_SHARED_MARK",
+    "CELL_SHARED_TYPE",
     "CELL_SLAB_POOL",
     "CELL_SLICING_TYPE",
     "CELL_VALUE_LAYOUT_TYPE",
@@ -80,6 +82,7 @@ PYTHON_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "PyLong_AsLongLong": "long long (PyObject *)",
         "PyLong_AsSsize_t": "Py_ssize_t (PyObject *)",
         "PyLong_AsUnsignedLong": "unsigned long (PyObject *)",
+        "PyNumber_Index": "PyObject *(PyObject *)",
         "PyLong_FromLongLong": "PyObject *(long long)",
         "PyLong_FromUnsignedLongLong": "PyObject *(unsigned long long)",
         "PyLong_FromSsize_t": "PyObject *(Py_ssize_t)",
@@ -222,6 +225,10 @@ CELL_ADDRESS_LAYOUT_TYPE: Final = "ffm_rt_address_layout_type"
 #: The decisions of the native-access check remembered per calling code, and what native
 #: code compares them with: ``_access.NATIVE_STATE`` (a tuple; see ``NATIVE_ACCESS_ITEMS``).
 CELL_NATIVE_ACCESS: Final = "ffm_rt_native_access"
+#: The type of segments owned by a shared arena (a subclass).
+CELL_SHARED_TYPE: Final = "ffm_rt_shared_type"
+#: The ``int`` item 0 of an open shared arena's guard is (never a thread ident).
+CELL_SHARED_MARK: Final = "ffm_rt_shared_mark"
 
 #: Every cell's symbol, in the order of the cells table.
 RUNTIME_CELLS: Final = tuple(value for name, value in tuple(globals().items()) if name.startswith("CELL_"))
@@ -275,6 +282,11 @@ OFFSETS: Final = ("ob_type", *(f"{role}.{name}" for role, names in FIELDS.items(
 # (shared with its arena's ``_confinement``) is a list whose first item is the owner
 # thread's ident, 0 once the arena is closed (items after it are pins of running
 # operations, see ``_memory._pin``), and ``None`` for unconfined segments and arenas.
+# A shared segment's ``_guard`` (its arena's ``_confinement``) is a list (of a subclass)
+# whose first item is the ``CELL_SHARED_MARK`` object while the arena is open, 0 once
+# closed; items after it are acquisitions, all alike: each holder appends one and later
+# removes one (any), and ``close`` refuses while there is one.  Native code that releases
+# the GIL with such a segment's address in hand acquires the guard for that time.
 
 #: A segment's ``_align`` holds its address's bits under this mask (small ints).
 SEGMENT_ALIGN_BITS: Final = (1 << 30) - 1
@@ -282,13 +294,14 @@ SEGMENT_ALIGN_BITS: Final = (1 << 30) - 1
 SEGMENT_READ_ONLY_BIT: Final = 1 << 40
 #: A ``ValueLayout``'s ``_kind``: how native code reads and writes it (little-endian, the
 #: byte order of both targets); 0 for layouts native code leaves to Python (big-endian ones);
-#: ``ADDRESS_KIND`` for a little-endian ``AddressLayout``.
+#: ``ADDRESS_KIND`` for a little-endian ``AddressLayout``.  Keyed by the layout's ``_code``:
+#: its carrier, or ``u`` and the carrier for an unsigned form (``ValueLayout.unsigned``).
 VALUE_KINDS: Final[Mapping[str, int]] = MappingProxyType(
-    {"z": 1, "b": 2, "c": 3, "s": 4, "i": 5, "j": 6, "f": 7, "d": 8}
+    {"z": 1, "b": 2, "c": 3, "s": 4, "i": 5, "j": 6, "f": 7, "d": 8, "ub": 9, "us": 10, "ui": 11, "uj": 12}
 )
 #: The ``_kind`` of a little-endian ``AddressLayout`` (not a ``VALUE_KINDS`` code: the
 #: accelerators read and write it as a segment, not as a number).
-ADDRESS_KIND: Final = 9
+ADDRESS_KIND: Final = 13
 #: The items of the ``CELL_NATIVE_ACCESS`` tuple, in order: the remembered decisions
 #: (``id(code) -> (globals, __name__, __spec__, enable value, policy value, unit, code,
 #: sys.path entries)``), what stands for "absent", the ``os`` module's namespace,

@@ -34,8 +34,15 @@ _INT_RANGES = {
     "s": (-(1 << 15), (1 << 15) - 1),
     "i": (-(1 << 31), (1 << 31) - 1),
     "j": (-(1 << 63), (1 << 63) - 1),
+    # unsigned forms (ValueLayout.unsigned), by the layout's _code
+    "ub": (0, (1 << 8) - 1),
+    "us": (0, (1 << 16) - 1),
+    "ui": (0, (1 << 32) - 1),
+    "uj": (0, (1 << 64) - 1),
 }
 _FLOAT_MAX = 3.4028234663852886e38
+#: The position a stub reports when a bound handle's target arena is unusable.
+_BOUND_TARGET = -2
 
 
 def _type_name(value: object) -> str:
@@ -45,8 +52,8 @@ def _type_name(value: object) -> str:
 def _raise_for(layout: MemoryLayout, value: object, where: str) -> NoReturn:
     if not isinstance(layout, ValueLayout):
         _raise_for_segment(value, where, f"struct {layout}", layout.byte_size, heap=False)
-    name = layout.constant_name
-    carrier = layout.carrier
+    name = layout._display_name
+    carrier = layout._code
     if carrier == "z":
         raise TypeError(f"{where}: expected bool for {name}, got {_type_name(value)}")
     if carrier in _INT_RANGES:
@@ -122,6 +129,9 @@ def arg_error(key: str, mode: str, position: int, value: Any) -> NoReturn:
     if capture:
         leading.append("capture segment")
     where = f"downcall {key}"
+    if position == _BOUND_TARGET:  # a bound target's arena, (address, guard, arena): see make_handle
+        value[2]._check()  # closed, or another thread's: raises
+        raise TypeError(f"{where}: invalid target {value!r}")
     if position < 0:
         expected = len(descriptor.argument_layouts) + len(leading)
         plural = "" if expected == 1 else "s"
@@ -132,6 +142,8 @@ def arg_error(key: str, mode: str, position: int, value: Any) -> NoReturn:
         here = f"{where}, argument {position} ({role})"
         if role == "target address":
             _raise_for(ADDRESS, value, here)
+        if role.startswith("SegmentAllocator") and isinstance(value, Arena):
+            value._check()  # a shared arena closed while its result was allocated: raises
         if role == "capture segment":
             layout = Option.capture_state_layout()
             _raise_for_segment(
@@ -194,9 +206,16 @@ def missing_registration(
 
 
 def make_handle(
-    key: str, descriptor: FunctionDescriptor, options: tuple[object, ...], target: str, address: int | None
+    key: str,
+    descriptor: FunctionDescriptor,
+    options: tuple[object, ...],
+    target: str,
+    address: int | None,
+    scope: Any = None,
 ) -> Any:
-    """A builtin calling the stub for ``key``; bound to ``address`` unless it is ``None``."""
+    """A builtin calling the stub for ``key``; bound to ``address`` unless it is ``None``.
+    ``scope``: the arena owning the symbol at ``address`` (a library it unloads): the stub
+    checks it on every call, and keeps a shared one acquired while the call runs."""
     stub = registry.stub_address(key, target, bound=address is not None)
     if stub is None:
         raise missing_registration(key, descriptor, options)
@@ -205,7 +224,10 @@ def make_handle(
     doc = f"Downcall handle {key}" + (
         "" if address is not None else "; the first argument is the target address segment"
     )
-    return _bootstrap.new_builtin(stub, address, "downcall", doc)
+    bound: object = address
+    if scope is not None and address is not None:
+        bound = (address, scope._guard(), scope)  # what the stub reads: see _stubs._bound_target
+    return _bootstrap.new_builtin(stub, bound, "downcall", doc)
 
 
 def result_segment(address: int, size: int) -> MemorySegment:

@@ -245,15 +245,20 @@ def _key_slots(cls: type) -> list[str]:
     return slots
 
 
+#: the carriers with an unsigned form (:meth:`ValueLayout.unsigned`); JAVA_CHAR is unsigned
+_SIGNED_INTEGERS: Final = frozenset("bsij")
+
+
 class ValueLayout(MemoryLayout):
     """A layout for one primitive value (``JAVA_INT``, ``ADDRESS``, ...)."""
 
-    __slots__ = ("_carrier", "_codec", "_kind", "_mask", "_order")
+    __slots__ = ("_carrier", "_codec", "_kind", "_mask", "_order", "_unsigned")
 
     _carrier: str
     _order: ByteOrder
     _codec: Any
     _mask: int
+    _unsigned: bool
 
     def __init__(
         self,
@@ -269,16 +274,63 @@ class ValueLayout(MemoryLayout):
         super().__init__(size, size if byte_alignment is None else _check_alignment(byte_alignment), name)
         object.__setattr__(self, "_carrier", carrier)
         object.__setattr__(self, "_order", order)
+        object.__setattr__(self, "_unsigned", False)
         if type(self) is ValueLayout:
             self._derive()
 
     def _derive(self) -> None:
         _check_value_alignment(self)
-        object.__setattr__(self, "_codec", codec_for(self._carrier, self._order))
+        code = self._code
+        object.__setattr__(self, "_codec", codec_for(code, self._order))
         object.__setattr__(self, "_mask", self._byte_alignment - 1)
         object.__setattr__(
-            self, "_kind", _contract.VALUE_KINDS.get(self._carrier, 0) if self._order == "little" else 0
+            self, "_kind", _contract.VALUE_KINDS.get(code, 0) if self._order == "little" else 0
         )
+
+    @property
+    def _code(self) -> str:
+        """How values of this layout are read, written and passed: the carrier, or ``u``
+        and the carrier for an unsigned form (``ui``: ``JAVA_INT.unsigned()``)."""
+        return "u" + self._carrier if self._unsigned else self._carrier
+
+    @property
+    def is_unsigned(self) -> bool:
+        """Whether values are read as unsigned integers: :meth:`unsigned` layouts, and
+        ``JAVA_CHAR`` (an extension of Java's API)."""
+        return self._unsigned or self._carrier == "c"
+
+    def unsigned(self) -> ValueLayout:
+        """This integer layout, read and written as an unsigned integer (an extension of
+        Java's API, which has no unsigned layouts): ``JAVA_INT.unsigned()`` is C's
+        ``uint32_t`` (``get`` returns ``0..2**32-1``, ``set`` takes it; as a downcall
+        argument or result, the C function's ``unsigned int``).  ``JAVA_CHAR`` is unsigned
+        already and is returned as is."""
+        if self._carrier == "c":
+            return self
+        if self._carrier not in _SIGNED_INTEGERS:
+            raise ValueError(
+                f"{self!r} has no unsigned form: only JAVA_BYTE, JAVA_SHORT, JAVA_INT and JAVA_LONG do"
+            )
+        clone = self._replace(unsigned=True)
+        assert isinstance(clone, ValueLayout)
+        return clone
+
+    def signed(self) -> ValueLayout:
+        """This integer layout, read and written as a signed integer (the inverse of
+        :meth:`unsigned`; Java's integer layouts are signed)."""
+        if self._carrier not in _SIGNED_INTEGERS:
+            raise ValueError(
+                f"{self!r} has no signed form: only JAVA_BYTE, JAVA_SHORT, JAVA_INT and JAVA_LONG do"
+                + (" (JAVA_SHORT is the signed 16-bit layout)" if self._carrier == "c" else "")
+            )
+        clone = self._replace(unsigned=False)
+        assert isinstance(clone, ValueLayout)
+        return clone
+
+    @property
+    def _display_name(self) -> str:
+        """The constant's name, as messages show it (``JAVA_INT.unsigned()``)."""
+        return _CARRIERS[self._carrier][1] + (".unsigned()" if self._unsigned else "")
 
     @property
     def carrier(self) -> str:
@@ -307,11 +359,12 @@ class ValueLayout(MemoryLayout):
         return self._byte_size
 
     def __str__(self) -> str:
-        code = self._carrier if self._order == "little" else self._carrier.upper()
+        code = "u" if self._unsigned else self._carrier  # u4: JAVA_INT.unsigned()
+        code = code if self._order == "little" else code.upper()
         return self._decorate(f"{code}{self._byte_size}")
 
     def __repr__(self) -> str:
-        text = self.constant_name
+        text = self._display_name
         if self._order != NATIVE_ORDER:
             text += f".with_order({self._order!r})"
         return self._decorate_repr(text)

@@ -40,21 +40,6 @@ _CANONICAL_LAYOUTS: Final[dict[str, MemoryLayout]] = {
 }
 
 
-def _scope_checked(handle: Any, segment: MemorySegment) -> Any:
-    """``handle``, bound to a symbol of ``segment``'s arena, checked on every call: the arena
-    may unload the library (``SymbolLookup.library_lookup``), as Java checks a downcall's
-    target segment on every invocation.  The function keeps the segment, and so an automatic
-    arena's library, alive; nothing runs between the check and the call."""
-    scope = segment.scope
-
-    def call(*args: Any) -> Any:
-        scope._check()
-        return handle(*args)
-
-    call.__doc__ = handle.__doc__
-    return call
-
-
 class Linker:
     """Links Python to native functions through stubs compiled when the wheel was built."""
 
@@ -83,12 +68,15 @@ class Linker:
             raise TypeError("downcall_handle() needs a descriptor (optionally after an address)")
         ensure_native_access("Linker.downcall_handle")
         address: int | None = None
-        scoped: MemorySegment | None = None
+        scope: Any = None
         if isinstance(args[0], MemorySegment):
             segment, *rest = args
             segment.scope._check()
             if segment.scope is not GLOBAL_SCOPE and segment.scope is not _GLOBAL_ARENA:
-                scoped = segment  # a symbol of a library an arena unloads: checked per call
+                # a symbol of a library an arena unloads: the stub checks the arena on every
+                # call (as Java checks a downcall's target segment), and keeps a shared one
+                # acquired while the call runs, so the library is never unloaded under it
+                scope = segment.scope
             address = segment.address
             if address == 0:
                 raise ValueError(f"Symbol is NULL: {segment!r}")
@@ -106,8 +94,7 @@ class Linker:
         target = check_supported()
         from ._handles import make_handle
 
-        handle = make_handle(key, descriptor, checked, target, address)
-        return handle if scoped is None else _scope_checked(handle, scoped)
+        return make_handle(key, descriptor, checked, target, address, scope)
 
     def upcall_stub(self, *args: Any, **kwargs: Any) -> MemorySegment:
         """Not supported: raises :class:`UpcallNotSupportedError` (after the native-access check)."""

@@ -40,6 +40,7 @@ from ._errors import (
     MisalignedAccessError,
     OutOfBoundsError,
     ReadOnlyError,
+    ScopeClosedError,
     UnsupportedOperationError,
 )
 from ._layouts import MemoryLayout, ValueLayout
@@ -62,7 +63,20 @@ _get_ident = threading.get_ident
 _ALL: Final = memoryview((ctypes.c_char * sys.maxsize).from_address(0)).cast("B")
 _ALL_READ_ONLY: Final = _ALL.toreadonly()
 
-_ARRAY_CODES: Final = {"b": "b", "c": "H", "s": "h", "i": "i", "j": "q", "f": "f", "d": "d"}
+_ARRAY_CODES: Final = {
+    "b": "b",
+    "c": "H",
+    "s": "h",
+    "i": "i",
+    "j": "q",
+    "f": "f",
+    "d": "d",
+    # unsigned forms (ValueLayout.unsigned), by the layout's _code
+    "ub": "B",
+    "us": "H",
+    "ui": "I",
+    "uj": "Q",
+}
 _TERMINATORS: Final = {
     "utf-8": 1,
     "utf8": 1,
@@ -92,9 +106,32 @@ def _check_int(value: object, what: str) -> int:
     return int.__index__(value)
 
 
+#: Item 0 of an open shared arena's guard (a :class:`_SharedGuard`): never a thread ident.
+_SHARED: Final = -1
+#: What an acquisition of a shared arena adds to its guard (any item after 0 is one).
+_ACQUIRE: Final = (_SHARED,)
+
+
+class _SharedGuard(list):  # type: ignore[type-arg]  # of ints, as a confined guard
+    """The guard of a shared arena: item 0 is :data:`_SHARED` while it is open (any thread
+    may use it), 0 once closed; every further item is an acquisition, by a Python operation
+    (:func:`_depth`) or a downcall running without the GIL (the stub appends one before
+    releasing the GIL and removes one after taking it back).  All acquisitions are alike:
+    each holder removes one item, never truncates.  ``Arena.close`` refuses while there is
+    any.  Its own type, so the kind is still known once the arena is closed."""
+
+    __slots__ = ()
+
+
 def _depth(guard: object) -> int:
     """How many items the confinement guard ``guard`` holds before an operation pins it
     (0: no guard to pin, as for unconfined scopes).
+
+    A shared arena's guard is acquired here, before the operation's ``try``: the result, -1,
+    makes the ``finally`` remove exactly one item (``del guard[-1:]``), whoever added it.
+    (Acquired before the ``try``: an exception raised right here, from a signal handler,
+    leaves an acquisition behind - the arena then refuses to close - rather than taking
+    another thread's away.)
 
     An operation reads it before its ``try``, pins inside the ``try`` (:func:`_pin`), and its
     ``finally`` cuts the guard back to this length with ``del guard[depth:]``: a statement, not
@@ -102,7 +139,13 @@ def _depth(guard: object) -> int:
     handler, an exception from a finalizer or a profiler) can never leave a pin behind, which
     would make the arena unclosable.
     """
-    return len(guard) if type(guard) is list else 0
+    kind = type(guard)
+    if kind is list:
+        return len(guard)  # type: ignore[arg-type]  # a list
+    if kind is _SharedGuard:
+        guard += _ACQUIRE  # type: ignore[operator]  # one statement: list.extend, atomic
+        return -1
+    return 0
 
 
 def _pin(guard: list[int] | None, holder: MemorySegment | Scope) -> None:
@@ -115,6 +158,8 @@ def _pin(guard: list[int] | None, holder: MemorySegment | Scope) -> None:
     during the access (a finalizer called at an allocation or a bytecode boundary, a signal
     handler) cannot free the memory under it.  A pin is an extra item of the confinement
     guard, the list a confined arena shares with its segments; only the owner thread pins.
+    A shared arena's guard is acquired by :func:`_depth` instead (any thread); here it is
+    only checked to be open.
     Unconfined scopes (automatic and global arenas, heap segments) are never freed while
     reachable and need none.  Native code needs no pin: it runs no Python code between its
     check and its access.
@@ -125,6 +170,10 @@ def _pin(guard: list[int] | None, holder: MemorySegment | Scope) -> None:
         return
     ident = _get_ident()
     if guard[0] != ident:
+        if type(guard) is _SharedGuard:  # acquired by _depth: it stays open until released
+            if guard[0] != _SHARED:
+                raise ScopeClosedError("Already closed")
+            return
         holder._scope._check()  # closed, or another thread's: raises
     guard.append(ident)
     if guard[0] != ident:  # closed after the check, before the pin (the finally unpins)
@@ -207,7 +256,13 @@ class MemorySegment:
     ) -> MemorySegment:
         """A native segment (internal constructor)."""
         guard = scope._guard()
-        segment = object.__new__(MemorySegment if guard is None else _ConfinedSegment)
+        segment = object.__new__(
+            MemorySegment
+            if guard is None
+            else _SharedSegment
+            if type(guard) is _SharedGuard
+            else _ConfinedSegment
+        )
         segment._address = address
         segment._size = byte_size
         segment._scope = scope
@@ -636,14 +691,14 @@ class MemorySegment:
 
     def to_array(self, layout: ValueLayout) -> array.array[Any]:
         """A copy of the contents as an ``array.array`` of ``layout``'s elements."""
-        if not isinstance(layout, ValueLayout) or layout.carrier not in _ARRAY_CODES:
+        if not isinstance(layout, ValueLayout) or layout._code not in _ARRAY_CODES:
             raise TypeError(
                 f"to_array() takes JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, "
-                f"JAVA_LONG, JAVA_FLOAT or JAVA_DOUBLE, not {layout!r}"
+                f"JAVA_LONG (or their unsigned() forms), JAVA_FLOAT or JAVA_DOUBLE, not {layout!r}"
             )
         if self._size % layout.byte_size:
             raise ValueError(f"Segment size {self._size} is not a multiple of {layout} size")
-        result = array.array(_ARRAY_CODES[layout.carrier], self.to_bytes())
+        result = array.array(_ARRAY_CODES[layout._code], self.to_bytes())
         if layout.order != sys.byteorder:
             result.byteswap()
         return result
@@ -756,6 +811,13 @@ MemorySegment.NULL = MemorySegment._make(0, 0)
 
 class _ConfinedSegment(MemorySegment):
     """A segment of a confined arena (see the module docstring)."""
+
+    __slots__ = ()
+
+
+class _SharedSegment(MemorySegment):
+    """A segment of a shared arena: usable from any thread while the arena is open; its
+    ``_guard`` is the arena's :class:`_SharedGuard`."""
 
     __slots__ = ()
 
@@ -892,8 +954,8 @@ def _value_error(layout: ValueLayout, value: object, exc: Exception) -> Exceptio
             return OverflowError(f"{value!r} is out of range for {layout.constant_name}")
         return TypeError(f"{layout.constant_name} needs a float, not {type(value).__name__}")
     if isinstance(value, int) or hasattr(value, "__index__"):
-        return OverflowError(f"{value!r} is out of range for {layout.constant_name} ({exc})")
-    return TypeError(f"{layout.constant_name} needs an int, not {type(value).__name__}")
+        return OverflowError(f"{value!r} is out of range for {layout._display_name} ({exc})")
+    return TypeError(f"{layout._display_name} needs an int, not {type(value).__name__}")
 
 
 def _segment_address(value: object) -> int:

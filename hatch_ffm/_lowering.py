@@ -73,6 +73,9 @@ class ScalarKind:
     extension: Extension
     #: inclusive range accepted from Python for integers, else ``None``
     value_range: tuple[int, int] | None
+    #: an unsigned integer (``ValueLayout.unsigned``, and ``JAVA_CHAR``): boxed from its
+    #: bits as a non-negative int
+    unsigned: bool = False
 
     @property
     def is_sse(self) -> bool:
@@ -82,13 +85,19 @@ class ScalarKind:
 SCALARS: dict[str, ScalarKind] = {
     "z": ScalarKind("z", Form.BOOLEAN, 8, Extension.ZERO, None),
     "b": ScalarKind("b", Form.INTEGER, 8, Extension.SIGN, (-(1 << 7), (1 << 7) - 1)),
-    "c": ScalarKind("c", Form.INTEGER, 16, Extension.ZERO, (0, (1 << 16) - 1)),
+    "c": ScalarKind("c", Form.INTEGER, 16, Extension.ZERO, (0, (1 << 16) - 1), unsigned=True),
     "s": ScalarKind("s", Form.INTEGER, 16, Extension.SIGN, (-(1 << 15), (1 << 15) - 1)),
     "i": ScalarKind("i", Form.INTEGER, 32, Extension.NONE, (-(1 << 31), (1 << 31) - 1)),
     "j": ScalarKind("j", Form.INTEGER, 64, Extension.NONE, (-(1 << 63), (1 << 63) - 1)),
     "f": ScalarKind("f", Form.FLOAT, 0, Extension.NONE, None),
     "d": ScalarKind("d", Form.DOUBLE, 0, Extension.NONE, None),
     "a": ScalarKind("a", Form.ADDRESS, 0, Extension.NONE, None),
+    # unsigned forms (ValueLayout.unsigned), by the layout's _code; as C's, narrow ones are
+    # zero-extended by the caller (the ABIs leave 32- and 64-bit ones alone)
+    "ub": ScalarKind("ub", Form.INTEGER, 8, Extension.ZERO, (0, (1 << 8) - 1), unsigned=True),
+    "us": ScalarKind("us", Form.INTEGER, 16, Extension.ZERO, (0, (1 << 16) - 1), unsigned=True),
+    "ui": ScalarKind("ui", Form.INTEGER, 32, Extension.NONE, (0, (1 << 32) - 1), unsigned=True),
+    "uj": ScalarKind("uj", Form.INTEGER, 64, Extension.NONE, (0, (1 << 64) - 1), unsigned=True),
 }
 
 
@@ -166,7 +175,7 @@ class LoweredSignature:
 
 
 def _scalar(layout: ValueLayout) -> ScalarKind:
-    return SCALARS[layout.carrier]
+    return SCALARS[layout._code]
 
 
 def lower(

@@ -140,3 +140,61 @@ def test_struct_at_the_by_value_limit_under_emulation(emulator: Path, tmp_path: 
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "at the limit: ok"
+
+
+SHARED_FEATURE = """
+from ffm_runtime import ADDRESS, JAVA_BYTE, JAVA_INT, JAVA_LONG, JAVA_SHORT, FunctionDescriptor
+from hatch_ffm import RuntimeForeignAccess
+
+U8, U16, U32, U64 = (layout.unsigned() for layout in (JAVA_BYTE, JAVA_SHORT, JAVA_INT, JAVA_LONG))
+
+class Shared:
+    def during_setup(self, access):
+        for descriptor in (
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG),
+            FunctionDescriptor.of_void(ADDRESS, JAVA_INT),
+            FunctionDescriptor.of(JAVA_LONG, ADDRESS),
+            *[FunctionDescriptor.of(layout, layout) for layout in (U8, U16, U32, U64)],
+            FunctionDescriptor.of(U8, U32),
+            FunctionDescriptor.of(U16, U32),
+            FunctionDescriptor.of(U64, U8, U16, U32, U64),
+        ):
+            RuntimeForeignAccess.register_for_downcall(descriptor)
+"""
+
+
+@pytest.fixture(scope="module")
+def shared_site(emulator: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(the C test library cross-compiled, a site with a cross-built wheel of the shapes the
+    shared-arena and unsigned-value scripts link)."""
+    tmp_path = tmp_path_factory.mktemp("aarch64-shared")
+    library = compile_c(ROOT / "tests" / "native" / "ffm_test_lib.c", tmp_path / "libffm_test.so", cc=CC)
+    project = tmp_path / "ffm_shared"
+    (project / "ffm_shared").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[project]\nname = "ffm-shared"\nversion = "1.0"\ndependencies = ["hatch-ffm"]\n'
+        "[tool.hatch.build.targets.wheel.hooks.ffm]\n"
+        'features = ["ffm_shared.features:Shared"]\ntargets = ["aarch64-linux"]\n'
+    )
+    (project / "ffm_shared" / "__init__.py").write_text("")
+    (project / "ffm_shared" / "features.py").write_text(SHARED_FEATURE)
+    build_wheel(project, tmp_path / "dist")
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    unpack_wheel(wheel, tmp_path / "site")
+    return library, tmp_path / "site"
+
+
+def test_shared_arena_races_under_emulation(emulator: Path, shared_site: tuple[Path, Path]) -> None:
+    """tests/scripts/shared_arena_races.py with aarch64 stubs: blocking downcalls and memory
+    access racing close() of a shared arena (fewer racing rounds: emulation is slow)."""
+    library, site = shared_site
+    result = run_emulated(emulator, str(SCRIPTS / "shared_arena_races.py"), str(library), "3", path=[site])
+    assert result.returncode == 0 and "checks passed" in result.stdout, result.stdout + result.stderr
+
+
+def test_unsigned_values_under_emulation(emulator: Path, shared_site: tuple[Path, Path]) -> None:
+    """Unsigned arguments and results with aarch64 stubs, against aarch64 gcc's code."""
+    library, site = shared_site
+    result = run_emulated(emulator, str(SCRIPTS / "aarch64_unsigned.py"), str(library), path=[site])
+    assert result.returncode == 0 and "unsigned: ok" in result.stdout, result.stdout + result.stderr

@@ -59,6 +59,12 @@ LAYOUTS = [
     ADDRESS,
     JAVA_INT.with_name("n"),
     JAVA_SHORT.with_byte_alignment(8),
+    JAVA_BYTE.unsigned(),
+    JAVA_SHORT.unsigned(),
+    JAVA_INT.unsigned(),
+    JAVA_LONG.unsigned(),
+    JAVA_INT.unsigned().with_order("big"),
+    JAVA_LONG.unsigned().with_byte_alignment(1),
 ]
 OFFSETS: list[Any] = [
     0,
@@ -101,6 +107,11 @@ VALUES: list[Any] = [
     2**63 - 1,
     2**63,
     -(2**63) - 1,
+    2**32 - 1,
+    2**32,
+    2**64 - 1,
+    2**64,
+    Index(2**64 - 1),
     True,
     False,
     1.5,
@@ -165,7 +176,14 @@ def segments() -> Iterator[dict[str, tuple[MemorySegment, MemorySegment]]]:
         closed_arena = Arena.of_confined()
         closed = closed_arena.allocate(64, 64)
         closed_arena.close()
+        shared_arena, closed_shared_arena = Arena.of_shared(), Arena.of_shared()
+        shared = shared_arena.allocate(64, 64)
+        closed_shared = closed_shared_arena.allocate(64, 64)
+        closed_shared_arena.close()
         yield {
+            "shared": (shared, shared),
+            "shared slice": (shared.as_slice(3, 40), shared.as_slice(3, 40)),
+            "closed shared": (closed_shared, closed_shared),
             "confined": (block, block),
             "auto": (auto, auto),
             "read-only": (block.as_read_only(), block),
@@ -174,13 +192,14 @@ def segments() -> Iterator[dict[str, tuple[MemorySegment, MemorySegment]]]:
             "empty": (block.as_slice(0, 0), block),
             "closed": (closed, closed),
         }
+        shared_arena.close()
 
 
 def test_get_matches_python(segments: dict[str, tuple[MemorySegment, MemorySegment]]) -> None:
     python_get = _accel._python_methods[INDEX["get"]]
     compared = 0
     for name, (segment, writable) in segments.items():
-        if name != "closed":
+        if not name.startswith("closed"):
             writable.fill(0)
             writable.copy_from(MemorySegment.of_array(bytearray(range(7, 7 + writable.byte_size))))
         for layout in LAYOUTS:
@@ -212,16 +231,20 @@ def _set_outcome(
     name: str, writable: MemorySegment, setter: Callable[..., Any], *args: Any, **kwargs: Any
 ) -> tuple[Any, ...]:
     """What a set did: its outcome, and the bytes of the segment (0x5A before)."""
-    if name != "closed":
+    if not name.startswith("closed"):
         writable.fill(0x5A)
     result = outcome(setter, *args, **kwargs)
-    return (*result, b"" if name == "closed" else writable.to_bytes())
+    return (*result, b"" if name.startswith("closed") else writable.to_bytes())
 
 
 def test_values_round_trip_exactly() -> None:
     with Arena.of_confined() as arena:
         cell = arena.allocate(8, 8)
         for layout, values in (
+            (JAVA_BYTE.unsigned(), (0, 128, 255)),
+            (JAVA_SHORT.unsigned(), (0, 32768, 65535)),
+            (JAVA_INT.unsigned(), (0, 2**31, 2**32 - 1)),
+            (JAVA_LONG.unsigned(), (0, 2**63, 2**64 - 1)),
             (JAVA_BYTE, (-128, 127)),
             (JAVA_CHAR, (0, 65535)),
             (JAVA_SHORT, (-32768, 32767)),
@@ -237,7 +260,8 @@ def test_values_round_trip_exactly() -> None:
                 assert type(cell.get(layout, 0)) is type(value)
 
 
-def test_allocate_matches_python() -> None:
+@pytest.mark.parametrize("make", [Arena.of_confined, Arena.of_shared], ids=["confined", "shared"])
+def test_allocate_matches_python(make: Callable[[], Arena]) -> None:
     python_allocate = _accel._python_methods[INDEX["allocate"]]
     cases: list[tuple[Any, ...]] = [
         (0,),
@@ -262,7 +286,7 @@ def test_allocate_matches_python() -> None:
         (True,),
         (),
     ]
-    with Arena.of_confined() as native_arena, Arena.of_confined() as python_arena:
+    with make() as native_arena, make() as python_arena:
         for args in cases:
             native = outcome(native_arena.allocate, *args)
             python = outcome(python_allocate, python_arena, *args)
@@ -287,6 +311,22 @@ def test_allocate_from_another_thread_and_after_close() -> None:
     arena.close()
     with pytest.raises(ffm_runtime.ScopeClosedError, match="Already closed"):
         arena.allocate(8)
+
+
+def test_allocate_from_a_shared_arena_in_another_thread_and_after_close() -> None:
+    import threading
+
+    python_allocate = _accel._python_methods[INDEX["allocate"]]
+    arena = Arena.of_shared()
+    made: list[MemorySegment] = []
+    thread = threading.Thread(target=lambda: made.extend((arena.allocate(8, 8), arena.allocate(8, 8))))
+    thread.start()
+    thread.join()
+    assert made[1].address == made[0].address + 8 and made[0].scope is arena
+    assert type(made[0]) is type(python_allocate(arena, 8))
+    arena.close()
+    assert outcome(arena.allocate, 8) == outcome(python_allocate, arena, 8)
+    assert outcome(arena.allocate, 8)[1:] == (ffm_runtime.ScopeClosedError, "Already closed")
 
 
 def run_python(code: str, env: dict[str, str], path: Path = ROOT) -> subprocess.CompletedProcess[str]:

@@ -121,11 +121,6 @@ def test_auto_arena_memory_lives_with_its_segments() -> None:
     assert segment.get_string() == "still here"
 
 
-def test_shared_arenas_are_not_supported() -> None:
-    with pytest.raises(ffm.UnsupportedOperationError, match="Shared arenas are currently not supported"):
-        Arena.of_shared()
-
-
 def test_reinterpret_validates() -> None:
     with pytest.raises(ValueError, match="Invalid size: -1"):
         MemorySegment.NULL.reinterpret(-1)

@@ -229,8 +229,17 @@ def operations(segment: MemorySegment, arena: Arena) -> dict[str, Operation]:
     }
 
 
-def fresh_arena() -> tuple[Arena, MemorySegment]:
-    arena = Arena.of_confined()
+#: the arenas that can be closed, by kind
+KINDS = {"confined": Arena.of_confined, "shared": Arena.of_shared}
+#: what a refused close says, by kind
+REFUSALS = {
+    "confined": "an operation on its memory is in progress",
+    "shared": "Session is acquired by 1 client",
+}
+
+
+def fresh_arena(kind: str = "confined") -> tuple[Arena, MemorySegment]:
+    arena = KINDS[kind]()
     segment = arena.allocate(64, 8)
     segment.copy_from(MemorySegment.of_array(bytearray(PATTERN)))
     return arena, segment
@@ -317,12 +326,13 @@ def check_outcome(name: str, closer: Closer, segment: MemorySegment, outcome: tu
     check(value)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", OPERATIONS)
-def test_closing_before_each_bytecode(name: str) -> None:
+def test_closing_before_each_bytecode(name: str, kind: str) -> None:
     """A close before bytecode 0, 1, 2, ... of the runtime's Python code, in turn."""
     step = 0
     while True:
-        arena, segment = fresh_arena()
+        arena, segment = fresh_arena(kind)
         closer = Closer(arena)
         reached, outcome = run_closing_at(step, closer, operations(segment, arena)[name][0])
         try:
@@ -330,7 +340,7 @@ def test_closing_before_each_bytecode(name: str) -> None:
         except AssertionError as exc:
             raise AssertionError(f"closed before step {step}, at {closer.where}: {exc}") from None
         for message in closer.refused:
-            assert "an operation on its memory is in progress" in message
+            assert REFUSALS[kind] in message
         if arena.is_alive():
             arena.close()
         if not reached:
@@ -383,11 +393,12 @@ CONVERTING: dict[str, Callable[[MemorySegment, Arena, Closer], Any]] = {
 }
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", CONVERTING)
-def test_a_value_closing_the_arena(name: str) -> None:
+def test_a_value_closing_the_arena(name: str, kind: str) -> None:
     """Values are converted before the check: a conversion that closes the arena makes the
     operation raise, and nothing is written to the memory the arena gave back."""
-    arena, segment = fresh_arena()
+    arena, segment = fresh_arena(kind)
     closer = Closer(arena)
     with pytest.raises(ScopeClosedError, match="Already closed"):
         CONVERTING[name](segment, arena, closer)
@@ -395,11 +406,12 @@ def test_a_value_closing_the_arena(name: str) -> None:
     closer.check_untouched()
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", OPERATIONS)
-def test_a_finalizer_in_a_cycle_closing_the_arena(name: str) -> None:
+def test_a_finalizer_in_a_cycle_closing_the_arena(name: str, kind: str) -> None:
     """The cycle collector runs a finalizer that closes the arena at the operation's first
     allocation (CPython 3.10, 3.11) or bytecode boundary (3.12 and later)."""
-    arena, segment = fresh_arena()
+    arena, segment = fresh_arena(kind)
     closer = Closer(arena)
     operation = operations(segment, arena)[name][0]
 

@@ -182,11 +182,13 @@ def _locate(m: _Method, layout: ir.Value, offset: ir.Value, writing: bool) -> ir
                 _contract.CELL_CONFINED_TYPE,
                 _contract.CELL_SEGMENT_TYPE,
                 _contract.CELL_HEAP_TYPE,
+                _contract.CELL_SHARED_TYPE,
             )
         )
     )
-    # the guard decides, as in Python: None for unconfined segments
-    m.slow_if(b.not_(model.owned_here(b, model.load_field(b, segment, "segment._guard"))))
+    # the guard decides, as in Python: None for unconfined segments; an open shared arena's
+    # needs no acquisition (the GIL is held and no Python code runs until the access)
+    m.slow_if(b.not_(model.usable_here(b, model.load_field(b, segment, "segment._guard"))))
     size = m.int_field(segment, "segment._size")
     width = m.int_field(layout, "layout._byte_size")
     m.slow_if(b.or_(b.icmp_signed("<", offset, i64(0)), b.icmp_signed(">", offset, b.sub(size, width))))

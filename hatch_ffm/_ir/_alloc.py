@@ -136,7 +136,8 @@ class Allocation:
             b, arena, "arena._confinement", "arena._cursor", "arena._limit", "arena._slab_view", drop=segment
         )
         guard = model.load_field(b, arena, "arena._confinement")
-        self.idioms.give_up_if(b, b.not_(model.owned_here(b, guard)), segment)
+        # (a shared arena's: open; no Python code runs until the segment is complete)
+        self.idioms.give_up_if(b, b.not_(model.usable_here(b, guard)), segment)
         cursor_field = model.field(b, arena, "arena._cursor")
         old_cursor = b.load(cursor_field, typ=PTR)
         # the cursor's int is dropped below: only an exact one (freeing it runs no Python code)
@@ -262,7 +263,8 @@ class Allocation:
             drop=segment,
         )
         guard = model.load_field(b, parent, "segment._guard")
-        self.idioms.give_up_if(b, b.not_(model.owned_here(b, guard)), segment)
+        # (a shared arena's: open; no Python code runs until the segment is complete)
+        self.idioms.give_up_if(b, b.not_(model.usable_here(b, guard)), segment)
         self.idioms.give_up_if(
             b, b.not_(model.scope_alive(b, model.load_field(b, parent, "segment._scope"))), segment
         )

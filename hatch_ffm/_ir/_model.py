@@ -101,9 +101,11 @@ class Model:
         return found
 
     def is_runtime_segment_type(self, b: ir.IRBuilder, kind: ir.Value) -> ir.Value:
-        """Whether ``kind`` is ``MemorySegment`` or the confined segments' type: the types
-        native code makes segments of."""
-        return self.is_one_of(b, kind, _contract.CELL_SEGMENT_TYPE, _contract.CELL_CONFINED_TYPE)
+        """Whether ``kind`` is ``MemorySegment`` or the confined or shared segments' type:
+        the types native code makes segments of."""
+        return self.is_one_of(
+            b, kind, _contract.CELL_SEGMENT_TYPE, _contract.CELL_CONFINED_TYPE, _contract.CELL_SHARED_TYPE
+        )
 
     # -- ints -----------------------------------------------------------------------------
     def read_int(self, b: ir.IRBuilder, obj: ir.Value, how: IntRead) -> tuple[ir.Value, ir.Value]:
@@ -182,6 +184,52 @@ class Model:
         alive.add_incoming(open_, on_arena)
         return alive
 
+    def is_open_shared(self, b: ir.IRBuilder, guard: ir.Value) -> ir.Value:
+        """Whether ``guard`` (not NULL) is an open shared arena's: a list whose first item is
+        the ``CELL_SHARED_MARK`` object.  No (the error cleared) for anything else.  Runs no
+        Python code; emitted in place.  Python: ``type(guard) is _SharedGuard and guard[0] ==
+        _SHARED`` (``ffm_runtime._memory``; the mark is compared by identity here)."""
+        fn = b.function
+        listed = fn.append_basic_block("shared_listed")
+        done = fn.append_basic_block("shared_done")
+        start = b.block
+        none = self.imports.data("_Py_NoneStruct")
+        b.cbranch(b.or_(is_null(b, guard), b.icmp_unsigned("==", guard, none)), done, listed)
+        b.position_at_end(listed)
+        first = self.imports.call(b, "PyList_GetItem", guard, i64(0))
+        with b.if_then(is_null(b, first), likely=False):
+            self.imports.call(b, "PyErr_Clear")  # not a list, or an empty one
+        mark = self.imports.cell(b, _contract.CELL_SHARED_MARK)
+        found = b.and_(b.not_(is_null(b, first)), b.icmp_unsigned("==", first, mark))
+        compared = b.block
+        b.branch(done)
+        b.position_at_end(done)
+        result = b.phi(I1)
+        result.add_incoming(ir.Constant(I1, 0), start)
+        result.add_incoming(found, compared)
+        return result
+
+    def usable_here(self, b: ir.IRBuilder, guard: ir.Value) -> ir.Value:
+        """Whether this thread may use memory under ``guard`` now, with the GIL held and no
+        Python code running until the access: :meth:`owned_here`, or an open shared arena's
+        guard (:meth:`is_open_shared`).  Emitted in place."""
+        # the shared mark first: reading it as a thread ident would raise (and clear) an error
+        open_shared = self.is_open_shared(b, guard)
+        fn = b.function
+        owner = fn.append_basic_block("usable_owner")
+        done = fn.append_basic_block("usable_done")
+        start = b.block
+        b.cbranch(open_shared, done, owner)
+        b.position_at_end(owner)
+        owned = self.owned_here(b, guard)
+        checked = b.block
+        b.branch(done)
+        b.position_at_end(done)
+        result = b.phi(I1)
+        result.add_incoming(ir.Constant(I1, 1), start)
+        result.add_incoming(owned, checked)
+        return result
+
     # -- segments -------------------------------------------------------------------------
     def check_segment(
         self,
@@ -191,6 +239,7 @@ class Model:
         allow_heap: bool,
         written: bool,
         verified: ir.Value,
+        shared: ir.Value,
     ) -> tuple[ir.Value, ir.Value]:
         """``(address, ok)`` of ``obj`` as a segment argument of a call (see
         :meth:`_segment_check`)."""
@@ -204,25 +253,28 @@ class Model:
                     ir.Constant(I1, int(allow_heap)),
                     ir.Constant(I1, int(written)),
                     verified,
+                    shared,
                 ],
             ),
         )
 
     @cached_property
     def _segment_check(self) -> ir.Function:
-        """``segment(obj, min_size, allow_heap, written, verified) -> {address, ok}``.
+        """``segment(obj, min_size, allow_heap, written, verified, shared) -> {address, ok}``.
 
         Segments usable anywhere are exactly of the ``MemorySegment`` type (fast path);
-        confined ones are exactly of a subclass whose guard must name this thread; heap
-        ones of another subclass, allowed only when ``allow_heap``.  ``min_size`` < 0 skips
+        confined ones are exactly of a subclass whose guard must name this thread; shared
+        ones of another, whose guard must be open (:meth:`is_open_shared`), and which is
+        then stored in ``*shared`` for the caller to acquire while the GIL is released;
+        heap ones of another subclass, allowed only when ``allow_heap``.  ``min_size`` < 0 skips
         the size check (an ``ADDRESS`` argument); ``written`` (the capture segment, which
         the stub writes) refuses read-only segments.  ``verified`` points to the guard last
         found to name this thread during this call (segments of one arena share it; no
         Python code runs between the checks of one call's segments, so it cannot change
         meanwhile).  Not ok: no error is set (the caller reports).
         """
-        fn, b = self.idioms.helper("segment", pair_type(PTR), [PTR, I64, I1, I1, PTR])
-        obj, min_size, allow_heap, written, verified = fn.args
+        fn, b = self.idioms.helper("segment", pair_type(PTR), [PTR, I64, I1, I1, PTR, PTR])
+        obj, min_size, allow_heap, written, verified, shared = fn.args
         fail = fn.append_basic_block("fail")
 
         def fail_if(condition: ir.Value) -> None:
@@ -248,8 +300,15 @@ class Model:
                         fail_if(b.not_(self.owned_here(b, guard)))
                         b.store(guard, verified)
                 with otherwise:
-                    heap = b.icmp_unsigned("==", kind, self.imports.cell(b, _contract.CELL_HEAP_TYPE))
-                    fail_if(b.not_(b.and_(allow_heap, heap)))
+                    is_shared = b.icmp_unsigned("==", kind, self.imports.cell(b, _contract.CELL_SHARED_TYPE))
+                    with b.if_else(is_shared) as (shared_type, other_type):
+                        with shared_type:
+                            guard = self.load_field(b, obj, "segment._guard")
+                            fail_if(b.not_(self.is_open_shared(b, guard)))
+                            b.store(guard, shared)
+                        with other_type:
+                            heap = b.icmp_unsigned("==", kind, self.imports.cell(b, _contract.CELL_HEAP_TYPE))
+                            fail_if(b.not_(b.and_(allow_heap, heap)))
         raw = self.load_field(b, obj, "segment._address")
         fail_if(is_null(b, raw))
         address, address_ok = self.read_int(b, raw, IntRead.UNSIGNED)

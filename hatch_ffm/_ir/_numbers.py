@@ -9,7 +9,7 @@ from functools import cached_property
 from llvmlite import ir
 
 from .._lowering import Extension, Form, ScalarKind
-from ._idioms import Idioms, return_pair, unpack
+from ._idioms import Idioms, is_null, return_pair, unpack
 from ._imports import Imports
 from ._types import F32, F64, I8, I64, PTR, i64, pair_type
 
@@ -36,6 +36,8 @@ class Numbers:
             return unpack(b, b.call(self._to_float, [obj]))
         if kind.form is not Form.INTEGER or kind.value_range is None:
             raise ValueError(f"no conversion to {kind}")
+        if kind.unsigned and kind.bits == 64:
+            return unpack(b, b.call(self._to_uint64, [obj]))
         low, high = kind.value_range
         value, ok = unpack(b, b.call(self._to_int, [obj, i64(low), i64(high)]))
         if kind.bits < 64:
@@ -54,9 +56,12 @@ class Numbers:
             return self.imports.call(b, "PyFloat_FromDouble", value)
         if kind.form is not Form.INTEGER:
             raise ValueError(f"no Python object for {kind}")
+        if kind.unsigned and kind.bits == 64:
+            return self.imports.call(b, "PyLong_FromUnsignedLongLong", value)
         wide = value
         if kind.bits < 64:
-            wide = b.zext(value, I64) if kind.extension is Extension.ZERO else b.sext(value, I64)
+            zero = kind.unsigned or kind.extension is Extension.ZERO
+            wide = b.zext(value, I64) if zero else b.sext(value, I64)
         return self.imports.call(b, "PyLong_FromLongLong", wide)
 
     @cached_property
@@ -67,6 +72,20 @@ class Numbers:
         value, ok = self.idioms.checked_call(b, "PyLong_AsLongLong", obj)
         inside = b.and_(b.icmp_signed(">=", value, low), b.icmp_signed("<=", value, high))
         return_pair(b, value, b.and_(ok, inside))
+        return fn
+
+    @cached_property
+    def _to_uint64(self) -> ir.Function:
+        """``uint64(obj) -> {i64, ok}``: an int in ``[0, 2**64)``, through ``__index__`` as
+        ``PyLong_AsLongLong`` converts (``PyLong_AsUnsignedLong`` takes ints only)."""
+        fn, b = self.idioms.helper("uint64", pair_type(I64), [PTR])
+        index = self.imports.call(b, "PyNumber_Index", fn.args[0])
+        with b.if_then(is_null(b, index), likely=False):
+            self.imports.call(b, "PyErr_Clear")
+            return_pair(b, i64(0), ir.Constant(ir.IntType(1), 0))
+        value, ok = self.idioms.checked_call(b, "PyLong_AsUnsignedLong", index)
+        self.imports.call(b, "Py_DecRef", index)  # an int: freeing it runs no Python code
+        return_pair(b, value, ok)
         return fn
 
     @cached_property

@@ -14,6 +14,11 @@ the call: (1) numbers and booleans, whose conversion may call ``__index__``/``__
 (2) the struct result's memory, whose allocator may run Python code (and, through the
 garbage collector, finalizers); (3) segments, whose checks run no Python code; (4) the
 call; (5) the result.
+
+Segments of a shared arena (and the target of a handle bound to a symbol of a shared
+arena's library) are acquired for the call when it releases the GIL: one item appended to
+the arena's guard before the GIL goes, one removed when it is back, so another thread's
+``close()`` is refused meanwhile (see ``ffm_runtime._contract``, section 4).
 """
 
 from __future__ import annotations
@@ -96,6 +101,38 @@ class StubModule:
         return fn
 
     @cached_property
+    def acquire(self) -> ir.Function:
+        """``acquire(guard) -> i32``: append one acquisition to a shared arena's guard and
+        keep a reference to it; nonzero (an error set) if that failed.  ``guard`` NULL: 0."""
+        fn, b = self.helpers.idioms.helper("acquire", I32, [PTR])
+        (guard,) = fn.args
+        imports = self.helpers.imports
+        with b.if_then(is_null(b, guard)):
+            b.ret(ir.Constant(I32, 0))
+        failed = imports.call(b, "PyList_Append", guard, imports.cell(b, _contract.CELL_SHARED_MARK))
+        with b.if_then(b.icmp_signed("==", failed, ir.Constant(I32, 0)), likely=True):
+            imports.call(b, "Py_IncRef", guard)
+        b.ret(failed)
+        return fn
+
+    @cached_property
+    def release(self) -> ir.Function:
+        """``release(guard)``: remove one acquisition (any: they are alike) from a shared
+        arena's guard and drop the reference :meth:`acquire` took.  ``guard`` NULL: nothing.
+        Runs no Python code (what it drops are ints, and maybe the list of them)."""
+        fn, b = self.helpers.idioms.helper("release", VOID, [PTR])
+        (guard,) = fn.args
+        imports = self.helpers.imports
+        with b.if_then(is_null(b, guard)):
+            b.ret_void()
+        count = imports.call(b, "PyList_Size", guard)
+        with b.if_then(b.icmp_signed(">", count, i64(1)), likely=True):
+            imports.call(b, "PyList_SetSlice", guard, b.sub(count, i64(1)), count, NULL)
+        imports.call(b, "Py_DecRef", guard)
+        b.ret_void()
+        return fn
+
+    @cached_property
     def fail_count(self) -> ir.Function:
         """``fail_count(key, mode, nargs)``: let ``arg_error`` raise for the argument count."""
         fn, b = self.helpers.idioms.helper("fail_count", PTR, [PTR, PTR, I64], cold=True)
@@ -142,6 +179,8 @@ class _Stub:
         self.target: ir.Value | None = None
         self.capture: ir.Value | None = None
         self._verified: ir.Value | None = None
+        #: stack slots of the shared arenas' guards to acquire for the call (NULL: none)
+        self._shared: list[ir.Value] = []
 
     def emit(self) -> None:
         self._check_count()
@@ -195,9 +234,7 @@ class _Stub:
         runs from here to the call)."""
         b = self.b
         if self.bound:
-            # ``self`` is the int the runtime bound (a builtin's ``__self__`` cannot be set)
-            address, _ = self.helpers.model.read_int(b, self.self_arg, IntRead.UNSIGNED)
-            self.target = b.inttoptr(address, PTR)
+            self.target = self._bound_target()
         else:
             first = self._arg(0)
             self.target = self._segment_address(first, 0, -1)
@@ -237,6 +274,14 @@ class _Stub:
             address, ok = model.read_int(b, raw, IntRead.UNSIGNED)
             self._fail_if(b.not_(ok), self.allocator_position, self.allocator)
             self.result_address = b.inttoptr(address, PTR)
+            # a shared arena's memory: open now (Python code ran since it was allocated),
+            # and acquired while the callee (or, after it, the stub) writes it
+            kind = model.type_of(b, self.result_segment)
+            shared_kind = self.imports.cell(b, _contract.CELL_SHARED_TYPE)
+            with b.if_then(b.icmp_unsigned("==", kind, shared_kind), likely=False):
+                guard = model.load_field(b, self.result_segment, "segment._guard")
+                self._fail_if(b.not_(model.is_open_shared(b, guard)), self.allocator_position, self.allocator)
+                b.store(guard, self._shared_slot())
 
     def _call(self) -> ir.Instruction:
         """Phase 4: the native call, without the GIL unless critical; ``errno`` right
@@ -246,6 +291,8 @@ class _Stub:
         c_type = ir.FunctionType(
             self._c_result(), [a.type for a in native[:variadic_from]], var_arg=variadic_from is not None
         )
+        if not self.sig.keeps_gil:
+            self._acquire_shared()
         state = None if self.sig.keeps_gil else self.imports.call(b, "PyEval_SaveThread")
         call = b.call(IndirectCallee(self.target, c_type), [a.value for a in native])
         for position, argument in enumerate(native):
@@ -257,6 +304,8 @@ class _Stub:
             b.store(b.load(location, typ=I32), self.capture, align=1)
         if state is not None:
             self.imports.call(b, "PyEval_RestoreThread", state)
+            for slot in self._shared:
+                b.call(self.stubs.release, [b.load(slot, typ=PTR)])
         return call
 
     def _box(self, call: ir.Instruction) -> None:
@@ -334,10 +383,66 @@ class _Stub:
         self, obj: ir.Value, position: int, min_size: int, written: bool = False
     ) -> ir.Value:
         address, ok = self.helpers.model.check_segment(
-            self.b, obj, min_size, self.sig.allow_heap, written, self._verified_guard()
+            self.b, obj, min_size, self.sig.allow_heap, written, self._verified_guard(), self._shared_slot()
         )
         self._fail_if(self.b.not_(ok), position, obj)
         return address
+
+    def _bound_target(self) -> ir.Value:
+        """The target of a bound handle: ``self`` is the int the runtime bound (a builtin's
+        ``__self__`` cannot be set), or, for a symbol of a library an arena unloads
+        (``SymbolLookup.library_lookup``), the tuple ``(address, guard, arena)``: the arena
+        must be usable here (a shared one is acquired for the call, so the library stays
+        loaded); the tuple keeps the arena, and so an automatic arena's library, alive."""
+        b, model = self.b, self.helpers.model
+        plain = self.fn.append_basic_block("plain_target")
+        scoped = self.fn.append_basic_block("scoped_target")
+        done = self.fn.append_basic_block("target")
+        b.cbranch(model.is_exact(b, self.self_arg, "PyTuple_Type"), scoped, plain)
+        b.position_at_end(plain)
+        plain_address, _ = model.read_int(b, self.self_arg, IntRead.UNSIGNED)
+        plain = b.block
+        b.branch(done)
+        b.position_at_end(scoped)
+        number = self.imports.call(b, "PyTuple_GetItem", self.self_arg, i64(0))
+        guard = self.imports.call(b, "PyTuple_GetItem", self.self_arg, i64(1))
+        self._fail_if(b.or_(is_null(b, number), is_null(b, guard)), -2, self.self_arg)
+        address, ok = model.read_int(b, number, IntRead.UNSIGNED)
+        self._fail_if(b.not_(ok), -2, self.self_arg)
+        slot = self._shared_slot()
+        with b.if_else(model.is_open_shared(b, guard)) as (shared, other):
+            with shared:
+                b.store(guard, slot)
+            with other:
+                self._fail_if(b.not_(model.owned_here(b, guard)), -2, self.self_arg)
+        checked = b.block
+        b.branch(done)
+        b.position_at_end(done)
+        target = b.phi(I64)
+        target.add_incoming(plain_address, plain)
+        target.add_incoming(address, checked)
+        return b.inttoptr(target, PTR)
+
+    def _shared_slot(self) -> ir.Value:
+        """A new stack slot (NULL at first) for a shared arena's guard to acquire."""
+        with self.b.goto_entry_block():
+            slot = self.b.alloca(PTR)
+            self.b.store(NULL, slot)
+        self._shared.append(slot)
+        return slot
+
+    def _acquire_shared(self) -> None:
+        """Acquire the shared arenas' guards the checks found, before the GIL goes; if one
+        cannot be (no memory), give back those acquired and fail."""
+        b = self.b
+        for index, slot in enumerate(self._shared):
+            failed = b.call(self.stubs.acquire, [b.load(slot, typ=PTR)])
+            with b.if_then(b.icmp_signed("!=", failed, ir.Constant(I32, 0)), likely=False):
+                for earlier in self._shared[:index]:
+                    b.call(self.stubs.release, [b.load(earlier, typ=PTR)])
+                if self.result_segment is not None:
+                    self.imports.call(b, "Py_DecRef", self.result_segment)
+                b.ret(NULL)
 
     def _verified_guard(self) -> ir.Value:
         """The stack slot for the guard this call's segment checks verified (NULL at first)."""

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 
 bool id_bool(bool x) { return x; }
 int8_t id_byte(int8_t x) { return x; }
@@ -110,4 +111,22 @@ struct at_limit at_limit_echo(struct at_limit s, int32_t i) {
     s.words[i] = -s.words[i];
     s.words[511] += i;
     return s;
+}
+
+/* Blocks (the GIL released) until the test writes to the pipe ``fd`` reads from: a downcall
+ * that is certainly running while another thread does something.  Returns the bytes read. */
+int64_t block_on_read(int32_t fd, void *buffer, int64_t size) { return read(fd, buffer, (size_t)size); }
+
+/* Unsigned values (JAVA_INT.unsigned() and friends); gcc is the reference for the ABI. */
+uint8_t id_u8(uint8_t x) { return x; }
+uint16_t id_u16(uint16_t x) { return x; }
+uint32_t id_u32(uint32_t x) { return x; }
+uint64_t id_u64(uint64_t x) { return x; }
+/* The 32 bits of the register a narrow unsigned argument arrives in: declared narrower by
+ * the descriptor, this shows whether the caller zero-extended it (x86_64 SysV asks it to). */
+uint32_t raw32(uint32_t x) { return x; }
+uint8_t low_byte(uint32_t x) { return (uint8_t)x; }
+uint16_t low_half(uint32_t x) { return (uint16_t)x; }
+uint64_t mix_unsigned(uint8_t a, uint16_t b, uint32_t c, uint64_t d) {
+    return (uint64_t)a + ((uint64_t)b << 8) + ((uint64_t)c << 24) + d;
 }

@@ -10,6 +10,7 @@ import os
 import platform
 import struct
 import sys
+import threading
 import types
 
 import ffm_runtime as f
@@ -24,6 +25,10 @@ values: dict[f.ValueLayout, object] = {
     f.JAVA_FLOAT: 1.5,
     f.JAVA_DOUBLE: -2.25,
     f.JAVA_BOOLEAN: True,
+    f.JAVA_BYTE.unsigned(): 255,
+    f.JAVA_SHORT.unsigned(): 65535,
+    f.JAVA_INT.unsigned(): 2**32 - 1,
+    f.JAVA_LONG.unsigned(): 2**64 - 1,
 }
 with f.Arena.of_confined() as arena:
     cell = arena.allocate(16, 8)
@@ -121,4 +126,19 @@ with f.Arena.of_confined() as arena:
         assert "Target offset 1 is incompatible with alignment constraint 8" in str(exc), exc
     else:
         raise AssertionError("no MisalignedAccessError")
+# a shared arena: get, set and allocate natively from any thread; refused once closed
+shared = f.Arena.of_shared()
+made: list[f.MemorySegment] = []
+worker = threading.Thread(target=lambda: made.append(shared.allocate(8, 8)))
+worker.start()
+worker.join()
+made[0].set(f.JAVA_LONG, 0, -7)
+assert made[0].get(f.JAVA_LONG, 0) == -7 and type(made[0]).__name__ == "_SharedSegment"
+shared.close()
+try:
+    made[0].get(f.JAVA_LONG, 0)
+except f.ScopeClosedError as exc:
+    assert "Already closed" in str(exc)
+else:
+    raise AssertionError("no ScopeClosedError")
 print(platform.machine(), "accelerated")
