@@ -139,6 +139,49 @@ def headline(outputs: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+#: the README's block of goals (issue 12's ratios), also written from the same run
+GOALS_BEGIN, GOALS_END = "<!-- goals:begin -->", "<!-- goals:end -->"
+#: scripts whose rows carry a goal column, and the example benchmarks (goal: >= 1.0x the
+#: reference, their last column being reference time / hatch-ffm time)
+GOAL_SCRIPTS = ("bench_pointers.py", "bench_bulk.py")
+_GOAL = re.compile(r"<= ([0-9.]+)x(?:: (met|not met))?")
+
+
+def goals(outputs: dict[str, str]) -> str:
+    """One table of every row with a goal: its ratio, the goal and whether it is met."""
+    lines = ["| benchmark | row | ratio | goal | met |", "|---|---|---:|---:|---|"]
+    for script in GOAL_SCRIPTS:
+        for line in outputs.get(script, "").splitlines():
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if len(cells) < 4 or not line.startswith("|"):
+                continue
+            for index, cell in enumerate(cells):
+                found = _GOAL.fullmatch(cell)
+                if found is None:
+                    continue
+                ratio = cells[index - 1]
+                verdict = found.group(2) or ("met" if cells[index + 1] == "yes" else "not met")
+                lines.append(f"| {script} | {cells[0]} | {ratio} | <= {found.group(1)}x | {verdict} |")
+    for script in EXAMPLE_SCRIPTS:
+        for line in outputs.get(script, "").splitlines():
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if not line.startswith("|") or not cells[-1].endswith("x") or cells[0] in {"workload", "---"}:
+                continue
+            try:
+                speed = float(cells[-1][:-1])  # the reference's time / hatch-ffm's: throughput
+            except ValueError:
+                continue
+            met = "met" if speed >= 1.0 else "not met"
+            lines.append(f"| {script} | {cells[0]} | {speed:.2f}x the reference's speed | >= 1.0x | {met} |")
+    return "\n".join(lines)
+
+
+def _replace_block(text: str, begin: str, end: str, body: str) -> str:
+    if begin not in text or end not in text:
+        return text
+    return text[: text.index(begin)] + f"{begin}\n{body}\n{end}" + text[text.index(end) + len(end) :]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -190,13 +233,17 @@ def main() -> int:
     args.doc.parent.mkdir(exist_ok=True)
     args.doc.write_text("\n".join(parts))
     text = args.readme.read_text()
-    if BEGIN in text and END in text:
-        block = (
-            f"{BEGIN}\n{where}; all rows from one run of `{command}` (full tables: "
-            f"[docs/benchmarks.md](docs/benchmarks.md)):\n\n{headline(outputs)}\n{END}"
-        )
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-        args.readme.write_text(text)
+    text = _replace_block(
+        text,
+        BEGIN,
+        END,
+        f"{where}; all rows from one run of `{command}` (full tables: "
+        f"[docs/benchmarks.md](docs/benchmarks.md)):\n\n{headline(outputs)}",
+    )
+    text = _replace_block(
+        text, GOALS_BEGIN, GOALS_END, f"{where}; the same run of `{command}`:\n\n{goals(outputs)}"
+    )
+    args.readme.write_text(text)
     print(f"wrote {args.doc} and the headline table of {args.readme} ({where})")
     return 0
 

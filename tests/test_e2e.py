@@ -313,7 +313,10 @@ def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) ->
         assert all(float(row.split(" | ")[1]) > 0 for row in rows), result.stdout
     # the report: one run of them all, into the tables document and the README's block
     readme = tmp_path / "README.md"
-    readme.write_text("before\n<!-- benchmarks:begin -->\nold\n<!-- benchmarks:end -->\nafter\n")
+    readme.write_text(
+        "before\n<!-- benchmarks:begin -->\nold\n<!-- benchmarks:end -->\nafter\n"
+        "<!-- goals:begin -->\nold goals\n<!-- goals:end -->\nend\n"
+    )
     doc = tmp_path / "benchmarks.md"
     result = subprocess.run(
         [
@@ -337,7 +340,13 @@ def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) ->
     assert all(f"## `benchmarks/{script}`" in text for script in expected), text
     block = readme.read_text()
     assert block.startswith("before\n<!-- benchmarks:begin -->\nCPython ") and "old" not in block
-    assert "| hatch-ffm add, critical (GIL kept) |" in block and block.endswith("after\n")
+    assert "| hatch-ffm add, critical (GIL kept) |" in block and block.endswith("end\n")
+    # every goal row of the pointer and bulk benchmarks, with its verdict
+    goal_rows = [
+        line for line in block.splitlines() if line.startswith(("| bench_pointers.py", "| bench_bulk.py"))
+    ]
+    assert len(goal_rows) >= 15 and "old goals" not in block, block
+    assert all(line.endswith(("| met |", "| not met |")) for line in goal_rows), block
 
     if shutil.which("valgrind"):  # the instruction counts (two rows, few calls: it is slow)
         result = subprocess.run(
