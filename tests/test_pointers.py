@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import threading
 import types
@@ -636,3 +637,16 @@ def test_scripts_and_namespaces_without_a_name(
     for call in (nameless["call"], main):
         with pytest.raises(IllegalCallerError, match="from the __main__ script"):
             call(8)
+
+
+@pytest.mark.parametrize("pure_python", ["", "1"], ids=["native", "python"])
+def test_the_check_holds_the_decision_it_reads(pure_python: str) -> None:
+    """Python code run by a dictionary lookup of the remembered check (a colliding key of the
+    caller's globals) decides again and drops the decision being read: no use after free."""
+    script = Path(__file__).parent / "scripts" / "reinterpret_check_reentered.py"
+    env = {**os.environ, "FFM_PURE_PYTHON": pure_python, "PYTHONMALLOC": "debug"}
+    done = subprocess.run(
+        [sys.executable, str(script)], check=False, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["reinterpret", "32", "compared"]

@@ -66,6 +66,15 @@ def _caller_let_through(m: _accelerators._Method) -> None:
     entry = b.load(entry_slot, typ=PTR)
     m.slow_if(is_null(b, entry))
     m.slow_if(b.not_(m.model.is_exact(b, entry, "PyTuple_Type")))  # (None: nothing last)
+    # A dictionary lookup below may run Python code (a key whose hash collides with the one
+    # looked up compares itself with it), which may decide again and drop the entry: it is
+    # held until the checks are done, and dropped on the way to the slow path too.
+    m.call("Py_IncRef", entry)
+    slow = m.slow
+    m.slow = m.fn.append_basic_block("drop_entry")
+    drop = ir.IRBuilder(m.slow)
+    m.imports.call(drop, "Py_DecRef", entry)
+    drop.branch(slow)
 
     def same(index: int, now: ir.Value) -> None:
         m.slow_if(b.icmp_unsigned("!=", m.call("PyTuple_GetItem", entry, i64(index)), now))
@@ -83,6 +92,8 @@ def _caller_let_through(m: _accelerators._Method) -> None:
     snapshot = m.call("PyTuple_GetItem", entry, i64(7))
     with b.if_then(b.icmp_unsigned("!=", snapshot, items["unchecked"])):
         _same_path(m, lookup(items["sys_namespace"], items["path_key"]), snapshot)
+    m.slow = slow
+    m.call("Py_DecRef", entry)  # (freeing it here may run Python code: nothing is read yet)
 
 
 def _same_path(m: _accelerators._Method, path: ir.Value, snapshot: ir.Value) -> None:
