@@ -618,6 +618,7 @@ def test_decisions_are_bounded(monkeypatch: pytest.MonkeyPatch, pointer: MemoryS
 def test_the_environment_read_natively_is_os_environ() -> None:
     assert _access.NATIVE_STATE[3] is os.environ
     assert _access.NATIVE_STATE[4] is os.environ._data  # type: ignore[attr-defined]
+    assert _access.NATIVE_STATE[14] == "_data"
     assert len(_access.NATIVE_STATE) == len(ffm_runtime._contract.NATIVE_ACCESS_ITEMS)
 
 
@@ -650,3 +651,18 @@ def test_the_check_holds_the_decision_it_reads(pure_python: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["reinterpret", "32", "compared"]
+
+
+def test_a_replaced_environment_dictionary(monkeypatch: pytest.MonkeyPatch, pointer: MemorySegment) -> None:
+    """``os.environ._data`` replaced by a dictionary without the policy: the variable is
+    gone for Python (deny), so it is for the remembered decision."""
+    monkeypatch.setenv(POLICY, "allow")
+    monkeypatch.setenv(ENABLE, "other")
+    call, _ = caller("unit_e.mod", pointer)
+    call(8)
+    assert remembered(lambda: call(8)).byte_size == 8
+    data = dict(os.environ._data)  # type: ignore[attr-defined]
+    del data[os.fsencode(POLICY)]
+    monkeypatch.setattr(os.environ, "_data", data)
+    with pytest.raises(IllegalCallerError, match=denied("unit_e")):
+        call(8)
