@@ -140,3 +140,19 @@ def test_struct_at_the_by_value_limit_under_emulation(emulator: Path, tmp_path: 
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "at the limit: ok"
+
+
+@pytest.mark.parametrize("script", ["reinterpret_check_reentered.py", "close_finalizes_a_field.py"])
+def test_native_paths_hold_what_python_code_may_free(
+    emulator: Path, script: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python code run in the middle of a native reinterpret check or close (see the scripts)
+    frees nothing the native code still reads: under PYTHONMALLOC=debug a read of freed memory
+    kills the process."""
+    monkeypatch.setenv("PYTHONMALLOC", "debug")
+    result = run_emulated(emulator, str(SCRIPTS / script), path=[])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() in (
+        ["reinterpret", "32", "compared"],
+        ["_alive", "0", "True", "owner", "0", "True"],
+    )
