@@ -8,6 +8,7 @@ which drops the decision the check was reading.  The check must still hold it: r
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from ffm_runtime import Arena
 
@@ -39,7 +40,7 @@ def call(size: int) -> object:
 
 
 call(8)  # decided, and remembered
-scope = globals()
+scope: dict[Any, Any] = globals()
 name = scope.pop("__name__")
 scope[Collides()] = None  # looking "__name__" up meets this key first
 scope["__name__"] = name
