@@ -666,3 +666,38 @@ def test_a_replaced_environment_dictionary(monkeypatch: pytest.MonkeyPatch, poin
     monkeypatch.setattr(os.environ, "_data", data)
     with pytest.raises(IllegalCallerError, match=denied("unit_e")):
         call(8)
+
+
+def test_a_list_subclass_as_sys_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pointer: MemorySegment
+) -> None:
+    """``sys.path`` replaced by a list subclass holding the same entries, whose iteration (what
+    the import system and the manifest registry see) adds a folder with a manifest that
+    mentions the unit: ALL-UNNAMED no longer covers it, for the remembered decision too."""
+    monkeypatch.setenv(ENABLE, _access.ALL_UNNAMED)
+    call, _ = caller("unit_f.mod", pointer)
+    call(8)
+    remembered(lambda: call(8))
+    manifest = tmp_path / "unit_f" / "_ffm" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(
+        json.dumps(
+            {
+                "format": ffm_runtime._manifest.FORMAT_VERSION,
+                "generator": ffm_runtime._manifest.GENERATOR,
+                "package": "unit_f",
+                "objects": [],
+                "stubs": {},
+                "enable_native_access": [],
+            }
+        )
+    )
+
+    class Path_(list):  # type: ignore[type-arg]
+        def __iter__(self) -> Iterator[Any]:
+            yield from list.__iter__(self)
+            yield str(tmp_path)
+
+    monkeypatch.setattr(sys, "path", Path_(sys.path))
+    with pytest.raises(IllegalCallerError, match=denied("unit_f")):
+        call(8)

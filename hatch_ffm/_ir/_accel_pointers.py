@@ -113,8 +113,10 @@ def _same_path(m: _accelerators._Method, path: ir.Value, snapshot: ir.Value) -> 
     """Go on only if ``path`` (``sys.path``) is a list of exactly the objects of the tuple
     ``snapshot`` (``_access._same_path``)."""
     b = m.b
+    # exactly a list, as Python requires: a subclass's iteration (what the import system and
+    # the manifest registry see) may differ from its items
+    m.slow_if(b.not_(m.model.is_exact(b, path, "PyList_Type")))
     count = m.call("PyList_Size", path)
-    m.slow_if(b.icmp_signed("<", count, i64(0)))  # not a list (the error is cleared there)
     m.slow_if(b.icmp_signed("!=", count, m.call("PyTuple_Size", snapshot)))
     index_slot = b.alloca(I64)
     b.store(i64(0), index_slot)
