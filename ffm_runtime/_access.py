@@ -186,6 +186,7 @@ NATIVE_STATE: Final = (
     vars(sys),
     "path",
     _last,
+    "_data",
 )
 
 

@@ -134,6 +134,7 @@ PYTHON_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "PyFrame_GetCode": "PyCodeObject *(PyFrameObject *)",
         "PyEval_GetGlobals": "PyObject *(void)",
         "PyDict_GetItem": "PyObject *(PyObject *, PyObject *)",
+        "PyObject_GetAttr": "PyObject *(PyObject *, PyObject *)",
     }
 )
 
@@ -308,8 +309,9 @@ ADDRESS_KIND: Final = 13
 #: ``os.environ`` and the dictionary behind it, the keys ``"__name__"``, ``"__spec__"``,
 #: ``"environ"`` and the two variables' (bytes), what stands for what does not matter (the
 #: ``__spec__`` of a module that is not ``__main__``; ``sys.path`` but for ``ALL-UNNAMED``),
-#: the ``sys`` module's namespace, the key ``"path"``, and ``[code, entry]`` of the decision
-#: remembered or found last.
+#: the ``sys`` module's namespace, the key ``"path"``, ``[code, entry]`` of the decision
+#: remembered or found last, and ``"_data"`` (the attribute of ``os.environ`` that holds its
+#: dictionary: the one read must still be it).
 NATIVE_ACCESS_ITEMS: Final = (
     "decided",
     "absent",
@@ -325,6 +327,7 @@ NATIVE_ACCESS_ITEMS: Final = (
     "sys_namespace",
     "path_key",
     "last",
+    "data_name",
 )
 #: An arena's slabs: their size, and the boundary they start on (allocations with a larger
 #: alignment get blocks of their own).

@@ -89,6 +89,10 @@ def _check_name(name: object) -> str:
     return name
 
 
+#: The largest size of a layout, as in Java (a ``long``): sizes are ``Py_ssize_t`` natively.
+_MAX_LAYOUT_SIZE: Final = 2**63 - 1
+
+
 class MemoryLayout:
     """Base of all layouts; also the home of the layout factory functions."""
 
@@ -99,6 +103,11 @@ class MemoryLayout:
     _name: str | None
 
     def __init__(self, byte_size: int, byte_alignment: int, name: str | None) -> None:
+        if byte_size > _MAX_LAYOUT_SIZE:  # as Java's long arithmetic refuses it
+            raise OverflowError(
+                f"Layout size overflow: {byte_size} bytes; a layout has at most 2**63 - 1 bytes "
+                "(for memory of unknown size, a sequence of (2**63 - 1) // element size elements)"
+            )
         object.__setattr__(self, "_byte_size", byte_size)
         object.__setattr__(self, "_byte_alignment", byte_alignment)
         object.__setattr__(self, "_name", name)

@@ -198,3 +198,29 @@ def test_unsigned_values_under_emulation(emulator: Path, shared_site: tuple[Path
     library, site = shared_site
     result = run_emulated(emulator, str(SCRIPTS / "aarch64_unsigned.py"), str(library), path=[site])
     assert result.returncode == 0 and "unsigned: ok" in result.stdout, result.stdout + result.stderr
+@pytest.mark.parametrize("script", ["reinterpret_check_reentered.py", "close_finalizes_a_field.py"])
+def test_native_paths_hold_what_python_code_may_free(
+    emulator: Path, script: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python code run in the middle of a native reinterpret check or close (see the scripts)
+    frees nothing the native code still reads: under PYTHONMALLOC=debug a read of freed memory
+    kills the process."""
+    monkeypatch.setenv("PYTHONMALLOC", "debug")
+    result = run_emulated(emulator, str(SCRIPTS / script), path=[])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() in (
+        ["reinterpret", "32", "compared"],
+        ["_alive", "0", "True", "owner", "0", "True"],
+    )
+
+
+@pytest.mark.parametrize("pure_python", ["", "1"], ids=["native", "python"])
+def test_get_string_before_an_unmapped_page_under_emulation(
+    emulator: Path, pure_python: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The native get_string (the aarch64 libc's memchr) and the Python one stop at the
+    terminator just before a PROT_NONE page, through a segment that claims far more."""
+    monkeypatch.setenv("FFM_PURE_PYTHON", pure_python)
+    result = run_emulated(emulator, str(SCRIPTS / "string_at_page_end.py"), path=[])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["utf-8", "ok", "latin-1", "ok", "utf-16le", "ok", "utf-32le", "ok"]

@@ -540,3 +540,14 @@ def test_a_replaced_guard_entry_is_python_s_to_judge() -> None:
     assert segment.get(JAVA_INT, 0) == 42
     arena.close()
     assert not arena.is_alive()
+
+
+@pytest.mark.parametrize("pure_python", ["", "1"], ids=["native", "python"])
+def test_close_with_a_field_whose_finalizer_takes_the_slab(pure_python: str) -> None:
+    script = Path(__file__).parent / "scripts" / "close_finalizes_a_field.py"
+    env = {**os.environ, "FFM_PURE_PYTHON": pure_python, "PYTHONMALLOC": "debug"}
+    done = subprocess.run(
+        [sys.executable, str(script)], check=False, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["_alive", "0", "True", "owner", "0", "True"]

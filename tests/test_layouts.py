@@ -243,3 +243,23 @@ def test_value_layout_alignment_is_capped() -> None:
     assert JAVA_INT.with_byte_alignment(2**30).byte_alignment == 2**30
     with pytest.raises(ValueError, match=r"value layouts support alignments up to 1073741824"):
         JAVA_INT.with_byte_alignment(2**31)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MemoryLayout.sequence_layout(2**60, JAVA_LONG),
+        lambda: MemoryLayout.padding_layout(2**64),
+        lambda: MemoryLayout.struct_layout(*[MemoryLayout.sequence_layout(2**62, JAVA_BYTE)] * 2),
+    ],
+    ids=["sequence", "padding", "struct"],
+)
+def test_a_layout_has_at_most_2_63_minus_1_bytes(make: object) -> None:
+    """As in Java, where a layout's size is a long: a larger one was accepted, and a downcall
+    whose ADDRESS result targets it made segments of byte_size -2**63 (for 2**63) or 0 (2**64),
+    while get(ADDRESS) of the same layout said 2**63."""
+    with pytest.raises(
+        OverflowError, match=r"Layout size overflow: \d+ bytes; a layout has at most 2\*\*63 - 1"
+    ):
+        make()  # type: ignore[operator]
+    assert MemoryLayout.sequence_layout((2**63 - 1) // 8, JAVA_LONG).byte_size == 2**63 - 8

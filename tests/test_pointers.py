@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import threading
 import types
@@ -617,6 +618,7 @@ def test_decisions_are_bounded(monkeypatch: pytest.MonkeyPatch, pointer: MemoryS
 def test_the_environment_read_natively_is_os_environ() -> None:
     assert _access.NATIVE_STATE[3] is os.environ
     assert _access.NATIVE_STATE[4] is os.environ._data  # type: ignore[attr-defined]
+    assert _access.NATIVE_STATE[14] == "_data"
     assert len(_access.NATIVE_STATE) == len(ffm_runtime._contract.NATIVE_ACCESS_ITEMS)
 
 
@@ -636,3 +638,66 @@ def test_scripts_and_namespaces_without_a_name(
     for call in (nameless["call"], main):
         with pytest.raises(IllegalCallerError, match="from the __main__ script"):
             call(8)
+
+
+@pytest.mark.parametrize("pure_python", ["", "1"], ids=["native", "python"])
+def test_the_check_holds_the_decision_it_reads(pure_python: str) -> None:
+    """Python code run by a dictionary lookup of the remembered check (a colliding key of the
+    caller's globals) decides again and drops the decision being read: no use after free."""
+    script = Path(__file__).parent / "scripts" / "reinterpret_check_reentered.py"
+    env = {**os.environ, "FFM_PURE_PYTHON": pure_python, "PYTHONMALLOC": "debug"}
+    done = subprocess.run(
+        [sys.executable, str(script)], check=False, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["reinterpret", "32", "compared"]
+
+
+def test_a_replaced_environment_dictionary(monkeypatch: pytest.MonkeyPatch, pointer: MemorySegment) -> None:
+    """``os.environ._data`` replaced by a dictionary without the policy: the variable is
+    gone for Python (deny), so it is for the remembered decision."""
+    monkeypatch.setenv(POLICY, "allow")
+    monkeypatch.setenv(ENABLE, "other")
+    call, _ = caller("unit_e.mod", pointer)
+    call(8)
+    assert remembered(lambda: call(8)).byte_size == 8
+    data = dict(os.environ._data)  # type: ignore[attr-defined]
+    del data[os.fsencode(POLICY)]
+    monkeypatch.setattr(os.environ, "_data", data)
+    with pytest.raises(IllegalCallerError, match=denied("unit_e")):
+        call(8)
+
+
+def test_a_list_subclass_as_sys_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pointer: MemorySegment
+) -> None:
+    """``sys.path`` replaced by a list subclass holding the same entries, whose iteration (what
+    the import system and the manifest registry see) adds a folder with a manifest that
+    mentions the unit: ALL-UNNAMED no longer covers it, for the remembered decision too."""
+    monkeypatch.setenv(ENABLE, _access.ALL_UNNAMED)
+    call, _ = caller("unit_f.mod", pointer)
+    call(8)
+    remembered(lambda: call(8))
+    manifest = tmp_path / "unit_f" / "_ffm" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(
+        json.dumps(
+            {
+                "format": ffm_runtime._manifest.FORMAT_VERSION,
+                "generator": ffm_runtime._manifest.GENERATOR,
+                "package": "unit_f",
+                "objects": [],
+                "stubs": {},
+                "enable_native_access": [],
+            }
+        )
+    )
+
+    class Path_(list):  # type: ignore[type-arg]
+        def __iter__(self) -> Iterator[Any]:
+            yield from list.__iter__(self)
+            yield str(tmp_path)
+
+    monkeypatch.setattr(sys, "path", Path_(sys.path))
+    with pytest.raises(IllegalCallerError, match=denied("unit_f")):
+        call(8)

@@ -31,8 +31,10 @@ def _caller_let_through(m: _accelerators._Method) -> None:
     """Go on only if a decision remembered for the calling code still holds (see
     ``ffm_runtime._access._remembered``): the calling code's entry, whose globals, their
     ``__name__`` (and ``__spec__`` for ``__main__``), and both variables' values are the same
-    objects now; and ``os.environ`` is still the one whose dictionary is read.  The
-    dictionaries looked in have exact ``str``, ``bytes`` or ``int`` keys: no Python code runs."""
+    objects now; and ``os.environ`` is still the one whose dictionary is read, and that is
+    still its ``_data``.  Python code can run here (a key of a dictionary looked in whose
+    hash collides with the key looked up is compared with it; a descriptor named ``_data``):
+    nothing is read before the check that this code could change, and the entry is held."""
     b = m.b
     frame = m.call("PyEval_GetFrame")
     m.slow_if(is_null(b, frame))  # no Python caller: only the policy decides
@@ -66,6 +68,15 @@ def _caller_let_through(m: _accelerators._Method) -> None:
     entry = b.load(entry_slot, typ=PTR)
     m.slow_if(is_null(b, entry))
     m.slow_if(b.not_(m.model.is_exact(b, entry, "PyTuple_Type")))  # (None: nothing last)
+    # A dictionary lookup below may run Python code (a key whose hash collides with the one
+    # looked up compares itself with it), which may decide again and drop the entry: it is
+    # held until the checks are done, and dropped on the way to the slow path too.
+    m.call("Py_IncRef", entry)
+    slow = m.slow
+    m.slow = m.fn.append_basic_block("drop_entry")
+    drop = ir.IRBuilder(m.slow)
+    m.imports.call(drop, "Py_DecRef", entry)
+    drop.branch(slow)
 
     def same(index: int, now: ir.Value) -> None:
         m.slow_if(b.icmp_unsigned("!=", m.call("PyTuple_GetItem", entry, i64(index)), now))
@@ -78,19 +89,34 @@ def _caller_let_through(m: _accelerators._Method) -> None:
         m.slow_if(b.icmp_unsigned("!=", spec, lookup(scope, items["spec_key"])))
     same(3, lookup(items["environ_data"], items["enable_key"]))
     same(4, lookup(items["environ_data"], items["policy_key"]))
-    environ = lookup(items["os_namespace"], items["environ_key"])
-    m.slow_if(b.icmp_unsigned("!=", environ, items["environ"]))
+    _same_environment(m, items, lookup(items["os_namespace"], items["environ_key"]))
     snapshot = m.call("PyTuple_GetItem", entry, i64(7))
     with b.if_then(b.icmp_unsigned("!=", snapshot, items["unchecked"])):
         _same_path(m, lookup(items["sys_namespace"], items["path_key"]), snapshot)
+    m.slow = slow
+    m.call("Py_DecRef", entry)  # (freeing it here may run Python code: nothing is read yet)
+
+
+def _same_environment(m: _accelerators._Method, items: dict[str, ir.Value], environ: ir.Value) -> None:
+    """Go on only if ``environ`` (``os.environ`` now) is the one whose dictionary was read,
+    and that dictionary is still its ``_data`` (one put in its place is what Python reads)."""
+    b = m.b
+    m.slow_if(b.icmp_unsigned("!=", environ, items["environ"]))
+    data = m.call("PyObject_GetAttr", environ, items["data_name"])
+    m.call("Py_DecRef", data)  # (NULL-safe; os.environ holds it)
+    with b.if_then(is_null(b, data), likely=False):
+        m.call("PyErr_Clear")
+    m.slow_if(b.icmp_unsigned("!=", data, items["environ_data"]))
 
 
 def _same_path(m: _accelerators._Method, path: ir.Value, snapshot: ir.Value) -> None:
     """Go on only if ``path`` (``sys.path``) is a list of exactly the objects of the tuple
     ``snapshot`` (``_access._same_path``)."""
     b = m.b
+    # exactly a list, as Python requires: a subclass's iteration (what the import system and
+    # the manifest registry see) may differ from its items
+    m.slow_if(b.not_(m.model.is_exact(b, path, "PyList_Type")))
     count = m.call("PyList_Size", path)
-    m.slow_if(b.icmp_signed("<", count, i64(0)))  # not a list (the error is cleared there)
     m.slow_if(b.icmp_signed("!=", count, m.call("PyTuple_Size", snapshot)))
     index_slot = b.alloca(I64)
     b.store(i64(0), index_slot)

@@ -396,6 +396,11 @@ def _arena_close(helpers: Helpers) -> None:
     m.slow_if(b.not_(model.owned_here(b, guard)))
     # an operation's pin (an extra item, see ffm_runtime._memory._pin): Python refuses
     m.slow_if(b.icmp_unsigned("!=", m.call("PyList_Size", guard), i64(1)))
+    # what close drops below must free no object with Python code (a finalizer could take
+    # the slab away meanwhile): an exact int owner, and _alive True (as an open arena's is)
+    m.slow_if(b.not_(model.is_exact(b, m.call("PyList_GetItem", guard, i64(0)), "PyLong_Type")))
+    alive = model.load_field(b, m.self_arg, "arena._alive")
+    m.slow_if(b.icmp_unsigned("!=", alive, imports.data("_Py_TrueStruct")))
     _only_released_views(m, model.load_field(b, m.self_arg, "arena._extra"))
     slab = model.load_field(b, m.self_arg, "arena._slab")
     m.slow_if(is_null(b, slab))
