@@ -198,6 +198,8 @@ def test_unsigned_values_under_emulation(emulator: Path, shared_site: tuple[Path
     library, site = shared_site
     result = run_emulated(emulator, str(SCRIPTS / "aarch64_unsigned.py"), str(library), path=[site])
     assert result.returncode == 0 and "unsigned: ok" in result.stdout, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("script", ["reinterpret_check_reentered.py", "close_finalizes_a_field.py"])
 def test_native_paths_hold_what_python_code_may_free(
     emulator: Path, script: str, monkeypatch: pytest.MonkeyPatch
