@@ -120,6 +120,7 @@ PYTHON_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "PyByteArray_Size": "Py_ssize_t (PyObject *)",
         "PyUnicode_DecodeUTF8": "PyObject *(const char *, Py_ssize_t, const char *)",
         "PyUnicode_AsUTF8AndSize": "const char *(PyObject *, Py_ssize_t *)",
+        "PyUnicode_CompareWithASCIIString": "int (PyObject *, const char *)",
         "PyMemoryView_FromObject": "PyObject *(PyObject *)",
         "PyObject_Size": "Py_ssize_t (PyObject *)",
         # In the Stable ABI since 3.11; CPython 3.10 exports both with the same signatures

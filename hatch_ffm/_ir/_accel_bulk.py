@@ -1,7 +1,8 @@
 """The runtime's bulk accelerators: bytes and strings through segments.
 
 Native versions of ``MemorySegment.to_bytes``, ``fill``, ``copy_from``, ``copy`` (the
-5-argument byte form), ``get_string`` and ``set_string`` (UTF-8, the default charset),
+5-argument byte form), ``get_string`` (UTF-8, up to the terminator or
+``byte_length`` bytes) and ``set_string`` (UTF-8, the default charset),
 ``Arena.allocate_from`` (a ``str``, or one value of a numeric or boolean ``ValueLayout``, or
 ``JAVA_BYTE`` with ``bytes``) and ``MemorySegment.of_array`` (``bytes`` and ``bytearray``).
 As in :mod:`._accelerators`, each takes only the common case (exact built-in types, a
@@ -164,16 +165,39 @@ def _copy(helpers: Helpers) -> None:
 
 # -- strings ----------------------------------------------------------------------------------
 def _get_string(helpers: Helpers) -> None:
-    """``segment.get_string([offset])`` in UTF-8 (a charset argument is Python's)."""
+    """``segment.get_string([offset[, charset[, byte_length]]])`` in UTF-8: a charset argument
+    spelled ``"utf-8"`` or ``"UTF-8"`` (any other is Python's), ``byte_length`` an ``int`` (the
+    bytes ``[offset, offset + byte_length)``, NULs included) or ``None`` (up to the NUL)."""
     m = _Method(helpers, "MemorySegment", "get_string")
     b = m.b
-    m.no_keywords(0, 1)
+    m.no_keywords(0, 3)
     offset_slot = b.alloca(I64)
     b.store(i64(0), offset_slot)
-    with b.if_then(b.icmp_signed("==", m.nargs, i64(1))):
+    with b.if_then(b.icmp_signed(">=", m.nargs, i64(1))):
         b.store(m.exact_int(m.arg(0)), offset_slot)
+    with b.if_then(b.icmp_signed(">=", m.nargs, i64(2))):
+        charset = m.arg(1)
+        m.slow_if(b.not_(m.model.is_exact(b, charset, "PyUnicode_Type")))
+        # (an exact str compared with ASCII text: no error, no Python code)
+        lower = m.call("PyUnicode_CompareWithASCIIString", charset, m.imports.cstring("utf-8"))
+        upper = m.call("PyUnicode_CompareWithASCIIString", charset, m.imports.cstring("UTF-8"))
+        zero = ir.Constant(I32, 0)
+        m.slow_if(b.and_(b.icmp_signed("!=", lower, zero), b.icmp_signed("!=", upper, zero)))
+    sized_slot = b.alloca(I64)  # the byte_length, or -1: up to the terminator
+    b.store(i64(-1), sized_slot)
+    with b.if_then(b.icmp_signed("==", m.nargs, i64(3))):
+        byte_length = m.arg(2)
+        with b.if_then(b.icmp_unsigned("!=", byte_length, m.imports.data("_Py_NoneStruct"))):
+            length = m.exact_int(byte_length)
+            m.slow_if(b.icmp_signed("<", length, i64(0)))  # Python raises
+            b.store(length, sized_slot)
     offset = b.load(offset_slot)
     address, size = _segment(m, m.self_arg, writing=False)
+    sized = b.load(sized_slot)
+    with b.if_then(b.icmp_signed(">=", sized, i64(0))):
+        _in_bounds(m, offset, sized, size)
+        decoded = m.call("PyUnicode_DecodeUTF8", _at(b, address, offset), sized, m.imports.cstring("replace"))
+        b.ret(_made_or_slow(m, decoded))
     _in_bounds(m, offset, i64(0), size)
     start = _at(b, address, offset)
     end = m.call("memchr", start, ir.Constant(I32, 0), b.sub(size, offset))

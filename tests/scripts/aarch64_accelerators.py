@@ -107,6 +107,7 @@ with f.Arena.of_confined() as arena:
         part = cell.as_slice(8, 16, 8)
         wider = pointer.reinterpret(8)
         moved = pointer.reinterpret(8, arena)
+        sized_text = cell.get_string(8, "utf-8", 3)  # byte_length: NULs included
         sys.setprofile(None)
         if attempt == 0:
             del seen[:]
@@ -115,6 +116,7 @@ with f.Arena.of_confined() as arena:
     assert part.address == cell.address + 8 and part.get(f.JAVA_LONG, 0) == target.address
     wider.set(f.JAVA_LONG, 0, 42)
     assert target.get(f.JAVA_LONG, 0) == 42 and moved.scope is arena
+    assert sized_text == struct.pack("<Q", target.address)[:3].decode("utf-8", "replace")
     try:
         cell.as_slice(1, 8, 8)
     except f.MisalignedAccessError as exc:
