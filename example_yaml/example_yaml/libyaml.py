@@ -93,7 +93,8 @@ _version_string = _handle("yaml_get_version_string", VERSION_STRING)
 _strlen = _linker.downcall_handle(_linker.default_lookup().find("strlen"), STRLEN, CRITICAL)
 
 #: A ``yaml_char_t *``: the bytes are libyaml's, valid until ``yaml_event_delete``; each is
-#: read for its known length (the scalar's ``length``, or ``strlen``), never beyond.
+#: read for its known length (``get_string(0, "utf-8", length)`` of a scalar's value) or up
+#: to its NUL (``get_string``, which reads no further than the NUL's page), never beyond.
 TEXT: Final = ADDRESS.with_target_layout(MemoryLayout.sequence_layout((1 << 63) - 1, JAVA_BYTE))
 #: A ``yaml_version_directive_t *``
 VERSION_POINTER: Final = ADDRESS.with_target_layout(VERSION_DIRECTIVE)
@@ -156,14 +157,19 @@ _SCALAR_STYLES: Final = {1: "", 2: "'", 3: '"', 4: "|", 5: ">"}  # as PyYAML spe
 _FLOW_STYLES: Final = {1: False, 2: True}  # YAML_BLOCK_*_STYLE, YAML_FLOW_*_STYLE
 _ERROR_KINDS: Final = {1: "memory", 2: "reader", 3: "scanner", 4: "parser"}
 
-# The numeric fields of an event, decoded from its bytes (native byte order, C sizes; the
-# offsets are EVENT's, the field order is each struct's in yaml.h)
+# The fields of an event, decoded from its bytes (native byte order, C sizes; the offsets
+# are EVENT's, the field order is each struct's in yaml.h).  A pointer read here is only
+# compared with NULL: the strings are read through the event segment (``get(TEXT, ...)``).
 _INT: Final = struct.Struct("=i")
 _TYPE: Final = _INT
 _MARKS: Final = struct.Struct("=6Q")  # start_mark, end_mark: index, line, column each
-_SCALAR: Final = struct.Struct("=Qiii")  # length, plain_implicit, quoted_implicit, style
-_NODE: Final = struct.Struct("=ii")  # implicit, style
-assert SCALAR_STYLE == SCALAR_LENGTH + 16 and NODE_STYLE == NODE_IMPLICIT + 4 and END_MARK == START_MARK + 24
+# anchor, tag, value, length, plain_implicit, quoted_implicit, style; then the marks
+_SCALAR: Final = struct.Struct("=QQQQiii4x6Q")
+_NODE: Final = struct.Struct("=QQii")  # anchor, tag, implicit, style
+assert SCALAR_TAG == SCALAR_ANCHOR + 8 and SCALAR_VALUE == SCALAR_ANCHOR + 16
+assert SCALAR_LENGTH == SCALAR_ANCHOR + 24 and SCALAR_STYLE == SCALAR_LENGTH + 16
+assert SCALAR_ANCHOR + _SCALAR.size - _MARKS.size == START_MARK and END_MARK == START_MARK + 24
+assert NODE_TAG == NODE_ANCHOR + 8 and NODE_IMPLICIT == NODE_ANCHOR + 16 and NODE_STYLE == NODE_IMPLICIT + 4
 
 
 def _text(pointer: MemorySegment) -> str | None:
@@ -171,7 +177,7 @@ def _text(pointer: MemorySegment) -> str | None:
     for ``NULL``."""
     if pointer.address == 0:
         return None
-    return pointer.as_slice(0, _strlen(pointer)).to_bytes().decode("utf-8")
+    return pointer.get_string(0, "utf-8")
 
 
 def version() -> str:
@@ -425,37 +431,35 @@ class Parser:
                 raise error
             try:
                 # the event's numbers in one checked copy, decoded by struct (offsets from
-                # EVENT); its strings through TEXT pointers
+                # EVENT); its strings read through TEXT pointers, those that are not NULL
                 raw = to_bytes()
                 kind = unpack_type(raw)[0]
-                marks = unpack_marks(raw, START_MARK)
                 result: Event
                 if kind == SCALAR:
-                    length, plain_implicit, quoted_implicit, style = unpack_scalar(raw, SCALAR_LENGTH)
-                    value = get(TEXT, SCALAR_VALUE).as_slice(0, length).to_bytes()
+                    fields = unpack_scalar(raw, SCALAR_ANCHOR)
                     result = ScalarEvent(
-                        marks,
-                        _text(get(TEXT, SCALAR_ANCHOR)),
-                        _text(get(TEXT, SCALAR_TAG)),
-                        (plain_implicit == 1, quoted_implicit == 1),
-                        value.decode("utf-8"),
-                        scalar_styles.get(style),
+                        fields[7:],
+                        get(TEXT, SCALAR_ANCHOR).get_string(0, "utf-8") if fields[0] else None,
+                        get(TEXT, SCALAR_TAG).get_string(0, "utf-8") if fields[1] else None,
+                        (fields[4] == 1, fields[5] == 1),
+                        get(TEXT, SCALAR_VALUE).get_string(0, "utf-8", fields[3]),
+                        scalar_styles.get(fields[6]),
                     )
                 elif kind in (SEQUENCE_START, MAPPING_START):
-                    implicit, style = unpack_node(raw, NODE_IMPLICIT)
+                    anchor, tag, implicit, style = unpack_node(raw, NODE_ANCHOR)
                     result = (SequenceStartEvent if kind == SEQUENCE_START else MappingStartEvent)(
-                        marks,
-                        _text(get(TEXT, NODE_ANCHOR)),
-                        _text(get(TEXT, NODE_TAG)),
+                        unpack_marks(raw, START_MARK),
+                        get(TEXT, NODE_ANCHOR).get_string(0, "utf-8") if anchor else None,
+                        get(TEXT, NODE_TAG).get_string(0, "utf-8") if tag else None,
                         implicit == 1,
                         flow_styles.get(style),
                     )
                 elif kind == SEQUENCE_END:
-                    result = SequenceEndEvent(marks)
+                    result = SequenceEndEvent(unpack_marks(raw, START_MARK))
                 elif kind == MAPPING_END:
-                    result = MappingEndEvent(marks)
+                    result = MappingEndEvent(unpack_marks(raw, START_MARK))
                 else:
-                    result = self._rare(kind, raw, marks)
+                    result = self._rare(kind, raw, unpack_marks(raw, START_MARK))
             finally:
                 delete(event)
             if kind == STREAM_END:
