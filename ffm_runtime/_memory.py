@@ -448,7 +448,8 @@ class MemorySegment:
 
         ``new_size`` may be a layout: its size and alignment are used.
         """
-        # Native twin: ffm_acc_memorysegment_as_slice (hatch_ffm/_ir/_accel_pointers.py), ints.
+        # Native twin: ffm_acc_memorysegment_as_slice (hatch_ffm/_ir/_accel_pointers.py), ints
+        # (new_size None or left out too).
         offset = _check_int(offset, "offset")
         if isinstance(new_size, MemoryLayout):
             byte_alignment = new_size.byte_alignment

@@ -143,6 +143,8 @@ def test_native_paths_run_no_python_code(lib: Any) -> None:
             "reinterpret(size, arena)": lambda: pointer.reinterpret(8, arena),
             "as_slice(offset, size)": lambda: segment.as_slice(8, 16),
             "as_slice(offset, size, alignment)": lambda: segment.as_slice(8, 16, 8),
+            "as_slice(offset)": lambda: segment.as_slice(8),
+            "as_slice(offset, None, alignment)": lambda: segment.as_slice(8, None, 8),
         }
         for name, operation in operations.items():
             operation()  # (reinterpret: the caller check decides, and remembers)
@@ -270,6 +272,17 @@ SLICES: list[tuple[Any, ...]] = [
     (8, None),
     (8, JAVA_LONG),
     (8,),
+    (0,),
+    (64,),
+    (65,),
+    (-1,),
+    (2**63,),
+    (Index(8),),
+    (8.0,),
+    (8, None, 8),
+    (1, None, 2),
+    (65, None),
+    (8, None, 3),
 ]
 
 
@@ -388,6 +401,7 @@ def test_tampered_segments_match_python(field: str) -> None:
                 where = (field, junk, scope)
                 for method, args in (
                     ("as_slice", (0, 0)),
+                    ("as_slice", (4,)),
                     ("reinterpret", (8,)),
                     ("reinterpret", (8, confined)),
                     ("get", (ADDRESS, 0)),
