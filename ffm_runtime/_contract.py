@@ -223,6 +223,10 @@ CELL_ADDRESS_LAYOUT_TYPE: Final = "ffm_rt_address_layout_type"
 #: The decisions of the native-access check remembered per calling code, and what native
 #: code compares them with: ``_access.NATIVE_STATE`` (a tuple; see ``NATIVE_ACCESS_ITEMS``).
 CELL_NATIVE_ACCESS: Final = "ffm_rt_native_access"
+#: The ``StructLayout`` type: ``Arena.allocate(layout[, count])`` takes layouts of exactly it,
+#: ``ValueLayout`` or ``AddressLayout`` natively (none overrides ``byte_size`` or
+#: ``byte_alignment``: their values are the ``memory_layout`` fields).
+CELL_STRUCT_LAYOUT_TYPE: Final = "ffm_rt_struct_layout_type"
 
 #: Every cell's symbol, in the order of the cells table.
 RUNTIME_CELLS: Final = tuple(value for name, value in tuple(globals().items()) if name.startswith("CELL_"))
@@ -265,6 +269,8 @@ FIELDS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         "extras": ("slabs", "blocks", "cleanups", "exports"),
         # AddressLayout: the size of the segments its addresses read as
         "address": ("_target_size",),
+        # every MemoryLayout (slots of the base class: the same place in every layout)
+        "memory_layout": ("_byte_size", "_byte_alignment"),
     }
 )
 OFFSETS_SYMBOL: Final = "ffm_rt_offsets"

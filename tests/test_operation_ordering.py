@@ -214,6 +214,10 @@ def operations(segment: MemorySegment, arena: Arena) -> dict[str, Operation]:
         "as_slice": (lambda: segment.as_slice(8, 8).address, _equal(segment.address + 8)),
         "allocate": (lambda: arena.allocate(24, 8), _segment_of(24)),
         "allocate(layout, count)": (lambda: arena.allocate(JAVA_LONG, 3), _segment_of(24)),
+        "allocate(struct layout)": (
+            lambda: arena.allocate(MemoryLayout.struct_layout(JAVA_INT, JAVA_INT, JAVA_DOUBLE)),
+            _segment_of(16),
+        ),
         "allocate a block": (lambda: arena.allocate(8192), _segment_of(8192)),
         "allocate_from(text)": (lambda: arena.allocate_from("hello"), _segment_of(6)),
         "allocate_from(layout, value)": (lambda: arena.allocate_from(JAVA_INT, 77), _segment_of(4)),

@@ -59,6 +59,8 @@ with f.Arena.of_confined() as arena:
     assert arena.allocate_from(f.JAVA_BYTE, bytearray(b"ab")).to_bytes() == b"ab"
     assert list(arena.allocate_from(f.JAVA_SHORT, [1, -2, 3]).to_array(f.JAVA_SHORT)) == [1, -2, 3]
     assert arena.allocate_from(f.JAVA_FLOAT, (1.5, 2.5)).get(f.JAVA_FLOAT, 4) == 2.5
+    pair = arena.allocate(f.MemoryLayout.struct_layout(f.JAVA_INT, f.JAVA_INT, f.JAVA_LONG), 2)
+    assert pair.byte_size == 32 and pair.address % 8 == 0 and pair.to_bytes() == bytes(32)
     block = arena.allocate(32)
     assert block.fill(7).to_bytes() == bytes([7]) * 32
     block.set_string(4, "abc")
