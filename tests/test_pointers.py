@@ -205,6 +205,33 @@ def test_get_address_matches_python(segments: dict[str, MemorySegment]) -> None:
                 assert outcome(segment.get, layout) == outcome(python("get"), segment, layout)
 
 
+class Size(int):
+    """An int subclass as a layout's target size: never shared by the native path."""
+
+
+def test_get_address_shares_the_target_size_as_python_does() -> None:
+    """The segment read through a layout with a target layout holds the layout's size int
+    itself (as Python's does), one reference per segment, released with it."""
+    everything = ffm_runtime.MemoryLayout.sequence_layout(2**63 - 1, ffm_runtime.JAVA_BYTE)
+    text = ADDRESS.with_target_layout(everything)
+    size = text._target_size  # type: ignore[attr-defined]
+    with Arena.of_confined() as arena:
+        cell = arena.allocate(8, 8)
+        cell.set(ADDRESS, 0, arena.allocate_from("hi"))
+        before = sys.getrefcount(size)
+        pointers = [cell.get(text, 0) for _ in range(100)]
+        assert all(p._size is size for p in pointers)  # type: ignore[attr-defined]
+        assert python("get")(cell, text, 0)._size is size
+        assert sys.getrefcount(size) == before + 100
+        del pointers
+        assert sys.getrefcount(size) == before
+        assert cell.get(text, 0).get_string() == "hi"
+        odd = ADDRESS.with_target_layout(JAVA_LONG)
+        ADDRESS.__class__._target_size.__set__(odd, Size(8))  # type: ignore[attr-defined]
+        for pointer in (cell.get(odd, 0), python("get")(cell, odd, 0)):
+            assert pointer.byte_size == 8 and pointer.address == cell.get(JAVA_LONG, 0)
+
+
 def test_set_address_matches_python(segments: dict[str, MemorySegment]) -> None:
     """Writes a native segment's address (whatever its scope, as Python); refuses heap
     segments and anything else with Python's exceptions, writing nothing."""

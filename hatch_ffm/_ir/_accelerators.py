@@ -288,7 +288,10 @@ def _segment_get(helpers: Helpers) -> None:
         size = m.int_field(layout, "address._target_size")
         m.slow_if(b.icmp_signed("<", size, i64(0)))
         value = b.load(where, typ=I64, align=1)
-        b.ret(helpers.alloc.global_segment(b, value, size))
+        # the segment shares the layout's size int, as Python's does (an exact int only)
+        size_int = m.model.load_field(b, layout, "address._target_size")
+        shared = b.select(m.model.is_exact(b, size_int, "PyLong_Type"), size_int, NULL)
+        b.ret(helpers.alloc.global_segment(b, value, size, shared))
 
     _per_kind(m, kind, is_address, emit, emit_address)
 
