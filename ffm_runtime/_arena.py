@@ -504,7 +504,8 @@ class Arena(Scope, SegmentAllocator):
     def allocate(self, size: int | MemoryLayout, alignment_or_count: int | None = None) -> MemorySegment:
         """``allocate(byte_size, byte_alignment=1)``, ``allocate(layout)`` or
         ``allocate(layout, count)``: zeroed memory owned by this arena."""
-        # Native twin: ffm_acc_arena_allocate (hatch_ffm/_ir/_accelerators.py), common cases.
+        # Native twin: ffm_acc_arena_allocate (hatch_ffm/_ir/_accelerators.py), common cases
+        # (ints; struct, value and address layouts).
         if size.__class__ is not int or (
             alignment_or_count is not None and alignment_or_count.__class__ is not int
         ):

@@ -241,7 +241,7 @@ def bootstrap() -> None:
     from ._arena import Arena, _Extras, _pool, _PrefixAllocator, _SlicingAllocator
     from ._errors import UnsupportedPlatformError
     from ._handles import allocate_result, arg_error, result_segment
-    from ._layouts import AddressLayout, ValueLayout
+    from ._layouts import AddressLayout, MemoryLayout, StructLayout, ValueLayout
     from ._memory import _SHARED, GLOBAL_SCOPE, MemorySegment, _ConfinedSegment, _HeapSegment, _SharedSegment
 
     cells: dict[str, object] = {
@@ -270,6 +270,7 @@ def bootstrap() -> None:
         _contract.CELL_NATIVE_ACCESS: _access.NATIVE_STATE,
         _contract.CELL_SHARED_TYPE: _SharedSegment,
         _contract.CELL_SHARED_MARK: _SHARED,
+        _contract.CELL_STRUCT_LAYOUT_TYPE: StructLayout,
     }
     classes: dict[str, type] = {
         "segment": MemorySegment,
@@ -280,6 +281,7 @@ def bootstrap() -> None:
         "heap": _HeapSegment,
         "extras": _Extras,
         "address": AddressLayout,
+        "memory_layout": MemoryLayout,
     }
     if set(cells) != set(_contract.RUNTIME_CELLS) or set(classes) != set(_contract.FIELDS):
         raise UnsupportedPlatformError(
@@ -306,6 +308,7 @@ def bootstrap() -> None:
         "heap": object.__new__(_HeapSegment),
         "extras": object.__new__(_Extras),
         "address": object.__new__(AddressLayout),
+        "memory_layout": object.__new__(MemoryLayout),
     }
     try:
         for role, names in _contract.FIELDS.items():

@@ -123,6 +123,7 @@ PYTHON_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "PyByteArray_Size": "Py_ssize_t (PyObject *)",
         "PyUnicode_DecodeUTF8": "PyObject *(const char *, Py_ssize_t, const char *)",
         "PyUnicode_AsUTF8AndSize": "const char *(PyObject *, Py_ssize_t *)",
+        "PyUnicode_CompareWithASCIIString": "int (PyObject *, const char *)",
         "PyMemoryView_FromObject": "PyObject *(PyObject *)",
         "PyObject_Size": "Py_ssize_t (PyObject *)",
         # In the Stable ABI since 3.11; CPython 3.10 exports both with the same signatures
@@ -230,6 +231,10 @@ CELL_NATIVE_ACCESS: Final = "ffm_rt_native_access"
 CELL_SHARED_TYPE: Final = "ffm_rt_shared_type"
 #: The ``int`` item 0 of an open shared arena's guard is (never a thread ident).
 CELL_SHARED_MARK: Final = "ffm_rt_shared_mark"
+#: The ``StructLayout`` type: ``Arena.allocate(layout[, count])`` takes layouts of exactly it,
+#: ``ValueLayout`` or ``AddressLayout`` natively (none overrides ``byte_size`` or
+#: ``byte_alignment``: their values are the ``memory_layout`` fields).
+CELL_STRUCT_LAYOUT_TYPE: Final = "ffm_rt_struct_layout_type"
 
 #: Every cell's symbol, in the order of the cells table.
 RUNTIME_CELLS: Final = tuple(value for name, value in tuple(globals().items()) if name.startswith("CELL_"))
@@ -272,6 +277,8 @@ FIELDS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         "extras": ("slabs", "blocks", "cleanups", "exports"),
         # AddressLayout: the size of the segments its addresses read as
         "address": ("_target_size",),
+        # every MemoryLayout (slots of the base class: the same place in every layout)
+        "memory_layout": ("_byte_size", "_byte_alignment"),
     }
 )
 OFFSETS_SYMBOL: Final = "ffm_rt_offsets"

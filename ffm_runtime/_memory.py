@@ -503,7 +503,8 @@ class MemorySegment:
 
         ``new_size`` may be a layout: its size and alignment are used.
         """
-        # Native twin: ffm_acc_memorysegment_as_slice (hatch_ffm/_ir/_accel_pointers.py), ints.
+        # Native twin: ffm_acc_memorysegment_as_slice (hatch_ffm/_ir/_accel_pointers.py), ints
+        # (new_size None or left out too).
         offset = _check_int(offset, "offset")
         if isinstance(new_size, MemoryLayout):
             byte_alignment = new_size.byte_alignment
@@ -731,11 +732,16 @@ class MemorySegment:
         return view
 
     # -- strings ----------------------------------------------------------------------
-    def get_string(self, offset: int = 0, charset: str = "utf-8") -> str:
-        """Read a NUL-terminated string starting at ``offset``."""
+    def get_string(self, offset: int = 0, charset: str = "utf-8", byte_length: int | None = None) -> str:
+        """Read a NUL-terminated string starting at ``offset``; with ``byte_length``, exactly
+        that many bytes (NULs included, as Java's ``getString(offset, charset, byteLength)``).
+
+        Bytes that do not decode in ``charset`` are replaced (U+FFFD), as Java does."""
         # Native twin: ffm_acc_memorysegment_get_string (hatch_ffm/_ir/_accel_bulk.py), common cases.
         offset = _check_int(offset, "offset")
         name, width = _charset(charset)
+        if byte_length is not None:
+            return self._get_sized_string(offset, name, _check_int(byte_length, "byte_length"))
         self._check_scope()
         self._check_bounds(offset, 0)
         view, base = self._bytes_view()
@@ -753,6 +759,22 @@ class MemorySegment:
                 offset,
                 self._size - offset,
             )
+        return data.decode(name, errors="replace")
+
+    def _get_sized_string(self, offset: int, name: str, byte_length: int) -> str:
+        """``get_string`` with a ``byte_length``: the bytes ``[offset, offset + byte_length)``
+        decoded as ``name``."""
+        self._check_scope()
+        self._check_bounds(offset, byte_length)
+        view, base = self._bytes_view()
+        guard = self._guard
+        depth = _depth(guard)
+        try:
+            _pin(guard, self)
+            data = bytes(view[base + offset : base + offset + byte_length])
+        finally:
+            if guard is not None and depth:
+                del guard[depth:]
         return data.decode(name, errors="replace")
 
     def set_string(self, offset: int, text: str, charset: str = "utf-8") -> None:

@@ -33,6 +33,7 @@ from ffm_runtime import (
     JAVA_LONG,
     JAVA_SHORT,
     Arena,
+    MemoryLayout,
     MemorySegment,
     _accel,
 )
@@ -260,6 +261,9 @@ def test_values_round_trip_exactly() -> None:
                 assert type(cell.get(layout, 0)) is type(value)
 
 
+STRUCT = MemoryLayout.struct_layout(JAVA_INT.with_name("a"), JAVA_INT, JAVA_LONG.with_name("b"))
+
+
 @pytest.mark.parametrize("make", [Arena.of_confined, Arena.of_shared], ids=["confined", "shared"])
 def test_allocate_matches_python(make: Callable[[], Arena]) -> None:
     python_allocate = _accel._python_methods[INDEX["allocate"]]
@@ -285,6 +289,28 @@ def test_allocate_matches_python(make: Callable[[], Arena]) -> None:
         (JAVA_INT, 3),
         (True,),
         (),
+        # layouts: struct, value and address layouts natively, the others through Python
+        (STRUCT,),
+        (STRUCT, 0),
+        (STRUCT, 3),
+        (STRUCT, 256),
+        (STRUCT, 257),  # a block of its own
+        (STRUCT, -1),
+        (STRUCT, 2**63),
+        (STRUCT, Index(2)),
+        (STRUCT, 2.0),
+        (STRUCT, None),
+        (JAVA_LONG, 512),
+        (JAVA_LONG, 513),
+        (JAVA_DOUBLE.with_byte_alignment(64),),
+        (JAVA_INT.with_byte_alignment(128), 2),
+        (ADDRESS,),
+        (ADDRESS.with_target_layout(JAVA_INT), 2),
+        (MemoryLayout.struct_layout(),),
+        (MemoryLayout.struct_layout(JAVA_BYTE.with_byte_alignment(4096)),),
+        (MemoryLayout.union_layout(JAVA_INT, JAVA_LONG),),
+        (MemoryLayout.sequence_layout(3, JAVA_INT),),
+        (MemoryLayout.padding_layout(8),),
     ]
     with make() as native_arena, make() as python_arena:
         for args in cases:
@@ -297,6 +323,59 @@ def test_allocate_matches_python(make: Callable[[], Arena]) -> None:
             else:
                 assert native == python, args
         assert native_arena.allocate(16, alignment_or_count=8).byte_size == 16
+        assert native_arena.allocate(STRUCT, alignment_or_count=2).byte_size == 32
+
+
+@pytest.mark.parametrize("field", ["_byte_size", "_byte_alignment"])
+def test_allocate_of_tampered_layouts_matches_python(field: str) -> None:
+    """A layout whose size or alignment field was replaced: the native allocate and the
+    Python method agree (each reads it once, as an int or not at all)."""
+    python_allocate = _accel._python_methods[INDEX["allocate"]]
+    with Arena.of_confined() as arena:
+        for junk in JUNK:
+            for make in (
+                lambda: MemoryLayout.struct_layout(JAVA_INT, JAVA_INT),
+                lambda: JAVA_LONG.with_name("x"),
+            ):
+                native, python = make(), make()
+                for layout in (native, python):
+                    descriptor = MemoryLayout.__dict__[field]
+                    if junk == "<unset>":
+                        descriptor.__delete__(layout)
+                    else:
+                        descriptor.__set__(layout, junk)
+                for count in ((), (2,)):
+                    assert tampered_outcome(arena.allocate, native, *count) == tampered_outcome(
+                        python_allocate, arena, python, *count
+                    ), (field, junk, count)
+
+
+def test_allocate_of_layouts_is_native() -> None:
+    """allocate(layout[, count]) of struct, value and address layouts takes no slow path,
+    and gives what the Python method gives: byte_size * count bytes, aligned as the layout."""
+    methods = _accel._python_methods
+    index = INDEX["allocate"]
+    original = methods[index]
+    slow: list[int] = []
+    methods[index] = lambda *args, **kwargs: slow.append(1) or original(*args, **kwargs)
+    try:
+        with Arena.of_confined() as arena:
+            made = [
+                arena.allocate(STRUCT),
+                arena.allocate(STRUCT, 3),
+                arena.allocate(JAVA_LONG),
+                arena.allocate(JAVA_SHORT, 5),
+                arena.allocate(ADDRESS, 2),
+                arena.allocate(JAVA_DOUBLE.with_byte_alignment(64)),
+            ]
+            assert not slow
+            assert [s.byte_size for s in made] == [16, 48, 8, 10, 16, 8]
+            assert [s.address % a for s, a in zip(made, (8, 8, 8, 2, 8, 64), strict=True)] == [0] * 6
+            assert all(s.to_bytes() == bytes(s.byte_size) and s.scope is arena for s in made)
+            arena.allocate(MemoryLayout.union_layout(JAVA_INT))
+            assert slow == [1]
+    finally:
+        methods[index] = original
 
 
 def test_allocate_from_another_thread_and_after_close() -> None:

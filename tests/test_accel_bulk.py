@@ -237,6 +237,39 @@ def test_strings_match_python(segments: dict[str, MemorySegment]) -> None:
         compare(segments, "set_string", segment.set_string, 0)
 
 
+def test_sized_strings_match_python(segments: dict[str, MemorySegment]) -> None:
+    """get_string(offset, charset, byte_length): exactly byte_length bytes, NULs included."""
+    lengths: list[Any] = [0, 1, 4, 20, 21, 43, 44, 64, 65, -1, 2**63, True, 1.0, "4", Index(4), None]
+    for segment in segments.values():
+        for offset in OFFSETS:
+            for length in lengths:
+                compare(segments, "get_string", segment.get_string, offset, "utf-8", length)
+        charsets: list[Any] = ["utf-8", "UTF-8", "UTF_8", "utf8", "Utf-8", "latin-1", "utf-16le", "bogus", 5]
+        for charset in (*charsets, Text("utf-8")):
+            compare(segments, "get_string", segment.get_string, 0, charset, 6)
+            compare(segments, "get_string", segment.get_string, 21, charset, None)
+        compare(segments, "get_string", segment.get_string, 0, "utf-8", byte_length=30)
+        compare(segments, "get_string", segment.get_string, byte_length=30)
+
+
+def test_sized_strings_read_nuls_and_replace_bad_bytes() -> None:
+    with Arena.of_confined() as arena:
+        segment = arena.allocate(16)
+        segment.copy_from(MemorySegment.of_array(bytearray(b"a\0b\xffc\xe2\x82")))
+        for read in (segment.get_string, partial(python("get_string"), segment)):
+            assert read(0, "utf-8", 7) == "a\0b\ufffdc\ufffd"
+            assert read(0, "UTF-8", 16) == "a\0b\ufffdc\ufffd" + "\0" * 9
+            assert read(0, "utf-8", None) == read(0) == "a"
+            assert read(2, "utf-8", 0) == ""
+            assert read(0, "latin-1", 4) == "a\0b\xff"
+            with pytest.raises(ffm_runtime.OutOfBoundsError, match="new offset = 10; new length = 7"):
+                read(10, "utf-8", 7)
+            with pytest.raises(ffm_runtime.OutOfBoundsError, match="new offset = 0; new length = -1"):
+                read(0, "utf-8", -1)
+            with pytest.raises(TypeError, match="byte_length must be an int, not float"):
+                read(0, "utf-8", 1.0)
+
+
 def test_invalid_utf8_is_replaced_as_python_does() -> None:
     with Arena.of_confined() as arena:
         segment = arena.allocate(16)
@@ -535,6 +568,7 @@ def test_tampered_segments_match_python(field: str) -> None:
                     ("to_bytes", ()),
                     ("fill", (3,)),
                     ("get_string", ()),
+                    ("get_string", (0, "utf-8", 4)),
                     ("set_string", (1, "x")),
                     ("copy_from", (other,)),
                 ):
@@ -676,6 +710,10 @@ def test_the_common_cases_are_native() -> None:
             ("set_string", lambda: segment.set_string(4, "héllo")),
             ("get_string", lambda: segment.get_string(4)),
             ("get_string", segment.get_string),
+            ("get_string", lambda: segment.get_string(4, "utf-8", 9)),
+            ("get_string", lambda: segment.get_string(4, "UTF-8", None)),
+            ("get_string", lambda: segment.get_string(4, "utf-8")),
+            ("get_string", lambda: heap.get_string(0, "utf-8", 64)),
             ("of_array", lambda: MemorySegment.of_array(b"bytes")),
             ("of_array", lambda: MemorySegment.of_array(bytearray(3))),
             ("of_array", lambda: MemorySegment.of_array(array.array("d", [1.0]))),

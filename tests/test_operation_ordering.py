@@ -206,10 +206,18 @@ def operations(segment: MemorySegment, arena: Arena) -> dict[str, Operation]:
         "to_array": (lambda: list(segment.to_array(JAVA_INT)), _equal(list(struct.unpack("<16i", PATTERN)))),
         "as_memoryview": (segment.as_memoryview, lambda view: _equal(PATTERN)(bytes(view))),
         "get_string": (lambda: segment.get_string(60), _equal(PATTERN[60:63].decode())),
+        "get_string(offset, charset, byte_length)": (
+            lambda: segment.get_string(60, "utf-8", 4),
+            _equal(PATTERN[60:64].decode()),
+        ),
         "set_string": (lambda: segment.set_string(4, "hi"), _wrote(segment, 4, b"hi\0")),
         "as_slice": (lambda: segment.as_slice(8, 8).address, _equal(segment.address + 8)),
         "allocate": (lambda: arena.allocate(24, 8), _segment_of(24)),
         "allocate(layout, count)": (lambda: arena.allocate(JAVA_LONG, 3), _segment_of(24)),
+        "allocate(struct layout)": (
+            lambda: arena.allocate(MemoryLayout.struct_layout(JAVA_INT, JAVA_INT, JAVA_DOUBLE)),
+            _segment_of(16),
+        ),
         "allocate a block": (lambda: arena.allocate(8192), _segment_of(8192)),
         "allocate_from(text)": (lambda: arena.allocate_from("hello"), _segment_of(6)),
         "allocate_from(layout, value)": (lambda: arena.allocate_from(JAVA_INT, 77), _segment_of(4)),

@@ -144,6 +144,8 @@ def test_native_paths_run_no_python_code(lib: Any) -> None:
             "reinterpret(size, arena)": lambda: pointer.reinterpret(8, arena),
             "as_slice(offset, size)": lambda: segment.as_slice(8, 16),
             "as_slice(offset, size, alignment)": lambda: segment.as_slice(8, 16, 8),
+            "as_slice(offset)": lambda: segment.as_slice(8),
+            "as_slice(offset, None, alignment)": lambda: segment.as_slice(8, None, 8),
         }
         for name, operation in operations.items():
             operation()  # (reinterpret: the caller check decides, and remembers)
@@ -202,6 +204,33 @@ def test_get_address_matches_python(segments: dict[str, MemorySegment]) -> None:
                     native = outcome(segment.get, layout, offset)
                     assert native == outcome(python("get"), segment, layout, offset), (name, layout, offset)
                 assert outcome(segment.get, layout) == outcome(python("get"), segment, layout)
+
+
+class Size(int):
+    """An int subclass as a layout's target size: never shared by the native path."""
+
+
+def test_get_address_shares_the_target_size_as_python_does() -> None:
+    """The segment read through a layout with a target layout holds the layout's size int
+    itself (as Python's does), one reference per segment, released with it."""
+    everything = ffm_runtime.MemoryLayout.sequence_layout(2**63 - 1, ffm_runtime.JAVA_BYTE)
+    text = ADDRESS.with_target_layout(everything)
+    size = text._target_size  # type: ignore[attr-defined]
+    with Arena.of_confined() as arena:
+        cell = arena.allocate(8, 8)
+        cell.set(ADDRESS, 0, arena.allocate_from("hi"))
+        before = sys.getrefcount(size)
+        pointers = [cell.get(text, 0) for _ in range(100)]
+        assert all(p._size is size for p in pointers)  # type: ignore[attr-defined]
+        assert python("get")(cell, text, 0)._size is size
+        assert sys.getrefcount(size) == before + 100
+        del pointers
+        assert sys.getrefcount(size) == before
+        assert cell.get(text, 0).get_string() == "hi"
+        odd = ADDRESS.with_target_layout(JAVA_LONG)
+        ADDRESS.__class__._target_size.__set__(odd, Size(8))  # type: ignore[attr-defined]
+        for pointer in (cell.get(odd, 0), python("get")(cell, odd, 0)):
+            assert pointer.byte_size == 8 and pointer.address == cell.get(JAVA_LONG, 0)
 
 
 def test_set_address_matches_python(segments: dict[str, MemorySegment]) -> None:
@@ -271,6 +300,17 @@ SLICES: list[tuple[Any, ...]] = [
     (8, None),
     (8, JAVA_LONG),
     (8,),
+    (0,),
+    (64,),
+    (65,),
+    (-1,),
+    (2**63,),
+    (Index(8),),
+    (8.0,),
+    (8, None, 8),
+    (1, None, 2),
+    (65, None),
+    (8, None, 3),
 ]
 
 
@@ -389,6 +429,7 @@ def test_tampered_segments_match_python(field: str) -> None:
                 where = (field, junk, scope)
                 for method, args in (
                     ("as_slice", (0, 0)),
+                    ("as_slice", (4,)),
                     ("reinterpret", (8,)),
                     ("reinterpret", (8, confined)),
                     ("get", (ADDRESS, 0)),

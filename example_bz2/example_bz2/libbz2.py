@@ -237,12 +237,13 @@ def _run(
     """Feed ``source`` to ``call(stream, *action)`` until it is consumed and no output is
     pending (or the stream ends): (output chunks, bytes of ``source`` consumed, ended)."""
     out = output.buffer
+    out_size = out.byte_size  # (a property: read once per buffer)
     chunks = []
     size = source.byte_size
     position = 0
     ended = False
     stream.set(ADDRESS, NEXT_OUT, out)
-    stream.set(UINT, AVAIL_OUT, out.byte_size)
+    stream.set(UINT, AVAIL_OUT, out_size)
     try:
         while True:
             piece = min(size - position, _MAX_CALL)
@@ -252,12 +253,16 @@ def _run(
             left_in = stream.get(UINT, AVAIL_IN) & 0xFFFFFFFF
             position += piece - left_in
             left_out = stream.get(UINT, AVAIL_OUT) & 0xFFFFFFFF
-            if left_out < out.byte_size:
-                chunks.append(out.as_slice(0, out.byte_size - left_out).to_bytes())
+            if left_out < out_size:
+                chunks.append(out.as_slice(0, out_size - left_out).to_bytes())
+                if code == BZ_STREAM_END:  # (no next call: the buffer stays as it is)
+                    ended = True
+                    break
                 if not left_out:
                     out = output.grow()
+                    out_size = out.byte_size
                 stream.set(ADDRESS, NEXT_OUT, out)
-                stream.set(UINT, AVAIL_OUT, out.byte_size)
+                stream.set(UINT, AVAIL_OUT, out_size)
             if code == BZ_STREAM_END:
                 ended = True
                 break
@@ -407,8 +412,8 @@ def decompress(data: Any) -> bytes:
         source = _native_copy(arena, data)
         stream = arena.allocate(BZ_STREAM)
         out = _Output(arena)
-        position = 0
-        while position < source.byte_size:
+        position, size = 0, source.byte_size
+        while position < size:
             if streams:
                 stream.fill(0)  # a fresh bz_stream for the next stream (the first one is zeroed)
             _check("BZ2_bzDecompressInit", _decompress_init(stream, 0, 0))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import sys
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Final, NamedTuple
@@ -93,7 +94,8 @@ _version_string = _handle("yaml_get_version_string", VERSION_STRING)
 _strlen = _linker.downcall_handle(_linker.default_lookup().find("strlen"), STRLEN, CRITICAL)
 
 #: A ``yaml_char_t *``: the bytes are libyaml's, valid until ``yaml_event_delete``; each is
-#: read for its known length (the scalar's ``length``, or ``strlen``), never beyond.
+#: read for its known length (``get_string(0, "utf-8", length)`` of a scalar's value) or up
+#: to its NUL (``get_string``, which reads no further than the NUL's page), never beyond.
 TEXT: Final = ADDRESS.with_target_layout(MemoryLayout.sequence_layout((1 << 63) - 1, JAVA_BYTE))
 #: A ``yaml_version_directive_t *``
 VERSION_POINTER: Final = ADDRESS.with_target_layout(VERSION_DIRECTIVE)
@@ -156,14 +158,20 @@ _SCALAR_STYLES: Final = {1: "", 2: "'", 3: '"', 4: "|", 5: ">"}  # as PyYAML spe
 _FLOW_STYLES: Final = {1: False, 2: True}  # YAML_BLOCK_*_STYLE, YAML_FLOW_*_STYLE
 _ERROR_KINDS: Final = {1: "memory", 2: "reader", 3: "scanner", 4: "parser"}
 
-# The numeric fields of an event, decoded from its bytes (native byte order, C sizes; the
-# offsets are EVENT's, the field order is each struct's in yaml.h)
+# The fields of an event, decoded from its bytes (native byte order, C sizes; the offsets
+# are EVENT's, the field order is each struct's in yaml.h).  A pointer read here is only
+# compared with NULL: the strings are read through the event segment (``get(TEXT, ...)``).
 _INT: Final = struct.Struct("=i")
-_TYPE: Final = _INT
-_MARKS: Final = struct.Struct("=6Q")  # start_mark, end_mark: index, line, column each
-_SCALAR: Final = struct.Struct("=Qiii")  # length, plain_implicit, quoted_implicit, style
-_NODE: Final = struct.Struct("=ii")  # implicit, style
-assert SCALAR_STYLE == SCALAR_LENGTH + 16 and NODE_STYLE == NODE_IMPLICIT + 4 and END_MARK == START_MARK + 24
+_MARK: Final = struct.Struct("=3Q")  # index, line, column
+# anchor, tag, (value: never NULL), length, plain_implicit, quoted_implicit, style
+_SCALAR: Final = struct.Struct("=QQ8xQiii")
+#: The byte of ``type`` that holds its value (a yaml_event_type_t, 0 to 10): its lowest
+_TYPE_BYTE: Final = 0 if sys.byteorder == "little" else _INT.size - 1
+_NODE: Final = struct.Struct("=QQii")  # anchor, tag, implicit, style
+assert SCALAR_TAG == SCALAR_ANCHOR + 8 and SCALAR_VALUE == SCALAR_ANCHOR + 16
+assert SCALAR_LENGTH == SCALAR_ANCHOR + 24 and SCALAR_STYLE == SCALAR_LENGTH + 16
+assert TYPE == 0 and START_MARK + _MARK.size == END_MARK
+assert NODE_TAG == NODE_ANCHOR + 8 and NODE_IMPLICIT == NODE_ANCHOR + 16 and NODE_STYLE == NODE_IMPLICIT + 4
 
 
 def _text(pointer: MemorySegment) -> str | None:
@@ -171,7 +179,7 @@ def _text(pointer: MemorySegment) -> str | None:
     for ``NULL``."""
     if pointer.address == 0:
         return None
-    return pointer.as_slice(0, _strlen(pointer)).to_bytes().decode("utf-8")
+    return pointer.get_string(0, "utf-8")
 
 
 def version() -> str:
@@ -190,20 +198,21 @@ class Mark(NamedTuple):
 
 
 class Event:
-    """An event; ``start_mark`` and ``end_mark`` are made when first read."""
+    """An event; ``start_mark`` and ``end_mark`` are decoded from the event's bytes (a copy
+    of its ``yaml_event_t``) when first read."""
 
-    __slots__ = ("_marks",)
+    __slots__ = ("_raw",)
 
-    def __init__(self, marks: tuple[int, ...]) -> None:
-        self._marks = marks
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
 
     @property
     def start_mark(self) -> Mark:
-        return Mark(*self._marks[:3])
+        return Mark(*_MARK.unpack_from(self._raw, START_MARK))
 
     @property
     def end_mark(self) -> Mark:
-        return Mark(*self._marks[3:])
+        return Mark(*_MARK.unpack_from(self._raw, END_MARK))
 
     def __repr__(self) -> str:
         fields = ", ".join(
@@ -218,8 +227,8 @@ class Event:
 class StreamStartEvent(Event):
     __slots__ = ("encoding",)
 
-    def __init__(self, marks: tuple[int, ...], encoding: str | None) -> None:
-        self._marks = marks
+    def __init__(self, raw: bytes, encoding: str | None) -> None:
+        self._raw = raw
         self.encoding = encoding
 
 
@@ -232,12 +241,12 @@ class DocumentStartEvent(Event):
 
     def __init__(
         self,
-        marks: tuple[int, ...],
+        raw: bytes,
         explicit: bool,
         version: tuple[int, int] | None,
         tags: dict[str, str] | None,
     ) -> None:
-        self._marks = marks
+        self._raw = raw
         self.explicit = explicit
         self.version = version
         self.tags = tags
@@ -246,16 +255,16 @@ class DocumentStartEvent(Event):
 class DocumentEndEvent(Event):
     __slots__ = ("explicit",)
 
-    def __init__(self, marks: tuple[int, ...], explicit: bool) -> None:
-        self._marks = marks
+    def __init__(self, raw: bytes, explicit: bool) -> None:
+        self._raw = raw
         self.explicit = explicit
 
 
 class AliasEvent(Event):
     __slots__ = ("anchor",)
 
-    def __init__(self, marks: tuple[int, ...], anchor: str | None) -> None:
-        self._marks = marks
+    def __init__(self, raw: bytes, anchor: str | None) -> None:
+        self._raw = raw
         self.anchor = anchor
 
 
@@ -264,14 +273,14 @@ class ScalarEvent(Event):
 
     def __init__(
         self,
-        marks: tuple[int, ...],
+        raw: bytes,
         anchor: str | None,
         tag: str | None,
         implicit: tuple[bool, bool],
         value: str,
         style: str | None,
     ) -> None:
-        self._marks = marks
+        self._raw = raw
         self.anchor = anchor
         self.tag = tag
         self.implicit = implicit
@@ -284,13 +293,13 @@ class CollectionStartEvent(Event):
 
     def __init__(
         self,
-        marks: tuple[int, ...],
+        raw: bytes,
         anchor: str | None,
         tag: str | None,
         implicit: bool,
         flow_style: bool | None,
     ) -> None:
-        self._marks = marks
+        self._raw = raw
         self.anchor = anchor
         self.tag = tag
         self.implicit = implicit
@@ -411,13 +420,8 @@ class Parser:
         parser, event = self._parser, self._event
         get, to_bytes = event.get, event.to_bytes
         parse, delete = _parse, _event_delete
-        unpack_type, unpack_marks, unpack_scalar, unpack_node = (
-            _TYPE.unpack_from,
-            _MARKS.unpack_from,
-            _SCALAR.unpack_from,
-            _NODE.unpack_from,
-        )
-        scalar_styles, flow_styles = _SCALAR_STYLES, _FLOW_STYLES
+        unpack_scalar, unpack_node = _SCALAR.unpack_from, _NODE.unpack_from
+        scalar_styles, flow_styles, type_byte = _SCALAR_STYLES, _FLOW_STYLES, _TYPE_BYTE
         while self._arena is not None:
             if not parse(parser, event):
                 error = self._error()
@@ -425,59 +429,60 @@ class Parser:
                 raise error
             try:
                 # the event's numbers in one checked copy, decoded by struct (offsets from
-                # EVENT); its strings through TEXT pointers
+                # EVENT; the marks when asked for); its strings read through TEXT pointers,
+                # those that are not NULL
                 raw = to_bytes()
-                kind = unpack_type(raw)[0]
-                marks = unpack_marks(raw, START_MARK)
+                kind = raw[type_byte]
                 result: Event
                 if kind == SCALAR:
-                    length, plain_implicit, quoted_implicit, style = unpack_scalar(raw, SCALAR_LENGTH)
-                    value = get(TEXT, SCALAR_VALUE).as_slice(0, length).to_bytes()
+                    anchor, tag, length, plain_implicit, quoted_implicit, style = unpack_scalar(
+                        raw, SCALAR_ANCHOR
+                    )
                     result = ScalarEvent(
-                        marks,
-                        _text(get(TEXT, SCALAR_ANCHOR)),
-                        _text(get(TEXT, SCALAR_TAG)),
+                        raw,
+                        get(TEXT, SCALAR_ANCHOR).get_string(0, "utf-8") if anchor else None,
+                        get(TEXT, SCALAR_TAG).get_string(0, "utf-8") if tag else None,
                         (plain_implicit == 1, quoted_implicit == 1),
-                        value.decode("utf-8"),
+                        get(TEXT, SCALAR_VALUE).get_string(0, "utf-8", length),
                         scalar_styles.get(style),
                     )
                 elif kind in (SEQUENCE_START, MAPPING_START):
-                    implicit, style = unpack_node(raw, NODE_IMPLICIT)
+                    anchor, tag, implicit, style = unpack_node(raw, NODE_ANCHOR)
                     result = (SequenceStartEvent if kind == SEQUENCE_START else MappingStartEvent)(
-                        marks,
-                        _text(get(TEXT, NODE_ANCHOR)),
-                        _text(get(TEXT, NODE_TAG)),
+                        raw,
+                        get(TEXT, NODE_ANCHOR).get_string(0, "utf-8") if anchor else None,
+                        get(TEXT, NODE_TAG).get_string(0, "utf-8") if tag else None,
                         implicit == 1,
                         flow_styles.get(style),
                     )
                 elif kind == SEQUENCE_END:
-                    result = SequenceEndEvent(marks)
+                    result = SequenceEndEvent(raw)
                 elif kind == MAPPING_END:
-                    result = MappingEndEvent(marks)
+                    result = MappingEndEvent(raw)
                 else:
-                    result = self._rare(kind, raw, marks)
+                    result = self._rare(kind, raw)
             finally:
                 delete(event)
             if kind == STREAM_END:
                 self.close()
             yield result
 
-    def _rare(self, kind: int, raw: bytes, marks: tuple[int, ...]) -> Event:
+    def _rare(self, kind: int, raw: bytes) -> Event:
         """The events that come once per document or stream, and aliases."""
         if kind == ALIAS:
-            return AliasEvent(marks, _text(self._event.get(TEXT, ALIAS_ANCHOR)))
+            return AliasEvent(raw, _text(self._event.get(TEXT, ALIAS_ANCHOR)))
         if kind == DOCUMENT_START:
-            return self._document_start(marks, _INT.unpack_from(raw, DOC_IMPLICIT)[0] == 0)
+            return self._document_start(raw, _INT.unpack_from(raw, DOC_IMPLICIT)[0] == 0)
         if kind == DOCUMENT_END:
-            return DocumentEndEvent(marks, _INT.unpack_from(raw, DOC_END_IMPLICIT)[0] == 0)
+            return DocumentEndEvent(raw, _INT.unpack_from(raw, DOC_END_IMPLICIT)[0] == 0)
         if kind == STREAM_START:
             encoding = _ENCODINGS.get(_INT.unpack_from(raw, ENCODING)[0])
-            return StreamStartEvent(marks, None if self._unicode and encoding == "utf-8" else encoding)
+            return StreamStartEvent(raw, None if self._unicode and encoding == "utf-8" else encoding)
         if kind == STREAM_END:
-            return StreamEndEvent(marks)
+            return StreamEndEvent(raw)
         raise ValueError(f"yaml_parser_parse: unknown event type {kind}")
 
-    def _document_start(self, marks: tuple[int, ...], explicit: bool) -> DocumentStartEvent:
+    def _document_start(self, raw: bytes, explicit: bool) -> DocumentStartEvent:
         event = self._event
         version = None
         directive = event.get(VERSION_POINTER, DOC_VERSION)
@@ -495,7 +500,7 @@ class Parser:
                 prefix = _text(directives.get(TEXT, base + 8))
                 assert handle is not None and prefix is not None
                 tags[handle] = prefix
-        return DocumentStartEvent(marks, explicit, version, tags)
+        return DocumentStartEvent(raw, explicit, version, tags)
 
     def _error(self) -> Exception:
         parser = self._parser

@@ -1,7 +1,8 @@
 """The runtime's bulk accelerators: bytes and strings through segments.
 
 Native versions of ``MemorySegment.to_bytes``, ``fill``, ``copy_from``, ``copy`` (the
-5-argument byte form), ``get_string`` and ``set_string`` (UTF-8, the default charset),
+5-argument byte form), ``get_string`` (UTF-8, up to the terminator or
+``byte_length`` bytes) and ``set_string`` (UTF-8, the default charset),
 ``Arena.allocate_from`` (a ``str``, or one value of a numeric or boolean ``ValueLayout``, or
 ``JAVA_BYTE`` with ``bytes``) and ``MemorySegment.of_array`` (``bytes`` and ``bytearray``).
 As in :mod:`._accelerators`, each takes only the common case (exact built-in types, a
@@ -31,13 +32,19 @@ from ._types import I8, I32, I64, NULL, PTR, i64, scalar_type, store_size
 
 __all__ = ["build_bulk_accelerators"]
 
+#: The pages a NUL-terminated string is read in (the smallest page of both targets).
+_STRING_PAGE = 4096
 _SEGMENT_TYPES = (_contract.CELL_CONFINED_TYPE, _contract.CELL_SEGMENT_TYPE, _contract.CELL_HEAP_TYPE)
 
 
-def _segment(m: _Method, segment: ir.Value, *, writing: bool) -> tuple[ir.Value, ir.Value]:
+def _segment(
+    m: _Method, segment: ir.Value, *, writing: bool, whole: bool = True
+) -> tuple[ir.Value, ir.Value]:
     """``(address, size)`` of ``segment`` after the checks of the Python bulk operations: one
     of the runtime's segments, that this thread may access now (its guard decides, as for
-    ``get``), writable if ``writing``; anything else goes slow."""
+    ``get``), writable if ``writing``; anything else goes slow.  ``whole=False``: the segment
+    may end past ``2**63`` (``reinterpret(2**63 - 1)``, a C string's idiom), the caller checks
+    that the bytes it touches end below."""
     b, model = m.b, m.model
     m.slow_if(b.not_(model.is_one_of(b, model.type_of(b, segment), *_SEGMENT_TYPES)))
     m.slow_if(b.not_(model.owned_here(b, model.load_field(b, segment, "segment._guard"))))
@@ -70,7 +77,8 @@ def _segment(m: _Method, segment: ir.Value, *, writing: bool) -> tuple[ir.Value,
     address, address_ok = model.read_int(b, raw, IntRead.UNSIGNED)
     # beyond 2**63 is never user memory (Python refuses it); nor is a segment ending there
     m.slow_if(b.or_(b.not_(address_ok), b.icmp_signed("<", address, i64(0))))
-    m.slow_if(b.icmp_signed("<", b.add(address, size), i64(0)))
+    if whole:
+        m.slow_if(b.icmp_signed("<", b.add(address, size), i64(0)))
     return b.inttoptr(address, PTR), size
 
 
@@ -164,21 +172,70 @@ def _copy(helpers: Helpers) -> None:
 
 # -- strings ----------------------------------------------------------------------------------
 def _get_string(helpers: Helpers) -> None:
-    """``segment.get_string([offset])`` in UTF-8 (a charset argument is Python's)."""
+    """``segment.get_string([offset[, charset[, byte_length]]])`` in UTF-8: a charset argument
+    spelled ``"utf-8"`` or ``"UTF-8"`` (any other is Python's), ``byte_length`` an ``int`` (the
+    bytes ``[offset, offset + byte_length)``, NULs included) or ``None`` (up to the NUL)."""
     m = _Method(helpers, "MemorySegment", "get_string")
     b = m.b
-    m.no_keywords(0, 1)
+    m.no_keywords(0, 3)
     offset_slot = b.alloca(I64)
     b.store(i64(0), offset_slot)
-    with b.if_then(b.icmp_signed("==", m.nargs, i64(1))):
+    with b.if_then(b.icmp_signed(">=", m.nargs, i64(1))):
         b.store(m.exact_int(m.arg(0)), offset_slot)
+    with b.if_then(b.icmp_signed(">=", m.nargs, i64(2))):
+        charset = m.arg(1)
+        m.slow_if(b.not_(m.model.is_exact(b, charset, "PyUnicode_Type")))
+        # (an exact str compared with ASCII text: no error, no Python code)
+        lower = m.call("PyUnicode_CompareWithASCIIString", charset, m.imports.cstring("utf-8"))
+        upper = m.call("PyUnicode_CompareWithASCIIString", charset, m.imports.cstring("UTF-8"))
+        zero = ir.Constant(I32, 0)
+        m.slow_if(b.and_(b.icmp_signed("!=", lower, zero), b.icmp_signed("!=", upper, zero)))
+    sized_slot = b.alloca(I64)  # the byte_length, or -1: up to the terminator
+    b.store(i64(-1), sized_slot)
+    with b.if_then(b.icmp_signed("==", m.nargs, i64(3))):
+        byte_length = m.arg(2)
+        with b.if_then(b.icmp_unsigned("!=", byte_length, m.imports.data("_Py_NoneStruct"))):
+            length = m.exact_int(byte_length)
+            m.slow_if(b.icmp_signed("<", length, i64(0)))  # Python raises
+            b.store(length, sized_slot)
     offset = b.load(offset_slot)
-    address, size = _segment(m, m.self_arg, writing=False)
+    # (the segment may end past 2**63, as TEXT pointers do: the bytes read end below it)
+    address, size = _segment(m, m.self_arg, writing=False, whole=False)
+    sized = b.load(sized_slot)
+    with b.if_then(b.icmp_signed(">=", sized, i64(0))):
+        _in_bounds(m, offset, sized, size)
+        m.slow_if(b.icmp_signed("<", b.add(b.ptrtoint(address, I64), b.add(offset, sized)), i64(0)))
+        decoded = m.call("PyUnicode_DecodeUTF8", _at(b, address, offset), sized, m.imports.cstring("replace"))
+        b.ret(_made_or_slow(m, decoded))
+    _terminated_utf8(m, address, size, offset)
+
+
+def _terminated_utf8(m: _Method, address: ir.Value, size: ir.Value, offset: ir.Value) -> None:
+    """Return the UTF-8 string at ``offset`` of the ``size`` bytes at ``address``, up to its NUL."""
+    b = m.b
     _in_bounds(m, offset, i64(0), size)
     start = _at(b, address, offset)
-    end = m.call("memchr", start, ir.Constant(I32, 0), b.sub(size, offset))
-    m.slow_if(is_null(b, end))  # no terminator: Python raises
-    length = b.sub(b.ptrtoint(end, I64), b.ptrtoint(start, I64))
+    # up to the NUL, one page at a time (as the Python method): no byte is read beyond the
+    # page that holds it, nor beyond the segment, nor at 2**63 or above
+    end_of_segment = b.add(b.ptrtoint(address, I64), size)
+    limit = b.select(
+        b.icmp_signed("<", end_of_segment, i64(0)), i64((1 << 63) - 1), end_of_segment
+    )  # (unsigned: the sum is below 2**64)
+    position = b.alloca(I64)
+    b.store(b.ptrtoint(start, I64), position)
+    head = m.fn.append_basic_block("page")
+    found = m.fn.append_basic_block("found")
+    b.branch(head)
+    b.position_at_end(head)
+    here = b.load(position)
+    page_end = b.add(b.and_(here, i64(-_STRING_PAGE)), i64(_STRING_PAGE))
+    stop = b.select(b.icmp_unsigned("<", page_end, limit), page_end, limit)
+    m.slow_if(b.icmp_unsigned("<=", stop, here))  # no terminator: Python raises
+    nul = m.call("memchr", b.inttoptr(here, PTR), ir.Constant(I32, 0), b.sub(stop, here))
+    b.store(stop, position)
+    b.cbranch(is_null(b, nul), head, found)
+    b.position_at_end(found)
+    length = b.sub(b.ptrtoint(nul, I64), b.ptrtoint(start, I64))
     decoded = m.call("PyUnicode_DecodeUTF8", start, length, m.imports.cstring("replace"))
     b.ret(_made_or_slow(m, decoded))
 

@@ -246,13 +246,28 @@ def _segment_reinterpret(helpers: Helpers) -> None:
 
 
 def _segment_as_slice(helpers: Helpers) -> None:
-    """``segment.as_slice(offset, new_size[, byte_alignment])`` with ints, of a native
-    segment (see ``Allocation.slice``)."""
+    """``segment.as_slice(offset[, new_size[, byte_alignment]])`` with ints (``new_size``
+    ``None`` or left out: to the end), of a native segment (see ``Allocation.slice``)."""
     m = _accelerators._Method(helpers, "MemorySegment", "as_slice")
     b, model = m.b, m.model
-    m.no_keywords(2, 3)
+    m.no_keywords(1, 3)
     offset = m.exact_int(m.arg(0))
-    size = m.exact_int(m.arg(1))
+    kind = model.type_of(b, m.self_arg)
+    m.slow_if(b.not_(model.is_runtime_segment_type(b, kind)))
+    # to the end: the size Python computes first (the slice checks it against the segment's
+    # size again, after the object is made)
+    size_slot = b.alloca(I64)
+    b.store(i64(-1), size_slot)
+    with b.if_then(b.icmp_signed(">=", m.nargs, i64(2))):
+        new_size = m.arg(1)
+        with b.if_then(b.icmp_unsigned("!=", new_size, m.imports.data("_Py_NoneStruct"))):
+            b.store(m.exact_int(new_size), size_slot)
+            m.slow_if(b.icmp_signed("<", b.load(size_slot), i64(0)))  # Python raises
+    with b.if_then(b.icmp_signed("<", b.load(size_slot), i64(0))):
+        to_end = b.sub(m.int_field(m.self_arg, "segment._size"), offset)
+        m.slow_if(b.icmp_signed("<", to_end, i64(0)))  # Python raises
+        b.store(to_end, size_slot)
+    size = b.load(size_slot)
     alignment_slot = b.alloca(I64)
     b.store(i64(1), alignment_slot)
     with b.if_then(b.icmp_signed("==", m.nargs, i64(3))):
@@ -260,8 +275,6 @@ def _segment_as_slice(helpers: Helpers) -> None:
     alignment = b.load(alignment_slot)
     m.slow_if(b.icmp_signed("<=", alignment, i64(0)))
     m.slow_if(b.icmp_unsigned("!=", b.and_(alignment, b.sub(alignment, i64(1))), i64(0)))
-    kind = model.type_of(b, m.self_arg)
-    m.slow_if(b.not_(model.is_runtime_segment_type(b, kind)))
     segment = m.call("PyType_GenericAlloc", kind, i64(0))
     with b.if_then(is_null(b, segment), likely=False):
         b.ret(NULL)

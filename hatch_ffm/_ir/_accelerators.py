@@ -148,15 +148,40 @@ class _Method:
 
 # -- Arena.allocate, MemorySegment.get / set ------------------------------------------------
 def _arena_allocate(helpers: Helpers) -> None:
-    """``arena.allocate(byte_size[, byte_alignment])`` with ints, for small allocations."""
+    """``arena.allocate(byte_size[, byte_alignment])`` with ints, and ``arena.allocate(layout[,
+    count])`` of a struct or value layout (exactly ``StructLayout``, ``ValueLayout`` or
+    ``AddressLayout``), for small allocations."""
     m = _Method(helpers, "Arena", "allocate")
-    b = m.b
+    b, model = m.b, m.model
     m.no_keywords(1, 2)
-    size = m.exact_int(m.arg(0))
-    alignment_slot = b.alloca(I64)
-    b.store(i64(1), alignment_slot)
-    with b.if_then(b.icmp_signed("==", m.nargs, i64(2))):
-        b.store(m.exact_int(m.arg(1)), alignment_slot)
+    first = m.arg(0)
+    size_slot, alignment_slot = b.alloca(I64), b.alloca(I64)
+    is_layout = model.is_one_of(
+        b,
+        model.type_of(b, first),
+        _contract.CELL_STRUCT_LAYOUT_TYPE,
+        _contract.CELL_VALUE_LAYOUT_TYPE,
+        _contract.CELL_ADDRESS_LAYOUT_TYPE,
+    )
+    with b.if_else(is_layout) as (layout, numbers):
+        with layout:  # Python: byte_size * count bytes, aligned as the layout
+            count_slot = b.alloca(I64)
+            b.store(i64(1), count_slot)
+            with b.if_then(b.icmp_signed("==", m.nargs, i64(2))):
+                b.store(m.exact_int(m.arg(1)), count_slot)
+            count = b.load(count_slot)
+            element = m.int_field(first, "memory_layout._byte_size")
+            # (both small, or Python's: no overflow; a negative count: Python raises)
+            m.slow_if(b.icmp_unsigned(">", count, i64(_contract.ARENA_SMALL)))
+            m.slow_if(b.icmp_unsigned(">", element, i64(_contract.ARENA_SMALL)))
+            b.store(b.mul(element, count), size_slot)
+            b.store(m.int_field(first, "memory_layout._byte_alignment"), alignment_slot)
+        with numbers:
+            b.store(m.exact_int(first), size_slot)
+            b.store(i64(1), alignment_slot)
+            with b.if_then(b.icmp_signed("==", m.nargs, i64(2))):
+                b.store(m.exact_int(m.arg(1)), alignment_slot)
+    size = b.load(size_slot)
     alignment = b.load(alignment_slot)
     mask = b.sub(alignment, i64(1))
     bad = b.or_(b.icmp_signed("<", size, i64(0)), b.icmp_signed(">", size, i64(_contract.ARENA_SMALL)))
@@ -265,7 +290,10 @@ def _segment_get(helpers: Helpers) -> None:
         size = m.int_field(layout, "address._target_size")
         m.slow_if(b.icmp_signed("<", size, i64(0)))
         value = b.load(where, typ=I64, align=1)
-        b.ret(helpers.alloc.global_segment(b, value, size))
+        # the segment shares the layout's size int, as Python's does (an exact int only)
+        size_int = m.model.load_field(b, layout, "address._target_size")
+        shared = b.select(m.model.is_exact(b, size_int, "PyLong_Type"), size_int, NULL)
+        b.ret(helpers.alloc.global_segment(b, value, size, shared))
 
     _per_kind(m, kind, is_address, emit, emit_address)
 

@@ -54,11 +54,14 @@ class Allocation:
         :meth:`_allocate`)."""
         return b.call(self._allocate, [allocator, i64(size), i64(alignment)])
 
-    def global_segment(self, b: ir.IRBuilder, address: ir.Value, size: ir.Value) -> ir.Value:
+    def global_segment(
+        self, b: ir.IRBuilder, address: ir.Value, size: ir.Value, size_int: ir.Value = NULL
+    ) -> ir.Value:
         """A new segment of ``size`` bytes at ``address`` in the global scope, as
         ``MemorySegment._make(address, size)`` makes it, or NULL (error set); see
-        :meth:`_global_segment`."""
-        return b.call(self._global_segment, [address, size])
+        :meth:`_global_segment`.  ``size_int``: an exact ``int`` of value ``size`` that
+        the segment shares (as Python's does: a target layout's size), or NULL."""
+        return b.call(self._global_segment, [address, size, size_int])
 
     def address_result(self, b: ir.IRBuilder, address: ir.Value, size: ir.Value) -> ir.Value:
         """What an ``ADDRESS`` result denotes, as ``_handles.result_segment(address, size)``
@@ -72,20 +75,30 @@ class Allocation:
         ``_scope`` the global scope, ``_guard`` and ``_view`` None, ``_base`` 0 and
         ``_align`` the address's low bits, as ``MemorySegment._make`` makes a writable
         one.  The object is made first (that may collect garbage: any Python code), then
-        filled with new ints; nothing else is read, so nothing can change meanwhile."""
-        fn, b = self.idioms.helper("global_segment", PTR, [I64, I64])
-        address, size = fn.args
+        filled with new ints (``_size``: ``size_int``, a reference taken, unless NULL);
+        nothing else is read, so nothing can change meanwhile."""
+        fn, b = self.idioms.helper("global_segment", PTR, [I64, I64, PTR])
+        address, size, size_int = fn.args
         call = self.imports.call
+        # the shared size is held across the allocation (any code may run there)
+        with b.if_then(not_null(b, size_int)):
+            call(b, "Py_IncRef", size_int)
         segment = call(b, "PyType_GenericAlloc", self.imports.cell(b, _contract.CELL_SEGMENT_TYPE), i64(0))
         with b.if_then(is_null(b, segment), likely=False):
+            with b.if_then(not_null(b, size_int)):
+                call(b, "Py_DecRef", size_int)
             b.ret(NULL)
         none = self.imports.data("_Py_NoneStruct")
+        size_slot = b.alloca(PTR)
+        b.store(size_int, size_slot)
+        with b.if_then(is_null(b, size_int)):
+            b.store(call(b, "PyLong_FromSsize_t", size), size_slot)
         self.fill(
             b,
             segment,
             [
                 ("segment._address", call(b, "PyLong_FromUnsignedLongLong", address)),
-                ("segment._size", call(b, "PyLong_FromSsize_t", size)),
+                ("segment._size", b.load(size_slot)),
                 ("segment._base", call(b, "PyLong_FromSsize_t", i64(0))),
                 (
                     "segment._align",

@@ -64,6 +64,8 @@ with f.Arena.of_confined() as arena:
     assert arena.allocate_from(f.JAVA_BYTE, bytearray(b"ab")).to_bytes() == b"ab"
     assert list(arena.allocate_from(f.JAVA_SHORT, [1, -2, 3]).to_array(f.JAVA_SHORT)) == [1, -2, 3]
     assert arena.allocate_from(f.JAVA_FLOAT, (1.5, 2.5)).get(f.JAVA_FLOAT, 4) == 2.5
+    pair = arena.allocate(f.MemoryLayout.struct_layout(f.JAVA_INT, f.JAVA_INT, f.JAVA_LONG), 2)
+    assert pair.byte_size == 32 and pair.address % 8 == 0 and pair.to_bytes() == bytes(32)
     block = arena.allocate(32)
     assert block.fill(7).to_bytes() == bytes([7]) * 32
     block.set_string(4, "abc")
@@ -112,6 +114,7 @@ with f.Arena.of_confined() as arena:
         part = cell.as_slice(8, 16, 8)
         wider = pointer.reinterpret(8)
         moved = pointer.reinterpret(8, arena)
+        sized_text = cell.get_string(8, "utf-8", 3)  # byte_length: NULs included
         sys.setprofile(None)
         if attempt == 0:
             del seen[:]
@@ -120,6 +123,7 @@ with f.Arena.of_confined() as arena:
     assert part.address == cell.address + 8 and part.get(f.JAVA_LONG, 0) == target.address
     wider.set(f.JAVA_LONG, 0, 42)
     assert target.get(f.JAVA_LONG, 0) == 42 and moved.scope is arena
+    assert sized_text == struct.pack("<Q", target.address)[:3].decode("utf-8", "replace")
     try:
         cell.as_slice(1, 8, 8)
     except f.MisalignedAccessError as exc:
