@@ -30,6 +30,7 @@ from ._errors import (
     WrongThreadError,
 )
 from ._layouts import MemoryLayout, ValueLayout
+from ._locks import ForkSafeLock
 from ._memory import (
     _ALL,
     _SHARED,
@@ -351,6 +352,7 @@ class Arena(Scope, SegmentAllocator):
         "_extra",
         "_kind",
         "_limit",
+        "_lock",
         "_owner",
         "_segment_class",
         "_slab",
@@ -361,6 +363,7 @@ class Arena(Scope, SegmentAllocator):
 
     _alive: bool
     _owner: int | None
+    _lock: ForkSafeLock  # shared arenas only
     _kind: str
     _confinement: list[int] | None
     _segment_class: type[MemorySegment]
@@ -448,6 +451,10 @@ class Arena(Scope, SegmentAllocator):
         arena._cursor = 0
         arena._extra = None
         arena._close_token = [True]
+        # allocations from several threads take turns: a thread switch between reading and
+        # moving the cursor (at any bytecode on CPython 3.10) would hand memory out twice;
+        # native code never carves from a shared arena's slab (it leaves that to this path)
+        arena._lock = ForkSafeLock()
         slab = None
         with contextlib.suppress(IndexError):  # another thread may take the last one
             slab = _pool.pop()
@@ -514,6 +521,13 @@ class Arena(Scope, SegmentAllocator):
         if size < 0 or alignment <= 0 or alignment & (alignment - 1):
             return SegmentAllocator.allocate(self, size, alignment)  # raises the right error
         guard = self._confinement
+        if type(guard) is _SharedGuard:
+            with self._lock:
+                return self._carve(size, alignment, guard)
+        return self._carve(size, alignment, guard)
+
+    def _carve(self, size: int, alignment: int, guard: list[int] | None) -> MemorySegment:
+        """A zeroed segment of ``size`` bytes aligned to ``alignment`` (valid ints)."""
         if guard is not None and guard[0] != _get_ident():
             self._check()
         segment: MemorySegment = _new(self._segment_class)  # before the pin: may run a finalizer

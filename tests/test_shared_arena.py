@@ -187,3 +187,46 @@ def test_threads_racing_close(stub_site: Path, native_lib: Path, version: str) -
         timeout=900,
     )
     assert result.returncode == 0 and "checks passed" in result.stdout, result.stdout + result.stderr
+
+
+ALLOCATING_THREADS = """
+import sys, threading
+from ffm_runtime import Arena
+sys.setswitchinterval(1e-6)
+overlaps = 0
+for _ in range(40):
+    arena = Arena.of_shared()
+    got = [[] for _ in range(4)]
+    def allocate(mine):
+        for _ in range(300):
+            mine.append(arena.allocate(24, 8))
+    threads = [threading.Thread(target=allocate, args=(mine,)) for mine in got]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    spans = sorted((s.address, s.address + s.byte_size) for mine in got for s in mine)
+    overlaps += sum(1 for (_, end), (start, _) in zip(spans, spans[1:]) if start < end)
+    arena.close()
+print(overlaps)
+"""
+
+
+@pytest.mark.parametrize("pure_python", ["1", ""], ids=["python", "native"])
+def test_threads_allocating_from_a_shared_arena_get_disjoint_memory_on_python_3_10(pure_python: str) -> None:
+    """On CPython 3.10 a thread switch can happen between any two bytecodes: allocations from
+    several threads take turns (the arena's lock; native code leaves a shared arena's slab to
+    the Python path), or two threads could read the same cursor and get the same memory."""
+    python = require_python("3.10")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
+    env.update(PYTHONPATH=str(ROOT), FFM_PURE_PYTHON=pure_python)
+    result = subprocess.run(
+        [str(python), "-c", ALLOCATING_THREADS],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0"]

@@ -149,8 +149,10 @@ class Allocation:
             b, arena, "arena._confinement", "arena._cursor", "arena._limit", "arena._slab_view", drop=segment
         )
         guard = model.load_field(b, arena, "arena._confinement")
-        # (a shared arena's: open; no Python code runs until the segment is complete)
-        self.idioms.give_up_if(b, b.not_(model.usable_here(b, guard)), segment)
+        # a confined arena of this thread or an unconfined one; a shared arena's slab is only
+        # carved by Arena.allocate, under the arena's lock (another thread's Python allocation
+        # may be between reading and moving the cursor)
+        self.idioms.give_up_if(b, b.not_(model.owned_here(b, guard)), segment)
         cursor_field = model.field(b, arena, "arena._cursor")
         old_cursor = b.load(cursor_field, typ=PTR)
         # the cursor's int is dropped below: only an exact one (freeing it runs no Python code)
