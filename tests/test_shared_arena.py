@@ -240,3 +240,31 @@ arena.close()
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["child closed"]
+
+
+@pytest.mark.parametrize("kind", ["shared", "confined"])
+def test_a_close_while_a_cleanup_is_registered_is_refused(kind: str) -> None:
+    """``reinterpret(size, arena, cleanup)`` (and ``library_lookup``'s unloading) registers
+    its cleanup with the arena pinned: a close from code run meanwhile (here a profile
+    function, at the call that makes the arena's extras; another thread, for a shared arena)
+    is refused.  It used to run the cleanups first, and the new one then never ran."""
+    arena = Arena.of_shared() if kind == "shared" else Arena.of_confined()
+    refused: list[str] = []
+
+    def close_meanwhile(frame: Any, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_name == "_extras":
+            sys.setprofile(None)
+            with pytest.raises(ScopeInUseError) as info:
+                arena.close()
+            refused.append(str(info.value))
+
+    cleaned: list[ffm.MemorySegment] = []
+    sys.setprofile(close_meanwhile)
+    try:
+        segment = ffm.MemorySegment.of_address(64).reinterpret(8, arena, cleaned.append)
+    finally:
+        sys.setprofile(None)
+    assert segment.scope is arena and len(refused) == 1
+    assert refused[0].startswith("Session is acquired by 1 client" if kind == "shared" else "Cannot close")
+    arena.close()
+    assert [(s.address, s.byte_size) for s in cleaned] == [(64, 8)]
