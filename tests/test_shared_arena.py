@@ -268,3 +268,43 @@ def test_a_close_while_a_cleanup_is_registered_is_refused(kind: str) -> None:
     assert refused[0].startswith("Session is acquired by 1 client" if kind == "shared" else "Cannot close")
     arena.close()
     assert [(s.address, s.byte_size) for s in cleaned] == [(64, 8)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="on CPython 3.10 a thread switch can happen between any two bytecodes, so two threads "
+    "allocating from one shared arena on the Python path can read the same slab cursor and get "
+    "the same memory (3.11 and later only switch at calls and backward jumps, where allocate "
+    "reads the cursor again); claiming the slab needs an atomic step (a token popped from a "
+    "list, as close does, and an own block when it is taken)",
+)
+def test_threads_allocating_from_a_shared_arena_get_disjoint_memory_on_python_3_10() -> None:
+    python = require_python("3.10")
+    script = """
+import sys, threading
+from ffm_runtime import Arena
+sys.setswitchinterval(1e-6)
+overlaps = 0
+for _ in range(40):
+    arena = Arena.of_shared()
+    got = [[] for _ in range(4)]
+    def allocate(mine):
+        for _ in range(300):
+            mine.append(arena.allocate(24, 8))
+    threads = [threading.Thread(target=allocate, args=(mine,)) for mine in got]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    spans = sorted((s.address, s.address + s.byte_size) for mine in got for s in mine)
+    overlaps += sum(1 for (_, end), (start, _) in zip(spans, spans[1:]) if start < end)
+    arena.close()
+print(overlaps)
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
+    env.update(PYTHONPATH=str(ROOT), FFM_PURE_PYTHON="1")
+    result = subprocess.run(
+        [str(python), "-c", script], capture_output=True, text=True, env=env, check=False, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0"]
