@@ -499,8 +499,19 @@ class Arena(Scope, SegmentAllocator):
 
     def _add_cleanup(self, cleanup: Callable[[], object]) -> None:
         self._check()
-        if self is not _GLOBAL_ARENA:  # the global arena is never closed
+        if self is _GLOBAL_ARENA:  # the global arena is never closed
+            return
+        # pinned (a shared arena acquired) until the cleanup is in the list: a close from code
+        # run meanwhile (making the extras can run a finalizer; another thread) is refused,
+        # instead of running the cleanups before this one is added, which then never ran
+        guard = self._confinement
+        depth = _depth(guard)
+        try:
+            _pin(guard, self)
             self._extras().cleanups.append(cleanup)
+        finally:
+            if guard is not None and depth:
+                del guard[depth:]
 
     @property
     def scope(self) -> Scope:

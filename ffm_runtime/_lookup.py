@@ -20,7 +20,7 @@ from . import _bootstrap
 from ._access import caller_module, caller_unit, ensure_native_access
 from ._errors import LibraryLoadError, UnsupportedOperationError
 from ._locks import ForkSafeLock
-from ._memory import MemorySegment
+from ._memory import MemorySegment, _depth, _pin
 
 __all__ = ["SymbolLookup", "default_lookup", "load_library"]
 
@@ -181,8 +181,17 @@ class SymbolLookup:
         scope = arena.scope
 
         def find(symbol: str) -> int | None:
-            scope._check()
-            return _bootstrap.dlsym(symbol, handle)
+            # the arena is pinned (a shared one acquired) while dlsym reads the handle: a
+            # close meanwhile (another thread's, or a signal handler's or finalizer's, run
+            # before the call) is refused rather than unloading the library under dlsym
+            guard = scope._guard()
+            depth = _depth(guard)
+            try:
+                _pin(guard, scope)
+                return _bootstrap.dlsym(symbol, handle)
+            finally:
+                if guard is not None and depth:
+                    del guard[depth:]
 
         return SymbolLookup(find, scope)
 

@@ -391,6 +391,12 @@ class MemorySegment:
             length,
         )
 
+    def _check_reachable(self, offset: int, length: int) -> None:
+        """Raise unless the bytes ``[offset, offset + length)`` are below address ``2**63``
+        (a segment reinterpreted past it reaches no memory of this process there)."""
+        if self._address + offset + length > _MAX_ACCESS:
+            raise ValueError(f"{self!r} has no address this process can access (at or beyond 2**63)")
+
     def _check_writable(self) -> None:
         if self.is_read_only():
             raise ReadOnlyError(f"Attempt to write to the read-only segment {self!r}")
@@ -680,6 +686,7 @@ class MemorySegment:
         """A copy of the segment's contents."""
         # Native twin: ffm_acc_memorysegment_to_bytes (hatch_ffm/_ir/_accel_bulk.py), common cases.
         self._check_scope()
+        self._check_reachable(0, self._size)
         view, base = self._bytes_view()
         guard = self._guard
         depth = _depth(guard)
@@ -744,6 +751,7 @@ class MemorySegment:
             return self._get_sized_string(offset, name, _check_int(byte_length, "byte_length"))
         self._check_scope()
         self._check_bounds(offset, 0)
+        self._check_reachable(offset, 1)
         view, base = self._bytes_view()
         guard = self._guard
         depth = _depth(guard)
@@ -766,6 +774,7 @@ class MemorySegment:
         decoded as ``name``."""
         self._check_scope()
         self._check_bounds(offset, byte_length)
+        self._check_reachable(offset, byte_length)
         view, base = self._bytes_view()
         guard = self._guard
         depth = _depth(guard)
@@ -942,6 +951,7 @@ def _terminated(view: memoryview, start: int, end: int, width: int, origin: int)
     only up to its string."""
     terminator = bytes(width)
     position = start
+    end = min(end, len(view))  # (the view ends below 2**63: see MemorySegment._check_reachable)
     while True:
         page_end = (origin + position) // _PAGE * _PAGE + _PAGE - origin
         stop = min(position + _STRING_CHUNK * width, end, page_end)

@@ -200,6 +200,45 @@ def test_library_lookup_unloads_when_the_arena_closes(private_lib: Path) -> None
         Linker.native_linker().downcall_handle(symbol, FunctionDescriptor.of(JAVA_INT))
 
 
+@pytest.mark.parametrize("kind", ["shared", "confined"])
+def test_close_while_find_reads_the_library_is_refused(private_lib: Path, kind: str) -> None:
+    """``find`` keeps the arena open while ``dlsym`` reads the library's handle: a close
+    from code run at that moment (another thread's, for a shared arena; a signal handler or
+    finalizer of this thread, here a profile function) is refused, instead of unloading the
+    library under ``dlsym`` (a read of the freed handle: a crash with MALLOC_PERTURB_)."""
+    script = f"""
+import sys
+import ffm_runtime as ffm
+arena = ffm.Arena.of_{kind}()
+lookup = ffm.SymbolLookup.library_lookup({str(private_lib)!r}, arena)
+def close_at_dlsym(frame, event, arg):
+    if event == "call" and frame.f_code.co_name == "dlsym":
+        sys.setprofile(None)
+        try:
+            arena.close()
+            print("closed")
+        except ffm.ScopeInUseError as exc:
+            print(exc)
+sys.setprofile(close_at_dlsym)
+print(lookup.find("private_answer") is not None)
+sys.setprofile(None)
+arena.close()
+print({str(private_lib)!r} in open("/proc/self/maps").read())
+"""
+    env = {**os.environ, "MALLOC_PERTURB_": "165", "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    refusal, found, mapped_after = result.stdout.splitlines()
+    assert (
+        refusal.startswith("Cannot close <Arena")
+        if kind == "confined"
+        else refusal.startswith("Session is acquired by 1 client")
+    ), refusal
+    assert (found, mapped_after) == ("True", "False")
+
+
 def test_library_lookup_of_an_automatic_arena(private_lib: Path) -> None:
     lookup = SymbolLookup.library_lookup(private_lib, Arena.of_auto())  # a Path: os.PathLike
     symbol = lookup.find("private_answer")

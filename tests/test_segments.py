@@ -597,3 +597,39 @@ def test_get_string_stops_at_the_terminator_before_an_unmapped_page(pure_python:
         *("utf-8", "ok", "latin-1", "ok", "utf-16le", "ok", "utf-32le", "ok"),
         *("two-pages", "ok"),
     ]
+
+
+@pytest.mark.parametrize("pure_python", ["", "1"], ids=["native", "python"])
+def test_strings_and_bytes_at_or_past_2_63_are_refused(pure_python: str) -> None:
+    """A segment reinterpreted to end past 2**63 (a restricted operation) reads its strings
+    below 2**63; the bytes at 2**63 and beyond are no memory of this process: get_string
+    there used to scan them for a terminator for ever (2**51 empty chunks, holding the GIL),
+    a sized get_string and to_bytes returned nothing, instead of the error get raises."""
+    script = """
+import ffm_runtime as ffm
+text = ffm.Arena.global_arena().allocate_from("ab")
+huge = ffm.MemorySegment.of_address(text.address).reinterpret(2**64 - 1)
+print(huge.get_string(0), huge.get_string(0, "utf-8", 2))
+beyond = 2**63 - text.address
+for call in (
+    lambda: huge.get_string(beyond),
+    lambda: huge.get_string(beyond + 8, "utf-16le"),
+    lambda: huge.get_string(beyond, "utf-8", 4),
+    lambda: huge.get_string(beyond - 2, "utf-8", 4),
+    lambda: huge.as_slice(beyond, 4).to_bytes(),
+):
+    try:
+        call()
+    except ValueError as exc:
+        print(str(exc).split(" has ")[1])
+    else:
+        print("no error")
+"""
+    env = {**os.environ, "FFM_PURE_PYTHON": pure_python, "FFM_ENABLE_NATIVE_ACCESS": "__main__"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "ab ab"
+    assert lines[1:] == ["no address this process can access (at or beyond 2**63)"] * 5
