@@ -12,7 +12,18 @@ from typing import Final
 
 from ._layouts import MemoryLayout
 
-__all__ = ["MAX_BY_VALUE_BYTE_SIZE", "FunctionDescriptor", "Option", "registration_key"]
+__all__ = [
+    "MAX_BY_VALUE_BYTE_SIZE",
+    "UPCALL_KEY_PREFIX",
+    "FunctionDescriptor",
+    "Option",
+    "check_upcall",
+    "registration_key",
+    "upcall_key",
+]
+
+#: What the canonical key of an upcall shape starts with (a downcall's starts with ``(``).
+UPCALL_KEY_PREFIX: Final = "upcall "
 
 CAPTURABLE_STATES: Final = ("errno",)
 
@@ -328,3 +339,27 @@ def registration_key(descriptor: FunctionDescriptor, options: Iterable[object] =
     for option in checked:
         key += " " + option.canonical
     return key
+
+
+def check_upcall(descriptor: object, options: Iterable[object] = ()) -> FunctionDescriptor:
+    """Validate an upcall descriptor with the JDK's rules (``Linker.upcallStub``): the
+    layouts' link-time rules and :data:`MAX_BY_VALUE_BYTE_SIZE` as for downcalls, and no
+    linker option at all (``critical``, ``first_variadic_arg`` and ``capture_call_state``
+    are downcall options: "Not supported for upcall"; an upcall is never variadic)."""
+    if not isinstance(descriptor, FunctionDescriptor):
+        raise TypeError(f"descriptor must be a FunctionDescriptor, not {type(descriptor).__name__}")
+    for option in options:
+        if not isinstance(option, Option):
+            raise TypeError(f"options must be Linker.Option values, not {type(option).__name__}")
+        raise ValueError(
+            f"Not supported for upcall: {option!r} (critical, first_variadic_arg and "
+            "capture_call_state are options of downcalls; an upcall takes none)"
+        )
+    check_options(descriptor, ())
+    return descriptor
+
+
+def upcall_key(descriptor: FunctionDescriptor, options: Iterable[object] = ()) -> str:
+    """The canonical key of an upcall shape: ``upcall `` and the descriptor, names stripped."""
+    check_upcall(descriptor, options)
+    return UPCALL_KEY_PREFIX + str(descriptor.stripped())

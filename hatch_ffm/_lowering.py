@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ffm_runtime._descriptor import FunctionDescriptor, Option, check_options
+from ffm_runtime._descriptor import FunctionDescriptor, Option, check_options, check_upcall
 from ffm_runtime._layouts import AddressLayout, GroupLayout, ValueLayout
 from ffm_runtime._targets import TARGETS, CallingConvention
 
@@ -24,6 +24,7 @@ __all__ = [
     "Extension",
     "Form",
     "LoweredSignature",
+    "LoweredUpcall",
     "NotSupportedYetError",
     "Param",
     "Passing",
@@ -34,7 +35,9 @@ __all__ = [
     "Role",
     "ScalarKind",
     "Shape",
+    "UpcallArgument",
     "lower",
+    "lower_upcall",
 ]
 
 
@@ -273,3 +276,48 @@ def lower(
             )
         )
     return LoweredSignature(key, tuple(params), result, keeps_gil, allow_heap, first_variadic, capture)
+
+
+@dataclass(frozen=True)
+class UpcallArgument:
+    """One argument C passes to an upcall: a scalar, boxed for the Python target."""
+
+    scalar: ScalarKind
+    #: byte size of an ``ADDRESS`` argument's target layout (0: a zero-length segment)
+    target_size: int = 0
+
+
+@dataclass(frozen=True)
+class LoweredUpcall:
+    """An upcall shape ready for code generation: what C passes, what it gets back."""
+
+    key: str
+    arguments: tuple[UpcallArgument, ...]
+    #: ``None``: void
+    result: ScalarKind | None
+
+
+def lower_upcall(key: str, descriptor: FunctionDescriptor, target: str = "x86_64-linux") -> LoweredUpcall:
+    """Lower one upcall registration for ``target``, or raise :class:`NotSupportedYetError`
+    (structs and unions by value, for now)."""
+    if target not in TARGETS:
+        raise NotSupportedYetError(f"lowering for {target} is not supported yet")
+    check_upcall(descriptor)
+    arguments = []
+    for index, layout in enumerate(descriptor.argument_layouts):
+        if not isinstance(layout, ValueLayout):
+            raise NotSupportedYetError(
+                f"upcall {key}: argument {index} is a struct or union by value ({layout}), which "
+                "upcalls do not support yet; pass it by reference (ADDRESS) instead"
+            )
+        size = 0
+        if isinstance(layout, AddressLayout) and layout.target_layout is not None:
+            size = layout.target_layout.byte_size
+        arguments.append(UpcallArgument(_scalar(layout), size))
+    result = descriptor.return_layout
+    if result is not None and not isinstance(result, ValueLayout):
+        raise NotSupportedYetError(
+            f"upcall {key}: the result is a struct or union by value ({result}), which upcalls "
+            "do not support yet"
+        )
+    return LoweredUpcall(key, tuple(arguments), None if result is None else _scalar(result))

@@ -13,12 +13,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ffm_runtime._descriptor import FunctionDescriptor, Option, check_options, registration_key
-from ffm_runtime._errors import UpcallNotSupportedError
+from ffm_runtime._descriptor import (
+    FunctionDescriptor,
+    Option,
+    check_options,
+    check_upcall,
+    registration_key,
+    upcall_key,
+)
 
-from ._lowering import LoweredSignature, lower
+from ._lowering import LoweredSignature, LoweredUpcall, lower, lower_upcall
 
-__all__ = ["DuringSetupAccess", "Registration", "RegistrationSession", "RuntimeForeignAccess"]
+__all__ = [
+    "DuringSetupAccess",
+    "Registration",
+    "RegistrationSession",
+    "RuntimeForeignAccess",
+    "UpcallRegistration",
+]
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,17 @@ class Registration:
     options: tuple[Option, ...]
     #: the lowered call shape for each target
     signatures: dict[str, LoweredSignature]
+    feature: str
+
+
+@dataclass(frozen=True)
+class UpcallRegistration:
+    """One accepted upcall registration."""
+
+    key: str
+    descriptor: FunctionDescriptor
+    #: the lowered upcall shape for each target
+    signatures: dict[str, LoweredUpcall]
     feature: str
 
 
@@ -55,6 +78,7 @@ class RegistrationSession:
     def __init__(self, targets: tuple[str, ...] = ("x86_64-linux",)) -> None:
         self.targets = targets
         self.registrations: dict[str, Registration] = {}
+        self.upcalls: dict[str, UpcallRegistration] = {}
         self.requests = 0
         self.current_feature = "?"
 
@@ -73,6 +97,23 @@ class RegistrationSession:
         signatures = {target: lower(key, descriptor, checked, target) for target in self.targets}
         registration = Registration(key, descriptor.stripped(), checked, signatures, self.current_feature)
         self.registrations[key] = registration
+        return registration
+
+    def add_upcall(self, descriptor: object, options: tuple[object, ...]) -> UpcallRegistration:
+        if not isinstance(descriptor, FunctionDescriptor):
+            raise TypeError(
+                "register_for_upcall() expects a FunctionDescriptor as its first argument, "
+                f"not {type(descriptor).__name__}"
+            )
+        check_upcall(descriptor, options)
+        key = upcall_key(descriptor)
+        self.requests += 1
+        existing = self.upcalls.get(key)
+        if existing is not None:
+            return existing
+        signatures = {target: lower_upcall(key, descriptor, target) for target in self.targets}
+        registration = UpcallRegistration(key, descriptor.stripped(), signatures, self.current_feature)
+        self.upcalls[key] = registration
         return registration
 
 
@@ -103,15 +144,27 @@ class RuntimeForeignAccess:
         Call it from a Feature's ``during_setup(access)``.  A shape hatch-ffm cannot
         compile yet stops the build with ``NotSupportedYetError``.
         """
-        session: RegistrationSession | None = getattr(_active, "session", None)
-        if session is None:
-            raise RuntimeError(
-                "Registration of foreign functions is only possible while hatch-ffm builds a "
-                "wheel, from a Feature's during_setup(access)"
-            )
-        session.add(descriptor, options)
+        _session().add(descriptor, options)
 
     @staticmethod
     def register_for_upcall(descriptor: FunctionDescriptor, *options: Option) -> None:
-        """Upcalls are not supported yet; always raises :class:`UpcallNotSupportedError`."""
-        raise UpcallNotSupportedError("Upcalls are not yet supported.")
+        """Make upcall stubs of this shape (``Linker.upcall_stub``) available in the built
+        wheel: the build compiles its entry and a pool of trampolines (the hook option
+        ``upcall-pool-size``).
+
+        Call it from a Feature's ``during_setup(access)``.  The JDK's rules for upcall
+        descriptors apply: no linker option at all (``ValueError``, "Not supported for
+        upcall").  A shape hatch-ffm cannot compile yet (a struct by value) stops the
+        build with ``NotSupportedYetError``.
+        """
+        _session().add_upcall(descriptor, options)
+
+
+def _session() -> RegistrationSession:
+    session: RegistrationSession | None = getattr(_active, "session", None)
+    if session is None:
+        raise RuntimeError(
+            "Registration of foreign functions is only possible while hatch-ffm builds a "
+            "wheel, from a Feature's during_setup(access)"
+        )
+    return session

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ffm_runtime import ADDRESS, JAVA_INT, FunctionDescriptor, UpcallNotSupportedError
+from ffm_runtime import ADDRESS, JAVA_INT, FunctionDescriptor, Linker, MemoryLayout
 from ffm_runtime._descriptor import MAX_BY_VALUE_BYTE_SIZE
 from hatch_ffm import DuringSetupAccess, NotSupportedYetError, RuntimeForeignAccess
 from hatch_ffm._features import FeatureError, run_features
@@ -143,6 +143,42 @@ def test_targets_without_lowering_are_not_supported_yet() -> None:
         lower("(i4)i4", descriptor, (), "riscv64-linux")
 
 
+def test_upcall_registrations_have_keys_of_their_own() -> None:
+    from hatch_ffm._registration import RegistrationSession, open_session
+
+    session = RegistrationSession(("x86_64-linux", "aarch64-linux"))
+    shape = FunctionDescriptor.of(JAVA_INT, ADDRESS.with_name("a"), ADDRESS)
+    with open_session(session):
+        RuntimeForeignAccess.register_for_upcall(shape)
+        RuntimeForeignAccess.register_for_upcall(FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS))
+        RuntimeForeignAccess.register_for_downcall(shape)
+    assert list(session.upcalls) == ["upcall (a8a8)i4"]
+    assert list(session.registrations) == ["(a8a8)i4"]
+    assert session.requests == 3
+    assert set(session.upcalls["upcall (a8a8)i4"].signatures) == {"x86_64-linux", "aarch64-linux"}
+
+
+def test_the_jdks_rules_for_upcall_registrations() -> None:
+    from hatch_ffm._registration import RegistrationSession, open_session
+
+    with open_session(RegistrationSession()):
+        for option in (
+            Linker.Option.critical(),
+            Linker.Option.first_variadic_arg(0),
+            Linker.Option.capture_call_state("errno"),
+        ):
+            with pytest.raises(ValueError, match=r"Not supported for upcall: Linker\.Option\."):
+                RuntimeForeignAccess.register_for_upcall(FunctionDescriptor.of_void(JAVA_INT), option)
+        with pytest.raises(ValueError, match="does not have the native byte order"):
+            RuntimeForeignAccess.register_for_upcall(FunctionDescriptor.of(JAVA_INT.with_order("big")))
+        with pytest.raises(TypeError, match="register_for_upcall\\(\\) expects a FunctionDescriptor"):
+            RuntimeForeignAccess.register_for_upcall("(i4)v")  # type: ignore[arg-type]
+        with pytest.raises(NotSupportedYetError, match="struct or union by value"):
+            RuntimeForeignAccess.register_for_upcall(
+                FunctionDescriptor.of_void(MemoryLayout.struct_layout(JAVA_INT, JAVA_INT))
+            )
+
+
 def test_invalid_layouts_are_refused() -> None:
     from hatch_ffm._registration import RegistrationSession, open_session
 
@@ -160,7 +196,7 @@ def test_invalid_layouts_are_refused() -> None:
 def test_registration_outside_a_build() -> None:
     with pytest.raises(RuntimeError, match="only possible while hatch-ffm builds a wheel"):
         RuntimeForeignAccess.register_for_downcall(FunctionDescriptor.of_void())
-    with pytest.raises(UpcallNotSupportedError, match="Upcalls are not yet supported"):
+    with pytest.raises(RuntimeError, match="only possible while hatch-ffm builds a wheel"):
         RuntimeForeignAccess.register_for_upcall(FunctionDescriptor.of_void())
     with pytest.raises(TypeError, match="only static methods"):
         RuntimeForeignAccess()
