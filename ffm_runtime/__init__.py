@@ -25,6 +25,7 @@ from ._errors import (
     UnsupportedOperationError,
     UnsupportedPlatformError,
     UpcallNotSupportedError,
+    UpcallPoolExhaustedError,
     WrongThreadError,
 )
 from ._layouts import (
@@ -109,6 +110,7 @@ __all__ = [
     "UnsupportedOperationError",
     "UnsupportedPlatformError",
     "UpcallNotSupportedError",
+    "UpcallPoolExhaustedError",
     "ValueLayout",
     "VarHandle",
     "WrongThreadError",

@@ -243,6 +243,7 @@ def bootstrap() -> None:
     from ._handles import allocate_result, arg_error, result_segment
     from ._layouts import AddressLayout, MemoryLayout, StructLayout, ValueLayout
     from ._memory import _SHARED, GLOBAL_SCOPE, MemorySegment, _ConfinedSegment, _HeapSegment, _SharedSegment
+    from ._upcalls import upcall_error
 
     cells: dict[str, object] = {
         _contract.CELL_SEGMENT_TYPE: MemorySegment,
@@ -271,6 +272,7 @@ def bootstrap() -> None:
         _contract.CELL_SHARED_TYPE: _SharedSegment,
         _contract.CELL_SHARED_MARK: _SHARED,
         _contract.CELL_STRUCT_LAYOUT_TYPE: StructLayout,
+        _contract.CELL_UPCALL_ERROR: upcall_error,
     }
     classes: dict[str, type] = {
         "segment": MemorySegment,

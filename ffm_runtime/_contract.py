@@ -49,6 +49,7 @@ __all__ = [
     "CELL_SHARED_TYPE",
     "CELL_SLAB_POOL",
     "CELL_SLICING_TYPE",
+    "CELL_UPCALL_ERROR",
     "CELL_VALUE_LAYOUT_TYPE",
     "CELL_WEAKREF_TYPE",
     "FIELDS",
@@ -96,6 +97,11 @@ PYTHON_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "PyEval_SaveThread": "PyThreadState *(void)",
         "PyEval_RestoreThread": "void (PyThreadState *)",
         "PyThread_get_thread_ident": "unsigned long (void)",
+        # upcalls: the GIL on any thread (also one Python never saw), and errors that
+        # cannot be raised into C
+        "PyGILState_Ensure": "PyGILState_STATE (void)",
+        "PyGILState_Release": "void (PyGILState_STATE)",
+        "PyErr_WriteUnraisable": "void (PyObject *)",
         # calls into the runtime's Python code (cells)
         "PyObject_CallFunction": "PyObject *(PyObject *, const char *, ...)",
         "PyObject_CallMethodObjArgs": "PyObject *(PyObject *, PyObject *, ...)",
@@ -231,6 +237,10 @@ CELL_NATIVE_ACCESS: Final = "ffm_rt_native_access"
 CELL_SHARED_TYPE: Final = "ffm_rt_shared_type"
 #: The ``int`` item 0 of an open shared arena's guard is (never a thread ident).
 CELL_SHARED_MARK: Final = "ffm_rt_shared_mark"
+#: ``upcall_error(key: str[, result])``, which always raises: the error an upcall reports
+#: (``sys.unraisablehook``) for a call through a freed slot (no ``result``) or a result its
+#: target returned that is not of the descriptor's result layout.
+CELL_UPCALL_ERROR: Final = "ffm_rt_upcall_error"
 #: The ``StructLayout`` type: ``Arena.allocate(layout[, count])`` takes layouts of exactly it,
 #: ``ValueLayout`` or ``AddressLayout`` natively (none overrides ``byte_size`` or
 #: ``byte_alignment``: their values are the ``memory_layout`` fields).

@@ -21,6 +21,7 @@ __all__ = [
     "UnsupportedOperationError",
     "UnsupportedPlatformError",
     "UpcallNotSupportedError",
+    "UpcallPoolExhaustedError",
     "WrongThreadError",
 ]
 
@@ -71,7 +72,17 @@ class UnsupportedOperationError(FFMError, NotImplementedError):
 
 
 class UpcallNotSupportedError(UnsupportedOperationError):
-    """Upcalls (native code calling Python) are not supported yet."""
+    """An upcall shape that is not supported yet (structs or unions by value)."""
+
+
+class UpcallPoolExhaustedError(FFMError, RuntimeError):
+    """Every trampoline of an upcall shape's pool is in use (the pool's size is the build
+    hook's option ``upcall-pool-size``)."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        #: The canonical key of the upcall shape.
+        self.key = key
 
 
 class UnsupportedPlatformError(UnsupportedOperationError):

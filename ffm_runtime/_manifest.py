@@ -13,15 +13,18 @@ format is defined once.  Example::
          "file": "stubs-x86_64-linux.o", "sha256": "<hex digest>"}
       ],
       "stubs": {"(i4i4)i4": "ffm_0123456789abcdef0123", ...},
-      "enable_native_access": ["example_project"]
+      "enable_native_access": ["example_project"],
+      "upcalls": {"upcall (AA)i4": {"symbol": "ffm_89abcdef0123456789ab", "slots": 256}}
     }
 
 Every object holds every stub; a stub symbol ``S`` is emitted as ``S_b`` (bound
-handle) and ``S_u`` (unbound handle).  ``package`` is the package the manifest is
-in (``<package>/_ffm/``), the only unit its ``enable_native_access`` can enable (a
-wheel that enables several of its top-level packages has a manifest in each, the
-others without objects or stubs); ``packages`` lists the wheel's top-level packages
-(``[package]`` when absent).
+handle) and ``S_u`` (unbound handle).  An upcall shape ``S`` (its key starts with
+``upcall ``) is emitted as its slots ``S_slots`` and ``slots`` trampolines ``S_t0`` ...
+(``hatch_ffm/_ir/_upcalls.py``); ``upcalls`` is absent from manifests without any.
+``package`` is the package the manifest is in (``<package>/_ffm/``), the only unit its
+``enable_native_access`` can enable (a wheel that enables several of its top-level
+packages has a manifest in each, the others without objects or stubs); ``packages``
+lists the wheel's top-level packages (``[package]`` when absent).
 
 **Versions.**  ``format`` is the whole contract between a wheel and the runtime:
 the manifest's fields and meaning, and what the stubs import from the runtime
@@ -45,10 +48,11 @@ import json
 import os
 import re
 import stat
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeGuard
 
+from ._descriptor import UPCALL_KEY_PREFIX
 from ._errors import StubLoadError
 from ._version import __version__
 
@@ -58,9 +62,11 @@ __all__ = [
     "MANIFEST_DIR",
     "MANIFEST_NAME",
     "MAX_MANIFEST_BYTES",
+    "MAX_UPCALL_SLOTS",
     "MIN_FORMAT_VERSION",
     "Manifest",
     "StubObject",
+    "UpcallPool",
     "read_manifest",
 ]
 
@@ -73,6 +79,9 @@ MANIFEST_NAME: Final = "manifest.json"
 GENERATOR: Final = f"hatch-ffm {__version__}"
 #: larger files are refused unread (the conformance suite's 12,097 shapes take 1 MiB)
 MAX_MANIFEST_BYTES: Final = 64 << 20
+
+#: the most trampolines one upcall shape may have (``upcall-pool-size``)
+MAX_UPCALL_SLOTS: Final = 65536
 
 #: matched whole (fullmatch: ``$`` would also match before a final newline)
 _SYMBOL = re.compile(r"ffm_[0-9a-f]{20}")
@@ -98,6 +107,15 @@ class StubObject:
 
 
 @dataclass(frozen=True)
+class UpcallPool:
+    """The trampoline pool of one upcall shape in every object of a manifest."""
+
+    symbol: str
+    #: how many trampolines (and slots) it has
+    slots: int
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A parsed, validated manifest."""
 
@@ -109,6 +127,8 @@ class Manifest:
     enable_native_access: tuple[str, ...] = ()
     #: the wheel's top-level packages, ``package`` first (given empty: just ``package``)
     packages: tuple[str, ...] = ()
+    #: upcall shapes (keys ``upcall ...``) and their pools
+    upcalls: Mapping[str, UpcallPool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         packages = tuple(dict.fromkeys((self.package, *self.packages)))
@@ -127,6 +147,11 @@ class Manifest:
             "stubs": dict(sorted(self.stubs.items())),
             "enable_native_access": list(self.enable_native_access),
         }
+        if self.upcalls:
+            data["upcalls"] = {
+                key: {"symbol": pool.symbol, "slots": pool.slots}
+                for key, pool in sorted(self.upcalls.items())
+            }
         return json.dumps(data, indent=2) + "\n"
 
     def object_for(self, target: str) -> StubObject | None:
@@ -203,7 +228,36 @@ class Manifest:
         units = data.get("enable_native_access", [package])
         if not isinstance(units, list) or not all(isinstance(u, str) and u.isidentifier() for u in units):
             raise fail("'enable_native_access' must be a list of package names")
-        return cls(package, generator, tuple(objects), dict(stubs), tuple(units), tuple(packages))
+        return cls(
+            package,
+            generator,
+            tuple(objects),
+            dict(stubs),
+            tuple(units),
+            tuple(packages),
+            _upcall_pools(data.get("upcalls", {}), fail),
+        )
+
+
+def _upcall_pools(raw: object, fail: Callable[[str], StubLoadError]) -> dict[str, UpcallPool]:
+    """The ``upcalls`` field: ``{key: {"symbol": ..., "slots": N}}``."""
+    if not isinstance(raw, dict):
+        raise fail("'upcalls' must be an object")
+    pools = {}
+    for key, entry in raw.items():
+        symbol = entry.get("symbol") if isinstance(entry, dict) else None
+        slots = entry.get("slots") if isinstance(entry, dict) else None
+        if (
+            not key.startswith(UPCALL_KEY_PREFIX)
+            or not isinstance(symbol, str)
+            or not _SYMBOL.fullmatch(symbol)
+            or type(slots) is not int
+            or not 1 <= slots <= MAX_UPCALL_SLOTS
+            or set(entry) != {"symbol", "slots"}
+        ):
+            raise fail(f"malformed upcall entry for {key!r}: {entry!r}")
+        pools[key] = UpcallPool(symbol, slots)
+    return pools
 
 
 def _too_new(path: str, version: int, generator: object, package: object) -> str:

@@ -98,7 +98,7 @@ def _build(
 ) -> _Index:
     keys: dict[str, list[_Source]] = {}
     for source in sources:
-        for key in source.manifest.stubs:
+        for key in (*source.manifest.stubs, *source.manifest.upcalls):
             keys.setdefault(key, []).append(source)
     # a package with a manifest of its own is decided by that manifest alone
     homes = {s.manifest.package: s.path for s in sources}
@@ -307,6 +307,18 @@ class StubRegistry:
         raise failures[0]
 
     def _stub_in(self, source: _Source, key: str, target: str, bound: bool) -> int:
+        loaded, path = self.loaded(source, target)
+        symbol = source.manifest.stubs[key] + (
+            _contract.STUB_BOUND_SUFFIX if bound else _contract.STUB_UNBOUND_SUFFIX
+        )
+        address = loaded.symbols.get(symbol)
+        if address is None:
+            raise StubLoadError(f"stub object {path} lacks the symbol {symbol} its manifest lists", path)
+        return address
+
+    def loaded(self, source: _Source, target: str) -> tuple[LoadedObject, str]:
+        """The object of ``source`` for ``target``, loaded once, and its path (raises
+        :class:`StubLoadError`)."""
         stub = source.manifest.object_for(target)
         if stub is None:
             raise StubLoadError(
@@ -325,13 +337,7 @@ class StubRegistry:
                         path, stub.sha256, TARGETS[target].elf_machine if target in TARGETS else 0
                     )
                     self._objects[path] = loaded  # only now: a child forked earlier loads again
-        symbol = source.manifest.stubs[key] + (
-            _contract.STUB_BOUND_SUFFIX if bound else _contract.STUB_UNBOUND_SUFFIX
-        )
-        address = loaded.symbols.get(symbol)
-        if address is None:
-            raise StubLoadError(f"stub object {path} lacks the symbol {symbol} its manifest lists", path)
-        return address
+        return loaded, path
 
     @staticmethod
     def _load(path: str, digest: str, machine: int) -> LoadedObject:

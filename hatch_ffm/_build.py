@@ -11,11 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ffm_runtime._manifest import GENERATOR, Manifest, StubObject
+from ffm_runtime._manifest import GENERATOR, Manifest, StubObject, UpcallPool
 from ffm_runtime._targets import TARGETS
 
+from ._config import DEFAULT_UPCALL_POOL_SIZE
 from ._ir import build_accelerator_module, build_stub_module, stub_symbol
-from ._registration import Registration
+from ._registration import Registration, UpcallRegistration
 
 __all__ = ["BuiltStubs", "build_stubs", "resolve_targets", "write_accelerators"]
 
@@ -59,19 +60,30 @@ def build_stubs(
     out_dir: str,
     enable_native_access: tuple[str, ...] = (),
     packages: tuple[str, ...] = (),
+    upcalls: Iterable[UpcallRegistration] = (),
+    upcall_pool_size: int = DEFAULT_UPCALL_POOL_SIZE,
 ) -> BuiltStubs:
     """Compile all registrations for each target into ``out_dir``; write the manifest.
 
     ``packages`` are the wheel's top-level packages (``package`` is always one of them);
-    ``enable_native_access`` may name only those."""
+    ``enable_native_access`` may name only those.  Each upcall shape gets
+    ``upcall_pool_size`` trampolines."""
     from ._compile import compile_object
 
     regs = sorted(registrations, key=lambda r: r.key)
+    ups = sorted(upcalls, key=lambda r: r.key)
     objects = []
     files: dict[str, str] = {}
     for target in targets:
         triple = TARGETS[target].triple
-        ir_text = str(build_stub_module((r.signatures[target] for r in regs), triple))
+        ir_text = str(
+            build_stub_module(
+                (r.signatures[target] for r in regs),
+                triple,
+                (u.signatures[target] for u in ups),
+                upcall_pool_size,
+            )
+        )
         data = compile_object(ir_text, triple)
         file_name = f"stubs-{target}.o"
         path = os.path.join(out_dir, file_name)
@@ -81,7 +93,13 @@ def build_stubs(
         objects.append(StubObject(target, triple, file_name, hashlib.sha256(data).hexdigest()))
     own = tuple(u for u in enable_native_access if u == package)
     manifest = Manifest(
-        package, GENERATOR, tuple(objects), {r.key: stub_symbol(r.key) for r in regs}, own, packages
+        package,
+        GENERATOR,
+        tuple(objects),
+        {r.key: stub_symbol(r.key) for r in regs},
+        own,
+        packages,
+        {u.key: UpcallPool(stub_symbol(u.key), upcall_pool_size) for u in ups},
     )
     files["manifest.json"] = _write(manifest, os.path.join(out_dir, "manifest.json"))
     others = {}

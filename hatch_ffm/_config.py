@@ -7,13 +7,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ConfigError", "HookConfig", "parse_config"]
+from ffm_runtime._manifest import MAX_UPCALL_SLOTS
+
+__all__ = ["DEFAULT_UPCALL_POOL_SIZE", "ConfigError", "HookConfig", "parse_config"]
 
 #: Keys hatchling itself reads from every hook table; the hook must ignore them.
 _RESERVED = frozenset(
     {"dependencies", "require-runtime-dependencies", "require-runtime-features", "enable-by-default"}
 )
-_KNOWN = ("features", "entry-points", "package", "targets", "enable-native-access")
+_KNOWN = ("features", "entry-points", "package", "targets", "enable-native-access", "upcall-pool-size")
+#: Trampolines compiled per upcall shape when the option ``upcall-pool-size`` is not set: that
+#: many upcall stubs of one shape can be alive at once (about 16 bytes of code and 8 of data
+#: each on x86_64).
+DEFAULT_UPCALL_POOL_SIZE = 256
 _FEATURE_SPEC = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 
@@ -34,6 +40,8 @@ class HookConfig:
     enable_native_access: tuple[str, ...] | None
     #: the TOML path of the table, for messages
     path: str
+    #: trampolines per upcall shape: how many of its upcall stubs can be alive at once
+    upcall_pool_size: int = DEFAULT_UPCALL_POOL_SIZE
 
 
 def parse_config(config: Mapping[str, Any], path: str) -> HookConfig:
@@ -90,6 +98,19 @@ def parse_config(config: Mapping[str, Any], path: str) -> HookConfig:
             f"where they run, with the environment variable "
             f"FFM_ENABLE_NATIVE_ACCESS=__main__"
         )
+    pool_size = config.get("upcall-pool-size", DEFAULT_UPCALL_POOL_SIZE)
+    if type(pool_size) is not int or not 1 <= pool_size <= MAX_UPCALL_SLOTS:
+        raise ConfigError(
+            f"Option `upcall-pool-size` in `{path}` must be an integer from 1 to "
+            f"{MAX_UPCALL_SLOTS} (how many upcall stubs of one shape can be alive at once; "
+            f"default {DEFAULT_UPCALL_POOL_SIZE}), not {pool_size!r}"
+        )
     return HookConfig(
-        tuple(features), entry_points, package, tuple(targets), None if units is None else tuple(units), path
+        tuple(features),
+        entry_points,
+        package,
+        tuple(targets),
+        None if units is None else tuple(units),
+        path,
+        pool_size,
     )

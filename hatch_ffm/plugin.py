@@ -158,15 +158,27 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
         app.display_info(
             f"hatch-ffm: {session.requests} registration(s), "
             f"{len(session.registrations)} distinct call shape(s)"
+            + (
+                f", {len(session.upcalls)} upcall shape(s) of {config.upcall_pool_size} trampolines each"
+                if session.upcalls
+                else ""
+            )
         )
-        for key in sorted(session.registrations):
+        for key in sorted((*session.registrations, *session.upcalls)):
             app.display_debug(f"hatch-ffm:   {key}")
 
         self._workdir = tempfile.mkdtemp(prefix="hatch-ffm-")
         app.display_info(f"hatch-ffm: enabled for native access: {', '.join(units) or 'none'}")
         try:
             built = build_stubs(
-                session.registrations.values(), targets, package, self._workdir, units, packages
+                session.registrations.values(),
+                targets,
+                package,
+                self._workdir,
+                units,
+                packages,
+                session.upcalls.values(),
+                config.upcall_pool_size,
             )
         except BaseException:
             self._cleanup()

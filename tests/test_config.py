@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from hatch_ffm._build import TargetError, resolve_targets
-from hatch_ffm._config import ConfigError, parse_config
+from hatch_ffm._config import DEFAULT_UPCALL_POOL_SIZE, ConfigError, parse_config
 from hatch_ffm._tags import wheel_tag
 
 PATH = "tool.hatch.build.targets.wheel.hooks.ffm"
@@ -17,6 +17,8 @@ def test_defaults() -> None:
     config = parse_config({}, PATH)
     assert config.features == () and config.entry_points is True
     assert config.package is None and config.targets == ("native",)
+    assert config.upcall_pool_size == DEFAULT_UPCALL_POOL_SIZE == 256
+    assert parse_config({"upcall-pool-size": 1}, PATH).upcall_pool_size == 1
 
 
 def test_reserved_hatchling_keys_are_ignored() -> None:
@@ -56,6 +58,14 @@ def test_reserved_hatchling_keys_are_ignored() -> None:
             {"enable-native-access": ["ALL-UNNAMED"]},
             r"Option `enable-native-access` .* must be an "
             r"array of top-level package names",
+        ),
+        *(
+            (
+                {"upcall-pool-size": size},
+                rf"Option `upcall-pool-size` in `{PATH}` must be an integer from 1 to 65536 \(how "
+                rf"many upcall stubs of one shape can be alive at once; default 256\), not {size!r}",
+            )
+            for size in (0, 65537, True, "8", 8.0)
         ),
     ],
     ids=lambda x: str(x)[:30],

@@ -22,6 +22,7 @@ from ffm_runtime._manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
     StubObject,
+    UpcallPool,
     read_manifest,
 )
 from ffm_runtime._registry import StubRegistry
@@ -75,6 +76,22 @@ class TestParsing:
                 ),
                 "malformed object entry",
             ),
+            (variant(upcalls=[]), "'upcalls' must be an object"),
+            (
+                variant(upcalls={"(a8a8)i4": {"symbol": "ffm_" + "0" * 20, "slots": 8}}),
+                r"malformed upcall entry for '\(a8a8\)i4'",
+            ),
+            (variant(upcalls={"upcall ()v": {"symbol": "evil", "slots": 8}}), "malformed upcall entry"),
+            (variant(upcalls={"upcall ()v": {"symbol": "ffm_" + "0" * 20, "slots": 0}}), "malformed upcall"),
+            (
+                variant(upcalls={"upcall ()v": {"symbol": "ffm_" + "0" * 20, "slots": True}}),
+                "malformed upcall",
+            ),
+            (
+                variant(upcalls={"upcall ()v": {"symbol": "ffm_" + "0" * 20, "slots": 8, "more": 1}}),
+                "malformed upcall",
+            ),
+            (variant(upcalls={"upcall ()v": "ffm_" + "0" * 20}), "malformed upcall"),
         ],
         ids=[
             "json",
@@ -97,6 +114,13 @@ class TestParsing:
             "symbol-newline",
             "generator-newline",
             "file-newline",
+            "upcalls-list",
+            "upcall-key",
+            "upcall-symbol",
+            "upcall-no-slots",
+            "upcall-bool-slots",
+            "upcall-more",
+            "upcall-str",
         ],
     )
     def test_every_failure_is_a_stub_load_error(self, text: str | bytes, message: str) -> None:
@@ -145,6 +169,19 @@ class TestParsing:
         )
         assert manifest.packages == ("pkg", "helper")  # its own package first
         assert Manifest.from_json(manifest.to_json(), "m.json") == manifest
+
+    def test_round_trip_with_upcalls(self) -> None:
+        manifest = Manifest(
+            "pkg",
+            GENERATOR,
+            (StubObject("x86_64-linux", "t", "s.o", "0" * 64),),
+            {"(i4)i4": "ffm_" + "0" * 20},
+            upcalls={"upcall (a8a8)i4": UpcallPool("ffm_" + "1" * 20, 256)},
+        )
+        text = manifest.to_json()
+        assert '"upcall (a8a8)i4": {\n      "symbol": "ffm_11111111111111111111",\n      "slots": 256' in text
+        assert Manifest.from_json(text, "m.json") == manifest
+        assert '"upcalls"' not in Manifest("pkg", GENERATOR, (), {}).to_json()
 
     def test_manifests_without_packages_are_their_own_package_only(self) -> None:
         """Written by hatch-ffm 0.1.0: no `packages` field."""

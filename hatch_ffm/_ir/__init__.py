@@ -22,17 +22,30 @@ from collections.abc import Iterable
 
 from llvmlite import ir
 
-from .._lowering import LoweredSignature
+from .._lowering import LoweredSignature, LoweredUpcall
 from ._accelerators import build_accelerators
 from ._stubs import build_stubs, stub_symbol
+from ._upcalls import UPCALL_SLOTS_SUFFIX, trampoline_symbol
 
-__all__ = ["build_accelerator_module", "build_stub_module", "stub_symbol"]
+__all__ = [
+    "UPCALL_SLOTS_SUFFIX",
+    "build_accelerator_module",
+    "build_stub_module",
+    "stub_symbol",
+    "trampoline_symbol",
+]
 
 
-def build_stub_module(signatures: Iterable[LoweredSignature], triple: str) -> ir.Module:
+def build_stub_module(
+    signatures: Iterable[LoweredSignature],
+    triple: str,
+    upcalls: Iterable[LoweredUpcall] = (),
+    pool_size: int = 0,
+) -> ir.Module:
     """One LLVM module for ``triple`` holding both variants (bound, unbound) of the stub of
-    every signature, named after :func:`stub_symbol`."""
-    return build_stubs(signatures, triple)
+    every signature, named after :func:`stub_symbol`, and for every upcall shape its entry,
+    its slots and ``pool_size`` trampolines (``_upcalls``)."""
+    return build_stubs(signatures, triple, upcalls, pool_size)
 
 
 def build_accelerator_module(triple: str) -> ir.Module:

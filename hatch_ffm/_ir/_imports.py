@@ -38,6 +38,7 @@ _C_TYPES: Final[Mapping[str, ir.Type]] = {
     "Py_ssize_t *": PTR,
     "Py_buffer *": PTR,
     "int *": PTR,
+    "PyGILState_STATE": I32,
 }
 
 #: LLVM intrinsics the code calls (lowered by LLVM: never imports, except ``memcpy``)

@@ -32,7 +32,7 @@ from llvmlite import ir
 
 from ffm_runtime import _contract
 
-from .._lowering import Extension, Form, LoweredSignature, Passing, Piece, Returning, Role
+from .._lowering import Extension, Form, LoweredSignature, LoweredUpcall, Passing, Piece, Returning, Role
 from ._helpers import Helpers
 from ._idioms import is_null
 from ._model import IntRead
@@ -51,6 +51,7 @@ from ._types import (
     scalar_type,
     store_size,
 )
+from ._upcalls import Upcalls
 
 __all__ = ["StubModule", "build_stubs", "stub_symbol"]
 
@@ -501,9 +502,18 @@ def stub_symbol(key: str) -> str:
     return "ffm_" + hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
-def build_stubs(signatures: Iterable[LoweredSignature], triple: str) -> ir.Module:
-    """One LLVM module holding both variants of every stub."""
+def build_stubs(
+    signatures: Iterable[LoweredSignature],
+    triple: str,
+    upcalls: Iterable[LoweredUpcall] = (),
+    pool_size: int = 0,
+) -> ir.Module:
+    """One LLVM module holding both variants of every stub, and the entry and a pool of
+    ``pool_size`` trampolines of every upcall shape."""
     stubs = StubModule(triple)
     for sig in signatures:
         stubs.add(sig, stub_symbol(sig.key))
+    pools = Upcalls(stubs.helpers)
+    for upcall in upcalls:
+        pools.add(upcall, stub_symbol(upcall.key), pool_size)
     return stubs.module
