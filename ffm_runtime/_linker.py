@@ -7,7 +7,6 @@ from typing import Any, Final
 from ._access import ensure_native_access
 from ._arena import _GLOBAL_ARENA
 from ._descriptor import FunctionDescriptor, Option, check_options, registration_key
-from ._errors import UpcallNotSupportedError
 from ._layouts import (
     ADDRESS,
     JAVA_BOOLEAN,
@@ -96,10 +95,21 @@ class Linker:
 
         return make_handle(key, descriptor, checked, target, address, scope)
 
-    def upcall_stub(self, *args: Any, **kwargs: Any) -> MemorySegment:
-        """Not supported: raises :class:`UpcallNotSupportedError` (after the native-access check)."""
+    def upcall_stub(self, target: Any, descriptor: Any, arena: Any, *options: Any) -> MemorySegment:
+        """A C function pointer that calls ``target`` (a restricted operation).
+
+        Returns a zero-length segment whose address is a C function of the shape
+        ``descriptor``; it calls ``target`` with the arguments as Python values and gives
+        C its result, until ``arena`` is closed.  An exception ``target`` raises cannot be
+        thrown into C: it is reported through ``sys.unraisablehook`` and C gets 0.  Raises
+        :class:`MissingForeignRegistrationError` if no installed wheel registered the
+        shape (``RuntimeForeignAccess.register_for_upcall``), and
+        :class:`UpcallPoolExhaustedError` when all its trampolines are in use.
+        """
         ensure_native_access("Linker.upcall_stub")
-        raise UpcallNotSupportedError("Upcalls are not yet supported.")
+        from ._upcalls import upcall_stub
+
+        return upcall_stub(target, descriptor, arena, options)
 
     def default_lookup(self) -> SymbolLookup:
         """Symbols of the C library, the math library and ``libdl``, as the JDK's default

@@ -83,9 +83,12 @@ def test_or_else() -> None:
     assert combined.find("strlen") == SymbolLookup.loader_lookup().find("strlen")
 
 
-def test_upcalls_are_not_supported() -> None:
-    with pytest.raises(ffm.UpcallNotSupportedError, match="Upcalls are not yet supported"):
-        Linker.native_linker().upcall_stub(None, FunctionDescriptor.of_void(), ffm.Arena.global_arena())
+def test_upcall_shapes_not_supported_yet() -> None:
+    struct = ffm.MemoryLayout.struct_layout(ffm.JAVA_INT, ffm.JAVA_INT)
+    with pytest.raises(ffm.UpcallNotSupportedError, match="structs or unions by value"):
+        Linker.native_linker().upcall_stub(
+            lambda s: None, FunctionDescriptor.of_void(struct), ffm.Arena.global_arena()
+        )
     assert issubclass(ffm.UpcallNotSupportedError, NotImplementedError)
 
 

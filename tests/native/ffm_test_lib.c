@@ -130,3 +130,29 @@ uint16_t low_half(uint32_t x) { return (uint16_t)x; }
 uint64_t mix_unsigned(uint8_t a, uint16_t b, uint32_t c, uint64_t d) {
     return (uint64_t)a + ((uint64_t)b << 8) + ((uint64_t)c << 24) + d;
 }
+
+/* Upcalls: C calling Python back through the function pointer an upcall stub is. */
+int32_t call_ii(int32_t (*f)(int32_t, int32_t), int32_t a, int32_t b) { return f(a, b); }
+double call_dj(double (*f)(double, int64_t), double x, int64_t n) { return f(x, n); }
+/* Every carrier C can pass, with values that show a swap, a truncation or a wrong sign. */
+double call_mix(double (*f)(bool, int8_t, uint16_t, int16_t, int32_t, int64_t, float, double, void *),
+                void *p) {
+    return f(true, -5, 65535, -300, -70000, (int64_t)1 << 40, 1.5f, 2.25, p);
+}
+/* Narrow results: how C sees what the callback returned. */
+int32_t call_short(int16_t (*f)(int32_t), int32_t x) { return f(x); }
+int32_t call_bool(bool (*f)(int32_t), int32_t x) { return f(x) ? 7 : 3; }
+void call_void(void (*f)(int32_t), int32_t x) { f(x); }
+void *call_ptr(void *(*f)(void *), void *p) { return f(p); }
+/* More arguments than registers: the trampoline passes those on the stack untouched. */
+double call_spill(double (*f)(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                              int64_t, int64_t, double, double, double, double, double, double, double,
+                              double, double, double)) {
+    return f(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8.5, 9.5);
+}
+/* Many calls in a loop: sum of f(i, 1) for i in [0, n). */
+int64_t sum_calls(int32_t (*f)(int32_t, int32_t), int32_t n) {
+    int64_t s = 0;
+    for (int32_t i = 0; i < n; i++) s += f(i, 1);
+    return s;
+}

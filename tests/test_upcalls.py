@@ -1,0 +1,334 @@
+"""Upcalls: C calling Python through upcall stubs compiled into the test package's wheel
+(tests/fixtures/ffm_testpkg: its upcall shapes, a pool of 8 trampolines each), against libc's
+qsort and the C test library."""
+
+from __future__ import annotations
+
+import gc
+import random
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import ffm_runtime as ffm
+from ffm_runtime import (
+    ADDRESS,
+    JAVA_BOOLEAN,
+    JAVA_BYTE,
+    JAVA_CHAR,
+    JAVA_DOUBLE,
+    JAVA_FLOAT,
+    JAVA_INT,
+    JAVA_LONG,
+    JAVA_SHORT,
+    Arena,
+    FunctionDescriptor,
+    Linker,
+    MemoryLayout,
+    MemorySegment,
+)
+
+pytestmark = pytest.mark.usefixtures("stub_site")
+
+LINKER = Linker.native_linker()
+POOL = 8  # upcall-pool-size of tests/fixtures/ffm_testpkg
+INT_INT = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT)
+COMPARATOR = FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS)
+
+
+def downcall(lookup: ffm.SymbolLookup, name: str, descriptor: FunctionDescriptor) -> Any:
+    address = lookup.find(name)
+    assert address is not None, name
+    return LINKER.downcall_handle(address, descriptor)
+
+
+@pytest.fixture
+def unraisable(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """What ``sys.unraisablehook`` receives while the test runs."""
+    reports: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", reports.append)
+    yield reports
+
+
+def qsort(values: list[int], compare: Any) -> list[int]:
+    handle = downcall(
+        LINKER.default_lookup(), "qsort", FunctionDescriptor.of_void(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS)
+    )
+    with Arena.of_confined() as arena:
+        array = arena.allocate_from(JAVA_INT, values)
+        handle(array, len(values), JAVA_INT.byte_size, LINKER.upcall_stub(compare, COMPARATOR, arena))
+        return [array.get_at_index(JAVA_INT, i) for i in range(len(values))]
+
+
+def test_qsort_with_a_python_comparator_sorts_as_sorted() -> None:
+    rng = random.Random(13)
+    values = [rng.randrange(-(2**31), 2**31) for _ in range(500)] + [0, 0, -1, 2**31 - 1]
+    calls = []
+
+    def compare(a: MemorySegment, b: MemorySegment) -> int:
+        calls.append(1)
+        assert a.byte_size == b.byte_size == 0  # ADDRESS arguments are zero-length segments
+        x = a.reinterpret(4).get(JAVA_INT, 0)
+        y = b.reinterpret(4).get(JAVA_INT, 0)
+        return (x > y) - (x < y)
+
+    assert qsort(values, compare) == sorted(values)
+    assert len(calls) > len(values)
+    assert qsort(values, lambda a, b: compare(b, a)) == sorted(values, reverse=True)
+
+
+def test_the_stub_is_a_zero_length_segment_of_the_arena() -> None:
+    with Arena.of_confined() as arena:
+        stub = LINKER.upcall_stub(lambda a, b: a + b, INT_INT, arena)
+        assert stub.byte_size == 0
+        assert stub.address != 0
+        assert stub.scope is arena
+    assert not stub.scope.is_alive()
+
+
+def test_int_and_double_arguments_and_results(lookup: ffm.SymbolLookup) -> None:
+    call_ii = downcall(lookup, "call_ii", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT))
+    call_dj = downcall(lookup, "call_dj", FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS, JAVA_DOUBLE, JAVA_LONG))
+    with Arena.of_confined() as arena:
+        subtract = LINKER.upcall_stub(lambda a, b: a - b, INT_INT, arena)
+        assert call_ii(subtract, 7, 10) == -3
+        assert call_ii(subtract, -(2**31), -1) == -(2**31) + 1
+        power = LINKER.upcall_stub(
+            lambda x, n: x**n, FunctionDescriptor.of(JAVA_DOUBLE, JAVA_DOUBLE, JAVA_LONG), arena
+        )
+        assert call_dj(power, 1.5, 3) == 3.375
+        assert call_dj(power, 2.0, -(2**40)) == 0.0
+
+
+def test_every_value_layout_arrives_as_its_python_value(lookup: ffm.SymbolLookup) -> None:
+    call_mix = downcall(lookup, "call_mix", FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS, ADDRESS))
+    layouts = (
+        JAVA_BOOLEAN,
+        JAVA_BYTE,
+        JAVA_CHAR,
+        JAVA_SHORT,
+        JAVA_INT,
+        JAVA_LONG,
+        JAVA_FLOAT,
+        JAVA_DOUBLE,
+        ADDRESS,
+    )
+    seen: list[object] = []
+
+    def record(*values: object) -> float:
+        seen.extend(values)
+        return 0.5
+
+    with Arena.of_confined() as arena:
+        marker = arena.allocate(8)
+        stub = LINKER.upcall_stub(record, FunctionDescriptor.of(JAVA_DOUBLE, *layouts), arena)
+        assert call_mix(stub, marker) == 0.5
+    *numbers, pointer = seen
+    assert numbers == [True, -5, 65535, -300, -70000, 1 << 40, 1.5, 2.25]
+    assert [type(n) for n in numbers] == [bool, int, int, int, int, int, float, float]
+    assert isinstance(pointer, MemorySegment)
+    assert pointer.address == marker.address
+    assert pointer.byte_size == 0
+
+
+def test_stack_arguments_pass_through_the_trampoline(lookup: ffm.SymbolLookup) -> None:
+    shape = FunctionDescriptor.of(JAVA_DOUBLE, *[JAVA_LONG] * 10, *[JAVA_DOUBLE] * 10)
+    call_spill = downcall(lookup, "call_spill", FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS))
+    seen: list[object] = []
+
+    def record(*values: object) -> float:
+        seen.extend(values)
+        return -1.25
+
+    with Arena.of_confined() as arena:
+        assert call_spill(LINKER.upcall_stub(record, shape, arena)) == -1.25
+    assert seen == [*range(1, 11), *(i + 0.5 for i in range(10))]
+
+
+def test_narrow_results_reach_c_extended(lookup: ffm.SymbolLookup) -> None:
+    call_short = downcall(lookup, "call_short", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT))
+    call_bool = downcall(lookup, "call_bool", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT))
+    with Arena.of_confined() as arena:
+        negate = LINKER.upcall_stub(lambda x: -x, FunctionDescriptor.of(JAVA_SHORT, JAVA_INT), arena)
+        assert [call_short(negate, x) for x in (2, -32767, 0, 32768)] == [-2, 32767, 0, -32768]
+        odd = LINKER.upcall_stub(lambda x: x % 2 == 1, FunctionDescriptor.of(JAVA_BOOLEAN, JAVA_INT), arena)
+        assert [call_bool(odd, x) for x in (1, 2)] == [7, 3]
+
+
+def test_void_and_address_shapes(lookup: ffm.SymbolLookup) -> None:
+    call_void = downcall(lookup, "call_void", FunctionDescriptor.of_void(ADDRESS, JAVA_INT))
+    call_ptr = downcall(lookup, "call_ptr", FunctionDescriptor.of(ADDRESS, ADDRESS, ADDRESS))
+    seen: list[int] = []
+    with Arena.of_confined() as arena:
+        assert (
+            call_void(LINKER.upcall_stub(seen.append, FunctionDescriptor.of_void(JAVA_INT), arena), 41)
+            is None
+        )
+        block = arena.allocate(16)
+        step = LINKER.upcall_stub(
+            lambda p: MemorySegment.of_address(p.address + 8), FunctionDescriptor.of(ADDRESS, ADDRESS), arena
+        )
+        assert call_ptr(step, block).address == block.address + 8
+        null = LINKER.upcall_stub(
+            lambda p: MemorySegment.NULL, FunctionDescriptor.of(ADDRESS, ADDRESS), arena
+        )
+        assert call_ptr(null, block).address == 0
+    assert seen == [41]
+
+
+def test_an_exception_in_the_target_is_reported_and_c_gets_zero(
+    lookup: ffm.SymbolLookup, unraisable: list[Any]
+) -> None:
+    call_ii = downcall(lookup, "call_ii", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT))
+
+    def broken(a: int, b: int) -> int:
+        raise KeyError("from the callback")
+
+    with Arena.of_confined() as arena:
+        stub = LINKER.upcall_stub(broken, INT_INT, arena)
+        assert call_ii(stub, 1, 2) == 0
+        assert call_ii(stub, 3, 4) == 0
+    assert len(unraisable) == 2
+    report = unraisable[0]
+    assert report.exc_type is KeyError
+    assert str(report.exc_value) == "'from the callback'"
+    assert report.exc_traceback is not None
+    assert repr(report.object).startswith(f"<upcall stub (i4i4)i4 at {stub.address:#x} calling <function ")
+    assert "broken" in repr(report.object)
+
+
+def test_a_result_of_the_wrong_type_is_reported_and_c_gets_zero(
+    lookup: ffm.SymbolLookup, unraisable: list[Any]
+) -> None:
+    call_ii = downcall(lookup, "call_ii", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT))
+    with Arena.of_confined() as arena:
+        assert call_ii(LINKER.upcall_stub(lambda a, b: "three", INT_INT, arena), 1, 2) == 0
+        assert call_ii(LINKER.upcall_stub(lambda a, b: 2**31, INT_INT, arena), 1, 2) == 0
+    assert [type(r.exc_value) for r in unraisable] == [TypeError, OverflowError]
+    assert str(unraisable[0].exc_value) == (
+        "result of upcall (i4i4)i4 (C got 0): expected int for JAVA_INT, got str"
+    )
+    assert "2147483648 is out of range for JAVA_INT" in str(unraisable[1].exc_value)
+
+
+def test_a_call_through_a_closed_arenas_stub_is_reported_and_returns_zero(
+    lookup: ffm.SymbolLookup, unraisable: list[Any]
+) -> None:
+    call_ii = downcall(lookup, "call_ii", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT))
+    calls = []
+    with Arena.of_confined() as arena:
+        stub = LINKER.upcall_stub(lambda a, b: calls.append(1) or a + b, INT_INT, arena)
+        assert call_ii(stub, 1, 2) == 3
+    # C kept the pointer: the slot is free now, nothing of the target runs
+    assert call_ii(MemorySegment.of_address(stub.address), 1, 2) == 0
+    assert calls == [1]
+    (report,) = unraisable
+    assert isinstance(report.exc_value, ffm.ScopeClosedError)
+    assert (
+        "upcall (i4i4)i4 was called through the function pointer of an upcall stub whose arena is closed"
+        in str(report.exc_value)
+    )
+
+
+def test_slots_are_reused_over_many_arena_cycles(lookup: ffm.SymbolLookup) -> None:
+    sum_calls = downcall(lookup, "sum_calls", FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_INT))
+    addresses = set()
+
+    class Target:
+        alive = 0
+
+        def __init__(self, k: int) -> None:
+            self.k = k
+            Target.alive += 1
+
+        def __del__(self) -> None:
+            Target.alive -= 1
+
+        def __call__(self, i: int, one: int) -> int:
+            return i * self.k + one
+
+    for cycle in range(POOL * 50):
+        with Arena.of_confined() as arena:
+            stubs = [LINKER.upcall_stub(Target(k), INT_INT, arena) for k in range(cycle % POOL + 1)]
+            addresses.update(s.address for s in stubs)
+            for k, stub in enumerate(stubs):
+                assert sum_calls(stub, 10) == k * 45 + 10
+        del stubs
+    gc.collect()
+    assert len(addresses) == POOL  # the same trampolines, again and again
+    assert Target.alive == 0  # closing the arena let go of every target
+
+
+def test_an_exhausted_pool_names_the_shape_and_the_option() -> None:
+    with Arena.of_confined() as arena:
+        stubs = [LINKER.upcall_stub(lambda a, b: 0, INT_INT, arena) for _ in range(POOL)]
+        with pytest.raises(
+            ffm.UpcallPoolExhaustedError,
+            match=r"Cannot make another upcall stub for upcall \(i4i4\)i4: every trampoline of its pool "
+            r"is in use \(8 in .*manifest.json\)\. Close the arenas of the upcall stubs no longer needed, "
+            r"or raise the hook option `upcall-pool-size` \(default 256\)",
+        ):
+            LINKER.upcall_stub(lambda a, b: 0, INT_INT, arena)
+        assert len({s.address for s in stubs}) == POOL
+    with Arena.of_confined() as arena:  # all free again
+        assert len([LINKER.upcall_stub(lambda a, b: 0, INT_INT, arena) for _ in range(POOL)]) == POOL
+
+
+def test_automatic_and_global_arenas_keep_their_stubs(lookup: ffm.SymbolLookup) -> None:
+    call_ii = downcall(lookup, "call_ii", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT))
+    stub = LINKER.upcall_stub(lambda a, b: a * b, INT_INT, Arena.of_auto())
+    gc.collect()  # the segment keeps its arena, and so its slot
+    assert call_ii(stub, 6, 7) == 42
+    del stub
+    gc.collect()  # the automatic arena is gone: its slot is free again
+    with Arena.of_confined() as arena:
+        assert len([LINKER.upcall_stub(lambda a, b: 0, INT_INT, arena) for _ in range(POOL)]) == POOL
+
+
+def test_a_shape_no_wheel_registered() -> None:
+    shape = FunctionDescriptor.of(JAVA_LONG, JAVA_FLOAT.with_name("x"), ADDRESS)
+    with (
+        Arena.of_confined() as arena,
+        pytest.raises(
+            ffm.MissingForeignRegistrationError,
+            match=r"Cannot perform upcall with descriptor \(f4a8\)j8: no installed wheel registered this "
+            r"upcall shape\. To allow it, add this line to during_setup\(access\) of a Feature .*\n\n"
+            r"    RuntimeForeignAccess\.register_for_upcall\("
+            r"FunctionDescriptor\.of\(JAVA_LONG, JAVA_FLOAT, ADDRESS\)\)",
+        ) as caught,
+    ):
+        LINKER.upcall_stub(lambda x, p: 0, shape, arena)
+    assert caught.value.key == "upcall (f4a8)j8"
+
+
+def test_the_jdks_rules_for_upcall_descriptors() -> None:
+    with Arena.of_confined() as arena:
+        for option in (
+            Linker.Option.critical(),
+            Linker.Option.first_variadic_arg(1),
+            Linker.Option.capture_call_state("errno"),
+        ):
+            with pytest.raises(ValueError, match=r"Not supported for upcall: Linker\.Option\."):
+                LINKER.upcall_stub(lambda a, b: 0, INT_INT, arena, option)
+        with pytest.raises(ValueError, match="does not have the native byte order"):
+            LINKER.upcall_stub(
+                lambda a: 0, FunctionDescriptor.of(JAVA_INT, JAVA_INT.with_order("big")), arena
+            )
+        with pytest.raises(TypeError, match="needs a callable target, not int"):
+            LINKER.upcall_stub(3, INT_INT, arena)
+        with pytest.raises(
+            TypeError, match=r"Wrong target: the upcall \(i4i4\)i4 calls it with 2 positional arguments"
+        ):
+            LINKER.upcall_stub(lambda a: 0, INT_INT, arena)
+        with pytest.raises(TypeError, match="needs an Arena for the stub's lifetime, not NoneType"):
+            LINKER.upcall_stub(lambda a, b: 0, INT_INT, None)
+        with pytest.raises(ffm.UpcallNotSupportedError, match="structs or unions by value"):
+            LINKER.upcall_stub(
+                lambda s: 0,
+                FunctionDescriptor.of(JAVA_INT, MemoryLayout.struct_layout(JAVA_INT, JAVA_INT)),
+                arena,
+            )
+    with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
+        LINKER.upcall_stub(lambda a, b: 0, INT_INT, arena)
