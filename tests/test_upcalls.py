@@ -332,3 +332,24 @@ def test_the_jdks_rules_for_upcall_descriptors() -> None:
             )
     with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
         LINKER.upcall_stub(lambda a, b: 0, INT_INT, arena)
+
+
+def _permissions(address: int) -> str:
+    """The permissions of the mapping holding ``address`` (``/proc/self/maps``)."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            span, permissions = line.split()[:2]
+            start, end = (int(part, 16) for part in span.split("-"))
+            if start <= address < end:
+                return permissions
+    raise AssertionError(f"{address:#x} is not mapped")
+
+
+def test_trampolines_are_never_writable_and_slots_never_executable() -> None:
+    from ffm_runtime import _upcalls
+
+    with Arena.of_confined() as arena:
+        stub = LINKER.upcall_stub(lambda a, b: 0, INT_INT, arena)
+        (pool,) = (p for p in _upcalls._pools.values() if stub.address in p.trampolines)
+        assert _permissions(stub.address).startswith("r-x")
+        assert _permissions(pool.slots).startswith("rw-")
