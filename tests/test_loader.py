@@ -272,8 +272,9 @@ def test_oversized_objects_are_refused(stub_object: bytes, monkeypatch: pytest.M
 
 
 def test_stubs_and_accelerators_run_from_a_file_backed_mapping(stub_site: Path) -> None:
-    """Under the memfd fallback the code pages come from a file (writable data, if any, would
-    stay on its own anonymous pages): calls work as usual."""
+    """Under the memfd fallback the code pages come from a file (writable data, the slots of
+    upcall trampolines, stay on their own anonymous pages): downcalls and upcalls work as
+    usual."""
     import os
 
     result = subprocess.run(
