@@ -353,3 +353,15 @@ def test_trampolines_are_never_writable_and_slots_never_executable() -> None:
         (pool,) = (p for p in _upcalls._pools.values() if stub.address in p.trampolines)
         assert _permissions(stub.address).startswith("r-x")
         assert _permissions(pool.slots).startswith("rw-")
+
+
+def test_downcall_upcall_downcall_nesting(lookup: ffm.SymbolLookup) -> None:
+    call_ii = downcall(lookup, "call_ii", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT))
+    with Arena.of_confined() as arena:
+        add = LINKER.upcall_stub(lambda a, b: a + b, INT_INT, arena)
+
+        def fibonacci(n: int, _: int) -> int:  # each level: a downcall calling this back
+            return n if n < 2 else call_ii(stub, n - 1, 0) + call_ii(add, call_ii(stub, n - 2, 0), 0)
+
+        stub = LINKER.upcall_stub(fibonacci, INT_INT, arena)
+        assert call_ii(stub, 15, 0) == 610
