@@ -365,3 +365,22 @@ def test_downcall_upcall_downcall_nesting(lookup: ffm.SymbolLookup) -> None:
 
         stub = LINKER.upcall_stub(fibonacci, INT_INT, arena)
         assert call_ii(stub, 15, 0) == 610
+
+
+def test_a_thread_python_never_saw_calls_back(lookup: ffm.SymbolLookup) -> None:
+    import threading
+
+    on_new_thread = downcall(
+        lookup, "call_ii_on_new_thread", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT)
+    )
+    threads = []
+
+    def multiply(a: int, b: int) -> int:
+        threads.append(threading.get_ident())
+        return a * b
+
+    with Arena.of_confined() as arena:
+        stub = LINKER.upcall_stub(multiply, INT_INT, arena)
+        assert [on_new_thread(stub, n, 3) for n in range(20)] == [n * 3 for n in range(20)]
+    assert len(threads) == 20
+    assert threading.get_ident() not in threads

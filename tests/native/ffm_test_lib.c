@@ -1,5 +1,6 @@
 /* Native side of the round-trip tests: compiled with the system C compiler, the
  * independent reference for the C ABI the stubs must follow. */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -155,4 +156,21 @@ int64_t sum_calls(int32_t (*f)(int32_t, int32_t), int32_t n) {
     int64_t s = 0;
     for (int32_t i = 0; i < n; i++) s += f(i, 1);
     return s;
+}
+/* The callback called on a thread Python never saw (the caller waits for it). */
+struct ii_call {
+    int32_t (*f)(int32_t, int32_t);
+    int32_t a, b, result;
+};
+static void *run_ii(void *p) {
+    struct ii_call *c = p;
+    c->result = c->f(c->a, c->b);
+    return NULL;
+}
+int32_t call_ii_on_new_thread(int32_t (*f)(int32_t, int32_t), int32_t a, int32_t b) {
+    struct ii_call c = {f, a, b, 0};
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, run_ii, &c) != 0) return -1;
+    pthread_join(thread, NULL);
+    return c.result;
 }
