@@ -143,7 +143,10 @@ def test_struct_at_the_by_value_limit_under_emulation(emulator: Path, tmp_path: 
 
 
 SHARED_FEATURE = """
-from ffm_runtime import ADDRESS, JAVA_BYTE, JAVA_INT, JAVA_LONG, JAVA_SHORT, FunctionDescriptor
+from ffm_runtime import (
+    ADDRESS, JAVA_BOOLEAN, JAVA_BYTE, JAVA_CHAR, JAVA_DOUBLE, JAVA_FLOAT, JAVA_INT, JAVA_LONG,
+    JAVA_SHORT, FunctionDescriptor,
+)
 from hatch_ffm import RuntimeForeignAccess
 
 U8, U16, U32, U64 = (layout.unsigned() for layout in (JAVA_BYTE, JAVA_SHORT, JAVA_INT, JAVA_LONG))
@@ -160,6 +163,26 @@ class Shared:
             FunctionDescriptor.of(U64, U8, U16, U32, U64),
         ):
             RuntimeForeignAccess.register_for_downcall(descriptor)
+        # upcalls (tests/scripts/aarch64_upcalls.py): the C functions, then their callbacks
+        spill = FunctionDescriptor.of(JAVA_DOUBLE, *[JAVA_LONG] * 10, *[JAVA_DOUBLE] * 10)
+        mix = (JAVA_BOOLEAN, JAVA_BYTE, JAVA_CHAR, JAVA_SHORT, JAVA_INT, JAVA_LONG, JAVA_FLOAT,
+               JAVA_DOUBLE, ADDRESS)
+        for descriptor in (
+            FunctionDescriptor.of_void(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS),
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
+            FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS, ADDRESS),
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT),
+            FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS),
+        ):
+            RuntimeForeignAccess.register_for_downcall(descriptor)
+        for descriptor in (
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS),
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT),
+            FunctionDescriptor.of(JAVA_DOUBLE, *mix),
+            FunctionDescriptor.of(JAVA_SHORT, JAVA_INT),
+            spill,
+        ):
+            RuntimeForeignAccess.register_for_upcall(descriptor)
 """
 
 
@@ -198,6 +221,15 @@ def test_unsigned_values_under_emulation(emulator: Path, shared_site: tuple[Path
     library, site = shared_site
     result = run_emulated(emulator, str(SCRIPTS / "aarch64_unsigned.py"), str(library), path=[site])
     assert result.returncode == 0 and "unsigned: ok" in result.stdout, result.stdout + result.stderr
+
+
+def test_upcalls_under_emulation(emulator: Path, shared_site: tuple[Path, Path]) -> None:
+    """Upcalls with aarch64 trampolines and entries: libc's qsort with a Python comparator,
+    every value layout, stack arguments, narrow results, a thread Python never saw, an
+    exception and a call through a freed slot, against aarch64 gcc's code."""
+    library, site = shared_site
+    result = run_emulated(emulator, str(SCRIPTS / "aarch64_upcalls.py"), str(library), path=[site])
+    assert result.returncode == 0 and "upcalls: ok" in result.stdout, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("script", ["reinterpret_check_reentered.py", "close_finalizes_a_field.py"])

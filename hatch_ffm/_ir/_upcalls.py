@@ -18,7 +18,9 @@ module holds:
   upcall, and C gets zero.
 
 A narrow integer result (``bool``, ``char``, ``short``) is returned extended to 32 bits, as C
-compilers expect of a callee on both targets.
+compilers expect of a callee on both targets.  Narrow integer arguments carry no ``signext``
+or ``zeroext``: AAPCS64 leaves the bits above them unspecified (gcc passes a ``uint16_t``
+65535 as ``w = 0xffffffff``), so the entry extends them itself.
 """
 
 from __future__ import annotations
@@ -80,7 +82,6 @@ class Upcalls:
         for index in range(pool_size):
             fn = ir.Function(module, trampoline_type, trampoline_symbol(base, index))
             fn.attributes.add("nounwind")
-            self._extensions(fn.args, sig)
             b = ir.IRBuilder(fn.append_basic_block("entry"))
             slot = b.gep(slots, [i64(0), i64(index)], source_etype=slots_type, inbounds=True)
             call = b.call(entry, [slot, *fn.args], tail=True)
@@ -89,19 +90,12 @@ class Upcalls:
             else:
                 b.ret(call)
 
-    @staticmethod
-    def _extensions(args: tuple[ir.Argument, ...] | list[ir.Argument], sig: LoweredUpcall) -> None:
-        for argument, param in zip(args, sig.arguments, strict=True):
-            if param.scalar.extension is not Extension.NONE:
-                argument.add_attribute(param.scalar.extension.value)
-
     def _entry(self, sig: LoweredUpcall, base: str, kind: ir.FunctionType) -> ir.Function:
         imports = self.imports
         fn = ir.Function(imports.module, kind, base + "_entry")
         fn.linkage = "internal"
         fn.attributes.add("nounwind")
         fn.args[0].add_attribute("nest")
-        self._extensions(fn.args[1:], sig)
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         key = imports.cstring(sig.key)
         zero = None if kind.return_type is VOID else ir.Constant(kind.return_type, None)
