@@ -27,6 +27,7 @@ LOCKS = [
     "ffm_runtime._lookup:_lock",
     "ffm_runtime._access:_lock",
     "ffm_runtime._execmem:_libc_lock",
+    "ffm_runtime._upcalls:_lock",
 ]
 
 

@@ -17,7 +17,16 @@ from collections.abc import Callable
 from typing import Any
 
 import ffm_runtime as ffm
-from ffm_runtime import JAVA_INT, JAVA_LONG, FunctionDescriptor, Linker, _registry
+from ffm_runtime import (
+    ADDRESS,
+    JAVA_INT,
+    JAVA_LONG,
+    Arena,
+    FunctionDescriptor,
+    Linker,
+    MemorySegment,
+    _registry,
+)
 from ffm_runtime._access import enabled_while
 
 DEADLINE = 30.0  # seconds a child may take before it counts as hung
@@ -40,6 +49,23 @@ def work() -> None:
         ffm.SymbolLookup.loader_lookup().find("labs"), FunctionDescriptor.of(JAVA_LONG, JAVA_LONG)
     )
     assert labs(-9) == 9
+    linker = Linker.native_linker()
+    qsort = linker.downcall_handle(
+        ffm.SymbolLookup.loader_lookup().find("qsort"),
+        FunctionDescriptor.of_void(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS),
+    )
+    with Arena.of_confined() as arena:  # an upcall stub: the pools' lock
+        array = arena.allocate_from(JAVA_INT, [3, 1, 2])
+        qsort(
+            array, 3, 4, linker.upcall_stub(compare, FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS), arena)
+        )
+        assert [array.get_at_index(JAVA_INT, i) for i in range(3)] == [1, 2, 3]
+
+
+def compare(a: MemorySegment, b: MemorySegment) -> int:
+    x: int = a.reinterpret(4).get(JAVA_INT, 0)
+    y: int = b.reinterpret(4).get(JAVA_INT, 0)
+    return (x > y) - (x < y)
 
 
 def fork_and_wait() -> str:

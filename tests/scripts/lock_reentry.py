@@ -17,7 +17,7 @@ from types import FrameType
 from typing import Any
 
 import ffm_runtime as ffm
-from ffm_runtime import JAVA_INT, JAVA_LONG, FunctionDescriptor, Linker
+from ffm_runtime import ADDRESS, JAVA_INT, JAVA_LONG, Arena, FunctionDescriptor, Linker, MemorySegment
 from ffm_runtime._access import enabled_while
 
 faulthandler.dump_traceback_later(20, exit=True)  # a deadlock fails the run instead of hanging
@@ -37,6 +37,21 @@ def work() -> None:
         pass
     labs = linker.downcall_handle(find("labs"), FunctionDescriptor.of(JAVA_LONG, JAVA_LONG))
     assert labs(-9) == 9
+    qsort = linker.downcall_handle(
+        find("qsort"), FunctionDescriptor.of_void(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS)
+    )
+    with Arena.of_confined() as arena:  # an upcall stub: the pools' lock
+        array = arena.allocate_from(JAVA_INT, [3, 1, 2])
+        qsort(
+            array, 3, 4, linker.upcall_stub(compare, FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS), arena)
+        )
+        assert [array.get_at_index(JAVA_INT, i) for i in range(3)] == [1, 2, 3]
+
+
+def compare(a: MemorySegment, b: MemorySegment) -> int:
+    x: int = a.reinterpret(4).get(JAVA_INT, 0)
+    y: int = b.reinterpret(4).get(JAVA_INT, 0)
+    return (x > y) - (x < y)
 
 
 def held(lock: Any) -> bool:
