@@ -1,5 +1,6 @@
-"""Reference leaks (1,000,000 calls of each kind of handle, including ones that raise, keep the
-process's memory flat) and concurrency (8 threads calling handles in their own arenas)."""
+"""Reference leaks (1,000,000 calls of each kind of handle, including ones that raise, and of
+upcalls, keep the process's memory flat) and concurrency (8 threads calling handles in their
+own arenas)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ KINDS = [
     "raises OverflowError",
     "raises ScopeClosedError",
     "raises count TypeError",
+    "upcall",
+    "upcall raises",
+    "pointer upcall",
+    "upcall stub per arena",
 ]
 
 

@@ -60,6 +60,57 @@ WATCHED: list[object] = [
     JAVA_DOUBLE,
 ]
 
+# upcalls: C (sum_calls, call_ptr) calling Python through stubs
+INT_INT = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT)
+sum_calls = link(find("sum_calls"), FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_INT))
+call_ptr = link(find("call_ptr"), FunctionDescriptor.of(ADDRESS, ADDRESS, ADDRESS))
+
+
+def plus(i: int, one: int) -> int:
+    return i + one
+
+
+def broken(i: int, one: int) -> int:
+    raise KeyError(i)
+
+
+def same(pointer: ffm.MemorySegment) -> ffm.MemorySegment:
+    return pointer
+
+
+sys.unraisablehook = lambda report: None  # (the reports of "upcall raises")
+stubs = {
+    name: Linker.native_linker().upcall_stub(target, descriptor, ffm.Arena.global_arena())
+    for name, target, descriptor in (
+        ("plus", plus, INT_INT),
+        ("broken", broken, INT_INT),
+        ("same", same, FunctionDescriptor.of(ADDRESS, ADDRESS)),
+    )
+}
+WATCHED += [plus, broken, same, INT_INT, *stubs.values()]
+
+
+def upcalls(name: str) -> Callable[[int], None]:
+    stub = stubs[name]
+
+    def calls(n: int) -> None:
+        for _ in range(n // 1000):
+            sum_calls(stub, 1000)
+
+    return calls
+
+
+def pointer_upcalls(n: int) -> None:
+    stub = stubs["same"]
+    for _ in range(n):
+        call_ptr(stub, text)
+
+
+def upcall_stubs(n: int) -> None:
+    for _ in range(n // 10):
+        with ffm.Arena.of_confined() as arena:
+            sum_calls(Linker.native_linker().upcall_stub(plus, INT_INT, arena), 10)
+
 
 def ints(n: int) -> None:
     for i in range(n):
@@ -158,6 +209,10 @@ CALLS: dict[str, Callable[[int], None]] = {
     "struct result, prefix allocator": struct_results_prefix,
     "struct result": struct_results,
     **{kind: raising(kind) for kind in BAD},
+    "upcall": upcalls("plus"),
+    "upcall raises": upcalls("broken"),
+    "pointer upcall": pointer_upcalls,
+    "upcall stub per arena": upcall_stubs,
 }
 
 
