@@ -108,12 +108,17 @@ def segments() -> Iterator[dict[str, MemorySegment]]:
     thread = threading.Thread(target=owner)
     thread.start()
     made.wait()
-    with Arena.of_confined() as confined:
+    with Arena.of_confined() as confined, Arena.of_shared() as shared:
         block = confined.allocate(64, 64)
         closed_arena = Arena.of_confined()
         closed = closed_arena.allocate(64, 64)
         closed_arena.close()
+        closed_shared_arena = Arena.of_shared()
+        closed_shared = closed_shared_arena.allocate(64, 64)
+        closed_shared_arena.close()
         yield {
+            "shared": shared.allocate(64, 64),
+            "closed shared": closed_shared,
             "confined": block,
             "auto": Arena.of_auto().allocate(64, 64),
             "global": Arena.global_arena().allocate(64),
@@ -137,7 +142,7 @@ PATTERN = bytes(range(65, 85)) + b"\0" + "héllo wörld\udcff".encode("utf-8", "
 
 def reset(segments: dict[str, MemorySegment]) -> None:
     for name, segment in segments.items():
-        if name in ("closed", "other thread", "NULL", "bytes") or segment.is_read_only():
+        if name in ("closed", "closed shared", "other thread", "NULL", "bytes") or segment.is_read_only():
             continue
         data = (PATTERN * 2)[: segment.byte_size - 1] + b"\0" if segment.byte_size else b""
         python("copy_from")(segment, MemorySegment.of_array(bytearray(data)))
@@ -147,7 +152,7 @@ def state(segments: dict[str, MemorySegment]) -> list[bytes]:
     """The bytes of every segment that can be read."""
     result = []
     for name, segment in segments.items():
-        if name not in ("closed", "other thread"):
+        if name not in ("closed", "closed shared", "other thread"):
             result.append(python("to_bytes")(segment))
     return result
 
@@ -698,7 +703,14 @@ def test_the_common_cases_are_native() -> None:
         segment = arena.allocate(64)
         other = Arena.of_auto().allocate(64)
         heap = MemorySegment.of_array(bytearray(64))
+        shared_arena = Arena.of_shared()
+        shared = shared_arena.allocate(64)
         calls: list[tuple[str, Callable[[], Any]]] = [
+            ("to_bytes", shared.to_bytes),
+            ("fill", lambda: shared.fill(7)),
+            ("copy", lambda: MemorySegment.copy(shared, 0, segment, 0, 64)),
+            ("set_string", lambda: shared.set_string(0, "shared")),
+            ("get_string", shared.get_string),
             ("to_bytes", segment.to_bytes),
             ("to_bytes", heap.to_bytes),
             ("fill", lambda: segment.fill(0x41)),
@@ -723,3 +735,4 @@ def test_the_common_cases_are_native() -> None:
             with counting_fallbacks(name) as slow:
                 call()
             assert not slow, name
+        shared_arena.close()

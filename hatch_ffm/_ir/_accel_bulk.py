@@ -34,7 +34,12 @@ __all__ = ["build_bulk_accelerators"]
 
 #: The pages a NUL-terminated string is read in (the smallest page of both targets).
 _STRING_PAGE = 4096
-_SEGMENT_TYPES = (_contract.CELL_CONFINED_TYPE, _contract.CELL_SEGMENT_TYPE, _contract.CELL_HEAP_TYPE)
+_SEGMENT_TYPES = (
+    _contract.CELL_CONFINED_TYPE,
+    _contract.CELL_SEGMENT_TYPE,
+    _contract.CELL_HEAP_TYPE,
+    _contract.CELL_SHARED_TYPE,
+)
 
 
 def _segment(
@@ -47,7 +52,9 @@ def _segment(
     that the bytes it touches end below."""
     b, model = m.b, m.model
     m.slow_if(b.not_(model.is_one_of(b, model.type_of(b, segment), *_SEGMENT_TYPES)))
-    m.slow_if(b.not_(model.owned_here(b, model.load_field(b, segment, "segment._guard"))))
+    # (an open shared arena's needs no acquisition: the GIL is held and no Python code runs
+    # until the access is over)
+    m.slow_if(b.not_(model.usable_here(b, model.load_field(b, segment, "segment._guard"))))
     # and its scope is alive (Python asks it): the global scope, or an open arena
     scope = model.load_field(b, segment, "segment._scope")
     m.slow_if(is_null(b, scope))

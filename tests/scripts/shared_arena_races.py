@@ -170,25 +170,25 @@ def python_access_keeps_the_arena() -> None:
     tried = threading.Event()
 
     def profile(frame: Any, event: str, arg: object) -> None:
-        # to_bytes has acquired the arena (before its try) and checked it (_pin returns):
-        # the copy comes next
+        # get_string (a charset other than UTF-8: the Python path) has acquired the arena
+        # (before its try) and checked it (_pin returns): the read comes next
         if event == "return" and frame.f_code.co_name == "_pin" and not inside.is_set():
             inside.set()
             tried.wait(60)
 
-    def body() -> bytes:
+    def body() -> str:
         sys.setprofile(profile)
         try:
-            return segment.to_bytes()
+            return segment.get_string(0, "latin-1")
         finally:
             sys.setprofile(None)
 
     thread, results = run_blocked(body)
-    assert inside.wait(60), "to_bytes was not reached"
+    assert inside.wait(60), "get_string was not reached"
     expect(arena.close, ScopeInUseError, "Session is acquired by 1 client")
     tried.set()
     thread.join()
-    assert results == [b"held\0"], results
+    assert results == ["held"], results
     arena.close()
     expect(segment.to_bytes, ScopeClosedError, "Already closed")
     assert acquisitions(arena) == 0
