@@ -300,6 +300,7 @@ def bootstrap() -> None:
     for name, obj in cells.items():
         set_cell(name, obj)
     set_offset("ob_type", type_offset())
+    set_offset("segment.weakrefs", MemorySegment.__weakrefoffset__)
     arena: Arena = object.__new__(Arena)
     probes = {
         "segment": object.__new__(MemorySegment),

@@ -99,6 +99,7 @@ PYTHON_FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "PyThread_get_thread_ident": "unsigned long (void)",
         # upcalls: the GIL on any thread (also one Python never saw), and errors that
         # cannot be raised into C
+        "Py_IsInitialized": "int (void)",
         "PyGILState_Ensure": "PyGILState_STATE (void)",
         "PyGILState_Release": "void (PyGILState_STATE)",
         "PyErr_WriteUnraisable": "void (PyObject *)",
@@ -292,8 +293,14 @@ FIELDS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     }
 )
 OFFSETS_SYMBOL: Final = "ffm_rt_offsets"
-#: The offsets table's entries, ``"<role>.<field>"``.
-OFFSETS: Final = ("ob_type", *(f"{role}.{name}" for role, names in FIELDS.items() for name in names))
+#: The offsets table's entries: ``ob_type``; ``segment.weakrefs``, where a ``MemorySegment``
+#: keeps its list of weak references (its type's ``__weakrefoffset__``: NULL while there is
+#: none); then ``"<role>.<field>"``.
+OFFSETS: Final = (
+    "ob_type",
+    "segment.weakrefs",
+    *(f"{role}.{name}" for role, names in FIELDS.items() for name in names),
+)
 
 # -- 4. What the fields hold ------------------------------------------------------------
 # A segment's ``_address`` and ``_size`` are exact ints; a confined segment's ``_guard``

@@ -18,8 +18,8 @@ def test_cells_are_the_cell_constants_in_order() -> None:
 
 
 def test_offsets_are_the_fields_class_by_class() -> None:
-    assert _contract.OFFSETS[0] == "ob_type"
-    assert _contract.OFFSETS[1:] == tuple(
+    assert _contract.OFFSETS[:2] == ("ob_type", "segment.weakrefs")
+    assert _contract.OFFSETS[2:] == tuple(
         f"{role}.{name}" for role, names in _contract.FIELDS.items() for name in names
     )
 
@@ -33,6 +33,7 @@ def test_every_cell_holds_its_object_and_every_offset_was_found() -> None:
     assert table is not None
     offsets = [ctypes.c_int64.from_address(table + 8 * i).value for i in range(len(_contract.OFFSETS))]
     assert all(offset > 0 for offset in offsets[1:]), offsets
+    assert offsets[1] == ffm_runtime.MemorySegment.__weakrefoffset__
     assert ffm_runtime.accelerated()
 
 

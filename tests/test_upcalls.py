@@ -5,12 +5,16 @@ qsort and the C test library."""
 from __future__ import annotations
 
 import gc
+import os
 import random
+import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from support import ROOT
 
 import ffm_runtime as ffm
 from ffm_runtime import (
@@ -77,6 +81,84 @@ def test_qsort_with_a_python_comparator_sorts_as_sorted() -> None:
     assert qsort(values, compare) == sorted(values)
     assert len(calls) > len(values)
     assert qsort(values, lambda a, b: compare(b, a)) == sorted(values, reverse=True)
+
+
+def sorted_by_address(values: list[int], observe: Any) -> list[int]:
+    """qsort ``values`` with a comparator that reads both elements and calls
+    ``observe(a, b)`` first (the segments of the ADDRESS arguments)."""
+
+    def compare(a: MemorySegment, b: MemorySegment) -> int:
+        observe(a, b)
+        x = a.reinterpret(4).get(JAVA_INT, 0)
+        y = b.reinterpret(4).get(JAVA_INT, 0)
+        return (x > y) - (x < y)
+
+    return qsort(values, compare)
+
+
+VALUES = [random.Random(7).randrange(10**6) for _ in range(300)]
+
+
+def test_segments_the_target_keeps_stay_as_they_arrived() -> None:
+    # The entry reuses an ADDRESS argument's segment object for the next call only when
+    # nobody else holds it: one in three is kept here, and must never change.
+    kept: list[tuple[MemorySegment, int, int]] = []
+    calls = iter(range(10**9))
+
+    def observe(a: MemorySegment, b: MemorySegment) -> None:
+        call = next(calls)
+        if call % 3 == 0:
+            kept.append((a, a.address, a.byte_size))
+        elif call % 3 == 1:
+            kept.append((b, b.address, b.byte_size))
+
+    assert sorted_by_address(VALUES, observe) == sorted(VALUES)
+    assert len(kept) > 100
+    assert [(segment.address, segment.byte_size) for segment, _, _ in kept] == [
+        (address, size) for _, address, size in kept
+    ]
+
+
+def test_a_weakly_referenced_argument_is_never_reused() -> None:
+    import weakref
+
+    refs: list[tuple[weakref.ref[MemorySegment], int]] = []
+
+    def observe(a: MemorySegment, b: MemorySegment) -> None:
+        refs.append((weakref.ref(a), a.address))
+
+    assert sorted_by_address(VALUES, observe) == sorted(VALUES)
+    changed = [(address, ref()) for ref, address in refs if ref() is not None and ref().address != address]  # type: ignore[union-attr]
+    assert changed == []
+
+
+def test_fields_a_target_replaces_are_written_again() -> None:
+    class Other(MemorySegment):
+        __slots__ = ()
+
+    arena = Arena.of_confined()
+    seen: list[tuple[type, int, object]] = []
+
+    def observe(a: MemorySegment, b: MemorySegment) -> None:
+        seen.append((type(a), a.byte_size, a.scope))
+        seen.append((type(b), b.byte_size, b.scope))
+        object.__setattr__(a, "_size", 1 << 40)
+        object.__setattr__(a, "_scope", arena.scope)
+        object.__setattr__(b, "__class__", Other)
+
+    try:
+        assert sorted_by_address(VALUES, observe) == sorted(VALUES)
+    finally:
+        arena.close()
+    assert set(seen) == {(MemorySegment, 0, MemorySegment.NULL.scope)}
+
+
+def test_a_segment_found_through_the_collector_is_not_reused() -> None:
+    assert sorted_by_address(VALUES, lambda a, b: None) == sorted(VALUES)
+    found = [(o, o.address) for o in gc.get_objects() if type(o) is MemorySegment and o.byte_size == 0]
+    assert found
+    assert sorted_by_address(VALUES, lambda a, b: None) == sorted(VALUES)
+    assert [o.address for o, _ in found] == [address for _, address in found]
 
 
 def test_the_stub_is_a_zero_length_segment_of_the_arena() -> None:
@@ -384,3 +466,27 @@ def test_a_thread_python_never_saw_calls_back(lookup: ffm.SymbolLookup) -> None:
         assert [on_new_thread(stub, n, 3) for n in range(20)] == [n * 3 for n in range(20)]
     assert len(threads) == 20
     assert threading.get_ident() not in threads
+
+
+def test_a_call_after_the_interpreter_is_finalized_returns_zero(stub_site: Path, native_lib: Path) -> None:
+    # A C atexit handler runs after Py_FinalizeEx: there is no Python left to call or to
+    # report with; C gets 0 and the process exits normally.
+    code = f"""
+import ffm_runtime as ffm
+from ffm_runtime import ADDRESS, JAVA_INT, Arena, FunctionDescriptor, Linker
+ffm.load_library({str(native_lib)!r})
+linker = Linker.native_linker()
+call_at_exit = linker.downcall_handle(
+    ffm.SymbolLookup.loader_lookup().find("call_ii_at_exit"), FunctionDescriptor.of_void(ADDRESS)
+)
+add = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT)
+stub = linker.upcall_stub(lambda a, b: a + b, add, Arena.global_arena())
+call_at_exit(stub)
+print("finalizing", flush=True)
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
+    env.update(PYTHONPATH=f"{ROOT}{os.pathsep}{stub_site}", FFM_ENABLE_NATIVE_ACCESS="__main__")
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False, timeout=120
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "finalizing\n", "at exit: 0\n")

@@ -107,6 +107,14 @@ class Upcalls:
             else:
                 b.ret(value)
 
+        # After the interpreter is finalized (a C atexit handler, a library's destructor)
+        # there is no Python to call, nor anything to report with: C gets zero.
+        initialized = imports.call(b, "Py_IsInitialized")
+        with b.if_then(b.icmp_signed("==", initialized, ir.Constant(initialized.type, 0)), likely=False):
+            if zero is None:
+                b.ret_void()
+            else:
+                b.ret(zero)
         gil = imports.call(b, "PyGILState_Ensure")
         record = b.load(fn.args[0], typ=PTR)
         with b.if_then(is_null(b, record), likely=False):
@@ -115,21 +123,13 @@ class Upcalls:
         imports.call(b, "Py_IncRef", record)
         report = fn.append_basic_block("report")
         target = imports.call(b, "PyTuple_GetItem", record, i64(0))
-        boxed: list[ir.Value] = []
-        for index, (argument, value) in enumerate(zip(sig.arguments, fn.args[1:], strict=True)):
-            obj = self._box(b, argument.scalar, argument.target_size, value)
-            failed = fn.append_basic_block(f"box_failed{index}")
-            boxed_ok = fn.append_basic_block(f"boxed{index}")
-            b.cbranch(is_null(b, obj), failed, boxed_ok)
-            b.position_at_end(failed)
-            for earlier in boxed:
-                imports.call(b, "Py_DecRef", earlier)
-            b.branch(report)
-            b.position_at_end(boxed_ok)
-            boxed.append(obj)
+        boxed, caches = self._box_arguments(b, sig, base, report)
         returned = imports.call(b, "PyObject_CallFunctionObjArgs", target, *boxed, NULL)
-        for obj in boxed:
-            imports.call(b, "Py_DecRef", obj)
+        for obj, cache in zip(boxed, caches, strict=True):
+            if cache is None:
+                imports.call(b, "Py_DecRef", obj)
+            else:
+                b.call(self._keep_segment, [cache, obj])
         called = fn.append_basic_block("called")
         b.cbranch(is_null(b, returned), report, called)
         b.position_at_end(called)
@@ -141,11 +141,118 @@ class Upcalls:
         leave(zero)
         return fn
 
-    def _box(self, b: ir.IRBuilder, kind: ScalarKind, target_size: int, value: ir.Value) -> ir.Value:
-        """A new Python object for the C argument ``value``, or NULL (error set)."""
-        if kind.form is Form.ADDRESS:
-            return self.helpers.alloc.address_result(b, b.ptrtoint(value, I64), i64(target_size))
-        return self.helpers.numbers.box(b, kind, value)
+    def _box_arguments(
+        self, b: ir.IRBuilder, sig: LoweredUpcall, base: str, report: ir.Block
+    ) -> tuple[list[ir.Value], list[ir.GlobalVariable | None]]:
+        """The Python objects of the entry's C arguments (new references), and for each the
+        cache its segment goes back to after the call (``ADDRESS`` arguments: see
+        :attr:`_take_segment`), or None; if one cannot be made, the ones made are dropped
+        and the entry goes to ``report``."""
+        fn = b.function
+        boxed: list[ir.Value] = []
+        caches: list[ir.GlobalVariable | None] = []
+        for index, (argument, value) in enumerate(zip(sig.arguments, fn.args[1:], strict=True)):
+            if argument.scalar.form is Form.ADDRESS:
+                cache = ir.GlobalVariable(self.imports.module, PTR, f"{base}_segment{index}")
+                cache.initializer = NULL
+                cache.linkage = "internal"
+                obj = b.call(self._take_segment, [cache, b.ptrtoint(value, I64), i64(argument.target_size)])
+            else:
+                cache = None
+                obj = self.helpers.numbers.box(b, argument.scalar, value)
+            caches.append(cache)
+            failed = fn.append_basic_block(f"box_failed{index}")
+            boxed_ok = fn.append_basic_block(f"boxed{index}")
+            b.cbranch(is_null(b, obj), failed, boxed_ok)
+            b.position_at_end(failed)
+            for earlier in boxed:
+                self.imports.call(b, "Py_DecRef", earlier)
+            b.branch(report)
+            b.position_at_end(boxed_ok)
+            boxed.append(obj)
+        return boxed, caches
+
+    @cached_property
+    def _take_segment(self) -> ir.Function:
+        """``take_segment(cache, address, size) -> segment or NULL`` (error set): the
+        ``ADDRESS`` argument ``address`` as ``address_result`` makes it, in the segment
+        ``*cache`` holds if there is one nobody else can see (see :attr:`_keep_segment`).
+
+        A kept segment is reused only if it is exactly a ``MemorySegment``, its reference
+        count is 1 (the cache's: no variable, container, frame or ``gc.get_objects()`` list
+        holds it) and it has no weak reference; then every field is written again (the
+        target may have replaced any of them with ``object.__setattr__``), and the old
+        values are dropped only after, so whatever their finalizers do sees a whole segment."""
+        fn, b = self.helpers.idioms.helper("upcall_take_segment", PTR, [PTR, I64, I64])
+        cache, address, size = fn.args
+        imports, model = self.imports, self.helpers.model
+        with b.if_then(b.icmp_unsigned("==", address, i64(0))):
+            b.ret(self.helpers.alloc.address_result(b, address, size))
+        kept = b.load(cache, typ=PTR)
+        with b.if_then(is_null(b, kept)):
+            b.ret(self.helpers.alloc.address_result(b, address, size))
+        b.store(NULL, cache)
+        alone = b.and_(
+            b.icmp_unsigned("==", model.type_of(b, kept), imports.cell(b, _contract.CELL_SEGMENT_TYPE)),
+            b.and_(
+                b.icmp_unsigned("==", b.load(kept, typ=I32), ir.Constant(I32, 1)),
+                is_null(b, model.load_field(b, kept, "segment.weakrefs")),
+            ),
+        )
+        with b.if_then(b.not_(alone), likely=False):
+            imports.call(b, "Py_DecRef", kept)
+            b.ret(self.helpers.alloc.address_result(b, address, size))
+        fields = {
+            "segment._address": imports.call(b, "PyLong_FromUnsignedLongLong", address),
+            "segment._size": imports.call(b, "PyLong_FromSsize_t", size),
+            "segment._base": imports.call(b, "PyLong_FromSsize_t", i64(0)),
+            "segment._align": imports.call(
+                b, "PyLong_FromSsize_t", b.and_(address, i64(_contract.SEGMENT_ALIGN_BITS))
+            ),
+        }
+        failed = ir.Constant(ir.IntType(1), 0)
+        for value in fields.values():
+            failed = b.or_(failed, is_null(b, value))
+        with b.if_then(failed, likely=False):
+            for value in (*fields.values(), kept):
+                imports.call(b, "Py_DecRef", value)  # (NULL: nothing)
+            b.ret(NULL)
+        none = imports.data("_Py_NoneStruct")
+        for name, value in (
+            ("segment._scope", imports.cell(b, _contract.CELL_GLOBAL_SCOPE)),
+            ("segment._guard", none),
+            ("segment._view", none),
+        ):
+            imports.call(b, "Py_IncRef", value)
+            fields[name] = value
+        olds = []
+        for name, value in fields.items():
+            where = model.field(b, kept, name)
+            olds.append(b.load(where, typ=PTR))
+            b.store(value, where)
+        for old in olds:
+            imports.call(b, "Py_DecRef", old)
+        b.ret(kept)
+        return fn
+
+    @cached_property
+    def _keep_segment(self) -> ir.Function:
+        """``keep_segment(cache, segment)``: after the call, keep the segment of an
+        ``ADDRESS`` argument (our reference) in ``*cache`` for the next call if the cache is
+        empty and nobody else holds the segment; drop it otherwise.  (Making and freeing a
+        segment object per argument is most of what entering Python from C costs.)"""
+        fn, b = self.helpers.idioms.helper("upcall_keep_segment", VOID, [PTR, PTR])
+        cache, segment = fn.args
+        keep = b.and_(
+            is_null(b, b.load(cache, typ=PTR)),
+            b.icmp_unsigned("==", b.load(segment, typ=I32), ir.Constant(I32, 1)),
+        )
+        with b.if_then(keep):
+            b.store(segment, cache)
+            b.ret_void()
+        self.imports.call(b, "Py_DecRef", segment)
+        b.ret_void()
+        return fn
 
     def _unbox(
         self, b: ir.IRBuilder, sig: LoweredUpcall, key: ir.Value, returned: ir.Value, report: ir.Block

@@ -1,6 +1,8 @@
 /* Native side of the round-trip tests: compiled with the system C compiler, the
  * independent reference for the C ABI the stubs must follow. */
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -156,6 +158,18 @@ int64_t sum_calls(int32_t (*f)(int32_t, int32_t), int32_t n) {
     int64_t s = 0;
     for (int32_t i = 0; i < n; i++) s += f(i, 1);
     return s;
+}
+/* The callback called from a C atexit handler: after the interpreter is finalized. */
+static int32_t (*at_exit_f)(int32_t, int32_t);
+static void at_exit_call(void) {
+    int32_t result = at_exit_f(20, 22);
+    char line[32];
+    int n = snprintf(line, sizeof line, "at exit: %d\n", (int)result);
+    if (n > 0) (void)!write(2, line, (size_t)n);
+}
+void call_ii_at_exit(int32_t (*f)(int32_t, int32_t)) {
+    at_exit_f = f;
+    atexit(at_exit_call);
 }
 /* The callback called on a thread Python never saw (the caller waits for it). */
 struct ii_call {
