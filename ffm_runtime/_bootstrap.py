@@ -70,6 +70,7 @@ def _permanent(size: int) -> int:
 _never_freed: list[object] = []  # only where there is no C library to allocate from
 _cells: Final = _permanent(len(_contract.RUNTIME_CELLS) * _WORD)
 _offsets: Final = _permanent(len(_contract.OFFSETS) * 8)
+_critical: Final = _permanent(8)
 
 
 def _permanent_string(text: str) -> int:
@@ -158,6 +159,8 @@ def resolve_import(name: str) -> int | None:
         return cell_address(name)
     if name == _contract.OFFSETS_SYMBOL:
         return _offsets
+    if name == _contract.CRITICAL_SYMBOL:
+        return _critical
     return dlsym(name)
 
 
@@ -243,7 +246,7 @@ def bootstrap() -> None:
     from ._handles import allocate_result, arg_error, result_segment
     from ._layouts import AddressLayout, MemoryLayout, StructLayout, ValueLayout
     from ._memory import _SHARED, GLOBAL_SCOPE, MemorySegment, _ConfinedSegment, _HeapSegment, _SharedSegment
-    from ._upcalls import upcall_error
+    from ._upcalls import critical_upcall, upcall_error
 
     cells: dict[str, object] = {
         _contract.CELL_SEGMENT_TYPE: MemorySegment,
@@ -273,6 +276,7 @@ def bootstrap() -> None:
         _contract.CELL_SHARED_MARK: _SHARED,
         _contract.CELL_STRUCT_LAYOUT_TYPE: StructLayout,
         _contract.CELL_UPCALL_ERROR: upcall_error,
+        _contract.CELL_CRITICAL_UPCALL: critical_upcall,
     }
     classes: dict[str, type] = {
         "segment": MemorySegment,

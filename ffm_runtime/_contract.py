@@ -37,6 +37,7 @@ __all__ = [
     "CELL_CAST",
     "CELL_CONFINED_KIND",
     "CELL_CONFINED_TYPE",
+    "CELL_CRITICAL_UPCALL",
     "CELL_EXTRAS_TYPE",
     "CELL_GLOBAL_SCOPE",
     "CELL_HEAP_TYPE",
@@ -52,6 +53,7 @@ __all__ = [
     "CELL_UPCALL_ERROR",
     "CELL_VALUE_LAYOUT_TYPE",
     "CELL_WEAKREF_TYPE",
+    "CRITICAL_SYMBOL",
     "FIELDS",
     "LIBC_FUNCTIONS",
     "METH_FASTCALL",
@@ -242,6 +244,9 @@ CELL_SHARED_MARK: Final = "ffm_rt_shared_mark"
 #: (``sys.unraisablehook``) for a call through a freed slot (no ``result``) or a result its
 #: target returned that is not of the descriptor's result layout.
 CELL_UPCALL_ERROR: Final = "ffm_rt_upcall_error"
+#: ``critical_upcall(key: str)``, which always raises: the error a critical downcall (its
+#: key) raises when the function called back into Python (see ``CRITICAL_SYMBOL``).
+CELL_CRITICAL_UPCALL: Final = "ffm_rt_critical_upcall"
 #: The ``StructLayout`` type: ``Arena.allocate(layout[, count])`` takes layouts of exactly it,
 #: ``ValueLayout`` or ``AddressLayout`` natively (none overrides ``byte_size`` or
 #: ``byte_alignment``: their values are the ``memory_layout`` fields).
@@ -293,6 +298,11 @@ FIELDS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     }
 )
 OFFSETS_SYMBOL: Final = "ffm_rt_offsets"
+#: A 64-bit word all stubs share, written with the GIL held: 0, or 1 while a critical
+#: downcall (which keeps the GIL) runs, or 2 once an upcall entry found it 1 after taking
+#: the GIL (so on the critical call's own thread: Java's critical functions must not call
+#: back) and refused to call Python; the critical stub then raises ``CELL_CRITICAL_UPCALL``.
+CRITICAL_SYMBOL: Final = "ffm_rt_critical"
 #: The offsets table's entries: ``ob_type``; ``segment.weakrefs``, where a ``MemorySegment``
 #: keeps its list of weak references (its type's ``__weakrefoffset__``: NULL while there is
 #: none); then ``"<role>.<field>"``.
@@ -414,5 +424,5 @@ def allowed_import(name: str) -> bool:
         or name in PYTHON_DATA
         or name in LIBC_FUNCTIONS
         or name in RUNTIME_CELLS
-        or name == OFFSETS_SYMBOL
+        or name in (OFFSETS_SYMBOL, CRITICAL_SYMBOL)
     )

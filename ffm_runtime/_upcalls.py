@@ -27,6 +27,7 @@ from ._errors import (
     StubLoadError,
     UpcallNotSupportedError,
     UpcallPoolExhaustedError,
+    WrongThreadError,
 )
 from ._handles import _raise_for
 from ._layouts import GroupLayout
@@ -35,7 +36,7 @@ from ._memory import MemorySegment
 from ._registry import registry
 from ._targets import check_supported
 
-__all__ = ["UpcallRecord", "upcall_error", "upcall_stub"]
+__all__ = ["UpcallRecord", "critical_upcall", "upcall_error", "upcall_stub"]
 
 #: the hook option that sets the pool size, and its default (``hatch_ffm._config``)
 POOL_OPTION = "upcall-pool-size"
@@ -235,3 +236,14 @@ def upcall_error(key: str, *result: Any) -> NoReturn:
     if layout is None:
         raise TypeError(f"result of upcall {shape}: invalid value {result[0]!r}; C got 0")
     _raise_for(layout, result[0], f"result of upcall {shape} (C got 0)")
+
+
+def critical_upcall(key: str) -> NoReturn:
+    """Raise the error of the critical downcall ``key`` whose function called back into
+    Python (called by critical stubs only, after the call: the upcall was refused)."""
+    raise WrongThreadError(
+        f"the function of the critical downcall {key} called back into Python through an "
+        "upcall stub: a critical function must not call back (Linker.Option.critical, as in "
+        "Java); the upcall did not run and C got 0 from it. Link the function without "
+        "Linker.Option.critical()"
+    )

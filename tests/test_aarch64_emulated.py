@@ -145,7 +145,7 @@ def test_struct_at_the_by_value_limit_under_emulation(emulator: Path, tmp_path: 
 SHARED_FEATURE = """
 from ffm_runtime import (
     ADDRESS, JAVA_BOOLEAN, JAVA_BYTE, JAVA_CHAR, JAVA_DOUBLE, JAVA_FLOAT, JAVA_INT, JAVA_LONG,
-    JAVA_SHORT, FunctionDescriptor,
+    JAVA_SHORT, FunctionDescriptor, Linker,
 )
 from hatch_ffm import RuntimeForeignAccess
 
@@ -175,6 +175,9 @@ class Shared:
             FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS),
         ):
             RuntimeForeignAccess.register_for_downcall(descriptor)
+        RuntimeForeignAccess.register_for_downcall(
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), Linker.Option.critical()
+        )
         for descriptor in (
             FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS),
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT),

@@ -490,3 +490,27 @@ print("finalizing", flush=True)
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False, timeout=120
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "finalizing\n", "at exit: 0\n")
+
+
+def test_a_critical_function_that_calls_back_raises(lookup: ffm.SymbolLookup, unraisable: list[Any]) -> None:
+    shape = FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT)
+    address = lookup.find("call_ii")
+    assert address is not None
+    critical = LINKER.downcall_handle(address, shape, Linker.Option.critical())
+    plain = LINKER.downcall_handle(address, shape)
+    ran: list[int] = []
+
+    def add(a: int, b: int) -> int:
+        ran.append(a)
+        return a + b
+
+    with Arena.of_confined() as arena:
+        stub = LINKER.upcall_stub(add, INT_INT, arena)
+        with pytest.raises(ffm.WrongThreadError, match=r"critical downcall .* called back into Python"):
+            critical(stub, 2, 3)
+        assert ran == [] and unraisable == []
+        assert plain(stub, 2, 3) == 5  # the same stub, through a handle that is not critical
+        with pytest.raises(ffm.WrongThreadError, match=r"must not call back"):
+            critical(stub, 4, 5)
+        assert plain(stub, 4, 5) == 9
+    assert ran == [2, 4]

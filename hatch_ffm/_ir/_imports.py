@@ -124,6 +124,10 @@ class Imports:
         )
         return b.load(where, typ=I64)
 
+    def critical_word(self) -> ir.GlobalVariable:
+        """The word critical downcalls and upcall entries share (``_contract.CRITICAL_SYMBOL``)."""
+        return self._global(_contract.CRITICAL_SYMBOL, I64)
+
     def cstring(self, text: str) -> ir.GlobalVariable:
         """A private NUL-terminated constant string."""
         data = text.encode() + b"\0"

@@ -134,6 +134,19 @@ class StubModule:
         return fn
 
     @cached_property
+    def critical_upcall(self) -> ir.Function:
+        """``critical_upcall(key) -> NULL``: raise the error of a critical downcall whose
+        function called back into Python (the upcall was refused)."""
+        fn, b = self.helpers.idioms.helper("critical_upcall", PTR, [PTR], cold=True)
+        imports = self.helpers.imports
+        error = imports.cell(b, _contract.CELL_CRITICAL_UPCALL)
+        imports.call(
+            b, "Py_DecRef", imports.call(b, "PyObject_CallFunction", error, imports.cstring("s"), fn.args[0])
+        )
+        b.ret(NULL)
+        return fn
+
+    @cached_property
     def fail_count(self) -> ir.Function:
         """``fail_count(key, mode, nargs)``: let ``arg_error`` raise for the argument count."""
         fn, b = self.helpers.idioms.helper("fail_count", PTR, [PTR, PTR, I64], cold=True)
@@ -295,6 +308,10 @@ class _Stub:
         if not self.sig.keeps_gil:
             self._acquire_shared()
         state = None if self.sig.keeps_gil else self.imports.call(b, "PyEval_SaveThread")
+        critical = self.imports.critical_word() if self.sig.keeps_gil else None
+        if critical is not None:
+            outer = b.load(critical, typ=I64)  # (0: a critical function cannot call another)
+            b.store(i64(1), critical)
         call = b.call(IndirectCallee(self.target, c_type), [a.value for a in native])
         for position, argument in enumerate(native):
             if argument.attributes:
@@ -303,6 +320,13 @@ class _Stub:
             # errno right after the call: before the GIL (or anything else) can touch it
             location = self.imports.call(b, "__errno_location")
             b.store(b.load(location, typ=I32), self.capture, align=1)
+        if critical is not None:
+            refused = b.icmp_unsigned("==", b.load(critical, typ=I64), i64(2))
+            b.store(outer, critical)
+            with b.if_then(refused, likely=False):
+                if self.result_segment is not None:
+                    self.imports.call(b, "Py_DecRef", self.result_segment)
+                b.ret(b.call(self.stubs.critical_upcall, [self.key]))
         if state is not None:
             self.imports.call(b, "PyEval_RestoreThread", state)
             for slot in self._shared:

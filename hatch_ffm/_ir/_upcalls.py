@@ -116,6 +116,13 @@ class Upcalls:
             else:
                 b.ret(zero)
         gil = imports.call(b, "PyGILState_Ensure")
+        # A critical downcall keeps the GIL: the word is 1 now only if it runs on this thread
+        # (Java's critical functions must not call back).  Refused without running any
+        # Python code (the critical call holds addresses nothing pins); the stub raises.
+        critical = imports.critical_word()
+        with b.if_then(b.icmp_unsigned("!=", b.load(critical, typ=I64), i64(0)), likely=False):
+            b.store(i64(2), critical)
+            leave(zero)
         record = b.load(fn.args[0], typ=PTR)
         with b.if_then(is_null(b, record), likely=False):
             b.call(self._freed, [key])

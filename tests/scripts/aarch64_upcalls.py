@@ -94,4 +94,18 @@ with Arena.of_confined() as arena:
     assert [type(r.exc_value) for r in reports] == [ZeroDivisionError]
 assert call_ii(MemorySegment.of_address(subtract.address), 1, 2) == 0
 assert isinstance(reports[1].exc_value, ffm.ScopeClosedError)
+# a critical function calling back: refused, the critical downcall raises
+critical_ii = link(
+    find("call_ii"), FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), Linker.Option.critical()
+)
+with Arena.of_confined() as arena:
+    add = linker.upcall_stub(lambda a, b: a + b, INT_INT, arena)
+    try:
+        critical_ii(add, 1, 2)
+    except ffm.WrongThreadError as exc:
+        assert "must not call back" in str(exc), exc
+    else:
+        raise AssertionError("a critical function called back")
+    assert call_ii(add, 1, 2) == 3
+assert len(reports) == 2, reports
 print("upcalls: ok")
