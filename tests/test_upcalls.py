@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT
+from support import ROOT, build_wheel, unpack_wheel
 
 import ffm_runtime as ffm
 from ffm_runtime import (
@@ -514,3 +514,108 @@ def test_a_critical_function_that_calls_back_raises(lookup: ffm.SymbolLookup, un
             critical(stub, 4, 5)
         assert plain(stub, 4, 5) == 9
     assert ran == [2, 4]
+
+
+SECOND_FEATURE = """
+from ffm_runtime import ADDRESS, JAVA_INT, FunctionDescriptor
+from hatch_ffm import RuntimeForeignAccess
+
+
+class Comparators:
+    def during_setup(self, access):
+        RuntimeForeignAccess.register_for_upcall(FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS))
+"""
+
+USE_BOTH_POOLS = """
+import ffm_runtime as ffm
+from ffm_runtime import ADDRESS, JAVA_INT, JAVA_LONG, Arena, FunctionDescriptor, Linker
+linker = Linker.native_linker()
+qsort = linker.downcall_handle(
+    linker.default_lookup().find("qsort"), FunctionDescriptor.of_void(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS)
+)
+comparator = FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS)
+with Arena.of_confined() as arena:
+    array = arena.allocate_from(JAVA_INT, [3, 1, 2])
+    called, addresses = set(), set()
+    for k in range(10):
+        stub = linker.upcall_stub(lambda a, b, k=k: called.add(k) or 0, comparator, arena)
+        qsort(array, 3, 4, stub)
+        addresses.add(stub.address)
+    print(len(called), len(addresses), flush=True)
+    try:
+        linker.upcall_stub(lambda a, b: 0, comparator, arena)
+    except ffm.UpcallPoolExhaustedError as exc:
+        print(exc)
+"""
+
+
+def test_the_pools_of_every_wheel_registering_a_shape_are_used(stub_site: Path, tmp_path: Path) -> None:
+    project = tmp_path / "ffm_second"
+    (project / "ffm_second").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[project]\nname = "ffm-second"\nversion = "1.0"\ndependencies = ["hatch-ffm"]\n'
+        "[tool.hatch.build.targets.wheel.hooks.ffm]\n"
+        'features = ["ffm_second.features:Comparators"]\nupcall-pool-size = 2\n'
+    )
+    (project / "ffm_second" / "__init__.py").write_text("")
+    (project / "ffm_second" / "features.py").write_text(SECOND_FEATURE)
+    build_wheel(project, tmp_path / "dist")
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    unpack_wheel(wheel, tmp_path / "site")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(stub_site), str(tmp_path / "site")]),
+        FFM_ENABLE_NATIVE_ACCESS="__main__",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", USE_BOTH_POOLS],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    first, message = result.stdout.splitlines()
+    assert first == "10 10"  # 8 trampolines of the test package's pool, 2 of the second one
+    assert "every trampoline of its pool is in use" in message
+    assert f"8 in {stub_site}" in message and f"2 in {tmp_path / 'site'}" in message
+
+
+def test_a_shared_arenas_stub_on_other_threads(lookup: ffm.SymbolLookup, unraisable: list[Any]) -> None:
+    import threading
+
+    call_ii = downcall(lookup, "call_ii", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT))
+    on_thread = downcall(
+        lookup, "call_ii_on_new_thread", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT)
+    )
+    arena = Arena.of_shared()
+    entered, go_on = threading.Event(), threading.Event()
+
+    def add(a: int, b: int) -> int:
+        if a == 100:
+            entered.set()
+            assert go_on.wait(60)
+        return a + b
+
+    stub = LINKER.upcall_stub(add, INT_INT, arena)
+    results: list[int] = []
+    workers = [threading.Thread(target=lambda k=k: results.append(on_thread(stub, k, 1))) for k in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert sorted(results) == [1, 2, 3, 4]
+    # the downcall that got the stub as an argument holds the shared arena while C runs
+    blocked = threading.Thread(target=lambda: results.append(call_ii(stub, 100, 1)))
+    blocked.start()
+    assert entered.wait(60)
+    with pytest.raises(ffm.ScopeInUseError, match="Session is acquired by 1 client"):
+        arena.close()
+    go_on.set()
+    blocked.join()
+    assert results[-1] == 101
+    arena.close()
+    assert call_ii(MemorySegment.of_address(stub.address), 1, 2) == 0
+    assert [type(r.exc_value) for r in unraisable] == [ffm.ScopeClosedError]
