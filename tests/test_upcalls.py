@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT, build_wheel, unpack_wheel
+from support import ROOT, SUPPORTED_PYTHONS, build_wheel, require_python, unpack_wheel
 
 import ffm_runtime as ffm
 from ffm_runtime import (
@@ -468,14 +468,34 @@ def test_a_thread_python_never_saw_calls_back(lookup: ffm.SymbolLookup) -> None:
     assert threading.get_ident() not in threads
 
 
-def test_a_call_after_the_interpreter_is_finalized_returns_zero(stub_site: Path, native_lib: Path) -> None:
-    # A C atexit handler runs after Py_FinalizeEx: there is no Python left to call or to
-    # report with; C gets 0 and the process exits normally.
+@pytest.mark.parametrize("version", SUPPORTED_PYTHONS)
+def test_upcalls_on_every_python_and_after_finalization(
+    version: str, stub_site: Path, native_lib: Path
+) -> None:
+    # One wheel on every supported CPython: qsort with a comparator, an exception reported;
+    # then a C atexit handler calls back after Py_FinalizeEx, when there is no Python left to
+    # call or to report with: C gets 0 and the process exits normally.
     code = f"""
+import sys
 import ffm_runtime as ffm
-from ffm_runtime import ADDRESS, JAVA_INT, Arena, FunctionDescriptor, Linker
+from ffm_runtime import ADDRESS, JAVA_INT, JAVA_LONG, Arena, FunctionDescriptor, Linker
 ffm.load_library({str(native_lib)!r})
 linker = Linker.native_linker()
+qsort = linker.downcall_handle(
+    linker.default_lookup().find("qsort"), FunctionDescriptor.of_void(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS)
+)
+def compare(a, b):
+    x, y = a.reinterpret(4).get(JAVA_INT, 0), b.reinterpret(4).get(JAVA_INT, 0)
+    return (x > y) - (x < y)
+reports = []
+sys.unraisablehook = reports.append
+with Arena.of_confined() as arena:
+    array = arena.allocate_from(JAVA_INT, [5, -3, 9, 0, 2])
+    comparator = FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS)
+    qsort(array, 5, 4, linker.upcall_stub(compare, comparator, arena))
+    print([array.get_at_index(JAVA_INT, i) for i in range(5)])
+    qsort(array, 5, 4, linker.upcall_stub(lambda a, b: 1 // 0, comparator, arena))
+    print(len(reports), type(reports[0].exc_value).__name__)
 call_at_exit = linker.downcall_handle(
     ffm.SymbolLookup.loader_lookup().find("call_ii_at_exit"), FunctionDescriptor.of_void(ADDRESS)
 )
@@ -487,9 +507,18 @@ print("finalizing", flush=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
     env.update(PYTHONPATH=f"{ROOT}{os.pathsep}{stub_site}", FFM_ENABLE_NATIVE_ACCESS="__main__")
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False, timeout=120
+        [str(require_python(version)), "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
     )
-    assert (result.returncode, result.stdout, result.stderr) == (0, "finalizing\n", "at exit: 0\n")
+    assert (result.returncode, result.stderr) == (0, "at exit: 0\n")
+    lines = result.stdout.splitlines()
+    assert lines[0] == "[-3, 0, 2, 5, 9]" and lines[-1] == "finalizing", result.stdout
+    # (qsort of 5 elements compares at least 4 times)
+    assert int(lines[1].split()[0]) >= 4 and lines[1].endswith(" ZeroDivisionError"), lines
 
 
 def test_a_critical_function_that_calls_back_raises(lookup: ffm.SymbolLookup, unraisable: list[Any]) -> None:
