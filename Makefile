@@ -41,6 +41,7 @@ demo: $(VENV)/.installed example-libs
 	$(DEMO_VENV)/bin/python benchmarks/bench_bz2.py
 	$(DEMO_VENV)/bin/python benchmarks/bench_yaml.py
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_pointers.py
+	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_upcalls.py
 
 # Every benchmark once (after `make demo`), its tables written to docs/benchmarks.md and the
 # README's headline block; also on every other supported CPython found.

@@ -78,9 +78,14 @@ class TestWheel:
     def test_build_reports_what_it_did(self, wheels: dict[str, Path | str]) -> None:
         log = str(wheels["log"])
         assert "hatch-ffm: Features run: example_project.ffm_features:LibcFeature" in log
-        assert re.search(r"hatch-ffm: 17 registration\(s\), 17 distinct call shape\(s\)", log)
+        # 18 downcall shapes and qsort's 2 comparator shapes (benchmarks/bench_upcalls.py)
         assert re.search(
-            rf"hatch-ffm: 17 stub\(s\) for {HOST} into example_project/_ffm/ "
+            r"hatch-ffm: 20 registration\(s\), 18 distinct call shape\(s\), "
+            r"2 upcall shape\(s\) of 256 trampolines each",
+            log,
+        )
+        assert re.search(
+            rf"hatch-ffm: 18 stub\(s\) for {HOST} into example_project/_ffm/ "
             r"in [0-9.]+s",
             log,
         )
@@ -293,6 +298,7 @@ def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) ->
         "bench_memory.py": 11,
         "bench_bulk.py": 14,
         "bench_pointers.py": 14,
+        "bench_upcalls.py": 7,  # 5 rows (--number: ints sorted), 2 goals
     }
     for script, count in expected.items():
         result = subprocess.run(
@@ -307,7 +313,7 @@ def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) ->
         rows = [
             line
             for line in result.stdout.splitlines()
-            if line.startswith("| ") and not line.startswith("| call") and not line.startswith("| operation")
+            if line.startswith("| ") and not line.startswith(("| call", "| operation", "| upcall", "| goal"))
         ]
         assert len(rows) == count, result.stdout
         assert all(float(row.split(" | ")[1]) > 0 for row in rows), result.stdout
@@ -341,11 +347,15 @@ def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) ->
     block = readme.read_text()
     assert block.startswith("before\n<!-- benchmarks:begin -->\nCPython ") and "old" not in block
     assert "| hatch-ffm add, critical (GIL kept) |" in block and block.endswith("end\n")
-    # every goal row of the pointer and bulk benchmarks, with its verdict
+    # every goal row of the pointer, bulk and upcall benchmarks, with its verdict
     goal_rows = [
-        line for line in block.splitlines() if line.startswith(("| bench_pointers.py", "| bench_bulk.py"))
+        line
+        for line in block.splitlines()
+        if line.startswith(("| bench_pointers.py", "| bench_bulk.py", "| bench_upcalls.py"))
     ]
-    assert len(goal_rows) >= 15 and "old goals" not in block, block
+    assert len(goal_rows) >= 17 and "old goals" not in block, block
+    upcall_goals = [line for line in goal_rows if line.startswith("| bench_upcalls.py")]
+    assert len(upcall_goals) == 2 and all("| >= " in line for line in upcall_goals), block
     assert all(line.endswith(("| met |", "| not met |")) for line in goal_rows), block
 
     if shutil.which("valgrind"):  # the instruction counts (two rows, few calls: it is slow)

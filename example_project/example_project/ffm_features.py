@@ -26,6 +26,10 @@ STRTOL = (
     FunctionDescriptor.of(JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT),
     Linker.Option.capture_call_state("errno"),
 )
+#: ``qsort(base, count, size, compare)``
+QSORT = FunctionDescriptor.of_void(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS)
+#: qsort's comparator of ints: its pointers as zero-length segments (resized by the callback)
+COMPARE = FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS)
 
 
 CRITICAL = Linker.Option.critical()
@@ -56,3 +60,11 @@ class LibcFeature:
         for descriptor, *options in ((DIV,), SNPRINTF, STRTOL):
             register(descriptor, *options)
             register(descriptor, *options, CRITICAL)
+        # benchmarks/bench_upcalls.py: libc's qsort calling a Python comparator, whose
+        # pointers arrive as zero-length segments or as segments sized by their target
+        # layout (with_target_layout is allowed here: the build enables this package).  qsort
+        # calls back, so it is linked with the default options, never critical.
+        register(QSORT)
+        RuntimeForeignAccess.register_for_upcall(COMPARE)
+        int_pointer = ADDRESS.with_target_layout(JAVA_INT)
+        RuntimeForeignAccess.register_for_upcall(FunctionDescriptor.of(JAVA_INT, int_pointer, int_pointer))
