@@ -84,13 +84,13 @@ def test_qsort_with_a_python_comparator_sorts_as_sorted() -> None:
 
 
 def sorted_by_address(values: list[int], observe: Any) -> list[int]:
-    """qsort ``values`` with a comparator that reads both elements and calls
-    ``observe(a, b)`` first (the segments of the ADDRESS arguments)."""
+    """qsort ``values`` with a comparator that reads both elements, then calls
+    ``observe(a, b)`` (the segments of the ADDRESS arguments)."""
 
     def compare(a: MemorySegment, b: MemorySegment) -> int:
-        observe(a, b)
         x = a.reinterpret(4).get(JAVA_INT, 0)
         y = b.reinterpret(4).get(JAVA_INT, 0)
+        observe(a, b)
         return (x > y) - (x < y)
 
     return qsort(values, compare)
@@ -145,6 +145,8 @@ def test_fields_a_target_replaces_are_written_again() -> None:
         object.__setattr__(a, "_size", 1 << 40)
         object.__setattr__(a, "_scope", arena.scope)
         object.__setattr__(b, "__class__", Other)
+        object.__delattr__(a, "_view")
+        object.__delattr__(a, "_guard")
 
     try:
         assert sorted_by_address(VALUES, observe) == sorted(VALUES)

@@ -224,21 +224,31 @@ class Upcalls:
             for value in (*fields.values(), kept):
                 imports.call(b, "Py_DecRef", value)  # (NULL: nothing)
             b.ret(NULL)
-        none = imports.data("_Py_NoneStruct")
-        for name, value in (
-            ("segment._scope", imports.cell(b, _contract.CELL_GLOBAL_SCOPE)),
-            ("segment._guard", none),
-            ("segment._view", none),
-        ):
-            imports.call(b, "Py_IncRef", value)
-            fields[name] = value
         olds = []
         for name, value in fields.items():
             where = model.field(b, kept, name)
             olds.append(b.load(where, typ=PTR))
             b.store(value, where)
+        # the shared fields: only where the target replaced them (then dropped after)
+        none = imports.data("_Py_NoneStruct")
+        replaced = []
+        for name, value in (
+            ("segment._scope", imports.cell(b, _contract.CELL_GLOBAL_SCOPE)),
+            ("segment._guard", none),
+            ("segment._view", none),
+        ):
+            where = model.field(b, kept, name)
+            old = b.load(where, typ=PTR)
+            differs = b.icmp_unsigned("!=", old, value)
+            with b.if_then(differs, likely=False):
+                imports.call(b, "Py_IncRef", value)
+                b.store(value, where)
+            replaced.append((differs, old))
         for old in olds:
             imports.call(b, "Py_DecRef", old)
+        for differs, old in replaced:
+            with b.if_then(differs, likely=False):
+                imports.call(b, "Py_DecRef", old)
         b.ret(kept)
         return fn
 
