@@ -731,3 +731,18 @@ def test_a_callback_cannot_unload_the_library_its_downcall_runs_in(native_lib: P
     (outcome,) = outcomes
     assert outcome.startswith("Cannot close <Arena confined alive"), outcome
     library.close()
+
+
+def test_a_freed_slot_is_taken_again_last(lookup: ffm.SymbolLookup, unraisable: list[Any]) -> None:
+    # A pointer C kept past its stub's arena keeps finding an empty slot while the other
+    # trampolines of the pool are taken, instead of calling the next stub's target.
+    call_ii = downcall(lookup, "call_ii", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT))
+    with Arena.of_confined() as arena:
+        stale = MemorySegment.of_address(LINKER.upcall_stub(lambda a, b: 1, INT_INT, arena).address)
+    with Arena.of_confined() as arena:
+        stubs = [LINKER.upcall_stub(lambda a, b: 2, INT_INT, arena) for _ in range(POOL - 1)]
+        assert stale.address not in {stub.address for stub in stubs}
+        assert call_ii(stale, 1, 2) == 0
+        assert [type(report.exc_value) for report in unraisable] == [ffm.ScopeClosedError]
+        assert LINKER.upcall_stub(lambda a, b: 3, INT_INT, arena).address == stale.address
+        assert call_ii(stale, 1, 2) == 3  # (the pool's last free trampoline)
