@@ -621,8 +621,8 @@ class Arena(Scope, SegmentAllocator):
         if len(guard) > 1:
             raise ScopeInUseError(
                 f"Cannot close {self!r}: an operation on its memory is in progress (a "
-                "finalizer, signal handler or __index__ running during it called close()); "
-                "close it after that operation"
+                "finalizer, signal handler, __index__ or upcall running during it called "
+                "close()); close it after that operation"
             )
         guard[0] = 0
         self._alive = False

@@ -162,7 +162,8 @@ def _pin(guard: list[int] | None, holder: MemorySegment | Scope) -> None:
     only checked to be open.
     Unconfined scopes (automatic and global arenas, heap segments) are never freed while
     reachable and need none.  Native code needs no pin: it runs no Python code between its
-    check and its access.
+    check and its access; but a downcall that releases the GIL pins its confined segments'
+    arenas too (its function may call back into Python on this thread: an upcall).
     """
     if guard is None:
         if not holder._scope.is_alive():

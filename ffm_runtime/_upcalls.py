@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import inspect
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -70,7 +71,10 @@ class _Pool:
     manifest: str
     slots: int  #: address of the slot array
     trampolines: tuple[int, ...]
-    free: list[int]
+    #: free slot indices, the one freed longest ago first: a pointer C kept past its arena
+    #: keeps finding an empty slot (reported, C gets 0) for as long as possible, rather than
+    #: calling the next upcall stub's target
+    free: deque[int]
     #: slot index -> the tuple its slot points to (kept alive here)
     live: dict[int, tuple[object, UpcallRecord]] = field(default_factory=dict)
 
@@ -79,7 +83,7 @@ class _Pool:
         with _lock:
             if not self.free:
                 return None
-            index = self.free.pop()
+            index = self.free.popleft()
             address = self.trampolines[index]
             entry = (target, UpcallRecord(self.key, target, address))
             self.live[index] = entry
@@ -130,7 +134,7 @@ def _pools_of(key: str, platform: str) -> list[_Pool]:
                         source.path,
                         slots,
                         tuple(t for t in trampolines if t is not None),
-                        list(range(spec.slots - 1, -1, -1)),
+                        deque(range(spec.slots)),
                     ),
                 )
         pools.append(pool)

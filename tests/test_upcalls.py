@@ -650,3 +650,101 @@ def test_a_shared_arenas_stub_on_other_threads(lookup: ffm.SymbolLookup, unraisa
     arena.close()
     assert call_ii(MemorySegment.of_address(stub.address), 1, 2) == 0
     assert [type(r.exc_value) for r in unraisable] == [ffm.ScopeClosedError]
+
+
+def _closes_refused(*arenas: Arena) -> list[str]:
+    """Try to close each of ``arenas``; what each attempt raised (or "closed")."""
+    outcomes = []
+    for arena in arenas:
+        try:
+            arena.close()
+        except ffm.ScopeInUseError as exc:
+            outcomes.append(str(exc))
+        else:
+            outcomes.append("closed")
+    return outcomes
+
+
+def test_a_callback_cannot_close_the_arenas_of_its_downcalls_segments() -> None:
+    # As in Java, a downcall keeps its segments' arenas (confined ones too) from closing
+    # while it runs: a callback that closes one gets ScopeInUseError, and the native
+    # function never uses memory given back (qsort went on sorting a freed array).
+    handle = downcall(
+        LINKER.default_lookup(), "qsort", FunctionDescriptor.of_void(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS)
+    )
+    values = [random.Random(5).randrange(10**6) for _ in range(200)]
+    data, stubs = Arena.of_confined(), Arena.of_confined()
+    outcomes: list[str] = []
+
+    def compare(a: MemorySegment, b: MemorySegment) -> int:
+        if not outcomes:
+            outcomes.extend(_closes_refused(data, stubs))
+        x, y = a.reinterpret(4).get(JAVA_INT, 0), b.reinterpret(4).get(JAVA_INT, 0)
+        return (x > y) - (x < y)
+
+    array = data.allocate_from(JAVA_INT, values)
+    handle(array, len(values), 4, LINKER.upcall_stub(compare, COMPARATOR, stubs))
+    assert len(outcomes) == 2
+    for outcome in outcomes:
+        assert outcome.startswith("Cannot close <Arena confined alive"), outcome
+        assert "upcall running during it called close()" in outcome
+    assert [array.get_at_index(JAVA_INT, i) for i in range(len(values))] == sorted(values)
+    data.close()
+    stubs.close()
+
+
+@pytest.mark.parametrize("name", ["call_ii_ll", "call_ii_lll"])
+def test_a_callback_cannot_close_the_arena_of_its_downcalls_struct_result(
+    lookup: ffm.SymbolLookup, name: str
+) -> None:
+    # call_ii_ll's result comes back in registers (the stub writes it after the call),
+    # call_ii_lll's in memory (the function writes it after calling back)
+    size = 2 if name == "call_ii_ll" else 3
+    fields = MemoryLayout.struct_layout(*[JAVA_LONG] * size)
+    handle = downcall(lookup, name, FunctionDescriptor.of(fields, ADDRESS, JAVA_INT, JAVA_INT))
+    results, stubs = Arena.of_confined(), Arena.of_confined()
+    outcomes: list[str] = []
+
+    def subtract(a: int, b: int) -> int:
+        outcomes.extend(_closes_refused(results))
+        return a - b
+
+    pair = handle(results, LINKER.upcall_stub(subtract, INT_INT, stubs), 10, 3)
+    assert [pair.get_at_index(JAVA_LONG, i) for i in range(size)] == [7, -7, 7][:size]
+    assert len(outcomes) == 2 and all(o.startswith("Cannot close <Arena confined alive") for o in outcomes)
+    results.close()
+    stubs.close()
+
+
+def test_a_callback_cannot_unload_the_library_its_downcall_runs_in(native_lib: Path) -> None:
+    library = Arena.of_confined()
+    call_ii = LINKER.downcall_handle(
+        ffm.SymbolLookup.library_lookup(native_lib, library).find("call_ii"),
+        FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
+    )
+    outcomes: list[str] = []
+
+    def add(a: int, b: int) -> int:
+        outcomes.extend(_closes_refused(library))
+        return a + b
+
+    with Arena.of_confined() as arena:
+        assert call_ii(LINKER.upcall_stub(add, INT_INT, arena), 2, 3) == 5
+    (outcome,) = outcomes
+    assert outcome.startswith("Cannot close <Arena confined alive"), outcome
+    library.close()
+
+
+def test_a_freed_slot_is_taken_again_last(lookup: ffm.SymbolLookup, unraisable: list[Any]) -> None:
+    # A pointer C kept past its stub's arena keeps finding an empty slot while the other
+    # trampolines of the pool are taken, instead of calling the next stub's target.
+    call_ii = downcall(lookup, "call_ii", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT))
+    with Arena.of_confined() as arena:
+        stale = MemorySegment.of_address(LINKER.upcall_stub(lambda a, b: 1, INT_INT, arena).address)
+    with Arena.of_confined() as arena:
+        stubs = [LINKER.upcall_stub(lambda a, b: 2, INT_INT, arena) for _ in range(POOL - 1)]
+        assert stale.address not in {stub.address for stub in stubs}
+        assert call_ii(stale, 1, 2) == 0
+        assert [type(report.exc_value) for report in unraisable] == [ffm.ScopeClosedError]
+        assert LINKER.upcall_stub(lambda a, b: 3, INT_INT, arena).address == stale.address
+        assert call_ii(stale, 1, 2) == 3  # (the pool's last free trampoline)

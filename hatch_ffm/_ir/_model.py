@@ -263,9 +263,12 @@ class Model:
         """``segment(obj, min_size, allow_heap, written, verified, shared) -> {address, ok}``.
 
         Segments usable anywhere are exactly of the ``MemorySegment`` type (fast path);
-        confined ones are exactly of a subclass whose guard must name this thread; shared
-        ones of another, whose guard must be open (:meth:`is_open_shared`), and which is
-        then stored in ``*shared`` for the caller to acquire while the GIL is released;
+        confined ones are exactly of a subclass whose guard must name this thread (and which,
+        the first time a call finds it, is stored in ``*shared``: a callback the native
+        function makes runs Python code on this thread, which must not close the arena
+        while the function uses its memory); shared ones of another, whose guard must be
+        open (:meth:`is_open_shared`), and which is then stored in ``*shared``, for the
+        caller to acquire while the GIL is released;
         heap ones of another subclass, allowed only when ``allow_heap``.  ``min_size`` < 0 skips
         the size check (an ``ADDRESS`` argument); ``written`` (the capture segment, which
         the stub writes) refuses read-only segments.  ``verified`` points to the guard last
@@ -299,6 +302,7 @@ class Model:
                     with b.if_then(b.icmp_unsigned("!=", guard, b.load(verified, typ=PTR))):
                         fail_if(b.not_(self.owned_here(b, guard)))
                         b.store(guard, verified)
+                        b.store(guard, shared)
                 with otherwise:
                     is_shared = b.icmp_unsigned("==", kind, self.imports.cell(b, _contract.CELL_SHARED_TYPE))
                     with b.if_else(is_shared) as (shared_type, other_type):

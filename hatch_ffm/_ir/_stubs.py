@@ -18,7 +18,9 @@ call; (5) the result.
 Segments of a shared arena (and the target of a handle bound to a symbol of a shared
 arena's library) are acquired for the call when it releases the GIL: one item appended to
 the arena's guard before the GIL goes, one removed when it is back, so another thread's
-``close()`` is refused meanwhile (see ``ffm_runtime._contract``, section 4).
+``close()`` is refused meanwhile (see ``ffm_runtime._contract``, section 4).  Confined
+arenas' guards get the same item (a pin): the function may call back into Python on this
+thread (an upcall), whose ``close()`` must be refused as well, as in Java.
 """
 
 from __future__ import annotations
@@ -103,8 +105,9 @@ class StubModule:
 
     @cached_property
     def acquire(self) -> ir.Function:
-        """``acquire(guard) -> i32``: append one acquisition to a shared arena's guard and
-        keep a reference to it; nonzero (an error set) if that failed.  ``guard`` NULL: 0."""
+        """``acquire(guard) -> i32``: append one acquisition to a shared arena's guard (or
+        a pin to a confined arena's: one item too) and keep a reference to it; nonzero (an
+        error set) if that failed.  ``guard`` NULL: 0."""
         fn, b = self.helpers.idioms.helper("acquire", I32, [PTR])
         (guard,) = fn.args
         imports = self.helpers.imports
@@ -193,7 +196,8 @@ class _Stub:
         self.target: ir.Value | None = None
         self.capture: ir.Value | None = None
         self._verified: ir.Value | None = None
-        #: stack slots of the shared arenas' guards to acquire for the call (NULL: none)
+        #: stack slots of the shared and confined arenas' guards to acquire for the call
+        #: (NULL: none)
         self._shared: list[ir.Value] = []
 
     def emit(self) -> None:
@@ -289,13 +293,26 @@ class _Stub:
             self._fail_if(b.not_(ok), self.allocator_position, self.allocator)
             self.result_address = b.inttoptr(address, PTR)
             # a shared arena's memory: open now (Python code ran since it was allocated),
-            # and acquired while the callee (or, after it, the stub) writes it
+            # and acquired while the callee (or, after it, the stub) writes it; a confined
+            # arena's: this thread's, and pinned likewise (a callback of the callee runs
+            # Python code on this thread, which must not close it meanwhile)
             kind = model.type_of(b, self.result_segment)
             shared_kind = self.imports.cell(b, _contract.CELL_SHARED_TYPE)
+            confined_kind = self.imports.cell(b, _contract.CELL_CONFINED_TYPE)
+            slot = self._shared_slot()
             with b.if_then(b.icmp_unsigned("==", kind, shared_kind), likely=False):
                 guard = model.load_field(b, self.result_segment, "segment._guard")
                 self._fail_if(b.not_(model.is_open_shared(b, guard)), self.allocator_position, self.allocator)
-                b.store(guard, self._shared_slot())
+                b.store(guard, slot)
+            with b.if_then(b.icmp_unsigned("==", kind, confined_kind)):
+                guard = model.load_field(b, self.result_segment, "segment._guard")
+                usable = b.and_(
+                    b.not_(is_null(b, guard)),
+                    b.icmp_unsigned("!=", guard, self.imports.data("_Py_NoneStruct")),
+                )
+                self._fail_if(b.not_(usable), self.allocator_position, self.allocator)
+                self._fail_if(b.not_(model.owned_here(b, guard)), self.allocator_position, self.allocator)
+                b.store(guard, slot)
 
     def _call(self) -> ir.Instruction:
         """Phase 4: the native call, without the GIL unless critical; ``errno`` right
@@ -440,6 +457,11 @@ class _Stub:
                 b.store(guard, slot)
             with other:
                 self._fail_if(b.not_(model.owned_here(b, guard)), -2, self.self_arg)
+                # a confined arena's library: pinned for the call too (a callback must not
+                # unload it while its code runs)
+                none = self.imports.data("_Py_NoneStruct")
+                with b.if_then(b.icmp_unsigned("!=", guard, none)):
+                    b.store(guard, slot)
         checked = b.block
         b.branch(done)
         b.position_at_end(done)
@@ -449,7 +471,8 @@ class _Stub:
         return b.inttoptr(target, PTR)
 
     def _shared_slot(self) -> ir.Value:
-        """A new stack slot (NULL at first) for a shared arena's guard to acquire."""
+        """A new stack slot (NULL at first) for a shared or confined arena's guard to
+        acquire."""
         with self.b.goto_entry_block():
             slot = self.b.alloca(PTR)
             self.b.store(NULL, slot)
@@ -457,7 +480,7 @@ class _Stub:
         return slot
 
     def _acquire_shared(self) -> None:
-        """Acquire the shared arenas' guards the checks found, before the GIL goes; if one
+        """Acquire the arenas' guards the checks found, before the GIL goes; if one
         cannot be (no memory), give back those acquired and fail."""
         b = self.b
         for index, slot in enumerate(self._shared):

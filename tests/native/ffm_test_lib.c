@@ -153,6 +153,20 @@ double call_spill(double (*f)(int64_t, int64_t, int64_t, int64_t, int64_t, int64
                               double, double, double)) {
     return f(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8.5, 9.5);
 }
+/* A struct result around a callback: in registers (the stub writes it after the call), and
+   in memory (the callee writes it, after calling back). */
+struct ll { int64_t a, b; };
+struct lll { int64_t a, b, c; };
+struct ll call_ii_ll(int32_t (*f)(int32_t, int32_t), int32_t a, int32_t b) {
+    int32_t first = f(a, b);
+    struct ll r = {first, f(b, a)};
+    return r;
+}
+struct lll call_ii_lll(int32_t (*f)(int32_t, int32_t), int32_t a, int32_t b) {
+    int32_t first = f(a, b);
+    struct lll r = {first, f(b, a), 7};
+    return r;
+}
 /* Many calls in a loop: sum of f(i, 1) for i in [0, n). */
 int64_t sum_calls(int32_t (*f)(int32_t, int32_t), int32_t n) {
     int64_t s = 0;
