@@ -151,6 +151,25 @@ def type_offset() -> int:
     return hits[0]
 
 
+def size_offset() -> int:
+    """The byte offset of ``ob_size`` in a list (found: the one word of three lists of
+    distinct lengths that holds each length; grown by an append, so that their capacity
+    differs from their length)."""
+    probes = [[None] * n for n in (3, 70001, 1234567)]
+    for probe in probes:
+        probe.append(None)
+    hits = [
+        offset
+        for offset in range(0, list.__basicsize__, _WORD)
+        if all(ctypes.c_ssize_t.from_address(id(p) + offset).value == len(p) for p in probes)
+    ]
+    if len(hits) != 1:
+        from ._errors import UnsupportedPlatformError
+
+        raise UnsupportedPlatformError("cannot find ob_size in this interpreter's lists")
+    return hits[0]
+
+
 def resolve_import(name: str) -> int | None:
     """Resolve an undefined symbol of a stub object; ``None`` if it is not allowed."""
     if not _contract.allowed_import(name):
@@ -305,6 +324,7 @@ def bootstrap() -> None:
         set_cell(name, obj)
     set_offset("ob_type", type_offset())
     set_offset("segment.weakrefs", MemorySegment.__weakrefoffset__)
+    set_offset("list.ob_size", size_offset())
     arena: Arena = object.__new__(Arena)
     probes = {
         "segment": object.__new__(MemorySegment),

@@ -305,10 +305,11 @@ OFFSETS_SYMBOL: Final = "ffm_rt_offsets"
 CRITICAL_SYMBOL: Final = "ffm_rt_critical"
 #: The offsets table's entries: ``ob_type``; ``segment.weakrefs``, where a ``MemorySegment``
 #: keeps its list of weak references (its type's ``__weakrefoffset__``: NULL while there is
-#: none); then ``"<role>.<field>"``.
+#: none); ``list.ob_size``, where a list keeps its length; then ``"<role>.<field>"``.
 OFFSETS: Final = (
     "ob_type",
     "segment.weakrefs",
+    "list.ob_size",
     *(f"{role}.{name}" for role, names in FIELDS.items() for name in names),
 )
 

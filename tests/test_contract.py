@@ -18,8 +18,8 @@ def test_cells_are_the_cell_constants_in_order() -> None:
 
 
 def test_offsets_are_the_fields_class_by_class() -> None:
-    assert _contract.OFFSETS[:2] == ("ob_type", "segment.weakrefs")
-    assert _contract.OFFSETS[2:] == tuple(
+    assert _contract.OFFSETS[:3] == ("ob_type", "segment.weakrefs", "list.ob_size")
+    assert _contract.OFFSETS[3:] == tuple(
         f"{role}.{name}" for role, names in _contract.FIELDS.items() for name in names
     )
 

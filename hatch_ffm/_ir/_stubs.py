@@ -131,7 +131,12 @@ class StubModule:
             b.ret_void()
         count = imports.call(b, "PyList_Size", guard)
         with b.if_then(b.icmp_signed(">", count, i64(1)), likely=True):
-            imports.call(b, "PyList_SetSlice", guard, b.sub(count, i64(1)), count, NULL)
+            # as list.pop() does, keeping the list's capacity for the next acquisition (a
+            # PyList_SetSlice would shrink and grow it again on every call)
+            last = b.sub(count, i64(1))
+            item = imports.call(b, "PyList_GetItem", guard, last)
+            b.store(last, self.helpers.model.field(b, guard, "list.ob_size"))
+            imports.call(b, "Py_DecRef", item)
         imports.call(b, "Py_DecRef", guard)
         b.ret_void()
         return fn
