@@ -296,6 +296,9 @@ def bootstrap() -> None:
         _contract.CELL_STRUCT_LAYOUT_TYPE: StructLayout,
         _contract.CELL_UPCALL_ERROR: upcall_error,
         _contract.CELL_CRITICAL_UPCALL: critical_upcall,
+        # (stored again once the accelerators are installed, below)
+        _contract.CELL_OPEN_CONFINED: Arena.of_confined,
+        _contract.CELL_CLOSE_ARENA: Arena.close,
     }
     classes: dict[str, type] = {
         "segment": MemorySegment,
@@ -344,3 +347,6 @@ def bootstrap() -> None:
     finally:
         arena._confinement = None  # what its __del__ reads
     _accel.install()
+    # the methods as installed: the accelerators when they are in use (no native code ran yet)
+    set_cell(_contract.CELL_OPEN_CONFINED, Arena.of_confined)
+    set_cell(_contract.CELL_CLOSE_ARENA, Arena.close)

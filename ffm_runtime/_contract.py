@@ -35,6 +35,7 @@ __all__ = [
     "CELL_ARRAY_TYPE",
     "CELL_BYTE_FORMAT",
     "CELL_CAST",
+    "CELL_CLOSE_ARENA",
     "CELL_CONFINED_KIND",
     "CELL_CONFINED_TYPE",
     "CELL_CRITICAL_UPCALL",
@@ -44,6 +45,7 @@ __all__ = [
     "CELL_MAKE_SEGMENT",
     "CELL_NATIVE_ACCESS",
     "CELL_NULL_SEGMENT",
+    "CELL_OPEN_CONFINED",
     "CELL_PREFIX_TYPE",
     "CELL_SEGMENT_TYPE",
     "CELL_SHARED_MARK",
@@ -251,6 +253,11 @@ CELL_CRITICAL_UPCALL: Final = "ffm_rt_critical_upcall"
 #: ``ValueLayout`` or ``AddressLayout`` natively (none overrides ``byte_size`` or
 #: ``byte_alignment``: their values are the ``memory_layout`` fields).
 CELL_STRUCT_LAYOUT_TYPE: Final = "ffm_rt_struct_layout_type"
+#: ``Arena.of_confined`` and ``Arena.close`` as installed (the accelerators, when they are in
+#: use): an upcall's struct and union arguments are segments of a confined arena the entry
+#: opens for the call and closes when the target has returned.
+CELL_OPEN_CONFINED: Final = "ffm_rt_open_confined"
+CELL_CLOSE_ARENA: Final = "ffm_rt_close_arena"
 
 #: Every cell's symbol, in the order of the cells table.
 RUNTIME_CELLS: Final = tuple(value for name, value in tuple(globals().items()) if name.startswith("CELL_"))

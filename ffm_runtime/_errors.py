@@ -72,7 +72,8 @@ class UnsupportedOperationError(FFMError, NotImplementedError):
 
 
 class UpcallNotSupportedError(UnsupportedOperationError):
-    """An upcall shape that is not supported yet (structs or unions by value)."""
+    """An upcall shape that is not supported.  No longer raised: every upcall shape is
+    supported (structs and unions by value since 0.2.0); kept for code that catches it."""
 
 
 class UpcallPoolExhaustedError(FFMError, RuntimeError):

@@ -26,11 +26,10 @@ from ._errors import (
     MissingForeignRegistrationError,
     ScopeClosedError,
     StubLoadError,
-    UpcallNotSupportedError,
     UpcallPoolExhaustedError,
     WrongThreadError,
 )
-from ._handles import _raise_for
+from ._handles import _raise_for, _raise_for_segment
 from ._layouts import GroupLayout
 from ._locks import ForkSafeLock
 from ._memory import MemorySegment
@@ -189,12 +188,6 @@ def upcall_stub(
     checked = check_upcall(descriptor, options)
     if not isinstance(arena, Arena):
         raise TypeError(f"upcall_stub() needs an Arena for the stub's lifetime, not {type(arena).__name__}")
-    layouts = [*checked.argument_layouts, *([checked.return_layout] if checked.return_layout else [])]
-    if any(isinstance(layout, GroupLayout) for layout in layouts):
-        raise UpcallNotSupportedError(
-            f"upcalls passing or returning structs or unions by value ({checked}) are not "
-            "supported yet; pass them by reference (ADDRESS)"
-        )
     _check_target(target, checked)
     arena._check()
     key = upcall_key(checked)
@@ -239,6 +232,9 @@ def upcall_error(key: str, *result: Any) -> NoReturn:
     layout = None if descriptor is None else descriptor.return_layout
     if layout is None:
         raise TypeError(f"result of upcall {shape}: invalid value {result[0]!r}; C got 0")
+    if isinstance(layout, GroupLayout):  # copied with the GIL held: a heap segment will do
+        where = f"result of upcall {shape} (C got a zeroed struct)"
+        _raise_for_segment(result[0], where, f"struct {layout}", layout.byte_size, heap=True)
     _raise_for(layout, result[0], f"result of upcall {shape} (C got 0)")
 
 

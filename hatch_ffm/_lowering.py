@@ -280,11 +280,17 @@ def lower(
 
 @dataclass(frozen=True)
 class UpcallArgument:
-    """One argument C passes to an upcall: a scalar, boxed for the Python target."""
+    """One argument C passes to an upcall: a scalar, boxed for the Python target, or a struct
+    or union by value, which reaches the target as a segment of its bytes."""
 
     scalar: ScalarKind
-    #: byte size of an ``ADDRESS`` argument's target layout (0: a zero-length segment)
+    #: byte size of an ``ADDRESS`` argument's target layout (0: a zero-length segment); a
+    #: struct's size
     target_size: int = 0
+    #: a struct or union by value: how C passes it (a :class:`Param` passed as ``PIECES``,
+    #: ``BYVAL`` or ``BYREF``, as a downcall passes it).  The upcall's entry gathers it in
+    #: memory first, so ``scalar`` is then ``ADDRESS``: a pointer to its bytes.
+    struct: Param | None = None
 
 
 @dataclass(frozen=True)
@@ -293,31 +299,43 @@ class LoweredUpcall:
 
     key: str
     arguments: tuple[UpcallArgument, ...]
-    #: ``None``: void
+    #: ``None``: void, or a struct result
     result: ScalarKind | None
+    #: a struct or union result (``Returning.PIECES`` or ``SRET``, as a downcall's), or ``None``
+    struct_result: Result | None = None
+
+    @property
+    def has_structs(self) -> bool:
+        """Whether a struct or union travels by value (the entry then gathers and scatters it)."""
+        return self.struct_result is not None or any(a.struct is not None for a in self.arguments)
 
 
 def lower_upcall(key: str, descriptor: FunctionDescriptor, target: str = "x86_64-linux") -> LoweredUpcall:
-    """Lower one upcall registration for ``target``, or raise :class:`NotSupportedYetError`
-    (structs and unions by value, for now)."""
+    """Lower one upcall registration for ``target``, or raise :class:`NotSupportedYetError`.
+
+    Structs and unions by value travel as a downcall of the same descriptor passes and
+    returns them (:func:`lower`: the callee sees what the caller does)."""
     if target not in TARGETS:
         raise NotSupportedYetError(f"lowering for {target} is not supported yet")
     check_upcall(descriptor)
+    layouts = [*descriptor.argument_layouts, descriptor.return_layout]
+    values: list[Param] = []
+    struct_result = None
+    if any(isinstance(layout, GroupLayout) for layout in layouts):
+        lowered = lower(key, descriptor, (), target)
+        values = [param for param in lowered.params if param.role is Role.VALUE]
+        if lowered.result.passing in (Returning.PIECES, Returning.SRET):
+            struct_result = lowered.result
     arguments = []
     for index, layout in enumerate(descriptor.argument_layouts):
-        if not isinstance(layout, ValueLayout):
-            raise NotSupportedYetError(
-                f"upcall {key}: argument {index} is a struct or union by value ({layout}), which "
-                "upcalls do not support yet; pass it by reference (ADDRESS) instead"
-            )
+        if isinstance(layout, GroupLayout):
+            arguments.append(UpcallArgument(SCALARS["a"], layout.byte_size, values[index]))
+            continue
+        assert isinstance(layout, ValueLayout)
         size = 0
         if isinstance(layout, AddressLayout) and layout.target_layout is not None:
             size = layout.target_layout.byte_size
         arguments.append(UpcallArgument(_scalar(layout), size))
     result = descriptor.return_layout
-    if result is not None and not isinstance(result, ValueLayout):
-        raise NotSupportedYetError(
-            f"upcall {key}: the result is a struct or union by value ({result}), which upcalls "
-            "do not support yet"
-        )
-    return LoweredUpcall(key, tuple(arguments), None if result is None else _scalar(result))
+    scalar = _scalar(result) if isinstance(result, ValueLayout) else None
+    return LoweredUpcall(key, tuple(arguments), scalar, struct_result)

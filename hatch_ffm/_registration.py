@@ -154,8 +154,7 @@ class RuntimeForeignAccess:
 
         Call it from a Feature's ``during_setup(access)``.  The JDK's rules for upcall
         descriptors apply: no linker option at all (``ValueError``, "Not supported for
-        upcall").  A shape hatch-ffm cannot compile yet (a struct by value) stops the
-        build with ``NotSupportedYetError``.
+        upcall").  Structs and unions by value are passed and returned as C does.
         """
         _session().add_upcall(descriptor, options)
 

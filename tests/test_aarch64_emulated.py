@@ -186,6 +186,12 @@ class Shared:
             spill,
         ):
             RuntimeForeignAccess.register_for_upcall(descriptor)
+        # structs and unions by value, unsigned values, bsearch (struct_upcalls.py, copied)
+        from .struct_upcalls import STRUCT_UPCALLS
+        for downcall, upcalls in STRUCT_UPCALLS.values():
+            RuntimeForeignAccess.register_for_downcall(downcall)
+            for upcall in upcalls:
+                RuntimeForeignAccess.register_for_upcall(upcall)
 """
 
 
@@ -205,6 +211,8 @@ def shared_site(emulator: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     )
     (project / "ffm_shared" / "__init__.py").write_text("")
     (project / "ffm_shared" / "features.py").write_text(SHARED_FEATURE)
+    struct_upcalls = ROOT / "tests" / "fixtures" / "ffm_testpkg" / "ffm_testpkg" / "struct_upcalls.py"
+    shutil.copy(struct_upcalls, project / "ffm_shared" / "struct_upcalls.py")
     build_wheel(project, tmp_path / "dist")
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     unpack_wheel(wheel, tmp_path / "site")
@@ -227,9 +235,11 @@ def test_unsigned_values_under_emulation(emulator: Path, shared_site: tuple[Path
 
 
 def test_upcalls_under_emulation(emulator: Path, shared_site: tuple[Path, Path]) -> None:
-    """Upcalls with aarch64 trampolines and entries: libc's qsort with a Python comparator,
-    every value layout, stack arguments, narrow results, a thread Python never saw, an
-    exception and a call through a freed slot, against aarch64 gcc's code."""
+    """Upcalls with aarch64 trampolines and entries: libc's qsort and bsearch with a Python
+    comparator, every value layout, stack arguments, narrow results, a thread Python never
+    saw, an exception and a call through a freed slot, structs and unions by value both ways
+    (HFAs in SIMD registers, larger structs by reference and through x8, structs on the
+    stack) and unsigned values, against aarch64 gcc's code."""
     library, site = shared_site
     result = run_emulated(emulator, str(SCRIPTS / "aarch64_upcalls.py"), str(library), path=[site])
     assert result.returncode == 0 and "upcalls: ok" in result.stdout, result.stdout + result.stderr

@@ -14,7 +14,21 @@ from ffm_runtime import UnsupportedPlatformError, _bootstrap, _contract
 def test_cells_are_the_cell_constants_in_order() -> None:
     names = [name for name in vars(_contract) if name.startswith("CELL_")]
     assert tuple(getattr(_contract, name) for name in names) == _contract.RUNTIME_CELLS
-    assert len(set(_contract.RUNTIME_CELLS)) == len(_contract.RUNTIME_CELLS) == 28
+    assert len(set(_contract.RUNTIME_CELLS)) == len(_contract.RUNTIME_CELLS) == 30
+
+
+def test_the_struct_upcall_cells_hold_the_methods_as_installed() -> None:
+    """An upcall's struct arguments' arena is opened and closed by the accelerators, when
+    they are in use (the cells are filled after they are installed)."""
+    import ctypes
+
+    from ffm_runtime import Arena
+
+    for name, method in (
+        (_contract.CELL_OPEN_CONFINED, Arena.of_confined),
+        (_contract.CELL_CLOSE_ARENA, Arena.close),
+    ):
+        assert ctypes.c_void_p.from_address(_bootstrap.cell_address(name)).value == id(method)
 
 
 def test_offsets_are_the_fields_class_by_class() -> None:

@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from ffm_runtime import ADDRESS, JAVA_INT, FunctionDescriptor, Linker, MemoryLayout
+from ffm_runtime import (
+    ADDRESS,
+    JAVA_DOUBLE,
+    JAVA_FLOAT,
+    JAVA_INT,
+    JAVA_LONG,
+    FunctionDescriptor,
+    Linker,
+    MemoryLayout,
+)
 from ffm_runtime._descriptor import MAX_BY_VALUE_BYTE_SIZE
 from hatch_ffm import DuringSetupAccess, NotSupportedYetError, RuntimeForeignAccess
 from hatch_ffm._features import FeatureError, run_features
@@ -173,10 +182,40 @@ def test_the_jdks_rules_for_upcall_registrations() -> None:
             RuntimeForeignAccess.register_for_upcall(FunctionDescriptor.of(JAVA_INT.with_order("big")))
         with pytest.raises(TypeError, match="register_for_upcall\\(\\) expects a FunctionDescriptor"):
             RuntimeForeignAccess.register_for_upcall("(i4)v")  # type: ignore[arg-type]
-        with pytest.raises(NotSupportedYetError, match="struct or union by value"):
-            RuntimeForeignAccess.register_for_upcall(
-                FunctionDescriptor.of_void(MemoryLayout.struct_layout(JAVA_INT, JAVA_INT))
-            )
+
+
+def test_struct_upcalls_travel_as_downcalls_of_the_shape_pass_them() -> None:
+    """A struct or union argument of an upcall reaches the entry as C passes it (registers,
+    x86_64's memory, AArch64's reference), the target as a pointer to its bytes; a struct
+    result goes back as C expects it (registers or a hidden pointer)."""
+    from hatch_ffm._lowering import Passing, Returning, lower_upcall
+    from hatch_ffm._registration import RegistrationSession, open_session
+
+    s2 = MemoryLayout.struct_layout(JAVA_DOUBLE, ADDRESS)
+    hfa = MemoryLayout.struct_layout(JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT)
+    big = MemoryLayout.struct_layout(JAVA_LONG, JAVA_DOUBLE, ADDRESS)
+    shape = FunctionDescriptor.of(big, *[JAVA_LONG] * 6, s2, hfa, JAVA_INT)
+    session = RegistrationSession(("x86_64-linux", "aarch64-linux"))
+    with open_session(session):
+        RuntimeForeignAccess.register_for_upcall(shape)
+    (registration,) = session.upcalls.values()
+    x86, arm = registration.signatures["x86_64-linux"], registration.signatures["aarch64-linux"]
+    assert x86 == lower_upcall("upcall (j8j8j8j8j8j8[d8a8][f4f4f4]i4)[j8d8a8]", shape, "x86_64-linux")
+    for lowered in (x86, arm):
+        assert lowered.result is None
+        assert lowered.struct_result is not None and lowered.struct_result.passing is Returning.SRET
+        assert [a.scalar.form.value for a in lowered.arguments] == ["integer"] * 6 + ["address"] * 2 + [
+            "integer"
+        ]
+        assert [a.target_size for a in lowered.arguments][6:8] == [16, 12]
+    # x86_64: the hidden result pointer and six longs take every integer register
+    assert [a.struct.passing for a in x86.arguments if a.struct] == [Passing.BYVAL, Passing.PIECES]
+    assert [str(p.type) for p in x86.arguments[7].struct.pieces] == ["<2 x float>", "float"]  # type: ignore[union-attr]
+    assert [a.struct.passing for a in arm.arguments if a.struct] == [Passing.PIECES, Passing.PIECES]
+    assert [str(p.type) for a in arm.arguments if a.struct for p in a.struct.pieces] == [
+        "[2 x i64]",
+        "[3 x float]",
+    ]
 
 
 def test_invalid_layouts_are_refused() -> None:

@@ -83,12 +83,18 @@ def test_or_else() -> None:
     assert combined.find("strlen") == SymbolLookup.loader_lookup().find("strlen")
 
 
-def test_upcall_shapes_not_supported_yet() -> None:
+def test_a_struct_upcall_shape_no_wheel_registered() -> None:
     struct = ffm.MemoryLayout.struct_layout(ffm.JAVA_INT, ffm.JAVA_INT)
-    with pytest.raises(ffm.UpcallNotSupportedError, match="structs or unions by value"):
+    with pytest.raises(
+        ffm.MissingForeignRegistrationError,
+        match=r"RuntimeForeignAccess\.register_for_upcall\(FunctionDescriptor\.of_void\("
+        r"MemoryLayout\.struct_layout\(JAVA_INT, JAVA_INT\), "
+        r"MemoryLayout\.struct_layout\(JAVA_INT, JAVA_INT\)\)\)",
+    ):
         Linker.native_linker().upcall_stub(
-            lambda s: None, FunctionDescriptor.of_void(struct), ffm.Arena.global_arena()
+            lambda s, t: None, FunctionDescriptor.of_void(struct, struct), ffm.Arena.global_arena()
         )
+    # no longer raised (every upcall shape is supported), still there for code catching it
     assert issubclass(ffm.UpcallNotSupportedError, NotImplementedError)
 
 

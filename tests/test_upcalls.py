@@ -9,6 +9,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -408,9 +409,11 @@ def test_the_jdks_rules_for_upcall_descriptors() -> None:
             LINKER.upcall_stub(lambda a: 0, INT_INT, arena)
         with pytest.raises(TypeError, match="needs an Arena for the stub's lifetime, not NoneType"):
             LINKER.upcall_stub(lambda a, b: 0, INT_INT, None)
-        with pytest.raises(ffm.UpcallNotSupportedError, match="structs or unions by value"):
+        with pytest.raises(
+            TypeError, match=r"Wrong target: the upcall \(\[i4i4\]\)i4 calls it with 1 positional argument"
+        ):
             LINKER.upcall_stub(
-                lambda s: 0,
+                lambda: 0,
                 FunctionDescriptor.of(JAVA_INT, MemoryLayout.struct_layout(JAVA_INT, JAVA_INT)),
                 arena,
             )
@@ -748,3 +751,147 @@ def test_a_freed_slot_is_taken_again_last(lookup: ffm.SymbolLookup, unraisable: 
         assert [type(report.exc_value) for report in unraisable] == [ffm.ScopeClosedError]
         assert LINKER.upcall_stub(lambda a, b: 3, INT_INT, arena).address == stale.address
         assert call_ii(stale, 1, 2) == 3  # (the pool's last free trampoline)
+# -- structs and unions by value (ffm_testpkg/struct_upcalls.py: the shapes and the checks) -----
+
+
+def find_in(lookup: ffm.SymbolLookup) -> Any:
+    def find(name: str) -> MemorySegment:
+        address = lookup.find(name)
+        assert address is not None, name
+        return address
+
+    return find
+
+
+def test_struct_arguments_arrive_as_segments_of_their_size(lookup: ffm.SymbolLookup) -> None:
+    from ffm_testpkg.struct_upcalls import check_arguments
+
+    segments = check_arguments(find_in(lookup))
+    # valid only during the callback: their confined arena is closed once it returned
+    for segment in segments:
+        assert not segment.scope.is_alive()
+        with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
+            segment.get(JAVA_INT, 0)
+        with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
+            segment.set(JAVA_INT, 0, 1)
+        with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
+            segment.to_bytes()
+
+
+def test_struct_arguments_on_the_stack(lookup: ffm.SymbolLookup) -> None:
+    from ffm_testpkg.struct_upcalls import check_spilled_arguments
+
+    check_spilled_arguments(find_in(lookup))
+
+
+def test_a_union_argument(lookup: ffm.SymbolLookup) -> None:
+    from ffm_testpkg.struct_upcalls import check_union
+
+    check_union(find_in(lookup))
+
+
+def test_struct_results_of_every_class(lookup: ffm.SymbolLookup) -> None:
+    from ffm_testpkg.struct_upcalls import check_results
+
+    check_results(find_in(lookup))
+
+
+def test_structs_in_both_directions(lookup: ffm.SymbolLookup) -> None:
+    from ffm_testpkg.struct_upcalls import check_both_directions
+
+    check_both_directions(find_in(lookup))
+
+
+def test_unsigned_arguments_and_results(lookup: ffm.SymbolLookup) -> None:
+    from ffm_testpkg.struct_upcalls import check_unsigned
+
+    check_unsigned(find_in(lookup))
+
+
+def test_bsearch_with_a_python_comparator_finds_what_bisect_finds(lookup: ffm.SymbolLookup) -> None:
+    from ffm_testpkg.struct_upcalls import check_bsearch
+
+    rng = random.Random(7)
+    values = sorted(set(rng.randrange(-(2**31), 2**31) for _ in range(2000)))
+    keys = [*rng.sample(values, 100), *(rng.randrange(-(2**31), 2**31) for _ in range(100))]
+    keys += [values[0], values[-1], values[0] - 1, values[-1] + 1, -(2**31), 2**31 - 1]
+    check_bsearch(find_in(lookup), values, keys)
+
+
+def test_a_struct_argument_is_a_confined_arenas_segment_during_the_callback(
+    lookup: ffm.SymbolLookup, unraisable: list[Any]
+) -> None:
+    from ffm_testpkg.struct_upcalls import STRUCT_UPCALLS, U3
+
+    echo_u3 = downcall(lookup, "echo_u3", STRUCT_UPCALLS["echo_u3"][0])
+    kinds: list[str] = []
+
+    def target(s: MemorySegment, k: int) -> MemorySegment:
+        arena = s.scope
+        assert isinstance(arena, Arena) and arena.is_alive()
+        assert s.is_accessible_by(threading.current_thread())
+        assert not s.is_accessible_by(threading.Thread())
+        assert not s.is_read_only()
+        kinds.append(type(s).__name__)  # what the get/set accelerators take natively
+        # the call's arena allocates, and the target may close it itself
+        extra = arena.allocate(U3)
+        extra.copy_from(s)
+        if k == 1:
+            arena.close()
+            with pytest.raises(ffm.ScopeClosedError, match="Already closed"):
+                s.get(JAVA_INT, 4)
+            return extra  # closed too: reported, C gets a zeroed struct
+        s.set(JAVA_INT, 4, 20)
+        return s
+
+    with Arena.of_confined() as arena:
+        stub = LINKER.upcall_stub(target, STRUCT_UPCALLS["echo_u3"][1][0], arena)
+        assert echo_u3(stub, 0) == 1.5 + 40 - 9
+        assert echo_u3(stub, 1) == 0
+        assert echo_u3(stub, 0) == 1.5 + 40 - 9
+    assert kinds == ["_ConfinedSegment"] * 3
+    (report,) = unraisable
+    assert isinstance(report.exc_value, ffm.ScopeClosedError)
+
+
+def test_wrong_struct_results_are_reported_and_c_gets_a_zeroed_struct(
+    lookup: ffm.SymbolLookup, unraisable: list[Any]
+) -> None:
+    from ffm_testpkg.struct_upcalls import STRUCT_UPCALLS
+
+    ret_u2 = downcall(lookup, "ret_u2", STRUCT_UPCALLS["ret_u2"][0])
+    ret_u24 = downcall(lookup, "ret_u24", STRUCT_UPCALLS["ret_u24"][0])
+    ret_uhf = downcall(lookup, "ret_uhf", STRUCT_UPCALLS["ret_uhf"][0])
+    with Arena.of_confined() as closed:
+        gone = closed.allocate(64)
+    with Arena.of_confined() as arena:
+        p = arena.allocate(8)
+
+        def stub(name: str, target: Any) -> MemorySegment:
+            return LINKER.upcall_stub(target, STRUCT_UPCALLS[name][1][0], arena)
+
+        assert ret_u24(stub("ret_u24", lambda x, q: 3), 5, p) == 0
+        assert ret_u24(stub("ret_u24", lambda x, q: arena.allocate(16)), 5, p) == 0
+        assert ret_u2(stub("ret_u2", lambda x, q: gone), 1.0, p) == 0
+        assert ret_uhf(stub("ret_uhf", lambda x: None), 1.0) == 0
+        assert ret_uhf(stub("ret_uhf", lambda x: 1 // 0), 1.0) == 0
+        assert ret_u2(stub("ret_u2", lambda x, q: MemorySegment.of_address(q.address)), 1.0, p) == 0
+    shape = "(j8a8)[j8d8a8]"
+    assert [(type(r.exc_value), str(r.exc_value)) for r in unraisable[:3]] == [
+        (
+            TypeError,
+            f"result of upcall {shape} (C got a zeroed struct): expected MemorySegment for struct "
+            "[j8d8a8], got int",
+        ),
+        (
+            ffm.OutOfBoundsError,
+            f"result of upcall {shape} (C got a zeroed struct): segment of 16 bytes is too small for "
+            "struct [j8d8a8] (24 bytes)",
+        ),
+        (ffm.ScopeClosedError, "Already closed"),
+    ]
+    assert type(unraisable[3].exc_value) is TypeError
+    assert "expected MemorySegment for struct [f4f4f4], got NoneType" in str(unraisable[3].exc_value)
+    assert type(unraisable[4].exc_value) is ZeroDivisionError
+    assert "segment of 0 bytes is too small for struct [d8a8] (16 bytes)" in str(unraisable[5].exc_value)
+    assert len(unraisable) == 6

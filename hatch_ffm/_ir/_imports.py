@@ -44,6 +44,7 @@ _C_TYPES: Final[Mapping[str, ir.Type]] = {
 #: LLVM intrinsics the code calls (lowered by LLVM: never imports, except ``memcpy``)
 _INTRINSICS: Final[Mapping[str, ir.FunctionType]] = {
     "llvm.memcpy.p0.p0.i64": ir.FunctionType(VOID, [PTR, PTR, I64, I1]),
+    "llvm.memset.p0.i64": ir.FunctionType(VOID, [PTR, I8, I64, I1]),
     "llvm.fabs.f32": ir.FunctionType(F32, [F32]),
     "llvm.fabs.f64": ir.FunctionType(F64, [F64]),
 }

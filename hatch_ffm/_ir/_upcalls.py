@@ -17,6 +17,14 @@ module holds:
   freed slot) is reported with ``PyErr_WriteUnraisable`` (``sys.unraisablehook``), naming the
   upcall, and C gets zero.
 
+A shape with structs or unions by value has ``S_gather`` in front of the entry (the
+trampolines jump there): it gathers a struct passed in registers into its frame, so that the
+entry gets every struct as a pointer to its bytes, and the struct result's memory (zeroed
+first: what C gets when the call fails), and returns a struct result as C expects it.  The
+entry copies the structs into segments of a confined arena it opens for the call
+(``Arena.of_confined``) and closes once the target has returned and its result is copied:
+the target's segments are valid during the call only.
+
 A narrow integer result (``bool``, ``char``, ``short``) is returned extended to 32 bits, as C
 compilers expect of a callee on both targets.  Narrow integer arguments carry no ``signext``
 or ``zeroext``: AAPCS64 leaves the bits above them unspecified (gcc passes a ``uint16_t``
@@ -31,10 +39,10 @@ from llvmlite import ir
 
 from ffm_runtime import _contract
 
-from .._lowering import Extension, Form, LoweredUpcall, ScalarKind
+from .._lowering import Extension, Form, LoweredUpcall, Passing, Piece, Returning, ScalarKind, UpcallArgument
 from ._helpers import Helpers
-from ._idioms import is_null
-from ._types import I32, I64, NULL, PTR, VOID, i64, scalar_type
+from ._idioms import is_null, not_null
+from ._types import I1, I8, I32, I64, NULL, PTR, VOID, RawAttributes, i64, piece_type, scalar_type, store_size
 
 __all__ = ["UPCALL_SLOTS_SUFFIX", "Upcalls", "trampoline_symbol"]
 
@@ -77,14 +85,20 @@ class Upcalls:
         slots.visibility = "hidden"  # referenced PC-relatively, never through a GOT
         params = [scalar_type(a.scalar) for a in sig.arguments]
         result = VOID if sig.result is None else _c_type(sig.result)
+        if sig.struct_result is not None:
+            params.append(PTR)  # where the entry writes the struct result
         entry = self._entry(sig, base, ir.FunctionType(result, [PTR, *params]))
-        trampoline_type = ir.FunctionType(result, params)
+        if sig.has_structs:
+            entry = self._struct_entry(sig, base, entry)
+        result = entry.function_type.return_type
+        trampoline_type = ir.FunctionType(result, entry.function_type.args[1:])
         for index in range(pool_size):
             fn = ir.Function(module, trampoline_type, trampoline_symbol(base, index))
             fn.attributes.add("nounwind")
             b = ir.IRBuilder(fn.append_basic_block("entry"))
             slot = b.gep(slots, [i64(0), i64(index)], source_etype=slots_type, inbounds=True)
             call = b.call(entry, [slot, *fn.args], tail=True)
+            self._pass_attributes(entry, fn, call)
             if result is VOID:
                 b.ret_void()
             else:
@@ -130,7 +144,8 @@ class Upcalls:
         imports.call(b, "Py_IncRef", record)
         report = fn.append_basic_block("report")
         target = imports.call(b, "PyTuple_GetItem", record, i64(0))
-        boxed, caches = self._box_arguments(b, sig, base, report)
+        arena = self._struct_arena(b, sig)
+        boxed, caches = self._box_arguments(b, sig, base, report, arena)
         returned = imports.call(b, "PyObject_CallFunctionObjArgs", target, *boxed, NULL)
         for obj, cache in zip(boxed, caches, strict=True):
             if cache is None:
@@ -141,25 +156,31 @@ class Upcalls:
         b.cbranch(is_null(b, returned), report, called)
         b.position_at_end(called)
         value = self._unbox(b, sig, key, returned, report)
+        self._close_struct_arena(b, arena)
         imports.call(b, "Py_DecRef", record)
         leave(value)
         b.position_at_end(report)
         b.call(self._report, [record])
+        self._close_struct_arena(b, arena)
         leave(zero)
         return fn
 
     def _box_arguments(
-        self, b: ir.IRBuilder, sig: LoweredUpcall, base: str, report: ir.Block
+        self, b: ir.IRBuilder, sig: LoweredUpcall, base: str, report: ir.Block, arena: ir.Value | None
     ) -> tuple[list[ir.Value], list[ir.GlobalVariable | None]]:
         """The Python objects of the entry's C arguments (new references), and for each the
         cache its segment goes back to after the call (``ADDRESS`` arguments: see
         :attr:`_take_segment`), or None; if one cannot be made, the ones made are dropped
-        and the entry goes to ``report``."""
+        and the entry goes to ``report``.  Struct arguments: segments of ``arena``."""
         fn = b.function
         boxed: list[ir.Value] = []
         caches: list[ir.GlobalVariable | None] = []
-        for index, (argument, value) in enumerate(zip(sig.arguments, fn.args[1:], strict=True)):
-            if argument.scalar.form is Form.ADDRESS:
+        given = fn.args[1 : 1 + len(sig.arguments)]
+        for index, (argument, value) in enumerate(zip(sig.arguments, given, strict=True)):
+            if argument.struct is not None:
+                cache = None
+                obj = self._box_struct(b, argument, value, arena)
+            elif argument.scalar.form is Form.ADDRESS:
                 cache = ir.GlobalVariable(self.imports.module, PTR, f"{base}_segment{index}")
                 cache.initializer = NULL
                 cache.linkage = "internal"
@@ -277,6 +298,9 @@ class Upcalls:
         """The C result of the target's ``returned`` (a new reference, dropped here); on a
         result of the wrong kind, an error set and a branch to ``report``."""
         imports, kind = self.imports, sig.result
+        if sig.struct_result is not None:
+            self._unbox_struct(b, sig, key, returned, report)
+            return None
         if kind is None:
             imports.call(b, "Py_DecRef", returned)
             return None
@@ -302,6 +326,241 @@ class Upcalls:
             zero_extended = kind.unsigned or kind.extension is Extension.ZERO
             return b.zext(value, I32) if zero_extended else b.sext(value, I32)
         return value
+
+    # -- structs and unions by value ------------------------------------------------------
+    @staticmethod
+    def _pass_attributes(entry: ir.Function, trampoline: ir.Function, call: ir.Instruction) -> None:
+        """Give a trampoline's parameters, and its call of ``entry``, the attributes of
+        ``entry``'s (``byval``, ``sret``: a struct in memory)."""
+        for index, parameter in enumerate(entry.args[1:]):
+            attributes = parameter.attributes
+            if isinstance(attributes, RawAttributes) and attributes:
+                trampoline.args[index].attributes = attributes
+                call.arg_attributes[index + 1] = attributes
+
+    def _struct_entry(self, sig: LoweredUpcall, base: str, core: ir.Function) -> ir.Function:
+        """The entry C calls for a shape with structs or unions by value, in front of ``core``
+        (the entry proper, which takes each of them as a pointer to its bytes and the struct
+        result's memory last): it gathers a struct passed in registers into memory of its
+        frame (one passed in memory, x86_64's ``byval`` or AArch64's copy by reference, is
+        there already), zeroes the struct result's memory (what C gets when the target fails)
+        and, after ``core``, loads a struct result returned in registers; an ``sret`` result
+        (x86_64's MEMORY class, AArch64's larger than 16 bytes but HFAs) ``core`` writes
+        where the caller said."""
+        struct_result = sig.struct_result
+        sret = struct_result is not None and struct_result.passing is Returning.SRET
+        pieces = () if struct_result is None else struct_result.pieces
+        result, types, attributes = self._c_signature(sig, core)
+        fn = ir.Function(self.imports.module, ir.FunctionType(result, types), base + "_gather")
+        fn.linkage = "internal"
+        fn.attributes.add("nounwind")
+        for parameter, given in zip(fn.args, attributes, strict=True):
+            if given:
+                parameter.attributes = RawAttributes(given)
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        parameters = iter(fn.args)
+        forwarded: list[ir.Value] = [next(parameters)]  # the slot
+        out: ir.Value | None = None
+        if struct_result is not None:
+            if sret:
+                out = next(parameters)
+                self._zero(b, out, struct_result.size)
+            else:
+                out = self._frame_buffer(b, pieces)
+                self._zero(b, out, pieces[-1].offset + store_size(piece_type(pieces[-1].type)))
+        for argument in sig.arguments:
+            param = argument.struct
+            if param is None or param.passing is not Passing.PIECES:
+                forwarded.append(next(parameters))
+                continue
+            memory = self._frame_buffer(b, param.pieces)
+            b.store(self._aggregate(b, [next(parameters) for _ in param.pieces]), memory)
+            forwarded.append(memory)
+        if out is not None:
+            forwarded.append(out)
+        call = b.call(core, forwarded)
+        if struct_result is not None and not sret:
+            assert out is not None
+            b.ret(b.load(out, typ=result))
+        elif result is VOID:
+            b.ret_void()
+        else:
+            b.ret(call)
+        return fn
+
+    @staticmethod
+    def _c_signature(
+        sig: LoweredUpcall, core: ir.Function
+    ) -> tuple[ir.Type, list[ir.Type], list[tuple[str, ...]]]:
+        """The result type, parameter types and parameter attributes of the C function of
+        a shape with structs or unions by value; the first parameter is the slot (``nest``)."""
+        struct_result = sig.struct_result
+        sret = struct_result is not None and struct_result.passing is Returning.SRET
+        pieces = () if struct_result is None else struct_result.pieces
+        types: list[ir.Type] = [PTR]
+        attributes: list[tuple[str, ...]] = [("nest",)]
+        if struct_result is not None and sret:
+            types.append(PTR)
+            alignment = max(8, struct_result.alignment)
+            attributes.append((f"sret([{struct_result.size} x i8]) align {alignment}",))
+        for argument in sig.arguments:
+            param = argument.struct
+            if param is None:
+                types.append(scalar_type(argument.scalar))
+                attributes.append(())
+            elif param.passing is Passing.PIECES:
+                types.extend(piece_type(piece.type) for piece in param.pieces)
+                attributes.extend(() for _ in param.pieces)
+            elif param.passing is Passing.BYVAL:
+                types.append(PTR)
+                attributes.append((f"byval([{param.size} x i8]) align {max(8, param.alignment)}",))
+            else:  # BYREF: a pointer to the caller's copy
+                types.append(PTR)
+                attributes.append(())
+        result: ir.Type
+        if struct_result is None:
+            result = core.function_type.return_type
+        elif sret:
+            result = VOID
+        elif len(pieces) == 1:
+            result = piece_type(pieces[0].type)
+        else:
+            result = ir.LiteralStructType([piece_type(piece.type) for piece in pieces])
+        return result, types, attributes
+
+    @staticmethod
+    def _frame_buffer(b: ir.IRBuilder, pieces: tuple[Piece, ...]) -> ir.Value:
+        """Memory of the entry's frame for a struct passed in registers as ``pieces``: of
+        their type (one piece, or ``{first, second}``: x86_64's first eightbyte is whole when
+        there is a second, so the second is at offset 8 in both), 16-aligned."""
+        types = [piece_type(piece.type) for piece in pieces]
+        with b.goto_entry_block():
+            memory = b.alloca(types[0] if len(types) == 1 else ir.LiteralStructType(types))
+            memory.align = 16
+        return memory
+
+    @staticmethod
+    def _aggregate(b: ir.IRBuilder, values: list[ir.Value]) -> ir.Value:
+        """The value of a struct's pieces, as :meth:`_frame_buffer` holds them."""
+        if len(values) == 1:
+            return values[0]
+        aggregate: ir.Value = ir.Constant(ir.LiteralStructType([v.type for v in values]), ir.Undefined)
+        for index, value in enumerate(values):
+            aggregate = b.insert_value(aggregate, value, index)
+        return aggregate
+
+    def _zero(self, b: ir.IRBuilder, memory: ir.Value, size: int) -> None:
+        self.imports.call(b, "llvm.memset.p0.i64", memory, ir.Constant(I8, 0), i64(size), ir.Constant(I1, 0))
+
+    def _struct_arena(self, b: ir.IRBuilder, sig: LoweredUpcall) -> ir.Value | None:
+        """For a shape with struct or union arguments, a stack slot (NULL at first) for the
+        confined arena their segments are of, opened at the first and closed when the
+        target has returned (:meth:`_close_struct_arena`); ``None`` for other shapes."""
+        if all(argument.struct is None for argument in sig.arguments):
+            return None
+        with b.goto_entry_block():
+            slot = b.alloca(PTR)
+            b.store(NULL, slot)
+        return slot
+
+    def _box_struct(
+        self, b: ir.IRBuilder, argument: UpcallArgument, memory: ir.Value, arena: ir.Value | None
+    ) -> ir.Value:
+        """A new segment of the call's arena holding a copy of the struct at ``memory``, or
+        NULL (error set, but for an ``Arena.allocate`` replaced by one returning no segment
+        of the arena: nothing is written then)."""
+        assert arena is not None and argument.struct is not None
+        size, alignment = argument.struct.size, argument.struct.alignment
+        model = self.helpers.model
+        with b.goto_entry_block():
+            result, verified, shared = b.alloca(PTR), b.alloca(PTR), b.alloca(PTR)
+        b.store(NULL, result)
+        b.store(NULL, verified)
+        b.store(NULL, shared)
+        opened = b.call(self._open_arena, [arena])
+        with b.if_then(not_null(b, opened), likely=True):
+            segment = self.helpers.alloc.allocate(b, opened, size, alignment)
+            with b.if_then(not_null(b, segment), likely=True):
+                # (Python code may have run in allocate: the segment is checked as any)
+                address, ok = model.check_segment(b, segment, size, False, True, verified, shared)
+                with b.if_else(ok, likely=True) as (copy, refuse):
+                    with copy:
+                        self.imports.call(
+                            b, "llvm.memcpy.p0.p0.i64", address, memory, i64(size), ir.Constant(I1, 0)
+                        )
+                        b.store(segment, result)
+                    with refuse:
+                        self.imports.call(b, "Py_DecRef", segment)
+        return b.load(result, typ=PTR)
+
+    def _close_struct_arena(self, b: ir.IRBuilder, arena: ir.Value | None) -> None:
+        """Close the arena of the struct arguments' segments, if the call opened one."""
+        if arena is not None:
+            b.call(self._close_arena, [b.load(arena, typ=PTR)])
+
+    def _unbox_struct(
+        self, b: ir.IRBuilder, sig: LoweredUpcall, key: ir.Value, returned: ir.Value, report: ir.Block
+    ) -> None:
+        """Copy the target's ``returned`` segment (a new reference, dropped here) to the struct
+        result's memory (the entry's last parameter); a segment that is closed, another
+        thread's or too small, or no segment at all: an error set and a branch to ``report``.
+        The copy is made with the GIL held and no Python code between the check and it: a
+        heap or a shared arena's segment is read as safely as a confined one."""
+        assert sig.struct_result is not None
+        size = sig.struct_result.size
+        fn, imports = b.function, self.imports
+        with b.goto_entry_block():
+            verified, shared = b.alloca(PTR), b.alloca(PTR)
+            b.store(NULL, verified)
+            b.store(NULL, shared)
+        address, ok = self.helpers.model.check_segment(b, returned, size, True, False, verified, shared)
+        bad = fn.append_basic_block("bad_struct_result")
+        good = fn.append_basic_block("good_struct_result")
+        b.cbranch(ok, good, bad)
+        b.position_at_end(bad)
+        b.call(self._bad_result, [key, returned])
+        imports.call(b, "Py_DecRef", returned)
+        b.branch(report)
+        b.position_at_end(good)
+        imports.call(b, "llvm.memcpy.p0.p0.i64", fn.args[-1], address, i64(size), ir.Constant(I1, 0))
+        imports.call(b, "Py_DecRef", returned)
+
+    @cached_property
+    def _open_arena(self) -> ir.Function:
+        """``open_arena(slot) -> arena or NULL`` (error set): the arena in ``*slot``, or a new
+        confined one (``Arena.of_confined()``) stored there."""
+        fn, b = self.helpers.idioms.helper("upcall_open_arena", PTR, [PTR])
+        (slot,) = fn.args
+        arena = b.load(slot, typ=PTR)
+        with b.if_then(not_null(b, arena), likely=False):
+            b.ret(arena)
+        made = self.imports.call(b, "PyObject_CallNoArgs", self.imports.cell(b, _contract.CELL_OPEN_CONFINED))
+        b.store(made, slot)
+        b.ret(made)
+        return fn
+
+    @cached_property
+    def _close_arena(self) -> ir.Function:
+        """``close_arena(arena)``: close the struct arguments' arena (unless the target
+        closed it: ``segment.scope.close()``) and drop it; ``arena`` NULL: nothing.  A
+        failure is reported (``sys.unraisablehook``, naming the arena)."""
+        fn, b = self.helpers.idioms.helper("upcall_close_arena", VOID, [PTR])
+        (arena,) = fn.args
+        imports = self.imports
+        with b.if_then(is_null(b, arena), likely=False):
+            b.ret_void()
+        alive = self.helpers.model.load_field(b, arena, "arena._alive")
+        with b.if_then(b.icmp_unsigned("==", alive, imports.data("_Py_TrueStruct")), likely=True):
+            close = imports.cell(b, _contract.CELL_CLOSE_ARENA)
+            closed = imports.call(b, "PyObject_CallFunctionObjArgs", close, arena, NULL)
+            with b.if_else(is_null(b, closed), likely=False) as (failed, done):
+                with failed:
+                    imports.call(b, "PyErr_WriteUnraisable", arena)
+                with done:
+                    imports.call(b, "Py_DecRef", closed)
+        imports.call(b, "Py_DecRef", arena)
+        b.ret_void()
+        return fn
 
     @cached_property
     def _freed(self) -> ir.Function:

@@ -202,3 +202,94 @@ int32_t call_ii_on_new_thread(int32_t (*f)(int32_t, int32_t), int32_t a, int32_t
     pthread_join(thread, NULL);
     return c.result;
 }
+
+/* Upcalls passing and returning structs and unions by value: 1, 2 and 3 fields of mixed
+ * types, HFAs of floats and of doubles, a 24-byte struct (in memory on x86_64, by reference on
+ * AArch64), with enough other arguments that some structs go on the stack.  The C side makes
+ * the arguments and sums up what it gets back (tests/fixtures/ffm_testpkg/ffm_testpkg/
+ * struct_upcalls.py has the same sums). */
+struct U1 { int32_t a; };
+struct U2 { double d; void *p; };
+struct U3 { float f; int32_t i; double d; };
+struct UHF { float a, b, c; };
+struct UHD { double a, b, c, d; };
+struct U24 { int64_t j; double d; void *p; };
+union UU { int64_t j; double d; };
+
+double call_struct_args(double (*f)(struct U1, struct U2, struct U3, struct UHF, struct UHD, struct U24),
+                        void *p) {
+    struct U1 a = {-7};
+    struct U2 b = {2.5, p};
+    struct U3 c = {1.25f, -3, 4.5};
+    struct UHF d = {0.5f, 1.5f, 2.5f};
+    struct UHD e = {1.0, 2.0, 3.0, 4.0};
+    struct U24 g = {-((int64_t)1 << 40), 6.25, p};
+    return f(a, b, c, d, e, g);
+}
+double call_struct_spill(double (*f)(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                     double, double, double, double, double, double, double, double,
+                                     struct U2, struct UHF, struct U1, int32_t, struct U24, struct U3),
+                         void *p) {
+    struct U2 b = {-2.5, p};
+    struct UHF d = {3.5f, 4.5f, 5.5f};
+    struct U1 a = {99};
+    struct U24 g = {123456789012345, -0.125, p};
+    struct U3 c = {-1.5f, 77, 8.75};
+    return f(1, 2, 3, 4, 5, 6, 7, 8, 0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, b, d, a, -42, g, c);
+}
+double call_union(double (*f)(union UU, int32_t, union UU)) {
+    union UU x, y;
+    x.j = 5;
+    y.d = 2.5;
+    return f(x, 3, y);
+}
+double ret_u1(struct U1 (*f)(int32_t), int32_t x) { return f(x).a; }
+double ret_u2(struct U2 (*f)(double, void *), double x, void *p) {
+    struct U2 s = f(x, p);
+    return s.d + (s.p == p ? 1000.0 : 0.0);
+}
+double ret_u3(struct U3 (*f)(float, int32_t, double), float x, int32_t y, double z) {
+    struct U3 s = f(x, y, z);
+    return s.f + s.i * 2.0 + s.d * 4.0;
+}
+double ret_uhf(struct UHF (*f)(float), float x) {
+    struct UHF s = f(x);
+    return s.a + s.b * 2.0 + s.c * 4.0;
+}
+double ret_uhd(struct UHD (*f)(double), double x) {
+    struct UHD s = f(x);
+    return s.a + s.b * 2.0 + s.c * 4.0 + s.d * 8.0;
+}
+double ret_u24(struct U24 (*f)(int64_t, void *), int64_t x, void *p) {
+    struct U24 s = f(x, p);
+    return (double)s.j + s.d * 2.0 + (s.p == p ? 1000.0 : 0.0);
+}
+double echo_u3(struct U3 (*f)(struct U3, int32_t), int32_t k) {
+    struct U3 s = {1.5f, 10, -2.25};
+    struct U3 r = f(s, k);
+    return r.f + r.i * 2.0 + r.d * 4.0;
+}
+double echo_u24(struct U24 (*f)(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                struct U3, struct U24, struct UHF),
+                void *p) {
+    struct U3 c = {0.25f, 5, 1.75};
+    struct U24 g = {1000, 0.5, p};
+    struct UHF d = {1.0f, 2.0f, 3.0f};
+    struct U24 r = f(1, 2, 3, 4, 5, 6, 7, 8, c, g, d);
+    return (double)r.j + r.d * 2.0 + (r.p == p ? 1000.0 : 0.0);
+}
+double echo_uhd(struct UHD (*f)(struct UHD, double, double, double, double, double, double, double, double,
+                                struct UHF)) {
+    struct UHD e = {1.0, 2.0, 3.0, 4.0};
+    struct UHF d = {0.5f, 0.25f, 0.125f};
+    struct UHD r = f(e, 10, 20, 30, 40, 50, 60, 70, 80, d);
+    return r.a + r.b * 2.0 + r.c * 4.0 + r.d * 8.0;
+}
+/* Unsigned arguments and results of upcalls: the largest values, and a narrow result as C
+ * sees it (zero-extended). */
+uint64_t call_unsigned(uint64_t (*f)(uint8_t, uint16_t, uint32_t, uint64_t)) {
+    return f(255, 65535, 4294967295u, 18446744073709551615u);
+}
+int64_t call_narrow_unsigned(uint8_t (*f)(uint32_t), uint16_t (*g)(uint32_t), uint32_t x) {
+    return (int64_t)f(x) * 100000 + g(x);
+}

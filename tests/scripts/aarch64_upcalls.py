@@ -1,11 +1,14 @@
 """Upcalls against the C test library (``argv[1]``), cross-compiled by aarch64 gcc, and
-libc's qsort: prints "upcalls: ok".  Run by tests/test_aarch64_emulated.py in an emulated
-aarch64 CPython."""
+libc's qsort and bsearch, structs and unions by value and unsigned values (the checks of
+``ffm_shared.struct_upcalls``, a copy of the test package's): prints "upcalls: ok".  Run by
+tests/test_aarch64_emulated.py in an emulated aarch64 CPython."""
 
 from __future__ import annotations
 
 import sys
 from typing import Any
+
+from ffm_shared.struct_upcalls import check_all  # type: ignore[import-not-found]  # the site's
 
 import ffm_runtime as ffm
 from ffm_runtime import (
@@ -108,4 +111,7 @@ with Arena.of_confined() as arena:
         raise AssertionError("a critical function called back")
     assert call_ii(add, 1, 2) == 3
 assert len(reports) == 2, reports
+reports.clear()
+check_all(find)
+assert not reports, [str(r.exc_value) for r in reports]
 print("upcalls: ok")
