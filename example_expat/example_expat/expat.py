@@ -171,49 +171,56 @@ def _on_start_element(token: int, name: int, atts: int) -> None:
             attributes[_get_string(key)] = _get_string(_get(JAVA_LONG, atts + 8))
             atts += 16
             key = _get(JAVA_LONG, atts)
-        _active[token]._start(_get_string(name), attributes)
+        handler = _active[token]._start  # LOAD_ATTR of a slot: specialized, unlike a method call's
+        handler(_get_string(name), attributes)
     except BaseException as exc:  # raised again by Parse
         _active[token]._abort(exc)
 
 
 def _on_end_element(token: int, name: int) -> None:
     try:
-        _active[token]._end(_get_string(name))
+        handler = _active[token]._end
+        handler(_get_string(name))
     except BaseException as exc:
         _active[token]._abort(exc)
 
 
 def _on_character_data(token: int, data: int, length: int) -> None:
     try:
-        _active[token]._chars(_get_string(data, "utf-8", length))
+        handler = _active[token]._chars
+        handler(_get_string(data, "utf-8", length))
     except BaseException as exc:
         _active[token]._abort(exc)
 
 
 def _on_comment(token: int, data: int) -> None:
     try:
-        _active[token]._comment(_get_string(data))
+        handler = _active[token]._comment
+        handler(_get_string(data))
     except BaseException as exc:
         _active[token]._abort(exc)
 
 
 def _on_processing_instruction(token: int, target: int, data: int) -> None:
     try:
-        _active[token]._pi(_get_string(target), _get_string(data))
+        handler = _active[token]._pi
+        handler(_get_string(target), _get_string(data))
     except BaseException as exc:
         _active[token]._abort(exc)
 
 
 def _on_start_cdata(token: int) -> None:
     try:
-        _active[token]._cdata_start()
+        handler = _active[token]._cdata_start
+        handler()
     except BaseException as exc:
         _active[token]._abort(exc)
 
 
 def _on_end_cdata(token: int) -> None:
     try:
-        _active[token]._cdata_end()
+        handler = _active[token]._cdata_end
+        handler()
     except BaseException as exc:
         _active[token]._abort(exc)
 
