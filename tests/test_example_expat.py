@@ -365,6 +365,12 @@ def test_encoding_override(expat: ModuleType) -> None:
         assert found == [("start", "a", {"é": "ü"}), ("text", "ÿ"), ("end", "a")]
 
 
+def test_str_with_a_lone_surrogate(expat: ModuleType) -> None:
+    for module in (expat, pyexpat):
+        with pytest.raises(UnicodeEncodeError, match="surrogates not allowed"):
+            module.ParserCreate().Parse("<a>\ud800</a>", True)
+
+
 def test_current_position(expat: ModuleType) -> None:
     data = b"<a>\n  <b/>\n  <c>text</c>\n</a>"
 

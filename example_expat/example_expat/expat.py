@@ -19,8 +19,9 @@ itself, as :mod:`xml.parsers.expat` does; the parser is then finished: another `
 raises ``ExpatError`` ("parsing finished").
 
 A parser is a context manager: ``XML_ParserFree`` runs on ``close()``, at the end of its
-``with`` block, or when the parser is collected.  ``Parse`` never copies its input: expat
-reads the ``bytes`` object's own memory.
+``with`` block, or when the parser is collected.  ``Parse`` does not copy ``bytes`` or
+``bytearray`` input: expat reads the object's own memory (a heap segment passed to a
+``critical(allow_heap_access=True)`` handle).
 """
 
 from __future__ import annotations
@@ -321,7 +322,7 @@ class XMLParserType:
         whatever a handler raised."""
         parser = self._check_open()
         if isinstance(data, str):
-            data = data.encode("utf-8", "surrogatepass")
+            data = data.encode("utf-8")  # lone surrogates: UnicodeEncodeError, as there
             _set_encoding(parser, _UTF8)
         elif isinstance(data, memoryview):
             data = data.tobytes()
