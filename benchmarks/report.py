@@ -35,11 +35,13 @@ SCRIPTS = ("bench_calls.py", "bench_memory.py", "bench_abi.py", "bench_bulk.py",
 #: the example bindings against the C extensions they replace (example_bz2, example_yaml,
 #: example_expat and PyYAML installed, as make demo does); their own repeats, no --number
 EXAMPLE_SCRIPTS = ("bench_bz2.py", "bench_yaml.py", "bench_expat.py")
-#: what each example benchmark imports (it is run only where all are installed)
+#: what each example benchmark imports (it is run only where all are installed; the binding
+#: modules themselves, not their packages: the checkout's project folders, example_bz2/ and
+#: so on, would import as namespace packages)
 EXAMPLE_IMPORTS = {
-    "bench_bz2.py": "example_bz2",
-    "bench_yaml.py": "example_yaml, yaml",
-    "bench_expat.py": "example_expat",
+    "bench_bz2.py": "example_bz2.libbz2",
+    "bench_yaml.py": "example_yaml.libyaml, yaml",
+    "bench_expat.py": "example_expat.expat",
 }
 #: those also run on every other supported CPython (``--other-pythons``)
 CALL_SCRIPTS = ("bench_calls.py", "bench_abi.py")
@@ -208,7 +210,7 @@ def main() -> int:
     outputs = {script: run(args.python, script, *extra) for script in SCRIPTS}
     for script in EXAMPLE_SCRIPTS:
         probe = [args.python, "-c", f"import {EXAMPLE_IMPORTS[script]}"]
-        if subprocess.run(probe, capture_output=True, check=False).returncode == 0:
+        if subprocess.run(probe, capture_output=True, check=False, cwd=HERE).returncode == 0:
             outputs[script] = run(args.python, script)
         else:
             outputs[script] = f"(not run: {EXAMPLE_IMPORTS[script]} missing; `make demo` installs them)\n"
