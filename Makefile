@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make demo  - build the wheels of example_project and the example bindings (example_bz2,
-#                example_yaml) with the hook, install them in a fresh venv without
+#                example_yaml, example_expat) with the hook, install them in a fresh venv without
 #                llvmlite/hatchling/pluggy, run them, print the benchmark tables
 #   make test  - lint, type-check and run the whole test suite
 PYTHON ?= python3
@@ -23,9 +23,10 @@ demo: $(VENV)/.installed example-libs
 	$(VENV)/bin/python -m pip wheel --quiet --no-deps --no-build-isolation -w $(DIST) ./example_project
 	$(VENV)/bin/python -m pip wheel --quiet --no-deps --no-build-isolation -w $(DIST) ./example_bz2
 	$(VENV)/bin/python -m pip wheel --quiet --no-deps --no-build-isolation -w $(DIST) ./example_yaml
+	$(VENV)/bin/python -m pip wheel --quiet --no-deps --no-build-isolation -w $(DIST) ./example_expat
 	$(PYTHON) -m venv $(DEMO_VENV)
 	$(DEMO_VENV)/bin/python -m pip install --quiet --no-index --find-links $(DIST) example-project \
-		example-bz2 example-yaml
+		example-bz2 example-yaml example-expat
 	$(DEMO_VENV)/bin/python -m pip install --quiet cffi pyyaml
 	@! $(DEMO_VENV)/bin/python -c "import llvmlite" 2>/dev/null || (echo "llvmlite must not be installed at run time" && false)
 	@! $(DEMO_VENV)/bin/python -c "import hatchling" 2>/dev/null || (echo "hatchling must not be installed at run time" && false)
@@ -34,12 +35,14 @@ demo: $(VENV)/.installed example-libs
 	cd /tmp && $(CURDIR)/$(DEMO_VENV)/bin/python -m example_project
 	cd /tmp && $(CURDIR)/$(DEMO_VENV)/bin/python -m example_bz2
 	cd /tmp && $(CURDIR)/$(DEMO_VENV)/bin/python -m example_yaml
+	cd /tmp && $(CURDIR)/$(DEMO_VENV)/bin/python -m example_expat
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_calls.py
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_abi.py
 	$(DEMO_VENV)/bin/python benchmarks/bench_memory.py
 	$(DEMO_VENV)/bin/python benchmarks/bench_bulk.py
 	$(DEMO_VENV)/bin/python benchmarks/bench_bz2.py
 	$(DEMO_VENV)/bin/python benchmarks/bench_yaml.py
+	$(DEMO_VENV)/bin/python benchmarks/bench_expat.py
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_pointers.py
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_upcalls.py
 
@@ -48,7 +51,8 @@ demo: $(VENV)/.installed example-libs
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/report.py --python $(DEMO_VENV)/bin/python --other-pythons
 
-LINTED := ffm_runtime hatch_ffm tests benchmarks example_project example_bz2 example_yaml build_accel.py
+LINTED := ffm_runtime hatch_ffm tests benchmarks example_project example_bz2 example_yaml example_expat \
+	build_accel.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check $(LINTED)
@@ -57,7 +61,8 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy tests/scripts  # the scripts tests run in child processes
-	$(VENV)/bin/mypy example_bz2/example_bz2 example_yaml/example_yaml  # the example bindings
+	$(VENV)/bin/mypy example_bz2/example_bz2 example_yaml/example_yaml \
+		example_expat/example_expat  # the example bindings
 
 # ffm_runtime's accelerators: the editable install builds them (build_accel.py); rebuilt
 # here when their sources change.
@@ -80,9 +85,9 @@ aarch64-env:
 pythons-env:
 	-PYTHON=$(PYTHON) bash tests/pythons/setup.sh .pythons
 
-# The C libraries of the example bindings (example_bz2, example_yaml) and their -dev headers,
-# installed with apt-get when missing (needs root then).  Without them those tests skip,
-# unless FFM_REQUIRE_EXAMPLE_LIBS is set.
+# The C libraries of the example bindings (example_bz2, example_yaml, example_expat) and their
+# -dev headers, installed with apt-get when missing (needs root then).  Without them those
+# tests skip, unless FFM_REQUIRE_EXAMPLE_LIBS is set.
 example-libs:
 	-bash tests/examples/setup-libs.sh
 

@@ -3,8 +3,8 @@
     python benchmarks/report.py --python .demo-venv/bin/python [--other-pythons] [--check]
 
 Runs ``bench_calls.py``, ``bench_abi.py``, ``bench_memory.py``, ``bench_bulk.py``,
-``bench_pointers.py``, ``bench_upcalls.py``, ``bench_bz2.py`` and ``bench_yaml.py`` with
-``--python`` (an
+``bench_pointers.py``, ``bench_upcalls.py``, ``bench_bz2.py``, ``bench_yaml.py`` and
+``bench_expat.py`` with ``--python`` (an
 environment with hatch-ffm, example_project, the example bindings, cffi and PyYAML
 installed, as ``make demo`` makes), writes all their tables, with the machine and the
 command, to ``docs/benchmarks.md``, and
@@ -40,9 +40,17 @@ SCRIPTS = (
     "bench_pointers.py",
     "bench_upcalls.py",
 )
-#: the example bindings against the C extensions they replace (example_bz2, example_yaml and
-#: PyYAML installed, as make demo does); their own repeats, no --number
-EXAMPLE_SCRIPTS = ("bench_bz2.py", "bench_yaml.py")
+#: the example bindings against the C extensions they replace (example_bz2, example_yaml,
+#: example_expat and PyYAML installed, as make demo does); their own repeats, no --number
+EXAMPLE_SCRIPTS = ("bench_bz2.py", "bench_yaml.py", "bench_expat.py")
+#: what each example benchmark imports (it is run only where all are installed; the binding
+#: modules themselves, not their packages: the checkout's project folders, example_bz2/ and
+#: so on, would import as namespace packages)
+EXAMPLE_IMPORTS = {
+    "bench_bz2.py": "example_bz2.libbz2",
+    "bench_yaml.py": "example_yaml.libyaml, yaml",
+    "bench_expat.py": "example_expat.expat",
+}
 #: those also run on every other supported CPython (``--other-pythons``)
 CALL_SCRIPTS = ("bench_calls.py", "bench_abi.py")
 #: rows of the README's headline table: (script, row label, peer row label)
@@ -217,12 +225,12 @@ def main() -> int:
     args = parser.parse_args()
     extra = ("--number", args.number) if args.number else ()
     outputs = {script: run(args.python, script, *extra) for script in SCRIPTS}
-    for script, package in zip(EXAMPLE_SCRIPTS, ("example_bz2", "example_yaml"), strict=True):
-        probe = [args.python, "-c", f"import {package}, yaml"]
-        if subprocess.run(probe, capture_output=True, check=False).returncode == 0:
+    for script in EXAMPLE_SCRIPTS:
+        probe = [args.python, "-c", f"import {EXAMPLE_IMPORTS[script]}"]
+        if subprocess.run(probe, capture_output=True, check=False, cwd=HERE).returncode == 0:
             outputs[script] = run(args.python, script)
         else:
-            outputs[script] = f"(not run: {package} or PyYAML is missing; `make demo` installs them)\n"
+            outputs[script] = f"(not run: {EXAMPLE_IMPORTS[script]} missing; `make demo` installs them)\n"
     version = subprocess.run(
         [args.python, "-c", "import platform; print(platform.python_version())"],
         capture_output=True,

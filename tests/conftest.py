@@ -94,3 +94,9 @@ def bz2_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def yaml_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """example_yaml (libyaml's parser), installed from its wheel."""
     yield from _example_site(tmp_path_factory, "example_yaml")
+
+
+@pytest.fixture(scope="session")
+def expat_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """example_expat (libexpat's SAX parser, upcalls), installed from its wheel."""
+    yield from _example_site(tmp_path_factory, "example_expat")

@@ -119,6 +119,7 @@ def unpack_wheel(wheel: Path, site: Path) -> None:
 EXAMPLE_LIBS = {
     "example_bz2": ("bzlib.h", "libbz2.so.1.0"),
     "example_yaml": ("yaml.h", "libyaml-0.so.2"),
+    "example_expat": ("expat.h", "libexpat.so.1"),
 }
 
 
@@ -169,6 +170,20 @@ def c_layout(header: str, type_name: str, fields: list[str], tmp: Path) -> tuple
         for line in subprocess.run([str(program)], capture_output=True, text=True, check=True).stdout.split()
     )
     return size, dict(zip(fields, offsets, strict=True))
+
+
+def c_values(header: str, expressions: list[str], tmp: Path) -> dict[str, int]:
+    """The value of each integer constant expression (``sizeof(XML_Char)``, an enum member),
+    as the system C compiler computes it with ``header``."""
+    lines = [f"#include <{header}>", "#include <stdio.h>", "int main(void) {"]
+    lines += [f'    printf("%lld\\n", (long long)({expression}));' for expression in expressions]
+    lines += ["    return 0;", "}"]
+    source = tmp / "values.c"
+    source.write_text("\n".join(lines) + "\n")
+    program = tmp / "values"
+    subprocess.run([os.environ.get("CC", "cc"), "-o", str(program), str(source)], check=True)
+    output = subprocess.run([str(program)], capture_output=True, text=True, check=True).stdout.split()
+    return dict(zip(expressions, (int(value) for value in output), strict=True))
 
 
 def malloc_in_use() -> int:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # setup-libs.sh
-# The C libraries of the example bindings (example_bz2, example_yaml) with their headers,
+# The C libraries of the example bindings (example_bz2, example_yaml, example_expat) with their headers,
 # which tests/test_example_*.py compile against: Debian's libbz2-dev, libyaml-dev and
 # libexpat1-dev, installed with apt-get when missing.  Idempotent; needs root only when
 # something is missing.  Without them the example tests skip, unless FFM_REQUIRE_EXAMPLE_LIBS
