@@ -71,7 +71,7 @@ VERSION_INFO_STRUCT = FunctionDescriptor.of(VERSION_INFO)
 #: (the GIL is given up for the call and each handler's upcall takes it back).
 CRITICAL = (Linker.Option.critical(),)
 DEFAULT = ()
-DOWNCALLS: tuple[tuple[FunctionDescriptor, tuple[object, ...]], ...] = (
+DOWNCALLS = (
     (PARSER_CREATE, CRITICAL),
     (PARSER_FREE, CRITICAL),
     (SET_USER_DATA, CRITICAL),
