@@ -751,6 +751,8 @@ def test_a_freed_slot_is_taken_again_last(lookup: ffm.SymbolLookup, unraisable: 
         assert [type(report.exc_value) for report in unraisable] == [ffm.ScopeClosedError]
         assert LINKER.upcall_stub(lambda a, b: 3, INT_INT, arena).address == stale.address
         assert call_ii(stale, 1, 2) == 3  # (the pool's last free trampoline)
+
+
 # -- structs and unions by value (ffm_testpkg/struct_upcalls.py: the shapes and the checks) -----
 
 
