@@ -895,3 +895,39 @@ def test_wrong_struct_results_are_reported_and_c_gets_a_zeroed_struct(
     assert type(unraisable[4].exc_value) is ZeroDivisionError
     assert "segment of 0 bytes is too small for struct [d8a8] (16 bytes)" in str(unraisable[5].exc_value)
     assert len(unraisable) == 6
+
+
+def test_a_replaced_arena_allocate_gives_struct_arguments_checked_segments(
+    lookup: ffm.SymbolLookup, unraisable: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With no pooled slab, the entry's arena allocates a struct argument through
+    # Arena.allocate, which a program may replace: its result is checked, and a bad one is
+    # reported as any failed upcall is (it was reported without an exception, past the hook).
+    from ffm_testpkg.struct_upcalls import STRUCT_UPCALLS
+
+    from ffm_runtime._contract import ARENA_POOL_MAX
+
+    echo_u3 = downcall(lookup, "echo_u3", STRUCT_UPCALLS["echo_u3"][0])
+    ran: list[int] = []
+
+    def target(s: MemorySegment, k: int) -> MemorySegment:
+        ran.append(k)
+        return s
+
+    with Arena.of_confined() as arena:
+        stub = LINKER.upcall_stub(target, STRUCT_UPCALLS["echo_u3"][1][0], arena)
+        holders = [Arena.of_confined() for _ in range(ARENA_POOL_MAX + 1)]  # take every pooled slab
+        try:
+            monkeypatch.setattr(Arena, "allocate", lambda self, *args: None)
+            assert echo_u3(stub, 5) == 0
+            monkeypatch.undo()
+            assert echo_u3(stub, 5) == 1.5 + 20 - 9
+        finally:
+            for holder in holders:
+                holder.close()
+    assert ran == [5]
+    (report,) = unraisable
+    assert type(report.exc_value) is TypeError
+    assert str(report.exc_value) == (
+        "Arena.allocate(16, 8) returned None, not a writable native segment of 16 bytes"
+    )
