@@ -247,4 +247,5 @@ def test_a_replaced_arena_allocate_is_checked_like_any_allocator(stub_site: Path
         "a smaller segment",
     ]
     for _, message in reported:
-        assert re.fullmatch(r"Arena\.allocate\(8, 4\) returned .*, not a writable native segment of 8 bytes", message)
+        pattern = r"Arena\.allocate\(8, 4\) returned .*, not a writable native segment of 8 bytes"
+        assert re.fullmatch(pattern, message), message

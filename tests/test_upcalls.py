@@ -751,6 +751,8 @@ def test_a_freed_slot_is_taken_again_last(lookup: ffm.SymbolLookup, unraisable: 
         assert [type(report.exc_value) for report in unraisable] == [ffm.ScopeClosedError]
         assert LINKER.upcall_stub(lambda a, b: 3, INT_INT, arena).address == stale.address
         assert call_ii(stale, 1, 2) == 3  # (the pool's last free trampoline)
+
+
 # -- structs and unions by value (ffm_testpkg/struct_upcalls.py: the shapes and the checks) -----
 
 
@@ -933,7 +935,9 @@ def test_a_replaced_arena_allocate_gives_struct_arguments_checked_segments(
     )
 
 
-def test_struct_arguments_on_a_thread_python_never_saw(lookup: ffm.SymbolLookup, unraisable: list[Any]) -> None:
+def test_struct_arguments_on_a_thread_python_never_saw(
+    lookup: ffm.SymbolLookup, unraisable: list[Any]
+) -> None:
     # The entry's confined arena belongs to the C thread for the call, and is closed after it,
     # also when the target raised or closed it itself.
     from ffm_testpkg.struct_upcalls import STRUCT_UPCALLS
