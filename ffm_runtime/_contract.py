@@ -204,7 +204,8 @@ CELL_PREFIX_TYPE: Final = "ffm_rt_prefix_type"
 CELL_SLICING_TYPE: Final = "ffm_rt_slicing_type"
 #: ``allocate(allocator, size, alignment) -> MemorySegment`` for struct results.
 CELL_ALLOCATE: Final = "ffm_rt_allocate"
-#: The interned name ``allocate``.
+#: The interned name ``allocate``: stubs of earlier builds ask an arena for a struct result by
+#: it; stubs now go through ``CELL_ALLOCATE``, which checks what a replaced method returns.
 CELL_ALLOCATE_NAME: Final = "ffm_rt_allocate_name"
 #: ``make_segment(address: int, size: int) -> MemorySegment`` for ``ADDRESS`` results
 #: (``size`` is the target layout's size, 0 without one).

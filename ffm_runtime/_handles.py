@@ -158,11 +158,10 @@ def arg_error(key: str, mode: str, position: int, value: Any) -> NoReturn:
 
 
 def allocate_result(allocator: Any, size: int, alignment: int) -> MemorySegment:
-    """Memory for a struct result (called by stubs): ``allocator.allocate(size, alignment)``."""
+    """Memory for a struct result (called by stubs): ``allocator.allocate(size, alignment)``,
+    checked: a native, writable segment of at least ``size`` bytes usable here.  An ``Arena``'s
+    result too: its ``allocate`` may have been replaced (the stub writes the result there)."""
     # Native twin: the stubs' allocate (hatch_ffm/_ir/_alloc.py), which calls this for the rest.
-    if type(allocator) is Arena:  # its segments need no checking
-        trusted: SegmentAllocator = allocator
-        return trusted.allocate(size, alignment)
     if not isinstance(allocator, SegmentAllocator):
         raise TypeError(
             f"a downcall returning a struct takes a SegmentAllocator (an Arena, for "

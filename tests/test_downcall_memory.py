@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import array
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from support import ROOT
 
 import ffm_runtime as ffm
 from ffm_runtime import (
@@ -171,3 +177,75 @@ def test_stubs_never_write_through_read_only_segments() -> None:
             strtol(state.as_read_only(), arena.allocate_from("9" * 30), MemorySegment.NULL, 10)
         assert strtol(state, arena.allocate_from("9" * 30), MemorySegment.NULL, 10) == 2**63 - 1
         assert state.get(JAVA_INT, 0) == errno.ERANGE
+
+
+REPLACED_ALLOCATE = """
+import ffm_runtime as ffm
+from ffm_runtime import JAVA_INT, Arena, FunctionDescriptor, Linker, MemoryLayout, MemorySegment
+linker = Linker.native_linker()
+div = linker.downcall_handle(
+    linker.default_lookup().find("div"),
+    FunctionDescriptor.of(MemoryLayout.struct_layout(JAVA_INT, JAVA_INT), JAVA_INT, JAVA_INT),
+)
+installed = Arena.allocate
+frozen = bytes(range(16))
+with Arena.of_confined() as arena:
+    for _ in range(16):
+        arena.allocate(4096)  # the slab is full: the stub asks the arena for the result
+    neighbour = arena.allocate(4096 + 8)
+    results = {
+        "None": None,
+        "an int": 12345,
+        "a list": [1, 2, 3],
+        "bytes": MemorySegment.of_array(frozen),
+        "a read-only segment": neighbour.as_slice(4096).as_read_only(),
+        "a smaller segment": neighbour.as_slice(4092, 4),
+    }
+    for name, result in results.items():
+        Arena.allocate = lambda self, *args, result=result: result
+        try:
+            div(arena, 17, 5)
+        except TypeError as exc:
+            print(name, "|", exc)
+        else:
+            print(name, "| returned")
+        finally:
+            Arena.allocate = installed
+    Arena.allocate = lambda self, size, alignment: installed(self, size, alignment)
+    quotient = div(arena, 17, 5)
+    Arena.allocate = installed
+    print("wrapped |", quotient.get(JAVA_INT, 0), quotient.get(JAVA_INT, 4))
+    print(frozen == bytes(range(16)), neighbour.to_bytes() == bytes(4096 + 8))
+"""
+
+
+def test_a_replaced_arena_allocate_is_checked_like_any_allocator(stub_site: Path) -> None:
+    # A struct result the stub cannot cut from the arena's slab comes from arena.allocate,
+    # which a program may replace: what it returns is checked as any allocator's result is,
+    # instead of being written through (the process crashed on an int, and the result was
+    # written into an immutable bytes object and past a smaller segment).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FFM_")}
+    env.update(PYTHONPATH=f"{ROOT}{os.pathsep}{stub_site}", FFM_ENABLE_NATIVE_ACCESS="__main__")
+    result = subprocess.run(
+        [sys.executable, "-c", REPLACED_ALLOCATE],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert lines[-2:] == ["wrapped | 3 2", "True True"]
+    reported = [line.split(" | ") for line in lines[:-2]]
+    assert [name for name, _ in reported] == [
+        "None",
+        "an int",
+        "a list",
+        "bytes",
+        "a read-only segment",
+        "a smaller segment",
+    ]
+    for _, message in reported:
+        pattern = r"Arena\.allocate\(8, 4\) returned .*, not a writable native segment of 8 bytes"
+        assert re.fullmatch(pattern, message), message

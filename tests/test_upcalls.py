@@ -897,3 +897,67 @@ def test_wrong_struct_results_are_reported_and_c_gets_a_zeroed_struct(
     assert type(unraisable[4].exc_value) is ZeroDivisionError
     assert "segment of 0 bytes is too small for struct [d8a8] (16 bytes)" in str(unraisable[5].exc_value)
     assert len(unraisable) == 6
+
+
+def test_a_replaced_arena_allocate_gives_struct_arguments_checked_segments(
+    lookup: ffm.SymbolLookup, unraisable: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With no pooled slab, the entry's arena allocates a struct argument through
+    # Arena.allocate, which a program may replace: its result is checked, and a bad one is
+    # reported as any failed upcall is (it was reported without an exception, past the hook).
+    from ffm_testpkg.struct_upcalls import STRUCT_UPCALLS
+
+    from ffm_runtime._contract import ARENA_POOL_MAX
+
+    echo_u3 = downcall(lookup, "echo_u3", STRUCT_UPCALLS["echo_u3"][0])
+    ran: list[int] = []
+
+    def target(s: MemorySegment, k: int) -> MemorySegment:
+        ran.append(k)
+        return s
+
+    with Arena.of_confined() as arena:
+        stub = LINKER.upcall_stub(target, STRUCT_UPCALLS["echo_u3"][1][0], arena)
+        holders = [Arena.of_confined() for _ in range(ARENA_POOL_MAX + 1)]  # take every pooled slab
+        try:
+            monkeypatch.setattr(Arena, "allocate", lambda self, *args: None)
+            assert echo_u3(stub, 5) == 0
+            monkeypatch.undo()
+            assert echo_u3(stub, 5) == 1.5 + 20 - 9
+        finally:
+            for holder in holders:
+                holder.close()
+    assert ran == [5]
+    (report,) = unraisable
+    assert type(report.exc_value) is TypeError
+    assert str(report.exc_value) == (
+        "Arena.allocate(16, 8) returned None, not a writable native segment of 16 bytes"
+    )
+
+
+def test_struct_arguments_on_a_thread_python_never_saw(
+    lookup: ffm.SymbolLookup, unraisable: list[Any]
+) -> None:
+    # The entry's confined arena belongs to the C thread for the call, and is closed after it,
+    # also when the target raised or closed it itself.
+    from ffm_testpkg.struct_upcalls import STRUCT_UPCALLS
+
+    on_new_thread = downcall(lookup, "echo_u3_on_new_thread", STRUCT_UPCALLS["echo_u3"][0])
+    seen: list[tuple[int, MemorySegment]] = []
+
+    def target(s: MemorySegment, k: int) -> MemorySegment:
+        seen.append((threading.get_ident(), s))
+        assert s.scope.is_alive() and s.is_accessible_by(threading.current_thread())
+        if k == 1:
+            raise ValueError("from a C thread")
+        if k == 2:
+            s.scope.close()
+        s.set(JAVA_INT, 4, s.get(JAVA_INT, 4) + k)
+        return s
+
+    with Arena.of_confined() as arena:
+        stub = LINKER.upcall_stub(target, STRUCT_UPCALLS["echo_u3"][1][0], arena)
+        assert [on_new_thread(stub, k) for k in (0, 1, 2, 3)] == [12.5, 0, 0, 12.5 + 6]
+    assert threading.get_ident() not in {ident for ident, _ in seen}
+    assert all(not s.scope.is_alive() for _, s in seen)
+    assert [type(r.exc_value) for r in unraisable] == [ValueError, ffm.ScopeClosedError]

@@ -351,10 +351,9 @@ class Allocation:
         struct result.  Python: ``ffm_runtime._handles.allocate_result``.
 
         From an ``Arena``, :meth:`_carve` cuts it when it can, from a prefix or slicing
-        allocator :meth:`_cut`.  Otherwise an arena is asked (``arena.allocate(size,
-        alignment)``: new slabs, large blocks and every error are its business), and any
-        other allocator goes through the runtime's checking ``allocate`` cell (so do prefix
-        and slicing allocators whose segment is not cut here: their errors are Python's).
+        allocator :meth:`_cut`.  Everything else goes through the runtime's checking
+        ``allocate`` cell (an arena's new slabs, large blocks and errors too: its
+        ``allocate`` method may have been replaced, and what it returns is written to).
         """
         fn, b = self.idioms.helper("allocate", PTR, [PTR, I64, I64])
         allocator, size, alignment = fn.args
@@ -368,16 +367,6 @@ class Allocation:
         )
         with b.if_then(b.and_(is_arena, small)):
             self.idioms.return_unless_not_here(b, self.carve(b, allocator, size, alignment))
-        with b.if_then(is_arena):
-            size_obj = call(b, "PyLong_FromLongLong", size)
-            alignment_obj = call(b, "PyLong_FromLongLong", alignment)
-            with b.if_then(b.or_(is_null(b, size_obj), is_null(b, alignment_obj)), likely=False):
-                b.ret(NULL)  # MemoryError is set; the two small ints are cached anyway
-            name = self.imports.cell(b, _contract.CELL_ALLOCATE_NAME)
-            result = call(b, "PyObject_CallMethodObjArgs", allocator, name, size_obj, alignment_obj, NULL)
-            call(b, "Py_DecRef", size_obj)
-            call(b, "Py_DecRef", alignment_obj)
-            b.ret(result)
         for cut in _Cut:
             with b.if_then(b.icmp_unsigned("==", kind, self.imports.cell(b, cut.value))):
                 self._cut_from(b, cut, allocator, size, alignment, checked)

@@ -269,6 +269,24 @@ double echo_u3(struct U3 (*f)(struct U3, int32_t), int32_t k) {
     struct U3 r = f(s, k);
     return r.f + r.i * 2.0 + r.d * 4.0;
 }
+/* echo_u3 on a thread Python never saw (the caller waits for it). */
+struct u3_call {
+    struct U3 (*f)(struct U3, int32_t);
+    int32_t k;
+    double result;
+};
+static void *run_u3(void *p) {
+    struct u3_call *c = p;
+    c->result = echo_u3(c->f, c->k);
+    return NULL;
+}
+double echo_u3_on_new_thread(struct U3 (*f)(struct U3, int32_t), int32_t k) {
+    struct u3_call c = {f, k, 0};
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, run_u3, &c) != 0) return -1;
+    pthread_join(thread, NULL);
+    return c.result;
+}
 double echo_u24(struct U24 (*f)(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                                 struct U3, struct U24, struct UHF),
                 void *p) {
