@@ -223,6 +223,9 @@ def main() -> int:
         "--readme", type=Path, default=README, help="the README whose headline block is regenerated"
     )
     args = parser.parse_args()
+    # (absolute, not resolved: a venv's python is a link that must stay the venv's; the
+    # scripts run from other folders)
+    args.python = os.path.abspath(args.python)
     extra = ("--number", args.number) if args.number else ()
     outputs = {script: run(args.python, script, *extra) for script in SCRIPTS}
     for script in EXAMPLE_SCRIPTS:

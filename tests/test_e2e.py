@@ -329,7 +329,7 @@ def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) ->
             sys.executable,
             str(ROOT / "benchmarks" / "report.py"),
             "--python",
-            str(python),
+            os.path.relpath(python, tmp_path),  # as make bench passes it: relative
             "--number",
             "50",
             "--doc",
@@ -339,6 +339,7 @@ def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) ->
         ],
         capture_output=True,
         text=True,
+        cwd=tmp_path,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
