@@ -164,7 +164,7 @@ class SymbolLookup:
         arena._check()
         if not name or "\0" in name:
             raise LibraryLoadError(f"cannot load library {name!r}: not a library name")
-        if _dlsym_available() is None:
+        if not _dlsym_available():
             raise UnsupportedOperationError(
                 "SymbolLookup.library_lookup() needs the system's dynamic loader (dlopen), "
                 "which this platform does not have"
@@ -219,8 +219,8 @@ class SymbolLookup:
         return combined
 
 
-def _dlsym_available() -> object:
-    return _bootstrap._dlsym
+def _dlsym_available() -> bool:
+    return _bootstrap.dlsym_available()
 
 
 #: the default lookup's libraries, as the JDK's on Linux: the C library, the math library and
@@ -259,7 +259,7 @@ def default_lookup() -> SymbolLookup:
         if _default:
             return _default[0]
     handles: list[int] = []
-    if _dlsym_available() is not None:
+    if _dlsym_available():
         for soname, short in _DEFAULT_LIBRARIES:
             handle = _open_default(soname, short)
             if handle is not None:

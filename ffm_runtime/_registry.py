@@ -353,6 +353,7 @@ class StubRegistry:
                 f"{digest}); the file was modified after the wheel was built: reinstall the package",
                 path,
             )
+        _bootstrap.ensure()  # the cells and offsets the object's code reads, before it can run
         return load_object(data, _bootstrap.resolve_import, path, machine)
 
 
