@@ -198,7 +198,7 @@ def size_offset() -> int:
     """The byte offset of ``ob_size`` in a list (found: the one word of three lists of
     distinct lengths that holds each length; grown by an append, so that their capacity
     differs from their length)."""
-    probes = [[None] * n for n in (3, 70001, 1234567)]
+    probes = [[None] * n for n in (3, 1001, 5003)]  # (small: 40 KiB, not the 10 MiB of large ones)
     for probe in probes:
         probe.append(None)
     hits = [

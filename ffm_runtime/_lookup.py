@@ -13,14 +13,17 @@ import _ctypes
 import ctypes
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from . import _bootstrap
 from ._access import caller_module, caller_unit, ensure_native_access
 from ._errors import LibraryLoadError, UnsupportedOperationError
 from ._locks import ForkSafeLock
 from ._memory import MemorySegment, _depth, _pin
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 __all__ = ["SymbolLookup", "default_lookup", "load_library"]
 

@@ -40,7 +40,7 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, int, str, float]:
     """Wall time (ms), peak RSS (KiB), output and CPU time (user + system, ms) of one child
     process."""
     start = time.perf_counter()
-    child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True, cwd=os.sep)
     out = child.stdout.read() if child.stdout else ""
     _pid, status, usage = os.wait4(child.pid, 0)
     elapsed = (time.perf_counter() - start) * 1e3
@@ -65,6 +65,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--site")
+    parser.add_argument("--runtime", help="a folder holding the ffm_runtime to measure (PYTHONPATH)")
     parser.add_argument("--pycache", default="/tmp/ffm-startup-pycache", help="where the bytecode is cached")
     parser.add_argument(
         "--compile-each-time", action="store_true", help="no bytecode cache (PYTHONDONTWRITEBYTECODE)"
@@ -72,10 +73,16 @@ def main() -> int:
     parser.add_argument("--shape", default="FunctionDescriptor.of(JAVA_INT, JAVA_INT)")
     options = parser.parse_args()
     env = {**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED"}
+    if options.runtime:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [options.runtime, env.get("PYTHONPATH")]))
     if not options.compile_each_time:  # as installed by pip: bytecode compiled once
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = options.pycache
     print(f"{sys.executable} ({sys.version.split()[0]}), median of {options.runs} processes")
+    print(
+        "  ffm_runtime from",
+        run([sys.executable, "-c", "import ffm_runtime; print(ffm_runtime.__file__)"], env)[2].strip(),
+    )
     base = None
     for label, code in [
         ("bare interpreter", "pass"),
