@@ -34,7 +34,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["ForkSafeLock"]
+__all__ = ["ForkSafeLock", "all_locks"]
 
 
 class ForkSafeLock:
@@ -81,12 +81,15 @@ def _forget(key: int, reference: ref[ForkSafeLock]) -> None:
         del _locks[key]
 
 
+def all_locks() -> list[ForkSafeLock]:
+    """Every lock made and not yet gone."""
+    return [lock for lock in (reference() for reference in list(_locks.values())) if lock is not None]
+
+
 def _after_fork_in_child() -> None:
     """Runs in the child only, while it has a single thread."""
-    for reference in list(_locks.values()):
-        lock = reference()
-        if lock is not None:
-            lock._reset()
+    for lock in all_locks():
+        lock._reset()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork to survive
