@@ -110,6 +110,8 @@ def handle() -> None:
     assert _bootstrap.done()
     assert all(cell(name) for name in _contract.RUNTIME_CELLS)
     assert mapped_objects() or executable_anonymous() > executable_before
+    heavy = sorted(name for name in ("dataclasses", "inspect") if name in sys.modules)
+    assert not heavy, f"the first handle imported {heavy}"
 
 
 if order == "handle-first":
