@@ -4,42 +4,45 @@
 
 hatch-ffm's own wheel carries them, compiled by llvmlite when that wheel is built, one
 object per target under ``_objects/``, listed with their SHA-256 in
-``_objects/manifest.json``.  At import the object for this machine is hash-checked,
-loaded like a stub object and its functions become the methods; the Python methods stay
-as the accelerators' slow path, which takes every case but the common one.  Without an
-object for this machine, with a modified one (a ``RuntimeWarning`` says so), or with
-``FFM_PURE_PYTHON=1`` in the environment, the Python methods are used as they are.
+``_objects/manifest.json``.  They are installed on first use: ``import ffm_runtime`` only
+puts a small Python method in the place of each accelerated one (:func:`prepare`), which
+installs them all (:func:`install`) the first time any of them is called, then calls the
+Python method.  Installing hash-checks the object for this machine, loads it like a stub
+object and makes its functions the methods; the Python methods stay as the accelerators'
+slow path, which takes every case but the common one.  Without an object for this
+machine, with a modified one (a ``RuntimeWarning`` says so, at first use), or with
+``FFM_PURE_PYTHON=1`` in the environment, the Python methods are used as they are.  A
+method replaced before the first use (``Arena.allocate = ...``) stays as it was replaced.
 """
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import json
 import os
-import warnings
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Final
 
 from . import _bootstrap, _contract
 from ._arena import Arena
-from ._errors import StubLoadError
-from ._loader import load_object
 from ._memory import MemorySegment
-from ._targets import TARGETS, host_target
 
-__all__ = ["OBJECTS_DIR", "accelerated", "fallback", "install"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Final
 
-OBJECTS_DIR: Final = Path(__file__).with_name("_objects")
+__all__ = ["OBJECTS_DIR", "accelerated", "fallback", "install", "prepare"]
+
+OBJECTS_DIR: Final = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_objects")
 MANIFEST: Final = "manifest.json"
 _CLASSES: Final[dict[str, type]] = {"Arena": Arena, "MemorySegment": MemorySegment}
 
-#: the Python implementations, in ``_contract.ACCELERATORS`` order, once installed, called
-#: with ``self`` first (``None`` for static methods)
+#: the Python implementations, in ``_contract.ACCELERATORS`` order, called with ``self``
+#: first (``None`` for static methods); filled by :func:`prepare`
 _python_methods: list[Callable[..., Any]] = []
 #: what the class held before: functions, and ``staticmethod`` objects
 _originals: list[Any] = []
+#: per accelerator: ``(class, names it is held under, what prepare put there)``
+_placed: list[tuple[type, list[str], Any]] = []
+#: ``[True]`` once :func:`install` ran, ``[True, True]`` if the accelerators are in use
+_state: list[bool] = []
 
 
 def fallback(
@@ -60,11 +63,38 @@ def fallback(
     return method(self, *values[:positional], **dict(zip(kwnames, values[positional:], strict=True)))
 
 
+_CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08
+
+
 def _text_signature(name: str, method: Callable[..., Any], static: bool) -> str:
-    """``name($self, ...)``: the signature line that ``inspect`` reads from a builtin's doc."""
-    parameters = list(inspect.signature(method).parameters.values())[0 if static else 1 :]
-    plain = [str(p.replace(annotation=inspect.Parameter.empty)) for p in parameters]
-    return f"{name}({', '.join(plain if static else ['$self', *plain])})\n--\n\n"
+    """``name($self, ...)``: the signature line that ``inspect`` reads from a builtin's doc
+    (made from the function's code object: ``inspect`` costs more to import than the rest)."""
+    code = method.__code__
+    names = code.co_varnames
+    count, keyword_only = code.co_argcount, code.co_kwonlyargcount
+    defaults = method.__defaults__ or ()
+    keyword_defaults = method.__kwdefaults__ or {}
+    parts = []
+    first_default = count - len(defaults)
+    for i, parameter in enumerate(names[:count]):
+        parts.append(f"{parameter}={defaults[i - first_default]!r}" if i >= first_default else parameter)
+        if i + 1 == code.co_posonlyargcount:
+            parts.append("/")
+    position = count + keyword_only
+    if code.co_flags & _CO_VARARGS:
+        parts.append(f"*{names[position]}")
+        position += 1
+    elif keyword_only:
+        parts.append("*")
+    for parameter in names[count : count + keyword_only]:
+        parts.append(
+            f"{parameter}={keyword_defaults[parameter]!r}" if parameter in keyword_defaults else parameter
+        )
+    if code.co_flags & _CO_VARKEYWORDS:
+        parts.append(f"**{names[position]}")
+    if not static:
+        parts[0] = "$self"
+    return f"{name}({', '.join(parts)})\n--\n\n"
 
 
 def _static(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -73,55 +103,124 @@ def _static(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def accelerated() -> bool:
-    """Whether the native accelerators are in use in this process."""
-    return bool(_python_methods)
+    """Whether the native accelerators are in use in this process (installing them, if
+    that was not done yet: see the module doc)."""
+    install()
+    return len(_state) > 1
 
 
-def install() -> bool:
-    """Install the accelerators for this machine, if there are any (see the module doc)."""
-    if _python_methods or os.environ.get("FFM_PURE_PYTHON"):
-        return bool(_python_methods)
-    target = host_target()
-    try:
-        manifest = json.loads((OBJECTS_DIR / MANIFEST).read_text())
-        entry = manifest["objects"][target]
-        path = OBJECTS_DIR / entry["file"]
-        data = path.read_bytes()
-    except (OSError, ValueError, KeyError, TypeError):
-        return False  # no accelerators for this machine (or none built): Python it is
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != entry.get("sha256"):
-        warnings.warn(
-            f"ffm_runtime: {path} does not match its manifest (sha256 {digest}); "
-            "not using it: reinstall hatch-ffm",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return False
-    try:
-        loaded = load_object(data, _bootstrap.resolve_import, str(path), TARGETS[target].elf_machine)
-        symbols = [loaded.symbols[_contract.accelerator_symbol(c, m)] for c, m in _contract.ACCELERATORS]
-    except (StubLoadError, KeyError) as exc:
-        warnings.warn(f"ffm_runtime: cannot use {path}: {exc}", RuntimeWarning, stacklevel=2)
-        return False
-    flags = _contract.METH_FASTCALL | _contract.METH_KEYWORDS
-    replacements = []
-    for (class_name, name), address in zip(_contract.ACCELERATORS, symbols, strict=True):
+def prepare() -> None:
+    """Put a Python method that installs the accelerators on first use in the place of each
+    accelerated method (at ``import ffm_runtime``); nothing with ``FFM_PURE_PYTHON`` set."""
+    if _placed or os.environ.get("FFM_PURE_PYTHON"):
+        return
+    for class_name, name in _contract.ACCELERATORS:
         cls = _CLASSES[class_name]
         # a method the class inherits (Arena.allocate_from) is installed on the class itself
         original = cls.__dict__[name] if name in cls.__dict__ else getattr(cls, name)
         static = (class_name, name) in _contract.STATIC_ACCELERATORS
         python = original.__func__ if static else original
+        aliases = [key for key, value in vars(cls).items() if value is original] or [name]  # __exit__
+        first_use = _first_use(python)
+        placed = staticmethod(first_use) if static else first_use
+        _originals.append(original)
+        _python_methods.append(_static(python) if static else python)
+        _placed.append((cls, aliases, placed))
+    for cls, aliases, placed in _placed:
+        for alias in aliases:
+            setattr(cls, alias, placed)
+
+
+def _first_use(python: Callable[..., Any]) -> Callable[..., Any]:
+    """A stand-in for the method ``python`` until the accelerators are installed."""
+
+    def first_use(*args: Any, **kwargs: Any) -> Any:
+        install()
+        return python(*args, **kwargs)
+
+    first_use.__name__ = python.__name__
+    first_use.__qualname__ = python.__qualname__
+    first_use.__doc__ = python.__doc__
+    first_use.__module__ = python.__module__
+    first_use.__wrapped__ = python  # type: ignore[attr-defined]  # what inspect.signature follows
+    return first_use
+
+
+def _put_back(replacements: list[Any]) -> None:
+    """Put ``replacements`` (one per accelerator) where :func:`prepare` put its stand-ins,
+    except where the stand-in was replaced since, then store the confined arena's methods
+    in their cells if the cells were filled already."""
+    for (cls, aliases, placed), replacement in zip(_placed, replacements, strict=True):
+        for alias in aliases:
+            if cls.__dict__.get(alias) is placed:
+                setattr(cls, alias, replacement)
+    if _bootstrap.done():  # else bootstrap() stores them, as they are now
+        _bootstrap.set_cell(_contract.CELL_OPEN_CONFINED, Arena.of_confined)
+        _bootstrap.set_cell(_contract.CELL_CLOSE_ARENA, Arena.close)
+
+
+def install() -> bool:
+    """Install the accelerators for this machine, once, if there are any (see the module
+    doc); whether they are in use."""
+    if not _state:
+        with _bootstrap.lock:
+            if not _state:
+                used = _install() if _placed else False
+                if not used and _placed:
+                    _put_back(_originals)
+                _state[:] = [True, True] if used else [True]
+    return len(_state) > 1
+
+
+def _install() -> bool:
+    from ._access import warn_at_caller
+    from ._errors import StubLoadError
+    from ._targets import TARGETS, host_target
+
+    target = host_target()
+    try:
+        with open(os.path.join(OBJECTS_DIR, MANIFEST), "rb") as handle:
+            import json
+
+            manifest = json.loads(handle.read())
+        entry = manifest["objects"][target]
+        path = os.path.join(OBJECTS_DIR, entry["file"])
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # no accelerators for this machine (or none built): Python it is
+    from ._digest import sha256_hex
+
+    digest = sha256_hex(data)
+    if digest != entry.get("sha256"):
+        warn_at_caller(
+            RuntimeWarning(
+                f"ffm_runtime: {path} does not match its manifest (sha256 {digest}); "
+                "not using it: reinstall hatch-ffm"
+            )
+        )
+        return False
+    from ._loader import load_object
+
+    _bootstrap.ensure()
+    try:
+        loaded = load_object(data, _bootstrap.resolve_import, path, TARGETS[target].elf_machine)
+        symbols = [loaded.symbols[_contract.accelerator_symbol(c, m)] for c, m in _contract.ACCELERATORS]
+    except (StubLoadError, KeyError) as exc:
+        warn_at_caller(RuntimeWarning(f"ffm_runtime: cannot use {path}: {exc}"))
+        return False
+    flags = _contract.METH_FASTCALL | _contract.METH_KEYWORDS
+    methods = []
+    for (class_name, name), address, original in zip(
+        _contract.ACCELERATORS, symbols, _originals, strict=True
+    ):
+        cls = _CLASSES[class_name]
+        static = (class_name, name) in _contract.STATIC_ACCELERATORS
+        python = original.__func__ if static else original
         doc = _text_signature(name, python, static) + (python.__doc__ or "")
         if static:
-            method: Any = staticmethod(_bootstrap.new_builtin(address, None, name, doc, flags))
+            methods.append(staticmethod(_bootstrap.new_builtin(address, None, name, doc, flags)))
         else:
-            method = _bootstrap.new_method(cls, address, name, doc)
-        aliases = [key for key, value in vars(cls).items() if value is original] or [name]  # __exit__
-        replacements.append((cls, aliases, original, _static(python) if static else python, method))
-    for cls, aliases, original, python, method in replacements:
-        _originals.append(original)
-        _python_methods.append(python)
-        for alias in aliases:
-            setattr(cls, alias, method)
+            methods.append(_bootstrap.new_method(cls, address, name, doc))
+    _put_back(methods)
     return True

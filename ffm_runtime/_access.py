@@ -40,16 +40,17 @@ every decision.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-import warnings
-from collections.abc import Iterable, Iterator
-from types import FrameType
-from typing import Final
 
-from ._errors import IllegalCallerError
+from ._errors import IllegalCallerError, warn, warn_explicit
 from ._locks import ForkSafeLock
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from types import FrameType
+    from typing import Final
 
 __all__ = [
     "ENV_ENABLE",
@@ -255,9 +256,9 @@ def warn_at_caller(warning: Warning) -> None:
     """Issue ``warning`` at the first line outside ``ffm_runtime`` on the call stack."""
     frame = _caller_frame(1)
     if frame is None:
-        warnings.warn(warning, stacklevel=2)
+        warn(warning, stacklevel=2)
     else:
-        warnings.warn_explicit(
+        warn_explicit(
             warning, type(warning), frame.f_code.co_filename, frame.f_lineno, module=_module_of(frame)
         )
 
@@ -294,19 +295,23 @@ def _enabled_by(unit: str) -> str | None:
     return ALL_UNNAMED if ALL_UNNAMED in environment and unit not in mentioned else None
 
 
-@contextlib.contextmanager
-def enabled_while(units: Iterable[str]) -> Iterator[None]:
+class enabled_while:
     """Enable ``units`` while the block runs: the build hook runs a project's Features so,
     as the wheel it builds will enable them anyway."""
-    entry = frozenset(units)
-    with _lock:
-        _build_units.append(entry)
-        forget_decisions()
-    try:
-        yield
-    finally:
+
+    __slots__ = ("_entry",)
+
+    def __init__(self, units: Iterable[str]) -> None:
+        self._entry = frozenset(units)
+
+    def __enter__(self) -> None:
         with _lock:
-            _build_units.remove(entry)
+            _build_units.append(self._entry)
+            forget_decisions()
+
+    def __exit__(self, *exc_info: object) -> None:
+        with _lock:
+            _build_units.remove(self._entry)
             forget_decisions()
 
 
@@ -407,9 +412,9 @@ def ensure_native_access(operation: str) -> str | None:
             f"({ENV_POLICY}=deny is the default)"
         )
         if frame is not None:
-            warnings.warn_explicit(
+            warn_explicit(
                 message, NativeAccessWarning, frame.f_code.co_filename, frame.f_lineno, module=module
             )
         else:
-            warnings.warn(message, NativeAccessWarning, stacklevel=2)
+            warn(message, NativeAccessWarning, stacklevel=2)
     return unit

@@ -12,14 +12,11 @@ runtime's accelerators carve from the same slab, see ``_contract.OFFSETS``).
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import struct
-import threading
-import warnings
-import weakref
-from collections.abc import Callable, Sequence
-from typing import Any, Final, NoReturn
+from _collections_abc import Sequence  # (collections.abc imports all of collections)
+from _thread import get_ident as _get_ident
+from _weakref import ref as _weakref
 
 from . import _contract
 from ._errors import (
@@ -28,6 +25,7 @@ from ._errors import (
     ScopeInUseError,
     UnsupportedOperationError,
     WrongThreadError,
+    warn,
 )
 from ._layouts import MemoryLayout, ValueLayout
 from ._locks import ForkSafeLock
@@ -46,6 +44,11 @@ from ._memory import (
     _SharedSegment,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Final, NoReturn
+
 __all__ = ["Arena", "SegmentAllocator"]
 
 _SLAB_SIZE: Final = _contract.ARENA_SLAB_SIZE
@@ -53,7 +56,6 @@ _SLAB_ALIGN: Final = _contract.ARENA_SLAB_ALIGN  # slabs start here; larger alig
 _SMALL: Final = _contract.ARENA_SMALL  # larger allocations get their own block
 _POOL_MAX: Final = _contract.ARENA_POOL_MAX  # slabs kept for reuse, process-wide
 _MAX_ALLOCATION: Final = 1 << 62  # beyond this no allocation can succeed (and size_t wraps)
-_get_ident = threading.get_ident
 _new = object.__new__
 
 try:
@@ -103,15 +105,17 @@ class _Extras:
         self.cleanups: list[Callable[[], object]] = []
         #: (view, a weak reference to its exporter): the exporter is alive while the view or
         #: any view derived from it is unreleased (or while someone holds ``view.obj``)
-        self.exports: list[tuple[memoryview, weakref.ref[Any]]] = []
+        self.exports: list[tuple[memoryview, _weakref[Any]]] = []
 
     def exported(self) -> bool:
         """Release the views handed out; whether their memory is still reachable (a view
         derived from one is unreleased, or an exporter is held elsewhere).  ``False``: the
         memory can be reused at once, as if no view had been made."""
         for view, _ in self.exports:
-            with contextlib.suppress(BufferError):
+            try:  # noqa: SIM105  (contextlib is not imported for this)
                 view.release()
+            except BufferError:
+                pass
         return any(exporter() is not None for _, exporter in self.exports)
 
     def quarantine(self, current: tuple[int, int, memoryview] | None) -> None:
@@ -124,8 +128,10 @@ class _Extras:
             if exporter is not None:
                 exporter._ffm_keep = keeper
             # release the view handed out; views derived from it stay valid, on kept memory
-            with contextlib.suppress(BufferError):
+            try:  # noqa: SIM105  (contextlib is not imported for this)
                 view.release()
+            except BufferError:
+                pass
         self.slabs, self.blocks, self.exports = [], [], []
 
     def release(self, recycle: bool) -> None:
@@ -429,6 +435,8 @@ class Arena(Scope, SegmentAllocator):
         assert arena._extra is not None
         # freed once unreachable; not at exit, when the arena can still be reachable (from a
         # daemon thread, an atexit handler, a late finalizer) and the process goes anyway
+        import weakref
+
         weakref.finalize(arena, arena._extra.release, False).atexit = False
         return arena
 
@@ -456,8 +464,10 @@ class Arena(Scope, SegmentAllocator):
         # native code never carves from a shared arena's slab (it leaves that to this path)
         arena._lock = ForkSafeLock()
         slab = None
-        with contextlib.suppress(IndexError):  # another thread may take the last one
+        try:  # noqa: SIM105  (contextlib is not imported for this)
             slab = _pool.pop()
+        except IndexError:  # another thread may take the last one
+            pass
         arena._slab = slab
         if slab is None:
             arena._limit = -1
@@ -495,7 +505,7 @@ class Arena(Scope, SegmentAllocator):
 
     def _keep_view(self, view: memoryview, exporter: object) -> None:
         if self._kind in {"confined", "shared"}:
-            self._extras().exports.append((view, weakref.ref(exporter)))
+            self._extras().exports.append((view, _weakref(exporter)))
 
     def _add_cleanup(self, cleanup: Callable[[], object]) -> None:
         self._check()
@@ -697,13 +707,13 @@ class Arena(Scope, SegmentAllocator):
             try:
                 self._close_shared(guard)
             except (ScopeInUseError, ScopeClosedError):  # acquired (leaked), or closing
-                warnings.warn(
+                warn(
                     f"shared arena {name} was never closed and is in use: its memory is not reused",
                     ResourceWarning,
                     stacklevel=2,
                 )
                 return
-            warnings.warn(
+            warn(
                 f"shared arena {name} was never closed; use "
                 "'with Arena.of_shared() as arena:' or call close()",
                 ResourceWarning,
@@ -711,7 +721,7 @@ class Arena(Scope, SegmentAllocator):
             )
             return
         if guard is not None and guard[0] != 0 and (guard[0] != _get_ident() or len(guard) > 1):
-            warnings.warn(
+            warn(
                 f"confined arena {self!r} was never closed (finalized outside its "
                 "owner thread or during an operation on its memory: its memory is "
                 "not reused)",
@@ -722,7 +732,7 @@ class Arena(Scope, SegmentAllocator):
         if guard is not None and guard[0] != 0:
             guard[0] = 0
             self._alive = False
-            warnings.warn(
+            warn(
                 f"confined arena {self!r} was never closed; use "
                 "'with Arena.of_confined() as arena:' or call close()",
                 ResourceWarning,

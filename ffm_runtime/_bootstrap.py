@@ -1,28 +1,35 @@
 """The CPython bootstrap: what native code needs from the running interpreter, set up once.
 
-:func:`bootstrap` (called by ``ffm_runtime/__init__``) fills the runtime's cells and the
-offsets table the contract (:mod:`._contract`) describes, after checking the contract's
-fields against the classes' ``__slots__``, and installs the accelerators.  The rest is
-the glue it and the loader use: symbol lookup (``dlsym``), resolving a native object's
-imports, and builtins made from native functions.  ctypes is used here to set things
-up; it is never on the path of a downcall.
+:func:`ensure` runs :func:`bootstrap` once, before the first native object (a wheel's stubs,
+the runtime's accelerators) is loaded: it fills the runtime's cells and the offsets table
+the contract (:mod:`._contract`) describes, after checking the contract's fields against
+the classes' ``__slots__``.  ``import ffm_runtime`` does none of it: nothing native is
+loaded, allocated or probed before it is needed.  The rest is the glue it and the loader
+use: symbol lookup (``dlsym``), resolving a native object's imports, and builtins made from
+native functions.  ctypes is used here to set things up; it is never on the path of a
+downcall.
 """
 
 from __future__ import annotations
 
-import array
 import ctypes
 import sys
-import weakref
-from typing import Any, Final
 
 from . import _contract
 from ._locks import ForkSafeLock
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 __all__ = [
     "bootstrap",
     "cell_address",
     "dlsym",
+    "dlsym_available",
+    "done",
+    "ensure",
+    "lock",
     "new_builtin",
     "new_method",
     "resolve_import",
@@ -31,25 +38,57 @@ __all__ = [
     "slot_offset",
 ]
 
-try:
-    _libc = ctypes.CDLL(None)
-    _dlsym: Any = _libc.dlsym
-    _dlsym.restype = ctypes.c_void_p
-    _dlsym.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
-    _calloc: Any = _libc.calloc
-    _calloc.restype = ctypes.c_void_p
-    _calloc.argtypes = (ctypes.c_size_t, ctypes.c_size_t)
-except (OSError, TypeError, AttributeError):  # not a POSIX dynamic loader: nothing to look up
-    _dlsym = _calloc = None
-
 _WORD: Final = ctypes.sizeof(ctypes.c_void_p)
-_lock = ForkSafeLock()
-_incref = ctypes.pythonapi.Py_IncRef
-_incref.restype = None
-_incref.argtypes = (ctypes.py_object,)
+#: held while the bootstrap runs, and while the accelerators are installed (:mod:`._accel`)
+lock = ForkSafeLock()
 
 
-def _permanent(size: int) -> int:
+class _Native:
+    """The C functions and the never-freed tables of the bootstrap, made on first use."""
+
+    def __init__(self) -> None:
+        self.dlsym: Any = None
+        self.calloc: Any = None
+        try:
+            libc = ctypes.CDLL(None)
+            self.dlsym = libc.dlsym
+            self.dlsym.restype = ctypes.c_void_p
+            self.dlsym.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
+            self.calloc = libc.calloc
+            self.calloc.restype = ctypes.c_void_p
+            self.calloc.argtypes = (ctypes.c_size_t, ctypes.c_size_t)
+        except (OSError, TypeError, AttributeError):  # not a POSIX dynamic loader: nothing to look up
+            self.dlsym = self.calloc = None
+        self.incref: Any = ctypes.pythonapi.Py_IncRef
+        self.incref.restype = None
+        self.incref.argtypes = (ctypes.py_object,)
+        self.new_ex: Any = ctypes.pythonapi.PyCFunction_NewEx
+        self.new_ex.restype = ctypes.py_object
+        self.new_ex.argtypes = (ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p)
+        self.new_ex_unbound: Any = ctypes.pythonapi["PyCFunction_NewEx"]  # a separate prototype
+        self.new_ex_unbound.restype = ctypes.py_object
+        self.new_ex_unbound.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+        self.new_method: Any = ctypes.pythonapi.PyDescr_NewMethod
+        self.new_method.restype = ctypes.py_object
+        self.new_method.argtypes = (ctypes.py_object, ctypes.c_void_p)
+        # the tables go last: _permanent uses self.calloc
+        self.cells = _permanent(len(_contract.RUNTIME_CELLS) * _WORD, self)
+        self.offsets = _permanent(len(_contract.OFFSETS) * 8, self)
+        self.critical = _permanent(8, self)
+
+
+_made: list[_Native] = []  # the one _Native, once made
+
+
+def _native() -> _Native:
+    if not _made:
+        with lock:
+            if not _made:
+                _made.append(_Native())
+    return _made[0]
+
+
+def _permanent(size: int, native: _Native | None = None) -> int:
     """``size`` zeroed bytes that are never freed.
 
     What native code reads outside the objects it is given (the runtime cells, the offsets
@@ -57,20 +96,18 @@ def _permanent(size: int) -> int:
     globals are freed at interpreter exit while a late finalizer can still call a stub or an
     accelerated method.
     """
-    if _calloc is None:
+    calloc = (native or _native()).calloc
+    if calloc is None:
         buffer = ctypes.create_string_buffer(size)
         _never_freed.append(buffer)
         return ctypes.addressof(buffer)
-    address = _calloc(1, size)
+    address = calloc(1, size)
     if not address:
         raise MemoryError(f"cannot allocate {size} bytes for the runtime's tables")
     return int(address)
 
 
 _never_freed: list[object] = []  # only where there is no C library to allocate from
-_cells: Final = _permanent(len(_contract.RUNTIME_CELLS) * _WORD)
-_offsets: Final = _permanent(len(_contract.OFFSETS) * 8)
-_critical: Final = _permanent(8)
 
 
 def _permanent_string(text: str) -> int:
@@ -83,28 +120,34 @@ def _permanent_string(text: str) -> int:
 
 def dlsym(name: str, handle: int | None = None) -> int | None:
     """Address of ``name`` in ``handle`` (default: every global symbol of the process)."""
-    if _dlsym is None:
+    lookup = _native().dlsym
+    if lookup is None:
         return None
-    address = _dlsym(handle, name.encode())
+    address = lookup(handle, name.encode())
     return int(address) if address else None
+
+
+def dlsym_available() -> bool:
+    """Whether :func:`dlsym` can find symbols here (a POSIX dynamic loader)."""
+    return _native().dlsym is not None
 
 
 def cell_address(name: str) -> int:
     """Address of the runtime cell ``name`` (see :mod:`._contract`)."""
-    return _cells + _contract.RUNTIME_CELLS.index(name) * _WORD
+    return _native().cells + _contract.RUNTIME_CELLS.index(name) * _WORD
 
 
 def set_cell(name: str, obj: object) -> None:
     """Store a Python object in a runtime cell; it is kept alive for the life of the process
     (a reference that is never given back), like the cell itself."""
-    with _lock:
-        _incref(obj)
+    with lock:
+        _native().incref(obj)
         ctypes.c_void_p.from_address(cell_address(name)).value = id(obj)
 
 
 def set_offset(name: str, offset: int) -> None:
     """Publish a byte offset in the table stubs read (see :data:`._contract.OFFSETS`)."""
-    ctypes.c_int64.from_address(_offsets + _contract.OFFSETS.index(name) * 8).value = offset
+    ctypes.c_int64.from_address(_native().offsets + _contract.OFFSETS.index(name) * 8).value = offset
 
 
 def slot_offset(instance: object, name: str) -> int:
@@ -155,7 +198,7 @@ def size_offset() -> int:
     """The byte offset of ``ob_size`` in a list (found: the one word of three lists of
     distinct lengths that holds each length; grown by an append, so that their capacity
     differs from their length)."""
-    probes = [[None] * n for n in (3, 70001, 1234567)]
+    probes = [[None] * n for n in (3, 1001, 5003)]  # (small: 40 KiB, not the 10 MiB of large ones)
     for probe in probes:
         probe.append(None)
     hits = [
@@ -177,9 +220,9 @@ def resolve_import(name: str) -> int | None:
     if name in _contract.RUNTIME_CELLS:
         return cell_address(name)
     if name == _contract.OFFSETS_SYMBOL:
-        return _offsets
+        return _native().offsets
     if name == _contract.CRITICAL_SYMBOL:
-        return _critical
+        return _native().critical
     return dlsym(name)
 
 
@@ -192,21 +235,13 @@ class _PyMethodDef(ctypes.Structure):
     )
 
 
-_new_ex = ctypes.pythonapi.PyCFunction_NewEx
-_new_ex.restype = ctypes.py_object
-_new_ex.argtypes = (ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p)
-
-_new_ex_unbound = ctypes.pythonapi["PyCFunction_NewEx"]  # a separate prototype object
-_new_ex_unbound.restype = ctypes.py_object
-_new_ex_unbound.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
-
 #: (function, name) -> address of its PyMethodDef, in never-freed memory: builtins and
 #: method descriptors point into them as long as they exist, at exit too
 _method_defs: dict[tuple[int, str], int] = {}
 
 
 def _method_def(function: int, name: str, doc: str, flags: int) -> int:
-    with _lock:
+    with lock:
         key = (function, name)
         address = _method_defs.get(key)
         if address is None:
@@ -227,18 +262,13 @@ def new_builtin(
     calling convention ``flags`` says) with ``self``."""
     definition = _method_def(function, name, doc, flags)
     if self_object is None:  # a plain function (self is NULL)
-        return _new_ex_unbound(definition, None, None)
-    return _new_ex(definition, self_object, None)
-
-
-_new_method = ctypes.pythonapi.PyDescr_NewMethod
-_new_method.restype = ctypes.py_object
-_new_method.argtypes = (ctypes.py_object, ctypes.c_void_p)
+        return _native().new_ex_unbound(definition, None, None)
+    return _native().new_ex(definition, self_object, None)
 
 
 def new_method(cls: type, function: int, name: str, doc: str) -> Any:
     """A method descriptor of ``cls`` calling ``function`` (``METH_FASTCALL | METH_KEYWORDS``)."""
-    return _new_method(
+    return _native().new_method(
         cls, _method_def(function, name, doc, _contract.METH_FASTCALL | _contract.METH_KEYWORDS)
     )
 
@@ -252,13 +282,35 @@ def _slots(cls: type) -> set[str]:
     return names
 
 
-def bootstrap() -> None:
-    """Fill the cells and the offsets table native code reads, then install the accelerators.
+_done: list[bool] = []  # [True] once bootstrap() has run
 
-    Runs once, at ``import ffm_runtime``, before any native code can: every cell the
-    contract names gets its object, every field it names is checked to be a ``__slots__``
-    field of its class, and its offset is found in this interpreter's objects.
+
+def done() -> bool:
+    """Whether the cells and the offsets table are filled."""
+    return bool(_done)
+
+
+def ensure() -> None:
+    """Run :func:`bootstrap` once; called before any native object is loaded."""
+    if not _done:
+        with lock:
+            if not _done:
+                bootstrap()
+                _done.append(True)
+
+
+def bootstrap() -> None:
+    """Fill the cells and the offsets table native code reads.
+
+    Runs once (:func:`ensure`), before the first native object is loaded, so before any
+    native code can run: every cell the contract names gets its object, every field it
+    names is checked to be a ``__slots__`` field of its class, and its offset is found in
+    this interpreter's objects.  ``Arena.of_confined`` and ``Arena.close`` are stored as
+    they are now; installing the accelerators stores them again (:mod:`._accel`).
     """
+    import array
+    import weakref
+
     from . import _accel, _access
     from ._arena import Arena, _Extras, _pool, _PrefixAllocator, _SlicingAllocator
     from ._errors import UnsupportedPlatformError
@@ -296,7 +348,7 @@ def bootstrap() -> None:
         _contract.CELL_STRUCT_LAYOUT_TYPE: StructLayout,
         _contract.CELL_UPCALL_ERROR: upcall_error,
         _contract.CELL_CRITICAL_UPCALL: critical_upcall,
-        # (stored again once the accelerators are installed, below)
+        # (stored again when the accelerators are installed: _accel.install)
         _contract.CELL_OPEN_CONFINED: Arena.of_confined,
         _contract.CELL_CLOSE_ARENA: Arena.close,
     }
@@ -346,7 +398,3 @@ def bootstrap() -> None:
                 set_offset(f"{role}.{field}", slot_offset(probes[role], field))
     finally:
         arena._confinement = None  # what its __del__ reads
-    _accel.install()
-    # the methods as installed: the accelerators when they are in use (no native code ran yet)
-    set_cell(_contract.CELL_OPEN_CONFINED, Arena.of_confined)
-    set_cell(_contract.CELL_CLOSE_ARENA, Arena.close)

@@ -9,8 +9,11 @@ conversions.  Writes convert with ``pack`` before any check (see ``_memory._pin`
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
-from typing import Any, Final
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Final
 
 __all__ = ["codec_for"]
 

@@ -15,9 +15,12 @@ fields represent state (4); how stubs become builtins (5); the accelerators (6).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Final
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Final
 
 __all__ = [
     "ACCELERATORS",

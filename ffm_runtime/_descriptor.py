@@ -7,10 +7,12 @@ the run time compute it with the same function, :func:`registration_key`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Final
-
 from ._layouts import MemoryLayout
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Final
 
 __all__ = [
     "MAX_BY_VALUE_BYTE_SIZE",

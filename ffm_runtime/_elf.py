@@ -8,8 +8,12 @@ and how to relocate is decided elsewhere (:mod:`ffm_runtime._loader`).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import Final
+
+from ._records import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 __all__ = [
     "EM_AARCH64",
@@ -62,55 +66,95 @@ class ElfError(ValueError):
     """The bytes are not a well-formed ELF relocatable object of the supported kind."""
 
 
-@dataclass(frozen=True)
-class Section:
-    index: int
-    name: str
-    type: int
-    flags: int
-    offset: int
-    size: int
-    link: int
-    info: int
-    alignment: int
-    entry_size: int
+class Section(Record):
+    __slots__ = (
+        "alignment",
+        "entry_size",
+        "flags",
+        "index",
+        "info",
+        "link",
+        "name",
+        "offset",
+        "size",
+        "type",
+    )
+
+    def __init__(  # noqa: PLR0913, PLR0917  (a record: one argument per field)
+        self,
+        index: int,
+        name: str,
+        type: int,
+        flags: int,
+        offset: int,
+        size: int,
+        link: int,
+        info: int,
+        alignment: int,
+        entry_size: int,
+    ) -> None:
+        self.index: Final = index
+        self.name: Final = name
+        self.type: Final = type
+        self.flags: Final = flags
+        self.offset: Final = offset
+        self.size: Final = size
+        self.link: Final = link
+        self.info: Final = info
+        self.alignment: Final = alignment
+        self.entry_size: Final = entry_size
 
     @property
     def is_alloc(self) -> bool:
         return bool(self.flags & SHF_ALLOC)
 
 
-@dataclass(frozen=True)
-class Symbol:
-    index: int
-    name: str
-    binding: int
-    type: int
-    section: int
-    value: int
-    size: int
+class Symbol(Record):
+    __slots__ = ("binding", "index", "name", "section", "size", "type", "value")
+
+    def __init__(  # noqa: PLR0913, PLR0917  (a record: one argument per field)
+        self, index: int, name: str, binding: int, type: int, section: int, value: int, size: int
+    ) -> None:
+        self.index: Final = index
+        self.name: Final = name
+        self.binding: Final = binding
+        self.type: Final = type
+        self.section: Final = section
+        self.value: Final = value
+        self.size: Final = size
 
     @property
     def is_undefined(self) -> bool:
         return self.section == SHN_UNDEF
 
 
-@dataclass(frozen=True)
-class Relocation:
-    offset: int
-    type: int
-    symbol: int
-    addend: int
+class Relocation(Record):
+    __slots__ = ("addend", "offset", "symbol", "type")
+
+    def __init__(self, offset: int, type: int, symbol: int, addend: int) -> None:
+        self.offset: Final = offset
+        self.type: Final = type
+        self.symbol: Final = symbol
+        self.addend: Final = addend
 
 
-@dataclass(frozen=True)
-class ElfObject:
-    machine: int
-    sections: tuple[Section, ...]
-    symbols: tuple[Symbol, ...]
-    #: target section index -> relocations applying to it
-    relocations: dict[int, tuple[Relocation, ...]]
-    data: bytes
+class ElfObject(Record):
+    __slots__ = ("data", "machine", "relocations", "sections", "symbols")
+
+    def __init__(
+        self,
+        machine: int,
+        sections: tuple[Section, ...],
+        symbols: tuple[Symbol, ...],
+        relocations: dict[int, tuple[Relocation, ...]],
+        data: bytes,
+    ) -> None:
+        self.machine: Final = machine
+        self.sections: Final = sections
+        self.symbols: Final = symbols
+        #: target section index -> relocations applying to it
+        self.relocations: Final = relocations
+        self.data: Final = data
 
     def section_bytes(self, section: Section) -> bytes:
         if section.type == SHT_NOBITS:

@@ -6,6 +6,13 @@ exception it stands for, so ``except IndexError`` and friends keep working.
 
 from __future__ import annotations
 
+# What ``warnings.warn`` and ``warnings.warn_explicit`` are (the interpreter's own, which
+# honour the ``warnings`` module's filters once it is imported), without importing it.
+try:
+    from _warnings import warn, warn_explicit
+except ImportError:  # an interpreter without the C module
+    from warnings import warn, warn_explicit
+
 __all__ = [
     "FFMError",
     "IllegalCallerError",
@@ -23,6 +30,8 @@ __all__ = [
     "UpcallNotSupportedError",
     "UpcallPoolExhaustedError",
     "WrongThreadError",
+    "warn",
+    "warn_explicit",
 ]
 
 

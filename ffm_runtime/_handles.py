@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any, NoReturn, cast
 
 from . import _bootstrap
 from ._arena import Arena, SegmentAllocator
@@ -19,7 +18,10 @@ from ._errors import MissingForeignRegistrationError, OutOfBoundsError, ReadOnly
 from ._layouts import ADDRESS, GroupLayout, MemoryLayout, ValueLayout
 from ._locks import ForkSafeLock
 from ._memory import MemorySegment
-from ._registry import registry
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 __all__ = ["allocate_result", "arg_error", "make_handle", "missing_registration", "result_segment"]
 
@@ -58,7 +60,7 @@ def _raise_for(layout: MemoryLayout, value: object, where: str) -> NoReturn:
         raise TypeError(f"{where}: expected bool for {name}, got {_type_name(value)}")
     if carrier in _INT_RANGES:
         try:
-            number = operator.index(cast(Any, value))
+            number = operator.index(value)  # type: ignore[arg-type]
         except TypeError as exc:
             raise TypeError(f"{where}: expected int for {name}, got {_type_name(value)}") from exc
         low, high = _INT_RANGES[carrier]
@@ -186,6 +188,8 @@ def missing_registration(
     key: str, descriptor: FunctionDescriptor, options: tuple[object, ...]
 ) -> MissingForeignRegistrationError:
     """The error for a call shape that no installed wheel registered."""
+    from ._registry import registry
+
     arguments = ", ".join([repr(descriptor.stripped())] + [repr(o) for o in options])
     unreadable = registry.unreadable()
     note = "".join(f"\n    {bad.error}" for bad in unreadable)
@@ -215,6 +219,8 @@ def make_handle(
     """A builtin calling the stub for ``key``; bound to ``address`` unless it is ``None``.
     ``scope``: the arena owning the symbol at ``address`` (a library it unloads): the stub
     checks it on every call, and keeps a shared one acquired while the call runs."""
+    from ._registry import registry
+
     stub = registry.stub_address(key, target, bound=address is not None)
     if stub is None:
         raise missing_registration(key, descriptor, options)

@@ -11,10 +11,13 @@ the stub manifest format and must not change lightly.
 from __future__ import annotations
 
 import sys
-from typing import Any, ClassVar, Final, Literal, TypeAlias
 
 from . import _contract
 from ._codecs import codec_for
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, Final, Literal, TypeAlias
 
 __all__ = [
     "ADDRESS",
@@ -45,8 +48,9 @@ __all__ = [
     "VarHandle",
 ]
 
-ByteOrder = Literal["little", "big"]
-_Path: TypeAlias = "PathElement"
+if TYPE_CHECKING:
+    ByteOrder: TypeAlias = Literal["little", "big"]
+    _Path: TypeAlias = "PathElement"
 NATIVE_ORDER: Final[ByteOrder] = "little" if sys.byteorder == "little" else "big"
 
 # carrier code -> (byte size, constant name)

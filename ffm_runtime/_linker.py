@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
-
 from ._access import ensure_native_access
 from ._arena import _GLOBAL_ARENA
 from ._descriptor import FunctionDescriptor, Option, check_options, registration_key
@@ -20,7 +18,10 @@ from ._layouts import (
 )
 from ._lookup import SymbolLookup, default_lookup
 from ._memory import GLOBAL_SCOPE, MemorySegment
-from ._targets import check_supported
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 __all__ = ["Linker"]
 
@@ -90,8 +91,10 @@ class Linker:
             )
         checked = check_options(descriptor, options)
         key = registration_key(descriptor, checked)
-        target = check_supported()
         from ._handles import make_handle
+        from ._targets import check_supported
+
+        target = check_supported()
 
         return make_handle(key, descriptor, checked, target, address, scope)
 

@@ -8,12 +8,15 @@ it can run; writable data sections, if an object has any, live on separate pages
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from types import ModuleType
-
 from . import _elf, _execmem, _reloc_aarch64, _reloc_x86_64
 from ._errors import StubLoadError
+from ._records import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
+    from typing import Final
 
 __all__ = ["LoadedObject", "load_object"]
 
@@ -24,14 +27,16 @@ _GOT_ENTRY = 8
 MAX_IMAGE_SIZE = 256 << 20
 
 
-@dataclass(frozen=True)
-class LoadedObject:
+class LoadedObject(Record):
     """An object mapped into this process; ``symbols`` maps global names to addresses."""
 
-    symbols: dict[str, int]
-    region: _execmem.Region
-    #: address of every loaded section, by name (for tests and diagnostics)
-    sections: dict[str, int]
+    __slots__ = ("region", "sections", "symbols")
+
+    def __init__(self, symbols: dict[str, int], region: _execmem.Region, sections: dict[str, int]) -> None:
+        self.symbols: Final = symbols
+        self.region: Final = region
+        #: address of every loaded section, by name (for tests and diagnostics)
+        self.sections: Final = sections
 
     @property
     def method(self) -> str:

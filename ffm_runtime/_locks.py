@@ -27,11 +27,14 @@ the child; the child loads it again itself when it needs it.
 from __future__ import annotations
 
 import os
-import threading
-import weakref
-from typing import Any
+from _thread import RLock
+from _weakref import ref
 
-__all__ = ["ForkSafeLock"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["ForkSafeLock", "all_locks"]
 
 
 class ForkSafeLock:
@@ -41,8 +44,9 @@ class ForkSafeLock:
     __slots__ = ("__weakref__", "_lock")
 
     def __init__(self) -> None:
-        self._lock: Any = threading.RLock()
-        _locks.add(self)
+        self._lock: Any = RLock()
+        key = id(self)
+        _locks[key] = ref(self, lambda reference: _forget(key, reference))
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         return bool(self._lock.acquire(blocking, timeout))
@@ -63,16 +67,28 @@ class ForkSafeLock:
         """In the child of a fork: a new lock, unless the thread that forked holds this one
         (it is the child's only thread, and it will release the lock itself)."""
         if not self._lock._is_owned():
-            self._lock = threading.RLock()
+            self._lock = RLock()
 
 
 #: every lock made, so that the child of a fork can replace them
-_locks: weakref.WeakSet[ForkSafeLock] = weakref.WeakSet()
+#: (by id, to a weak reference: the weakref module is not imported for a WeakSet)
+_locks: dict[int, ref[ForkSafeLock]] = {}
+
+
+def _forget(key: int, reference: ref[ForkSafeLock]) -> None:
+    """A lock is gone (unless a new lock took its id since)."""
+    if _locks.get(key) is reference:
+        del _locks[key]
+
+
+def all_locks() -> list[ForkSafeLock]:
+    """Every lock made and not yet gone."""
+    return [lock for lock in (reference() for reference in list(_locks.values())) if lock is not None]
 
 
 def _after_fork_in_child() -> None:
     """Runs in the child only, while it has a single thread."""
-    for lock in list(_locks):
+    for lock in all_locks():
         lock._reset()
 
 

@@ -13,14 +13,17 @@ import _ctypes
 import ctypes
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from . import _bootstrap
 from ._access import caller_module, caller_unit, ensure_native_access
 from ._errors import LibraryLoadError, UnsupportedOperationError
 from ._locks import ForkSafeLock
 from ._memory import MemorySegment, _depth, _pin
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 __all__ = ["SymbolLookup", "default_lookup", "load_library"]
 
@@ -164,7 +167,7 @@ class SymbolLookup:
         arena._check()
         if not name or "\0" in name:
             raise LibraryLoadError(f"cannot load library {name!r}: not a library name")
-        if _dlsym_available() is None:
+        if not _dlsym_available():
             raise UnsupportedOperationError(
                 "SymbolLookup.library_lookup() needs the system's dynamic loader (dlopen), "
                 "which this platform does not have"
@@ -219,8 +222,8 @@ class SymbolLookup:
         return combined
 
 
-def _dlsym_available() -> object:
-    return _bootstrap._dlsym
+def _dlsym_available() -> bool:
+    return _bootstrap.dlsym_available()
 
 
 #: the default lookup's libraries, as the JDK's on Linux: the C library, the math library and
@@ -259,7 +262,7 @@ def default_lookup() -> SymbolLookup:
         if _default:
             return _default[0]
     handles: list[int] = []
-    if _dlsym_available() is not None:
+    if _dlsym_available():
         for soname, short in _DEFAULT_LIBRARIES:
             handle = _open_default(soname, short)
             if handle is not None:

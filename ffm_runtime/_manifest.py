@@ -48,13 +48,16 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final, TypeGuard
 
 from ._descriptor import UPCALL_KEY_PREFIX
 from ._errors import StubLoadError
+from ._records import Record
 from ._version import __version__
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, Final, TypeGuard
 
 __all__ = [
     "FORMAT_VERSION",
@@ -96,43 +99,54 @@ def _is_package_name(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and value.isidentifier() and value != "__main__"
 
 
-@dataclass(frozen=True)
-class StubObject:
+class StubObject(Record):
     """One object file: all stubs compiled for one target."""
 
-    target: str
-    triple: str
-    file: str
-    sha256: str
+    __slots__ = ("file", "sha256", "target", "triple")
+
+    def __init__(self, target: str, triple: str, file: str, sha256: str) -> None:
+        self.target: Final = target
+        self.triple: Final = triple
+        self.file: Final = file
+        self.sha256: Final = sha256
 
 
-@dataclass(frozen=True)
-class UpcallPool:
+class UpcallPool(Record):
     """The trampoline pool of one upcall shape in every object of a manifest."""
 
-    symbol: str
-    #: how many trampolines (and slots) it has
-    slots: int
+    __slots__ = ("slots", "symbol")
+
+    def __init__(self, symbol: str, slots: int) -> None:
+        self.symbol: Final = symbol
+        #: how many trampolines (and slots) it has
+        self.slots: Final = slots
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(Record):
     """A parsed, validated manifest."""
 
-    package: str
-    generator: str
-    objects: tuple[StubObject, ...]
-    stubs: Mapping[str, str]
-    #: units (top-level packages) this wheel asks to enable for native access
-    enable_native_access: tuple[str, ...] = ()
-    #: the wheel's top-level packages, ``package`` first (given empty: just ``package``)
-    packages: tuple[str, ...] = ()
-    #: upcall shapes (keys ``upcall ...``) and their pools
-    upcalls: Mapping[str, UpcallPool] = field(default_factory=dict)
+    __slots__ = ("enable_native_access", "generator", "objects", "package", "packages", "stubs", "upcalls")
 
-    def __post_init__(self) -> None:
-        packages = tuple(dict.fromkeys((self.package, *self.packages)))
-        object.__setattr__(self, "packages", packages)
+    def __init__(  # noqa: PLR0913, PLR0917  (a record: one argument per field)
+        self,
+        package: str,
+        generator: str,
+        objects: tuple[StubObject, ...],
+        stubs: Mapping[str, str],
+        enable_native_access: tuple[str, ...] = (),
+        packages: tuple[str, ...] = (),
+        upcalls: Mapping[str, UpcallPool] | None = None,
+    ) -> None:
+        self.package: Final = package
+        self.generator: Final = generator
+        self.objects: Final = objects
+        self.stubs: Final = stubs
+        #: units (top-level packages) this wheel asks to enable for native access
+        self.enable_native_access: Final = enable_native_access
+        #: the wheel's top-level packages, ``package`` first (given empty: just ``package``)
+        self.packages: Final = tuple(dict.fromkeys((package, *packages)))
+        #: upcall shapes (keys ``upcall ...``) and their pools
+        self.upcalls: Final[Mapping[str, UpcallPool]] = {} if upcalls is None else upcalls
 
     def to_json(self) -> str:
         data = {

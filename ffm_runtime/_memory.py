@@ -26,13 +26,10 @@ that ``close`` refuses until the operation's ``finally`` gives the pin back, see
 
 from __future__ import annotations
 
-import array
 import ctypes
 import struct
 import sys
-import threading
-from collections.abc import Callable
-from typing import Any, ClassVar, Final, NoReturn
+from _thread import get_ident as _get_ident
 
 from . import _codecs, _contract, _layouts
 from ._access import ensure_native_access
@@ -44,6 +41,13 @@ from ._errors import (
     UnsupportedOperationError,
 )
 from ._layouts import MemoryLayout, ValueLayout
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import array
+    from collections.abc import Callable
+    from threading import Thread
+    from typing import Any, ClassVar, Final, NoReturn
 
 __all__ = ["GLOBAL_SCOPE", "MemorySegment", "Scope"]
 
@@ -57,7 +61,6 @@ READ_ONLY_BIT: Final = _contract.SEGMENT_READ_ONLY_BIT
 _STRING_CHUNK: Final = 256
 #: The smallest page size of the supported targets: reads that stay in a page never fault.
 _PAGE: Final = 4096
-_get_ident = threading.get_ident
 
 #: All of the address space as bytes; only ever indexed after the checks passed.
 _ALL: Final = memoryview((ctypes.c_char * sys.maxsize).from_address(0)).cast("B")
@@ -363,7 +366,7 @@ class MemorySegment:
         """A read-only view of the same memory."""
         return self._derive(0, self._size, read_only=True)
 
-    def is_accessible_by(self, thread: threading.Thread) -> bool:
+    def is_accessible_by(self, thread: Thread) -> bool:
         """Whether ``thread`` may access this segment (confined segments: only the owner)."""
         owner = self._scope._owner_thread()
         return owner is None or thread.ident == owner
@@ -707,6 +710,8 @@ class MemorySegment:
             )
         if self._size % layout.byte_size:
             raise ValueError(f"Segment size {self._size} is not a multiple of {layout} size")
+        import array  # (it imports collections)
+
         result = array.array(_ARRAY_CODES[layout._code], self.to_bytes())
         if layout.order != sys.byteorder:
             result.byteswap()

@@ -29,65 +29,100 @@ again itself (see :mod:`._locks`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
 
 from . import _bootstrap, _contract
+from ._digest import sha256_hex
 from ._errors import StubLoadError, StubLoadWarning
 from ._loader import LoadedObject, load_object
 from ._locks import ForkSafeLock
 from ._manifest import MANIFEST_DIR, MANIFEST_NAME, Manifest, read_manifest
+from ._records import Record
 from ._targets import TARGETS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Final
 
 __all__ = ["StubRegistry", "Unreadable", "registry"]
 
 #: ELF machine of each target's objects
 
 
-@dataclass(frozen=True)
-class _Source:
-    path: str
-    manifest: Manifest
+class _Source(Record):
+    __slots__ = ("manifest", "path")
+
+    def __init__(self, path: str, manifest: Manifest) -> None:
+        self.path: Final = path
+        self.manifest: Final = manifest
 
     @property
     def folder(self) -> str:
         return os.path.dirname(self.path)
 
 
-@dataclass(frozen=True)
-class Unreadable:
+class Unreadable(Record):
     """A manifest that could not be read, and why."""
 
-    path: str
-    #: the folder it is in: the package it would describe
-    package: str
-    error: StubLoadError
+    __slots__ = ("error", "package", "path")
+
+    def __init__(self, path: str, package: str, error: StubLoadError) -> None:
+        self.path: Final = path
+        #: the folder it is in: the package it would describe
+        self.package: Final = package
+        self.error: Final = error
 
 
-@dataclass(frozen=True)
-class _Refused:
+class _Refused(Record):
     """A unit a manifest lists in ``enable_native_access`` but cannot enable."""
 
-    path: str
-    unit: str
-    why: str
+    __slots__ = ("path", "unit", "why")
+
+    def __init__(self, path: str, unit: str, why: str) -> None:
+        self.path: Final = path
+        self.unit: Final = unit
+        self.why: Final = why
 
 
-@dataclass(frozen=True)
-class _Index:
+class _Index(Record):
     """Everything known from the manifests read so far; never changed, only replaced."""
 
-    scanned_path: tuple[object, ...] | None = None
-    seen: frozenset[str] = frozenset()
-    sources: tuple[_Source, ...] = ()
-    unreadable: tuple[Unreadable, ...] = ()
-    keys: Mapping[str, tuple[_Source, ...]] = field(default_factory=dict)  # never changed
-    enabled: frozenset[str] = frozenset()
-    mentioned: frozenset[str] = frozenset()
-    refused: tuple[_Refused, ...] = ()
+    __slots__ = ("enabled", "keys", "mentioned", "refused", "scanned_path", "seen", "sources", "unreadable")
+
+    def __init__(  # noqa: PLR0913, PLR0917  (a record: one argument per field)
+        self,
+        scanned_path: tuple[object, ...] | None = None,
+        seen: frozenset[str] = frozenset(),
+        sources: tuple[_Source, ...] = (),
+        unreadable: tuple[Unreadable, ...] = (),
+        keys: Mapping[str, tuple[_Source, ...]] | None = None,  # never changed
+        enabled: frozenset[str] = frozenset(),
+        mentioned: frozenset[str] = frozenset(),
+        refused: tuple[_Refused, ...] = (),
+    ) -> None:
+        self.scanned_path: Final = scanned_path
+        self.seen: Final = seen
+        self.sources: Final = sources
+        self.unreadable: Final = unreadable
+        self.keys: Final[Mapping[str, tuple[_Source, ...]]] = {} if keys is None else keys
+        self.enabled: Final = enabled
+        self.mentioned: Final = mentioned
+        self.refused: Final = refused
+
+    def scanned(self, path: tuple[object, ...]) -> _Index:
+        """This index, as read for the ``sys.path`` entries ``path``."""
+        return _Index(
+            path,
+            self.seen,
+            self.sources,
+            self.unreadable,
+            self.keys,
+            self.enabled,
+            self.mentioned,
+            self.refused,
+        )
 
 
 def _build(
@@ -197,7 +232,7 @@ class StubRegistry:
                 except StubLoadError as exc:
                     unreadable.append(Unreadable(manifest_path, name, exc))
         if not sources and not unreadable:
-            return replace(index, scanned_path=path)
+            return index.scanned(path)
         return _build(
             path, frozenset(seen), index.sources + tuple(sources), index.unreadable + tuple(unreadable)
         )
@@ -346,13 +381,14 @@ class StubRegistry:
                 data = handle.read()
         except OSError as exc:
             raise StubLoadError(f"cannot read stub object {path}: {exc}", path) from exc
-        actual = hashlib.sha256(data).hexdigest()
+        actual = sha256_hex(data)
         if actual != digest:
             raise StubLoadError(
                 f"stub object {path} does not match its manifest (sha256 {actual}, expected "
                 f"{digest}); the file was modified after the wheel was built: reinstall the package",
                 path,
             )
+        _bootstrap.ensure()  # the cells and offsets the object's code reads, before it can run
         return load_object(data, _bootstrap.resolve_import, path, machine)
 
 

@@ -15,10 +15,6 @@ through a freed slot: reported, C gets 0).
 from __future__ import annotations
 
 import ctypes
-import inspect
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
 
 from ._arena import Arena
 from ._descriptor import FunctionDescriptor, check_upcall, upcall_key
@@ -33,8 +29,11 @@ from ._handles import _raise_for, _raise_for_segment
 from ._layouts import GroupLayout
 from ._locks import ForkSafeLock
 from ._memory import MemorySegment
-from ._registry import registry
-from ._targets import check_supported
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections import deque
+    from typing import Any, NoReturn
 
 __all__ = ["UpcallRecord", "critical_upcall", "upcall_error", "upcall_stub"]
 
@@ -62,20 +61,24 @@ class UpcallRecord:
         return f"<upcall stub {shape} at {self.address:#x} calling {self.target!r}>"
 
 
-@dataclass
 class _Pool:
     """The trampolines of one upcall shape in one loaded stub object."""
 
-    key: str
-    manifest: str
-    slots: int  #: address of the slot array
-    trampolines: tuple[int, ...]
-    #: free slot indices, the one freed longest ago first: a pointer C kept past its arena
-    #: keeps finding an empty slot (reported, C gets 0) for as long as possible, rather than
-    #: calling the next upcall stub's target
-    free: deque[int]
-    #: slot index -> the tuple its slot points to (kept alive here)
-    live: dict[int, tuple[object, UpcallRecord]] = field(default_factory=dict)
+    __slots__ = ("free", "key", "live", "manifest", "slots", "trampolines")
+
+    def __init__(
+        self, key: str, manifest: str, slots: int, trampolines: tuple[int, ...], free: deque[int]
+    ) -> None:
+        self.key = key
+        self.manifest = manifest
+        self.slots = slots  #: address of the slot array
+        self.trampolines = trampolines
+        #: free slot indices, the one freed longest ago first: a pointer C kept past its arena
+        #: keeps finding an empty slot (reported, C gets 0) for as long as possible, rather
+        #: than calling the next upcall stub's target
+        self.free = free
+        #: slot index -> the tuple its slot points to (kept alive here)
+        self.live: dict[int, tuple[object, UpcallRecord]] = {}
 
     def take(self, target: object) -> int | None:
         """A trampoline whose slot now calls ``target``, or ``None`` when all are in use."""
@@ -104,6 +107,10 @@ _pools: dict[tuple[str, str], _Pool] = {}
 
 def _pools_of(key: str, platform: str) -> list[_Pool]:
     """The pools of ``key`` of every manifest providing it (loading their objects)."""
+    from collections import deque
+
+    from ._registry import registry
+
     pools: list[_Pool] = []
     failures: list[StubLoadError] = []
     for source in registry.find(key):
@@ -144,6 +151,8 @@ def _pools_of(key: str, platform: str) -> list[_Pool]:
 
 def missing_upcall(key: str, descriptor: FunctionDescriptor) -> MissingForeignRegistrationError:
     """The error for an upcall shape that no installed wheel registered."""
+    from ._registry import registry
+
     unreadable = registry.unreadable()
     note = "".join(f"\n    {bad.error}" for bad in unreadable)
     if note:
@@ -167,6 +176,8 @@ def _check_target(target: object, descriptor: FunctionDescriptor) -> None:
     handle type"), where its signature can be known."""
     if not callable(target):
         raise TypeError(f"upcall_stub() needs a callable target, not {type(target).__name__}")
+    import inspect
+
     count = len(descriptor.argument_layouts)
     try:
         signature = inspect.signature(target)
@@ -185,6 +196,8 @@ def upcall_stub(
     target: object, descriptor: object, arena: object, options: tuple[object, ...]
 ) -> MemorySegment:
     """See :meth:`Linker.upcall_stub` (the native-access check is done)."""
+    from ._targets import check_supported
+
     checked = check_upcall(descriptor, options)
     if not isinstance(arena, Arena):
         raise TypeError(f"upcall_stub() needs an Arena for the stub's lifetime, not {type(arena).__name__}")

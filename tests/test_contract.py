@@ -1,5 +1,5 @@
 """The contract between native code and the runtime (ffm_runtime._contract): what the
-bootstrap fills and checks at import."""
+bootstrap fills and checks before the first native object is loaded."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def test_the_struct_upcall_cells_hold_the_methods_as_installed() -> None:
 
     from ffm_runtime import Arena
 
+    _bootstrap.ensure()
+    assert ffm_runtime.accelerated()
     for name, method in (
         (_contract.CELL_OPEN_CONFINED, Arena.of_confined),
         (_contract.CELL_CLOSE_ARENA, Arena.close),
@@ -41,6 +43,7 @@ def test_offsets_are_the_fields_class_by_class() -> None:
 def test_every_cell_holds_its_object_and_every_offset_was_found() -> None:
     import ctypes
 
+    _bootstrap.ensure()
     for name in _contract.RUNTIME_CELLS:
         assert ctypes.c_void_p.from_address(_bootstrap.cell_address(name)).value, name
     table = _bootstrap.resolve_import(_contract.OFFSETS_SYMBOL)

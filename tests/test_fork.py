@@ -23,7 +23,7 @@ SCRIPTS = Path(__file__).parent / "scripts"
 LOCKS = [
     "ffm_runtime._registry:registry._lock",
     "ffm_runtime._handles:_lock",
-    "ffm_runtime._bootstrap:_lock",
+    "ffm_runtime._bootstrap:lock",
     "ffm_runtime._lookup:_lock",
     "ffm_runtime._access:_lock",
     "ffm_runtime._execmem:_libc_lock",
@@ -88,7 +88,7 @@ def test_every_lock_of_the_runtime_is_fork_safe() -> None:
         "import importlib, ffm_runtime; from ffm_runtime import _locks\n"
         f"named = [eval(e, vars(importlib.import_module(m))) for m, e in "
         f"(s.split(':') for s in {LOCKS!r})]\n"
-        "print(sorted(map(id, _locks._locks)) == sorted(map(id, named)))"
+        "print(sorted(map(id, _locks.all_locks())) == sorted(map(id, named)))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.stdout.strip() == "True", result.stdout + result.stderr

@@ -167,7 +167,7 @@ def test_arena_moving_to_a_new_slab_during_native_allocation(make: Any) -> None:
     for other in stolen:
         assert other.to_bytes() == bytes(4096)
         assert not other.address <= segment.address < other.address + 4096
-    if make is Arena.of_confined:
+    if make.__name__ == "of_confined":  # (Arena.of_confined is another object once accelerated)
         arena.close()
 
 
