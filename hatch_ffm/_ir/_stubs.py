@@ -36,7 +36,7 @@ from ffm_runtime import _contract
 
 from .._lowering import Extension, Form, LoweredSignature, LoweredUpcall, Passing, Piece, Returning, Role
 from ._helpers import Helpers
-from ._idioms import is_null
+from ._idioms import is_null, return_pair
 from ._model import IntRead
 from ._types import (
     I1,
@@ -139,6 +139,91 @@ class StubModule:
             imports.call(b, "Py_DecRef", item)
         imports.call(b, "Py_DecRef", guard)
         b.ret_void()
+        return fn
+
+    @cached_property
+    def scoped_target(self) -> ir.Function:
+        """``scoped_target(self, slot) -> {i64, i1}``: the target of a bound handle whose
+        ``self`` is the tuple ``(address, guard, arena)`` of a symbol of a library an arena
+        unloads (``SymbolLookup.library_lookup``): the arena must be usable here; its guard
+        goes into ``slot`` to be acquired for the call (a shared arena's, so the library
+        stays loaded; a confined arena's, pinned: a callback must not unload it while its
+        code runs).  The tuple keeps the arena, and so an automatic arena's library, alive.
+        Not ok: the handle's ``self`` is unusable (the caller reports it)."""
+        fn, b = self.helpers.idioms.helper("scoped_target", ir.LiteralStructType([I64, I1]), [PTR, PTR])
+        self_arg, slot = fn.args
+        model, imports = self.helpers.model, self.helpers.imports
+        fail = fn.append_basic_block("fail")
+        number = imports.call(b, "PyTuple_GetItem", self_arg, i64(0))
+        guard = imports.call(b, "PyTuple_GetItem", self_arg, i64(1))
+        read = fn.append_basic_block("read")
+        b.cbranch(b.or_(is_null(b, number), is_null(b, guard)), fail, read)
+        b.position_at_end(read)
+        address, ok = model.read_int(b, number, IntRead.UNSIGNED)
+        checked = fn.append_basic_block("checked")
+        b.cbranch(b.not_(ok), fail, checked)
+        b.position_at_end(checked)
+        with b.if_else(model.is_open_shared(b, guard)) as (shared, other):
+            with shared:
+                b.store(guard, slot)
+            with other:
+                owned = fn.append_basic_block("owned")
+                b.cbranch(b.not_(model.owned_here(b, guard)), fail, owned)
+                b.position_at_end(owned)
+                none = imports.data("_Py_NoneStruct")
+                with b.if_then(b.icmp_unsigned("!=", guard, none)):
+                    b.store(guard, slot)
+        return_pair(b, address, ir.Constant(I1, 1))
+        b.position_at_end(fail)
+        return_pair(b, i64(0), ir.Constant(I1, 0))
+        return fn
+
+    @cached_property
+    def result_address(self) -> ir.Function:
+        """``result_address(segment, slot) -> {ptr, i1}``: the address of a struct result's
+        segment (which a ``SegmentAllocator`` written in Python could have made anything);
+        a shared arena's memory must be open now (Python code ran since it was allocated),
+        a confined arena's this thread's, and its guard goes into ``slot``, acquired while
+        the callee (or, after it, the stub) writes it (a callback of the callee runs Python
+        code on this thread, which must not close it meanwhile).  Not ok: the segment is
+        unusable (the caller reports the allocator)."""
+        fn, b = self.helpers.idioms.helper("result_address", ir.LiteralStructType([PTR, I1]), [PTR, PTR])
+        segment, slot = fn.args
+        model, imports = self.helpers.model, self.helpers.imports
+        fail = fn.append_basic_block("fail")
+        raw = model.load_field(b, segment, "segment._address")
+        read = fn.append_basic_block("read")
+        b.cbranch(is_null(b, raw), fail, read)
+        b.position_at_end(read)
+        address, ok = model.read_int(b, raw, IntRead.UNSIGNED)
+        checked = fn.append_basic_block("checked")
+        b.cbranch(b.not_(ok), fail, checked)
+        b.position_at_end(checked)
+        kind = model.type_of(b, segment)
+        shared_kind = imports.cell(b, _contract.CELL_SHARED_TYPE)
+        confined_kind = imports.cell(b, _contract.CELL_CONFINED_TYPE)
+        with b.if_then(b.icmp_unsigned("==", kind, shared_kind), likely=False):
+            guard = model.load_field(b, segment, "segment._guard")
+            is_open = fn.append_basic_block("open")
+            b.cbranch(b.not_(model.is_open_shared(b, guard)), fail, is_open)
+            b.position_at_end(is_open)
+            b.store(guard, slot)
+        with b.if_then(b.icmp_unsigned("==", kind, confined_kind)):
+            guard = model.load_field(b, segment, "segment._guard")
+            usable = b.and_(
+                b.not_(is_null(b, guard)),
+                b.icmp_unsigned("!=", guard, imports.data("_Py_NoneStruct")),
+            )
+            present = fn.append_basic_block("present")
+            b.cbranch(b.not_(usable), fail, present)
+            b.position_at_end(present)
+            owned = fn.append_basic_block("owned")
+            b.cbranch(b.not_(model.owned_here(b, guard)), fail, owned)
+            b.position_at_end(owned)
+            b.store(guard, slot)
+        return_pair(b, b.inttoptr(address, PTR), ir.Constant(I1, 1))
+        b.position_at_end(fail)
+        return_pair(b, NULL, ir.Constant(I1, 0))
         return fn
 
     @cached_property
@@ -290,34 +375,9 @@ class _Stub:
                     _Argument(address, PTR, (f"byval([{param.size} x i8]) align {alignment}",))
                 ]
         if self.result_segment is not None:
-            # (a result segment of a SegmentAllocator written in Python could be anything)
-            model = self.helpers.model
-            raw = model.load_field(b, self.result_segment, "segment._address")
-            self._fail_if(is_null(b, raw), self.allocator_position, self.allocator)
-            address, ok = model.read_int(b, raw, IntRead.UNSIGNED)
-            self._fail_if(b.not_(ok), self.allocator_position, self.allocator)
-            self.result_address = b.inttoptr(address, PTR)
-            # a shared arena's memory: open now (Python code ran since it was allocated),
-            # and acquired while the callee (or, after it, the stub) writes it; a confined
-            # arena's: this thread's, and pinned likewise (a callback of the callee runs
-            # Python code on this thread, which must not close it meanwhile)
-            kind = model.type_of(b, self.result_segment)
-            shared_kind = self.imports.cell(b, _contract.CELL_SHARED_TYPE)
-            confined_kind = self.imports.cell(b, _contract.CELL_CONFINED_TYPE)
-            slot = self._shared_slot()
-            with b.if_then(b.icmp_unsigned("==", kind, shared_kind), likely=False):
-                guard = model.load_field(b, self.result_segment, "segment._guard")
-                self._fail_if(b.not_(model.is_open_shared(b, guard)), self.allocator_position, self.allocator)
-                b.store(guard, slot)
-            with b.if_then(b.icmp_unsigned("==", kind, confined_kind)):
-                guard = model.load_field(b, self.result_segment, "segment._guard")
-                usable = b.and_(
-                    b.not_(is_null(b, guard)),
-                    b.icmp_unsigned("!=", guard, self.imports.data("_Py_NoneStruct")),
-                )
-                self._fail_if(b.not_(usable), self.allocator_position, self.allocator)
-                self._fail_if(b.not_(model.owned_here(b, guard)), self.allocator_position, self.allocator)
-                b.store(guard, slot)
+            pair = b.call(self.stubs.result_address, [self.result_segment, self._shared_slot()])
+            self.result_address = b.extract_value(pair, 0)
+            self._fail_if(b.not_(b.extract_value(pair, 1)), self.allocator_position, self.allocator)
 
     def _call(self) -> ir.Instruction:
         """Phase 4: the native call, without the GIL unless critical; ``errno`` right
@@ -437,36 +497,22 @@ class _Stub:
 
     def _bound_target(self) -> ir.Value:
         """The target of a bound handle: ``self`` is the int the runtime bound (a builtin's
-        ``__self__`` cannot be set), or, for a symbol of a library an arena unloads
-        (``SymbolLookup.library_lookup``), the tuple ``(address, guard, arena)``: the arena
-        must be usable here (a shared one is acquired for the call, so the library stays
-        loaded); the tuple keeps the arena, and so an automatic arena's library, alive."""
+        ``__self__`` cannot be set), read here; or, for a symbol of a library an arena
+        unloads, a tuple, which :attr:`StubModule.scoped_target` reads."""
         b, model = self.b, self.helpers.model
         plain = self.fn.append_basic_block("plain_target")
         scoped = self.fn.append_basic_block("scoped_target")
         done = self.fn.append_basic_block("target")
+        slot = self._shared_slot()
         b.cbranch(model.is_exact(b, self.self_arg, "PyTuple_Type"), scoped, plain)
         b.position_at_end(plain)
         plain_address, _ = model.read_int(b, self.self_arg, IntRead.UNSIGNED)
         plain = b.block
         b.branch(done)
         b.position_at_end(scoped)
-        number = self.imports.call(b, "PyTuple_GetItem", self.self_arg, i64(0))
-        guard = self.imports.call(b, "PyTuple_GetItem", self.self_arg, i64(1))
-        self._fail_if(b.or_(is_null(b, number), is_null(b, guard)), -2, self.self_arg)
-        address, ok = model.read_int(b, number, IntRead.UNSIGNED)
+        pair = b.call(self.stubs.scoped_target, [self.self_arg, slot])
+        address, ok = b.extract_value(pair, 0), b.extract_value(pair, 1)
         self._fail_if(b.not_(ok), -2, self.self_arg)
-        slot = self._shared_slot()
-        with b.if_else(model.is_open_shared(b, guard)) as (shared, other):
-            with shared:
-                b.store(guard, slot)
-            with other:
-                self._fail_if(b.not_(model.owned_here(b, guard)), -2, self.self_arg)
-                # a confined arena's library: pinned for the call too (a callback must not
-                # unload it while its code runs)
-                none = self.imports.data("_Py_NoneStruct")
-                with b.if_then(b.icmp_unsigned("!=", guard, none)):
-                    b.store(guard, slot)
         checked = b.block
         b.branch(done)
         b.position_at_end(done)
@@ -486,16 +532,30 @@ class _Stub:
 
     def _acquire_shared(self) -> None:
         """Acquire the arenas' guards the checks found, before the GIL goes; if one
-        cannot be (no memory), give back those acquired and fail."""
+        cannot be (no memory), give back those acquired and fail (one way out for all:
+        ``undo<i>`` releases slot ``i`` and goes on to ``undo<i-1>``)."""
         b = self.b
+        if not self._shared:
+            return
+        undo = [self.fn.append_basic_block(f"undo{index}") for index in range(len(self._shared))]
         for index, slot in enumerate(self._shared):
             failed = b.call(self.stubs.acquire, [b.load(slot, typ=PTR)])
-            with b.if_then(b.icmp_signed("!=", failed, ir.Constant(I32, 0)), likely=False):
-                for earlier in self._shared[:index]:
-                    b.call(self.stubs.release, [b.load(earlier, typ=PTR)])
+            going_on = self.fn.append_basic_block(f"acquired{index}")
+            branch = b.cbranch(b.icmp_signed("!=", failed, ir.Constant(I32, 0)), undo[index], going_on)
+            branch.set_weights([1, 99])
+            b.position_at_end(going_on)
+        after = b.block
+        # undo<i>: slot i failed or was acquired: release those before it
+        for index, block in enumerate(undo):
+            b.position_at_end(block)
+            if index > 0:
+                b.call(self.stubs.release, [b.load(self._shared[index - 1], typ=PTR)])
+                b.branch(undo[index - 1])
+            else:
                 if self.result_segment is not None:
                     self.imports.call(b, "Py_DecRef", self.result_segment)
                 b.ret(NULL)
+        b.position_at_end(after)
 
     def _verified_guard(self) -> ir.Value:
         """The stack slot for the guard this call's segment checks verified (NULL at first)."""
