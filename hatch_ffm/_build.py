@@ -4,6 +4,7 @@ stubs (:func:`build_stubs`) and for ``ffm_runtime``'s accelerators
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -261,7 +262,6 @@ class _Compiler:
                     self.results[name] = data
                 compiled += 1
             pickle.dump(None, child.stdin)
-            child.stdin.close()
         except (OSError, EOFError, pickle.PickleError, RuntimeError) as exc:
             self.report(
                 f"a process compiling stubs failed ({exc or type(exc).__name__}); compiling its "
@@ -269,6 +269,9 @@ class _Compiler:
             )
             child.kill()
         finally:
+            for stream in (child.stdin, child.stdout):
+                with contextlib.suppress(OSError):  # (a pipe to a process that died)
+                    stream.close()
             child.wait()
         if compiled:
             with self.lock:
