@@ -60,10 +60,16 @@ def resolve_targets(requested: Iterable[str], host: str, option_path: str) -> tu
 #: time"): 7 times faster to compile, and about 10% more instructions per call (in the stubs'
 #: own code, not the callee's or the runtime's)
 STUB_OPT_LEVEL = 0
-#: a part holds about this many call shapes on average (see :func:`split_parts`)
+#: where parts end (see :func:`split_parts`): at a key whose hash is a multiple of
+#: ``PART_SIZE`` once a part has ``PART_MIN`` keys, or of ``PART_LONG_EVERY`` once it has
+#: ``PART_LONG``, and anyway at ``PART_MAX``: parts of 16 to 96 call shapes, about 35
 PART_SIZE = 32
-#: ... and at least this many (unless it is the last), at most this many
-PART_MIN, PART_MAX = PART_SIZE // 2, PART_SIZE * 4
+PART_MIN = 16
+PART_LONG, PART_LONG_EVERY = 48, 8
+PART_MAX = 96
+#: below this many call shapes to compile, no other process is started (starting one
+#: takes longer than compiling them)
+PARALLEL_FROM = 128
 #: the environment variable that sets how many processes compile at once (default: the
 #: CPUs this process may use)
 ENV_JOBS = "FFM_BUILD_JOBS"
@@ -88,21 +94,22 @@ class BuiltStubs:
     jobs: int = 1
 
 
-def _starts_part(key: str) -> bool:
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") % PART_SIZE == 0
-
-
 def split_parts(keys: list[str]) -> list[list[str]]:
-    """Sorted ``keys`` in consecutive parts, each compiled into an object of its own: a part
-    ends before a key whose hash says so (about one key in :data:`PART_SIZE`), once it has
-    :data:`PART_MIN` keys, and anyway at :data:`PART_MAX`.  Where the parts end depends on
-    the keys near there only, so adding a shape changes the part it falls in (and rarely
-    the next): the other parts, and their compiled objects in the cache, stay the same."""
+    """Sorted ``keys`` in consecutive parts, each compiled into an object of its own.  Where
+    a part ends depends on the hashes of the keys there (see :data:`PART_SIZE`), not on
+    positions, so adding a shape changes the part it falls in (rarely the next as well):
+    the other parts, and their compiled objects in the cache, stay the same."""
     parts: list[list[str]] = [[]]
     for key in keys:
         current = parts[-1]
-        if len(current) >= PART_MAX or (len(current) >= PART_MIN and _starts_part(key)):
-            parts.append(current := [])
+        if len(current) >= PART_MIN:
+            mark = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little")
+            if (
+                mark % PART_SIZE == 0
+                or (len(current) >= PART_LONG and mark % PART_LONG_EVERY == 0)
+                or len(current) >= PART_MAX
+            ):
+                parts.append(current := [])
         current.append(key)
     return [part for part in parts if part]
 
@@ -332,6 +339,8 @@ def build_stubs(
                 upcall_pool_size,
             )
     workers = min(_jobs(), len(plan.tasks)) - 1 if sys.executable else 0
+    if sum(plan.weights.values()) < PARALLEL_FROM:
+        workers = 0
     made, jobs = _Compiler(plan.tasks, plan.weights, report).run(workers) if plan.tasks else ({}, 1)
     if cache is not None:
         for digest, data in made.items():

@@ -316,9 +316,9 @@ def test_several_processes_compile_the_same_objects_as_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FFM_BUILD_JOBS", "1")
-    alone = build_here(tmp_path, tmp_path / "cache1", "alone", 120)
+    alone = build_here(tmp_path, tmp_path / "cache1", "alone", 200)
     monkeypatch.setenv("FFM_BUILD_JOBS", "3")
-    together = build_here(tmp_path, tmp_path / "cache2", "together", 120)
+    together = build_here(tmp_path, tmp_path / "cache2", "together", 200)
     assert alone.parts >= 3 and alone.jobs == 1 and together.jobs > 1
     digests = [
         {name: hashlib.sha256(Path(path).read_bytes()).hexdigest() for name, path in b.files.items()}
@@ -370,8 +370,8 @@ def test_a_worker_that_fails_leaves_its_parts_to_this_process(
     out = tmp_path / "out"
     out.mkdir()
     built = build_stubs(
-        session(120).registrations.values(), ("x86_64-linux",), "pkg", str(out), report=said.append
+        session(200).registrations.values(), ("x86_64-linux",), "pkg", str(out), report=said.append
     )
-    assert (built.compiled, built.jobs) == (120, 1)
+    assert (built.compiled, built.jobs) == (200, 1)
     assert len(said) == 1
     assert re.fullmatch(r"a process compiling stubs failed \(.*\); compiling its part in this one", said[0])

@@ -78,9 +78,10 @@ class StubModule:
 
     def add(self, sig: LoweredSignature, symbol: str) -> None:
         """Both variants of the stub for ``sig``: ``symbol`` plus the bound and unbound
-        suffixes."""
-        _Stub(self, sig, symbol + _contract.STUB_BOUND_SUFFIX, bound=True).emit()
-        _Stub(self, sig, symbol + _contract.STUB_UNBOUND_SUFFIX, bound=False).emit()
+        suffixes, one function under two names (it tells them apart by ``self``)."""
+        stub = _Stub(self, sig, symbol + _contract.STUB_BOUND_SUFFIX)
+        stub.emit()
+        _Alias(self.module, symbol + _contract.STUB_UNBOUND_SUFFIX, stub.fn)
 
     @cached_property
     def fail(self) -> ir.Function:
@@ -260,23 +261,40 @@ class StubModule:
         return fn
 
 
-class _Stub:
-    """One variant of one stub, emitted phase by phase (see the module docstring)."""
+class _Alias(ir.GlobalValue):  # type: ignore[misc]  # (llvmlite is untyped)
+    """Another name of a function (llvmlite has no aliases)."""
 
-    def __init__(self, stubs: StubModule, sig: LoweredSignature, name: str, bound: bool) -> None:
+    def __init__(self, module: ir.Module, name: str, function: ir.Function) -> None:
+        super().__init__(module, function.type, name=name)
+        self.function = function
+        module.add_global(self)
+
+    def __str__(self) -> str:
+        return f"{self.get_reference()} = alias {self.function.function_type}, ptr {self.function.get_reference()}"
+
+
+class _Stub:
+    """One stub, both variants, emitted phase by phase (see the module docstring): a bound
+    handle's ``self`` is its target, an unbound handle's is NULL (its target is the first
+    argument, and the arguments of the shape come after it)."""
+
+    def __init__(self, stubs: StubModule, sig: LoweredSignature, name: str) -> None:
         self.stubs = stubs
         self.helpers = stubs.helpers
         self.imports = stubs.helpers.imports
         self.sig = sig
-        self.bound = bound
         self.fn = ir.Function(self.imports.module, _STUB_TYPE, name)
         self.fn.attributes.add("nounwind")
         self.self_arg, self.args, self.nargs = self.fn.args
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
         self.key = self.imports.cstring(sig.key)
-        self.mode = self.imports.cstring("b" if bound else "u")
-        #: Python argument position of ``sig.params[0]``
-        self.base = 0 if bound else 1
+        b = self.b
+        self.unbound = is_null(b, self.self_arg)
+        #: Python argument position of ``sig.params[0]`` (0 bound, 1 unbound)
+        self.base = b.zext(self.unbound, I64)
+        self.mode = b.select(self.unbound, self.imports.cstring("u"), self.imports.cstring("b"))
+        #: where ``sig.params``' arguments start
+        self.params = b.gep(self.args, [self.base], source_etype=PTR)
         #: native arguments by index in ``sig.params``
         self.values: dict[int, list[_Argument]] = {}
         self.allocator: ir.Value | None = None
@@ -300,10 +318,10 @@ class _Stub:
     # -- phases -----------------------------------------------------------------------------
     def _check_count(self) -> None:
         b = self.b
-        expected = len(self.sig.params) + self.base
+        expected = b.add(self.base, i64(len(self.sig.params)))
         bad_count = self.fn.append_basic_block("bad_count")
         start = self.fn.append_basic_block("start")
-        b.cbranch(b.icmp_signed("!=", self.nargs, i64(expected)), bad_count, start)
+        b.cbranch(b.icmp_signed("!=", self.nargs, expected), bad_count, start)
         b.position_at_end(bad_count)
         b.ret(b.call(self.stubs.fail_count, [self.key, self.mode, self.nargs]))
         b.position_at_end(start)
@@ -314,10 +332,9 @@ class _Stub:
             kind = param.scalar
             if param.passing is not Passing.SCALAR or kind is None or kind.form is Form.ADDRESS:
                 continue
-            position = index + self.base
-            obj = self._arg(position)
+            obj = self._arg(index)
             value, ok = self.helpers.numbers.unbox(self.b, kind, obj)
-            self._fail_if(self.b.not_(ok), position, obj)
+            self._fail_if(self.b.not_(ok), index, obj)
             extension = () if kind.extension is Extension.NONE else (kind.extension.value,)
             self.values[index] = [_Argument(value, scalar_type(kind), extension)]
 
@@ -325,7 +342,7 @@ class _Stub:
         """Phase 2: the struct result's segment (any Python code may run)."""
         for index, param in enumerate(self.sig.params):
             if param.role is Role.ALLOCATOR:
-                self.allocator_position = index + self.base
+                self.allocator_position = index
                 self.allocator = self._arg(self.allocator_position)
         result = self.sig.result
         if result.passing not in (Returning.PIECES, Returning.SRET):
@@ -341,14 +358,28 @@ class _Stub:
         """Phase 3: the target, segment arguments and the result's address (no Python code
         runs from here to the call)."""
         b = self.b
-        if self.bound:
-            self.target = self._bound_target()
-        else:
-            first = self._arg(0)
-            self.target = self._segment_address(first, 0, -1)
-            self._fail_if(is_null(b, self.target), 0, first)
+        slot = self._shared_slot()
+        bound = self.fn.append_basic_block("bound_target")
+        unbound = self.fn.append_basic_block("unbound_target")
+        done = self.fn.append_basic_block("target")
+        b.cbranch(self.unbound, unbound, bound)
+        b.position_at_end(bound)
+        bound_target = b.inttoptr(self._bound_target(slot), PTR)
+        bound = b.block
+        b.branch(done)
+        b.position_at_end(unbound)
+        first = b.load(self.args, typ=PTR)
+        unbound_target = self._segment_address(first, i64(0), -1, slot=slot)
+        self._fail_if(is_null(b, unbound_target), i64(0), first)
+        unbound = b.block
+        b.branch(done)
+        b.position_at_end(done)
+        target = b.phi(PTR)
+        target.add_incoming(bound_target, bound)
+        target.add_incoming(unbound_target, unbound)
+        self.target = target
         for index, param in enumerate(self.sig.params):
-            position = index + self.base
+            position = index
             if param.role is Role.ALLOCATOR or index in self.values:
                 continue
             obj = self._arg(position)
@@ -469,41 +500,55 @@ class _Stub:
             variadic_from = len(native)
         return native, variadic_from
 
-    def _arg(self, position: int) -> ir.Value:
+    def _arg(self, index: int) -> ir.Value:
+        """The argument for ``sig.params[index]``."""
         b = self.b
-        return b.load(b.gep(self.args, [i64(position)], source_etype=PTR), typ=PTR)
+        return b.load(b.gep(self.params, [i64(index)], source_etype=PTR), typ=PTR)
 
-    def _fail_if(self, condition: ir.Value, position: int, value: ir.Value) -> None:
+    def _fail_if(self, condition: ir.Value, position: int | ir.Value, value: ir.Value) -> None:
         """If ``condition``, drop the result segment (if made) and let ``arg_error`` report
-        argument ``position`` (``value``)."""
+        the argument for ``sig.params[position]``, or at the Python ``position`` given as a
+        constant (-2: ``self``), whose value is ``value``."""
         b = self.b
-        failing = self.fn.append_basic_block(f"fail{position}")
-        going_on = self.fn.append_basic_block(f"ok{position}")
+        failing = self.fn.append_basic_block(f"fail{position if isinstance(position, int) else ''}")
+        going_on = self.fn.append_basic_block(f"ok{position if isinstance(position, int) else ''}")
         b.cbranch(condition, failing, going_on)
         b.position_at_end(failing)
         if self.result_segment is not None:
             self.imports.call(b, "Py_DecRef", self.result_segment)
-        b.ret(b.call(self.stubs.fail, [self.key, self.mode, i64(position), value]))
+        where = b.add(self.base, i64(position)) if isinstance(position, int) else position
+        b.ret(b.call(self.stubs.fail, [self.key, self.mode, where, value]))
         b.position_at_end(going_on)
 
     def _segment_address(
-        self, obj: ir.Value, position: int, min_size: int, written: bool = False
+        self,
+        obj: ir.Value,
+        position: int | ir.Value,
+        min_size: int,
+        written: bool = False,
+        slot: ir.Value | None = None,
     ) -> ir.Value:
         address, ok = self.helpers.model.check_segment(
-            self.b, obj, min_size, self.sig.allow_heap, written, self._verified_guard(), self._shared_slot()
+            self.b,
+            obj,
+            min_size,
+            self.sig.allow_heap,
+            written,
+            self._verified_guard(),
+            self._shared_slot() if slot is None else slot,
         )
         self._fail_if(self.b.not_(ok), position, obj)
         return address
 
-    def _bound_target(self) -> ir.Value:
-        """The target of a bound handle: ``self`` is the int the runtime bound (a builtin's
-        ``__self__`` cannot be set), read here; or, for a symbol of a library an arena
-        unloads, a tuple, which :attr:`StubModule.scoped_target` reads."""
+    def _bound_target(self, slot: ir.Value) -> ir.Value:
+        """The target of a bound handle (an i64): ``self`` is the int the runtime bound (a
+        builtin's ``__self__`` cannot be set), read here; or, for a symbol of a library an
+        arena unloads, a tuple, which :attr:`StubModule.scoped_target` reads (and puts the
+        arena's guard in ``slot``)."""
         b, model = self.b, self.helpers.model
         plain = self.fn.append_basic_block("plain_target")
         scoped = self.fn.append_basic_block("scoped_target")
-        done = self.fn.append_basic_block("target")
-        slot = self._shared_slot()
+        done = self.fn.append_basic_block("bound_target_read")
         b.cbranch(model.is_exact(b, self.self_arg, "PyTuple_Type"), scoped, plain)
         b.position_at_end(plain)
         plain_address, _ = model.read_int(b, self.self_arg, IntRead.UNSIGNED)
@@ -512,14 +557,14 @@ class _Stub:
         b.position_at_end(scoped)
         pair = b.call(self.stubs.scoped_target, [self.self_arg, slot])
         address, ok = b.extract_value(pair, 0), b.extract_value(pair, 1)
-        self._fail_if(b.not_(ok), -2, self.self_arg)
+        self._fail_if(b.not_(ok), i64(-2), self.self_arg)
         checked = b.block
         b.branch(done)
         b.position_at_end(done)
         target = b.phi(I64)
         target.add_incoming(plain_address, plain)
         target.add_incoming(address, checked)
-        return b.inttoptr(target, PTR)
+        return target
 
     def _shared_slot(self) -> ir.Value:
         """A new stack slot (NULL at first) for a shared or confined arena's guard to
