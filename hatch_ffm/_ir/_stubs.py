@@ -270,7 +270,8 @@ class _Alias(ir.GlobalValue):  # type: ignore[misc]  # (llvmlite is untyped)
         module.add_global(self)
 
     def __str__(self) -> str:
-        return f"{self.get_reference()} = alias {self.function.function_type}, ptr {self.function.get_reference()}"
+        function = self.function
+        return f"{self.get_reference()} = alias {function.function_type}, ptr {function.get_reference()}"
 
 
 class _Stub:
