@@ -8,6 +8,8 @@ calls the runtime's ``arg_error`` cell, which raises a precise exception.
 
 The bound variant (``_b``) reads the target address from ``self`` (a Python int); the
 unbound variant (``_u``) takes it from a ``MemorySegment`` passed as the first argument.
+Both are one function under two names (``_u`` is an alias): the runtime makes an unbound
+handle with ``self`` NULL, which the stub tests once, at its start.
 
 A stub works in phases, so that no Python code runs between reading a segment's address and
 the call: (1) numbers and booleans, whose conversion may call ``__index__``/``__float__``;
