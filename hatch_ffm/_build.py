@@ -186,7 +186,7 @@ class _Plan:
 
         triple = TARGETS[target].triple
         context = {**self.context, "triple": triple, "pool": pool_size}
-        digest = part_digest(context, ((r.key, repr(r.signatures[target])) for r in part))
+        digest = part_digest(context, (r.key for r in part))
         self.objects.append((target, file_name, digest, first))
         data = None if self.cache is None else self.cache.get(digest)
         if data is not None:

@@ -2,9 +2,10 @@
 
 A part (a group of call shapes, see ``hatch_ffm._build``) compiled for one target is stored
 under the digest of everything that determines its code (:func:`part_digest`): the shapes'
-keys and lowered signatures, the target's triple, the optimization level, hatch-ffm's
-version and the source of the code that generates stubs, the manifest format, llvmlite's and
-LLVM's versions.  A rebuild compiles only the parts whose digest is not in the cache.
+canonical keys (a key determines its stub: the registry knows stubs by key), the target's
+triple, the optimization level and the upcall pool size, hatch-ffm's version and the source
+of the code that lowers shapes and generates stubs (:func:`code_fingerprint`), the manifest
+format, llvmlite's and LLVM's versions.  A rebuild compiles only the parts whose digest is not in the cache.
 
 Where: ``$FFM_BUILD_CACHE`` (a folder, or ``off``), else the hook option ``build-cache``
 (the same), else ``$XDG_CACHE_HOME/hatch-ffm`` (``~/.cache/hatch-ffm``).
@@ -41,7 +42,13 @@ _MAGIC = b"hatch-ffm-cache 1 "
 _OFF = ("off", "false", "no", "0", "none")
 
 #: the sources whose change changes the code of stubs (relative to the parent of hatch_ffm)
-_CODE = ("hatch_ffm", "ffm_runtime/_contract.py")
+_CODE = (
+    "hatch_ffm",
+    "ffm_runtime/_contract.py",
+    "ffm_runtime/_descriptor.py",
+    "ffm_runtime/_layouts.py",
+    "ffm_runtime/_targets.py",
+)
 
 
 def default_cache_dir() -> str:
@@ -78,9 +85,9 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def part_digest(context: dict[str, object], items: Iterable[tuple[str, str]]) -> str:
-    """The digest of a part: ``context`` (versions, target, options) and its items
-    (key, lowered signature as text), in order."""
+def part_digest(context: dict[str, object], items: Iterable[str]) -> str:
+    """The digest of a part: ``context`` (versions, target, options) and its keys, in
+    order."""
     material = {"cache": _CACHE_FORMAT, **context, "items": list(items)}
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
