@@ -211,7 +211,22 @@ class Option:
 _VARIADIC_REFUSED: Final = frozenset("zbcsf")
 
 
-def _check_layout(layout: MemoryLayout, where: str, top_level: bool) -> None:
+class _Where:
+    """Where a layout is in a descriptor ("argument 1 of (i4)v"), for messages: made into
+    text only when one is raised (a descriptor's text is not cheap, and a build checks
+    thousands)."""
+
+    __slots__ = ("descriptor", "what")
+
+    def __init__(self, what: str, descriptor: FunctionDescriptor) -> None:
+        self.what = what
+        self.descriptor = descriptor
+
+    def __str__(self) -> str:
+        return f"{self.what} of {self.descriptor}"
+
+
+def _check_layout(layout: MemoryLayout, where: _Where, top_level: bool) -> None:
     """The JDK's link-time rules for a layout in a descriptor (TestIllegalLink)."""
     from ._layouts import (
         NATIVE_ORDER,
@@ -278,7 +293,7 @@ def _check_layout(layout: MemoryLayout, where: str, top_level: bool) -> None:
         )
 
 
-def _check_by_value_size(layout: MemoryLayout, where: str) -> None:
+def _check_by_value_size(layout: MemoryLayout, where: _Where) -> None:
     """A struct or union passed or returned by value fits :data:`MAX_BY_VALUE_BYTE_SIZE`."""
     from ._layouts import GroupLayout
 
@@ -302,11 +317,13 @@ def check_options(descriptor: FunctionDescriptor, options: Iterable[object]) -> 
             raise ValueError(f"Duplicate option: {option!r}")
         seen[option.kind] = option
     for index, layout in enumerate(descriptor.argument_layouts):
-        _check_layout(layout, f"argument {index} of {descriptor}", True)
-        _check_by_value_size(layout, f"argument {index} of {descriptor}")
+        where = _Where(f"argument {index}", descriptor)
+        _check_layout(layout, where, True)
+        _check_by_value_size(layout, where)
     if descriptor.return_layout is not None:
-        _check_layout(descriptor.return_layout, f"result of {descriptor}", True)
-        _check_by_value_size(descriptor.return_layout, f"result of {descriptor}")
+        where = _Where("result", descriptor)
+        _check_layout(descriptor.return_layout, where, True)
+        _check_by_value_size(descriptor.return_layout, where)
     variadic = seen.get("first_variadic_arg")
     if variadic is not None:
         first = variadic.value

@@ -164,8 +164,9 @@ class MemoryLayout:
         return self._replace(byte_alignment=_check_alignment(byte_alignment))
 
     def stripped(self) -> MemoryLayout:
-        """This layout with every name removed, recursively (used for registration keys)."""
-        return self.without_name()
+        """This layout with every name removed, recursively (used for registration keys);
+        itself when it has none (layouts are immutable)."""
+        return self if self._name is None else self.without_name()
 
     # -- value semantics --------------------------------------------------------------
     def _key(self) -> tuple[object, ...]:

@@ -17,8 +17,12 @@ format is defined once.  Example::
       "upcalls": {"upcall (AA)i4": {"symbol": "ffm_89abcdef0123456789ab", "slots": 256}}
     }
 
-Every object holds every stub; a stub symbol ``S`` is emitted as ``S_b`` (bound
-handle) and ``S_u`` (unbound handle).  An upcall shape ``S`` (its key starts with
+An object holds every stub of its target, or, when a target's stubs are compiled in parts
+(large packages: the build compiles and caches them part by part), a part: then every object
+of that target has ``"from"``, the first key of its part, and a key's stub or upcall pool
+is in the object with the greatest ``"from"`` not after the key (keys compared as strings,
+by code point); the objects of a target are listed in that order.  A stub symbol ``S``
+is emitted as ``S_b`` (bound handle) and ``S_u`` (unbound handle).  An upcall shape ``S`` (its key starts with
 ``upcall ``) is emitted as its slots ``S_slots`` and ``slots`` trampolines ``S_t0`` ...
 (``hatch_ffm/_ir/_upcalls.py``); ``upcalls`` is absent from manifests without any.
 ``package`` is the package the manifest is in (``<package>/_ffm/``), the only unit its
@@ -100,15 +104,17 @@ def _is_package_name(value: object) -> TypeGuard[str]:
 
 
 class StubObject(Record):
-    """One object file: all stubs compiled for one target."""
+    """One object file: the stubs compiled for one target (all of them, or a part)."""
 
-    __slots__ = ("file", "sha256", "target", "triple")
+    __slots__ = ("file", "first", "sha256", "target", "triple")
 
-    def __init__(self, target: str, triple: str, file: str, sha256: str) -> None:
+    def __init__(self, target: str, triple: str, file: str, sha256: str, first: str | None = None) -> None:
         self.target: Final = target
         self.triple: Final = triple
         self.file: Final = file
         self.sha256: Final = sha256
+        #: the first key of the part it holds, when the target's stubs are in several parts
+        self.first: Final = first
 
 
 class UpcallPool(Record):
@@ -156,6 +162,7 @@ class Manifest(Record):
             "packages": list(self.packages),
             "objects": [
                 {"target": o.target, "triple": o.triple, "file": o.file, "sha256": o.sha256}
+                | ({} if o.first is None else {"from": o.first})
                 for o in self.objects
             ],
             "stubs": dict(sorted(self.stubs.items())),
@@ -168,11 +175,14 @@ class Manifest(Record):
             }
         return json.dumps(data, indent=2) + "\n"
 
-    def object_for(self, target: str) -> StubObject | None:
+    def object_for(self, target: str, key: str = "") -> StubObject | None:
+        """The object of ``target`` that holds ``key``'s stub or upcall pool: the one with the
+        greatest ``from`` not after ``key`` (the only one, when there are no parts)."""
+        found = None
         for obj in self.objects:
-            if obj.target == target:
-                return obj
-        return None
+            if obj.target == target and (found is None or (obj.first or "") <= key):
+                found = obj
+        return found
 
     @classmethod
     def from_json(cls, text: str | bytes, path: str) -> Manifest:
@@ -215,30 +225,15 @@ class Manifest(Record):
             raise fail("'packages' must be a list of top-level package names")
         if package not in packages:
             raise fail(f"'packages' must list the package the manifest is in ({package!r})")
-        raw_objects = data.get("objects")
-        if not isinstance(raw_objects, list):
-            raise fail("'objects' must be a list")
-        objects = []
-        for entry in raw_objects:
-            if not isinstance(entry, dict):
-                raise fail("each object entry must be an object")
-            raw_fields = {k: entry.get(k) for k in ("target", "triple", "file", "sha256")}
-            if not all(isinstance(v, str) for v in raw_fields.values()):
-                raise fail("object entries need string 'target', 'triple', 'file', 'sha256'")
-            fields: dict[str, str] = {k: str(v) for k, v in raw_fields.items()}
-            if (
-                not _TARGET.fullmatch(fields["target"])
-                or not _FILE.fullmatch(fields["file"])
-                or not _DIGEST.fullmatch(fields["sha256"])
-            ):
-                raise fail(f"malformed object entry {entry!r}")
-            objects.append(StubObject(**fields))
+        objects = _stub_objects(data.get("objects"), fail)
         stubs = data.get("stubs")
         if not isinstance(stubs, dict):
             raise fail("'stubs' must be an object")
         for key, symbol in stubs.items():
             if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
                 raise fail(f"malformed stub symbol for {key!r}: {symbol!r}")
+        pools = _upcall_pools(data.get("upcalls", {}), fail)
+        _check_parts(objects, [*stubs, *pools], fail)
         units = data.get("enable_native_access", [package])
         if not isinstance(units, list) or not all(isinstance(u, str) and u.isidentifier() for u in units):
             raise fail("'enable_native_access' must be a list of package names")
@@ -249,8 +244,55 @@ class Manifest(Record):
             dict(stubs),
             tuple(units),
             tuple(packages),
-            _upcall_pools(data.get("upcalls", {}), fail),
+            pools,
         )
+
+
+def _stub_objects(raw_objects: object, fail: Callable[[str], StubLoadError]) -> list[StubObject]:
+    """The ``objects`` field."""
+    if not isinstance(raw_objects, list):
+        raise fail("'objects' must be a list")
+    objects = []
+    for entry in raw_objects:
+        if not isinstance(entry, dict):
+            raise fail("each object entry must be an object")
+        raw_fields = {k: entry.get(k) for k in ("target", "triple", "file", "sha256")}
+        if not all(isinstance(v, str) for v in raw_fields.values()):
+            raise fail("object entries need string 'target', 'triple', 'file', 'sha256'")
+        fields: dict[str, str] = {k: str(v) for k, v in raw_fields.items()}
+        if (
+            not _TARGET.fullmatch(fields["target"])
+            or not _FILE.fullmatch(fields["file"])
+            or not _DIGEST.fullmatch(fields["sha256"])
+        ):
+            raise fail(f"malformed object entry {entry!r}")
+        first = entry.get("from")
+        if first is not None and not isinstance(first, str):
+            raise fail(f"malformed object entry {entry!r}: 'from' must be a key")
+        objects.append(StubObject(**fields, first=first))
+    return objects
+
+
+def _check_parts(objects: list[StubObject], keys: list[str], fail: Callable[[str], StubLoadError]) -> None:
+    """A target's objects are its parts: one without ``from``, or several, each with its own
+    ``from``, in increasing order, the first not after any key."""
+    by_target: dict[str, list[StubObject]] = {}
+    for obj in objects:
+        by_target.setdefault(obj.target, []).append(obj)
+    smallest = min(keys, default="")
+    for target, parts in by_target.items():
+        if len(parts) == 1 and parts[0].first is None:
+            continue
+        firsts = [part.first for part in parts]
+        if (
+            any(first is None for first in firsts)
+            or firsts != sorted(set(firsts))  # type: ignore[type-var]
+            or (keys and smallest < (firsts[0] or ""))
+        ):
+            raise fail(
+                f"the objects of target {target!r} must each give 'from' (the first key of "
+                f"its part), in increasing order, the first not after any key: {firsts!r}"
+            )
 
 
 def _upcall_pools(raw: object, fail: Callable[[str], StubLoadError]) -> dict[str, UpcallPool]:

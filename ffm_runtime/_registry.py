@@ -342,7 +342,7 @@ class StubRegistry:
         raise failures[0]
 
     def _stub_in(self, source: _Source, key: str, target: str, bound: bool) -> int:
-        loaded, path = self.loaded(source, target)
+        loaded, path = self.loaded(source, target, key)
         symbol = source.manifest.stubs[key] + (
             _contract.STUB_BOUND_SUFFIX if bound else _contract.STUB_UNBOUND_SUFFIX
         )
@@ -351,10 +351,10 @@ class StubRegistry:
             raise StubLoadError(f"stub object {path} lacks the symbol {symbol} its manifest lists", path)
         return address
 
-    def loaded(self, source: _Source, target: str) -> tuple[LoadedObject, str]:
-        """The object of ``source`` for ``target``, loaded once, and its path (raises
-        :class:`StubLoadError`)."""
-        stub = source.manifest.object_for(target)
+    def loaded(self, source: _Source, target: str, key: str) -> tuple[LoadedObject, str]:
+        """The object of ``source`` for ``target`` that holds ``key``, loaded once, and its
+        path (raises :class:`StubLoadError`)."""
+        stub = source.manifest.object_for(target, key)
         if stub is None:
             raise StubLoadError(
                 f"package {source.manifest.package!r} has stubs for "

@@ -117,7 +117,7 @@ def _pools_of(key: str, platform: str) -> list[_Pool]:
         pool = _pools.get((source.path, key))
         if pool is None:
             try:
-                loaded, path = registry.loaded(source, platform)
+                loaded, path = registry.loaded(source, platform, key)
             except StubLoadError as exc:
                 failures.append(exc)
                 continue

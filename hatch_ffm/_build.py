@@ -4,21 +4,36 @@ stubs (:func:`build_stubs`) and for ``ffm_runtime``'s accelerators
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+import pickle
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ffm_runtime._manifest import GENERATOR, Manifest, StubObject, UpcallPool
+from ffm_runtime._locks import ForkSafeLock
+from ffm_runtime._manifest import FORMAT_VERSION, GENERATOR, Manifest, StubObject, UpcallPool
 from ffm_runtime._targets import TARGETS
 
+from ._cache import BuildCache
 from ._config import DEFAULT_UPCALL_POOL_SIZE
 from ._ir import build_accelerator_module, build_stub_module, stub_symbol
+from ._lowering import LoweredSignature, LoweredUpcall
 from ._registration import Registration, UpcallRegistration
 
-__all__ = ["BuiltStubs", "build_stubs", "resolve_targets", "write_accelerators"]
+__all__ = [
+    "BuiltStubs",
+    "build_stubs",
+    "compile_part",
+    "resolve_targets",
+    "split_parts",
+    "write_accelerators",
+]
 
 
 class TargetError(ValueError):
@@ -42,6 +57,26 @@ def resolve_targets(requested: Iterable[str], host: str, option_path: str) -> tu
     return tuple(targets)
 
 
+#: LLVM's code generation level for stubs: 0, measured against 2 (which is what 1 and 3
+#: make of code without IR passes): 7 times faster to compile, and 2-4% more instructions
+#: per call (callgrind, a call of abs, cos, strlen from Python: 25-65 instructions of about
+#: 1,500)
+STUB_OPT_LEVEL = 0
+#: where parts end (see :func:`split_parts`): at a key whose hash is a multiple of
+#: ``PART_SIZE`` once a part has ``PART_MIN`` keys, or of ``PART_LONG_EVERY`` once it has
+#: ``PART_LONG``, and anyway at ``PART_MAX``: parts of 16 to 96 call shapes, about 35
+PART_SIZE = 32
+PART_MIN = 16
+PART_LONG, PART_LONG_EVERY = 48, 8
+PART_MAX = 96
+#: below this many call shapes to compile, no other process is started (starting one
+#: takes longer than compiling them)
+PARALLEL_FROM = 128
+#: the environment variable that sets how many processes compile at once (default: the
+#: CPUs this process may use)
+ENV_JOBS = "FFM_BUILD_JOBS"
+
+
 @dataclass(frozen=True)
 class BuiltStubs:
     manifest: Manifest
@@ -51,6 +86,225 @@ class BuiltStubs:
     #: manifest speaks only for the package it is in, so each other package this wheel
     #: enables for native access gets one of its own, without stubs
     other_manifests: dict[str, str]
+    #: how many parts (objects) each target's stubs are in
+    parts: int = 1
+    #: call shapes (stubs and upcall pools) times targets taken from the build cache, and
+    #: compiled
+    cached: int = 0
+    compiled: int = 0
+    #: processes that compiled (this one included)
+    jobs: int = 1
+
+
+def split_parts(keys: list[str]) -> list[list[str]]:
+    """Sorted ``keys`` in consecutive parts, each compiled into an object of its own.  Where
+    a part ends depends on the hashes of the keys there (see :data:`PART_SIZE`), not on
+    positions, so adding a shape changes the part it falls in (rarely the next as well):
+    the other parts, and their compiled objects in the cache, stay the same."""
+    parts: list[list[str]] = [[]]
+    for key in keys:
+        current = parts[-1]
+        if len(current) >= PART_MIN:
+            mark = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little")
+            if (
+                mark % PART_SIZE == 0
+                or (len(current) >= PART_LONG and mark % PART_LONG_EVERY == 0)
+                or len(current) >= PART_MAX
+            ):
+                parts.append(current := [])
+        current.append(key)
+    return [part for part in parts if part]
+
+
+def compile_part(
+    signatures: list[LoweredSignature],
+    upcalls: list[LoweredUpcall],
+    triple: str,
+    pool_size: int,
+    opt: int,
+) -> bytes:
+    """One part's object for ``triple`` (run in this process or another)."""
+    from ._compile import compile_object
+
+    ir_text = str(build_stub_module(signatures, triple, upcalls, pool_size))
+    return compile_object(ir_text, triple, opt)
+
+
+def _jobs() -> int:
+    value = os.environ.get(ENV_JOBS, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(
+                f"the environment variable {ENV_JOBS} must be a positive number of processes, not {value!r}"
+            )
+        return int(value)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+_Task = tuple[list[LoweredSignature], list[LoweredUpcall], str, int, int]
+
+
+class _Plan:
+    """Each part's object for each target: found in the cache, or a task to compile."""
+
+    def __init__(self, cache: BuildCache | None) -> None:
+        import llvmlite
+        import llvmlite.binding as llvm
+
+        from ._cache import code_fingerprint
+
+        self.cache = cache
+        #: what every digest covers besides the part's shapes
+        self.context: dict[str, object] = {
+            "generator": GENERATOR,
+            "format": FORMAT_VERSION,
+            "code": code_fingerprint(),
+            "llvmlite": llvmlite.__version__,
+            "llvm": ".".join(map(str, llvm.llvm_version_info)),
+            "opt": STUB_OPT_LEVEL,
+        }
+        #: (target, file name, digest, first key or None), in the manifest's order
+        self.objects: list[tuple[str, str, str, str | None]] = []
+        self.found: dict[str, bytes] = {}
+        self.tasks: dict[str, _Task] = {}
+        self.weights: dict[str, int] = {}
+        #: call shapes times targets found in the cache, and to compile
+        self.cached = self.compiled = 0
+
+    def add(
+        self,
+        target: str,
+        file_name: str,
+        part: list[Registration | UpcallRegistration],
+        first: str | None,
+        pool_size: int,
+    ) -> None:
+        from ._cache import part_digest
+
+        triple = TARGETS[target].triple
+        context = {**self.context, "triple": triple, "pool": pool_size}
+        digest = part_digest(context, (r.key for r in part))
+        self.objects.append((target, file_name, digest, first))
+        data = None if self.cache is None else self.cache.get(digest)
+        if data is not None:
+            self.found[digest] = data
+            self.cached += len(part)
+            return
+        self.compiled += len(part)
+        self.tasks[digest] = (
+            [r.signatures[target] for r in part if isinstance(r, Registration)],
+            [r.signatures[target] for r in part if isinstance(r, UpcallRegistration)],
+            triple,
+            pool_size,
+            STUB_OPT_LEVEL,
+        )
+        # (an upcall's pool of trampolines takes longer than a stub)
+        self.weights[digest] = sum(1 if isinstance(r, Registration) else 1 + pool_size // 32 for r in part)
+
+
+class _Compiler:
+    """Compiles tasks in this process and in ``workers`` others (``python -c``, see
+    :func:`_serve`), each fed by a thread of this one: the workers take the largest tasks
+    first, this process the smallest.  (Not ``multiprocessing``: its "spawn" runs the main
+    module again in every child, which a build frontend's script may not allow.)"""
+
+    def __init__(
+        self, tasks: dict[str, _Task], weights: dict[str, int], report: Callable[[str], None]
+    ) -> None:
+        from collections import deque
+
+        self.tasks = tasks
+        self.queue = deque(sorted(tasks, key=lambda name: (-weights[name], name)))
+        self.results: dict[str, bytes] = {}
+        self.lock = ForkSafeLock()
+        self.report = report
+        #: workers that compiled something
+        self.helped = 0
+
+    def take(self, front: bool) -> str | None:
+        with self.lock:
+            if not self.queue:
+                return None
+            return self.queue.popleft() if front else self.queue.pop()
+
+    def run(self, workers: int) -> tuple[dict[str, bytes], int]:
+        """The objects, and how many processes compiled them."""
+        threads = [threading.Thread(target=self.feed, name=f"hatch-ffm compiler {n}") for n in range(workers)]
+        for thread in threads:
+            thread.start()
+        try:
+            while (name := self.take(front=False)) is not None:
+                data = compile_part(*self.tasks[name])
+                with self.lock:
+                    self.results[name] = data
+        finally:
+            for thread in threads:
+                thread.join()
+        for name, task in self.tasks.items():  # (the part a failed worker was compiling)
+            if name not in self.results:
+                self.results[name] = compile_part(*task)
+        return self.results, 1 + self.helped
+
+    def feed(self) -> None:
+        """A thread's loop: send tasks to a worker, one at a time, and keep its objects."""
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            )
+        except OSError as exc:
+            self.report(f"cannot start a process to compile stubs in ({exc}); compiling them in this one")
+            return
+        assert child.stdin is not None and child.stdout is not None
+        compiled = 0
+        try:
+            pickle.dump(list(sys.path), child.stdin)
+            while (name := self.take(front=True)) is not None:
+                pickle.dump((name, self.tasks[name]), child.stdin)
+                child.stdin.flush()
+                done, data = pickle.load(child.stdout)
+                if done != name or not isinstance(data, bytes):
+                    raise RuntimeError(data)
+                with self.lock:
+                    self.results[name] = data
+                compiled += 1
+            pickle.dump(None, child.stdin)
+        except (OSError, EOFError, pickle.PickleError, RuntimeError) as exc:
+            self.report(
+                f"a process compiling stubs failed ({exc or type(exc).__name__}); compiling its "
+                f"part in this one"
+            )
+            child.kill()
+        finally:
+            for stream in (child.stdin, child.stdout):
+                with contextlib.suppress(OSError):  # (a pipe to a process that died)
+                    stream.close()
+            child.wait()
+        if compiled:
+            with self.lock:
+                self.helped += 1
+
+
+#: what a worker runs: sys.path, then (name, task) pairs until None, each answered with
+#: (name, object) or (None, the error's text)
+_WORKER = (
+    "import sys, pickle; sys.path[:] = pickle.load(sys.stdin.buffer); "
+    "import hatch_ffm._build as b; b._serve()"
+)
+
+
+def _serve() -> None:
+    """A worker's loop (see :class:`_Compiler`)."""
+    while (message := pickle.load(sys.stdin.buffer)) is not None:
+        name, task = message
+        try:
+            answer: tuple[str | None, object] = (name, compile_part(*task))
+        except Exception as exc:  # (reported by the parent, which compiles the part itself)
+            answer = (None, f"{type(exc).__name__}: {exc}")
+        pickle.dump(answer, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
 
 
 def build_stubs(
@@ -62,35 +316,50 @@ def build_stubs(
     packages: tuple[str, ...] = (),
     upcalls: Iterable[UpcallRegistration] = (),
     upcall_pool_size: int = DEFAULT_UPCALL_POOL_SIZE,
+    cache_dir: str | None = None,
+    report: Callable[[str], None] = lambda message: None,
 ) -> BuiltStubs:
     """Compile all registrations for each target into ``out_dir``; write the manifest.
 
     ``packages`` are the wheel's top-level packages (``package`` is always one of them);
     ``enable_native_access`` may name only those.  Each upcall shape gets
-    ``upcall_pool_size`` trampolines."""
-    from ._compile import compile_object
-
-    regs = sorted(registrations, key=lambda r: r.key)
-    ups = sorted(upcalls, key=lambda r: r.key)
-    objects = []
-    files: dict[str, str] = {}
+    ``upcall_pool_size`` trampolines.  The shapes are compiled in parts (:func:`split_parts`),
+    an object each, taken from the build cache in ``cache_dir`` when there (``None``: no
+    cache); ``report`` receives what the build should tell (a damaged cache entry, say)."""
+    items: dict[str, Registration | UpcallRegistration] = {r.key: r for r in registrations}
+    items.update((u.key, u) for u in upcalls)
+    parts = split_parts(sorted(items))
+    cache = None if cache_dir is None else BuildCache(cache_dir, report)
+    plan = _Plan(cache)
     for target in targets:
-        triple = TARGETS[target].triple
-        ir_text = str(
-            build_stub_module(
-                (r.signatures[target] for r in regs),
-                triple,
-                (u.signatures[target] for u in ups),
+        for index, part in enumerate(parts):
+            plan.add(
+                target,
+                f"stubs-{target}.o" if len(parts) == 1 else f"stubs-{target}-{index}.o",
+                [items[key] for key in part],
+                None if len(parts) == 1 else part[0],
                 upcall_pool_size,
             )
-        )
-        data = compile_object(ir_text, triple)
-        file_name = f"stubs-{target}.o"
+    workers = min(_jobs(), len(plan.tasks)) - 1 if sys.executable else 0
+    if sum(plan.weights.values()) < PARALLEL_FROM:
+        workers = 0
+    made, jobs = _Compiler(plan.tasks, plan.weights, report).run(workers) if plan.tasks else ({}, 1)
+    if cache is not None:
+        for digest, data in made.items():
+            cache.put(digest, data)
+    objects: list[StubObject] = []
+    files: dict[str, str] = {}
+    for target, file_name, digest, first in plan.objects:
+        data = plan.found[digest] if digest in plan.found else made[digest]
         path = os.path.join(out_dir, file_name)
         with open(path, "wb") as handle:
             handle.write(data)
         files[file_name] = path
-        objects.append(StubObject(target, triple, file_name, hashlib.sha256(data).hexdigest()))
+        objects.append(
+            StubObject(target, TARGETS[target].triple, file_name, hashlib.sha256(data).hexdigest(), first)
+        )
+    regs = [r for r in items.values() if isinstance(r, Registration)]
+    ups = [r for r in items.values() if isinstance(r, UpcallRegistration)]
     own = tuple(u for u in enable_native_access if u == package)
     manifest = Manifest(
         package,
@@ -107,7 +376,7 @@ def build_stubs(
         if unit != package:
             other = Manifest(unit, GENERATOR, (), {}, (unit,), packages)
             others[unit] = _write(other, os.path.join(out_dir, f"manifest-{unit}.json"))
-    return BuiltStubs(manifest, files, others)
+    return BuiltStubs(manifest, files, others, len(parts), plan.cached, plan.compiled, jobs)
 
 
 def _write(manifest: Manifest, path: str) -> str:

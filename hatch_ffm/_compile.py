@@ -30,8 +30,9 @@ def verify_ir(ir_text: str) -> None:
     module.verify()
 
 
-def compile_object(ir_text: str, triple: str) -> bytes:
-    """Compile IR text to an ELF relocatable object for ``triple`` (small PIC code)."""
+def compile_object(ir_text: str, triple: str, opt: int = 2) -> bytes:
+    """Compile IR text to an ELF relocatable object for ``triple`` (small PIC code), with
+    LLVM's code generation at optimization level ``opt`` (0-3)."""
     _initialize()
     import llvmlite.binding as llvm
 
@@ -39,6 +40,6 @@ def compile_object(ir_text: str, triple: str) -> bytes:
     module.triple = triple
     module.verify()
     target = llvm.Target.from_triple(triple)
-    machine = target.create_target_machine(reloc="pic", codemodel="small", opt=2)
+    machine = target.create_target_machine(reloc="pic", codemodel="small", opt=opt)
     module.data_layout = str(machine.target_data)
     return bytes(machine.emit_object(module))

@@ -15,7 +15,15 @@ __all__ = ["DEFAULT_UPCALL_POOL_SIZE", "ConfigError", "HookConfig", "parse_confi
 _RESERVED = frozenset(
     {"dependencies", "require-runtime-dependencies", "require-runtime-features", "enable-by-default"}
 )
-_KNOWN = ("features", "entry-points", "package", "targets", "enable-native-access", "upcall-pool-size")
+_KNOWN = (
+    "features",
+    "entry-points",
+    "package",
+    "targets",
+    "enable-native-access",
+    "upcall-pool-size",
+    "build-cache",
+)
 #: Trampolines compiled per upcall shape when the option ``upcall-pool-size`` is not set: that
 #: many upcall stubs of one shape can be alive at once (about 16 bytes of code and 8 of data
 #: each on x86_64).
@@ -42,6 +50,9 @@ class HookConfig:
     path: str
     #: trampolines per upcall shape: how many of its upcall stubs can be alive at once
     upcall_pool_size: int = DEFAULT_UPCALL_POOL_SIZE
+    #: where compiled stubs are cached between builds ("off": nowhere; ``None``: the default,
+    #: see ``hatch_ffm._cache``)
+    build_cache: str | None = None
 
 
 def parse_config(config: Mapping[str, Any], path: str) -> HookConfig:
@@ -105,6 +116,12 @@ def parse_config(config: Mapping[str, Any], path: str) -> HookConfig:
             f"{MAX_UPCALL_SLOTS} (how many upcall stubs of one shape can be alive at once; "
             f"default {DEFAULT_UPCALL_POOL_SIZE}), not {pool_size!r}"
         )
+    build_cache = config.get("build-cache")
+    if build_cache is not None and (not isinstance(build_cache, str) or not build_cache.strip()):
+        raise ConfigError(
+            f'Option `build-cache` in `{path}` must be a folder (relative to the project) or "off", '
+            f"not {build_cache!r}"
+        )
     return HookConfig(
         tuple(features),
         entry_points,
@@ -113,4 +130,5 @@ def parse_config(config: Mapping[str, Any], path: str) -> HookConfig:
         None if units is None else tuple(units),
         path,
         pool_size,
+        build_cache,
     )

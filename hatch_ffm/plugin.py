@@ -167,6 +167,9 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
         for key in sorted((*session.registrations, *session.upcalls)):
             app.display_debug(f"hatch-ffm:   {key}")
 
+        from ._cache import resolve_cache_dir
+
+        cache_dir = resolve_cache_dir(config.build_cache, self.root)
         self._workdir = tempfile.mkdtemp(prefix="hatch-ffm-")
         app.display_info(f"hatch-ffm: enabled for native access: {', '.join(units) or 'none'}")
         try:
@@ -179,6 +182,8 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
                 packages,
                 session.upcalls.values(),
                 config.upcall_pool_size,
+                cache_dir,
+                lambda message: app.display_warning(f"hatch-ffm: {message}"),
             )
         except BaseException:
             self._cleanup()
@@ -191,9 +196,15 @@ class FfmBuildHook(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's
         if version != "editable":
             build_data["tag"] = wheel_tag(targets)
         build_data["pure_python"] = False
+        shapes = built.cached + built.compiled
         app.display_info(
             f"hatch-ffm: {len(session.registrations)} stub(s) for {', '.join(targets)} into "
-            f"{package}/_ffm/ in {time.perf_counter() - started:.2f}s"
+            f"{package}/_ffm/ in {time.perf_counter() - started:.2f}s: "
+            + (f"{built.parts} objects per target, " if built.parts > 1 else "")
+            + f"{built.cached} of {shapes} call shape(s) from the build cache"
+            + (f" ({cache_dir})" if cache_dir is not None else " (off)")
+            + f", {built.compiled} compiled"
+            + (f" in {built.jobs} processes" if built.jobs > 1 else "")
         )
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:

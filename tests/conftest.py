@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,12 @@ from support import TESTS, build_wheel, compile_c, unpack_wheel
 # enable them the way a user enables a script. Tests of the policy itself run subprocesses
 # with an environment of their own.
 os.environ["FFM_ENABLE_NATIVE_ACCESS"] = "ALL-UNNAMED"
+
+# Builds (the hook's, in the wheels the tests build) cache their compiled stubs here, not in
+# the user's cache; tests of the cache itself use folders of their own.
+_BUILD_CACHE = tempfile.mkdtemp(prefix="ffm-test-build-cache-")
+atexit.register(shutil.rmtree, _BUILD_CACHE, ignore_errors=True)
+os.environ["FFM_BUILD_CACHE"] = _BUILD_CACHE
 
 
 @pytest.fixture(scope="session")

@@ -65,9 +65,13 @@ def test_the_interpreter_is_aarch64_and_accelerated(emulator: Path) -> None:
 
 def test_conformance_under_emulation(emulator: Path, tmp_path: Path) -> None:
     """A sample of the generated signatures (HFAs, <=16-byte composites, large structs by
-    reference, sret, stack spilling) echoes its arguments through AArch64 stubs."""
+    reference, sret, stack spilling) echoes its arguments through AArch64 stubs, which are
+    in several objects (parts)."""
     sigs = sample(signatures(), 300) + sample(signatures(stack=True), 60)
     library = build(tmp_path, sigs, targets=("aarch64-linux",), cc=CC)
+    manifest = json.loads((tmp_path / "site" / "ffm_conformance" / "_ffm" / "manifest.json").read_text())
+    assert len(manifest["objects"]) > 3
+    assert {o["target"] for o in manifest["objects"]} == {"aarch64-linux"}
     names = tmp_path / "names.json"
     names.write_text(json.dumps([s.name for s in sigs]))
     result = run_emulated(

@@ -51,11 +51,17 @@ def test_every_value_layout_verifies(layout: object) -> None:
 
 
 def test_module_has_bound_and_unbound_variants() -> None:
+    """One function, two names: the unbound variant is an alias (it tells them apart by
+    ``self``, NULL for an unbound handle)."""
     sig = lowered(FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT))
     text = str(build_stub_module([sig], TRIPLE))
     base = stub_symbol("(i4i4)i4")
     assert f'define ptr @"{base}_b"(ptr' in text
-    assert f'define ptr @"{base}_u"(ptr' in text
+    assert f'@"{base}_u" = alias ptr (ptr, ptr, i64), ptr @"{base}_b"' in text
+    verify_ir(text)
+    obj = parse(compile_object(text, TRIPLE))
+    values = {s.name: s.value for s in obj.symbols if s.name.startswith(base)}
+    assert values[base + "_u"] == values[base + "_b"]
 
 
 def test_default_releases_the_gil_and_critical_keeps_it() -> None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from support import ROOT, unpack_wheel
@@ -188,6 +189,94 @@ class TestParsing:
         manifest = Manifest.from_json(variant(enable_native_access=["pkg", "other"]), "m.json")
         assert manifest.packages == ("pkg",)
         assert manifest.enable_native_access == ("pkg", "other")
+
+
+def part(file: str, first: str | None) -> dict[str, object]:
+    entry: dict[str, object] = {"target": "x86_64-linux", "triple": "t", "file": file, "sha256": "0" * 64}
+    return entry if first is None else {**entry, "from": first}
+
+
+class TestParts:
+    """A target's stubs in several objects, each giving the first key of its part."""
+
+    STUBS: ClassVar[dict[str, str]] = {
+        "(a8)v": "ffm_" + "0" * 20,
+        "(i4)i4": "ffm_" + "1" * 20,
+        "(j8)j8": "ffm_" + "2" * 20,
+    }
+
+    def test_a_key_is_in_the_last_part_starting_at_or_before_it(self) -> None:
+        text = variant(
+            objects=[
+                part("s-0.o", "(a8)v"),
+                part("s-1.o", "(i4)i4"),
+                part("a.o", None) | {"target": "aarch64-linux"},
+            ],
+            stubs=self.STUBS,
+            upcalls={"upcall (i4)v": {"symbol": "ffm_" + "3" * 20, "slots": 4}},
+        )
+        manifest = Manifest.from_json(text, "m.json")
+        found = {key: manifest.object_for("x86_64-linux", key) for key in [*self.STUBS, "upcall (i4)v"]}
+        assert {key: obj.file if obj else None for key, obj in found.items()} == {
+            "(a8)v": "s-0.o",
+            "(i4)i4": "s-1.o",
+            "(j8)j8": "s-1.o",
+            "upcall (i4)v": "s-1.o",
+        }
+        assert manifest.object_for("aarch64-linux", "(i4)i4") == StubObject(
+            "aarch64-linux", "t", "a.o", "0" * 64
+        )
+        assert manifest.object_for("riscv64-linux", "(i4)i4") is None
+        assert Manifest.from_json(manifest.to_json(), "m.json") == manifest
+        assert '"from": "(i4)i4"' in manifest.to_json()
+
+    @pytest.mark.parametrize(
+        "objects",
+        [
+            [part("s-0.o", None), part("s-1.o", "(i4)i4")],
+            [part("s-0.o", "(a8)v"), part("s-1.o", None)],
+            [part("s-0.o", "(i4)i4"), part("s-1.o", "(a8)v")],
+            [part("s-0.o", "(a8)v"), part("s-1.o", "(a8)v")],
+            [part("s-0.o", "(b1)v"), part("s-1.o", "(i4)i4")],
+            [part("s-0.o", "(i4)i4")],
+        ],
+        ids=["first-without", "second-without", "decreasing", "twice", "after-a-key", "alone-after-a-key"],
+    )
+    def test_parts_must_cover_the_keys_in_order(self, objects: list[object]) -> None:
+        with pytest.raises(
+            StubLoadError,
+            match=r"the objects of target 'x86_64-linux' must each give 'from' \(the first key of its "
+            r"part\), in increasing order, the first not after any key",
+        ):
+            Manifest.from_json(variant(objects=objects, stubs=self.STUBS), "m.json")
+
+    def test_from_must_be_a_key(self) -> None:
+        with pytest.raises(StubLoadError, match=r"malformed object entry .*: 'from' must be a key"):
+            Manifest.from_json(variant(objects=[part("s.o", None) | {"from": 3}]), "m.json")
+
+
+def test_the_test_packages_stubs_load_from_several_objects(stub_site: Path, lookup: object) -> None:
+    """The test package's stubs are in several parts: every stub is found in the object its
+    manifest names, and handles of shapes in different objects call their functions."""
+    from ffm_runtime import JAVA_LONG, Linker
+    from ffm_runtime._registry import registry
+    from ffm_runtime._targets import host_target
+
+    manifest = read_manifest(str(stub_site / "ffm_testpkg" / "_ffm" / "manifest.json"))
+    host = host_target()
+    parts = {obj.file for obj in manifest.objects if obj.target == host}
+    assert len(parts) >= 3
+    for key in manifest.stubs:
+        for bound in (True, False):
+            assert registry.stub_address(key, host, bound) is not None, key
+    keys = [*manifest.stubs, *manifest.upcalls]
+    loaded = {registry.loaded(registry.find(key)[0], host, key)[1] for key in keys}
+    assert {os.path.basename(path) for path in loaded} == parts
+    linker = Linker.native_linker()
+    find = lookup.find  # type: ignore[attr-defined]
+    absolute = linker.downcall_handle(find("abs"), FunctionDescriptor.of(JAVA_INT, JAVA_INT))
+    long_absolute = linker.downcall_handle(find("labs"), FunctionDescriptor.of(JAVA_LONG, JAVA_LONG))
+    assert (absolute(-4), long_absolute(-(2**40))) == (4, 2**40)
 
 
 class TestReading:
@@ -384,6 +473,15 @@ def test_an_unreadable_manifest_file(stub_site: Path, tmp_path: Path) -> None:
     assert f"cannot read stub manifest {bad}: " in result.stdout
 
 
+def object_holding(site: Path, key: str) -> Path:
+    """The x86_64 object of the installed test package that holds ``key``'s stub (its
+    stubs are in several parts)."""
+    manifest = read_manifest(str(site / "ffm_testpkg" / "_ffm" / "manifest.json"))
+    found = manifest.object_for("x86_64-linux", key)
+    assert found is not None
+    return site / "ffm_testpkg" / "_ffm" / found.file
+
+
 def test_a_shape_comes_from_the_next_package_that_can_load_it(
     testpkg_wheel: tuple[Path, str], tmp_path: Path
 ) -> None:
@@ -392,7 +490,7 @@ def test_a_shape_comes_from_the_next_package_that_can_load_it(
     first, second = tmp_path / "first", tmp_path / "second"
     for site in (first, second):
         unpack_wheel(testpkg_wheel[0], site)
-    modified = first / "ffm_testpkg" / "_ffm" / "stubs-x86_64-linux.o"
+    modified = object_holding(first, "(i4)i4")
     data = bytearray(modified.read_bytes())
     data[-1] ^= 0xFF
     modified.write_bytes(bytes(data))
@@ -413,7 +511,7 @@ def test_when_no_provider_can_load_a_shape_the_first_error_is_raised(
 ) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     unpack_wheel(testpkg_wheel[0], first)
-    modified = first / "ffm_testpkg" / "_ffm" / "stubs-x86_64-linux.o"
+    modified = object_holding(first, "(i4)i4")
     data = bytearray(modified.read_bytes())
     data[-1] ^= 0xFF
     modified.write_bytes(bytes(data))
@@ -437,5 +535,5 @@ def test_when_no_provider_can_load_a_shape_the_first_error_is_raised(
     assert message.startswith(f"stub object {modified} does not match its manifest")
     assert (
         "(no other manifest providing (i4)i4 could be used either: stub object "
-        f"{second / 'ffm_testpkg' / '_ffm' / 'stubs-x86_64-linux.o'} does not match" in message
+        f"{second / modified.relative_to(first)} does not match" in message
     )

@@ -8,6 +8,8 @@ calls the runtime's ``arg_error`` cell, which raises a precise exception.
 
 The bound variant (``_b``) reads the target address from ``self`` (a Python int); the
 unbound variant (``_u``) takes it from a ``MemorySegment`` passed as the first argument.
+Both are one function under two names (``_u`` is an alias): the runtime makes an unbound
+handle with ``self`` NULL, which the stub tests once, at its start.
 
 A stub works in phases, so that no Python code runs between reading a segment's address and
 the call: (1) numbers and booleans, whose conversion may call ``__index__``/``__float__``;
@@ -36,7 +38,7 @@ from ffm_runtime import _contract
 
 from .._lowering import Extension, Form, LoweredSignature, LoweredUpcall, Passing, Piece, Returning, Role
 from ._helpers import Helpers
-from ._idioms import is_null
+from ._idioms import is_null, return_pair
 from ._model import IntRead
 from ._types import (
     I1,
@@ -78,9 +80,10 @@ class StubModule:
 
     def add(self, sig: LoweredSignature, symbol: str) -> None:
         """Both variants of the stub for ``sig``: ``symbol`` plus the bound and unbound
-        suffixes."""
-        _Stub(self, sig, symbol + _contract.STUB_BOUND_SUFFIX, bound=True).emit()
-        _Stub(self, sig, symbol + _contract.STUB_UNBOUND_SUFFIX, bound=False).emit()
+        suffixes, one function under two names (it tells them apart by ``self``)."""
+        stub = _Stub(self, sig, symbol + _contract.STUB_BOUND_SUFFIX)
+        stub.emit()
+        _Alias(self.module, symbol + _contract.STUB_UNBOUND_SUFFIX, stub.fn)
 
     @cached_property
     def fail(self) -> ir.Function:
@@ -142,6 +145,91 @@ class StubModule:
         return fn
 
     @cached_property
+    def scoped_target(self) -> ir.Function:
+        """``scoped_target(self, slot) -> {i64, i1}``: the target of a bound handle whose
+        ``self`` is the tuple ``(address, guard, arena)`` of a symbol of a library an arena
+        unloads (``SymbolLookup.library_lookup``): the arena must be usable here; its guard
+        goes into ``slot`` to be acquired for the call (a shared arena's, so the library
+        stays loaded; a confined arena's, pinned: a callback must not unload it while its
+        code runs).  The tuple keeps the arena, and so an automatic arena's library, alive.
+        Not ok: the handle's ``self`` is unusable (the caller reports it)."""
+        fn, b = self.helpers.idioms.helper("scoped_target", ir.LiteralStructType([I64, I1]), [PTR, PTR])
+        self_arg, slot = fn.args
+        model, imports = self.helpers.model, self.helpers.imports
+        fail = fn.append_basic_block("fail")
+        number = imports.call(b, "PyTuple_GetItem", self_arg, i64(0))
+        guard = imports.call(b, "PyTuple_GetItem", self_arg, i64(1))
+        read = fn.append_basic_block("read")
+        b.cbranch(b.or_(is_null(b, number), is_null(b, guard)), fail, read)
+        b.position_at_end(read)
+        address, ok = model.read_int(b, number, IntRead.UNSIGNED)
+        checked = fn.append_basic_block("checked")
+        b.cbranch(b.not_(ok), fail, checked)
+        b.position_at_end(checked)
+        with b.if_else(model.is_open_shared(b, guard)) as (shared, other):
+            with shared:
+                b.store(guard, slot)
+            with other:
+                owned = fn.append_basic_block("owned")
+                b.cbranch(b.not_(model.owned_here(b, guard)), fail, owned)
+                b.position_at_end(owned)
+                none = imports.data("_Py_NoneStruct")
+                with b.if_then(b.icmp_unsigned("!=", guard, none)):
+                    b.store(guard, slot)
+        return_pair(b, address, ir.Constant(I1, 1))
+        b.position_at_end(fail)
+        return_pair(b, i64(0), ir.Constant(I1, 0))
+        return fn
+
+    @cached_property
+    def result_address(self) -> ir.Function:
+        """``result_address(segment, slot) -> {ptr, i1}``: the address of a struct result's
+        segment (which a ``SegmentAllocator`` written in Python could have made anything);
+        a shared arena's memory must be open now (Python code ran since it was allocated),
+        a confined arena's this thread's, and its guard goes into ``slot``, acquired while
+        the callee (or, after it, the stub) writes it (a callback of the callee runs Python
+        code on this thread, which must not close it meanwhile).  Not ok: the segment is
+        unusable (the caller reports the allocator)."""
+        fn, b = self.helpers.idioms.helper("result_address", ir.LiteralStructType([PTR, I1]), [PTR, PTR])
+        segment, slot = fn.args
+        model, imports = self.helpers.model, self.helpers.imports
+        fail = fn.append_basic_block("fail")
+        raw = model.load_field(b, segment, "segment._address")
+        read = fn.append_basic_block("read")
+        b.cbranch(is_null(b, raw), fail, read)
+        b.position_at_end(read)
+        address, ok = model.read_int(b, raw, IntRead.UNSIGNED)
+        checked = fn.append_basic_block("checked")
+        b.cbranch(b.not_(ok), fail, checked)
+        b.position_at_end(checked)
+        kind = model.type_of(b, segment)
+        shared_kind = imports.cell(b, _contract.CELL_SHARED_TYPE)
+        confined_kind = imports.cell(b, _contract.CELL_CONFINED_TYPE)
+        with b.if_then(b.icmp_unsigned("==", kind, shared_kind), likely=False):
+            guard = model.load_field(b, segment, "segment._guard")
+            is_open = fn.append_basic_block("open")
+            b.cbranch(b.not_(model.is_open_shared(b, guard)), fail, is_open)
+            b.position_at_end(is_open)
+            b.store(guard, slot)
+        with b.if_then(b.icmp_unsigned("==", kind, confined_kind)):
+            guard = model.load_field(b, segment, "segment._guard")
+            usable = b.and_(
+                b.not_(is_null(b, guard)),
+                b.icmp_unsigned("!=", guard, imports.data("_Py_NoneStruct")),
+            )
+            present = fn.append_basic_block("present")
+            b.cbranch(b.not_(usable), fail, present)
+            b.position_at_end(present)
+            owned = fn.append_basic_block("owned")
+            b.cbranch(b.not_(model.owned_here(b, guard)), fail, owned)
+            b.position_at_end(owned)
+            b.store(guard, slot)
+        return_pair(b, b.inttoptr(address, PTR), ir.Constant(I1, 1))
+        b.position_at_end(fail)
+        return_pair(b, NULL, ir.Constant(I1, 0))
+        return fn
+
+    @cached_property
     def critical_upcall(self) -> ir.Function:
         """``critical_upcall(key) -> NULL``: raise the error of a critical downcall whose
         function called back into Python (the upcall was refused)."""
@@ -175,23 +263,41 @@ class StubModule:
         return fn
 
 
-class _Stub:
-    """One variant of one stub, emitted phase by phase (see the module docstring)."""
+class _Alias(ir.GlobalValue):  # type: ignore[misc]  # (llvmlite is untyped)
+    """Another name of a function (llvmlite has no aliases)."""
 
-    def __init__(self, stubs: StubModule, sig: LoweredSignature, name: str, bound: bool) -> None:
+    def __init__(self, module: ir.Module, name: str, function: ir.Function) -> None:
+        super().__init__(module, function.type, name=name)
+        self.function = function
+        module.add_global(self)
+
+    def __str__(self) -> str:
+        function = self.function
+        return f"{self.get_reference()} = alias {function.function_type}, ptr {function.get_reference()}"
+
+
+class _Stub:
+    """One stub, both variants, emitted phase by phase (see the module docstring): a bound
+    handle's ``self`` is its target, an unbound handle's is NULL (its target is the first
+    argument, and the arguments of the shape come after it)."""
+
+    def __init__(self, stubs: StubModule, sig: LoweredSignature, name: str) -> None:
         self.stubs = stubs
         self.helpers = stubs.helpers
         self.imports = stubs.helpers.imports
         self.sig = sig
-        self.bound = bound
         self.fn = ir.Function(self.imports.module, _STUB_TYPE, name)
         self.fn.attributes.add("nounwind")
         self.self_arg, self.args, self.nargs = self.fn.args
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
         self.key = self.imports.cstring(sig.key)
-        self.mode = self.imports.cstring("b" if bound else "u")
-        #: Python argument position of ``sig.params[0]``
-        self.base = 0 if bound else 1
+        b = self.b
+        self.unbound = is_null(b, self.self_arg)
+        #: Python argument position of ``sig.params[0]`` (0 bound, 1 unbound)
+        self.base = b.zext(self.unbound, I64)
+        self.mode = b.select(self.unbound, self.imports.cstring("u"), self.imports.cstring("b"))
+        #: where ``sig.params``' arguments start
+        self.params = b.gep(self.args, [self.base], source_etype=PTR)
         #: native arguments by index in ``sig.params``
         self.values: dict[int, list[_Argument]] = {}
         self.allocator: ir.Value | None = None
@@ -215,10 +321,10 @@ class _Stub:
     # -- phases -----------------------------------------------------------------------------
     def _check_count(self) -> None:
         b = self.b
-        expected = len(self.sig.params) + self.base
+        expected = b.add(self.base, i64(len(self.sig.params)))
         bad_count = self.fn.append_basic_block("bad_count")
         start = self.fn.append_basic_block("start")
-        b.cbranch(b.icmp_signed("!=", self.nargs, i64(expected)), bad_count, start)
+        b.cbranch(b.icmp_signed("!=", self.nargs, expected), bad_count, start)
         b.position_at_end(bad_count)
         b.ret(b.call(self.stubs.fail_count, [self.key, self.mode, self.nargs]))
         b.position_at_end(start)
@@ -229,10 +335,9 @@ class _Stub:
             kind = param.scalar
             if param.passing is not Passing.SCALAR or kind is None or kind.form is Form.ADDRESS:
                 continue
-            position = index + self.base
-            obj = self._arg(position)
+            obj = self._arg(index)
             value, ok = self.helpers.numbers.unbox(self.b, kind, obj)
-            self._fail_if(self.b.not_(ok), position, obj)
+            self._fail_if(self.b.not_(ok), index, obj)
             extension = () if kind.extension is Extension.NONE else (kind.extension.value,)
             self.values[index] = [_Argument(value, scalar_type(kind), extension)]
 
@@ -240,7 +345,7 @@ class _Stub:
         """Phase 2: the struct result's segment (any Python code may run)."""
         for index, param in enumerate(self.sig.params):
             if param.role is Role.ALLOCATOR:
-                self.allocator_position = index + self.base
+                self.allocator_position = index
                 self.allocator = self._arg(self.allocator_position)
         result = self.sig.result
         if result.passing not in (Returning.PIECES, Returning.SRET):
@@ -256,14 +361,28 @@ class _Stub:
         """Phase 3: the target, segment arguments and the result's address (no Python code
         runs from here to the call)."""
         b = self.b
-        if self.bound:
-            self.target = self._bound_target()
-        else:
-            first = self._arg(0)
-            self.target = self._segment_address(first, 0, -1)
-            self._fail_if(is_null(b, self.target), 0, first)
+        slot = self._shared_slot()
+        bound = self.fn.append_basic_block("bound_target")
+        unbound = self.fn.append_basic_block("unbound_target")
+        done = self.fn.append_basic_block("target")
+        b.cbranch(self.unbound, unbound, bound)
+        b.position_at_end(bound)
+        bound_target = b.inttoptr(self._bound_target(slot), PTR)
+        bound = b.block
+        b.branch(done)
+        b.position_at_end(unbound)
+        first = b.load(self.args, typ=PTR)
+        unbound_target = self._segment_address(first, i64(0), -1, slot=slot)
+        self._fail_if(is_null(b, unbound_target), i64(0), first)
+        unbound = b.block
+        b.branch(done)
+        b.position_at_end(done)
+        target = b.phi(PTR)
+        target.add_incoming(bound_target, bound)
+        target.add_incoming(unbound_target, unbound)
+        self.target = target
         for index, param in enumerate(self.sig.params):
-            position = index + self.base
+            position = index
             if param.role is Role.ALLOCATOR or index in self.values:
                 continue
             obj = self._arg(position)
@@ -290,34 +409,9 @@ class _Stub:
                     _Argument(address, PTR, (f"byval([{param.size} x i8]) align {alignment}",))
                 ]
         if self.result_segment is not None:
-            # (a result segment of a SegmentAllocator written in Python could be anything)
-            model = self.helpers.model
-            raw = model.load_field(b, self.result_segment, "segment._address")
-            self._fail_if(is_null(b, raw), self.allocator_position, self.allocator)
-            address, ok = model.read_int(b, raw, IntRead.UNSIGNED)
-            self._fail_if(b.not_(ok), self.allocator_position, self.allocator)
-            self.result_address = b.inttoptr(address, PTR)
-            # a shared arena's memory: open now (Python code ran since it was allocated),
-            # and acquired while the callee (or, after it, the stub) writes it; a confined
-            # arena's: this thread's, and pinned likewise (a callback of the callee runs
-            # Python code on this thread, which must not close it meanwhile)
-            kind = model.type_of(b, self.result_segment)
-            shared_kind = self.imports.cell(b, _contract.CELL_SHARED_TYPE)
-            confined_kind = self.imports.cell(b, _contract.CELL_CONFINED_TYPE)
-            slot = self._shared_slot()
-            with b.if_then(b.icmp_unsigned("==", kind, shared_kind), likely=False):
-                guard = model.load_field(b, self.result_segment, "segment._guard")
-                self._fail_if(b.not_(model.is_open_shared(b, guard)), self.allocator_position, self.allocator)
-                b.store(guard, slot)
-            with b.if_then(b.icmp_unsigned("==", kind, confined_kind)):
-                guard = model.load_field(b, self.result_segment, "segment._guard")
-                usable = b.and_(
-                    b.not_(is_null(b, guard)),
-                    b.icmp_unsigned("!=", guard, self.imports.data("_Py_NoneStruct")),
-                )
-                self._fail_if(b.not_(usable), self.allocator_position, self.allocator)
-                self._fail_if(b.not_(model.owned_here(b, guard)), self.allocator_position, self.allocator)
-                b.store(guard, slot)
+            pair = b.call(self.stubs.result_address, [self.result_segment, self._shared_slot()])
+            self.result_address = b.extract_value(pair, 0)
+            self._fail_if(b.not_(b.extract_value(pair, 1)), self.allocator_position, self.allocator)
 
     def _call(self) -> ir.Instruction:
         """Phase 4: the native call, without the GIL unless critical; ``errno`` right
@@ -409,71 +503,71 @@ class _Stub:
             variadic_from = len(native)
         return native, variadic_from
 
-    def _arg(self, position: int) -> ir.Value:
+    def _arg(self, index: int) -> ir.Value:
+        """The argument for ``sig.params[index]``."""
         b = self.b
-        return b.load(b.gep(self.args, [i64(position)], source_etype=PTR), typ=PTR)
+        return b.load(b.gep(self.params, [i64(index)], source_etype=PTR), typ=PTR)
 
-    def _fail_if(self, condition: ir.Value, position: int, value: ir.Value) -> None:
+    def _fail_if(self, condition: ir.Value, position: int | ir.Value, value: ir.Value) -> None:
         """If ``condition``, drop the result segment (if made) and let ``arg_error`` report
-        argument ``position`` (``value``)."""
+        the argument for ``sig.params[position]``, or at the Python ``position`` given as a
+        constant (-2: ``self``), whose value is ``value``."""
         b = self.b
-        failing = self.fn.append_basic_block(f"fail{position}")
-        going_on = self.fn.append_basic_block(f"ok{position}")
+        failing = self.fn.append_basic_block(f"fail{position if isinstance(position, int) else ''}")
+        going_on = self.fn.append_basic_block(f"ok{position if isinstance(position, int) else ''}")
         b.cbranch(condition, failing, going_on)
         b.position_at_end(failing)
         if self.result_segment is not None:
             self.imports.call(b, "Py_DecRef", self.result_segment)
-        b.ret(b.call(self.stubs.fail, [self.key, self.mode, i64(position), value]))
+        where = b.add(self.base, i64(position)) if isinstance(position, int) else position
+        b.ret(b.call(self.stubs.fail, [self.key, self.mode, where, value]))
         b.position_at_end(going_on)
 
     def _segment_address(
-        self, obj: ir.Value, position: int, min_size: int, written: bool = False
+        self,
+        obj: ir.Value,
+        position: int | ir.Value,
+        min_size: int,
+        written: bool = False,
+        slot: ir.Value | None = None,
     ) -> ir.Value:
         address, ok = self.helpers.model.check_segment(
-            self.b, obj, min_size, self.sig.allow_heap, written, self._verified_guard(), self._shared_slot()
+            self.b,
+            obj,
+            min_size,
+            self.sig.allow_heap,
+            written,
+            self._verified_guard(),
+            self._shared_slot() if slot is None else slot,
         )
         self._fail_if(self.b.not_(ok), position, obj)
         return address
 
-    def _bound_target(self) -> ir.Value:
-        """The target of a bound handle: ``self`` is the int the runtime bound (a builtin's
-        ``__self__`` cannot be set), or, for a symbol of a library an arena unloads
-        (``SymbolLookup.library_lookup``), the tuple ``(address, guard, arena)``: the arena
-        must be usable here (a shared one is acquired for the call, so the library stays
-        loaded); the tuple keeps the arena, and so an automatic arena's library, alive."""
+    def _bound_target(self, slot: ir.Value) -> ir.Value:
+        """The target of a bound handle (an i64): ``self`` is the int the runtime bound (a
+        builtin's ``__self__`` cannot be set), read here; or, for a symbol of a library an
+        arena unloads, a tuple, which :attr:`StubModule.scoped_target` reads (and puts the
+        arena's guard in ``slot``)."""
         b, model = self.b, self.helpers.model
         plain = self.fn.append_basic_block("plain_target")
         scoped = self.fn.append_basic_block("scoped_target")
-        done = self.fn.append_basic_block("target")
+        done = self.fn.append_basic_block("bound_target_read")
         b.cbranch(model.is_exact(b, self.self_arg, "PyTuple_Type"), scoped, plain)
         b.position_at_end(plain)
         plain_address, _ = model.read_int(b, self.self_arg, IntRead.UNSIGNED)
         plain = b.block
         b.branch(done)
         b.position_at_end(scoped)
-        number = self.imports.call(b, "PyTuple_GetItem", self.self_arg, i64(0))
-        guard = self.imports.call(b, "PyTuple_GetItem", self.self_arg, i64(1))
-        self._fail_if(b.or_(is_null(b, number), is_null(b, guard)), -2, self.self_arg)
-        address, ok = model.read_int(b, number, IntRead.UNSIGNED)
-        self._fail_if(b.not_(ok), -2, self.self_arg)
-        slot = self._shared_slot()
-        with b.if_else(model.is_open_shared(b, guard)) as (shared, other):
-            with shared:
-                b.store(guard, slot)
-            with other:
-                self._fail_if(b.not_(model.owned_here(b, guard)), -2, self.self_arg)
-                # a confined arena's library: pinned for the call too (a callback must not
-                # unload it while its code runs)
-                none = self.imports.data("_Py_NoneStruct")
-                with b.if_then(b.icmp_unsigned("!=", guard, none)):
-                    b.store(guard, slot)
+        pair = b.call(self.stubs.scoped_target, [self.self_arg, slot])
+        address, ok = b.extract_value(pair, 0), b.extract_value(pair, 1)
+        self._fail_if(b.not_(ok), i64(-2), self.self_arg)
         checked = b.block
         b.branch(done)
         b.position_at_end(done)
         target = b.phi(I64)
         target.add_incoming(plain_address, plain)
         target.add_incoming(address, checked)
-        return b.inttoptr(target, PTR)
+        return target
 
     def _shared_slot(self) -> ir.Value:
         """A new stack slot (NULL at first) for a shared or confined arena's guard to
@@ -486,16 +580,30 @@ class _Stub:
 
     def _acquire_shared(self) -> None:
         """Acquire the arenas' guards the checks found, before the GIL goes; if one
-        cannot be (no memory), give back those acquired and fail."""
+        cannot be (no memory), give back those acquired and fail (one way out for all:
+        ``undo<i>`` releases slot ``i`` and goes on to ``undo<i-1>``)."""
         b = self.b
+        if not self._shared:
+            return
+        undo = [self.fn.append_basic_block(f"undo{index}") for index in range(len(self._shared))]
         for index, slot in enumerate(self._shared):
             failed = b.call(self.stubs.acquire, [b.load(slot, typ=PTR)])
-            with b.if_then(b.icmp_signed("!=", failed, ir.Constant(I32, 0)), likely=False):
-                for earlier in self._shared[:index]:
-                    b.call(self.stubs.release, [b.load(earlier, typ=PTR)])
+            going_on = self.fn.append_basic_block(f"acquired{index}")
+            branch = b.cbranch(b.icmp_signed("!=", failed, ir.Constant(I32, 0)), undo[index], going_on)
+            branch.set_weights([1, 99])
+            b.position_at_end(going_on)
+        after = b.block
+        # undo<i>: slot i failed or was acquired: release those before it
+        for index, block in enumerate(undo):
+            b.position_at_end(block)
+            if index > 0:
+                b.call(self.stubs.release, [b.load(self._shared[index - 1], typ=PTR)])
+                b.branch(undo[index - 1])
+            else:
                 if self.result_segment is not None:
                     self.imports.call(b, "Py_DecRef", self.result_segment)
                 b.ret(NULL)
+        b.position_at_end(after)
 
     def _verified_guard(self) -> ir.Value:
         """The stack slot for the guard this call's segment checks verified (NULL at first)."""
