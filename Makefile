@@ -45,11 +45,16 @@ demo: $(VENV)/.installed example-libs
 	$(DEMO_VENV)/bin/python benchmarks/bench_expat.py
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_pointers.py
 	FFM_ENABLE_NATIVE_ACCESS=__main__ $(DEMO_VENV)/bin/python benchmarks/bench_upcalls.py
+	$(VENV)/bin/python benchmarks/bench_build.py --quick --runtime-python $(DEMO_VENV)/bin/python
 
 # Every benchmark once (after `make demo`), its tables written to docs/benchmarks.md and the
-# README's headline block; also on every other supported CPython found.
+# README's headline block; also on every other supported CPython found.  The build benchmark
+# runs in $(VENV) (the hook's dependencies) with its default sizes, 100 and 1,000 call shapes;
+# `make bench BENCH_BUILD_ARGS="--sizes 100,1000,10000"` adds 10,000 (minutes per build).
+BENCH_BUILD_ARGS ?=
 bench: $(VENV)/.installed
-	$(VENV)/bin/python benchmarks/report.py --python $(DEMO_VENV)/bin/python --other-pythons
+	$(VENV)/bin/python benchmarks/report.py --python $(DEMO_VENV)/bin/python --other-pythons \
+		--build-args "$(BENCH_BUILD_ARGS)"
 
 LINTED := ffm_runtime hatch_ffm tests benchmarks example_project example_bz2 example_yaml example_expat \
 	build_accel.py

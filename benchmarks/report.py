@@ -6,8 +6,10 @@ Runs ``bench_calls.py``, ``bench_abi.py``, ``bench_memory.py``, ``bench_bulk.py`
 ``bench_pointers.py``, ``bench_upcalls.py``, ``bench_bz2.py``, ``bench_yaml.py`` and
 ``bench_expat.py`` with ``--python`` (an
 environment with hatch-ffm, example_project, the example bindings, cffi and PyYAML
-installed, as ``make demo`` makes), writes all their tables, with the machine and the
-command, to ``docs/benchmarks.md``, and
+installed, as ``make demo`` makes), and ``bench_build.py`` with this interpreter (its builds
+need hatchling, pluggy and llvmlite: the development environment; its start-up rows run
+``--python``; ``--build-args`` adds its options, ``--sizes 100,1000,10000`` say), writes
+all their tables, with the machine and the command, to ``docs/benchmarks.md``, and
 regenerates the README's headline block (between ``<!-- benchmarks:begin -->`` and
 ``<!-- benchmarks:end -->``) from the same run.  ``--other-pythons`` also runs
 ``bench_calls.py`` and ``bench_abi.py`` on every other supported CPython found
@@ -23,6 +25,7 @@ import datetime
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +54,9 @@ EXAMPLE_IMPORTS = {
     "bench_yaml.py": "example_yaml.libyaml, yaml",
     "bench_expat.py": "example_expat.expat",
 }
+#: the build and start-up benchmark: run by this interpreter (the build hook's dependencies),
+#: its start-up rows by ``--python``
+BUILD_SCRIPT = "bench_build.py"
 #: those also run on every other supported CPython (``--other-pythons``)
 CALL_SCRIPTS = ("bench_calls.py", "bench_abi.py")
 #: rows of the README's headline table: (script, row label, peer row label)
@@ -87,6 +93,7 @@ HEADLINE = (
 
 
 def run(python: str, script: str, *extra: str) -> str:
+    """``script``'s output, run by ``python`` with ``extra`` arguments."""
     result = subprocess.run(
         [python, str(HERE / script), *extra],
         capture_output=True,
@@ -160,19 +167,20 @@ def headline(outputs: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-#: the README's block of goals (issue 12's ratios, issue 13's for upcalls), also written from
-#: the same run
+#: the README's block of goals (issue 12's ratios, issue 13's for upcalls, issue 14's build and
+#: start-up times), also written from the same run
 GOALS_BEGIN, GOALS_END = "<!-- goals:begin -->", "<!-- goals:end -->"
 #: scripts whose rows carry a goal column (a ratio at most, ``<= 1.3x``, or at least, ``>= 2.0x``,
-#: after the ratio's column), and the example benchmarks (goal: >= 1.0x the reference, their
-#: last column being reference time / hatch-ffm time)
-GOAL_SCRIPTS = ("bench_pointers.py", "bench_bulk.py", "bench_upcalls.py")
-_GOAL = re.compile(r"(<=|>=) ([0-9.]+)x(?:: (met|not met))?")
+#: or a time or size at most, ``<= 2.0 s``, ``<= 5.0 ms``, ``<= 2.0 MiB``, after the measured
+#: column), and the example benchmarks (goal: >= 1.0x the reference, their last column being
+#: reference time / hatch-ffm time)
+GOAL_SCRIPTS = ("bench_pointers.py", "bench_bulk.py", "bench_upcalls.py", BUILD_SCRIPT)
+_GOAL = re.compile(r"((?:<=|>=) [0-9.]+(?:x| s| ms| MiB))(?:: (met|not met))?")
 
 
 def goals(outputs: dict[str, str]) -> str:
     """One table of every row with a goal: its ratio, the goal and whether it is met."""
-    lines = ["| benchmark | row | ratio | goal | met |", "|---|---|---:|---:|---|"]
+    lines = ["| benchmark | row | measured | goal | met |", "|---|---|---:|---:|---|"]
     for script in GOAL_SCRIPTS:
         for line in outputs.get(script, "").splitlines():
             cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
@@ -182,11 +190,9 @@ def goals(outputs: dict[str, str]) -> str:
                 found = _GOAL.fullmatch(cell)
                 if found is None:
                     continue
-                ratio = cells[index - 1]
-                verdict = found.group(3) or ("met" if cells[index + 1] == "yes" else "not met")
-                lines.append(
-                    f"| {script} | {cells[0]} | {ratio} | {found.group(1)} {found.group(2)}x | {verdict} |"
-                )
+                measured = cells[index - 1]
+                verdict = found.group(2) or ("met" if cells[index + 1] == "yes" else "not met")
+                lines.append(f"| {script} | {cells[0]} | {measured} | {found.group(1)} | {verdict} |")
     for script in EXAMPLE_SCRIPTS:
         for line in outputs.get(script, "").splitlines():
             cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
@@ -217,7 +223,12 @@ def main() -> int:
     parser.add_argument(
         "--other-pythons", action="store_true", help="also run on every other supported CPython found"
     )
-    parser.add_argument("--number", default=None, help="passed to every script")
+    parser.add_argument("--number", default=None, help="passed to every script but bench_build.py")
+    parser.add_argument(
+        "--build-args",
+        default="",
+        help='options of bench_build.py, e.g. "--sizes 100,1000,10000" (default: its defaults)',
+    )
     parser.add_argument("--doc", type=Path, default=DOC, help="where the tables go")
     parser.add_argument(
         "--readme", type=Path, default=README, help="the README whose headline block is regenerated"
@@ -228,6 +239,9 @@ def main() -> int:
     args.python = os.path.abspath(args.python)
     extra = ("--number", args.number) if args.number else ()
     outputs = {script: run(args.python, script, *extra) for script in SCRIPTS}
+    outputs[BUILD_SCRIPT] = run(
+        sys.executable, BUILD_SCRIPT, "--runtime-python", args.python, *shlex.split(args.build_args)
+    )
     for script in EXAMPLE_SCRIPTS:
         probe = [args.python, "-c", f"import {EXAMPLE_IMPORTS[script]}"]
         if subprocess.run(probe, capture_output=True, check=False, cwd=HERE).returncode == 0:
@@ -246,9 +260,10 @@ def main() -> int:
     parts = [
         "# Benchmarks\n",
         f"Generated by `benchmarks/report.py` ({command}): {where}. Every number is the minimum "
-        "over repeats of many calls, in ns per call; ratios compare rows of the same run only.\n",
+        "over repeats of many calls, in ns per call (`bench_build.py`'s: medians of whole processes, "
+        "in s, ms and MiB); ratios compare rows of the same run only.\n",
     ]
-    for script in SCRIPTS + EXAMPLE_SCRIPTS:
+    for script in (*SCRIPTS, BUILD_SCRIPT, *EXAMPLE_SCRIPTS):
         summary = (ast.get_docstring(ast.parse((HERE / script).read_text())) or "").split("\n\n")
         parts.append(f"## `benchmarks/{script}`\n\n{summary[0]}\n")
         parts.append(outputs[script].strip() + "\n")

@@ -289,7 +289,8 @@ raise SystemExit(1 if outside else 0)
 def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) -> None:
     """The benchmark scripts of ``make demo`` run against the installed example (a few
     calls each; cffi absent, so its rows are left out) and print every row; so does the
-    instruction-count benchmark, where valgrind is installed."""
+    build and start-up benchmark (packages of a few shapes), and the instruction-count
+    benchmark, where valgrind is installed."""
     python = make_venv(sys.executable, tmp_path / "venv")
     pip_install(python, "--no-index", "--find-links", str(wheels["dir"]), "example-project")
     expected = {
@@ -317,6 +318,41 @@ def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) ->
         ]
         assert len(rows) == count, result.stdout
         assert all(float(row.split(" | ")[1]) > 0 for row in rows), result.stdout
+    # the build and start-up benchmark: builds in this environment (the hook's dependencies),
+    # start-up rows in the installed one
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_build.py"),
+            "--sizes",
+            "5",
+            "--repeat",
+            "1",
+            "--runs",
+            "2",
+            "--runtime-python",
+            str(python),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    build_rows = {line.split(" | ")[0].removeprefix("| "): line for line in result.stdout.splitlines()}
+    for label in (
+        "5 shapes, cold (empty cache)",
+        "5 shapes, rebuilt unchanged",
+        "5 shapes, rebuilt with one more",
+        'python -c "import ffm_runtime"',
+        "package of 5 shapes",
+    ):
+        assert float(build_rows[label].split(" | ")[1]) > 0, result.stdout
+    assert "| 5 shapes, bare hatchling (no hooks) | | " in result.stdout, result.stdout
+    assert re.search(
+        r"\| import ffm_runtime: wall time over python -c pass \| -?[0-9.]+ ms \| <= 5\.0 ms \| (yes|no) \|",
+        result.stdout,
+    ), result.stdout
     # the report: one run of them all, into the tables document and the README's block
     readme = tmp_path / "README.md"
     readme.write_text(
@@ -336,6 +372,8 @@ def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) ->
             str(doc),
             "--readme",
             str(readme),
+            "--build-args",
+            "--sizes 2 --repeat 1 --runs 1",
         ],
         capture_output=True,
         text=True,
@@ -344,7 +382,8 @@ def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) ->
     )
     assert result.returncode == 0, result.stdout + result.stderr
     text = doc.read_text()
-    assert all(f"## `benchmarks/{script}`" in text for script in expected), text
+    assert all(f"## `benchmarks/{script}`" in text for script in [*expected, "bench_build.py"]), text
+    assert "| 2 shapes, rebuilt with one more |" in text, text
     block = readme.read_text()
     assert block.startswith("before\n<!-- benchmarks:begin -->\nCPython ") and "old" not in block
     assert "| hatch-ffm add, critical (GIL kept) |" in block and block.endswith("end\n")
@@ -357,6 +396,13 @@ def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) ->
     assert len(goal_rows) >= 17 and "old goals" not in block, block
     upcall_goals = [line for line in goal_rows if line.startswith("| bench_upcalls.py")]
     assert len(upcall_goals) == 2 and all("| >= " in line for line in upcall_goals), block
+    build_goals = [line for line in block.splitlines() if line.startswith("| bench_build.py")]
+    assert [line.split(" | ")[1] for line in build_goals] == [
+        "import ffm_runtime: wall time over python -c pass",
+        "import ffm_runtime: peak memory over python -c pass",
+    ], block
+    assert re.search(r" \| -?[0-9.]+ MiB \| <= 2\.0 MiB \| (met|not met) \|$", build_goals[1]), block
+    goal_rows += build_goals
     assert all(line.endswith(("| met |", "| not met |")) for line in goal_rows), block
 
     if shutil.which("valgrind"):  # the instruction counts (two rows, few calls: it is slow)
