@@ -375,6 +375,9 @@ def main() -> int:
         help="the interpreter of the start-up rows (an environment with hatch-ffm installed)",
     )
     args = parser.parse_args()
+    # absolute, not resolved (a venv's python is a link that must stay the venv's): the
+    # children run from other folders
+    args.runtime_python = os.path.abspath(args.runtime_python)
     if args.quick:
         args.sizes, args.repeat, args.runs = "100", 1, 5
     try:

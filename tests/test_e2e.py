@@ -331,7 +331,7 @@ def test_benchmark_scripts_run(wheels: dict[str, Path | str], tmp_path: Path) ->
             "--runs",
             "2",
             "--runtime-python",
-            str(python),
+            os.path.relpath(python, tmp_path),  # as make demo passes it: relative
         ],
         capture_output=True,
         text=True,
