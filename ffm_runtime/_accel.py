@@ -32,6 +32,8 @@ __all__ = ["OBJECTS_DIR", "accelerated", "fallback", "install", "prepare"]
 
 OBJECTS_DIR: Final = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_objects")
 MANIFEST: Final = "manifest.json"
+#: the format of that manifest this runtime reads (its objects are stub images)
+ACCEL_FORMAT: Final = 2
 _CLASSES: Final[dict[str, type]] = {"Arena": Arena, "MemorySegment": MemorySegment}
 
 #: the Python implementations, in ``_contract.ACCELERATORS`` order, called with ``self``
@@ -180,9 +182,11 @@ def _install() -> bool:
     target = host_target()
     try:
         with open(os.path.join(OBJECTS_DIR, MANIFEST), "rb") as handle:
-            import json
+            from ._manifest import loads
 
-            manifest = json.loads(handle.read())
+            manifest = loads(handle.read().decode("utf-8"))
+        if manifest["format"] != ACCEL_FORMAT:
+            return False  # (built by another hatch-ffm: not this runtime's accelerators)
         entry = manifest["objects"][target]
         path = os.path.join(OBJECTS_DIR, entry["file"])
         with open(path, "rb") as handle:
@@ -200,11 +204,11 @@ def _install() -> bool:
             )
         )
         return False
-    from ._loader import load_object
+    from ._loader import load_image
 
     _bootstrap.ensure()
     try:
-        loaded = load_object(data, _bootstrap.resolve_import, path, TARGETS[target].elf_machine)
+        loaded = load_image(data, _bootstrap.resolve_import, path, TARGETS[target].elf_machine)
         symbols = [loaded.symbols[_contract.accelerator_symbol(c, m)] for c, m in _contract.ACCELERATORS]
     except (StubLoadError, KeyError) as exc:
         warn_at_caller(RuntimeWarning(f"ffm_runtime: cannot use {path}: {exc}"))

@@ -285,6 +285,38 @@ def _slots(cls: type) -> set[str]:
 _done: list[bool] = []  # [True] once bootstrap() has run
 
 
+class _NoArrayYet:
+    """What the array-type cell holds until ``array`` is imported: the type of no object."""
+
+
+#: ``[True]`` while the array-type cell holds :class:`_NoArrayYet`
+array_pending: list[bool] = []
+
+
+def _array_type() -> type:
+    """``array.array`` if ``array`` was imported, else :class:`_NoArrayYet` (importing
+    ``array`` imports ``collections``: more than a first handle may cost); then
+    :func:`array_imported` stores the real type when an array first reaches
+    ``MemorySegment.of_array``."""
+    if "array" in sys.modules:
+        import array
+
+        return array.array
+    array_pending.append(True)
+    return _NoArrayYet
+
+
+def array_imported() -> None:
+    """Store ``array.array`` in its cell (an array reached ``of_array``: ``array`` is in use),
+    so that native code takes arrays from now on."""
+    import array
+
+    with lock:
+        if array_pending:
+            set_cell(_contract.CELL_ARRAY_TYPE, array.array)
+            array_pending.clear()
+
+
 def done() -> bool:
     """Whether the cells and the offsets table are filled."""
     return bool(_done)
@@ -308,8 +340,7 @@ def bootstrap() -> None:
     this interpreter's objects.  ``Arena.of_confined`` and ``Arena.close`` are stored as
     they are now; installing the accelerators stores them again (:mod:`._accel`).
     """
-    import array
-    import weakref
+    from _weakref import ref as weak_reference
 
     from . import _accel, _access
     from ._arena import Arena, _Extras, _pool, _PrefixAllocator, _SlicingAllocator
@@ -336,8 +367,8 @@ def bootstrap() -> None:
         _contract.CELL_CONFINED_KIND: "confined",
         _contract.CELL_GLOBAL_SCOPE: GLOBAL_SCOPE,
         _contract.CELL_EXTRAS_TYPE: _Extras,
-        _contract.CELL_WEAKREF_TYPE: weakref.ref,
-        _contract.CELL_ARRAY_TYPE: array.array,
+        _contract.CELL_WEAKREF_TYPE: weak_reference,
+        _contract.CELL_ARRAY_TYPE: _array_type(),
         _contract.CELL_CAST: memoryview.cast,
         _contract.CELL_BYTE_FORMAT: sys.intern("B"),
         _contract.CELL_NULL_SEGMENT: MemorySegment.NULL,

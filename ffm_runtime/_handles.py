@@ -8,9 +8,6 @@ works out what was wrong and raises the matching exception with a message.
 
 from __future__ import annotations
 
-import math
-import operator
-
 from . import _bootstrap
 from ._arena import Arena, SegmentAllocator
 from ._descriptor import FunctionDescriptor, Option
@@ -59,6 +56,8 @@ def _raise_for(layout: MemoryLayout, value: object, where: str) -> NoReturn:
     if carrier == "z":
         raise TypeError(f"{where}: expected bool for {name}, got {_type_name(value)}")
     if carrier in _INT_RANGES:
+        import operator  # (an error path: not imported before it is needed)
+
         try:
             number = operator.index(value)  # type: ignore[arg-type]
         except TypeError as exc:
@@ -66,6 +65,8 @@ def _raise_for(layout: MemoryLayout, value: object, where: str) -> NoReturn:
         low, high = _INT_RANGES[carrier]
         raise OverflowError(f"{where}: {number} is out of range for {name} [{low}, {high}]")
     if carrier in "fd":
+        import math
+
         if isinstance(value, (str, bytes, bytearray)):
             raise TypeError(f"{where}: expected float for {name}, got {_type_name(value)}")
         try:

@@ -48,9 +48,7 @@ JSON, nested too deeply for the parser, wrong types, unknown format) is a
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import stat
 
 from ._descriptor import UPCALL_KEY_PREFIX
@@ -77,9 +75,12 @@ __all__ = [
     "read_manifest",
 ]
 
-FORMAT_VERSION: Final = 2
+FORMAT_VERSION: Final = 3
 #: the oldest format this runtime reads
 MIN_FORMAT_VERSION: Final = 2
+#: the format from which objects are stub images (``.img``, :mod:`._image`), not ELF
+#: relocatable objects (``.o``)
+IMAGE_FORMAT: Final = 3
 MANIFEST_DIR: Final = "_ffm"
 MANIFEST_NAME: Final = "manifest.json"
 #: what this hatch-ffm writes as ``generator``
@@ -90,13 +91,112 @@ MAX_MANIFEST_BYTES: Final = 64 << 20
 #: the most trampolines one upcall shape may have (``upcall-pool-size``)
 MAX_UPCALL_SLOTS: Final = 65536
 
-#: matched whole (fullmatch: ``$`` would also match before a final newline)
-_SYMBOL = re.compile(r"ffm_[0-9a-f]{20}")
-_FILE = re.compile(r"[A-Za-z0-9_.-]+\.o")
-_DIGEST = re.compile(r"[0-9a-f]{64}")
-_TARGET = re.compile(r"[a-z0-9_]+-[a-z0-9_]+")
-#: "hatch-ffm 1.2.3", with an optional PEP 440 pre/post/dev/local suffix
-_GENERATOR = re.compile(r"hatch-ffm [0-9]+(?:\.[0-9]+)*[0-9A-Za-z.+!_-]*")
+_HEX: Final = frozenset("0123456789abcdef")
+_FILE_CHARACTERS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+_TARGET_CHARACTERS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+#: the length of a stub symbol, ``ffm_`` and 20 hex digits
+_SYMBOL_LENGTH: Final = 24
+
+
+def _is_symbol(value: object) -> bool:
+    """``ffm_`` and 20 lower-case hex digits."""
+    return (
+        isinstance(value, str)
+        and len(value) == _SYMBOL_LENGTH
+        and value.startswith("ffm_")
+        and _HEX.issuperset(value[4:])
+    )
+
+
+def _are_symbols(values: list[object]) -> bool:
+    """Whether every value is a stub symbol: :func:`_is_symbol` for all at once, at the
+    speed of the string methods (a manifest of 10,000 stubs is read at a first handle)."""
+    try:
+        # (a TypeError for a value that is not a string)
+        joined = "".join(values)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    count = len(values)
+    return (
+        len(joined) == _SYMBOL_LENGTH * count
+        and all(joined[i::_SYMBOL_LENGTH] == "ffm_"[i] * count for i in range(4))
+        # hex digits have no "m" and no "_": those of "ffm_" are all there are
+        and joined.count("m") == count
+        and joined.count("_") == count
+        and _HEX.issuperset(joined.replace("ffm_", ""))
+    )
+
+
+def _is_file(value: str, extension: str) -> bool:
+    return value.endswith(extension) and len(value) > len(extension) and _FILE_CHARACTERS.issuperset(value)
+
+
+def _is_digest(value: str) -> bool:
+    return len(value) == 64 and _HEX.issuperset(value)  # noqa: PLR2004  (SHA-256, in hex)
+
+
+def _is_target(value: str) -> bool:
+    arch, dash, system = value.partition("-")
+    return bool(
+        dash
+        and arch
+        and system
+        and _TARGET_CHARACTERS.issuperset(arch)
+        and _TARGET_CHARACTERS.issuperset(system)
+    )
+
+
+def _is_generator(value: object) -> TypeGuard[str]:
+    """``"hatch-ffm 1.2.3"``, with an optional PEP 440 pre/post/dev/local suffix."""
+    if not isinstance(value, str) or not value.startswith("hatch-ffm "):
+        return False
+    version = value[len("hatch-ffm ") :]
+    head = version.split(".")
+    i = 0
+    while i < len(head) and head[i].isdigit() and head[i].isascii():
+        i += 1
+    if i == 0:
+        return False
+    rest = ".".join(head[i:])
+    return _FILE_CHARACTERS.union("+!").issuperset(rest) and (not rest or rest[0] not in ".")
+
+
+class _Settings:
+    """The settings ``json.loads`` gives its scanner."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # ("NaN", "Infinity", "-Infinity")
+
+
+_WHITESPACE: Final = " \t\n\r"
+
+
+def loads(text: str) -> Any:
+    """JSON ``text`` as Python values: with the interpreter's C scanner when there is one,
+    which spares importing ``json`` and ``re`` (most of what reading a manifest at the
+    first downcall handle would cost); raises ``ValueError`` like ``json.loads``."""
+    try:
+        from _json import make_scanner  # type: ignore[import-not-found, unused-ignore]
+
+        scan = make_scanner(_Settings)  # type: ignore[arg-type]
+    except (ImportError, AttributeError, TypeError):  # (an interpreter without it)
+        import json
+
+        return json.loads(text)
+    start = len(text) - len(text.lstrip(_WHITESPACE))
+    try:
+        value, end = scan(text, start)
+        if text[end:].strip(_WHITESPACE):
+            raise ValueError(end)
+    except Exception:  # noqa: BLE001  (the scanner's errors need json.decoder imported)
+        import json
+
+        return json.loads(text)  # (raises what json.loads raises for this text)
+    return value
 
 
 def _is_package_name(value: object) -> TypeGuard[str]:
@@ -131,7 +231,16 @@ class UpcallPool(Record):
 class Manifest(Record):
     """A parsed, validated manifest."""
 
-    __slots__ = ("enable_native_access", "generator", "objects", "package", "packages", "stubs", "upcalls")
+    __slots__ = (
+        "enable_native_access",
+        "format",
+        "generator",
+        "objects",
+        "package",
+        "packages",
+        "stubs",
+        "upcalls",
+    )
 
     def __init__(  # noqa: PLR0913, PLR0917  (a record: one argument per field)
         self,
@@ -142,6 +251,7 @@ class Manifest(Record):
         enable_native_access: tuple[str, ...] = (),
         packages: tuple[str, ...] = (),
         upcalls: Mapping[str, UpcallPool] | None = None,
+        format: int = FORMAT_VERSION,
     ) -> None:
         self.package: Final = package
         self.generator: Final = generator
@@ -153,10 +263,17 @@ class Manifest(Record):
         self.packages: Final = tuple(dict.fromkeys((package, *packages)))
         #: upcall shapes (keys ``upcall ...``) and their pools
         self.upcalls: Final[Mapping[str, UpcallPool]] = {} if upcalls is None else upcalls
+        #: the format it was written in: from :data:`IMAGE_FORMAT`, its objects are images
+        self.format: Final = format
+
+    @property
+    def images(self) -> bool:
+        """Whether its objects are stub images (else ELF relocatable objects)."""
+        return self.format >= IMAGE_FORMAT
 
     def to_json(self) -> str:
         data = {
-            "format": FORMAT_VERSION,
+            "format": self.format,
             "generator": self.generator,
             "package": self.package,
             "packages": list(self.packages),
@@ -173,6 +290,8 @@ class Manifest(Record):
                 key: {"symbol": pool.symbol, "slots": pool.slots}
                 for key, pool in sorted(self.upcalls.items())
             }
+        import json
+
         return json.dumps(data, indent=2) + "\n"
 
     def object_for(self, target: str, key: str = "") -> StubObject | None:
@@ -192,7 +311,7 @@ class Manifest(Record):
             return StubLoadError(f"invalid stub manifest {path}: {why}", path)
 
         try:
-            data: Any = json.loads(text)
+            data: Any = loads(text.decode("utf-8") if isinstance(text, bytes) else text)
         except RecursionError as exc:
             raise fail("nested too deeply to be a stub manifest") from exc
         except (ValueError, UnicodeDecodeError) as exc:
@@ -205,17 +324,13 @@ class Manifest(Record):
         if version > FORMAT_VERSION:
             raise StubLoadError(_too_new(path, version, generator, data.get("package")), path)
         if version < MIN_FORMAT_VERSION:
-            reads = (
-                f"format {FORMAT_VERSION}"
-                if MIN_FORMAT_VERSION == FORMAT_VERSION
-                else f"formats {MIN_FORMAT_VERSION} to {FORMAT_VERSION}"
-            )
+            reads = f"formats {MIN_FORMAT_VERSION} to {FORMAT_VERSION}"
             raise fail(
                 f"format {version} is older than this runtime reads ({reads}): its "
                 f"stubs expect a contract this runtime no longer offers; rebuild the "
                 f"wheel with hatch-ffm>={__version__}"
             )
-        if not isinstance(generator, str) or not _GENERATOR.fullmatch(generator):
+        if not _is_generator(generator):
             raise fail(f"'generator' must be \"hatch-ffm <version>\", not {generator!r}")
         package = data.get("package")
         if not _is_package_name(package):
@@ -225,13 +340,14 @@ class Manifest(Record):
             raise fail("'packages' must be a list of top-level package names")
         if package not in packages:
             raise fail(f"'packages' must list the package the manifest is in ({package!r})")
-        objects = _stub_objects(data.get("objects"), fail)
+        objects = _stub_objects(data.get("objects"), ".img" if version >= IMAGE_FORMAT else ".o", fail)
         stubs = data.get("stubs")
         if not isinstance(stubs, dict):
             raise fail("'stubs' must be an object")
-        for key, symbol in stubs.items():
-            if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
-                raise fail(f"malformed stub symbol for {key!r}: {symbol!r}")
+        if not _are_symbols(list(stubs.values())):
+            for key, symbol in stubs.items():
+                if not _is_symbol(symbol):
+                    raise fail(f"malformed stub symbol for {key!r}: {symbol!r}")
         pools = _upcall_pools(data.get("upcalls", {}), fail)
         _check_parts(objects, [*stubs, *pools], fail)
         units = data.get("enable_native_access", [package])
@@ -245,11 +361,14 @@ class Manifest(Record):
             tuple(units),
             tuple(packages),
             pools,
+            version,
         )
 
 
-def _stub_objects(raw_objects: object, fail: Callable[[str], StubLoadError]) -> list[StubObject]:
-    """The ``objects`` field."""
+def _stub_objects(
+    raw_objects: object, extension: str, fail: Callable[[str], StubLoadError]
+) -> list[StubObject]:
+    """The ``objects`` field (files named ``*<extension>``)."""
     if not isinstance(raw_objects, list):
         raise fail("'objects' must be a list")
     objects = []
@@ -261,9 +380,9 @@ def _stub_objects(raw_objects: object, fail: Callable[[str], StubLoadError]) -> 
             raise fail("object entries need string 'target', 'triple', 'file', 'sha256'")
         fields: dict[str, str] = {k: str(v) for k, v in raw_fields.items()}
         if (
-            not _TARGET.fullmatch(fields["target"])
-            or not _FILE.fullmatch(fields["file"])
-            or not _DIGEST.fullmatch(fields["sha256"])
+            not _is_target(fields["target"])
+            or not _is_file(fields["file"], extension)
+            or not _is_digest(fields["sha256"])
         ):
             raise fail(f"malformed object entry {entry!r}")
         first = entry.get("from")
@@ -306,7 +425,7 @@ def _upcall_pools(raw: object, fail: Callable[[str], StubLoadError]) -> dict[str
         if (
             not key.startswith(UPCALL_KEY_PREFIX)
             or not isinstance(symbol, str)
-            or not _SYMBOL.fullmatch(symbol)
+            or not _is_symbol(symbol)
             or type(slots) is not int
             or not 1 <= slots <= MAX_UPCALL_SLOTS
             or set(entry) != {"symbol", "slots"}
@@ -319,7 +438,7 @@ def _upcall_pools(raw: object, fail: Callable[[str], StubLoadError]) -> dict[str
 def _too_new(path: str, version: int, generator: object, package: object) -> str:
     """What to say about a manifest of a format newer than this runtime reads."""
     whose = f" of package {package!r}" if _is_package_name(package) else ""
-    if isinstance(generator, str) and _GENERATOR.fullmatch(generator):
+    if isinstance(generator, str) and _is_generator(generator):
         needed = generator.partition(" ")[2]
         writer = f"hatch-ffm {needed}"
         fix = f"install hatch-ffm>={needed} (pip install 'hatch-ffm>={needed}')"
@@ -327,9 +446,8 @@ def _too_new(path: str, version: int, generator: object, package: object) -> str
         writer, fix = f"{generator!r}", "install a newer hatch-ffm"
     return (
         f"stub manifest {path}{whose} has format {version}, written by {writer}; this "
-        f"runtime (hatch-ffm {__version__}) reads format {FORMAT_VERSION}"
-        + ("" if MIN_FORMAT_VERSION == FORMAT_VERSION else f" back to {MIN_FORMAT_VERSION}")
-        + f": {fix}, or rebuild the wheel with hatch-ffm {__version__}"
+        f"runtime (hatch-ffm {__version__}) reads format {FORMAT_VERSION} back to "
+        f"{MIN_FORMAT_VERSION}: {fix}, or rebuild the wheel with hatch-ffm {__version__}"
     )
 
 

@@ -32,6 +32,7 @@ import sys
 from _thread import get_ident as _get_ident
 
 from . import _codecs, _contract, _layouts
+from ._bootstrap import array_pending as _bootstrap_array_pending
 from ._access import ensure_native_access
 from ._errors import (
     MisalignedAccessError,
@@ -318,6 +319,10 @@ class MemorySegment:
         # Native twin: ffm_acc_memorysegment_of_array (hatch_ffm/_ir/_accel_bulk.py), common cases.
         if buffer.__class__ is bytes:
             return _HeapSegment._over_bytes(buffer)
+        if _bootstrap_array_pending and type(buffer).__name__ == "array":
+            from ._bootstrap import array_imported
+
+            array_imported()
         try:
             view = memoryview(buffer)
         except TypeError as exc:

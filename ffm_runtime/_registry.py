@@ -35,7 +35,7 @@ import sys
 from . import _bootstrap, _contract
 from ._digest import sha256_hex
 from ._errors import StubLoadError, StubLoadWarning
-from ._loader import LoadedObject, load_object
+from ._loader import LoadedObject, load_image, load_object
 from ._locks import ForkSafeLock
 from ._manifest import MANIFEST_DIR, MANIFEST_NAME, Manifest, read_manifest
 from ._records import Record
@@ -43,7 +43,7 @@ from ._targets import TARGETS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable
     from typing import Final
 
 __all__ = ["StubRegistry", "Unreadable", "registry"]
@@ -89,7 +89,7 @@ class _Refused(Record):
 class _Index(Record):
     """Everything known from the manifests read so far; never changed, only replaced."""
 
-    __slots__ = ("enabled", "keys", "mentioned", "refused", "scanned_path", "seen", "sources", "unreadable")
+    __slots__ = ("enabled", "mentioned", "refused", "scanned_path", "seen", "sources", "unreadable")
 
     def __init__(  # noqa: PLR0913, PLR0917  (a record: one argument per field)
         self,
@@ -97,7 +97,6 @@ class _Index(Record):
         seen: frozenset[str] = frozenset(),
         sources: tuple[_Source, ...] = (),
         unreadable: tuple[Unreadable, ...] = (),
-        keys: Mapping[str, tuple[_Source, ...]] | None = None,  # never changed
         enabled: frozenset[str] = frozenset(),
         mentioned: frozenset[str] = frozenset(),
         refused: tuple[_Refused, ...] = (),
@@ -106,7 +105,6 @@ class _Index(Record):
         self.seen: Final = seen
         self.sources: Final = sources
         self.unreadable: Final = unreadable
-        self.keys: Final[Mapping[str, tuple[_Source, ...]]] = {} if keys is None else keys
         self.enabled: Final = enabled
         self.mentioned: Final = mentioned
         self.refused: Final = refused
@@ -118,7 +116,6 @@ class _Index(Record):
             self.seen,
             self.sources,
             self.unreadable,
-            self.keys,
             self.enabled,
             self.mentioned,
             self.refused,
@@ -131,10 +128,6 @@ def _build(
     sources: tuple[_Source, ...],
     unreadable: tuple[Unreadable, ...],
 ) -> _Index:
-    keys: dict[str, list[_Source]] = {}
-    for source in sources:
-        for key in (*source.manifest.stubs, *source.manifest.upcalls):
-            keys.setdefault(key, []).append(source)
     # a package with a manifest of its own is decided by that manifest alone
     homes = {s.manifest.package: s.path for s in sources}
     homes.update((u.package, u.path) for u in unreadable if u.package not in homes)
@@ -166,11 +159,23 @@ def _build(
         seen,
         sources,
         unreadable,
-        {key: tuple(found) for key, found in keys.items()},
         frozenset(enabled),
         frozenset(mentioned),
         tuple(refused),
     )
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _providing(index: _Index, key: str) -> tuple[_Source, ...]:
+    """The sources of ``index`` that provide ``key`` (a look-up per manifest: building an
+    index of every key would cost more than a first handle may, with 10,000 stubs)."""
+    return tuple(s for s in index.sources if key in s.manifest.stubs or key in s.manifest.upcalls)
 
 
 def _units_changed(old: _Index, new: _Index) -> None:
@@ -219,7 +224,12 @@ class StubRegistry:
                 continue
             folder = os.path.abspath(entry or os.curdir)
             try:
-                children = sorted(child.name for child in os.scandir(folder))
+                # only folders that can be packages: no stat of a file, a .dist-info and
+                # the like (a sys.path folder holds hundreds)
+                with os.scandir(folder) as entries:
+                    children = sorted(
+                        child.name for child in entries if child.name.isidentifier() and _is_folder(child)
+                    )
             except OSError:
                 continue
             for name in children:
@@ -292,9 +302,9 @@ class StubRegistry:
     def find(self, key: str) -> tuple[_Source, ...]:
         """The manifests providing ``key``, first on ``sys.path`` first; reads the manifests
         not read yet on a miss."""
-        found = self._index.keys.get(key)
-        if found is None:
-            found = self._refresh(force=True).keys.get(key, ())
+        found = _providing(self._index, key)
+        if not found:
+            found = _providing(self._refresh(force=True), key)
         return found
 
     def native_access_units(self) -> tuple[frozenset[str], frozenset[str]]:
@@ -369,13 +379,16 @@ class StubRegistry:
                 loaded = self._objects.get(path)
                 if loaded is None:
                     loaded = self._load(
-                        path, stub.sha256, TARGETS[target].elf_machine if target in TARGETS else 0
+                        path,
+                        stub.sha256,
+                        TARGETS[target].elf_machine if target in TARGETS else 0,
+                        source.manifest.images,
                     )
                     self._objects[path] = loaded  # only now: a child forked earlier loads again
         return loaded, path
 
     @staticmethod
-    def _load(path: str, digest: str, machine: int) -> LoadedObject:
+    def _load(path: str, digest: str, machine: int, image: bool) -> LoadedObject:
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
@@ -389,6 +402,8 @@ class StubRegistry:
                 path,
             )
         _bootstrap.ensure()  # the cells and offsets the object's code reads, before it can run
+        if image:
+            return load_image(data, _bootstrap.resolve_import, path, machine)
         return load_object(data, _bootstrap.resolve_import, path, machine)
 
 

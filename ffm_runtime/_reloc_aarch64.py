@@ -7,9 +7,22 @@ Instructions are patched field by field; every value is checked against its fiel
 from __future__ import annotations
 
 import struct
-from typing import Final
 
-__all__ = ["TRAMPOLINE_SIZE", "RelocationError", "apply", "needs_got", "needs_plt", "trampoline"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
+
+__all__ = [
+    "TRAMPOLINE_SIZE",
+    "TRAMPOLINE_TARGET",
+    "RelocationError",
+    "apply",
+    "kind",
+    "name",
+    "needs_got",
+    "needs_plt",
+    "trampoline",
+]
 
 R_AARCH64_NONE: Final = 0
 R_AARCH64_ABS64: Final = 257
@@ -38,11 +51,40 @@ _LDST_SHIFT: Final = {
 
 #: ``ldr x16, #8; br x16`` followed by the 8-byte target.
 TRAMPOLINE_SIZE: Final = 16
+#: where in a trampoline its 8-byte target is
+TRAMPOLINE_TARGET: Final = 8
 _GOT_TYPES: Final = frozenset({R_AARCH64_ADR_GOT_PAGE, R_AARCH64_LD64_GOT_LO12_NC})
 
 
 class RelocationError(ValueError):
     """A relocation cannot be applied (unknown type, overflow, misalignment, out of bounds)."""
+
+
+#: (ADRP's page distance and the low 12 bits of an address do not change when the image
+#: moves by whole 4 KiB pages, as it does: it is placed on a page boundary)
+_KINDS: Final = {
+    R_AARCH64_NONE: "none",
+    R_AARCH64_ABS64: "abs64",
+    R_AARCH64_ABS32: "abs32",
+    R_AARCH64_PREL64: "pc",
+    R_AARCH64_PREL32: "pc",
+    R_AARCH64_ADR_PREL_PG_HI21: "pc",
+    R_AARCH64_ADD_ABS_LO12_NC: "pc",
+    **dict.fromkeys(_LDST_SHIFT, "pc"),
+    R_AARCH64_JUMP26: "plt",
+    R_AARCH64_CALL26: "plt",
+    R_AARCH64_ADR_GOT_PAGE: "got",
+    R_AARCH64_LD64_GOT_LO12_NC: "got",
+}
+
+
+def kind(rtype: int) -> str:
+    """What the value of a relocation of type ``rtype`` depends on (see ``_reloc_x86_64``)."""
+    return _KINDS.get(rtype, "unknown")
+
+
+def name(rtype: int) -> str:
+    return f"AArch64 relocation type {rtype}"
 
 
 def needs_got(rtype: int) -> bool:

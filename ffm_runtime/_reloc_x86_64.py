@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import struct
-from typing import Final
 
-__all__ = ["TRAMPOLINE_SIZE", "RelocationError", "apply", "needs_got", "needs_plt", "trampoline"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
+
+__all__ = [
+    "TRAMPOLINE_SIZE",
+    "TRAMPOLINE_TARGET",
+    "RelocationError",
+    "apply",
+    "kind",
+    "name",
+    "needs_got",
+    "needs_plt",
+    "trampoline",
+]
 
 R_X86_64_NONE: Final = 0
 R_X86_64_64: Final = 1
@@ -33,12 +46,38 @@ NAMES: Final = {
 
 #: ``jmp *0(%rip)`` followed by the 8-byte target, padded to 16 bytes.
 TRAMPOLINE_SIZE: Final = 16
+#: where in a trampoline its 8-byte target is
+TRAMPOLINE_TARGET: Final = 6
 
 _GOT_TYPES: Final = frozenset({R_X86_64_GOTPCREL, R_X86_64_GOTPCRELX, R_X86_64_REX_GOTPCRELX})
 
 
 class RelocationError(ValueError):
     """A relocation cannot be applied (unknown type, overflow, out of bounds)."""
+
+
+_KINDS: Final = {
+    R_X86_64_NONE: "none",
+    R_X86_64_64: "abs64",
+    R_X86_64_PC32: "pc",
+    R_X86_64_PC64: "pc",
+    R_X86_64_PLT32: "plt",
+    R_X86_64_GOTPCREL: "got",
+    R_X86_64_GOTPCRELX: "got",
+    R_X86_64_REX_GOTPCRELX: "got",
+    R_X86_64_32: "abs32",
+    R_X86_64_32S: "abs32",
+}
+
+
+def kind(rtype: int) -> str:
+    """What the value of a relocation of type ``rtype`` depends on (see ``_link``): ``pc``
+    (distances only), ``got``, ``plt``, ``abs64``, ``abs32``, ``none`` or ``unknown``."""
+    return _KINDS.get(rtype, "unknown")
+
+
+def name(rtype: int) -> str:
+    return NAMES.get(rtype, f"relocation type {rtype}")
 
 
 def needs_got(rtype: int) -> bool:

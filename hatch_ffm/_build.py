@@ -123,11 +123,11 @@ def compile_part(
     pool_size: int,
     opt: int,
 ) -> bytes:
-    """One part's object for ``triple`` (run in this process or another)."""
-    from ._compile import compile_object
+    """One part's image for ``triple`` (run in this process or another)."""
+    from ._compile import compile_image
 
     ir_text = str(build_stub_module(signatures, triple, upcalls, pool_size))
-    return compile_object(ir_text, triple, opt)
+    return compile_image(ir_text, triple, opt)
 
 
 def _jobs() -> int:
@@ -335,7 +335,7 @@ def build_stubs(
         for index, part in enumerate(parts):
             plan.add(
                 target,
-                f"stubs-{target}.o" if len(parts) == 1 else f"stubs-{target}-{index}.o",
+                f"stubs-{target}.img" if len(parts) == 1 else f"stubs-{target}-{index}.img",
                 [items[key] for key in part],
                 None if len(parts) == 1 else part[0],
                 upcall_pool_size,
@@ -388,16 +388,18 @@ def _write(manifest: Manifest, path: str) -> str:
 def write_accelerators(directory: Path) -> dict[str, object]:
     """Compile ``ffm_runtime``'s accelerators for every target into ``directory``, with their
     manifest (``ffm_runtime._accel`` reads it); returns the manifest."""
-    from ._compile import compile_object
+    from ._compile import compile_image
 
     directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("accel-*.o"):  # (objects, before images)
+        stale.unlink()
     objects = {}
     for target, triple in sorted((t.name, t.triple) for t in TARGETS.values()):
-        data = compile_object(str(build_accelerator_module(triple)), triple)
-        name = f"accel-{target}.o"
+        data = compile_image(str(build_accelerator_module(triple)), triple)
+        name = f"accel-{target}.img"
         (directory / name).write_bytes(data)
         objects[target] = {"file": name, "sha256": hashlib.sha256(data).hexdigest()}
-    manifest: dict[str, object] = {"format": 1, "objects": objects}
+    manifest: dict[str, object] = {"format": 2, "objects": objects}
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 

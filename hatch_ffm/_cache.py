@@ -48,6 +48,12 @@ _CODE = (
     "ffm_runtime/_descriptor.py",
     "ffm_runtime/_layouts.py",
     "ffm_runtime/_targets.py",
+    # (the link step, from object to image)
+    "ffm_runtime/_elf.py",
+    "ffm_runtime/_image.py",
+    "ffm_runtime/_link.py",
+    "ffm_runtime/_reloc_aarch64.py",
+    "ffm_runtime/_reloc_x86_64.py",
 )
 
 
@@ -106,7 +112,7 @@ class BuildCache:
         self._writable = True
 
     def _path(self, digest: str) -> str:
-        return os.path.join(self.directory, digest[:2], digest + ".o")
+        return os.path.join(self.directory, digest[:2], digest + ".img")
 
     def get(self, digest: str) -> bytes | None:
         """The object stored for ``digest``; ``None`` if there is none, or it is damaged

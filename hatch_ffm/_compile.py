@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ffm_runtime._locks import ForkSafeLock
 
-__all__ = ["compile_object", "verify_ir"]
+__all__ = ["compile_image", "compile_object", "verify_ir"]
 
 _init_lock = ForkSafeLock()
 _initialized = False
@@ -43,3 +43,14 @@ def compile_object(ir_text: str, triple: str, opt: int = 2) -> bytes:
     machine = target.create_target_machine(reloc="pic", codemodel="small", opt=opt)
     module.data_layout = str(machine.target_data)
     return bytes(machine.emit_object(module))
+
+
+def compile_image(ir_text: str, triple: str, opt: int = 2) -> bytes:
+    """Compile IR text for ``triple`` and link the object into a stub image
+    (``ffm_runtime._image``): what the wheel carries and the runtime places in memory."""
+    from ffm_runtime._image import encode
+    from ffm_runtime._link import link
+    from ffm_runtime._targets import TARGETS
+
+    machine = next(t.elf_machine for t in TARGETS.values() if t.triple == triple)
+    return encode(link(compile_object(ir_text, triple, opt), machine))

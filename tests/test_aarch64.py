@@ -25,6 +25,7 @@ from ffm_runtime import (
     _reloc_aarch64,
     registration_key,
 )
+from ffm_runtime._image import decode
 from ffm_runtime._bootstrap import resolve_import
 from ffm_runtime._loader import load_object
 from hatch_ffm._aapcs64 import classify, hfa
@@ -204,11 +205,11 @@ def test_cross_target_wheel(tmp_path: Path) -> None:
         names = set(archive.namelist())
         archive.extractall(tmp_path / "site")
     assert {
-        "example_project/_ffm/stubs-x86_64-linux.o",
-        "example_project/_ffm/stubs-aarch64-linux.o",
+        "example_project/_ffm/stubs-x86_64-linux.img",
+        "example_project/_ffm/stubs-aarch64-linux.img",
     } <= names
-    aarch64 = tmp_path / "site" / "example_project" / "_ffm" / "stubs-aarch64-linux.o"
-    assert _elf.parse(aarch64.read_bytes()).machine == _elf.EM_AARCH64
+    aarch64 = tmp_path / "site" / "example_project" / "_ffm" / "stubs-aarch64-linux.img"
+    assert decode(aarch64.read_bytes(), _elf.EM_AARCH64).machine == _elf.EM_AARCH64
     run = subprocess.run(
         [sys.executable, "-m", "example_project"],
         capture_output=True,

@@ -431,7 +431,7 @@ def test_modified_object_is_not_used(tmp_path: Path) -> None:
     copy = tmp_path / "ffm_runtime"
     shutil.copytree(ROOT / "ffm_runtime", copy, ignore=shutil.ignore_patterns("__pycache__"))
     target = ffm_runtime._targets.host_target()
-    obj = copy / "_objects" / f"accel-{target}.o"
+    obj = copy / "_objects" / f"accel-{target}.img"
     data = bytearray(obj.read_bytes())
     data[len(data) // 2] ^= 0x01
     obj.write_bytes(bytes(data))

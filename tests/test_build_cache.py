@@ -136,7 +136,7 @@ class Built:
 
     @property
     def objects(self) -> dict[str, bytes]:
-        return {name: data for name, data in self.files.items() if name.endswith(".o")}
+        return {name: data for name, data in self.files.items() if name.endswith(".img")}
 
 
 def test_a_rebuild_compiles_nothing_and_a_new_shape_only_its_part(tmp_path: Path) -> None:
@@ -167,7 +167,7 @@ def test_a_damaged_entry_is_reported_and_compiled_again(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     project = make_project(tmp_path, shapes(100))
     first = Built(project, tmp_path / "dist1", str(cache))
-    entries = sorted(cache.glob("*/*.o"))
+    entries = sorted(cache.glob("*/*.img"))
     assert len(entries) == len(first.manifest.objects) >= 2
     truncated, flipped = entries[0], entries[1]
     truncated.write_bytes(truncated.read_bytes()[:-100])
@@ -222,7 +222,7 @@ def test_the_cache_can_be_turned_off_or_moved_by_the_option(tmp_path: Path) -> N
     assert not (project / "build" / "ffm-cache").exists()
     moved = Built(project, tmp_path / "dist2", "")  # (no FFM_BUILD_CACHE: the option)
     assert moved.cache == str(project / "build" / "ffm-cache")
-    assert list((project / "build" / "ffm-cache").glob("*/*.o"))
+    assert list((project / "build" / "ffm-cache").glob("*/*.img"))
 
 
 def test_the_build_cache_option_is_checked() -> None:
@@ -309,7 +309,7 @@ def test_what_changes_the_code_changes_the_entry(
     monkeypatch.setattr(module, name, value)
     changed = build_here(tmp_path, cache, "changed")
     assert (changed.cached, changed.compiled) == (0, 3)
-    assert len(list(cache.glob("*/*.o"))) == 2
+    assert len(list(cache.glob("*/*.img"))) == 2
 
 
 def test_several_processes_compile_the_same_objects_as_one(

@@ -62,13 +62,13 @@ class TestWheel:
         assert example.name == f"example_project-0.1.0-{TAG}.whl"
         with zipfile.ZipFile(example) as archive:
             names = set(archive.namelist())
-            assert {"example_project/_ffm/manifest.json", f"example_project/_ffm/stubs-{HOST}.o"} <= names
+            assert {"example_project/_ffm/manifest.json", f"example_project/_ffm/stubs-{HOST}.img"} <= names
             wheel_meta = archive.read("example_project-0.1.0.dist-info/WHEEL").decode()
             manifest = json.loads(archive.read("example_project/_ffm/manifest.json"))
-            stub = archive.read(f"example_project/_ffm/stubs-{HOST}.o")
+            stub = archive.read(f"example_project/_ffm/stubs-{HOST}.img")
         assert "Root-Is-Purelib: false" in wheel_meta
         assert f"Tag: {TAG.split('.')[0]}" in wheel_meta
-        assert manifest["format"] == 2 and manifest["package"] == "example_project"
+        assert manifest["format"] == 3 and manifest["package"] == "example_project"
         assert manifest["generator"].startswith("hatch-ffm ")
         (obj,) = manifest["objects"]
         assert obj["sha256"] == hashlib.sha256(stub).hexdigest()

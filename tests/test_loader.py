@@ -49,6 +49,7 @@ def write_package(folder: Path, data: bytes, digest: str | None = None) -> Path:
             ),
         ),
         {KEY: stub_symbol(KEY)},
+        format=2,  # (its object is ELF: the runtime links it as it loads it)
     )
     (stubs / "manifest.json").write_text(manifest.to_json())
     return stubs / "manifest.json"
@@ -264,9 +265,9 @@ except StubLoadError as exc:
 
 
 def test_oversized_objects_are_refused(stub_object: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ffm_runtime import _loader
+    from ffm_runtime import _link
 
-    monkeypatch.setattr(_loader, "MAX_IMAGE_SIZE", 64)
+    monkeypatch.setattr(_link, "MAX_IMAGE_SIZE", 64)
     with pytest.raises(StubLoadError, match=r"the object would map \d+ bytes, more than 64"):
         load_object(stub_object, resolve_import, "big.o")
 

@@ -51,7 +51,7 @@ class TestParsing:
             (variant(format="1"), "'format' must be an integer, not '1'"),
             (
                 variant(format=1),
-                r"format 1 is older than this runtime reads \(format 2\): its "
+                r"format 1 is older than this runtime reads \(formats 2 to 3\): its "
                 r"stubs expect a contract this runtime no longer offers; rebuild the "
                 r"wheel with hatch-ffm>=0\.2\.0",
             ),
@@ -130,10 +130,10 @@ class TestParsing:
         assert caught.value.path == "manifest.json"
 
     def test_newer_format_says_which_hatch_ffm_reads_it(self) -> None:
-        text = variant(format=3, generator="hatch-ffm 0.4.1", stubs="a new shape of things")
+        text = variant(format=4, generator="hatch-ffm 0.4.1", stubs="a new shape of things")
         expected = (
-            "stub manifest /s/pkg/_ffm/manifest.json of package 'pkg' has format 3, "
-            "written by hatch-ffm 0.4.1; this runtime (hatch-ffm 0.2.0) reads format 2: "
+            "stub manifest /s/pkg/_ffm/manifest.json of package 'pkg' has format 4, "
+            "written by hatch-ffm 0.4.1; this runtime (hatch-ffm 0.2.0) reads format 3 back to 2: "
             "install hatch-ffm>=0.4.1 (pip install 'hatch-ffm>=0.4.1'), or rebuild the "
             "wheel with hatch-ffm 0.2.0"
         )
@@ -163,7 +163,7 @@ class TestParsing:
         manifest = Manifest(
             "pkg",
             GENERATOR,
-            (StubObject("x86_64-linux", "t", "s.o", "0" * 64),),
+            (StubObject("x86_64-linux", "t", "s.img", "0" * 64),),
             {"(i4)i4": "ffm_" + "0" * 20},
             ("pkg", "helper"),
             ("helper", "pkg"),
@@ -175,7 +175,7 @@ class TestParsing:
         manifest = Manifest(
             "pkg",
             GENERATOR,
-            (StubObject("x86_64-linux", "t", "s.o", "0" * 64),),
+            (StubObject("x86_64-linux", "t", "s.img", "0" * 64),),
             {"(i4)i4": "ffm_" + "0" * 20},
             upcalls={"upcall (a8a8)i4": UpcallPool("ffm_" + "1" * 20, 256)},
         )
@@ -423,8 +423,8 @@ BAD = {
     "malformed": (lambda real: "{'format': 2}", "not JSON"),
     "truncated": (lambda real: real[: len(real) // 2], "not JSON"),
     "newer-format": (
-        lambda real: real.replace('"format": 2', '"format": 3').replace(GENERATOR, "hatch-ffm 9.1.0"),
-        r"has format 3, written by hatch-ffm 9.1.0; .*install "
+        lambda real: real.replace('"format": 3', '"format": 4').replace(GENERATOR, "hatch-ffm 9.1.0"),
+        r"has format 4, written by hatch-ffm 9.1.0; .*install "
         r"hatch-ffm>=9.1.0",
     ),
     "deeply-nested": (lambda real: "[" * 200_000, "nested too deeply"),

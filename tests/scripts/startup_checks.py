@@ -50,7 +50,7 @@ def mapped_objects() -> list[str]:
     """Lines of /proc/self/maps naming a stub or accelerator object (or the memfd fallback's
     mapping)."""
     with open("/proc/self/maps") as maps:
-        return [line for line in maps if ".o" in line.split()[-1] or "ffm-stubs" in line]
+        return [line for line in maps if line.split()[-1].endswith((".o", ".img")) or "ffm-stubs" in line]
 
 
 def executable_anonymous() -> int:
