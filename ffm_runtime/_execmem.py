@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import mmap
 import os
 
 from ._errors import StubLoadError
@@ -20,7 +19,7 @@ from ._locks import ForkSafeLock
 
 __all__ = ["PAGE_SIZE", "Region", "allocate"]
 
-PAGE_SIZE = mmap.PAGESIZE
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 _PROT_READ, _PROT_WRITE, _PROT_EXEC = 0x1, 0x2, 0x4
 _MAP_SHARED, _MAP_PRIVATE, _MAP_FIXED, _MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20

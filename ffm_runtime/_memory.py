@@ -32,8 +32,8 @@ import sys
 from _thread import get_ident as _get_ident
 
 from . import _codecs, _contract, _layouts
-from ._bootstrap import array_pending as _bootstrap_array_pending
 from ._access import ensure_native_access
+from ._bootstrap import array_pending as _bootstrap_array_pending
 from ._errors import (
     MisalignedAccessError,
     OutOfBoundsError,

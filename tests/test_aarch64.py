@@ -25,8 +25,8 @@ from ffm_runtime import (
     _reloc_aarch64,
     registration_key,
 )
-from ffm_runtime._image import decode
 from ffm_runtime._bootstrap import resolve_import
+from ffm_runtime._image import decode
 from ffm_runtime._loader import load_object
 from hatch_ffm._aapcs64 import classify, hfa
 from hatch_ffm._compile import compile_object, verify_ir

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from hashlib import sha256
 from pathlib import Path
 from typing import ClassVar
 
@@ -25,6 +26,7 @@ from ffm_runtime._manifest import (
     StubObject,
     UpcallPool,
     read_manifest,
+    stub_symbol,
 )
 from ffm_runtime._registry import StubRegistry
 
@@ -183,6 +185,43 @@ class TestParsing:
         assert '"upcall (a8a8)i4": {\n      "symbol": "ffm_11111111111111111111",\n      "slots": 256' in text
         assert Manifest.from_json(text, "m.json") == manifest
         assert '"upcalls"' not in Manifest("pkg", GENERATOR, (), {}).to_json()
+
+    def test_format_3_lists_sorted_keys_whose_symbols_follow_from_them(self) -> None:
+        keys = ["(a8)v", "(i4)i4", "upcall-free (j8)j8"]
+        manifest = Manifest.from_json(variant(format=3, stubs=keys), "m.json")
+        assert list(manifest.stubs) == keys and len(manifest.stubs) == 3
+        symbol = "ffm_" + sha256(b"(i4)i4").hexdigest()[:20]
+        assert manifest.stubs["(i4)i4"] == stub_symbol("(i4)i4") == symbol
+        assert "(i4)i8" not in manifest.stubs and 5 not in manifest.stubs
+        with pytest.raises(KeyError):
+            manifest.stubs["(i4)i8"]
+        assert '"stubs": [\n    "(a8)v",' in manifest.to_json()
+        assert Manifest.from_json(manifest.to_json(), "m.json") == manifest
+
+    @pytest.mark.parametrize(
+        ("stubs", "message"),
+        [
+            ({"(i4)i4": "ffm_" + "0" * 20}, "'stubs' must be a list of registration keys"),
+            (["(i4)i4", 4], r"'stubs' must be a list of registration keys \(strings\)"),
+            (["(i4)i4", "(a8)v"], r"'stubs' must list its keys sorted \(by code point\), each once"),
+            (["(a8)v", "(a8)v"], "sorted .*, each once"),
+        ],
+    )
+    def test_format_3_stubs_must_be_sorted_unique_keys(self, stubs: object, message: str) -> None:
+        with pytest.raises(StubLoadError, match=message):
+            Manifest.from_json(variant(format=3, stubs=stubs), "m.json")
+
+    def test_format_2_symbols_are_checked_all_at_once_and_named_when_wrong(self) -> None:
+        good = {f"(i{n})v": "ffm_" + f"{n:020x}" for n in range(50)}
+        assert Manifest.from_json(variant(stubs=good), "m.json").stubs == good
+        zeros = "0" * 18
+        for bad in ("ffm_" + zeros + "0", f"ffm_{zeros}0G", f"ffm_{zeros} 0", f"fmm_{zeros}00", 7):
+            with pytest.raises(StubLoadError, match=r"malformed stub symbol for '\(i7\)v': "):
+                Manifest.from_json(variant(stubs={**good, "(i7)v": bad}), "m.json")
+        # two symbols whose lengths make up for each other
+        shifted = {**good, "(i1)v": good["(i1)v"] + "ffm_", "(i2)v": good["(i2)v"][4:]}
+        with pytest.raises(StubLoadError, match="malformed stub symbol"):
+            Manifest.from_json(variant(stubs=shifted), "m.json")
 
     def test_manifests_without_packages_are_their_own_package_only(self) -> None:
         """Written by hatch-ffm 0.1.0: no `packages` field."""

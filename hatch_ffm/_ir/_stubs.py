@@ -27,7 +27,6 @@ thread (an upcall), whose ``close()`` must be refused as well, as in Java.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from functools import cached_property
 from typing import NamedTuple
@@ -35,6 +34,7 @@ from typing import NamedTuple
 from llvmlite import ir
 
 from ffm_runtime import _contract
+from ffm_runtime._manifest import stub_symbol
 
 from .._lowering import Extension, Form, LoweredSignature, LoweredUpcall, Passing, Piece, Returning, Role
 from ._helpers import Helpers
@@ -655,11 +655,6 @@ class _Stub:
             self._copy(where, slot, piece.size)
         else:
             b.store(value, where, align=1)
-
-
-def stub_symbol(key: str) -> str:
-    """The base symbol of the stub for a registration key (stable across builds)."""
-    return "ffm_" + hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
 def build_stubs(

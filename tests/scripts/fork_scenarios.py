@@ -126,18 +126,18 @@ def loading() -> str:
     """Another thread is inside the loader (the registry's lock held) while this one forks:
     the child must not see the half-loaded object and must load it itself."""
     # the registry's own name for the loader (imported there), replaced below on purpose
-    real_load = _registry.load_object  # type: ignore[attr-defined]
+    real_load = _registry.load_image  # type: ignore[attr-defined]
     inside, release = threading.Event(), threading.Event()
     blocked: list[bool] = []
 
-    def load_object(*args: Any, **kwargs: Any) -> Any:
+    def load_image(*args: Any, **kwargs: Any) -> Any:
         if not blocked:  # the first load only: the parent's linking thread
             blocked.append(True)
             inside.set()
             release.wait()
         return real_load(*args, **kwargs)
 
-    _registry.load_object = load_object  # type: ignore[attr-defined]
+    _registry.load_image = load_image  # type: ignore[attr-defined]
     results: list[int] = []
     linker = threading.Thread(target=lambda: results.append(link_abs()(-5)))
     linker.start()

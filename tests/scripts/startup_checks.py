@@ -101,12 +101,31 @@ def check_accelerated() -> None:
     assert cell(_contract.CELL_CLOSE_ARENA) == id(Arena.close)
 
 
+#: what the first downcall handle (and the accelerators) must not import: the stubs are
+#: images (no ELF reader or relocations), the manifest is read without json and re
+NOT_AT_FIRST_HANDLE = (
+    *NOT_AT_IMPORT,
+    "array",
+    "math",
+    "operator",
+    "mmap",
+    "bisect",
+    "ffm_runtime._elf",
+    "ffm_runtime._link",
+    "ffm_runtime._reloc_x86_64",
+    "ffm_runtime._reloc_aarch64",
+)
+
+
 def handle() -> None:
+    before = set(sys.modules)
     linker = Linker.native_linker()
     labs = linker.downcall_handle(
         linker.default_lookup().find("abs"), FunctionDescriptor.of(JAVA_INT, JAVA_INT)
     )
     assert labs(-7) == 7
+    bad = sorted(name for name in NOT_AT_FIRST_HANDLE if name in set(sys.modules) - before)
+    assert not bad, f"the first handle imported {bad}"
     assert _bootstrap.done()
     assert all(cell(name) for name in _contract.RUNTIME_CELLS)
     assert mapped_objects() or executable_anonymous() > executable_before
@@ -124,6 +143,17 @@ if order == "handle-first":
         assert segment.get(JAVA_INT, 0) == 5
     check_accelerated()
     assert ffm_runtime.accelerated()
+    # no array before the first array: of_array stores the type when one arrives
+    assert "array" not in sys.modules
+    import array
+
+    assert cell(_contract.CELL_ARRAY_TYPE) != id(array.array)
+    numbers = array.array("i", [1, -2, 3])
+    assert MemorySegment.of_array(numbers).get(JAVA_INT, 4) == -2  # the Python path
+    assert cell(_contract.CELL_ARRAY_TYPE) == id(array.array)
+    view = MemorySegment.of_array(numbers)  # native from now on
+    view.set(JAVA_INT, 8, 30)
+    assert numbers[2] == 30
 elif order == "accelerators-first":
     with Arena.of_confined() as arena:
         segment = arena.allocate(8)
