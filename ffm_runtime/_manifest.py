@@ -102,9 +102,17 @@ MAX_MANIFEST_BYTES: Final = 64 << 20
 #: the most trampolines one upcall shape may have (``upcall-pool-size``)
 MAX_UPCALL_SLOTS: Final = 65536
 
-_HEX: Final = frozenset("0123456789abcdef")
-_FILE_CHARACTERS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
-_TARGET_CHARACTERS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+_HEX: Final = "0123456789abcdef"
+_FILE_CHARACTERS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+_TARGET_CHARACTERS: Final = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+
+def _only(value: str, characters: str) -> bool:
+    """Whether ``value`` has only ``characters`` (at the speed of ``str.strip``, which takes
+    them off both ends: nothing is left exactly when there is nothing else)."""
+    return not value.strip(characters)
+
+
 #: the length of a stub symbol, ``ffm_`` and 20 hex digits
 _SYMBOL_LENGTH: Final = 24
 
@@ -115,7 +123,7 @@ def _is_symbol(value: object) -> bool:
         isinstance(value, str)
         and len(value) == _SYMBOL_LENGTH
         and value.startswith("ffm_")
-        and _HEX.issuperset(value[4:])
+        and _only(value[4:], _HEX)
     )
 
 
@@ -191,22 +199,16 @@ class StubKeys(Mapping[str, str]):
 
 
 def _is_file(value: str, extension: str) -> bool:
-    return value.endswith(extension) and len(value) > len(extension) and _FILE_CHARACTERS.issuperset(value)
+    return value.endswith(extension) and len(value) > len(extension) and _only(value, _FILE_CHARACTERS)
 
 
 def _is_digest(value: str) -> bool:
-    return len(value) == 64 and _HEX.issuperset(value)  # noqa: PLR2004  (SHA-256, in hex)
+    return len(value) == 64 and _only(value, _HEX)  # noqa: PLR2004  (SHA-256, in hex)
 
 
 def _is_target(value: str) -> bool:
     arch, dash, system = value.partition("-")
-    return bool(
-        dash
-        and arch
-        and system
-        and _TARGET_CHARACTERS.issuperset(arch)
-        and _TARGET_CHARACTERS.issuperset(system)
-    )
+    return bool(dash and arch and system and _only(arch + system, _TARGET_CHARACTERS))
 
 
 def _is_generator(value: object) -> TypeGuard[str]:
@@ -221,7 +223,7 @@ def _is_generator(value: object) -> TypeGuard[str]:
     if i == 0:
         return False
     rest = ".".join(head[i:])
-    return _FILE_CHARACTERS.union("+!").issuperset(rest) and (not rest or rest[0] not in ".")
+    return _only(rest, _FILE_CHARACTERS + "+!") and (not rest or rest[0] not in ".")
 
 
 class _Settings:
@@ -455,23 +457,29 @@ def _stub_objects(
     if not isinstance(raw_objects, list):
         raise fail("'objects' must be a list")
     objects = []
-    for entry in raw_objects:
-        if not isinstance(entry, dict):
+    for entry in raw_objects:  # (a package of 10,000 shapes has hundreds: kept lean)
+        if type(entry) is not dict:
             raise fail("each object entry must be an object")
-        raw_fields = {k: entry.get(k) for k in ("target", "triple", "file", "sha256")}
-        if not all(isinstance(v, str) for v in raw_fields.values()):
-            raise fail("object entries need string 'target', 'triple', 'file', 'sha256'")
-        fields: dict[str, str] = {k: str(v) for k, v in raw_fields.items()}
+        get = entry.get
+        target, triple, file, digest, first = (
+            get("target"),
+            get("triple"),
+            get("file"),
+            get("sha256"),
+            get("from"),
+        )
         if (
-            not _is_target(fields["target"])
-            or not _is_file(fields["file"], extension)
-            or not _is_digest(fields["sha256"])
+            type(target) is not str
+            or type(triple) is not str
+            or type(file) is not str
+            or type(digest) is not str
         ):
+            raise fail("object entries need string 'target', 'triple', 'file', 'sha256'")
+        if not (_is_target(target) and _is_file(file, extension) and _is_digest(digest)):
             raise fail(f"malformed object entry {entry!r}")
-        first = entry.get("from")
-        if first is not None and not isinstance(first, str):
+        if first is not None and type(first) is not str:
             raise fail(f"malformed object entry {entry!r}: 'from' must be a key")
-        objects.append(StubObject(**fields, first=first))
+        objects.append(StubObject(target, triple, file, digest, first))
     return objects
 
 
@@ -546,7 +554,9 @@ def read_manifest(path: str) -> Manifest:
         with open(descriptor, "rb") as handle:
             if not stat.S_ISREG(os.fstat(descriptor).st_mode):
                 raise StubLoadError(f"invalid stub manifest {path}: not a regular file", path)
-            data = handle.read(MAX_MANIFEST_BYTES + 1)
+            # (the size it has, and one byte more to see that it is not larger: not a
+            # buffer of MAX_MANIFEST_BYTES for every manifest)
+            data = handle.read(min(os.fstat(descriptor).st_size, MAX_MANIFEST_BYTES) + 1)
     except OSError as exc:
         raise StubLoadError(f"cannot read stub manifest {path}: {exc}", path) from exc
     if len(data) > MAX_MANIFEST_BYTES:
