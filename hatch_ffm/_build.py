@@ -133,11 +133,12 @@ def compile_part(
 def _jobs() -> int:
     value = os.environ.get(ENV_JOBS, "").strip()
     if value:
-        if not value.isdigit() or int(value) < 1:
+        jobs = int(value) if value.isdecimal() else 0  # ("²" is a digit, and no number)
+        if jobs < 1:
             raise ValueError(
                 f"the environment variable {ENV_JOBS} must be a positive number of processes, not {value!r}"
             )
-        return int(value)
+        return jobs
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
@@ -328,8 +329,28 @@ def build_stubs(
     cache); ``report`` receives what the build should tell (a damaged cache entry, say)."""
     items: dict[str, Registration | UpcallRegistration] = {r.key: r for r in registrations}
     items.update((u.key, u) for u in upcalls)
-    parts = split_parts(sorted(items))
     cache = None if cache_dir is None else BuildCache(cache_dir, report)
+    try:
+        return _build_stubs(
+            items, targets, package, out_dir, enable_native_access, packages, upcall_pool_size, cache, report
+        )
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _build_stubs(
+    items: dict[str, Registration | UpcallRegistration],
+    targets: tuple[str, ...],
+    package: str,
+    out_dir: str,
+    enable_native_access: tuple[str, ...],
+    packages: tuple[str, ...],
+    upcall_pool_size: int,
+    cache: BuildCache | None,
+    report: Callable[[str], None],
+) -> BuiltStubs:
+    parts = split_parts(sorted(items))
     plan = _Plan(cache)
     for target in targets:
         for index, part in enumerate(parts):
