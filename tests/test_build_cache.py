@@ -500,3 +500,45 @@ def test_every_bad_number_of_jobs_gets_the_same_error(
         ValueError, match=rf"FFM_BUILD_JOBS must be a positive number of processes, not '{re.escape(value)}'"
     ):
         build_here(tmp_path, tmp_path / "cache", "out")
+
+
+def test_helpers_do_not_import_the_projects_modules(tmp_path: Path) -> None:
+    """A helper process is ``python -c`` started in the build's folder, the project: a module
+    of the project named like one of the standard library's (``struct.py``) is not what it
+    imports."""
+    project = make_project(tmp_path, shapes(200))
+    (project / "struct.py").write_text("raise SystemExit('the project struct.py was imported')\n")
+    (project / "re.py").write_text("raise SystemExit('the project re.py was imported')\n")
+    result = build_wheel(
+        project, tmp_path / "dist", env={"FFM_BUILD_CACHE": "off", "FFM_BUILD_JOBS": "2"}
+    )
+    log = result.stdout + result.stderr
+    assert "a process compiling stubs failed" not in log
+    assert "the project" not in log
+    assert "200 compiled in 2 processes" in log
+
+
+@pytest.mark.parametrize("failure", ["exits", "cannot start"])
+def test_helpers_that_fail_are_reported_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    monkeypatch.setenv("FFM_BUILD_JOBS", "4")
+    if failure == "exits":
+        monkeypatch.setattr(_build, "_WORKER", "import sys; sys.exit(3)")
+    else:
+        monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    said: list[str] = []
+    out = tmp_path / "out"
+    out.mkdir()
+    built = build_stubs(
+        session(400).registrations.values(), ("x86_64-linux",), "pkg", str(out), report=said.append
+    )
+    assert (built.compiled, built.jobs) == (400, 1)
+    assert len(said) == 1, said
+    if failure == "exits":
+        assert re.fullmatch(r"a process compiling stubs failed \(.*\); compiling its part in this one", said[0])
+    else:
+        assert said[0] == (
+            f"cannot start a process to compile stubs in ([Errno 2] No such file or directory: "
+            f"'{tmp_path / 'no-such-python'}'); compiling them in this one"
+        )
