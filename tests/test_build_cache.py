@@ -509,9 +509,7 @@ def test_helpers_do_not_import_the_projects_modules(tmp_path: Path) -> None:
     project = make_project(tmp_path, shapes(200))
     (project / "struct.py").write_text("raise SystemExit('the project struct.py was imported')\n")
     (project / "re.py").write_text("raise SystemExit('the project re.py was imported')\n")
-    result = build_wheel(
-        project, tmp_path / "dist", env={"FFM_BUILD_CACHE": "off", "FFM_BUILD_JOBS": "2"}
-    )
+    result = build_wheel(project, tmp_path / "dist", env={"FFM_BUILD_CACHE": "off", "FFM_BUILD_JOBS": "2"})
     log = result.stdout + result.stderr
     assert "a process compiling stubs failed" not in log
     assert "the project" not in log
@@ -536,7 +534,9 @@ def test_helpers_that_fail_are_reported_once(
     assert (built.compiled, built.jobs) == (400, 1)
     assert len(said) == 1, said
     if failure == "exits":
-        assert re.fullmatch(r"a process compiling stubs failed \(.*\); compiling its part in this one", said[0])
+        assert re.fullmatch(
+            r"a process compiling stubs failed \(.*\); compiling its part in this one", said[0]
+        )
     else:
         assert said[0] == (
             f"cannot start a process to compile stubs in ([Errno 2] No such file or directory: "
