@@ -12,6 +12,8 @@ import textwrap
 import zipfile
 from pathlib import Path
 
+import llvmlite
+import llvmlite.binding
 import pytest
 from support import build_wheel
 
@@ -280,11 +282,16 @@ def session(count: int) -> RegistrationSession:
     return registrations
 
 
-def build_here(tmp_path: Path, cache: Path, name: str, count: int = 3) -> _build.BuiltStubs:
+def build_here(tmp_path: Path, cache: Path, name: str, count: int = 3, pool: int = 256) -> _build.BuiltStubs:
     out = tmp_path / name
     out.mkdir()
     return build_stubs(
-        session(count).registrations.values(), ("x86_64-linux",), "pkg", str(out), cache_dir=str(cache)
+        session(count).registrations.values(),
+        ("x86_64-linux",),
+        "pkg",
+        str(out),
+        upcall_pool_size=pool,
+        cache_dir=str(cache),
     )
 
 
@@ -295,6 +302,8 @@ def build_here(tmp_path: Path, cache: Path, name: str, count: int = 3) -> _build
         (_build, "FORMAT_VERSION", 99),
         (_build, "STUB_OPT_LEVEL", 2),
         (_cache, "code_fingerprint", lambda: "changed"),
+        (llvmlite, "__version__", "0.0.1"),
+        (llvmlite.binding, "llvm_version_info", (1, 0, 0)),
     ],
 )
 def test_what_changes_the_code_changes_the_entry(
@@ -542,3 +551,10 @@ def test_helpers_that_fail_are_reported_once(
             f"cannot start a process to compile stubs in ([Errno 2] No such file or directory: "
             f"'{tmp_path / 'no-such-python'}'); compiling them in this one"
         )
+
+
+def test_another_upcall_pool_size_compiles_again(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    assert build_here(tmp_path, cache, "first", pool=256).compiled == 3
+    assert build_here(tmp_path, cache, "again", pool=256).cached == 3
+    assert build_here(tmp_path, cache, "other", pool=16).compiled == 3
