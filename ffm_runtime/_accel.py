@@ -13,6 +13,10 @@ slow path, which takes every case but the common one.  Without an object for thi
 machine, with a modified one (a ``RuntimeWarning`` says so, at first use), or with
 ``FFM_PURE_PYTHON=1`` in the environment, the Python methods are used as they are.  A
 method replaced before the first use (``Arena.allocate = ...``) stays as it was replaced.
+What the runtime itself calls (an upcall opens and closes the arena of its struct
+arguments with ``Arena.of_confined`` and ``Arena.close``: :func:`arena_methods`) is its own
+methods, the accelerators once installed, never a replacement of the user's (say, a
+``mock.patch`` that was active when the runtime set itself up).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, Final
 
-__all__ = ["OBJECTS_DIR", "accelerated", "fallback", "install", "prepare"]
+__all__ = ["OBJECTS_DIR", "accelerated", "arena_methods", "fallback", "install", "prepare"]
 
 OBJECTS_DIR: Final = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_objects")
 MANIFEST: Final = "manifest.json"
@@ -43,6 +47,10 @@ _originals: list[Any] = []
 _placed: list[tuple[type, list[str], Any]] = []
 #: ``[True]`` once :func:`install` ran, ``[True, True]`` if the accelerators are in use
 _state: list[bool] = []
+#: the runtime's own methods once :func:`install` ran (the accelerators, or the originals)
+_own: list[Any] = []
+_OPEN_CONFINED: Final = _contract.ACCELERATORS.index(("Arena", "of_confined"))
+_CLOSE: Final = _contract.ACCELERATORS.index(("Arena", "close"))
 
 
 def fallback(
@@ -109,11 +117,24 @@ def accelerated() -> bool:
     return len(_state) > 1
 
 
+def arena_methods() -> tuple[Callable[[], Any], Callable[[Any], None]]:
+    """``Arena.of_confined`` and ``Arena.close`` as the runtime has them: the accelerators
+    once installed, else the Python methods, whatever the class holds now (the cells
+    ``_contract.CELL_OPEN_CONFINED`` and ``CELL_CLOSE_ARENA``)."""
+    methods = _own or _originals
+    open_confined = methods[_OPEN_CONFINED]
+    if isinstance(open_confined, staticmethod):
+        open_confined = open_confined.__func__
+    return open_confined, methods[_CLOSE]
+
+
 def prepare() -> None:
     """Put a Python method that installs the accelerators on first use in the place of each
-    accelerated method (at ``import ffm_runtime``); nothing with ``FFM_PURE_PYTHON`` set."""
-    if _placed or os.environ.get("FFM_PURE_PYTHON"):
+    accelerated method (at ``import ffm_runtime``); with ``FFM_PURE_PYTHON`` set, only note
+    the Python methods."""
+    if _originals:
         return
+    pure = bool(os.environ.get("FFM_PURE_PYTHON"))
     for class_name, name in _contract.ACCELERATORS:
         cls = _CLASSES[class_name]
         # a method the class inherits (Arena.allocate_from) is installed on the class itself
@@ -125,7 +146,8 @@ def prepare() -> None:
         placed = staticmethod(first_use) if static else first_use
         _originals.append(original)
         _python_methods.append(_static(python) if static else python)
-        _placed.append((cls, aliases, placed))
+        if not pure:
+            _placed.append((cls, aliases, placed))
     for cls, aliases, placed in _placed:
         for alias in aliases:
             setattr(cls, alias, placed)
@@ -149,14 +171,17 @@ def _first_use(python: Callable[..., Any]) -> Callable[..., Any]:
 def _put_back(replacements: list[Any]) -> None:
     """Put ``replacements`` (one per accelerator) where :func:`prepare` put its stand-ins,
     except where the stand-in was replaced since, then store the confined arena's methods
-    in their cells if the cells were filled already."""
+    (:func:`arena_methods`, ``replacements`` now) in their cells if the cells were filled
+    already."""
     for (cls, aliases, placed), replacement in zip(_placed, replacements, strict=True):
         for alias in aliases:
             if cls.__dict__.get(alias) is placed:
                 setattr(cls, alias, replacement)
-    if _bootstrap.done():  # else bootstrap() stores them, as they are now
-        _bootstrap.set_cell(_contract.CELL_OPEN_CONFINED, Arena.of_confined)
-        _bootstrap.set_cell(_contract.CELL_CLOSE_ARENA, Arena.close)
+    _own[:] = replacements
+    if _bootstrap.done():  # else bootstrap() stores them
+        open_confined, close = arena_methods()
+        _bootstrap.set_cell(_contract.CELL_OPEN_CONFINED, open_confined)
+        _bootstrap.set_cell(_contract.CELL_CLOSE_ARENA, close)
 
 
 def install() -> bool:

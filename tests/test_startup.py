@@ -53,3 +53,20 @@ def test_builtin_text_signatures_match_inspect() -> None:
         plain = [str(p.replace(annotation=inspect.Parameter.empty)) for p in parameters]
         expected = f"{name}({', '.join(plain if static else ['$self', *plain])})\n--\n\n"
         assert _accel._text_signature(name, python, static) == expected
+
+
+@pytest.mark.parametrize(("first", "pure"), [("arena", ""), ("handle", "1"), ("handle", "")])
+def test_upcalls_open_and_close_arenas_with_the_runtimes_methods(
+    stub_site: Path, native_lib: Path, first: str, pure: str
+) -> None:
+    """``Arena.close`` replaced (``mock.patch``) while the bootstrap or the accelerators set
+    themselves up, then put back: struct upcalls do not keep calling the replacement."""
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "arena_cells.py"), str(stub_site), str(native_lib), first],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED", "FFM_PURE_PYTHON": pure},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "arena cells checked"
