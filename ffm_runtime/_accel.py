@@ -9,9 +9,10 @@ puts a small Python method in the place of each accelerated one (:func:`prepare`
 installs them all (:func:`install`) the first time any of them is called, then calls the
 Python method.  Installing hash-checks the object for this machine, loads it like a stub
 object and makes its functions the methods; the Python methods stay as the accelerators'
-slow path, which takes every case but the common one.  Without an object for this
-machine, with a modified one (a ``RuntimeWarning`` says so, at first use), or with
-``FFM_PURE_PYTHON=1`` in the environment, the Python methods are used as they are.  A
+slow path, which takes every case but the common one.  Without a manifest, or an object
+for this machine, with a damaged manifest, a missing, modified or foreign object (a
+``RuntimeWarning`` says which, once, at first use), or with ``FFM_PURE_PYTHON=1`` in the
+environment, the Python methods are used as they are.  A
 method replaced before the first use (``Arena.allocate = ...``) stays as it was replaced.
 What the runtime itself calls (an upcall opens and closes the arena of its struct
 arguments with ``Arena.of_confined`` and ``Arena.close``: :func:`arena_methods`) is its own
@@ -197,43 +198,80 @@ def install() -> bool:
     return len(_state) > 1
 
 
-def _install() -> bool:
+def _not_used(problem: str) -> None:
+    """Warn (at the caller) that the accelerators are not used, and why."""
     from ._access import warn_at_caller
+
+    warn_at_caller(RuntimeWarning(f"ffm_runtime: {problem}; not using the accelerators: reinstall hatch-ffm"))
+
+
+class _NotUsed(Exception):
+    """Why the accelerators cannot be used (see :func:`_read_object`)."""
+
+
+def _read_object(target: str) -> tuple[str, bytes] | None:
+    """The accelerators' object for ``target`` (its path and bytes), hash-checked; ``None``
+    if there is none (no manifest: a source tree; none for this machine), or if it cannot be
+    used (a warning says why)."""
+    manifest_path = os.path.join(OBJECTS_DIR, MANIFEST)
+    try:
+        try:
+            with open(manifest_path, "rb") as handle:
+                raw = handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _NotUsed(f"cannot read {manifest_path} ({exc})") from exc
+        import json
+
+        try:
+            entry = json.loads(raw)["objects"].get(target)
+            if entry is None:
+                return None
+            path, expected = os.path.join(OBJECTS_DIR, entry["file"]), entry.get("sha256")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise _NotUsed(f"{manifest_path} is damaged ({type(exc).__name__}: {exc})") from exc
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise _NotUsed(f"cannot read {path} ({exc})") from exc
+        from ._digest import sha256_hex
+
+        digest = sha256_hex(data)
+        if digest != expected:
+            raise _NotUsed(f"{path} does not match its manifest (sha256 {digest})")
+    except _NotUsed as exc:
+        _not_used(str(exc))
+        return None
+    return path, data
+
+
+def _install() -> bool:
     from ._errors import StubLoadError
     from ._targets import TARGETS, host_target
 
     target = host_target()
-    try:
-        with open(os.path.join(OBJECTS_DIR, MANIFEST), "rb") as handle:
-            import json
-
-            manifest = json.loads(handle.read())
-        entry = manifest["objects"][target]
-        path = os.path.join(OBJECTS_DIR, entry["file"])
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except (OSError, ValueError, KeyError, TypeError):
-        return False  # no accelerators for this machine (or none built): Python it is
-    from ._digest import sha256_hex
-
-    digest = sha256_hex(data)
-    if digest != entry.get("sha256"):
-        warn_at_caller(
-            RuntimeWarning(
-                f"ffm_runtime: {path} does not match its manifest (sha256 {digest}); "
-                "not using it: reinstall hatch-ffm"
-            )
-        )
+    found = _read_object(target)
+    if found is None:
         return False
+    path, data = found
     from ._loader import load_object
 
     _bootstrap.ensure()
     try:
         loaded = load_object(data, _bootstrap.resolve_import, path, TARGETS[target].elf_machine)
-        symbols = [loaded.symbols[_contract.accelerator_symbol(c, m)] for c, m in _contract.ACCELERATORS]
-    except (StubLoadError, KeyError) as exc:
-        warn_at_caller(RuntimeWarning(f"ffm_runtime: cannot use {path}: {exc}"))
+    except StubLoadError as exc:
+        _not_used(f"cannot use {path}: {exc}")
         return False
+    names = [_contract.accelerator_symbol(c, m) for c, m in _contract.ACCELERATORS]
+    missing = [name for name in names if name not in loaded.symbols]
+    if missing:
+        _not_used(
+            f"cannot use {path}: it has no symbol {missing[0]} (not the accelerators of this ffm_runtime)"
+        )
+        return False
+    symbols = [loaded.symbols[name] for name in names]
     flags = _contract.METH_FASTCALL | _contract.METH_KEYWORDS
     methods = []
     for (class_name, name), address, original in zip(
