@@ -13,7 +13,9 @@ slow path, which takes every case but the common one.  Without a manifest, or an
 for this machine, with a damaged manifest, a missing, modified or foreign object (a
 ``RuntimeWarning`` says which, once, at first use), or with ``FFM_PURE_PYTHON=1`` in the
 environment, the Python methods are used as they are.  A
-method replaced before the first use (``Arena.allocate = ...``) stays as it was replaced.
+method replaced before the first use (``Arena.allocate = ...``) stays as it was replaced;
+put back later (``unittest.mock.patch`` puts back what it replaced), it is accelerated
+from its next call.
 What the runtime itself calls (an upcall opens and closes the arena of its struct
 arguments with ``Arena.of_confined`` and ``Arena.close``: :func:`arena_methods`) is its own
 methods, the accelerators once installed, never a replacement of the user's (say, a
@@ -143,7 +145,7 @@ def prepare() -> None:
         static = (class_name, name) in _contract.STATIC_ACCELERATORS
         python = original.__func__ if static else original
         aliases = [key for key, value in vars(cls).items() if value is original] or [name]  # __exit__
-        first_use = _first_use(python)
+        first_use = _first_use(python, len(_originals))
         placed = staticmethod(first_use) if static else first_use
         _originals.append(original)
         _python_methods.append(_static(python) if static else python)
@@ -154,11 +156,15 @@ def prepare() -> None:
             setattr(cls, alias, placed)
 
 
-def _first_use(python: Callable[..., Any]) -> Callable[..., Any]:
-    """A stand-in for the method ``python`` until the accelerators are installed."""
+def _first_use(python: Callable[..., Any], index: int) -> Callable[..., Any]:
+    """A stand-in for the method ``python`` (accelerator ``index``) until the accelerators
+    are installed.  Called after that, the stand-in was put back in its class since (by
+    ``unittest.mock.patch``, say, which was in place while they were installed): it puts
+    the accelerator in its place."""
 
     def first_use(*args: Any, **kwargs: Any) -> Any:
-        install()
+        if install():
+            _put_back_one(index)
         return python(*args, **kwargs)
 
     first_use.__name__ = python.__name__
@@ -167,6 +173,16 @@ def _first_use(python: Callable[..., Any]) -> Callable[..., Any]:
     first_use.__module__ = python.__module__
     first_use.__wrapped__ = python  # type: ignore[attr-defined]  # what inspect.signature follows
     return first_use
+
+
+def _put_back_one(index: int) -> None:
+    """Put the installed accelerator ``index`` where its stand-in is (again)."""
+    if _placed and _own:
+        cls, aliases, placed = _placed[index]
+        with _bootstrap.lock:
+            for alias in aliases:
+                if cls.__dict__.get(alias) is placed:
+                    setattr(cls, alias, _own[index])
 
 
 def _put_back(replacements: list[Any]) -> None:

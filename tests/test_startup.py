@@ -18,7 +18,7 @@ import pytest
 SCRIPTS = Path(__file__).parent / "scripts"
 
 
-@pytest.mark.parametrize("order", ["handle-first", "accelerators-first", "replaced"])
+@pytest.mark.parametrize("order", ["handle-first", "accelerators-first", "replaced", "patched"])
 def test_import_loads_nothing_and_first_use_sets_everything_up(stub_site: Path, order: str) -> None:
     result = subprocess.run(
         [sys.executable, str(SCRIPTS / "startup_checks.py"), str(stub_site), order],
