@@ -9,10 +9,17 @@ puts a small Python method in the place of each accelerated one (:func:`prepare`
 installs them all (:func:`install`) the first time any of them is called, then calls the
 Python method.  Installing hash-checks the object for this machine, loads it like a stub
 object and makes its functions the methods; the Python methods stay as the accelerators'
-slow path, which takes every case but the common one.  Without an object for this
-machine, with a modified one (a ``RuntimeWarning`` says so, at first use), or with
-``FFM_PURE_PYTHON=1`` in the environment, the Python methods are used as they are.  A
-method replaced before the first use (``Arena.allocate = ...``) stays as it was replaced.
+slow path, which takes every case but the common one.  Without a manifest, or an object
+for this machine, with a damaged manifest, a missing, modified or foreign object (a
+``RuntimeWarning`` says which, once, at first use), or with ``FFM_PURE_PYTHON=1`` in the
+environment, the Python methods are used as they are.  A
+method replaced before the first use (``Arena.allocate = ...``) stays as it was replaced;
+put back later (``unittest.mock.patch`` puts back what it replaced), it is accelerated
+from its next call.
+What the runtime itself calls (an upcall opens and closes the arena of its struct
+arguments with ``Arena.of_confined`` and ``Arena.close``: :func:`arena_methods`) is its own
+methods, the accelerators once installed, never a replacement of the user's (say, a
+``mock.patch`` that was active when the runtime set itself up).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, Final
 
-__all__ = ["OBJECTS_DIR", "accelerated", "fallback", "install", "prepare"]
+__all__ = ["OBJECTS_DIR", "accelerated", "arena_methods", "fallback", "install", "prepare"]
 
 OBJECTS_DIR: Final = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_objects")
 MANIFEST: Final = "manifest.json"
@@ -45,6 +52,10 @@ _originals: list[Any] = []
 _placed: list[tuple[type, list[str], Any]] = []
 #: ``[True]`` once :func:`install` ran, ``[True, True]`` if the accelerators are in use
 _state: list[bool] = []
+#: the runtime's own methods once :func:`install` ran (the accelerators, or the originals)
+_own: list[Any] = []
+_OPEN_CONFINED: Final = _contract.ACCELERATORS.index(("Arena", "of_confined"))
+_CLOSE: Final = _contract.ACCELERATORS.index(("Arena", "close"))
 
 
 def fallback(
@@ -111,11 +122,24 @@ def accelerated() -> bool:
     return len(_state) > 1
 
 
+def arena_methods() -> tuple[Callable[[], Any], Callable[[Any], None]]:
+    """``Arena.of_confined`` and ``Arena.close`` as the runtime has them: the accelerators
+    once installed, else the Python methods, whatever the class holds now (the cells
+    ``_contract.CELL_OPEN_CONFINED`` and ``CELL_CLOSE_ARENA``)."""
+    methods = _own or _originals
+    open_confined = methods[_OPEN_CONFINED]
+    if isinstance(open_confined, staticmethod):
+        open_confined = open_confined.__func__
+    return open_confined, methods[_CLOSE]
+
+
 def prepare() -> None:
     """Put a Python method that installs the accelerators on first use in the place of each
-    accelerated method (at ``import ffm_runtime``); nothing with ``FFM_PURE_PYTHON`` set."""
-    if _placed or os.environ.get("FFM_PURE_PYTHON"):
+    accelerated method (at ``import ffm_runtime``); with ``FFM_PURE_PYTHON`` set, only note
+    the Python methods."""
+    if _originals:
         return
+    pure = bool(os.environ.get("FFM_PURE_PYTHON"))
     for class_name, name in _contract.ACCELERATORS:
         cls = _CLASSES[class_name]
         # a method the class inherits (Arena.allocate_from) is installed on the class itself
@@ -123,21 +147,26 @@ def prepare() -> None:
         static = (class_name, name) in _contract.STATIC_ACCELERATORS
         python = original.__func__ if static else original
         aliases = [key for key, value in vars(cls).items() if value is original] or [name]  # __exit__
-        first_use = _first_use(python)
+        first_use = _first_use(python, len(_originals))
         placed = staticmethod(first_use) if static else first_use
         _originals.append(original)
         _python_methods.append(_static(python) if static else python)
-        _placed.append((cls, aliases, placed))
+        if not pure:
+            _placed.append((cls, aliases, placed))
     for cls, aliases, placed in _placed:
         for alias in aliases:
             setattr(cls, alias, placed)
 
 
-def _first_use(python: Callable[..., Any]) -> Callable[..., Any]:
-    """A stand-in for the method ``python`` until the accelerators are installed."""
+def _first_use(python: Callable[..., Any], index: int) -> Callable[..., Any]:
+    """A stand-in for the method ``python`` (accelerator ``index``) until the accelerators
+    are installed.  Called after that, the stand-in was put back in its class since (by
+    ``unittest.mock.patch``, say, which was in place while they were installed): it puts
+    the accelerator in its place."""
 
     def first_use(*args: Any, **kwargs: Any) -> Any:
-        install()
+        if install():
+            _put_back_one(index)
         return python(*args, **kwargs)
 
     first_use.__name__ = python.__name__
@@ -148,17 +177,30 @@ def _first_use(python: Callable[..., Any]) -> Callable[..., Any]:
     return first_use
 
 
+def _put_back_one(index: int) -> None:
+    """Put the installed accelerator ``index`` where its stand-in is (again)."""
+    if _placed and _own:
+        cls, aliases, placed = _placed[index]
+        with _bootstrap.lock:
+            for alias in aliases:
+                if cls.__dict__.get(alias) is placed:
+                    setattr(cls, alias, _own[index])
+
+
 def _put_back(replacements: list[Any]) -> None:
     """Put ``replacements`` (one per accelerator) where :func:`prepare` put its stand-ins,
     except where the stand-in was replaced since, then store the confined arena's methods
-    in their cells if the cells were filled already."""
+    (:func:`arena_methods`, ``replacements`` now) in their cells if the cells were filled
+    already."""
     for (cls, aliases, placed), replacement in zip(_placed, replacements, strict=True):
         for alias in aliases:
             if cls.__dict__.get(alias) is placed:
                 setattr(cls, alias, replacement)
-    if _bootstrap.done():  # else bootstrap() stores them, as they are now
-        _bootstrap.set_cell(_contract.CELL_OPEN_CONFINED, Arena.of_confined)
-        _bootstrap.set_cell(_contract.CELL_CLOSE_ARENA, Arena.close)
+    _own[:] = replacements
+    if _bootstrap.done():  # else bootstrap() stores them
+        open_confined, close = arena_methods()
+        _bootstrap.set_cell(_contract.CELL_OPEN_CONFINED, open_confined)
+        _bootstrap.set_cell(_contract.CELL_CLOSE_ARENA, close)
 
 
 def install() -> bool:
@@ -174,45 +216,86 @@ def install() -> bool:
     return len(_state) > 1
 
 
-def _install() -> bool:
+def _not_used(problem: str) -> None:
+    """Warn (at the caller) that the accelerators are not used, and why."""
     from ._access import warn_at_caller
+
+    warn_at_caller(RuntimeWarning(f"ffm_runtime: {problem}; not using the accelerators: reinstall hatch-ffm"))
+
+
+class _NotUsed(Exception):
+    """Why the accelerators cannot be used (see :func:`_read_object`)."""
+
+
+def _read_object(target: str) -> tuple[str, bytes] | None:
+    """The accelerators' object for ``target`` (its path and bytes), hash-checked; ``None``
+    if there is none (no manifest: a source tree; none for this machine), or if it cannot be
+    used (a warning says why)."""
+    manifest_path = os.path.join(OBJECTS_DIR, MANIFEST)
+    try:
+        try:
+            with open(manifest_path, "rb") as handle:
+                raw = handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _NotUsed(f"cannot read {manifest_path} ({exc})") from exc
+        from ._manifest import loads
+
+        try:
+            manifest = loads(raw.decode("utf-8"))
+            if manifest["format"] != ACCEL_FORMAT:
+                found = manifest["format"]
+                raise _NotUsed(
+                    f"{manifest_path} has format {found!r}, not {ACCEL_FORMAT} (another hatch-ffm's)"
+                )
+            entry = manifest["objects"].get(target)
+            if entry is None:
+                return None
+            path, expected = os.path.join(OBJECTS_DIR, entry["file"]), entry.get("sha256")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise _NotUsed(f"{manifest_path} is damaged ({type(exc).__name__}: {exc})") from exc
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise _NotUsed(f"cannot read {path} ({exc})") from exc
+        from ._digest import sha256_hex
+
+        digest = sha256_hex(data)
+        if digest != expected:
+            raise _NotUsed(f"{path} does not match its manifest (sha256 {digest})")
+    except _NotUsed as exc:
+        _not_used(str(exc))
+        return None
+    return path, data
+
+
+def _install() -> bool:
     from ._errors import StubLoadError
     from ._targets import TARGETS, host_target
 
     target = host_target()
-    try:
-        with open(os.path.join(OBJECTS_DIR, MANIFEST), "rb") as handle:
-            from ._manifest import loads
-
-            manifest = loads(handle.read().decode("utf-8"))
-        if manifest["format"] != ACCEL_FORMAT:
-            return False  # (built by another hatch-ffm: not this runtime's accelerators)
-        entry = manifest["objects"][target]
-        path = os.path.join(OBJECTS_DIR, entry["file"])
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except (OSError, ValueError, KeyError, TypeError):
-        return False  # no accelerators for this machine (or none built): Python it is
-    from ._digest import sha256_hex
-
-    digest = sha256_hex(data)
-    if digest != entry.get("sha256"):
-        warn_at_caller(
-            RuntimeWarning(
-                f"ffm_runtime: {path} does not match its manifest (sha256 {digest}); "
-                "not using it: reinstall hatch-ffm"
-            )
-        )
+    found = _read_object(target)
+    if found is None:
         return False
+    path, data = found
     from ._loader import load_image
 
     _bootstrap.ensure()
     try:
         loaded = load_image(data, _bootstrap.resolve_import, path, TARGETS[target].elf_machine)
-        symbols = [loaded.symbols[_contract.accelerator_symbol(c, m)] for c, m in _contract.ACCELERATORS]
-    except (StubLoadError, KeyError) as exc:
-        warn_at_caller(RuntimeWarning(f"ffm_runtime: cannot use {path}: {exc}"))
+    except StubLoadError as exc:
+        _not_used(f"cannot use {path}: {exc}")
         return False
+    names = [_contract.accelerator_symbol(c, m) for c, m in _contract.ACCELERATORS]
+    missing = [name for name in names if name not in loaded.symbols]
+    if missing:
+        _not_used(
+            f"cannot use {path}: it has no symbol {missing[0]} (not the accelerators of this ffm_runtime)"
+        )
+        return False
+    symbols = [loaded.symbols[name] for name in names]
     flags = _contract.METH_FASTCALL | _contract.METH_KEYWORDS
     methods = []
     for (class_name, name), address, original in zip(

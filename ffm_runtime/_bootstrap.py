@@ -338,7 +338,8 @@ def bootstrap() -> None:
     native code can run: every cell the contract names gets its object, every field it
     names is checked to be a ``__slots__`` field of its class, and its offset is found in
     this interpreter's objects.  ``Arena.of_confined`` and ``Arena.close`` are stored as
-    they are now; installing the accelerators stores them again (:mod:`._accel`).
+    the runtime has them now (:func:`._accel.arena_methods`: not a replacement the class
+    holds); installing the accelerators stores theirs.
     """
     from _weakref import ref as weak_reference
 
@@ -350,6 +351,7 @@ def bootstrap() -> None:
     from ._memory import _SHARED, GLOBAL_SCOPE, MemorySegment, _ConfinedSegment, _HeapSegment, _SharedSegment
     from ._upcalls import critical_upcall, upcall_error
 
+    open_confined, close = _accel.arena_methods()
     cells: dict[str, object] = {
         _contract.CELL_SEGMENT_TYPE: MemorySegment,
         _contract.CELL_CONFINED_TYPE: _ConfinedSegment,
@@ -380,8 +382,8 @@ def bootstrap() -> None:
         _contract.CELL_UPCALL_ERROR: upcall_error,
         _contract.CELL_CRITICAL_UPCALL: critical_upcall,
         # (stored again when the accelerators are installed: _accel.install)
-        _contract.CELL_OPEN_CONFINED: Arena.of_confined,
-        _contract.CELL_CLOSE_ARENA: Arena.close,
+        _contract.CELL_OPEN_CONFINED: open_confined,
+        _contract.CELL_CLOSE_ARENA: close,
     }
     classes: dict[str, type] = {
         "segment": MemorySegment,

@@ -133,11 +133,12 @@ def compile_part(
 def _jobs() -> int:
     value = os.environ.get(ENV_JOBS, "").strip()
     if value:
-        if not value.isdigit() or int(value) < 1:
+        jobs = int(value) if value.isdecimal() else 0  # ("²" is a digit, and no number)
+        if jobs < 1:
             raise ValueError(
                 f"the environment variable {ENV_JOBS} must be a positive number of processes, not {value!r}"
             )
-        return int(value)
+        return jobs
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
@@ -223,12 +224,21 @@ class _Compiler:
         self.report = report
         #: workers that compiled something
         self.helped = 0
+        #: whether a worker's failure was reported (once: the others fail the same way)
+        self.failed = False
 
     def take(self, front: bool) -> str | None:
         with self.lock:
             if not self.queue:
                 return None
             return self.queue.popleft() if front else self.queue.pop()
+
+    def tell(self, message: str) -> None:
+        """Report the first failure of a worker."""
+        with self.lock:
+            first, self.failed = not self.failed, True
+        if first:
+            self.report(message)
 
     def run(self, workers: int) -> tuple[dict[str, bytes], int]:
         """The objects, and how many processes compiled them."""
@@ -252,15 +262,16 @@ class _Compiler:
         """A thread's loop: send tasks to a worker, one at a time, and keep its objects."""
         try:
             child = subprocess.Popen(
-                [sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+                [sys.executable, "-c", _WORKER, *map(str, sys.path)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
             )
         except OSError as exc:
-            self.report(f"cannot start a process to compile stubs in ({exc}); compiling them in this one")
+            self.tell(f"cannot start a process to compile stubs in ({exc}); compiling them in this one")
             return
         assert child.stdin is not None and child.stdout is not None
         compiled = 0
         try:
-            pickle.dump(list(sys.path), child.stdin)
             while (name := self.take(front=True)) is not None:
                 pickle.dump((name, self.tasks[name]), child.stdin)
                 child.stdin.flush()
@@ -272,7 +283,7 @@ class _Compiler:
                 compiled += 1
             pickle.dump(None, child.stdin)
         except (OSError, EOFError, pickle.PickleError, RuntimeError) as exc:
-            self.report(
+            self.tell(
                 f"a process compiling stubs failed ({exc or type(exc).__name__}); compiling its "
                 f"part in this one"
             )
@@ -287,12 +298,11 @@ class _Compiler:
                 self.helped += 1
 
 
-#: what a worker runs: sys.path, then (name, task) pairs until None, each answered with
+#: what a worker runs: its arguments are this process's sys.path, its own before anything
+#: is imported (``-c`` puts the current folder, the project, first: its ``struct.py`` is not
+#: the standard library's); then it reads (name, task) pairs until None, each answered with
 #: (name, object) or (None, the error's text)
-_WORKER = (
-    "import sys, pickle; sys.path[:] = pickle.load(sys.stdin.buffer); "
-    "import hatch_ffm._build as b; b._serve()"
-)
+_WORKER = "import sys; sys.path[:] = sys.argv[1:]; import hatch_ffm._build as b; b._serve()"
 
 
 def _serve() -> None:
@@ -328,8 +338,28 @@ def build_stubs(
     cache); ``report`` receives what the build should tell (a damaged cache entry, say)."""
     items: dict[str, Registration | UpcallRegistration] = {r.key: r for r in registrations}
     items.update((u.key, u) for u in upcalls)
-    parts = split_parts(sorted(items))
     cache = None if cache_dir is None else BuildCache(cache_dir, report)
+    try:
+        return _build_stubs(
+            items, targets, package, out_dir, enable_native_access, packages, upcall_pool_size, cache, report
+        )
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _build_stubs(
+    items: dict[str, Registration | UpcallRegistration],
+    targets: tuple[str, ...],
+    package: str,
+    out_dir: str,
+    enable_native_access: tuple[str, ...],
+    packages: tuple[str, ...],
+    upcall_pool_size: int,
+    cache: BuildCache | None,
+    report: Callable[[str], None],
+) -> BuiltStubs:
+    parts = split_parts(sorted(items))
     plan = _Plan(cache)
     for target in targets:
         for index, part in enumerate(parts):

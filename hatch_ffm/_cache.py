@@ -13,15 +13,23 @@ Where: ``$FFM_BUILD_CACHE`` (a folder, or ``off``), else the hook option ``build
 Entries are written whole or not at all (a temporary file, then ``os.replace``), so builds
 running at once share a cache safely; each starts with the SHA-256 of its object, checked on
 every read: a damaged entry is reported and compiled again (and replaced).
+
+That header proves an entry whole, not who wrote it: the cache is only used if no other user
+can have put entries there.  The folder (a symbolic link to one is followed), its subfolders
+and its entries must belong to this user (or root) and be writable by no one else; they are
+opened once, checked on the open descriptor (``fstat``) and then used relative to it, never
+following a symbolic link below the folder.  A folder that fails this is reported and the
+build goes on without a cache; a new one is made readable by its owner only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
-import tempfile
+import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -103,23 +111,113 @@ def _header(data: bytes) -> bytes:
     return _MAGIC + hashlib.sha256(data).hexdigest().encode() + b" " + str(len(data)).encode()
 
 
+#: ``os.open`` flags: a folder, and no symbolic link as the last part of a name
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _unsafe(info: os.stat_result) -> str | None:
+    """Why a folder or entry could hold another user's objects (``None``: it cannot)."""
+    if info.st_uid not in (os.geteuid(), 0):
+        return f"it belongs to another user (uid {info.st_uid})"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"other users can write to it (mode {stat.S_IMODE(info.st_mode):#o})"
+    return None
+
+
+def _checked(descriptor: int, path: str) -> int:
+    """``descriptor``, if what it is open on is safe to read entries from; else it is closed
+    and ``PermissionError`` says why."""
+    problem = _unsafe(os.fstat(descriptor))
+    if problem is not None:
+        os.close(descriptor)
+        raise PermissionError(f"{path}: {problem}")
+    return descriptor
+
+
 class BuildCache:
-    """The entries of one cache folder."""
+    """The entries of one cache folder (:meth:`close` it after use)."""
 
     def __init__(self, directory: str, report: Callable[[str], None]) -> None:
         self.directory = directory
         self._report = report
         self._writable = True
+        #: the folder, open and checked (``None``: not yet, or unusable: see ``_opened``)
+        self._folder: int | None = None
+        self._opened = False
+        #: its subfolders (the first two digits of a digest), open and checked
+        self._subfolders: dict[str, int] = {}
+
+    def close(self) -> None:
+        """Close the folders this cache holds open."""
+        for descriptor in self._subfolders.values():
+            os.close(descriptor)
+        self._subfolders.clear()
+        if self._folder is not None:
+            os.close(self._folder)
+            self._folder = None
 
     def _path(self, digest: str) -> str:
         return os.path.join(self.directory, digest[:2], digest + ".img")
 
+    def _open(self) -> int | None:
+        """The folder, opened (and made, if missing) and checked once; ``None`` (reported)
+        if it cannot be used."""
+        if not self._opened:
+            self._opened = True
+            try:
+                try:
+                    descriptor = os.open(self.directory, _FOLDER)
+                except FileNotFoundError:
+                    os.makedirs(self.directory, mode=0o700, exist_ok=True)
+                    descriptor = os.open(self.directory, _FOLDER)
+            except OSError as exc:
+                self._report(
+                    f"cannot use the build cache {self.directory} ({exc}); building without it "
+                    f"(set {ENV_CACHE}=off, or to another folder)"
+                )
+                return None
+            problem = _unsafe(os.fstat(descriptor))
+            if problem is not None:
+                os.close(descriptor)
+                self._report(
+                    f"not using the build cache {self.directory}: {problem}, so it could hold "
+                    f"another user's objects; building without it (make it yours alone: chown "
+                    f"it to yourself and chmod go-w it; or set {ENV_CACHE}=off, or to another folder)"
+                )
+                return None
+            self._folder = descriptor
+        return self._folder
+
+    def _subfolder(self, folder: int, digest: str, create: bool) -> int:
+        """The checked subfolder of ``digest`` (``FileNotFoundError`` if there is none and
+        ``create`` is false)."""
+        name = digest[:2]
+        descriptor = self._subfolders.get(name)
+        if descriptor is None:
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, 0o700, dir_fd=folder)
+            path = os.path.join(self.directory, name)
+            descriptor = _checked(os.open(name, _FOLDER | os.O_NOFOLLOW, dir_fd=folder), path)
+            self._subfolders[name] = descriptor
+        return descriptor
+
     def get(self, digest: str) -> bytes | None:
         """The object stored for ``digest``; ``None`` if there is none, or it is damaged
-        (reported: it is compiled again and replaced)."""
+        or unsafe (reported: it is compiled again and replaced)."""
+        folder = self._open()
+        if folder is None:
+            return None
         path = self._path(digest)
         try:
-            with open(path, "rb") as handle:
+            subfolder = self._subfolder(folder, digest, create=False)
+            descriptor = os.open(digest + ".img", os.O_RDONLY | _NOFOLLOW, dir_fd=subfolder)
+            with open(descriptor, "rb") as handle:
+                info = os.fstat(descriptor)
+                problem = _unsafe(info) or (None if stat.S_ISREG(info.st_mode) else "not a file")
+                if problem is not None:
+                    raise PermissionError(f"{path}: {problem}")
                 raw = handle.read()
         except FileNotFoundError:
             return None
@@ -140,16 +238,22 @@ class BuildCache:
         is reported once and otherwise ignored."""
         if not self._writable:
             return
-        path = self._path(digest)
+        folder = self._open()
+        if folder is None:
+            return
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            descriptor, temporary = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+            subfolder = self._subfolder(folder, digest, create=True)
+            temporary = f".tmp-{os.getpid()}-{os.urandom(8).hex()}"
+            descriptor = os.open(
+                temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=subfolder
+            )
             try:
                 with open(descriptor, "wb") as handle:
                     handle.write(_header(data) + b"\n" + data)
-                os.replace(temporary, path)
+                os.replace(temporary, digest + ".img", src_dir_fd=subfolder, dst_dir_fd=subfolder)
             except BaseException:
-                os.unlink(temporary)
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary, dir_fd=subfolder)
                 raise
         except OSError as exc:
             self._writable = False

@@ -12,6 +12,8 @@ import textwrap
 import zipfile
 from pathlib import Path
 
+import llvmlite
+import llvmlite.binding
 import pytest
 from support import build_wheel
 
@@ -280,11 +282,16 @@ def session(count: int) -> RegistrationSession:
     return registrations
 
 
-def build_here(tmp_path: Path, cache: Path, name: str, count: int = 3) -> _build.BuiltStubs:
+def build_here(tmp_path: Path, cache: Path, name: str, count: int = 3, pool: int = 256) -> _build.BuiltStubs:
     out = tmp_path / name
     out.mkdir()
     return build_stubs(
-        session(count).registrations.values(), ("x86_64-linux",), "pkg", str(out), cache_dir=str(cache)
+        session(count).registrations.values(),
+        ("x86_64-linux",),
+        "pkg",
+        str(out),
+        upcall_pool_size=pool,
+        cache_dir=str(cache),
     )
 
 
@@ -295,6 +302,8 @@ def build_here(tmp_path: Path, cache: Path, name: str, count: int = 3) -> _build
         (_build, "FORMAT_VERSION", 99),
         (_build, "STUB_OPT_LEVEL", 2),
         (_cache, "code_fingerprint", lambda: "changed"),
+        (llvmlite, "__version__", "0.0.1"),
+        (llvmlite.binding, "llvm_version_info", (1, 0, 0)),
     ],
 )
 def test_what_changes_the_code_changes_the_entry(
@@ -375,3 +384,177 @@ def test_a_worker_that_fails_leaves_its_parts_to_this_process(
     assert (built.compiled, built.jobs) == (200, 1)
     assert len(said) == 1
     assert re.fullmatch(r"a process compiling stubs failed \(.*\); compiling its part in this one", said[0])
+
+
+def forge(cache: Path) -> Path:
+    """What another user who can write to ``cache`` can do: replace a part's entry by another
+    part's object, with a header that matches it (the header proves integrity, not origin)."""
+    entries = sorted(cache.glob("*/*.img"))
+    assert len(entries) >= 2
+    entries[0].write_bytes(entries[1].read_bytes())
+    return entries[0]
+
+
+def test_a_cache_other_users_can_write_to_is_not_used(tmp_path: Path) -> None:
+    """A folder anyone can write to (as /tmp) could hold another user's objects: the build
+    does not read it, says so, and compiles everything (the wheel is right)."""
+    cache = tmp_path / "shared"
+    project = make_project(tmp_path, shapes(100))
+    first = Built(project, tmp_path / "dist1", str(cache))
+    forge(cache)
+    cache.chmod(0o777)
+    second = Built(project, tmp_path / "dist2", str(cache))
+    assert f"not using the build cache {cache}: other users can write to it (mode 0o777)" in second.log
+    assert "chmod go-w" in second.log
+    assert (second.cached, second.compiled) == (0, 100)
+    assert second.files == first.files
+
+
+def test_a_subfolder_other_users_can_write_to_is_not_read(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    project = make_project(tmp_path, shapes(100))
+    first = Built(project, tmp_path / "dist1", str(cache))
+    forged = forge(cache)
+    forged.parent.chmod(0o777)
+    second = Built(project, tmp_path / "dist2", str(cache))
+    assert f"cannot read build cache entry {forged}" in second.log
+    assert "other users can write to it (mode 0o777)" in second.log
+    assert second.files == first.files
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a folder to another user")
+def test_a_cache_of_another_user_is_not_used(tmp_path: Path) -> None:
+    cache = tmp_path / "theirs"
+    project = make_project(tmp_path, shapes(100))
+    first = Built(project, tmp_path / "dist1", str(cache))
+    forge(cache)
+    os.chown(cache, 65534, 65534)
+    second = Built(project, tmp_path / "dist2", str(cache))
+    assert f"not using the build cache {cache}: it belongs to another user (uid 65534)" in second.log
+    assert second.files == first.files
+
+
+def test_a_symlink_to_a_folder_others_can_write_to_is_not_used(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    project = make_project(tmp_path, shapes(100))
+    first = Built(project, tmp_path / "dist1", str(shared))
+    forge(shared)
+    shared.chmod(0o1777)  # (sticky, as /tmp: others still add entries)
+    link = tmp_path / "mine"
+    link.symlink_to(shared)
+    second = Built(project, tmp_path / "dist2", str(link))
+    assert f"not using the build cache {link}: other users can write to it (mode 0o1777)" in second.log
+    assert second.files == first.files
+
+
+def test_a_cache_that_is_a_file_is_reported_once(tmp_path: Path) -> None:
+    said: list[str] = []
+    cache = tmp_path / "file"
+    cache.write_text("not a folder")
+    out = tmp_path / "out"
+    out.mkdir()
+    built = build_stubs(
+        session(200).registrations.values(),
+        ("x86_64-linux",),
+        "pkg",
+        str(out),
+        cache_dir=str(cache),
+        report=said.append,
+    )
+    assert built.parts > 2 and built.compiled == 200
+    assert len(said) == 1, said
+    assert re.fullmatch(
+        rf"cannot use the build cache {re.escape(str(cache))} \(.*Not a directory.*\); building "
+        r"without it \(set FFM_BUILD_CACHE=off, or to another folder\)",
+        said[0],
+    )
+
+
+def test_a_read_only_cache_is_read_and_not_written(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    build_here(tmp_path, cache, "first", 200)
+    entries = sorted(cache.glob("*/*.img"))
+    (entries[0]).unlink()
+    for folder in (cache, *{entry.parent for entry in entries}):
+        folder.chmod(0o555)
+    said: list[str] = []
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        built = build_stubs(
+            session(200).registrations.values(),
+            ("x86_64-linux",),
+            "pkg",
+            str(out),
+            cache_dir=str(cache),
+            report=said.append,
+        )
+    finally:
+        for folder in (cache, *{entry.parent for entry in entries}):
+            folder.chmod(0o755)
+    if os.geteuid() != 0:  # (root writes anyway)
+        assert len(said) == 1 and said[0].startswith(f"cannot write to the build cache {cache} ")
+    assert 0 < built.compiled < 200 and built.cached + built.compiled == 200
+
+
+@pytest.mark.parametrize("value", ["²", "0", "-1", "abc", "1.5", ""])
+def test_every_bad_number_of_jobs_gets_the_same_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("FFM_BUILD_JOBS", value)
+    if not value:
+        assert build_here(tmp_path, tmp_path / "cache", "out").jobs == 1  # (unset: the default)
+        return
+    with pytest.raises(
+        ValueError, match=rf"FFM_BUILD_JOBS must be a positive number of processes, not '{re.escape(value)}'"
+    ):
+        build_here(tmp_path, tmp_path / "cache", "out")
+
+
+def test_helpers_do_not_import_the_projects_modules(tmp_path: Path) -> None:
+    """A helper process is ``python -c`` started in the build's folder, the project: a module
+    of the project named like one of the standard library's (``struct.py``) is not what it
+    imports."""
+    project = make_project(tmp_path, shapes(200))
+    (project / "struct.py").write_text("raise SystemExit('the project struct.py was imported')\n")
+    (project / "re.py").write_text("raise SystemExit('the project re.py was imported')\n")
+    result = build_wheel(project, tmp_path / "dist", env={"FFM_BUILD_CACHE": "off", "FFM_BUILD_JOBS": "2"})
+    log = result.stdout + result.stderr
+    assert "a process compiling stubs failed" not in log
+    assert "the project" not in log
+    assert "200 compiled in 2 processes" in log
+
+
+@pytest.mark.parametrize("failure", ["exits", "cannot start"])
+def test_helpers_that_fail_are_reported_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    monkeypatch.setenv("FFM_BUILD_JOBS", "4")
+    if failure == "exits":
+        monkeypatch.setattr(_build, "_WORKER", "import sys; sys.exit(3)")
+    else:
+        monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    said: list[str] = []
+    out = tmp_path / "out"
+    out.mkdir()
+    built = build_stubs(
+        session(400).registrations.values(), ("x86_64-linux",), "pkg", str(out), report=said.append
+    )
+    assert (built.compiled, built.jobs) == (400, 1)
+    assert len(said) == 1, said
+    if failure == "exits":
+        assert re.fullmatch(
+            r"a process compiling stubs failed \(.*\); compiling its part in this one", said[0]
+        )
+    else:
+        assert said[0] == (
+            f"cannot start a process to compile stubs in ([Errno 2] No such file or directory: "
+            f"'{tmp_path / 'no-such-python'}'); compiling them in this one"
+        )
+
+
+def test_another_upcall_pool_size_compiles_again(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    assert build_here(tmp_path, cache, "first", pool=256).compiled == 3
+    assert build_here(tmp_path, cache, "again", pool=256).cached == 3
+    assert build_here(tmp_path, cache, "other", pool=16).compiled == 3

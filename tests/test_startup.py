@@ -6,7 +6,9 @@ tests/scripts/startup_figures.py for those)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 SCRIPTS = Path(__file__).parent / "scripts"
 
 
-@pytest.mark.parametrize("order", ["handle-first", "accelerators-first", "replaced"])
+@pytest.mark.parametrize("order", ["handle-first", "accelerators-first", "replaced", "patched"])
 def test_import_loads_nothing_and_first_use_sets_everything_up(stub_site: Path, order: str) -> None:
     result = subprocess.run(
         [sys.executable, str(SCRIPTS / "startup_checks.py"), str(stub_site), order],
@@ -53,3 +55,107 @@ def test_builtin_text_signatures_match_inspect() -> None:
         plain = [str(p.replace(annotation=inspect.Parameter.empty)) for p in parameters]
         expected = f"{name}({', '.join(plain if static else ['$self', *plain])})\n--\n\n"
         assert _accel._text_signature(name, python, static) == expected
+
+
+@pytest.mark.parametrize(("first", "pure"), [("arena", ""), ("handle", "1"), ("handle", "")])
+def test_upcalls_open_and_close_arenas_with_the_runtimes_methods(
+    stub_site: Path, native_lib: Path, first: str, pure: str
+) -> None:
+    """``Arena.close`` replaced (``mock.patch``) while the bootstrap or the accelerators set
+    themselves up, then put back: struct upcalls do not keep calling the replacement."""
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "arena_cells.py"), str(stub_site), str(native_lib), first],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED", "FFM_PURE_PYTHON": pure},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "arena cells checked"
+
+
+#: a copy of ffm_runtime's accelerators, altered, and what the first arena then says
+DAMAGED_ACCELERATORS = {
+    "manifest not JSON": r"ffm_runtime: .*manifest\.json is damaged \(.*\); not using the accelerators: "
+    r"reinstall hatch-ffm",
+    "manifest without objects": r"ffm_runtime: .*manifest\.json is damaged \(.*\); not using the "
+    r"accelerators: reinstall hatch-ffm",
+    "object missing": r"ffm_runtime: cannot read .*accel-x86_64-linux\.img \(.*No such file.*\); not using "
+    r"the accelerators: reinstall hatch-ffm",
+    "another object": r"ffm_runtime: cannot use .*accel-x86_64-linux\.img: it has no symbol "
+    r"ffm_acc_arena_allocate \(not the accelerators of this ffm_runtime\); not using the accelerators: "
+    r"reinstall hatch-ffm",
+    "manifest of another format": r"ffm_runtime: .*manifest\.json has format 1, not 2 \(another "
+    r"hatch-ffm's\); not using the accelerators: reinstall hatch-ffm",
+    "no object for this machine": None,
+    "no manifest": None,
+}
+
+ACCELERATORS_SCRIPT = """
+import sys, warnings
+from ffm_runtime import JAVA_INT, Arena, _accel
+import ffm_runtime
+_accel.OBJECTS_DIR = sys.argv[1]
+for attempt in range(2):
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        with Arena.of_confined() as arena:
+            segment = arena.allocate(8)
+            segment.set(JAVA_INT, 0, 3)
+            assert segment.get(JAVA_INT, 0) == 3
+    for warning in said:
+        print(f"{warning.category.__name__}: {warning.message}")
+assert not ffm_runtime.accelerated()
+print("python methods")
+"""
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGED_ACCELERATORS))
+def test_damaged_accelerators_are_reported_once_and_not_used(
+    tmp_path: Path, stub_site: Path, damage: str
+) -> None:
+    import json
+    import shutil
+
+    from ffm_runtime import _accel
+
+    if not os.path.exists(os.path.join(_accel.OBJECTS_DIR, _accel.MANIFEST)):
+        pytest.skip("ffm_runtime's accelerators are not built here")
+    objects = tmp_path / "_objects"
+    shutil.copytree(_accel.OBJECTS_DIR, objects)
+    manifest_path = objects / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    ours = manifest["objects"]["x86_64-linux"]
+    if damage == "manifest not JSON":
+        manifest_path.write_text("{")
+    elif damage == "manifest without objects":
+        manifest_path.write_text('{"format": 2, "objects": ["x86_64-linux"]}')
+    elif damage == "manifest of another format":
+        manifest_path.write_text(json.dumps({**manifest, "format": 1}))
+    elif damage == "object missing":
+        (objects / ours["file"]).unlink()
+    elif damage == "another object":  # (a wheel's stubs, listed with their own SHA-256)
+        stub = next((stub_site / "ffm_testpkg" / "_ffm").glob("stubs-x86_64-linux*.img")).read_bytes()
+        (objects / ours["file"]).write_bytes(stub)
+        ours["sha256"] = hashlib.sha256(stub).hexdigest()
+        manifest_path.write_text(json.dumps(manifest))
+    elif damage == "no object for this machine":
+        del manifest["objects"]["x86_64-linux"]
+        manifest_path.write_text(json.dumps(manifest))
+    else:
+        manifest_path.unlink()
+    result = subprocess.run(
+        [sys.executable, "-c", ACCELERATORS_SCRIPT, str(objects)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    *said, last = result.stdout.strip().splitlines()
+    assert last == "python methods"
+    expected = DAMAGED_ACCELERATORS[damage]
+    if expected is None:
+        assert said == []
+    else:
+        assert len(said) == 1, said
+        assert re.fullmatch(f"RuntimeWarning: {expected}", said[0]), said[0]

@@ -5,7 +5,8 @@ happens before first use.  Run by tests/test_startup.py in a fresh interpreter:
 
 ``SITE``: a folder on which the test package is installed; ``ORDER``: ``handle-first`` (a
 downcall handle, then the accelerators), ``accelerators-first`` (the other way round) or
-``replaced`` (``Arena.allocate`` replaced before first use).  Prints "startup checks passed".
+``replaced`` (``Arena.allocate`` replaced before first use) or ``patched``
+(``MemorySegment.get`` replaced during the first use, then put back).  Prints "startup checks passed".
 """
 
 from __future__ import annotations
@@ -178,6 +179,20 @@ elif order == "replaced":
     assert Arena.allocate is allocate and calls == [(8,)]
     assert type(MemorySegment.__dict__["get"]).__name__ == "method_descriptor"
     assert ffm_runtime.accelerated()
+elif order == "patched":  # replaced for a while (unittest.mock), first use meanwhile, put back
+    from unittest import mock
+
+    with mock.patch.object(MemorySegment, "get", autospec=True, side_effect=MemorySegment.get) as get:
+        with Arena.of_confined() as arena:  # installs the accelerators, but not over the mock
+            segment = arena.allocate(8)
+            assert segment.get(JAVA_INT, 0) == 0
+        assert get.call_count == 1
+    assert type(MemorySegment.__dict__["get"]).__name__ == "function"  # the stand-in is back
+    with Arena.of_confined() as arena:  # its first call puts the accelerator in its place
+        segment = arena.allocate(8)
+        segment.set(JAVA_INT, 0, 4)
+        assert segment.get(JAVA_INT, 0) == 4
+    check_accelerated()
 else:
     raise SystemExit(f"unknown order {order!r}")
 print("startup checks passed")
