@@ -402,7 +402,7 @@ def test_hook_writes_the_wheels_packages(wider_site: Path) -> None:
     assert (extra["package"], extra["enable_native_access"], extra["stubs"], extra["objects"]) == (
         "nat_multi_extra",
         ["nat_multi_extra"],
-        {},
+        [],
         [],
     )
 

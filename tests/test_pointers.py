@@ -597,7 +597,7 @@ def test_a_new_manifest_on_sys_path(
                 "generator": ffm_runtime._manifest.GENERATOR,
                 "package": "unit_d",
                 "objects": [],
-                "stubs": {},
+                "stubs": [],
                 "enable_native_access": [],
             }
         )
@@ -728,7 +728,7 @@ def test_a_list_subclass_as_sys_path(
                 "generator": ffm_runtime._manifest.GENERATOR,
                 "package": "unit_f",
                 "objects": [],
-                "stubs": {},
+                "stubs": [],
                 "enable_native_access": [],
             }
         )
