@@ -412,7 +412,9 @@ class Manifest(Record):
         objects = _stub_objects(data.get("objects"), ".img" if version >= IMAGE_FORMAT else ".o", fail)
         stubs = _stubs(data.get("stubs"), version, fail)
         pools = _upcall_pools(data.get("upcalls", {}), fail)
-        _check_parts(objects, [*stubs, *pools], fail)
+        # (the smallest key: a format-3 list is sorted, its first is the smallest)
+        smallest = [next(iter(stubs))] if isinstance(stubs, StubKeys) and stubs else list(stubs)
+        _check_parts(objects, [*smallest, *pools], fail)
         units = data.get("enable_native_access", [package])
         if not isinstance(units, list) or not all(isinstance(u, str) and u.isidentifier() for u in units):
             raise fail("'enable_native_access' must be a list of package names")
@@ -485,7 +487,8 @@ def _stub_objects(
 
 def _check_parts(objects: list[StubObject], keys: list[str], fail: Callable[[str], StubLoadError]) -> None:
     """A target's objects are its parts: one without ``from``, or several, each with its own
-    ``from``, in increasing order, the first not after any key."""
+    ``from``, in increasing order, the first not after any key (of ``keys``: the keys, or
+    the smallest stub key and the upcall keys)."""
     by_target: dict[str, list[StubObject]] = {}
     for obj in objects:
         by_target.setdefault(obj.target, []).append(obj)
