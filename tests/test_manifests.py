@@ -223,6 +223,23 @@ class TestParsing:
         with pytest.raises(StubLoadError, match="malformed stub symbol"):
             Manifest.from_json(variant(stubs=shifted), "m.json")
 
+    def test_two_shapes_naming_the_same_code_are_refused(self) -> None:
+        """A handle of one shape would call the stub, or fill in the upcall pool, of the other."""
+        shared = "ffm_" + "0" * 20
+        with pytest.raises(StubLoadError, match=rf"'\(i4\)v' and '\(j8\)v' name the same symbol {shared}"):
+            Manifest.from_json(variant(stubs={"(i4)v": shared, "(j8)v": shared}), "m.json")
+        pools = {
+            "upcall (a8)i4": {"symbol": shared, "slots": 4},
+            "upcall (i4)i4": {"symbol": shared, "slots": 4},
+        }
+        for version in (2, 3):
+            with pytest.raises(
+                StubLoadError, match=rf"'upcall \(a8\)i4' and 'upcall \(i4\)i4' name the same symbol {shared}"
+            ):
+                Manifest.from_json(
+                    variant(format=version, stubs={} if version == 2 else [], upcalls=pools), "m.json"
+                )
+
     def test_manifests_without_packages_are_their_own_package_only(self) -> None:
         """Written by hatch-ffm 0.1.0: no `packages` field."""
         manifest = Manifest.from_json(variant(enable_native_access=["pkg", "other"]), "m.json")
