@@ -569,11 +569,15 @@ def read_manifest(path: str) -> Manifest:
             raise StubLoadError(f"invalid stub manifest {path}: not a regular file", path)
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         with open(descriptor, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            info = os.fstat(descriptor)
+            if not stat.S_ISREG(info.st_mode):
                 raise StubLoadError(f"invalid stub manifest {path}: not a regular file", path)
             # (the size it has, and one byte more to see that it is not larger: not a
             # buffer of MAX_MANIFEST_BYTES for every manifest)
-            data = handle.read(min(os.fstat(descriptor).st_size, MAX_MANIFEST_BYTES) + 1)
+            size = min(info.st_size, MAX_MANIFEST_BYTES)
+            data = handle.read(size + 1)
+            if len(data) > size:  # it grew since (being written), or its size was not known
+                data += handle.read(MAX_MANIFEST_BYTES + 1 - len(data))
     except OSError as exc:
         raise StubLoadError(f"cannot read stub manifest {path}: {exc}", path) from exc
     if len(data) > MAX_MANIFEST_BYTES:

@@ -354,6 +354,26 @@ class TestReading:
         ):
             read_manifest(str(path))
 
+    @pytest.mark.parametrize("when", ["unknown size", "grows while read"])
+    def test_a_manifest_is_read_whole_whatever_its_size_said(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+    ) -> None:
+        """A file system that reports no size (as some FUSE ones do), or a manifest written (by
+        an installer) after its size was taken: what the file holds when it is read counts."""
+        text = variant(enable_native_access=["pkg"])
+        path = self.write(tmp_path, text if when == "unknown size" else text[:20])
+        real_fstat = os.fstat
+
+        def fstat(fd: int) -> os.stat_result:
+            info = real_fstat(fd)
+            if when == "unknown size":
+                return os.stat_result((*info[:6], 0, *info[7:]))
+            path.write_text(text)  # (for the size it has now, from the next call on)
+            return info
+
+        monkeypatch.setattr(os, "fstat", fstat)
+        assert read_manifest(str(path)).enable_native_access == ("pkg",)
+
     def test_too_large(self, tmp_path: Path) -> None:
         path = self.write(tmp_path, "")
         with path.open("wb") as handle:
