@@ -14,7 +14,8 @@ Layout of an image file (all integers little-endian)::
     header   MAGIC, VERSION (u16), machine (u16, the ELF machine), code_size, data_offset,
              total_size, content_size, symbols, sections, imports, relatives, names_size
              (u32 each)
-    content  content_size bytes: the image from offset 0 (the rest, to total_size, is zero)
+    content  content_size bytes: the image from offset 0, the whole code part and what follows
+             up to the last byte not zero (the rest, to total_size, is zero)
     symbols  per symbol: name offset, name length, offset in the image (u32 each)
     sections per section of the object: the same (for diagnostics and tests)
     imports  per import: offset in the image, name offset, name length (u32), addend (i64)
@@ -180,7 +181,7 @@ def decode(data: bytes, machine: int) -> Image:  # noqa: PLR0912  (one check per
         raise ImageError(f"stub image for ELF machine {found_machine}, not {machine}")
     if total_size > MAX_IMAGE_SIZE:
         raise ImageError(f"the image would map {total_size} bytes, more than {MAX_IMAGE_SIZE}")
-    if not code_size <= data_offset <= total_size or content_size > total_size:
+    if not code_size <= content_size <= total_size or not code_size <= data_offset <= total_size:
         raise ImageError(
             f"inconsistent sizes: code {code_size}, data from {data_offset}, content "
             f"{content_size}, total {total_size}"

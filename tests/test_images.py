@@ -339,6 +339,13 @@ def test_a_part_neither_code_nor_writable_is_refused(image_file: bytes) -> None:
             encode(Image(*_fields(image, **changes)))
 
 
+def test_content_shorter_than_the_code_is_refused(image_file: bytes) -> None:
+    """The code part is all in the file: cut short, the rest would run as zero bytes."""
+    image = decode(image_file, X86)
+    with pytest.raises(ImageError, match=r"inconsistent sizes: code \d+, data from \d+, content 16,"):
+        encode(Image(*_fields(image, content=image.content[:16])))
+
+
 def test_a_name_outside_ascii_is_an_image_error(image_file: bytes) -> None:
     image = decode(image_file, X86)
     with pytest.raises(ImageError, match="name 'caf\u00e9' has characters a symbol cannot have"):
