@@ -20,7 +20,7 @@ from ._locks import ForkSafeLock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Final
+    from typing import Any, Final, TypeGuard
 
 __all__ = [
     "bootstrap",
@@ -293,27 +293,42 @@ class _NoArrayYet:
 array_pending: list[bool] = []
 
 
+#: ``Py_TPFLAGS_IMMUTABLETYPE``: set on types made in C (``array.array``), never on classes
+_IMMUTABLE_TYPE = 1 << 8
+
+
+def _is_array_type(cls: object) -> TypeGuard[type]:
+    """Whether ``cls`` is the standard library's ``array.array``, a type made in C whose
+    buffer is C code's (what native code assumes of the cell's type), not a class of that
+    name (a project's own ``array`` module, which may be the one ``import array`` finds)."""
+    return (
+        isinstance(cls, type)
+        and cls.__module__ == "array"
+        and cls.__name__ == "array"
+        and bool(cls.__flags__ & _IMMUTABLE_TYPE)
+    )
+
+
 def _array_type() -> type:
     """``array.array`` if ``array`` was imported, else :class:`_NoArrayYet` (importing
     ``array`` imports ``collections``: more than a first handle may cost); then
-    :func:`array_imported` stores the real type when an array first reaches
+    :func:`array_seen` stores the real type when an array first reaches
     ``MemorySegment.of_array``."""
-    if "array" in sys.modules:
-        import array
-
-        return array.array
+    found = getattr(sys.modules.get("array"), "array", None)
+    if _is_array_type(found):
+        return found
     array_pending.append(True)
     return _NoArrayYet
 
 
-def array_imported() -> None:
-    """Store ``array.array`` in its cell (an array reached ``of_array``: ``array`` is in use),
-    so that native code takes arrays from now on."""
-    import array
-
+def array_seen(cls: type) -> None:
+    """Store ``cls`` in the array-type cell if it is ``array.array`` (one of its objects
+    reached ``of_array``: ``array`` is in use), so that native code takes arrays from now on."""
+    if not _is_array_type(cls):
+        return
     with lock:
         if array_pending:
-            set_cell(_contract.CELL_ARRAY_TYPE, array.array)
+            set_cell(_contract.CELL_ARRAY_TYPE, cls)
             array_pending.clear()
 
 

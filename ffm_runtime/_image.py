@@ -14,7 +14,8 @@ Layout of an image file (all integers little-endian)::
     header   MAGIC, VERSION (u16), machine (u16, the ELF machine), code_size, data_offset,
              total_size, content_size, symbols, sections, imports, relatives, names_size
              (u32 each)
-    content  content_size bytes: the image from offset 0 (the rest, to total_size, is zero)
+    content  content_size bytes: the image from offset 0, the whole code part and what follows
+             up to the last byte not zero (the rest, to total_size, is zero)
     symbols  per symbol: name offset, name length, offset in the image (u32 each)
     sections per section of the object: the same (for diagnostics and tests)
     imports  per import: offset in the image, name offset, name length (u32), addend (i64)
@@ -23,9 +24,12 @@ Layout of an image file (all integers little-endian)::
 
 ``[0, code_size)`` is sealed read+execute; ``[data_offset, total_size)`` stays read+write
 (``data_offset`` is a multiple of :data:`LINK_PAGE`, the largest page size of a supported
-system, so code and writable data never share a page).  :func:`decode` checks every count,
-offset and length against the file and the image before anything is used: a malformed
-image is an :class:`ImageError`, never a write outside its memory.
+system, so code and writable data never share a page; it is where the code part ends,
+rounded up to that boundary when there is writable data).  :func:`decode` checks every
+count, offset and length against the file and the image before anything is used, and that
+no two words filled in at load time share a byte: a malformed image is an
+:class:`ImageError`, never a write outside its memory.  Placing it (:func:`._loader.place`)
+refuses a symbol named twice and a relative word naming a place outside the image.
 """
 
 from __future__ import annotations
@@ -112,6 +116,8 @@ def encode(image: Image) -> bytes:
     def span(name: str) -> tuple[int, int]:
         found = spans.get(name)
         if found is None:
+            if not name.isascii():
+                raise ImageError(f"name {name!r} has characters a symbol cannot have")
             encoded = name.encode("ascii")
             found = spans[name] = (len(names), len(encoded))
             names.extend(encoded)
@@ -175,13 +181,20 @@ def decode(data: bytes, machine: int) -> Image:  # noqa: PLR0912  (one check per
         raise ImageError(f"stub image for ELF machine {found_machine}, not {machine}")
     if total_size > MAX_IMAGE_SIZE:
         raise ImageError(f"the image would map {total_size} bytes, more than {MAX_IMAGE_SIZE}")
-    if not code_size <= data_offset <= total_size or content_size > total_size:
+    if not code_size <= content_size <= total_size or not code_size <= data_offset <= total_size:
         raise ImageError(
             f"inconsistent sizes: code {code_size}, data from {data_offset}, content "
             f"{content_size}, total {total_size}"
         )
     if data_offset < total_size and data_offset % LINK_PAGE:
         raise ImageError(f"the writable part starts at {data_offset:#x}, not on a {LINK_PAGE:#x} boundary")
+    if data_offset not in (code_size, -(-code_size // LINK_PAGE) * LINK_PAGE):
+        # (what is neither code nor on the writable pages would be mapped read+write but
+        # hold what the code part should)
+        raise ImageError(
+            f"the writable part starts at {data_offset:#x}, not where the code part ends "
+            f"({code_size:#x}, or the next {LINK_PAGE:#x} boundary)"
+        )
     tables = _HEADER.size + content_size
     expected = (
         tables
@@ -221,6 +234,15 @@ def decode(data: bytes, machine: int) -> Image:  # noqa: PLR0912  (one check per
         if offset + 8 > total_size:
             raise ImageError(f"relative word at {offset:#x} is outside the image")
         relatives.append(offset)
+    # each word is filled in once: by an import or by adding the load address
+    words = sorted([*relatives, *(offset for offset, _name, _addend in imports)])
+    for i in range(1, len(words)):
+        before, after = words[i - 1], words[i]
+        if after - before < 8:  # noqa: PLR2004  (8-byte words)
+            raise ImageError(
+                f"the words filled in at {before:#x} and {after:#x} overlap (imports and relative "
+                f"words are 8 bytes each)"
+            )
     return Image(
         machine,
         data[_HEADER.size : _HEADER.size + content_size],

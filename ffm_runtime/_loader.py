@@ -28,13 +28,21 @@ _MASK = (1 << 64) - 1
 class LoadedObject(Record):
     """An image mapped into this process; ``symbols`` maps global names to addresses."""
 
-    __slots__ = ("region", "sections", "symbols")
+    __slots__ = ("code_size", "region", "sections", "symbols")
 
-    def __init__(self, symbols: dict[str, int], region: _execmem.Region, sections: dict[str, int]) -> None:
+    def __init__(
+        self, symbols: dict[str, int], region: _execmem.Region, sections: dict[str, int], code_size: int
+    ) -> None:
         self.symbols: Final = symbols
         self.region: Final = region
         #: address of every loaded section, by name (for tests and diagnostics)
         self.sections: Final = sections
+        #: ``[region.address, region.address + code_size)`` is sealed read+execute
+        self.code_size: Final = code_size
+
+    def in_code(self, address: int) -> bool:
+        """Whether ``address`` is in the part sealed read+execute (where a function can be)."""
+        return 0 <= address - self.region.address < self.code_size
 
     @property
     def method(self) -> str:
@@ -105,8 +113,14 @@ def place(image: Image, resolve: Callable[[str], int | None], path: str) -> Load
         buffer = bytearray(end)
         buffer[: len(image.content)] = image.content
         for offset in image.relatives:
-            value = int.from_bytes(buffer[offset : offset + 8], "little") + base
-            buffer[offset : offset + 8] = (value & _MASK).to_bytes(8, "little")
+            value = int.from_bytes(buffer[offset : offset + 8], "little")
+            if value > image.total_size:
+                raise StubLoadError(
+                    f"cannot load stub image {path}: the relative word at {offset:#x} names "
+                    f"{value:#x}, outside the image ({image.total_size:#x} bytes)",
+                    path,
+                )
+            buffer[offset : offset + 8] = (value + base).to_bytes(8, "little")
         for offset, name, addend in image.imports:
             buffer[offset : offset + 8] = ((addresses[name] + addend) & _MASK).to_bytes(8, "little")
         region.write(0, buffer)
@@ -115,4 +129,19 @@ def place(image: Image, resolve: Callable[[str], int | None], path: str) -> Load
         region.release()
         raise
     symbols = {name: base + offset for name, offset in image.symbols}
-    return LoadedObject(symbols, region, {name: base + offset for name, offset in image.sections})
+    if len(symbols) != len(image.symbols):
+        region.release()
+        raise StubLoadError(f"cannot load stub image {path}: it has two symbols named {_twice(image)}", path)
+    return LoadedObject(
+        symbols, region, {name: base + offset for name, offset in image.sections}, image.code_size
+    )
+
+
+def _twice(image: Image) -> str:
+    """A symbol name ``image`` has twice."""
+    seen: set[str] = set()
+    for name, _offset in image.symbols:
+        if name in seen:
+            return name
+        seen.add(name)
+    return ""

@@ -445,11 +445,26 @@ def _stubs(raw: object, version: int, fail: Callable[[str], StubLoadError]) -> M
         return StubKeys(raw)
     if not isinstance(raw, dict):
         raise fail("'stubs' must be an object")
-    if not _are_symbols(list(raw.values())):
+    symbols = list(raw.values())
+    if not _are_symbols(symbols):
         for key, symbol in raw.items():
             if not _is_symbol(symbol):
                 raise fail(f"malformed stub symbol for {key!r}: {symbol!r}")
+    if len(set(symbols)) != len(symbols):
+        _shared_symbol(raw, fail)
     return dict(raw)
+
+
+def _shared_symbol(symbols: dict[str, str], fail: Callable[[str], StubLoadError]) -> None:
+    """Raise for two keys of ``symbols`` (key -> symbol) that name the same symbol."""
+    owners: dict[str, str] = {}
+    for key, symbol in symbols.items():
+        other = owners.setdefault(symbol, key)
+        if other != key:
+            raise fail(
+                f"{other!r} and {key!r} name the same symbol {symbol}: each call shape has code "
+                f"of its own (calling one with the other's would be calling the wrong code)"
+            )
 
 
 def _stub_objects(
@@ -526,6 +541,8 @@ def _upcall_pools(raw: object, fail: Callable[[str], StubLoadError]) -> dict[str
         ):
             raise fail(f"malformed upcall entry for {key!r}: {entry!r}")
         pools[key] = UpcallPool(symbol, slots)
+    if len({pool.symbol for pool in pools.values()}) != len(pools):
+        _shared_symbol({key: pool.symbol for key, pool in pools.items()}, fail)
     return pools
 
 
@@ -555,11 +572,15 @@ def read_manifest(path: str) -> Manifest:
             raise StubLoadError(f"invalid stub manifest {path}: not a regular file", path)
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         with open(descriptor, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            info = os.fstat(descriptor)
+            if not stat.S_ISREG(info.st_mode):
                 raise StubLoadError(f"invalid stub manifest {path}: not a regular file", path)
             # (the size it has, and one byte more to see that it is not larger: not a
             # buffer of MAX_MANIFEST_BYTES for every manifest)
-            data = handle.read(min(os.fstat(descriptor).st_size, MAX_MANIFEST_BYTES) + 1)
+            size = min(info.st_size, MAX_MANIFEST_BYTES)
+            data = handle.read(size + 1)
+            if len(data) > size:  # it grew since (being written), or its size was not known
+                data += handle.read(MAX_MANIFEST_BYTES + 1 - len(data))
     except OSError as exc:
         raise StubLoadError(f"cannot read stub manifest {path}: {exc}", path) from exc
     if len(data) > MAX_MANIFEST_BYTES:

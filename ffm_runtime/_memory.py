@@ -320,9 +320,9 @@ class MemorySegment:
         if buffer.__class__ is bytes:
             return _HeapSegment._over_bytes(buffer)
         if _bootstrap_array_pending and type(buffer).__name__ == "array":
-            from ._bootstrap import array_imported
+            from ._bootstrap import array_seen
 
-            array_imported()
+            array_seen(type(buffer))
         try:
             view = memoryview(buffer)
         except TypeError as exc:

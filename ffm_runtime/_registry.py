@@ -359,6 +359,12 @@ class StubRegistry:
         address = loaded.symbols.get(symbol)
         if address is None:
             raise StubLoadError(f"stub object {path} lacks the symbol {symbol} its manifest lists", path)
+        if not loaded.in_code(address):
+            raise StubLoadError(
+                f"stub object {path} is damaged: its symbol {symbol} is not in its code (the part "
+                f"sealed read+execute); reinstall the package, or rebuild its wheel",
+                path,
+            )
         return address
 
     def loaded(self, source: _Source, target: str, key: str) -> tuple[LoadedObject, str]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ctypes
+import re
 import struct
 import subprocess
 import sys
@@ -276,15 +277,20 @@ def test_an_absolute_32_bit_address_cannot_be_linked(stub_object: bytes) -> None
         link(bytes(data), X86)
 
 
-def test_the_placed_bytes_follow_the_relative_words() -> None:
-    """A pointer table into the image: its word gets the load address added."""
+def _pointer_table_module() -> str:
+    """A function ``answer`` returning 42 and a writable ``table`` pointing at it."""
     module = ir.Module()
     module.triple = TRIPLE
     fn = ir.Function(module, ir.FunctionType(ir.IntType(32), []), "answer")
     ir.IRBuilder(fn.append_basic_block()).ret(ir.Constant(ir.IntType(32), 42))
     table = ir.GlobalVariable(module, ir.PointerType(), "table")
     table.initializer = fn
-    image = link(compile_object(str(module), TRIPLE), X86)
+    return str(module)
+
+
+def test_the_placed_bytes_follow_the_relative_words() -> None:
+    """A pointer table into the image: its word gets the load address added."""
+    image = link(compile_object(_pointer_table_module(), TRIPLE), X86)
     symbols = dict(image.symbols)
     assert symbols["table"] in image.relatives
     assert (
@@ -295,3 +301,114 @@ def test_the_placed_bytes_follow_the_relative_words() -> None:
     for _ in range(3):  # the same code, wherever it lands
         again = load_image(encode(image), resolve_import, "table.img", X86)
         assert ctypes.CFUNCTYPE(ctypes.c_int)(again.symbols["answer"])() == 42
+
+
+def test_a_symbol_named_twice_is_refused(image_file: bytes) -> None:
+    """Two addresses for one name: the loader cannot know which stub is meant."""
+    image = decode(image_file, X86)
+    name, offset = image.symbols[0]
+    data = encode(Image(*_fields(image, symbols=(*image.symbols, (name, offset + 16)))))
+    with pytest.raises(StubLoadError, match=rf"twice\.img: it has two symbols named {name}"):
+        load_image(data, resolve_import, "twice.img", X86)
+
+
+def test_words_filled_in_twice_are_refused(image_file: bytes) -> None:
+    """An import and a relative word (or two imports) sharing bytes: refused, whichever is
+    written last."""
+    image = decode(image_file, X86)
+    offset, name, _addend = image.imports[0]
+    for changes in (
+        {"imports": (*image.imports, (offset + 4, name, 0))},
+        {"relatives": (*image.relatives, offset)},
+    ):
+        with pytest.raises(ImageError, match=rf"the words filled in at {offset:#x} and .* overlap"):
+            encode(Image(*_fields(image, **changes)))
+
+
+def test_a_part_neither_code_nor_writable_is_refused(image_file: bytes) -> None:
+    """The writable part starts where the code part ends (or on the next boundary): else
+    what lies between would be read+write and not executable, or code that is never sealed."""
+    image = decode(image_file, X86)
+    assert image.data_offset < image.total_size  # (an upcall pool's slots)
+    padded = image.content + bytes(image.total_size - len(image.content))
+    for changes in (
+        {"code_size": 0},  # nothing sealed
+        {"content": padded, "data_offset": image.total_size},  # the slots sealed read+execute
+    ):
+        with pytest.raises(ImageError, match=r"the writable part starts at .*, not where the code part ends"):
+            encode(Image(*_fields(image, **changes)))
+
+
+def test_content_shorter_than_the_code_is_refused(image_file: bytes) -> None:
+    """The code part is all in the file: cut short, the rest would run as zero bytes."""
+    image = decode(image_file, X86)
+    with pytest.raises(ImageError, match=r"inconsistent sizes: code \d+, data from \d+, content 16,"):
+        encode(Image(*_fields(image, content=image.content[:16])))
+
+
+def test_a_name_outside_ascii_is_an_image_error(image_file: bytes) -> None:
+    image = decode(image_file, X86)
+    with pytest.raises(ImageError, match="name 'caf\u00e9' has characters a symbol cannot have"):
+        encode(Image(*_fields(image, symbols=(("caf\u00e9", 0),))))
+
+
+def test_a_relative_word_naming_a_place_outside_the_image_is_refused() -> None:
+    image = link(compile_object(_pointer_table_module(), TRIPLE), X86)
+    (offset,) = image.relatives
+    content = bytearray(image.content)
+    content[offset : offset + 8] = (1 << 40).to_bytes(8, "little")
+    data = encode(Image(*_fields(image, content=bytes(content))))
+    message = rf"far\.img: the relative word at {offset:#x} names 0x10000000000, outside the image"
+    with pytest.raises(StubLoadError, match=message):
+        load_image(data, resolve_import, "far.img", X86)
+
+
+def test_a_stub_whose_entry_is_not_in_the_code_is_never_called(tmp_path: Path, stub_site: Path) -> None:
+    """An installed image (its manifest's digest matching) whose stub symbols point past its
+    code: the handle is refused, not made to jump into bytes that are not code (a crash)."""
+    import hashlib
+    import json
+    import os
+    import shutil
+
+    site = tmp_path / "site"
+    shutil.copytree(stub_site / "ffm_testpkg", site / "ffm_testpkg")
+    manifest_path = site / "ffm_testpkg" / "_ffm" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    key = registration_key(FunctionDescriptor.of(JAVA_INT))
+    entry = next(o for o in manifest["objects"] if o["target"] == "x86_64-linux")
+    image_path = site / "ffm_testpkg" / "_ffm" / entry["file"]
+    image = decode(image_path.read_bytes(), X86)
+    symbol = stub_symbol(key)
+    moved = tuple(
+        (name, image.code_size if name.startswith(symbol) else offset) for name, offset in image.symbols
+    )
+    data = encode(Image(*_fields(image, symbols=moved)))
+    image_path.write_bytes(data)
+    entry["sha256"] = hashlib.sha256(data).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+    script = f"""
+import sys
+sys.path.insert(0, {str(site)!r})
+import ffm_runtime as ffm
+from ffm_runtime import JAVA_INT, FunctionDescriptor, Linker, StubLoadError
+getpid = ffm.SymbolLookup.loader_lookup().find("getpid")
+try:
+    handle = Linker.native_linker().downcall_handle(getpid, FunctionDescriptor.of(JAVA_INT))
+except StubLoadError as exc:
+    print("refused:", exc)
+else:
+    print("called:", handle())
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(
+        rf"refused: stub object .*{entry['file']} is damaged: its symbol {symbol}_[bu] is not in its code",
+        result.stdout,
+    ), result.stdout + result.stderr

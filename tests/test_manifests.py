@@ -223,6 +223,23 @@ class TestParsing:
         with pytest.raises(StubLoadError, match="malformed stub symbol"):
             Manifest.from_json(variant(stubs=shifted), "m.json")
 
+    def test_two_shapes_naming_the_same_code_are_refused(self) -> None:
+        """A handle of one shape would call the stub, or fill in the upcall pool, of the other."""
+        shared = "ffm_" + "0" * 20
+        with pytest.raises(StubLoadError, match=rf"'\(i4\)v' and '\(j8\)v' name the same symbol {shared}"):
+            Manifest.from_json(variant(stubs={"(i4)v": shared, "(j8)v": shared}), "m.json")
+        pools = {
+            "upcall (a8)i4": {"symbol": shared, "slots": 4},
+            "upcall (i4)i4": {"symbol": shared, "slots": 4},
+        }
+        for version in (2, 3):
+            with pytest.raises(
+                StubLoadError, match=rf"'upcall \(a8\)i4' and 'upcall \(i4\)i4' name the same symbol {shared}"
+            ):
+                Manifest.from_json(
+                    variant(format=version, stubs={} if version == 2 else [], upcalls=pools), "m.json"
+                )
+
     def test_manifests_without_packages_are_their_own_package_only(self) -> None:
         """Written by hatch-ffm 0.1.0: no `packages` field."""
         manifest = Manifest.from_json(variant(enable_native_access=["pkg", "other"]), "m.json")
@@ -336,6 +353,26 @@ class TestReading:
             r"folder 'elsewhere'.*reinstall the package",
         ):
             read_manifest(str(path))
+
+    @pytest.mark.parametrize("when", ["unknown size", "grows while read"])
+    def test_a_manifest_is_read_whole_whatever_its_size_said(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+    ) -> None:
+        """A file system that reports no size (as some FUSE ones do), or a manifest written (by
+        an installer) after its size was taken: what the file holds when it is read counts."""
+        text = variant(enable_native_access=["pkg"])
+        path = self.write(tmp_path, text if when == "unknown size" else text[:20])
+        real_fstat = os.fstat
+
+        def fstat(fd: int) -> os.stat_result:
+            info = real_fstat(fd)
+            if when == "unknown size":
+                return os.stat_result((*info[:6], 0, *info[7:]))
+            path.write_text(text)  # (for the size it has now, from the next call on)
+            return info
+
+        monkeypatch.setattr(os, "fstat", fstat)
+        assert read_manifest(str(path)).enable_native_access == ("pkg",)
 
     def test_too_large(self, tmp_path: Path) -> None:
         path = self.write(tmp_path, "")

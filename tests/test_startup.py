@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,58 @@ def test_damaged_accelerators_are_reported_once_and_not_used(
     else:
         assert len(said) == 1, said
         assert re.fullmatch(f"RuntimeWarning: {expected}", said[0]), said[0]
+
+
+def test_a_projects_own_array_module_is_not_taken_for_the_standard_librarys(
+    stub_site: Path, tmp_path: Path
+) -> None:
+    """A script beside its own ``array.py`` (which ``import array`` then finds): the first
+    handle works, and the array-type cell that native ``of_array`` trusts gets only the real
+    ``array.array``, never a class of that name."""
+    (tmp_path / "array.py").write_text(
+        '"""The project\'s own module named array."""\n\n\nclass array(bytearray):\n    pass\n'
+    )
+    (tmp_path / "main.py").write_text(
+        textwrap.dedent(f"""
+        import ctypes
+        import sys
+
+        sys.path.insert(1, {str(stub_site)!r})
+        import array  # the project's own
+
+        from ffm_runtime import JAVA_INT, FunctionDescriptor, Linker, MemorySegment
+        from ffm_runtime import _bootstrap, _contract
+
+        def cell():
+            address = _bootstrap.cell_address(_contract.CELL_ARRAY_TYPE)
+            return ctypes.c_void_p.from_address(address).value
+
+        linker = Linker.native_linker()
+        labs = linker.downcall_handle(
+            linker.default_lookup().find("abs"), FunctionDescriptor.of(JAVA_INT, JAVA_INT)
+        )
+        assert labs(-7) == 7
+        mine = array.array(b"abcd")
+        assert MemorySegment.of_array(mine).byte_size == 4
+        assert cell() != id(array.array), "a project's class in the cell"
+        del sys.modules["array"]
+        sys.path.remove(sys.path[0])
+        import array as standard
+
+        assert standard.array is not array.array
+        numbers = standard.array("i", [1, -2, 3])
+        assert MemorySegment.of_array(numbers).get(JAVA_INT, 4) == -2
+        assert cell() == id(standard.array)
+        print("ok")
+        """)
+    )
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "main.py")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "__main__"},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "ok"
