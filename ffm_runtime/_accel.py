@@ -296,6 +296,9 @@ def _install() -> bool:
         )
         return False
     symbols = [loaded.symbols[name] for name in names]
+    if not all(loaded.in_code(address) for address in symbols):
+        _not_used(f"cannot use {path}: an accelerator's entry is not in its code")
+        return False
     flags = _contract.METH_FASTCALL | _contract.METH_KEYWORDS
     methods = []
     for (class_name, name), address, original in zip(

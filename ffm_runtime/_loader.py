@@ -44,6 +44,11 @@ class LoadedObject(Record):
         """Whether ``address`` is in the part sealed read+execute (where a function can be)."""
         return 0 <= address - self.region.address < self.code_size
 
+    def in_writable(self, address: int, size: int) -> bool:
+        """Whether ``[address, address + size)`` is in the part left read+write."""
+        start = address - self.region.address
+        return self.code_size <= start and start + size <= self.region.size and size >= 0
+
     @property
     def method(self) -> str:
         """How the code was made executable: ``mprotect`` or ``memfd`` (the fallback)."""

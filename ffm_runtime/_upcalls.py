@@ -132,6 +132,18 @@ def _pools_of(key: str, platform: str) -> list[_Pool]:
                     )
                 )
                 continue
+            # (a damaged image: trampolines that are not code, slots that are not writable)
+            if not all(loaded.in_code(t) for t in trampolines) or not loaded.in_writable(  # type: ignore[arg-type]
+                slots, 8 * spec.slots
+            ):
+                failures.append(
+                    StubLoadError(
+                        f"stub object {path} is damaged: the upcall pool of {key} is not where code "
+                        f"and writable data are; reinstall the package or rebuild its wheel",
+                        path,
+                    )
+                )
+                continue
             with _lock:
                 pool = _pools.setdefault(
                     (source.path, key),

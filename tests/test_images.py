@@ -412,3 +412,66 @@ else:
         rf"refused: stub object .*{entry['file']} is damaged: its symbol {symbol}_[bu] is not in its code",
         result.stdout,
     ), result.stdout + result.stderr
+
+
+def test_an_upcall_pool_outside_its_places_is_refused(tmp_path: Path, stub_site: Path) -> None:
+    """An installed image whose upcall slots are named in its code (a write there would crash:
+    the code is sealed) or whose trampolines are named in its writable part: the upcall stub
+    is refused."""
+    import hashlib
+    import json
+    import os
+    import shutil
+
+    from ffm_runtime._manifest import Manifest
+
+    compare = FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS)  # qsort's (registered)
+    key = upcall_key(compare)
+    symbol = stub_symbol(key)
+    outcomes = []
+    for moved_name, where in ((symbol + "_slots", "code"), (symbol + "_t0", "data")):
+        site = tmp_path / where / "site"
+        shutil.copytree(stub_site / "ffm_testpkg", site / "ffm_testpkg")
+        manifest_path = site / "ffm_testpkg" / "_ffm" / "manifest.json"
+        manifest = json.loads(manifest_path.read_text())
+        entry = Manifest.from_json(manifest_path.read_text(), str(manifest_path)).object_for(
+            "x86_64-linux", key
+        )
+        assert entry is not None
+        image_path = site / "ffm_testpkg" / "_ffm" / entry.file
+        image = decode(image_path.read_bytes(), X86)
+        target = 0 if where == "code" else image.data_offset
+        moved = tuple((name, target if name == moved_name else offset) for name, offset in image.symbols)
+        data = encode(Image(*_fields(image, symbols=moved)))
+        image_path.write_bytes(data)
+        for raw in manifest["objects"]:
+            if raw["file"] == entry.file:
+                raw["sha256"] = hashlib.sha256(data).hexdigest()
+        manifest_path.write_text(json.dumps(manifest))
+        script = f"""
+import sys
+sys.path.insert(0, {str(site)!r})
+from ffm_runtime import ADDRESS, JAVA_INT, Arena, FunctionDescriptor, Linker, StubLoadError
+try:
+    compare = FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS)
+    Linker.native_linker().upcall_stub(lambda a, b: 0, compare, Arena.global_arena())
+except StubLoadError as exc:
+    print("refused:", exc)
+else:
+    print("made")
+"""
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "FFM_ENABLE_NATIVE_ACCESS": "ALL-UNNAMED"},
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        outcomes.append(result.stdout)
+    for outcome in outcomes:
+        assert re.search(
+            r"refused: stub object .* is damaged: the upcall pool of upcall \(a8a8\)i4 is not where code and "
+            r"writable data are; reinstall the package or rebuild its wheel",
+            outcome,
+        ), outcomes
