@@ -699,7 +699,8 @@ class Arena(Scope, SegmentAllocator):
         # unclosed file does.  Only its owner thread gives memory back: __del__ can also be
         # called by hand, from any thread, while the owner is in a native call using the
         # memory (collected in another thread, the arena's memory is left allocated).
-        guard = self._confinement
+        # (``Arena()`` raised before setting anything: nothing to give back)
+        guard = getattr(self, "_confinement", None)
         if type(guard) is _SharedGuard:
             if guard[0] == 0:
                 return

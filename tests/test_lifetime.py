@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import os
 import resource
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -120,3 +122,27 @@ def test_finalizing_a_confined_arena_by_hand_from_another_thread_keeps_its_memor
         thread.join()
     assert arena.is_alive() and cell.get(JAVA_LONG, 0) == 42
     arena.close()
+
+
+def test_an_arena_made_with_its_class_is_refused_and_leaves_no_noise() -> None:
+    """``Arena()`` (and a subclass's) raises TypeError; the half-made object's finalizer
+    then has nothing to do (it reported an AttributeError through sys.unraisablehook)."""
+    script = """
+import gc, sys
+from ffm_runtime import Arena
+seen = []
+sys.unraisablehook = lambda report: seen.append(report.exc_value)
+class Mine(Arena):
+    pass
+for cls in (Arena, Mine):
+    try:
+        cls()
+    except TypeError as exc:
+        print("refused:", exc)
+gc.collect()
+print("unraisable:", seen)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("refused: ") == 2, result.stdout
+    assert "unraisable: []" in result.stdout, result.stdout
