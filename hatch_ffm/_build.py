@@ -125,8 +125,9 @@ def compile_part(
 ) -> bytes:
     """One part's object for ``triple`` (run in this process or another)."""
     from ._compile import compile_object
+    from ._ir._text import module_text
 
-    ir_text = str(build_stub_module(signatures, triple, upcalls, pool_size))
+    ir_text = module_text(build_stub_module(signatures, triple, upcalls, pool_size))
     return compile_object(ir_text, triple, opt)
 
 

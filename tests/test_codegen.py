@@ -152,3 +152,53 @@ def test_every_contract_function_has_a_declarable_signature(name: str) -> None:
 def test_an_unknown_c_type_in_the_contract_is_refused() -> None:
     with pytest.raises(ValueError, match=r"C type 'Py_complex' of 'Py_complex \(double\)'"):
         declared_type("Py_complex (double)")
+
+
+def _every_kind_of_stub(target: str) -> tuple[list[LoweredSignature], list[object]]:
+    """Downcall and upcall shapes of every kind the stubs have code for, lowered for
+    ``target`` by a real registration session."""
+    from ffm_runtime import MemoryLayout
+    from hatch_ffm._registration import RegistrationSession
+
+    pair = MemoryLayout.struct_layout(JAVA_INT.with_name("a"), JAVA_INT.with_name("b"))
+    point = MemoryLayout.struct_layout(JAVA_DOUBLE.with_name("x"), JAVA_DOUBLE.with_name("y"))
+    mixed = MemoryLayout.struct_layout(
+        JAVA_FLOAT.with_name("f"), JAVA_SHORT.with_name("s"), MemoryLayout.padding_layout(2)
+    )
+    big = MemoryLayout.struct_layout(*(JAVA_LONG.with_name(n) for n in "abcde"))
+    session = RegistrationSession((target,))
+    critical, heap = Linker.Option.critical(), Linker.Option.critical(allow_heap_access=True)
+    errno = Linker.Option.capture_call_state("errno")
+    for layout in ALL:
+        session.add(FunctionDescriptor.of(layout, layout, ADDRESS), ())
+        session.add(FunctionDescriptor.of_void(layout, JAVA_INT), (critical,))
+    for struct in (pair, point, mixed, big):
+        session.add(FunctionDescriptor.of(struct, struct, ADDRESS, JAVA_BYTE), ())
+        session.add(FunctionDescriptor.of(JAVA_LONG, struct, struct), (heap,))
+        session.add_upcall(FunctionDescriptor.of(struct, struct, JAVA_DOUBLE), ())
+    variadic = Linker.Option.first_variadic_arg(1)
+    session.add(FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_DOUBLE), (variadic,))
+    session.add(FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), (errno,))
+    session.add_upcall(FunctionDescriptor.of_void(ADDRESS, JAVA_FLOAT, JAVA_CHAR), ())
+    return (
+        [r.signatures[target] for r in session.registrations.values()],
+        [u.signatures[target] for u in session.upcalls.values()],
+    )
+
+
+@pytest.mark.parametrize("target", ["x86_64-linux", "aarch64-linux"])
+def test_module_text_is_what_llvmlite_prints(target: str) -> None:
+    """The build prints modules with ``_text.module_text`` (faster): the same characters as
+    ``str(module)``, for stubs of every kind, upcall pools and the accelerators."""
+    from ffm_runtime._targets import TARGETS
+    from hatch_ffm._ir._text import module_text
+
+    triple = TARGETS[target].triple
+    signatures, upcalls = _every_kind_of_stub(target)
+    for build in (
+        lambda: build_stub_module(signatures, triple, upcalls, 3),  # type: ignore[arg-type]
+        lambda: build_accelerator_module(triple),
+    ):
+        fast, slow = module_text(build()), str(build())
+        assert fast.splitlines() == slow.splitlines()
+        assert fast == slow
