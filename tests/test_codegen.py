@@ -25,6 +25,7 @@ from ffm_runtime._elf import parse
 from hatch_ffm._compile import compile_object, verify_ir
 from hatch_ffm._ir import build_accelerator_module, build_stub_module, stub_symbol
 from hatch_ffm._ir._imports import declared_type
+from hatch_ffm._ir._stubs import StubModule
 from hatch_ffm._lowering import LoweredSignature, lower
 
 TRIPLE = "x86_64-unknown-linux-gnu"
@@ -216,3 +217,38 @@ def test_branch_weights_are_the_nodes_llvmlite_makes(monkeypatch: pytest.MonkeyP
     assert "!prof !1" in fast
     monkeypatch.setattr(_helpers, "_Module", lambda name: ir.Module(name=name))
     assert fast == str(build_stub_module(signatures, TRIPLE, upcalls, 3))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("target", ["x86_64-linux", "aarch64-linux"])
+def test_reused_helpers_print_as_built_ones(target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Helper functions are built once per process and replayed in the next modules
+    (``_reuse``): a module whose helpers are replayed, first used in another order, with
+    other constant strings before them, is the same text as one whose helpers are built."""
+    from ffm_runtime._targets import TARGETS
+    from hatch_ffm._ir import _reuse
+
+    triple = TARGETS[target].triple
+    signatures, upcalls = _every_kind_of_stub(target)
+    monkeypatch.setattr(_reuse, "_templates", {})
+    build_stub_module(signatures, triple, upcalls, 2)  # (records every helper)
+    assert _reuse._templates and all(_reuse._templates.values())
+
+    def build(order: list[LoweredSignature], reused: bool) -> str:
+        # a metadata node and constant strings first: the helpers' are numbered after them
+        stubs = StubModule(triple)
+        stubs.module.add_metadata(_reuse.weights_operands(stubs.module, ("branch_weights", 32, 99, 32, 1)))
+        stubs.imports.cstring("first")
+        for sig in order:
+            stubs.add(sig, stub_symbol(sig.key))
+        count = sum(isinstance(fn, _reuse.ReusedFunction) for fn in stubs.module.functions)
+        assert count > 10 if reused else count == 0
+        return str(stubs.module)
+
+    for order in (signatures[::-1], signatures[1::2] + signatures[::2]):
+        replayed = build(order, reused=True)
+        pools = str(build_stub_module(order, triple, upcalls[::-1], 2))  # type: ignore[arg-type]
+        monkeypatch.setattr(_reuse, "_templates", {})
+        assert build(order, reused=False) == replayed
+        monkeypatch.setattr(_reuse, "_templates", {})
+        assert str(build_stub_module(order, triple, upcalls[::-1], 2)) == pools  # type: ignore[arg-type]
+        verify_ir(replayed)

@@ -16,6 +16,7 @@ from ._idioms import Idioms
 from ._imports import Imports
 from ._model import Model
 from ._numbers import Numbers
+from ._reuse import Recording, weights_key
 
 __all__ = ["Helpers"]
 
@@ -28,21 +29,22 @@ class _Module(ir.Module):  # type: ignore[misc]  # (llvmlite is untyped)
     def __init__(self, name: str) -> None:
         super().__init__(name=name)
         self._weights: dict[tuple[object, ...], Any] = {}
+        #: the recordings of the helper functions being built (``_reuse``), innermost last
+        self.recordings: list[Recording] = []
 
     def add_metadata(self, operands: Any) -> Any:
-        key: tuple[object, ...] | None = None
-        if isinstance(operands, list) and operands and type(operands[0]) is ir.MetaDataString:
-            key = (operands[0].string,)
-            for operand in operands[1:]:
-                if type(operand) is not ir.Constant or type(operand.type) is not ir.IntType:
-                    key = None
-                    break
-                key += (operand.type.width, operand.constant)
+        key = weights_key(operands)
         if key is None:
+            if self.recordings:
+                self.recordings[-1].replayable = False
             return super().add_metadata(operands)
         node = self._weights.get(key)
         if node is None:
             node = self._weights[key] = super().add_metadata(operands)
+        if self.recordings:
+            recording = self.recordings[-1]
+            recording.events.append(("metadata", key))
+            recording.values[len(recording.events) - 1] = node
         return node
 
 
@@ -62,7 +64,10 @@ class Helpers:
         imports = Imports(module)
         idioms = Idioms(imports)
         model = Model(imports, idioms)
-        return cls(imports, idioms, model, Numbers(imports, idioms), Allocation(imports, idioms, model))
+        helpers = cls(imports, idioms, model, Numbers(imports, idioms), Allocation(imports, idioms, model))
+        for owner in (model, helpers.numbers, helpers.alloc):
+            imports.owners[type(owner)] = owner
+        return helpers
 
     @property
     def module(self) -> ir.Module:

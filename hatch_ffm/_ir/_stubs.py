@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from functools import cached_property
 from typing import NamedTuple
 
 from llvmlite import ir
@@ -40,6 +39,7 @@ from .._lowering import Extension, Form, LoweredSignature, LoweredUpcall, Passin
 from ._helpers import Helpers
 from ._idioms import is_null, return_pair
 from ._model import IntRead
+from ._reuse import helper_function
 from ._types import (
     I1,
     I8,
@@ -76,6 +76,8 @@ class StubModule:
 
     def __init__(self, triple: str) -> None:
         self.helpers = Helpers.for_module("hatch_ffm_stubs", triple)
+        self.imports = self.helpers.imports
+        self.imports.owners[StubModule] = self
         self.module = self.helpers.module
 
     def add(self, sig: LoweredSignature, symbol: str) -> None:
@@ -85,7 +87,7 @@ class StubModule:
         stub.emit()
         _Alias(self.module, symbol + _contract.STUB_UNBOUND_SUFFIX, stub.fn)
 
-    @cached_property
+    @helper_function
     def fail(self) -> ir.Function:
         """``fail(key, mode, position, value)``: clear the error, let ``arg_error`` raise."""
         fn, b = self.helpers.idioms.helper("fail", PTR, [PTR, PTR, I64, PTR], cold=True)
@@ -106,7 +108,7 @@ class StubModule:
         b.ret(NULL)
         return fn
 
-    @cached_property
+    @helper_function
     def acquire(self) -> ir.Function:
         """``acquire(guard) -> i32``: append one acquisition to a shared arena's guard (or
         a pin to a confined arena's: one item too) and keep a reference to it; nonzero (an
@@ -122,7 +124,7 @@ class StubModule:
         b.ret(failed)
         return fn
 
-    @cached_property
+    @helper_function
     def release(self) -> ir.Function:
         """``release(guard)``: remove one acquisition (any: they are alike) from a shared
         arena's guard and drop the reference :meth:`acquire` took.  ``guard`` NULL: nothing.
@@ -144,7 +146,7 @@ class StubModule:
         b.ret_void()
         return fn
 
-    @cached_property
+    @helper_function
     def scoped_target(self) -> ir.Function:
         """``scoped_target(self, slot) -> {i64, i1}``: the target of a bound handle whose
         ``self`` is the tuple ``(address, guard, arena)`` of a symbol of a library an arena
@@ -181,7 +183,7 @@ class StubModule:
         return_pair(b, i64(0), ir.Constant(I1, 0))
         return fn
 
-    @cached_property
+    @helper_function
     def result_address(self) -> ir.Function:
         """``result_address(segment, slot) -> {ptr, i1}``: the address of a struct result's
         segment (which a ``SegmentAllocator`` written in Python could have made anything);
@@ -229,7 +231,7 @@ class StubModule:
         return_pair(b, NULL, ir.Constant(I1, 0))
         return fn
 
-    @cached_property
+    @helper_function
     def critical_upcall(self) -> ir.Function:
         """``critical_upcall(key) -> NULL``: raise the error of a critical downcall whose
         function called back into Python (the upcall was refused)."""
@@ -242,7 +244,7 @@ class StubModule:
         b.ret(NULL)
         return fn
 
-    @cached_property
+    @helper_function
     def fail_count(self) -> ir.Function:
         """``fail_count(key, mode, nargs)``: let ``arg_error`` raise for the argument count."""
         fn, b = self.helpers.idioms.helper("fail_count", PTR, [PTR, PTR, I64], cold=True)

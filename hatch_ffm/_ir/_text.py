@@ -16,7 +16,7 @@ from typing import Any
 from llvmlite import ir
 from llvmlite.ir import instructions as _instructions
 
-__all__ = ["module_text"]
+__all__ = ["function_text", "module_text"]
 
 
 def _metadata(instr: Any) -> str:
@@ -165,7 +165,7 @@ _PRINTERS: dict[type, Callable[[Any], str | None]] = {
 _VOID = ir.VoidType
 
 
-def _function(fn: Any) -> str:
+def function_text(fn: Any) -> str:
     """``str(fn)`` of a function with a body."""
     buf: list[str] = []
     fn.descr_prototype(buf)
@@ -198,7 +198,7 @@ def module_text(module: ir.Module) -> str:
     ]
     for value in module.globals.values():
         if type(value) is ir.Function and value.blocks:
-            lines.append(_function(value))
+            lines.append(function_text(value))
         else:
             lines.append(str(value))
     lines += module._get_metadata_lines()
