@@ -5,6 +5,7 @@ stubs (:func:`build_stubs`) and for ``ffm_runtime``'s accelerators
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -127,7 +128,16 @@ def compile_part(
     from ._compile import compile_object
     from ._ir._text import module_text
 
-    ir_text = module_text(build_stub_module(signatures, triple, upcalls, pool_size))
+    # The IR is hundreds of thousands of objects, linked both ways: the cyclic garbage
+    # collector would go through them again and again while they are made (a fifth of the
+    # time), and finds them garbage only once the text is made.  It waits meanwhile.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        ir_text = module_text(build_stub_module(signatures, triple, upcalls, pool_size))
+    finally:
+        if collecting:
+            gc.enable()
     return compile_object(ir_text, triple, opt)
 
 

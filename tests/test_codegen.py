@@ -252,3 +252,24 @@ def test_reused_helpers_print_as_built_ones(target: str, monkeypatch: pytest.Mon
         monkeypatch.setattr(_reuse, "_templates", {})
         assert str(build_stub_module(order, triple, upcalls[::-1], 2)) == pools  # type: ignore[arg-type]
         verify_ir(replayed)
+
+
+def test_compiling_a_part_leaves_the_garbage_collector_as_it_was() -> None:
+    """``compile_part`` pauses the cyclic garbage collector while it makes the IR (the
+    build's process may be the frontend's): enabled or not, it is so after, and the part's
+    object is what the IR compiles to."""
+    import gc
+
+    from hatch_ffm._build import STUB_OPT_LEVEL, compile_part
+    from hatch_ffm._ir._text import module_text
+
+    sigs = [lowered(FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS))]
+    expected = compile_object(module_text(build_stub_module(sigs, TRIPLE)), TRIPLE, STUB_OPT_LEVEL)
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            assert compile_part(sigs, [], TRIPLE, 0, STUB_OPT_LEVEL) == expected
+            assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
