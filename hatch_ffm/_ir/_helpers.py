@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llvmlite import ir
+from llvmlite.ir import _utils
 
 from ._alloc import Allocation
 from ._idioms import Idioms
@@ -19,6 +20,24 @@ from ._numbers import Numbers
 from ._reuse import Recording, weights_key
 
 __all__ = ["Helpers"]
+
+
+class _Scope(_utils.NameScope):  # type: ignore[misc]  # (llvmlite is untyped)
+    """A function's names, as ``NameScope`` gives them (``.1``, ``fail.2``), in one call."""
+
+    def register(self, name: str, deduplicate: bool = False) -> str:
+        used = self._useset
+        if name in used:
+            if not deduplicate:
+                raise _utils.DuplicatedNameError(name)
+            counts = self._basenamemap
+            base = name
+            while name in used:
+                ident = counts[base] + 1
+                counts[base] = ident
+                name = f"{base}.{ident}"
+        used.add(name)
+        return name
 
 
 class _Module(ir.Module):  # type: ignore[misc]  # (llvmlite is untyped)
@@ -31,6 +50,12 @@ class _Module(ir.Module):  # type: ignore[misc]  # (llvmlite is untyped)
         self._weights: dict[tuple[object, ...], Any] = {}
         #: the recordings of the helper functions being built (``_reuse``), innermost last
         self.recordings: list[Recording] = []
+
+    def add_global(self, value: Any) -> None:
+        super().add_global(value)
+        # (a function's names: every value and block of it is named in its scope)
+        if type(getattr(value, "scope", None)) is _utils.NameScope:
+            value.scope.__class__ = _Scope
 
     def add_metadata(self, operands: Any) -> Any:
         key = weights_key(operands)
