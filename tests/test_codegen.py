@@ -273,3 +273,22 @@ def test_compiling_a_part_leaves_the_garbage_collector_as_it_was() -> None:
             assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+@pytest.mark.parametrize("target", ["x86_64-linux", "aarch64-linux"])
+def test_stubs_built_fast_are_what_llvmlite_builds(target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stubs are built with ``_fast.FastBuilder`` (lighter than ``ir.IRBuilder``): the same
+    module text as with llvmlite's builder and functions, for stubs of every kind."""
+    from llvmlite import ir
+
+    from ffm_runtime._targets import TARGETS
+    from hatch_ffm._ir import _stubs
+
+    triple = TARGETS[target].triple
+    signatures, upcalls = _every_kind_of_stub(target)
+    fast = str(build_stub_module(signatures, triple, upcalls, 2))  # type: ignore[arg-type]
+    monkeypatch.setattr(_stubs, "FastFunction", ir.Function)
+    monkeypatch.setattr(_stubs, "FastBuilder", ir.IRBuilder)
+    built = build_stub_module(signatures, triple, upcalls, 2)  # type: ignore[arg-type]
+    assert any(type(fn) is ir.Function and fn.name.endswith("_b") for fn in built.functions)
+    assert fast == str(built)

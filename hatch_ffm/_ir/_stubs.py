@@ -36,6 +36,7 @@ from llvmlite import ir
 from ffm_runtime import _contract
 
 from .._lowering import Extension, Form, LoweredSignature, LoweredUpcall, Passing, Piece, Returning, Role
+from ._fast import FastBuilder, FastFunction
 from ._helpers import Helpers
 from ._idioms import is_null, return_pair
 from ._model import IntRead
@@ -288,10 +289,10 @@ class _Stub:
         self.helpers = stubs.helpers
         self.imports = stubs.helpers.imports
         self.sig = sig
-        self.fn = ir.Function(self.imports.module, _STUB_TYPE, name)
+        self.fn = FastFunction(self.imports.module, _STUB_TYPE, name)
         self.fn.attributes.add("nounwind")
         self.self_arg, self.args, self.nargs = self.fn.args
-        self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        self.b = FastBuilder(self.fn.append_basic_block("entry"))
         self.key = self.imports.cstring(sig.key)
         b = self.b
         self.unbound = is_null(b, self.self_arg)
