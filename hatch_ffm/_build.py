@@ -218,8 +218,9 @@ class _Plan:
 
 class _Compiler:
     """Compiles tasks in this process and in ``workers`` others (``python -c``, see
-    :func:`_serve`), each fed by a thread of this one: the workers take the largest tasks
-    first, this process the smallest.  (Not ``multiprocessing``: its "spawn" runs the main
+    :func:`_serve`), each fed by a thread of this one: each process takes the largest task
+    left (so that the last ones, which one process may compile while the others have
+    finished, are the smallest).  (Not ``multiprocessing``: its "spawn" runs the main
     module again in every child, which a build frontend's script may not allow.)"""
 
     def __init__(
@@ -235,11 +236,9 @@ class _Compiler:
         #: workers that compiled something
         self.helped = 0
 
-    def take(self, front: bool) -> str | None:
+    def take(self) -> str | None:
         with self.lock:
-            if not self.queue:
-                return None
-            return self.queue.popleft() if front else self.queue.pop()
+            return self.queue.popleft() if self.queue else None
 
     def run(self, workers: int) -> tuple[dict[str, bytes], int]:
         """The objects, and how many processes compiled them."""
@@ -247,7 +246,7 @@ class _Compiler:
         for thread in threads:
             thread.start()
         try:
-            while (name := self.take(front=False)) is not None:
+            while (name := self.take()) is not None:
                 data = compile_part(*self.tasks[name])
                 with self.lock:
                     self.results[name] = data
@@ -272,7 +271,7 @@ class _Compiler:
         compiled = 0
         try:
             pickle.dump(list(sys.path), child.stdin)
-            while (name := self.take(front=True)) is not None:
+            while (name := self.take()) is not None:
                 pickle.dump((name, self.tasks[name]), child.stdin)
                 child.stdin.flush()
                 done, data = pickle.load(child.stdout)
