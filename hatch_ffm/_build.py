@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from ffm_runtime._locks import ForkSafeLock
 from ffm_runtime._manifest import FORMAT_VERSION, GENERATOR, Manifest, StubObject, UpcallPool
@@ -242,7 +243,10 @@ class _Compiler:
 
     def run(self, workers: int) -> tuple[dict[str, bytes], int]:
         """The objects, and how many processes compiled them."""
-        threads = [threading.Thread(target=self.feed, name=f"hatch-ffm compiler {n}") for n in range(workers)]
+        threads = [
+            threading.Thread(target=self.feed, args=(worker,), name=f"hatch-ffm compiler {n}")
+            for n, worker in enumerate(self.start(workers))
+        ]
         for thread in threads:
             thread.start()
         try:
@@ -258,19 +262,23 @@ class _Compiler:
                 self.results[name] = compile_part(*task)
         return self.results, 1 + self.helped
 
-    def feed(self) -> None:
+    def start(self, workers: int) -> list[_Worker]:
+        """Start ``workers`` processes (forked from this one where that is safe, see
+        :func:`_forkable`; else new interpreters), before the threads that feed them."""
+        fork = _forkable()
+        started: list[_Worker] = []
+        for _ in range(workers):
+            try:
+                started.append(_fork_worker(started) if fork else _spawn_worker())
+            except OSError as exc:
+                self.report(f"cannot start a process to compile stubs in ({exc}); compiling them in this one")
+                break
+        return started
+
+    def feed(self, child: _Worker) -> None:
         """A thread's loop: send tasks to a worker, one at a time, and keep its objects."""
-        try:
-            child = subprocess.Popen(
-                [sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-            )
-        except OSError as exc:
-            self.report(f"cannot start a process to compile stubs in ({exc}); compiling them in this one")
-            return
-        assert child.stdin is not None and child.stdout is not None
         compiled = 0
         try:
-            pickle.dump(list(sys.path), child.stdin)
             while (name := self.take()) is not None:
                 pickle.dump((name, self.tasks[name]), child.stdin)
                 child.stdin.flush()
@@ -297,24 +305,97 @@ class _Compiler:
                 self.helped += 1
 
 
-#: what a worker runs: sys.path, then (name, task) pairs until None, each answered with
-#: (name, object) or (None, the error's text)
+@dataclass
+class _Worker:
+    """A process compiling parts: its pipes, and how to end it."""
+
+    stdin: IO[bytes]
+    stdout: IO[bytes]
+    wait: Callable[[], object]
+    kill: Callable[[], object]
+
+
+#: what a started worker runs: sys.path, then (name, task) pairs until None, each answered
+#: with (name, object) or (None, the error's text)
 _WORKER = (
     "import sys, pickle; sys.path[:] = pickle.load(sys.stdin.buffer); "
     "import hatch_ffm._build as b; b._serve()"
 )
 
 
-def _serve() -> None:
-    """A worker's loop (see :class:`_Compiler`)."""
-    while (message := pickle.load(sys.stdin.buffer)) is not None:
+def _spawn_worker() -> _Worker:
+    """A worker in a new interpreter (it imports hatch_ffm and llvmlite first)."""
+    child = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        pickle.dump(list(sys.path), child.stdin)
+    except OSError:
+        child.kill()
+        child.wait()
+        raise
+    return _Worker(child.stdin, child.stdout, child.wait, child.kill)
+
+
+def _forkable() -> bool:
+    """Whether workers may be forked from this process, which has imported what they need
+    (a new interpreter takes a tenth of a second to): on Linux, with no other thread (a
+    forked child has only the thread that forked: a lock another thread held would stay
+    held)."""
+    return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
+def _fork_worker(others: list[_Worker]) -> _Worker:
+    """A worker forked from this process; ``others``: the workers forked before (the child
+    closes its copies of their pipes, so that they see the end of theirs)."""
+    import signal
+
+    from ._compile import compile_object  # noqa: F401  # (imported once, for every child)
+    from ._ir._text import module_text  # noqa: F401
+
+    tasks, to_child = os.pipe()
+    from_child, results = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        for descriptor in (tasks, to_child, from_child, results):
+            os.close(descriptor)
+        raise
+    if pid == 0:  # the child: it never returns (os._exit, neither cleanup nor atexit)
+        code = 1
+        try:
+            os.close(to_child)
+            os.close(from_child)
+            for other in others:
+                other.stdin.close()
+                other.stdout.close()
+            gc.freeze()  # (what the parent made stays: the collector need not look at it)
+            with open(tasks, "rb") as stdin, open(results, "wb") as stdout:
+                _serve(stdin, stdout)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(tasks)
+    os.close(results)
+    return _Worker(
+        open(to_child, "wb"),
+        open(from_child, "rb"),
+        lambda: os.waitpid(pid, 0),
+        lambda: os.kill(pid, signal.SIGKILL),
+    )
+
+
+def _serve(stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> None:
+    """A worker's loop (see :class:`_Compiler`), on its standard input and output."""
+    stdin = sys.stdin.buffer if stdin is None else stdin
+    stdout = sys.stdout.buffer if stdout is None else stdout
+    while (message := pickle.load(stdin)) is not None:
         name, task = message
         try:
             answer: tuple[str | None, object] = (name, compile_part(*task))
         except Exception as exc:  # (reported by the parent, which compiles the part itself)
             answer = (None, f"{type(exc).__name__}: {exc}")
-        pickle.dump(answer, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
+        pickle.dump(answer, stdout)
+        stdout.flush()
 
 
 def build_stubs(
