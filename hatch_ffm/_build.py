@@ -72,8 +72,10 @@ PART_MIN = 16
 PART_LONG, PART_LONG_EVERY = 48, 8
 PART_MAX = 96
 #: below this many call shapes to compile, no other process is started (starting one
-#: takes longer than compiling them)
+#: takes longer than compiling them); a forked one (see :func:`_forkable`) starts in
+#: milliseconds: from ``PARALLEL_FROM_FORKED``
 PARALLEL_FROM = 128
+PARALLEL_FROM_FORKED = 32
 #: the environment variable that sets how many processes compile at once (default: the
 #: CPUs this process may use)
 ENV_JOBS = "FFM_BUILD_JOBS"
@@ -432,7 +434,7 @@ def build_stubs(
                 upcall_pool_size,
             )
     workers = min(_jobs(), len(plan.tasks)) - 1 if sys.executable else 0
-    if sum(plan.weights.values()) < PARALLEL_FROM:
+    if sum(plan.weights.values()) < (PARALLEL_FROM_FORKED if _forkable() else PARALLEL_FROM):
         workers = 0
     made, jobs = _Compiler(plan.tasks, plan.weights, report).run(workers) if plan.tasks else ({}, 1)
     if cache is not None:

@@ -384,6 +384,19 @@ def test_workers_forked_or_started_compile_the_same_objects(
     )
 
 
+@pytest.mark.parametrize(("fork", "jobs"), [(True, 2), (False, 1)], ids=["forked", "new interpreter"])
+def test_a_forked_worker_helps_with_fewer_shapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool, jobs: int
+) -> None:
+    """A forked worker starts in milliseconds: it helps from ``PARALLEL_FROM_FORKED`` call
+    shapes on, a new interpreter from ``PARALLEL_FROM``."""
+    monkeypatch.setenv("FFM_BUILD_JOBS", "2")
+    monkeypatch.setattr(_build, "_forkable", lambda: fork)
+    built = build_here(tmp_path, tmp_path / "cache", "out", 100)
+    assert built.parts >= 2 and _build.PARALLEL_FROM_FORKED <= 100 < _build.PARALLEL_FROM
+    assert built.jobs == jobs
+
+
 def test_no_worker_is_forked_while_another_thread_runs() -> None:
     """A forked child has only the thread that forked: with another thread (which may hold
     a lock), workers are started as new interpreters."""
