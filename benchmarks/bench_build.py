@@ -17,7 +17,10 @@ timed inside that process ("hook"); the same build without hooks (``HATCH_BUILD_
 is the bare hatchling baseline, and "build - bare" the difference of the two processes' wall
 times.  A cold build starts from an empty build cache (``FFM_BUILD_CACHE`` set to a fresh
 folder); the rebuilds reuse the cold build's cache: unchanged, then after adding one shape
-to the Feature (a hook without a persistent cache rebuilds everything each time).
+to the Feature (a hook without a persistent cache rebuilds everything each time).  "CPU" is
+the user and system time of the build process and of the processes it started (its helpers
+that compile parts): what the build costs whatever else the machine runs, where the times
+depend on the CPUs left to it (the header gives the load average).
 
 The start-up rows run ``--runtime-python`` (default: this interpreter) from an empty
 folder: ``python -c pass``, ``python -c "import ctypes"`` and ``python -c "import
@@ -39,6 +42,7 @@ import os
 import platform
 import random
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -218,12 +222,27 @@ def child_env(**extra: str) -> dict[str, str]:
 
 def run(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
     """Run a child to its end: (wall time in s, its stdout)."""
+    elapsed, _, out = run_timed(argv, env, cwd)
+    return elapsed, out
+
+
+def children_cpu() -> float:
+    """User and system time of this process's waited-for children (and theirs), in s."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, str]:
+    """Run a child to its end: (wall time in s, CPU time in s of it and the processes it
+    waited for, its stdout)."""
+    cpu = children_cpu()
     start = time.perf_counter()
     result = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    cpu = children_cpu() - cpu
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
-    return elapsed, result.stdout
+    return elapsed, cpu, result.stdout
 
 
 def peak_mib(output: str) -> float:
@@ -252,18 +271,19 @@ class Builder:
         cache.mkdir()
         return cache
 
-    def build(self, count: int, cache: Path | None, hooks: bool = True) -> tuple[float, float, Path]:
-        """(hook time, whole build process time, wheel) of the package of ``count`` shapes."""
+    def build(self, count: int, cache: Path | None, hooks: bool = True) -> tuple[float, float, Path, float]:
+        """(hook time, whole build process time, wheel, CPU time of the build process and the
+        processes it started) of the package of ``count`` shapes."""
         write_package(self.project, count)
         shutil.rmtree(self.dist)
         self.dist.mkdir()
         env = child_env(**{CACHE_ENV: str(cache) if cache is not None else "off"})
         if not hooks:
             env["HATCH_BUILD_NO_HOOKS"] = "true"
-        wall, out = run([sys.executable, "-c", BUILD_CHILD, str(self.dist)], env, self.project)
+        wall, cpu, out = run_timed([sys.executable, "-c", BUILD_CHILD, str(self.dist)], env, self.project)
         (line,) = [text for text in out.splitlines() if text.startswith("bench-build:")]
         found = json.loads(line.removeprefix("bench-build:"))
-        return found["hook"], wall, self.dist / found["wheel"]
+        return found["hook"], wall, self.dist / found["wheel"], cpu
 
 
 def median(values: list[float]) -> float:
@@ -279,19 +299,21 @@ def measure_builds(work: Path, sizes: list[int], repeat: int, goals: list[Goal])
     builder = Builder(work)
     builder.build(1, None)  # untimed: bytecode written, files in the page cache
     wheels: dict[int, Path] = {}
-    print("| build | hook, s | build process, s | build - bare, s |")
-    print("|---|---:|---:|---:|")
+    print("| build | hook, s | build process, s | build - bare, s | CPU, s |")
+    print("|---|---:|---:|---:|---:|")
     for size in sizes:
         bare = median([builder.build(size, None, hooks=False)[1] for _ in range(repeat)])
-        kinds: dict[str, list[tuple[float, float]]] = {"cold": [], "unchanged": [], "one more": []}
+        kinds: dict[str, list[tuple[float, float, float]]] = {"cold": [], "unchanged": [], "one more": []}
         for _ in range(repeat):
             cache = builder.fresh_cache()
-            hook, wall, wheel = builder.build(size, cache)
-            kinds["cold"].append((hook, wall))
+            hook, wall, wheel, cpu = builder.build(size, cache)
+            kinds["cold"].append((hook, wall, cpu))
             wheels[size] = work / f"{PACKAGE}-{size}.whl"
             shutil.copy(wheel, wheels[size])
-            kinds["unchanged"].append(builder.build(size, cache)[:2])
-            kinds["one more"].append(builder.build(size + 1, cache)[:2])
+            built = builder.build(size, cache)
+            kinds["unchanged"].append((built[0], built[1], built[3]))
+            built = builder.build(size + 1, cache)
+            kinds["one more"].append((built[0], built[1], built[3]))
         labels = {
             "cold": f"{size:,} shapes, cold (empty cache)",
             "unchanged": f"{size:,} shapes, rebuilt unchanged",
@@ -300,12 +322,13 @@ def measure_builds(work: Path, sizes: list[int], repeat: int, goals: list[Goal])
         for kind, timings in kinds.items():
             hook = median([t[0] for t in timings])
             wall = median([t[1] for t in timings])
-            print(f"| {labels[kind]} | {hook:.3f} | {wall:.3f} | {wall - bare:.3f} |", flush=True)
+            cpu = median([t[2] for t in timings])
+            print(f"| {labels[kind]} | {hook:.3f} | {wall:.3f} | {wall - bare:.3f} | {cpu:.3f} |", flush=True)
             if size == 1000 and kind == "cold":
                 goals.append((f"{labels[kind]}: hook", hook, 2.0, "s"))
             if size >= 1000 and kind == "one more":
                 goals.append((f"{labels[kind]}: hook", hook, 0.5, "s"))
-        print(f"| {size:,} shapes, bare hatchling (no hooks) | | {bare:.3f} | |", flush=True)
+        print(f"| {size:,} shapes, bare hatchling (no hooks) | | {bare:.3f} | | |", flush=True)
     return wheels
 
 
@@ -392,7 +415,8 @@ def main() -> int:
     print(
         f"# {platform.python_implementation()} {platform.python_version()} on "
         f"{platform.machine()}, hatch-ffm {ffm.__version__}, sizes={','.join(map(str, sizes))}, "
-        f"repeat={args.repeat}, runs={args.runs}, {CACHE_ENV} per cold build: a fresh folder"
+        f"repeat={args.repeat}, runs={args.runs}, {CACHE_ENV} per cold build: a fresh folder, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start"
     )
     work = Path(tempfile.mkdtemp(prefix="bench-build-"))
     goals: list[Goal] = []

@@ -5,6 +5,7 @@ stubs (:func:`build_stubs`) and for ``ffm_runtime``'s accelerators
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -15,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from ffm_runtime._locks import ForkSafeLock
 from ffm_runtime._manifest import FORMAT_VERSION, GENERATOR, Manifest, StubObject, UpcallPool
@@ -70,8 +72,10 @@ PART_MIN = 16
 PART_LONG, PART_LONG_EVERY = 48, 8
 PART_MAX = 96
 #: below this many call shapes to compile, no other process is started (starting one
-#: takes longer than compiling them)
+#: takes longer than compiling them); a forked one (see :func:`_forkable`) starts in
+#: milliseconds: from ``PARALLEL_FROM_FORKED``
 PARALLEL_FROM = 128
+PARALLEL_FROM_FORKED = 32
 #: the environment variable that sets how many processes compile at once (default: the
 #: CPUs this process may use)
 ENV_JOBS = "FFM_BUILD_JOBS"
@@ -125,8 +129,18 @@ def compile_part(
 ) -> bytes:
     """One part's image for ``triple`` (run in this process or another)."""
     from ._compile import compile_image
+    from ._ir._text import module_text
 
-    ir_text = str(build_stub_module(signatures, triple, upcalls, pool_size))
+    # The IR is hundreds of thousands of objects, linked both ways: the cyclic garbage
+    # collector would go through them again and again while they are made (a fifth of the
+    # time), and finds them garbage only once the text is made.  It waits meanwhile.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        ir_text = module_text(build_stub_module(signatures, triple, upcalls, pool_size))
+    finally:
+        if collecting:
+            gc.enable()
     return compile_image(ir_text, triple, opt)
 
 
@@ -208,8 +222,9 @@ class _Plan:
 
 class _Compiler:
     """Compiles tasks in this process and in ``workers`` others (``python -c``, see
-    :func:`_serve`), each fed by a thread of this one: the workers take the largest tasks
-    first, this process the smallest.  (Not ``multiprocessing``: its "spawn" runs the main
+    :func:`_serve`), each fed by a thread of this one: each process takes the largest task
+    left (so that the last ones, which one process may compile while the others have
+    finished, are the smallest).  (Not ``multiprocessing``: its "spawn" runs the main
     module again in every child, which a build frontend's script may not allow.)"""
 
     def __init__(
@@ -227,11 +242,9 @@ class _Compiler:
         #: whether a worker's failure was reported (once: the others fail the same way)
         self.failed = False
 
-    def take(self, front: bool) -> str | None:
+    def take(self) -> str | None:
         with self.lock:
-            if not self.queue:
-                return None
-            return self.queue.popleft() if front else self.queue.pop()
+            return self.queue.popleft() if self.queue else None
 
     def tell(self, message: str) -> None:
         """Report the first failure of a worker."""
@@ -242,11 +255,14 @@ class _Compiler:
 
     def run(self, workers: int) -> tuple[dict[str, bytes], int]:
         """The objects, and how many processes compiled them."""
-        threads = [threading.Thread(target=self.feed, name=f"hatch-ffm compiler {n}") for n in range(workers)]
+        threads = [
+            threading.Thread(target=self.feed, args=(worker,), name=f"hatch-ffm compiler {n}")
+            for n, worker in enumerate(self.start(workers))
+        ]
         for thread in threads:
             thread.start()
         try:
-            while (name := self.take(front=False)) is not None:
+            while (name := self.take()) is not None:
                 data = compile_part(*self.tasks[name])
                 with self.lock:
                     self.results[name] = data
@@ -258,21 +274,24 @@ class _Compiler:
                 self.results[name] = compile_part(*task)
         return self.results, 1 + self.helped
 
-    def feed(self) -> None:
+    def start(self, workers: int) -> list[_Worker]:
+        """Start ``workers`` processes (forked from this one where that is safe, see
+        :func:`_forkable`; else new interpreters), before the threads that feed them."""
+        fork = _forkable()
+        started: list[_Worker] = []
+        for _ in range(workers):
+            try:
+                started.append(_fork_worker(started) if fork else _spawn_worker())
+            except OSError as exc:
+                self.report(f"cannot start a process to compile stubs in ({exc}); compiling them in this one")
+                break
+        return started
+
+    def feed(self, child: _Worker) -> None:
         """A thread's loop: send tasks to a worker, one at a time, and keep its objects."""
-        try:
-            child = subprocess.Popen(
-                [sys.executable, "-c", _WORKER, *map(str, sys.path)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-            )
-        except OSError as exc:
-            self.tell(f"cannot start a process to compile stubs in ({exc}); compiling them in this one")
-            return
-        assert child.stdin is not None and child.stdout is not None
         compiled = 0
         try:
-            while (name := self.take(front=True)) is not None:
+            while (name := self.take()) is not None:
                 pickle.dump((name, self.tasks[name]), child.stdin)
                 child.stdin.flush()
                 done, data = pickle.load(child.stdout)
@@ -298,23 +317,92 @@ class _Compiler:
                 self.helped += 1
 
 
-#: what a worker runs: its arguments are this process's sys.path, its own before anything
-#: is imported (``-c`` puts the current folder, the project, first: its ``struct.py`` is not
-#: the standard library's); then it reads (name, task) pairs until None, each answered with
-#: (name, object) or (None, the error's text)
+@dataclass
+class _Worker:
+    """A process compiling parts: its pipes, and how to end it."""
+
+    stdin: IO[bytes]
+    stdout: IO[bytes]
+    wait: Callable[[], object]
+    kill: Callable[[], object]
+
+
+#: what a started worker runs: its arguments are this process's sys.path, its own before
+#: anything is imported (``-c`` puts the current folder, the project, first: its ``struct.py``
+#: is not the standard library's); then it reads (name, task) pairs until None, each answered
+#: with (name, image) or (None, the error's text)
 _WORKER = "import sys; sys.path[:] = sys.argv[1:]; import hatch_ffm._build as b; b._serve()"
 
 
-def _serve() -> None:
-    """A worker's loop (see :class:`_Compiler`)."""
-    while (message := pickle.load(sys.stdin.buffer)) is not None:
+def _spawn_worker() -> _Worker:
+    """A worker in a new interpreter (it imports hatch_ffm and llvmlite first)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _WORKER, *map(str, sys.path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert child.stdin is not None and child.stdout is not None
+    return _Worker(child.stdin, child.stdout, child.wait, child.kill)
+
+
+def _forkable() -> bool:
+    """Whether workers may be forked from this process, which has imported what they need
+    (a new interpreter takes a tenth of a second to): on Linux, with no other thread (a
+    forked child has only the thread that forked: a lock another thread held would stay
+    held)."""
+    return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
+def _fork_worker(others: list[_Worker]) -> _Worker:
+    """A worker forked from this process; ``others``: the workers forked before (the child
+    closes its copies of their pipes, so that they see the end of theirs)."""
+    import signal
+
+    from ._compile import compile_object  # noqa: F401  # (imported once, for every child)
+    from ._ir._text import module_text  # noqa: F401
+
+    tasks, to_child = os.pipe()
+    from_child, results = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        for descriptor in (tasks, to_child, from_child, results):
+            os.close(descriptor)
+        raise
+    if pid == 0:  # the child: it never returns (os._exit, neither cleanup nor atexit)
+        code = 1
+        try:
+            os.close(to_child)
+            os.close(from_child)
+            for other in others:
+                other.stdin.close()
+                other.stdout.close()
+            gc.freeze()  # (what the parent made stays: the collector need not look at it)
+            with open(tasks, "rb") as stdin, open(results, "wb") as stdout:
+                _serve(stdin, stdout)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(tasks)
+    os.close(results)
+    return _Worker(
+        open(to_child, "wb"),
+        open(from_child, "rb"),
+        lambda: os.waitpid(pid, 0),
+        lambda: os.kill(pid, signal.SIGKILL),
+    )
+
+
+def _serve(stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> None:
+    """A worker's loop (see :class:`_Compiler`), on its standard input and output."""
+    stdin = sys.stdin.buffer if stdin is None else stdin
+    stdout = sys.stdout.buffer if stdout is None else stdout
+    while (message := pickle.load(stdin)) is not None:
         name, task = message
         try:
             answer: tuple[str | None, object] = (name, compile_part(*task))
         except Exception as exc:  # (reported by the parent, which compiles the part itself)
             answer = (None, f"{type(exc).__name__}: {exc}")
-        pickle.dump(answer, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
+        pickle.dump(answer, stdout)
+        stdout.flush()
 
 
 def build_stubs(
@@ -371,7 +459,7 @@ def _build_stubs(
                 upcall_pool_size,
             )
     workers = min(_jobs(), len(plan.tasks)) - 1 if sys.executable else 0
-    if sum(plan.weights.values()) < PARALLEL_FROM:
+    if sum(plan.weights.values()) < (PARALLEL_FROM_FORKED if _forkable() else PARALLEL_FROM):
         workers = 0
     made, jobs = _Compiler(plan.tasks, plan.weights, report).run(workers) if plan.tasks else ({}, 1)
     if cache is not None:

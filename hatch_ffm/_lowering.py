@@ -182,15 +182,20 @@ def _scalar(layout: ValueLayout) -> ScalarKind:
 
 
 def lower(
-    key: str, descriptor: FunctionDescriptor, options: tuple[Option, ...], target: str = "x86_64-linux"
+    key: str,
+    descriptor: FunctionDescriptor,
+    options: tuple[Option, ...],
+    target: str = "x86_64-linux",
+    checked: bool = False,
 ) -> LoweredSignature:
-    """Lower one registration for ``target``, or raise :class:`NotSupportedYetError`."""
+    """Lower one registration for ``target``, or raise :class:`NotSupportedYetError`.
+    ``checked``: ``options`` are what ``check_options`` made of them for ``descriptor``."""
     if target not in TARGETS:
         raise NotSupportedYetError(f"lowering for {target} is not supported yet")
     aarch64 = TARGETS[target].calling_convention is CallingConvention.AAPCS64
     keeps_gil = allow_heap = capture = False
     first_variadic = None
-    for option in check_options(descriptor, options):
+    for option in options if checked else check_options(descriptor, options):
         if option.kind == "critical":
             keeps_gil = True
             allow_heap = bool(option.value)

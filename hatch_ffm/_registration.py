@@ -94,7 +94,8 @@ class RegistrationSession:
         existing = self.registrations.get(key)
         if existing is not None:
             return existing
-        signatures = {target: lower(key, descriptor, checked, target) for target in self.targets}
+        # (the options are checked: lowering need not check them again)
+        signatures = {t: lower(key, descriptor, checked, t, checked=True) for t in self.targets}
         registration = Registration(key, descriptor.stripped(), checked, signatures, self.current_feature)
         self.registrations[key] = registration
         return registration

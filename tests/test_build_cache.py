@@ -370,10 +370,68 @@ def test_ten_thousand_shapes(tmp_path: Path) -> None:
     assert len(built.manifest.stubs) == 10_000
 
 
+def _refused(*args: object) -> _build._Worker:
+    raise AssertionError("this way to start a worker is not the one to take")
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "new interpreter"])
+def test_workers_forked_or_started_compile_the_same_objects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool
+) -> None:
+    """Workers are forked from the build's process where that is safe (they need not import
+    hatch_ffm and llvmlite again), else started with ``python -c``: the same objects."""
+    monkeypatch.setenv("FFM_BUILD_JOBS", "1")
+    alone = build_here(tmp_path, tmp_path / "cache1", "alone", 200)
+    monkeypatch.setenv("FFM_BUILD_JOBS", "3")
+    monkeypatch.setattr(_build, "_forkable", lambda: fork)
+    monkeypatch.setattr(_build, "_spawn_worker" if fork else "_fork_worker", _refused)
+    together = build_here(tmp_path, tmp_path / "cache2", "together", 200)
+    assert together.jobs == 3
+    assert all(
+        Path(alone.files[name]).read_bytes() == Path(path).read_bytes()
+        for name, path in together.files.items()
+    )
+
+
+@pytest.mark.parametrize(("fork", "jobs"), [(True, 2), (False, 1)], ids=["forked", "new interpreter"])
+def test_a_forked_worker_helps_with_fewer_shapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool, jobs: int
+) -> None:
+    """A forked worker starts in milliseconds: it helps from ``PARALLEL_FROM_FORKED`` call
+    shapes on, a new interpreter from ``PARALLEL_FROM``."""
+    monkeypatch.setenv("FFM_BUILD_JOBS", "2")
+    monkeypatch.setattr(_build, "_forkable", lambda: fork)
+    built = build_here(tmp_path, tmp_path / "cache", "out", 100)
+    assert built.parts >= 2 and _build.PARALLEL_FROM_FORKED <= 100 < _build.PARALLEL_FROM
+    assert built.jobs == jobs
+
+
+def test_no_worker_is_forked_while_another_thread_runs() -> None:
+    """A forked child has only the thread that forked: with another thread (which may hold
+    a lock), workers are started as new interpreters."""
+    import threading
+
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert not _build._forkable()
+    finally:
+        release.set()
+        other.join()
+
+
+def _dies(*args: object) -> None:
+    raise SystemExit(3)
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "new interpreter"])
 def test_a_worker_that_fails_leaves_its_parts_to_this_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool
 ) -> None:
     monkeypatch.setenv("FFM_BUILD_JOBS", "2")
+    monkeypatch.setattr(_build, "_forkable", lambda: fork)
+    monkeypatch.setattr(_build, "_serve", _dies)  # (in a forked worker)
     monkeypatch.setattr(_build, "_WORKER", "import sys; sys.exit(3)")
     said: list[str] = []
     out = tmp_path / "out"

@@ -11,7 +11,6 @@ in between and until the segment is complete.
 from __future__ import annotations
 
 import enum
-from functools import cached_property
 
 from llvmlite import ir
 
@@ -20,6 +19,7 @@ from ffm_runtime import _contract
 from ._idioms import Idioms, is_null, not_null
 from ._imports import Imports
 from ._model import IntRead, Model
+from ._reuse import helper_function
 from ._types import I1, I32, I64, NULL, PTR, i64
 
 __all__ = ["Allocation"]
@@ -68,7 +68,7 @@ class Allocation:
         gives it: ``MemorySegment.NULL`` for 0, else :meth:`global_segment`."""
         return b.call(self._address_result, [address, size])
 
-    @cached_property
+    @helper_function
     def _global_segment(self) -> ir.Function:
         """``global_segment(address, size) -> segment or NULL``: exactly a ``MemorySegment``
         (the global scope is not confined) with ``_address`` (unsigned), ``_size``,
@@ -114,7 +114,7 @@ class Allocation:
         b.ret(segment)
         return fn
 
-    @cached_property
+    @helper_function
     def _address_result(self) -> ir.Function:
         """``address_result(address, size) -> segment or NULL`` (error set)."""
         fn, b = self.idioms.helper("address_result", PTR, [I64, I64])
@@ -126,7 +126,7 @@ class Allocation:
         b.ret(self.global_segment(b, address, size))
         return fn
 
-    @cached_property
+    @helper_function
     def _carve(self) -> ir.Function:
         """``carve(arena, size, alignment) -> segment or NULL``: a zeroed segment cut from the
         current slab of ``arena`` (exactly an ``Arena``; ``size`` <= ``ARENA_SMALL``, a power
@@ -245,7 +245,7 @@ class Allocation:
         parents included (see :meth:`_cut`)."""
         return b.call(self._cut, [segment, parent, offset, size, alignment, ir.Constant(I1, 1)])
 
-    @cached_property
+    @helper_function
     def _cut(self) -> ir.Function:
         """``cut(segment, parent, offset, size, alignment, any) -> segment or NULL``: fills
         the new, empty ``segment`` (of ``parent``'s exact type, ``MemorySegment`` or the
@@ -345,7 +345,7 @@ class Allocation:
         b.ret(segment)
         return fn
 
-    @cached_property
+    @helper_function
     def _allocate(self) -> ir.Function:
         """``allocate(allocator, size, alignment) -> segment or NULL`` (error set) for a
         struct result.  Python: ``ffm_runtime._handles.allocate_result``.

@@ -53,6 +53,8 @@ class Idioms:
         never inlined (``hatch_ffm._compile`` runs no inliner): code that must be inline
         for speed is emitted in place by a method instead.  ``cold``: an error path, laid
         out away from the hot code."""
+        if self.imports.recordings:
+            self.imports.recordings[-1].events.append(("self",))
         fn = ir.Function(self.imports.module, ir.FunctionType(result, params), "ffm_h_" + name)
         fn.linkage = "internal"
         fn.attributes.add("nounwind")

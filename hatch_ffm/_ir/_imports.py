@@ -11,6 +11,7 @@ from llvmlite import ir
 
 from ffm_runtime import _contract
 
+from ._reuse import Recording
 from ._types import F32, F64, I1, I8, I32, I64, PTR, VOID
 
 __all__ = ["Imports", "declared_type"]
@@ -75,9 +76,15 @@ class Imports:
         self._functions: dict[str, ir.Function] = {}
         self._globals: dict[str, ir.GlobalVariable] = {}
         self._strings: dict[bytes, ir.GlobalVariable] = {}
+        #: the recordings of the helper functions being built (``_reuse``), innermost last
+        self.recordings: list[Recording] = getattr(module, "recordings", [])
+        #: the objects whose properties build this module's helper functions, by class
+        self.owners: dict[type, object] = {}
 
     def function(self, name: str) -> ir.Function:
         """A function of the contract (or an LLVM intrinsic)."""
+        if self.recordings:
+            self.recordings[-1].events.append(("function", name))
         if name not in self._functions:
             if name in _INTRINSICS:
                 fn = ir.Function(self.module, _INTRINSICS[name], name)
@@ -95,7 +102,10 @@ class Imports:
         """Call the function ``name`` of the contract (or an LLVM intrinsic)."""
         return b.call(self.function(name), list(args))
 
-    def _global(self, name: str, kind: ir.Type) -> ir.GlobalVariable:
+    def global_variable(self, name: str, kind: ir.Type) -> ir.GlobalVariable:
+        """An external global of the contract, as a ``kind``."""
+        if self.recordings:
+            self.recordings[-1].events.append(("global", name, kind))
         if name not in self._globals:
             var = ir.GlobalVariable(self.module, kind, name)
             var.linkage = "external"
@@ -107,17 +117,17 @@ class Imports:
         its address is the object."""
         if name not in _contract.PYTHON_DATA:
             raise AssertionError(f"{name} is not in the stub ABI contract")
-        return self._global(name, I8)
+        return self.global_variable(name, I8)
 
     def cell(self, b: ir.IRBuilder, name: str) -> ir.Value:
         """The ``PyObject *`` the runtime stored in cell ``name`` (``_contract.CELL_*``)."""
         if name not in _contract.RUNTIME_CELLS:
             raise AssertionError(f"{name} is not a runtime cell")
-        return b.load(self._global(name, PTR), typ=PTR)
+        return b.load(self.global_variable(name, PTR), typ=PTR)
 
     def offset(self, b: ir.IRBuilder, field: str) -> ir.Value:
         """The byte offset of ``field`` (a name of ``_contract.OFFSETS``) in the runtime's table."""
-        table = self._global(_contract.OFFSETS_SYMBOL, ir.ArrayType(I64, len(_contract.OFFSETS)))
+        table = self.global_variable(_contract.OFFSETS_SYMBOL, ir.ArrayType(I64, len(_contract.OFFSETS)))
         where = b.gep(
             table,
             [ir.Constant(I64, 0), ir.Constant(I32, _contract.OFFSETS.index(field))],
@@ -127,11 +137,14 @@ class Imports:
 
     def critical_word(self) -> ir.GlobalVariable:
         """The word critical downcalls and upcall entries share (``_contract.CRITICAL_SYMBOL``)."""
-        return self._global(_contract.CRITICAL_SYMBOL, I64)
+        return self.global_variable(_contract.CRITICAL_SYMBOL, I64)
 
     def cstring(self, text: str) -> ir.GlobalVariable:
         """A private NUL-terminated constant string."""
         data = text.encode() + b"\0"
+        recording = self.recordings[-1] if self.recordings else None
+        if recording is not None:
+            recording.events.append(("cstring", text))
         if data not in self._strings:
             array = ir.ArrayType(I8, len(data))
             var = ir.GlobalVariable(self.module, array, f".str.{len(self._strings)}")
@@ -140,4 +153,6 @@ class Imports:
             var.unnamed_addr = True
             var.initializer = ir.Constant(array, bytearray(data))
             self._strings[data] = var
+        if recording is not None:
+            recording.values[len(recording.events) - 1] = self._strings[data]
         return self._strings[data]

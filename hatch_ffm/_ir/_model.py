@@ -19,7 +19,6 @@ raises.
 from __future__ import annotations
 
 import enum
-from functools import cached_property
 
 from llvmlite import ir
 
@@ -27,6 +26,7 @@ from ffm_runtime import _contract
 
 from ._idioms import Idioms, is_null, return_pair, unpack
 from ._imports import Imports
+from ._reuse import helper_function
 from ._types import I1, I8, I64, NULL, PTR, i64, pair_type
 
 __all__ = ["IntRead", "Model"]
@@ -258,7 +258,7 @@ class Model:
             ),
         )
 
-    @cached_property
+    @helper_function
     def _segment_check(self) -> ir.Function:
         """``segment(obj, min_size, allow_heap, written, verified, shared) -> {address, ok}``.
 

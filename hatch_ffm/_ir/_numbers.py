@@ -4,13 +4,12 @@ and of values to store (``MemorySegment.set``), and the boxing of results (stubs
 
 from __future__ import annotations
 
-from functools import cached_property
-
 from llvmlite import ir
 
 from .._lowering import Extension, Form, ScalarKind
 from ._idioms import Idioms, is_null, return_pair, unpack
 from ._imports import Imports
+from ._reuse import helper_function
 from ._types import F32, F64, I8, I64, PTR, i64, pair_type
 
 __all__ = ["Numbers"]
@@ -64,7 +63,7 @@ class Numbers:
             wide = b.zext(value, I64) if zero else b.sext(value, I64)
         return self.imports.call(b, "PyLong_FromLongLong", wide)
 
-    @cached_property
+    @helper_function
     def _to_int(self) -> ir.Function:
         """``int(obj, low, high) -> {i64, ok}``: an int in ``[low, high]``."""
         fn, b = self.idioms.helper("int", pair_type(I64), [PTR, I64, I64])
@@ -74,7 +73,7 @@ class Numbers:
         return_pair(b, value, b.and_(ok, inside))
         return fn
 
-    @cached_property
+    @helper_function
     def _to_uint64(self) -> ir.Function:
         """``uint64(obj) -> {i64, ok}``: an int in ``[0, 2**64)``, through ``__index__`` as
         ``PyLong_AsLongLong`` converts (``PyLong_AsUnsignedLong`` takes ints only)."""
@@ -88,13 +87,13 @@ class Numbers:
         return_pair(b, value, ok)
         return fn
 
-    @cached_property
+    @helper_function
     def _to_double(self) -> ir.Function:
         fn, b = self.idioms.helper("double", pair_type(F64), [PTR])
         return_pair(b, *self.idioms.checked_call(b, "PyFloat_AsDouble", fn.args[0]))
         return fn
 
-    @cached_property
+    @helper_function
     def _to_float(self) -> ir.Function:
         """``float(obj) -> {float, ok}``: finite doubles beyond float's range are refused (as
         ``struct`` refuses them for ``"f"``)."""
@@ -110,7 +109,7 @@ class Numbers:
         return_pair(b, narrow, b.and_(ok, b.not_(b.and_(inf32, b.not_(inf64)))))
         return fn
 
-    @cached_property
+    @helper_function
     def _to_bool(self) -> ir.Function:
         fn, b = self.idioms.helper("bool", pair_type(I8), [PTR])
         obj = fn.args[0]

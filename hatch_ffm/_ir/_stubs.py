@@ -28,7 +28,6 @@ thread (an upcall), whose ``close()`` must be refused as well, as in Java.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import cached_property
 from typing import NamedTuple
 
 from llvmlite import ir
@@ -37,9 +36,11 @@ from ffm_runtime import _contract
 from ffm_runtime._manifest import stub_symbol
 
 from .._lowering import Extension, Form, LoweredSignature, LoweredUpcall, Passing, Piece, Returning, Role
+from ._fast import FastBuilder, FastFunction
 from ._helpers import Helpers
 from ._idioms import is_null, return_pair
 from ._model import IntRead
+from ._reuse import helper_function
 from ._types import (
     I1,
     I8,
@@ -76,6 +77,8 @@ class StubModule:
 
     def __init__(self, triple: str) -> None:
         self.helpers = Helpers.for_module("hatch_ffm_stubs", triple)
+        self.imports = self.helpers.imports
+        self.imports.owners[StubModule] = self
         self.module = self.helpers.module
 
     def add(self, sig: LoweredSignature, symbol: str) -> None:
@@ -85,7 +88,7 @@ class StubModule:
         stub.emit()
         _Alias(self.module, symbol + _contract.STUB_UNBOUND_SUFFIX, stub.fn)
 
-    @cached_property
+    @helper_function
     def fail(self) -> ir.Function:
         """``fail(key, mode, position, value)``: clear the error, let ``arg_error`` raise."""
         fn, b = self.helpers.idioms.helper("fail", PTR, [PTR, PTR, I64, PTR], cold=True)
@@ -106,7 +109,7 @@ class StubModule:
         b.ret(NULL)
         return fn
 
-    @cached_property
+    @helper_function
     def acquire(self) -> ir.Function:
         """``acquire(guard) -> i32``: append one acquisition to a shared arena's guard (or
         a pin to a confined arena's: one item too) and keep a reference to it; nonzero (an
@@ -122,7 +125,7 @@ class StubModule:
         b.ret(failed)
         return fn
 
-    @cached_property
+    @helper_function
     def release(self) -> ir.Function:
         """``release(guard)``: remove one acquisition (any: they are alike) from a shared
         arena's guard and drop the reference :meth:`acquire` took.  ``guard`` NULL: nothing.
@@ -144,7 +147,7 @@ class StubModule:
         b.ret_void()
         return fn
 
-    @cached_property
+    @helper_function
     def scoped_target(self) -> ir.Function:
         """``scoped_target(self, slot) -> {i64, i1}``: the target of a bound handle whose
         ``self`` is the tuple ``(address, guard, arena)`` of a symbol of a library an arena
@@ -181,7 +184,7 @@ class StubModule:
         return_pair(b, i64(0), ir.Constant(I1, 0))
         return fn
 
-    @cached_property
+    @helper_function
     def result_address(self) -> ir.Function:
         """``result_address(segment, slot) -> {ptr, i1}``: the address of a struct result's
         segment (which a ``SegmentAllocator`` written in Python could have made anything);
@@ -229,7 +232,7 @@ class StubModule:
         return_pair(b, NULL, ir.Constant(I1, 0))
         return fn
 
-    @cached_property
+    @helper_function
     def critical_upcall(self) -> ir.Function:
         """``critical_upcall(key) -> NULL``: raise the error of a critical downcall whose
         function called back into Python (the upcall was refused)."""
@@ -242,7 +245,7 @@ class StubModule:
         b.ret(NULL)
         return fn
 
-    @cached_property
+    @helper_function
     def fail_count(self) -> ir.Function:
         """``fail_count(key, mode, nargs)``: let ``arg_error`` raise for the argument count."""
         fn, b = self.helpers.idioms.helper("fail_count", PTR, [PTR, PTR, I64], cold=True)
@@ -286,10 +289,10 @@ class _Stub:
         self.helpers = stubs.helpers
         self.imports = stubs.helpers.imports
         self.sig = sig
-        self.fn = ir.Function(self.imports.module, _STUB_TYPE, name)
+        self.fn = FastFunction(self.imports.module, _STUB_TYPE, name)
         self.fn.attributes.add("nounwind")
         self.self_arg, self.args, self.nargs = self.fn.args
-        self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        self.b = FastBuilder(self.fn.append_basic_block("entry"))
         self.key = self.imports.cstring(sig.key)
         b = self.b
         self.unbound = is_null(b, self.self_arg)

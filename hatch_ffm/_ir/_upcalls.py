@@ -33,8 +33,6 @@ or ``zeroext``: AAPCS64 leaves the bits above them unspecified (gcc passes a ``u
 
 from __future__ import annotations
 
-from functools import cached_property
-
 from llvmlite import ir
 
 from ffm_runtime import _contract
@@ -42,6 +40,7 @@ from ffm_runtime import _contract
 from .._lowering import Extension, Form, LoweredUpcall, Passing, Piece, Returning, ScalarKind, UpcallArgument
 from ._helpers import Helpers
 from ._idioms import is_null, not_null
+from ._reuse import helper_function
 from ._types import I1, I8, I32, I64, NULL, PTR, VOID, RawAttributes, i64, piece_type, scalar_type, store_size
 
 __all__ = ["UPCALL_SLOTS_SUFFIX", "Upcalls", "trampoline_symbol"]
@@ -74,6 +73,7 @@ class Upcalls:
     def __init__(self, helpers: Helpers) -> None:
         self.helpers = helpers
         self.imports = helpers.imports
+        self.imports.owners[Upcalls] = self
 
     def add(self, sig: LoweredUpcall, base: str, pool_size: int) -> None:
         """The slots, the entry and ``pool_size`` trampolines of the upcall shape ``sig``."""
@@ -200,7 +200,7 @@ class Upcalls:
             boxed.append(obj)
         return boxed, caches
 
-    @cached_property
+    @helper_function
     def _take_segment(self) -> ir.Function:
         """``take_segment(cache, address, size) -> segment or NULL`` (error set): the
         ``ADDRESS`` argument ``address`` as ``address_result`` makes it, in the segment
@@ -273,7 +273,7 @@ class Upcalls:
         b.ret(kept)
         return fn
 
-    @cached_property
+    @helper_function
     def _keep_segment(self) -> ir.Function:
         """``keep_segment(cache, segment)``: after the call, keep the segment of an
         ``ADDRESS`` argument (our reference) in ``*cache`` for the next call if the cache is
@@ -525,7 +525,7 @@ class Upcalls:
         imports.call(b, "llvm.memcpy.p0.p0.i64", fn.args[-1], address, i64(size), ir.Constant(I1, 0))
         imports.call(b, "Py_DecRef", returned)
 
-    @cached_property
+    @helper_function
     def _open_arena(self) -> ir.Function:
         """``open_arena(slot) -> arena or NULL`` (error set): the arena in ``*slot``, or a new
         confined one (``Arena.of_confined()``) stored there."""
@@ -539,7 +539,7 @@ class Upcalls:
         b.ret(made)
         return fn
 
-    @cached_property
+    @helper_function
     def _close_arena(self) -> ir.Function:
         """``close_arena(arena)``: close the struct arguments' arena (unless the target
         closed it: ``segment.scope.close()``) and drop it; ``arena`` NULL: nothing.  A
@@ -562,7 +562,7 @@ class Upcalls:
         b.ret_void()
         return fn
 
-    @cached_property
+    @helper_function
     def _freed(self) -> ir.Function:
         """``freed(key)``: report a call through a freed slot (the runtime's ``upcall_error``
         raises the error, ``PyErr_WriteUnraisable`` reports it)."""
@@ -576,7 +576,7 @@ class Upcalls:
         b.ret_void()
         return fn
 
-    @cached_property
+    @helper_function
     def _bad_result(self) -> ir.Function:
         """``bad_result(key, returned)``: set the error for a result of the wrong kind."""
         fn, b = self.helpers.idioms.helper("upcall_bad_result", VOID, [PTR, PTR], cold=True)
@@ -588,7 +588,7 @@ class Upcalls:
         b.ret_void()
         return fn
 
-    @cached_property
+    @helper_function
     def _report(self) -> ir.Function:
         """``report(record)``: report the error set, naming the upcall (item 1 of the slot's
         tuple), and drop the reference to the tuple."""
