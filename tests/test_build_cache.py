@@ -588,6 +588,7 @@ def test_helpers_that_fail_are_reported_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
 ) -> None:
     monkeypatch.setenv("FFM_BUILD_JOBS", "4")
+    monkeypatch.setattr(_build, "_forkable", lambda: False)  # (new interpreters: what can fail here)
     if failure == "exits":
         monkeypatch.setattr(_build, "_WORKER", "import sys; sys.exit(3)")
     else:

@@ -22,7 +22,7 @@ from ffm_runtime import (
     registration_key,
 )
 from ffm_runtime._elf import parse
-from hatch_ffm._compile import compile_object, verify_ir
+from hatch_ffm._compile import compile_image, compile_object, verify_ir
 from hatch_ffm._ir import build_accelerator_module, build_stub_module, stub_symbol
 from hatch_ffm._ir._imports import declared_type
 from hatch_ffm._ir._stubs import StubModule
@@ -264,7 +264,7 @@ def test_compiling_a_part_leaves_the_garbage_collector_as_it_was() -> None:
     from hatch_ffm._ir._text import module_text
 
     sigs = [lowered(FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS))]
-    expected = compile_object(module_text(build_stub_module(sigs, TRIPLE)), TRIPLE, STUB_OPT_LEVEL)
+    expected = compile_image(module_text(build_stub_module(sigs, TRIPLE)), TRIPLE, STUB_OPT_LEVEL)
     was = gc.isenabled()
     try:
         for enabled in (True, False):
