@@ -10,7 +10,8 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Final
+    from collections.abc import Callable
+    from typing import Any, Final
 
 __all__ = ["sha256_hex"]
 
@@ -18,9 +19,13 @@ __all__ = ["sha256_hex"]
 SMALL: Final = 4 << 20
 
 
-def sha256_hex(data: bytes) -> str:
-    """The SHA-256 of ``data``, as 64 lower-case hex digits."""
-    if len(data) <= SMALL:
+#: the interpreter's own SHA-256, once found (an import that fails is not remembered by the
+#: import system: trying ``_sha2`` on every call searched all of ``sys.path`` each time)
+_own: list[Callable[[bytes], Any]] = []
+
+
+def _own_sha256() -> Callable[[bytes], Any]:
+    if not _own:
         try:
             from _sha2 import sha256  # type: ignore[import-not-found, unused-ignore]
         except ImportError:
@@ -28,7 +33,14 @@ def sha256_hex(data: bytes) -> str:
                 from _sha256 import sha256  # type: ignore[import-not-found, no-redef, unused-ignore]
             except ImportError:
                 from hashlib import sha256
-        return str(sha256(data).hexdigest())
+        _own.append(sha256)
+    return _own[0]
+
+
+def sha256_hex(data: bytes) -> str:
+    """The SHA-256 of ``data``, as 64 lower-case hex digits."""
+    if len(data) <= SMALL:
+        return str(_own_sha256()(data).hexdigest())
     from hashlib import sha256
 
     return str(sha256(data).hexdigest())

@@ -215,3 +215,29 @@ def test_a_projects_own_array_module_is_not_taken_for_the_standard_librarys(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_hashing_looks_for_the_interpreters_sha256_once() -> None:
+    """A stub's symbol and every image's check hash with the interpreter's own SHA-256; an
+    import that fails is not remembered, so trying ``_sha2`` (3.12+) on 3.10/3.11 at each
+    hash searched all of ``sys.path`` each time (10,000 symbols: seconds of a build)."""
+    script = """
+import sys
+searched = []
+class Spy:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name in ("_sha2", "_sha256", "hashlib"):
+            searched.append(name)
+        return None
+sys.meta_path.insert(0, Spy)
+from ffm_runtime._digest import sha256_hex
+from ffm_runtime._manifest import stub_symbol
+for n in range(50):
+    sha256_hex(b"x" * n)
+    stub_symbol(f"(i{n})v")
+print(len(searched))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) <= 2, result.stdout  # _sha2, then _sha256 (3.10, 3.11), once
