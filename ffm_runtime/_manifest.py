@@ -238,17 +238,24 @@ class _Settings:
 
 
 _WHITESPACE: Final = " \t\n\r"
+#: the C scanner, or None where there is none (looked for once: a failed import is not
+#: remembered by the import system)
+_scanner: list[Any] = []
 
 
 def loads(text: str) -> Any:
     """JSON ``text`` as Python values: with the interpreter's C scanner when there is one,
     which spares importing ``json`` and ``re`` (most of what reading a manifest at the
     first downcall handle would cost); raises ``ValueError`` like ``json.loads``."""
-    try:
-        from _json import make_scanner  # type: ignore[import-not-found, unused-ignore]
+    if not _scanner:
+        try:
+            from _json import make_scanner  # type: ignore[import-not-found, unused-ignore]
 
-        scan = make_scanner(_Settings)  # type: ignore[arg-type]
-    except (ImportError, AttributeError, TypeError):  # (an interpreter without it)
+            _scanner.append(make_scanner(_Settings))  # type: ignore[arg-type]
+        except (ImportError, AttributeError, TypeError):  # (an interpreter without it)
+            _scanner.append(None)
+    scan = _scanner[0]
+    if scan is None:
         import json
 
         return json.loads(text)
