@@ -7,6 +7,8 @@ the run time compute it with the same function, :func:`registration_key`.
 
 from __future__ import annotations
 
+from _operator import is_ as _is
+
 from ._layouts import MemoryLayout
 
 TYPE_CHECKING = False
@@ -96,10 +98,12 @@ class FunctionDescriptor:
         return FunctionDescriptor(None, self._args)
 
     def stripped(self) -> FunctionDescriptor:
-        """This descriptor with every layout name removed."""
-        return FunctionDescriptor(
-            None if self._result is None else self._result.stripped(), (a.stripped() for a in self._args)
-        )
+        """This descriptor with every layout name removed (itself when there is none)."""
+        result = None if self._result is None else self._result.stripped()
+        args = tuple(a.stripped() for a in self._args)
+        if result is self._result and all(map(_is, args, self._args)):
+            return self
+        return FunctionDescriptor(result, args)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FunctionDescriptor):

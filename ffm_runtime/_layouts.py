@@ -11,6 +11,7 @@ the stub manifest format and must not change lightly.
 from __future__ import annotations
 
 import sys
+from _operator import is_ as _is
 
 from . import _contract
 from ._codecs import codec_for
@@ -508,7 +509,10 @@ class SequenceLayout(MemoryLayout):
         return self._element.byte_alignment
 
     def stripped(self) -> MemoryLayout:
-        return SequenceLayout(self._count, self._element.stripped()).with_byte_alignment(self._byte_alignment)
+        element = self._element.stripped()
+        if self._name is None and element is self._element:
+            return self
+        return SequenceLayout(self._count, element).with_byte_alignment(self._byte_alignment)
 
     def __str__(self) -> str:
         return self._decorate(f"[{self._count}:{self._element}]")
@@ -540,8 +544,11 @@ class GroupLayout(MemoryLayout):
         return max((m.byte_alignment for m in self._members), default=1)
 
     def stripped(self) -> MemoryLayout:
+        members = tuple(m.stripped() for m in self._members)
+        if self._name is None and all(map(_is, members, self._members)):
+            return self  # (no name anywhere: itself, as for a value layout)
         factory: Any = type(self)  # StructLayout or UnionLayout: (members, *, name)
-        clone: MemoryLayout = factory(tuple(m.stripped() for m in self._members))
+        clone: MemoryLayout = factory(members)
         return clone.with_byte_alignment(self._byte_alignment)
 
     def __str__(self) -> str:

@@ -142,6 +142,21 @@ class TestGroupLayouts:
             JAVA_INT.with_name("a"), MemoryLayout.sequence_layout(2, JAVA_INT.with_name("b"))
         ).with_name("s")
         assert str(named.stripped()) == "[i4[2:i4]]"
+        # inner names only: a new struct too, with the alignment kept
+        inner = MemoryLayout.struct_layout(JAVA_INT.with_name("a"), JAVA_INT).with_byte_alignment(16)
+        assert inner.stripped() is not inner and inner.stripped() == MemoryLayout.struct_layout(
+            JAVA_INT, JAVA_INT
+        ).with_byte_alignment(16)
+
+    def test_a_layout_without_names_is_its_own_stripped_form(self) -> None:
+        """(keys of unnamed shapes are made without copying their layouts)"""
+        plain = MemoryLayout.struct_layout(JAVA_INT, MemoryLayout.sequence_layout(2, JAVA_INT))
+        assert plain.stripped() is plain
+        descriptor = FunctionDescriptor.of(plain, ADDRESS, plain)
+        assert descriptor.stripped() is descriptor
+        named = FunctionDescriptor.of(plain, plain.with_name("p"))
+        assert named.stripped() is not named and str(named.stripped()) == str(named.stripped())
+        assert named.stripped() == FunctionDescriptor.of(plain, plain)
 
 
 class TestDescriptors:
