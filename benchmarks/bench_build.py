@@ -26,9 +26,10 @@ The start-up rows run ``--runtime-python`` (default: this interpreter) from an e
 folder: ``python -c pass``, ``python -c "import ctypes"`` and ``python -c "import
 ffm_runtime"``, wall time and the child's peak resident memory (``VmHWM``), taking turns
 run after run; "over bare" is the median of each run's difference.  The first-handle rows
-import the built package (unpacked on ``PYTHONPATH``) and time ``Linker.native_linker().downcall_handle(abs, FunctionDescriptor.of(JAVA_INT,
-JAVA_INT))``, a shape every generated package registers first, inside the process: finding
-the package's manifest and placing its stub image included.  Goals (issue 14): 1,000
+import the built package (unpacked on ``PYTHONPATH``) and time
+``Linker.native_linker().downcall_handle(abs, FunctionDescriptor.of(JAVA_INT, JAVA_INT))``, a
+shape every generated package registers first, inside the process: finding the package's
+manifest and placing its stub image included.  Goals (issue 14): 1,000
 shapes built cold in at most 2 s and rebuilt with one more shape in at most 0.5 s; ``import
 ffm_runtime`` at most 5 ms slower and 2 MiB larger than a bare interpreter; the first handle
 in at most 1 ms (100 and 1,000 shapes) and 5 ms (10,000 shapes).
