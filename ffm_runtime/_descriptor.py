@@ -22,6 +22,7 @@ __all__ = [
     "FunctionDescriptor",
     "Option",
     "check_upcall",
+    "checked_key",
     "registration_key",
     "upcall_key",
 ]
@@ -357,8 +358,13 @@ def registration_key(descriptor: FunctionDescriptor, options: Iterable[object] =
     """The canonical key of a downcall shape: names stripped, options in canonical order."""
     if not isinstance(descriptor, FunctionDescriptor):
         raise TypeError(f"descriptor must be a FunctionDescriptor, not {type(descriptor).__name__}")
-    checked = check_options(descriptor, options)
-    key = str(descriptor.stripped())
+    return checked_key(descriptor.stripped(), check_options(descriptor, options))
+
+
+def checked_key(stripped: FunctionDescriptor, checked: tuple[Option, ...]) -> str:
+    """:func:`registration_key` of a descriptor already stripped of names, with the options
+    :func:`check_options` made of the given ones (no check again)."""
+    key = str(stripped)
     for option in checked:
         key += " " + option.canonical
     return key

@@ -18,7 +18,7 @@ from ffm_runtime._descriptor import (
     Option,
     check_options,
     check_upcall,
-    registration_key,
+    checked_key,
     upcall_key,
 )
 
@@ -89,14 +89,15 @@ class RegistrationSession:
                 f"not {type(descriptor).__name__}"
             )
         checked = check_options(descriptor, options)
-        key = registration_key(descriptor, checked)
+        stripped = descriptor.stripped()
+        key = checked_key(stripped, checked)  # (registration_key, without checking again)
         self.requests += 1
         existing = self.registrations.get(key)
         if existing is not None:
             return existing
         # (the options are checked: lowering need not check them again)
         signatures = {t: lower(key, descriptor, checked, t, checked=True) for t in self.targets}
-        registration = Registration(key, descriptor.stripped(), checked, signatures, self.current_feature)
+        registration = Registration(key, stripped, checked, signatures, self.current_feature)
         self.registrations[key] = registration
         return registration
 
