@@ -12,7 +12,6 @@ runtime's accelerators carve from the same slab, see ``_contract.OFFSETS``).
 
 from __future__ import annotations
 
-import ctypes
 import struct
 from _collections_abc import Sequence  # (collections.abc imports all of collections)
 from _thread import get_ident as _get_ident
@@ -46,8 +45,11 @@ from ._memory import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import ctypes
     from collections.abc import Callable
     from typing import Any, Final, NoReturn
+else:  # ctypes itself on first use (it costs a fair part of import ffm_runtime)
+    from . import _lazy_ctypes as ctypes
 
 __all__ = ["Arena", "SegmentAllocator"]
 
@@ -58,16 +60,29 @@ _POOL_MAX: Final = _contract.ARENA_POOL_MAX  # slabs kept for reuse, process-wid
 _MAX_ALLOCATION: Final = 1 << 62  # beyond this no allocation can succeed (and size_t wraps)
 _new = object.__new__
 
-try:
-    _libc = ctypes.CDLL(None)
-    _calloc: Any = _libc.calloc
-    _calloc.restype = ctypes.c_void_p
-    _calloc.argtypes = (ctypes.c_size_t, ctypes.c_size_t)
-    _free: Any = _libc.free
-    _free.restype = None
-    _free.argtypes = (ctypes.c_void_p,)
-except (OSError, TypeError, AttributeError):  # no C library reachable this way
-    _calloc = _free = None
+#: the C library's calloc and free through ctypes, set by _c_allocator on first use (None:
+#: none reachable); free is set before calloc, and anything to free came from calloc
+_calloc: Any = None
+_free: Any = None
+_looked_for: list[bool] = []
+
+
+def _c_allocator() -> None:
+    global _calloc, _free  # noqa: PLW0603  (set once, on first use: ctypes is imported then)
+    try:
+        libc = ctypes.CDLL(None)
+        calloc: Any = libc.calloc
+        free: Any = libc.free
+        calloc.restype = ctypes.c_void_p
+        calloc.argtypes = (ctypes.c_size_t, ctypes.c_size_t)
+        free.restype = None
+        free.argtypes = (ctypes.c_void_p,)
+    except (OSError, TypeError, AttributeError):  # no C library reachable this way
+        calloc = free = None
+    _free = free
+    _calloc = calloc
+    _looked_for.append(True)
+
 
 #: slabs ready for reuse (not zeroed): (address to free, 64-aligned start, view of the slab)
 _pool: list[tuple[int, int, memoryview]] = []
@@ -84,6 +99,8 @@ def _check_int(value: object, what: str) -> int:
 def _raw_calloc(size: int) -> int:
     if size > _MAX_ALLOCATION:
         raise MemoryError(f"cannot allocate {size} bytes of native memory")
+    if not _looked_for:
+        _c_allocator()
     if _calloc is None:
         from ._errors import UnsupportedPlatformError
 

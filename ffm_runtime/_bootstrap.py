@@ -12,7 +12,7 @@ downcall.
 
 from __future__ import annotations
 
-import ctypes
+import struct
 import sys
 
 from . import _contract
@@ -20,7 +20,10 @@ from ._locks import ForkSafeLock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import ctypes
     from typing import Any, Final, TypeGuard
+else:  # ctypes itself on first use (it costs a fair part of import ffm_runtime)
+    from . import _lazy_ctypes as ctypes
 
 __all__ = [
     "bootstrap",
@@ -38,7 +41,7 @@ __all__ = [
     "slot_offset",
 ]
 
-_WORD: Final = ctypes.sizeof(ctypes.c_void_p)
+_WORD: Final = struct.calcsize("P")  # (a pointer's size, without importing ctypes)
 #: held while the bootstrap runs, and while the accelerators are installed (:mod:`._accel`)
 lock = ForkSafeLock()
 
@@ -226,13 +229,23 @@ def resolve_import(name: str) -> int | None:
     return dlsym(name)
 
 
-class _PyMethodDef(ctypes.Structure):
-    _fields_ = (
-        ("ml_name", ctypes.c_void_p),
-        ("ml_meth", ctypes.c_void_p),
-        ("ml_flags", ctypes.c_int),
-        ("ml_doc", ctypes.c_void_p),
-    )
+#: the ctypes structure of a PyMethodDef, made on first use (ctypes is imported then)
+_method_def_type: list[Any] = []
+
+
+def _py_method_def() -> Any:
+    if not _method_def_type:
+
+        class _PyMethodDef(ctypes.Structure):
+            _fields_ = (
+                ("ml_name", ctypes.c_void_p),
+                ("ml_meth", ctypes.c_void_p),
+                ("ml_flags", ctypes.c_int),
+                ("ml_doc", ctypes.c_void_p),
+            )
+
+        _method_def_type.append(_PyMethodDef)
+    return _method_def_type[0]
 
 
 #: (function, name) -> address of its PyMethodDef, in never-freed memory: builtins and
@@ -245,8 +258,9 @@ def _method_def(function: int, name: str, doc: str, flags: int) -> int:
         key = (function, name)
         address = _method_defs.get(key)
         if address is None:
-            address = _permanent(ctypes.sizeof(_PyMethodDef))
-            definition = _PyMethodDef.from_address(address)
+            method_def = _py_method_def()
+            address = _permanent(ctypes.sizeof(method_def))
+            definition = method_def.from_address(address)
             definition.ml_name = _permanent_string(name)
             definition.ml_meth = function
             definition.ml_flags = flags

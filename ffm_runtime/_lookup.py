@@ -10,7 +10,6 @@ loads one library for the lifetime of an arena; :func:`default_lookup` (Java's
 from __future__ import annotations
 
 import _ctypes
-import ctypes
 import os
 import sys
 
@@ -22,8 +21,11 @@ from ._memory import MemorySegment, _depth, _pin
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import ctypes
     from collections.abc import Callable
     from typing import Any
+else:  # ctypes itself on first use (it costs a fair part of import ffm_runtime)
+    from . import _lazy_ctypes as ctypes
 
 __all__ = ["SymbolLookup", "default_lookup", "load_library"]
 

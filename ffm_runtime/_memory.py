@@ -26,9 +26,9 @@ that ``close`` refuses until the operation's ``finally`` gives the pin back, see
 
 from __future__ import annotations
 
-import ctypes
 import struct
 import sys
+from _ctypes import _SimpleCData
 from _thread import get_ident as _get_ident
 
 from . import _codecs, _contract, _layouts
@@ -46,9 +46,12 @@ from ._layouts import MemoryLayout, ValueLayout
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import array
+    import ctypes
     from collections.abc import Callable
     from threading import Thread
     from typing import Any, ClassVar, Final, NoReturn
+else:  # ctypes itself on first use (it costs a fair part of import ffm_runtime)
+    from . import _lazy_ctypes as ctypes
 
 __all__ = ["GLOBAL_SCOPE", "MemorySegment", "Scope"]
 
@@ -63,8 +66,13 @@ _STRING_CHUNK: Final = 256
 #: The smallest page size of the supported targets: reads that stay in a page never fault.
 _PAGE: Final = 4096
 
+
 #: All of the address space as bytes; only ever indexed after the checks passed.
-_ALL: Final = memoryview((ctypes.c_char * sys.maxsize).from_address(0)).cast("B")
+class _Byte(_SimpleCData):  # type: ignore[type-arg]  # (ctypes.c_ubyte, from the C module only)
+    _type_ = "B"
+
+
+_ALL: Final = memoryview((_Byte * sys.maxsize).from_address(0)).cast("B")
 _ALL_READ_ONLY: Final = _ALL.toreadonly()
 
 _ARRAY_CODES: Final = {

@@ -11,7 +11,6 @@ downcall handle, then the accelerators), ``accelerators-first`` (the other way r
 
 from __future__ import annotations
 
-import ctypes
 import sys
 
 #: standard-library modules that ``import ffm_runtime`` must not import
@@ -22,6 +21,7 @@ NOT_AT_IMPORT = (
     "_hashlib",
     "pathlib",
     "subprocess",
+    "ctypes",
     "ctypes.util",
     "platform",
     "inspect",
@@ -87,6 +87,9 @@ assert not _bootstrap._made, "the bootstrap's native tables were made at import"
 assert type(MemorySegment.__dict__["get"]).__name__ == "function"
 assert MemorySegment.get.__name__ == "get" and MemorySegment.get.__doc__
 assert Arena.__dict__["__exit__"] is Arena.__dict__["close"]
+
+
+import ctypes  # noqa: E402  (after the checks above: import ffm_runtime must not import it)
 
 
 def cell(name: str) -> int | None:
