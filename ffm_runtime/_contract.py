@@ -15,12 +15,13 @@ fields represent state (4); how stubs become builtins (5); the accelerators (6).
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from types import MappingProxyType
     from typing import Final
+else:
+    MappingProxyType = type(type.__dict__)  # (types.MappingProxyType, without importing types)
 
 __all__ = [
     "ACCELERATORS",

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import os
 import sys
-from types import MappingProxyType
 
 from ._errors import UnsupportedPlatformError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from types import MappingProxyType
     from typing import ClassVar, Final
+else:
+    MappingProxyType = type(type.__dict__)  # (types.MappingProxyType, without importing types)
 
 __all__ = ["TARGETS", "CallingConvention", "Target", "check_supported", "host_target"]
 

@@ -23,6 +23,7 @@ NOT_AT_IMPORT = (
     "subprocess",
     "ctypes",
     "ctypes.util",
+    "types",
     "platform",
     "inspect",
     "typing",
