@@ -7,8 +7,6 @@ the run time compute it with the same function, :func:`registration_key`.
 
 from __future__ import annotations
 
-from _operator import is_ as _is
-
 from ._layouts import MemoryLayout
 
 TYPE_CHECKING = False
@@ -102,7 +100,7 @@ class FunctionDescriptor:
         """This descriptor with every layout name removed (itself when there is none)."""
         result = None if self._result is None else self._result.stripped()
         args = tuple(a.stripped() for a in self._args)
-        if result is self._result and all(map(_is, args, self._args)):
+        if result is self._result and all(a is b for a, b in zip(args, self._args, strict=True)):
             return self
         return FunctionDescriptor(result, args)
 

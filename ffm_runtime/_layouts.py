@@ -11,7 +11,6 @@ the stub manifest format and must not change lightly.
 from __future__ import annotations
 
 import sys
-from _operator import is_ as _is
 
 from . import _contract
 from ._codecs import codec_for
@@ -545,7 +544,7 @@ class GroupLayout(MemoryLayout):
 
     def stripped(self) -> MemoryLayout:
         members = tuple(m.stripped() for m in self._members)
-        if self._name is None and all(map(_is, members, self._members)):
+        if self._name is None and all(m is n for m, n in zip(members, self._members, strict=True)):
             return self  # (no name anywhere: itself, as for a value layout)
         factory: Any = type(self)  # StructLayout or UnionLayout: (members, *, name)
         clone: MemoryLayout = factory(members)
